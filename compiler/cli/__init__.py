@@ -1,0 +1,1 @@
+"""The `takt` command line: the only place that prints and chooses exit codes."""

@@ -1,0 +1,188 @@
+"""`takt`: exit codes are a contract — 0 clean, 1 spec errors, 2 usage or internal error."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from compiler import __version__
+from compiler.cli.output import write_atomic
+from compiler.cli.progress import DelayedProgress
+from compiler.codes import RULES
+from compiler.diagnostics import Severity
+from compiler.report.formats import FORMATS, Report, render
+from compiler.report.text import render_text
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+
+def _consoles() -> tuple[Console, Console]:
+    no_color = bool(os.environ.get("NO_COLOR"))
+    return Console(highlight=False, no_color=no_color, soft_wrap=True), Console(
+        stderr=True, highlight=False, no_color=no_color
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="takt")
+def cli() -> None:
+    """Takt: validate, test, build and publish ML deployments for the factory floor."""
+
+
+def _split_codes(values: tuple[str, ...]) -> list[str]:
+    return [c.strip() for v in values for c in v.split(",") if c.strip()]
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--format", "-f", "fmt", type=click.Choice(FORMATS), default="text", show_default=True, help="Output format."
+)
+@click.option(
+    "--ignore",
+    "-i",
+    multiple=True,
+    metavar="CODE[,CODE]",
+    help="Silence diagnostic codes (globs like TAKT20* allowed). Repeatable.",
+)
+@click.option(
+    "--fail-level",
+    type=click.Choice(["error", "warning", "info"]),
+    default="error",
+    show_default=True,
+    help="Lowest severity that makes the exit code 1.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the report to this file (atomically) instead of stdout.",
+)
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar on long runs (terminal only).")
+def validate(
+    paths: tuple[Path, ...], fmt: str, ignore: tuple[str, ...], fail_level: str, output: Path | None, progress: bool
+) -> None:
+    """Validate the spec repo containing PATH (default: the current directory).
+
+    Several PATHs, or files, restrict the report to them; references still resolve
+    across the whole project.
+    """
+    from compiler.validate.pipeline import validate as run_validate
+
+    out, err = _consoles()
+    targets = list(paths) or [Path(".")]
+    roots = {p.resolve() if p.is_dir() else p.resolve().parent for p in targets}
+    only = [p for p in targets if p.is_file()] or None
+    start = min(roots, key=lambda p: len(p.parts))
+    with DelayedProgress(err, "validating", enabled=progress) as bar:
+        result = run_validate(start, ignore=_split_codes(ignore), only=only, progress=bar)
+    report = Report(
+        "validate", result.diagnostics, result.files, len(result.documents), result.silenced, result.sources
+    )
+    if output is not None:
+        write_atomic(output, render(fmt, report))
+        err.print(report.summary().rstrip())
+    elif fmt == "text":
+        out.print(render_text(report.diagnostics, report.sources, report.summary()), end="")
+    else:
+        click.echo(render(fmt, report), nl=False)
+    threshold = Severity.parse(fail_level)
+    sys.exit(EXIT_FINDINGS if any(d.severity >= threshold for d in result.diagnostics) else EXIT_OK)
+
+
+@cli.command()
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("schemas"),
+    show_default=True,
+    help="Directory for the JSON Schema files.",
+)
+@click.option("--check", is_flag=True, help="Exit 1 when the files in --out differ from the models (CI drift check).")
+def schema(out_dir: Path, check: bool) -> None:
+    """Write the JSON Schema of every kind (for editors: `# yaml-language-server: $schema=…`)."""
+    from compiler.schema_export import schema_files
+
+    out, err = _consoles()
+    files = schema_files()
+    if check:
+        stale = [
+            n
+            for n, text in files.items()
+            if not (out_dir / n).is_file() or (out_dir / n).read_text(encoding="utf-8") != text
+        ]
+        for name in stale:
+            err.print(f"[red]stale[/red] {out_dir / name}")
+        sys.exit(EXIT_FINDINGS if stale else EXIT_OK)
+    for name, text in files.items():
+        write_atomic(out_dir / name, text)
+    out.print(f"wrote {len(files)} schemas to {out_dir}")
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Write into a non-empty directory.")
+def init(directory: Path, force: bool) -> None:
+    """Scaffold a valid spec repo in DIRECTORY: project file, specs, a tiny ONNX model and data."""
+    from compiler.scaffold import scaffold
+
+    out, err = _consoles()
+    if directory.exists() and any(directory.iterdir()) and not force:
+        err.print(f"[red]error:[/red] {directory} is not empty (use --force to write into it)")
+        sys.exit(EXIT_USAGE)
+    written = scaffold(directory)
+    for path in written:
+        out.print(f"  created {path}")
+    out.print(f"next: [bold]takt validate {directory}[/bold]")
+
+
+@cli.command()
+@click.option("--format", "-f", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def rules(fmt: str) -> None:
+    """List every diagnostic code with its severity and meaning."""
+    if fmt == "json":
+        import json
+
+        click.echo(
+            json.dumps(
+                [
+                    {"code": r.code, "severity": r.severity.label, "title": r.title, "help": r.help}
+                    for r in RULES.values()
+                ],
+                indent=2,
+            )
+        )
+        return
+    out, _ = _consoles()
+    for r in RULES.values():
+        out.print(f"{r.code}  {r.severity.label:<7}  {r.title}")
+
+
+def main() -> None:
+    """Entry point: usage errors and crashes exit 2, never with a bare traceback unless asked."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE)
+    except click.exceptions.Abort:
+        sys.exit(EXIT_USAGE)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("TAKT_DEBUG"):
+            traceback.print_exc()
+        click.echo(f"takt: internal error: {type(exc).__name__}: {exc} (set TAKT_DEBUG=1 for a traceback)", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""The catalogue of stable diagnostic codes.
+
+Codes never change meaning once released: users silence them by id in CI scripts, in
+`takt.yaml` and inline. The first digit groups them by pipeline stage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from compiler.diagnostics import Severity
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    title: str
+    severity: Severity
+    help: str = ""
+
+
+E, W = Severity.ERROR, Severity.WARNING
+
+_RULES = [
+    # 0xxx: reading files and YAML
+    Rule("TAKT0001", "YAML syntax error", E, "Fix the YAML syntax at the marked position."),
+    Rule("TAKT0002", "Duplicate mapping key", E, "YAML keys must be unique; the later value would win silently."),
+    Rule("TAKT0003", "Tab used for indentation", E, "YAML forbids tabs in indentation; indent with spaces."),
+    Rule("TAKT0004", "File is not valid UTF-8", E, "Save the file as UTF-8."),
+    Rule("TAKT0005", "File too large", E, "Split the file or raise `limits.maxFileBytes` in takt.yaml."),
+    Rule("TAKT0006", "Alias expansion too large or recursive", E, "Reduce anchors/aliases (alias bombs are refused)."),
+    Rule(
+        "TAKT0007",
+        "YAML tag not allowed",
+        E,
+        "Only plain YAML (maps, lists, strings, numbers, booleans, null) is accepted.",
+    ),
+    Rule(
+        "TAKT0008",
+        "Document is not a mapping",
+        E,
+        "Each document must be a mapping with apiVersion, kind, metadata and spec.",
+    ),
+    Rule("TAKT0009", "File cannot be read", E),
+    Rule("TAKT0010", "Merge key value is not a mapping", E, "`<<` takes a mapping or a list of mappings."),
+    # 1xxx: structure of documents
+    Rule("TAKT1001", "Unknown or missing apiVersion", E, "Use `apiVersion: takt/v1`."),
+    Rule("TAKT1002", "Unknown or missing kind", E),
+    Rule("TAKT1003", "Required field missing", E),
+    Rule("TAKT1004", "Unknown field", E, "Unknown fields are errors so that typos never pass silently."),
+    Rule("TAKT1005", "Wrong type", E),
+    Rule(
+        "TAKT1006",
+        "Invalid name",
+        E,
+        "Names are DNS labels: lower-case letters, digits and '-', at most 63 characters.",
+    ),
+    Rule("TAKT1007", "Value not allowed", E),
+    Rule("TAKT1008", "Unknown variant", E),
+    Rule("TAKT1009", "Invalid quantity, duration or version", E),
+    Rule(
+        "TAKT1010",
+        "Literal secret in a spec",
+        E,
+        "Specs are committed to Git: reference secrets (e.g. `vault:path#key`, `env:VAR`), never inline them.",
+    ),
+    Rule(
+        "TAKT1011",
+        "Invalid secret reference",
+        E,
+        "Use `<scheme>:<path>` with scheme env, file, vault, k8s, aws-sm, azure-kv or gcp-sm.",
+    ),
+    Rule("TAKT1012", "Invalid value", E),
+    # 2xxx: data-access addresses, by protocol
+    Rule("TAKT2001", "Invalid OPC UA node id", E, "Use `nsu=<namespace URI>;s=<id>` or `ns=<index>;i|s|g|b=<id>`."),
+    Rule(
+        "TAKT2002",
+        "OPC UA node id uses a namespace index",
+        W,
+        "Namespace indexes can change between servers and restarts; prefer `nsu=<namespace URI>`.",
+    ),
+    Rule("TAKT2003", "Invalid OPC UA security settings", E),
+    Rule(
+        "TAKT2004",
+        "OPC UA connection is not secured",
+        W,
+        "Use securityMode Sign or SignAndEncrypt on the shop floor network.",
+    ),
+    Rule(
+        "TAKT2005",
+        "Deprecated OPC UA security policy",
+        W,
+        "Basic128Rsa15 and Basic256 are deprecated (SHA-1); use Basic256Sha256 or newer.",
+    ),
+    Rule("TAKT2006", "Invalid endpoint URL", E),
+    Rule("TAKT2010", "Invalid MQTT topic", E),
+    Rule(
+        "TAKT2011",
+        "Invalid Sparkplug B topic",
+        E,
+        "Sparkplug B topics are spBv1.0/<group>/<type>/<edge node>[/<device>].",
+    ),
+    Rule("TAKT2012", "Invalid JSON path", E, "Use a JSONPath such as `$.sensors.temp` or `$.values[0]`."),
+    Rule("TAKT2020", "Invalid Modbus address", E),
+    Rule("TAKT2021", "Modbus data type does not fit the register type", E),
+    Rule("TAKT2030", "Invalid file data source", E),
+    # 3xxx: references between documents
+    Rule("TAKT3001", "Reference does not resolve", E),
+    Rule("TAKT3002", "Duplicate name", E, "Names are unique per kind across the whole spec repo."),
+    Rule("TAKT3003", "Cycle in extends", E),
+    Rule(
+        "TAKT3004",
+        "Pinned version differs",
+        E,
+        "The Deployment pins a model version that the Model spec does not have.",
+    ),
+    Rule("TAKT3005", "Duplicate device id", E),
+    # 4xxx: semantics across documents
+    Rule("TAKT4001", "Model input not bound", E, "Every model input must be fed by a data-source binding."),
+    Rule("TAKT4002", "Binding field count does not match the model input", E),
+    Rule("TAKT4003", "Binding dtype does not match the model input", E),
+    Rule("TAKT4004", "Lossy dtype conversion in a binding", W),
+    Rule("TAKT4005", "Unit mismatch between data-source field and model feature", E),
+    Rule("TAKT4006", "Model input bound twice", E),
+    Rule("TAKT4007", "Gating test suite tests another model", E),
+    Rule("TAKT4008", "Deployment output refers to an unknown model output", E),
+    Rule("TAKT4010", "Deployment selects no device", W),
+    Rule("TAKT4011", "Selected device runs a target the deployment does not list", W),
+    Rule("TAKT4012", "Resources exceed the target", E),
+    Rule("TAKT4013", "Target is incomplete after extends", E),
+    Rule("TAKT4014", "Inconsistent model signature", E),
+    Rule("TAKT4015", "Target profile inconsistent", E),
+    Rule("TAKT4016", "Test refers to an unknown dataset, input or output", E),
+    Rule("TAKT4017", "Canary selects no device", W),
+    # 8xxx: policies (user rules carry their own id; these are about the Policy itself)
+    Rule("TAKT8001", "Invalid policy schema", E, "The cerberus schema of this Policy is not valid."),
+    Rule("TAKT8002", "Policy violated", E),
+    # 9xxx: project and tool
+    Rule("TAKT9001", "No takt.yaml project file", W, "Run `takt init` or add a takt.yaml at the spec repo root."),
+    Rule("TAKT9002", "Spec glob matches no file", W),
+    Rule("TAKT9003", "Invalid project file", E),
+    Rule("TAKT9004", "Unknown code in an ignore list", W),
+]
+
+RULES: dict[str, Rule] = {r.code: r for r in _RULES}
+
+
+def rule(code: str) -> Rule:
+    """The rule for a code; user policy ids get a generic entry."""
+    return RULES.get(code) or Rule(code, "Policy violated", Severity.ERROR)

@@ -1,0 +1,249 @@
+"""YAML text → plain Python data plus the span of every key and value.
+
+Validation needs positions, not comments, so documents are composed with ruamel's C
+composer (when ruamel.yaml.clib is present) and converted here; round-trip loading is kept
+for commands that rewrite files. The conversion is where hostile YAML is refused: duplicate
+keys, non-standard tags, complex keys, recursive aliases and alias bombs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from compiler.diagnostics import Diagnostic, Location, Severity
+from compiler.loader.source import SourceText
+
+Path_ = tuple[str | int, ...]
+
+# Expanded nodes that aliases may add to one file; a billion-laughs file hits it at once.
+MAX_ALIAS_EXPANSION = 50_000
+
+_TAG = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {f"{_TAG}{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")}
+_MERGE_TAG = f"{_TAG}merge"
+
+
+@dataclass(frozen=True)
+class Span:
+    """1-based start, exclusive end."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+    def location(self, file: str) -> Location:
+        return Location(file, self.line, self.column, self.end_line, self.end_column)
+
+
+@dataclass
+class YamlDocument:
+    file: str
+    index: int  # position of the document in its file, 0-based
+    data: Any
+    span: Span
+    values: dict[Path_, Span] = field(default_factory=dict)
+    keys: dict[Path_, Span] = field(default_factory=dict)
+
+    def locate(self, path: Path_, *, key: bool = False) -> Location:
+        """The span of the node at `path`, or of its nearest existing ancestor."""
+        p = tuple(path)
+        if key and p in self.keys:
+            return self.keys[p].location(self.file)
+        while p:
+            if p in self.values:
+                return self.values[p].location(self.file)
+            p = p[:-1]
+        return self.span.location(self.file)
+
+
+class _Refused(Exception):
+    def __init__(self, code: str, message: str, node: Node, hint: str = "") -> None:
+        super().__init__(message)
+        self.code, self.message, self.node, self.hint = code, message, node, hint
+
+
+def _span(node: Node) -> Span:
+    s, e = node.start_mark, node.end_mark
+    return Span(s.line + 1, s.column + 1, e.line + 1, e.column + 1)
+
+
+class _Converter:
+    def __init__(self, doc: YamlDocument, constructor: Any) -> None:
+        self.doc = doc
+        self.ctor = constructor
+        self.seen: set[int] = set()
+        self.active: set[int] = set()
+        self.expanded = 0
+
+    def convert(self, node: Node, path: Path_, in_alias: bool = False) -> Any:
+        nid = id(node)
+        if nid in self.active:
+            raise _Refused("TAKT0006", "recursive alias: a node contains itself", node)
+        if nid in self.seen:
+            in_alias = True
+        self.seen.add(nid)
+        if in_alias:
+            self.expanded += 1
+            if self.expanded > MAX_ALIAS_EXPANSION:
+                raise _Refused(
+                    "TAKT0006",
+                    f"aliases expand to more than {MAX_ALIAS_EXPANSION:,} nodes (alias bomb)",
+                    node,
+                )
+        self.doc.values[path] = _span(node)
+        if isinstance(node, ScalarNode):
+            return self._scalar(node)
+        self.active.add(nid)
+        try:
+            if isinstance(node, SequenceNode):
+                self._check_tag(node, f"{_TAG}seq")
+                return [self.convert(child, (*path, i), in_alias) for i, child in enumerate(node.value)]
+            if isinstance(node, MappingNode):
+                self._check_tag(node, f"{_TAG}map")
+                return self._mapping(node, path, in_alias)
+        finally:
+            self.active.discard(nid)
+        raise _Refused("TAKT0007", f"unsupported YAML node {type(node).__name__}", node)
+
+    def _check_tag(self, node: Node, expected: str) -> None:
+        if node.tag != expected:
+            raise _Refused("TAKT0007", f"tag {_short(node.tag)!r} is not allowed", node)
+
+    def _scalar(self, node: ScalarNode) -> Any:
+        tag = node.tag
+        if tag not in _SCALAR_TAGS:
+            raise _Refused("TAKT0007", f"tag {_short(tag)!r} is not allowed", node)
+        if tag.endswith(("str", "timestamp")):
+            return node.value  # dates stay text; the models parse what they need
+        if tag.endswith("null"):
+            return None
+        try:
+            if tag.endswith("int"):
+                return self.ctor.construct_yaml_int(node)
+            if tag.endswith("float"):
+                return self.ctor.construct_yaml_float(node)
+            return self.ctor.construct_yaml_bool(node)
+        except (YAMLError, ValueError) as exc:
+            raise _Refused("TAKT0001", f"invalid {_short(tag)} value {node.value!r}: {exc}", node) from exc
+
+    def _key(self, node: Node) -> str:
+        if not isinstance(node, ScalarNode):
+            raise _Refused("TAKT0008", "mapping keys must be plain scalars, not lists or mappings", node)
+        if node.tag not in _SCALAR_TAGS:
+            raise _Refused("TAKT0007", f"tag {_short(node.tag)!r} is not allowed on a key", node)
+        return node.value
+
+    def _mapping(self, node: MappingNode, path: Path_, in_alias: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        explicit: set[str] = set()
+        merged: list[tuple[Node, Node]] = []
+        for key_node, value_node in node.value:
+            if isinstance(key_node, ScalarNode) and key_node.tag == _MERGE_TAG:
+                sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+                for src in sources:
+                    if not isinstance(src, MappingNode):
+                        raise _Refused("TAKT0010", "`<<` merge needs a mapping or a list of mappings", src)
+                    merged.extend(src.value)
+                continue
+            key = self._key(key_node)
+            if key in explicit:
+                first = self.doc.keys[(*path, key)]
+                raise _Refused(
+                    "TAKT0002",
+                    f"duplicate key {key!r} (first defined at line {first.line})",
+                    key_node,
+                    "Remove one of the two; YAML would silently keep the later value.",
+                )
+            explicit.add(key)
+            self.doc.keys[(*path, key)] = _span(key_node)
+            out[key] = self.convert(value_node, (*path, key), in_alias)
+        for key_node, value_node in merged:  # explicit keys win over merged ones
+            key = self._key(key_node)
+            if key not in out:
+                self.doc.keys[(*path, key)] = _span(key_node)
+                out[key] = self.convert(value_node, (*path, key), True)
+        return out
+
+
+def _short(tag: str | None) -> str:
+    if not tag:
+        return "?"
+    return "!!" + tag[len(_TAG) :] if tag.startswith(_TAG) else tag
+
+
+def _syntax_diag(source: SourceText, exc: Exception) -> Diagnostic:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    line = mark.line + 1 if mark is not None else 0
+    col = mark.column + 1 if mark is not None else 0
+    if mark is None and getattr(exc, "position", None) is not None:  # ReaderError: char offset
+        before = source.text[: exc.position]  # type: ignore[attr-defined]
+        line = before.count("\n") + 1
+        col = len(before) - (before.rfind("\n") + 1) + 1
+    tab = _tab_in_indentation(source.text, line)
+    if tab:
+        line, col = tab
+        return Diagnostic(
+            "TAKT0003",
+            Severity.ERROR,
+            "tab character in indentation",
+            Location(source.display, line, col, line, col + 1),
+            "YAML forbids tabs in indentation; indent with spaces.",
+        )
+    if isinstance(exc, MarkedYAMLError):
+        parts = [p for p in (exc.problem, exc.context) if p]
+        message = "; ".join(parts) or str(exc).splitlines()[0]
+    elif isinstance(exc, YAMLError):
+        message = str(exc).splitlines()[0]
+    else:
+        message = f"cannot parse YAML ({type(exc).__name__}: {exc})"
+    message = message.replace("\t", "\\t")
+    return Diagnostic(
+        "TAKT0001",
+        Severity.ERROR,
+        f"YAML syntax error: {message}",
+        Location(source.display, line, col, line, col + 1 if line else 0),
+        "Check indentation, quotes and brackets around this position.",
+    )
+
+
+def _tab_in_indentation(text: str, upto_line: int) -> tuple[int, int] | None:
+    """The first tab used as indentation at or before the failing line (1-based)."""
+    if "\t" not in text:
+        return None
+    for number, line in enumerate(text.splitlines()[: max(upto_line, 1)], start=1):
+        stripped = line.lstrip(" \t")
+        indent = line[: len(line) - len(stripped)]
+        if "\t" in indent and stripped and not stripped.startswith("#"):
+            return number, indent.index("\t") + 1
+    return None
+
+
+def load_documents(source: SourceText) -> tuple[list[YamlDocument], list[Diagnostic]]:
+    """Every document of a file, or the diagnostic that stopped reading it.
+
+    Documents before a syntax error are kept, so their own findings still show.
+    """
+    yaml = YAML(typ="safe", pure=False)
+    docs: list[YamlDocument] = []
+    try:
+        for index, root in enumerate(yaml.compose_all(source.text)):
+            if root is None or (isinstance(root, ScalarNode) and root.tag == f"{_TAG}null"):
+                continue  # an empty document, e.g. a trailing `---`
+            doc = YamlDocument(source.display, index, None, _span(root))
+            try:
+                doc.data = _Converter(doc, yaml.constructor).convert(root, ())
+            except _Refused as refused:
+                loc = _span(refused.node).location(source.display)
+                return docs, [Diagnostic(refused.code, Severity.ERROR, refused.message, loc, refused.hint)]
+            docs.append(doc)
+    except RecursionError:
+        return docs, [_syntax_diag(source, ValueError("nesting too deep"))]
+    except Exception as exc:
+        return docs, [_syntax_diag(source, exc)]
+    return docs, []

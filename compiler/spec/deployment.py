@@ -1,0 +1,176 @@
+"""`Deployment`: which model runs where, fed by which data, gated by which tests."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+
+from compiler.spec.addresses import mqtt_topic_problem, url_problem
+from compiler.spec.datasource import _node_id
+from compiler.spec.types import (
+    Bytes,
+    Cpu,
+    Duration,
+    LabelSelector,
+    Metadata,
+    Name,
+    SecretRef,
+    SpecModel,
+    Version,
+    _err,
+)
+
+
+class ModelRef(SpecModel):
+    name: Name
+    version: Version | None = None
+    """Pin: the Model spec must carry exactly this version."""
+
+
+def _model_shorthand(value: Any) -> Any:
+    """`model: press-ae` and `model: press-ae@1.2.0` are shorthands for the mapping."""
+    if isinstance(value, str):
+        name, sep, version = value.partition("@")
+        return {"name": name, "version": version} if sep else {"name": name}
+    return value
+
+
+class Binding(SpecModel):
+    input: str
+    """Model input name."""
+    source: Name
+    """DataSource name."""
+    fields: list[str] = Field(min_length=1)
+    """DataSource fields, in the order of the input's last axis."""
+    layout: Literal["features", "tensor"] = "features"
+    """features: one field per position of the last axis; tensor: one field carries the whole input."""
+
+
+def _publish_topic(value: str) -> str:
+    problem = mqtt_topic_problem(value, allow_wildcards=False)
+    if problem:
+        raise _err("TAKT2010", "invalid MQTT publish topic {value!r}: {problem}", value=value[:120], problem=problem)
+    return value
+
+
+class _Output(SpecModel):
+    name: str | None = None
+    from_: str = Field(alias="from")
+    """The model output published here."""
+
+
+class MqttOutput(_Output):
+    type: Literal["mqtt"]
+    topic: Annotated[str, AfterValidator(_publish_topic)]
+    connection: Name | None = None
+    """An MQTT DataSource whose broker and credentials are reused."""
+    broker: str | None = None
+    qos: Literal[0, 1, 2] = 1
+    retain: bool = False
+
+    @model_validator(mode="after")
+    def _one_broker(self) -> MqttOutput:
+        if (self.connection is None) == (self.broker is None):
+            raise _err("TAKT1012", "give exactly one of connection (an MQTT DataSource) and broker (a URL)")
+        if self.broker is not None:
+            problem = url_problem(self.broker, ("mqtt", "mqtts", "ws", "wss"))
+            if problem:
+                raise _err("TAKT2006", "invalid broker {value!r}: {problem}", value=self.broker[:120], problem=problem)
+        return self
+
+
+class OpcUaOutput(_Output):
+    type: Literal["opcua"]
+    node_id: Annotated[str, AfterValidator(_node_id)]
+    connection: Name
+    """The OPC UA DataSource whose endpoint and security are reused."""
+
+
+class HttpOutput(_Output):
+    type: Literal["http"]
+    url: str
+    method: Literal["POST", "PUT"] = "POST"
+    credentials_ref: SecretRef | None = None
+
+    @model_validator(mode="after")
+    def _url(self) -> HttpOutput:
+        problem = url_problem(self.url, ("http", "https"))
+        if problem:
+            raise _err("TAKT2006", "invalid url {value!r}: {problem}", value=self.url[:120], problem=problem)
+        return self
+
+
+Output = Annotated[MqttOutput | OpcUaOutput | HttpOutput, Field(discriminator="type")]
+
+
+class Resources(SpecModel):
+    cpu: Cpu | None = None
+    memory: Bytes | None = None
+    gpu: int | None = Field(default=None, ge=0)
+
+
+class HealthGate(SpecModel):
+    window: Duration = 300.0
+    max_error_rate: float = Field(default=0.01, ge=0, le=1)
+    max_latency_p95: Duration | None = None
+
+
+class Canary(SpecModel):
+    selector: LabelSelector | None = None
+    percentage: int | None = Field(default=None, ge=1, le=100)
+    health_gate: HealthGate = HealthGate()
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Canary:
+        if (self.selector is None) == (self.percentage is None):
+            raise _err("TAKT1012", "a canary selects devices by exactly one of selector and percentage")
+        return self
+
+
+class Rollout(SpecModel):
+    strategy: Literal["all-at-once", "canary"] = "all-at-once"
+    canary: Canary | None = None
+
+    @model_validator(mode="after")
+    def _canary_given(self) -> Rollout:
+        if (self.strategy == "canary") != (self.canary is not None):
+            raise _err("TAKT1012", "strategy canary needs a canary section, and only it has one")
+        return self
+
+
+class DriftMonitor(SpecModel):
+    test_suite: Name
+    dataset: str
+    method: Literal["psi", "ks"] = "psi"
+    threshold: float = Field(default=0.2, gt=0)
+    window: Duration = 3600.0
+
+
+class Monitoring(SpecModel):
+    metrics: list[Literal["latency", "throughput", "errors", "input-range", "prediction-distribution"]] = [
+        "latency",
+        "errors",
+    ]
+    drift: DriftMonitor | None = None
+
+
+class DeploymentSpec(SpecModel):
+    model: Annotated[ModelRef, BeforeValidator(_model_shorthand)]
+    bindings: list[Binding] = Field(min_length=1)
+    targets: list[Name] = Field(min_length=1)
+    selector: LabelSelector | None = None
+    """Devices of the listed targets that run this deployment; omitted: all of them."""
+    gates: list[Name] = []
+    """TestSuites that must pass before a bundle is rendered."""
+    outputs: list[Output] = []
+    resources: Resources | None = None
+    rollout: Rollout = Rollout()
+    monitoring: Monitoring | None = None
+
+
+class Deployment(SpecModel):
+    api_version: Literal["takt/v1"]
+    kind: Literal["Deployment"]
+    metadata: Metadata
+    spec: DeploymentSpec

@@ -1,0 +1,1 @@
+"""The validation pipeline: structure → references → semantics → policies."""

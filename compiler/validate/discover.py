@@ -1,0 +1,130 @@
+"""Finding the project: its root, its takt.yaml, and the spec files its globs name."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from compiler.diagnostics import Diagnostic, Location, Severity
+from compiler.loader.source import SourceText, read_source
+from compiler.loader.yamldoc import load_documents
+from compiler.project import DEFAULT_SPECS, PROJECT_FILE, Project
+from compiler.validate.document import SpecDocument
+from compiler.validate.structure import validate_model
+
+_SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".takt-cache", ".tox"}
+
+
+@dataclass
+class Discovery:
+    root: Path
+    project: Project | None
+    files: list[Path] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    project_source: SourceText | None = None
+
+
+def display_path(path: Path) -> str:
+    """Paths as users see them: relative to the working directory when below it."""
+    try:
+        return os.path.relpath(path) if path.resolve().is_relative_to(Path.cwd().resolve()) else str(path)
+    except (OSError, ValueError):
+        return str(path)
+
+
+def find_root(start: Path) -> Path | None:
+    start = start.resolve()
+    for candidate in (start, *start.parents) if start.is_dir() else start.parents:
+        if (candidate / PROJECT_FILE).is_file():
+            return candidate
+    return None
+
+
+def _load_project(root: Path) -> tuple[Project | None, list[Diagnostic], SourceText | None]:
+    path = root / PROJECT_FILE
+    display = display_path(path)
+    source = read_source(path, display)
+    if isinstance(source, Diagnostic):
+        return None, [source], None
+    docs, diags = load_documents(source)
+    if diags:
+        return None, diags, source
+    if len(docs) != 1:
+        loc = Location(display, 1, 1, 1, 1)
+        return (
+            None,
+            [Diagnostic("TAKT9003", Severity.ERROR, f"{PROJECT_FILE} must hold exactly one document", loc)],
+            source,
+        )
+    doc = SpecDocument(docs[0], path, "Project", None)
+    model, errors = validate_model(Project, docs[0].data, doc)
+    return model, errors, source  # type: ignore[return-value]
+
+
+def _walk(root: Path) -> list[Path]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
+        found.extend(Path(dirpath, f) for f in filenames)
+    return found
+
+
+def discover(start: Path) -> Discovery:
+    """The project containing `start` (a directory or a file inside the project)."""
+    root = find_root(start)
+    if root is None:
+        root = start.resolve() if start.is_dir() else start.resolve().parent
+        disc = Discovery(root, None)
+        disc.diagnostics.append(
+            Diagnostic(
+                "TAKT9001",
+                Severity.WARNING,
+                f"no {PROJECT_FILE} in {display_path(root)} or above; validating every YAML file below it",
+                Location(display_path(root)),
+                "run `takt init` to create one",
+            )
+        )
+        patterns, excludes = list(DEFAULT_SPECS), []
+    else:
+        project, diags, source = _load_project(root)
+        disc = Discovery(root, project, diagnostics=diags, project_source=source)
+        patterns = project.spec.specs if project else list(DEFAULT_SPECS)
+        excludes = project.spec.exclude if project else []
+    candidates = [(p, p.relative_to(root).as_posix()) for p in _walk(root)]
+    excluded = [glob_regex(ex) for ex in excludes]
+    chosen: set[Path] = set()
+    for pattern in patterns:
+        rx = glob_regex(pattern)
+        matched = [p for p, rel in candidates if rx.fullmatch(rel) and not any(e.fullmatch(rel) for e in excluded)]
+        if not matched and disc.project is not None:
+            disc.diagnostics.append(
+                Diagnostic(
+                    "TAKT9002",
+                    Severity.WARNING,
+                    f"spec glob {pattern!r} matches no file",
+                    Location(display_path(root / PROJECT_FILE)),
+                )
+            )
+        chosen.update(matched)
+    chosen.discard(root / PROJECT_FILE)
+    disc.files = sorted(chosen)
+    return disc
+
+
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """Git-style globs: `**/` spans zero or more directories, `*` and `?` stay inside one."""
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            out, i = out + "[^/]", i + 1
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return re.compile(out)

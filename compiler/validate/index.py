@@ -1,0 +1,108 @@
+"""The spec graph: documents by kind and name, with resolution helpers and resolved Targets."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from compiler.diagnostics import Diagnostic
+from compiler.loader.yamldoc import Path_
+from compiler.spec.target import TargetSpec
+from compiler.validate.document import SpecDocument, did_you_mean
+
+
+@dataclass
+class SpecIndex:
+    documents: list[SpecDocument]
+    by_kind: dict[str, dict[str, SpecDocument]] = field(default_factory=lambda: defaultdict(dict))
+    resolved_targets: dict[str, TargetSpec] = field(default_factory=dict)
+
+    def get(self, kind: str, name: str) -> SpecDocument | None:
+        return self.by_kind.get(kind, {}).get(name)
+
+    def valid(self, kind: str) -> list[SpecDocument]:
+        """Documents of a kind that passed the structure stage."""
+        return [d for d in self.by_kind.get(kind, {}).values() if d.model is not None]
+
+    def ref(self, src: SpecDocument, kind: str, name: str, path: Path_, out: list[Diagnostic]) -> SpecDocument | None:
+        """Resolve a reference or record TAKT3001 at the referring node."""
+        target = self.get(kind, name)
+        if target is None:
+            out.append(
+                src.diag(
+                    "TAKT3001",
+                    f"{kind} {name!r} does not exist",
+                    path,
+                    hint=did_you_mean(name, self.by_kind.get(kind, {})),
+                )
+            )
+        return target
+
+
+def build_index(documents: list[SpecDocument]) -> tuple[SpecIndex, list[Diagnostic]]:
+    index = SpecIndex(documents)
+    out: list[Diagnostic] = []
+    for doc in documents:
+        if doc.name is None:
+            continue
+        first = index.by_kind[doc.kind].get(doc.name)
+        if first is not None:
+            out.append(
+                doc.diag(
+                    "TAKT3002",
+                    f"{doc.kind} {doc.name!r} is already defined at {first.locate(())}",
+                    ("metadata", "name"),
+                    related=[first.locate(("metadata", "name"))],
+                )
+            )
+            continue
+        index.by_kind[doc.kind][doc.name] = doc
+    return index, out
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Child values win; mappings merge key by key; lists are replaced whole."""
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def resolve_targets(index: SpecIndex) -> list[Diagnostic]:
+    """Follow `extends` chains, report dangling parents and cycles, and store merged specs."""
+    out: list[Diagnostic] = []
+    for doc in index.valid("Target"):
+        chain: list[SpecDocument] = [doc]
+        broken = False
+        while True:
+            spec: TargetSpec = chain[-1].model.spec  # type: ignore[union-attr]
+            if spec.extends is None:
+                break
+            parent = index.get("Target", spec.extends)
+            if parent is None:
+                if chain[-1] is doc:
+                    index.ref(doc, "Target", spec.extends, ("spec", "extends"), out)
+                broken = True
+                break
+            if parent in chain:
+                if parent is doc:
+                    names = " → ".join(d.name or "?" for d in [*chain, parent])
+                    out.append(doc.diag("TAKT3003", f"extends forms a cycle: {names}", ("spec", "extends")))
+                broken = True
+                break
+            if parent.model is None:
+                broken = True
+                break
+            chain.append(parent)
+        if broken:
+            continue
+        merged: dict[str, Any] = {}
+        for link in reversed(chain):
+            merged = _deep_merge(merged, link.model.spec.model_dump(by_alias=True, exclude_none=True))  # type: ignore[union-attr]
+        merged.pop("extends", None)
+        index.resolved_targets[doc.name] = TargetSpec.model_validate(merged)  # type: ignore[index]
+    return out

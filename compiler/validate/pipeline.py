@@ -1,0 +1,128 @@
+"""One validation run: discover → load → structure → references → semantics → policies → silence.
+
+Every stage runs on what earlier stages accepted, so one run reports every independent error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from compiler.codes import RULES
+from compiler.diagnostics import Diagnostic, Location, Severity, sort_diagnostics
+from compiler.loader.source import DEFAULT_MAX_FILE_BYTES, SourceText, inline_ignores, read_source
+from compiler.loader.yamldoc import load_documents
+from compiler.project import Project
+from compiler.validate.discover import discover, display_path
+from compiler.validate.document import SpecDocument
+from compiler.validate.index import SpecIndex, build_index, resolve_targets
+from compiler.validate.policies import check_policies
+from compiler.validate.protocols import check_protocols
+from compiler.validate.references import check_references
+from compiler.validate.secrets import find_secrets
+from compiler.validate.semantics import check_semantics
+from compiler.validate.structure import load_spec_document
+from compiler.validate.suppress import Suppressions
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class ValidationResult:
+    root: Path
+    project: Project | None
+    files: list[str]
+    documents: list[SpecDocument]
+    index: SpecIndex
+    diagnostics: list[Diagnostic]
+    sources: dict[str, SourceText] = field(default_factory=dict)
+    silenced: int = 0
+
+    def count(self, severity: Severity) -> int:
+        return sum(1 for d in self.diagnostics if d.severity == severity)
+
+
+def validate(
+    path: Path,
+    *,
+    ignore: Iterable[str] = (),
+    only: Iterable[Path] | None = None,
+    progress: Progress | None = None,
+) -> ValidationResult:
+    """Validate the project containing `path`.
+
+    `only` restricts reported findings to some files (the whole project is still loaded, so
+    references across files resolve), which is what pre-commit style callers pass.
+    """
+    disc = discover(path)
+    limit = disc.project.spec.limits.max_file_bytes if disc.project else DEFAULT_MAX_FILE_BYTES
+    diags = list(disc.diagnostics)
+    sources: dict[str, SourceText] = {}
+    if disc.project_source:
+        sources[disc.project_source.display] = disc.project_source
+    documents: list[SpecDocument] = []
+    suppress = Suppressions()
+    total = len(disc.files)
+    for n, file in enumerate(disc.files, start=1):
+        display = display_path(file)
+        source = read_source(file, display, limit)
+        if isinstance(source, Diagnostic):
+            diags.append(source)
+        else:
+            sources[display] = source
+            suppress.inline[display] = inline_ignores(source.text)
+            ydocs, ydiags = load_documents(source)
+            diags.extend(ydiags)
+            for ydoc in ydocs:
+                doc, sdiags = load_spec_document(ydoc, file)
+                diags.extend(sdiags)
+                if doc is not None:
+                    documents.append(doc)
+                    suppress.add_document(doc)
+                    diags.extend(find_secrets(doc))
+        if progress:
+            progress(n, total)
+
+    index, idiags = build_index(documents)
+    diags += idiags
+    diags += resolve_targets(index)
+    for stage in (check_references, check_protocols, check_semantics, check_policies):
+        diags += stage(index)
+
+    codes = {c.strip().upper() for c in ignore if c.strip()}
+    if disc.project:
+        codes |= {c.upper() for c in disc.project.spec.ignore}
+    diags += _unknown_codes(codes, index, disc.root)
+    suppress.global_codes = frozenset(codes)
+    if only is not None:
+        wanted = {display_path(p) for p in only}
+        diags = [d for d in diags if d.location.file in wanted]
+    kept, silenced = suppress.apply(diags)
+    return ValidationResult(
+        root=disc.root,
+        project=disc.project,
+        files=[display_path(f) for f in disc.files],
+        documents=documents,
+        index=index,
+        diagnostics=sort_diagnostics(kept),
+        sources=sources,
+        silenced=silenced,
+    )
+
+
+def _unknown_codes(codes: set[str], index: SpecIndex, root: Path) -> list[Diagnostic]:
+    policy_ids = {d.model.spec.rule_id for d in index.valid("Policy")}  # type: ignore[union-attr]
+    out = []
+    for code in sorted(codes):
+        if "*" in code or "?" in code or code in RULES or code in policy_ids:
+            continue
+        out.append(
+            Diagnostic(
+                "TAKT9004",
+                Severity.WARNING,
+                f"ignore list names unknown code {code!r}",
+                Location(display_path(root / "takt.yaml")),
+            )
+        )
+    return out

@@ -1,0 +1,91 @@
+"""Policies: an organisation's own rules, as cerberus schemas over matching documents."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import cerberus
+from cerberus.errors import BasicErrorHandler, ValidationError
+
+from compiler.diagnostics import Diagnostic, Severity
+from compiler.spec.policy import Policy
+from compiler.validate.document import SpecDocument
+from compiler.validate.index import SpecIndex
+
+_MESSAGES = BasicErrorHandler.messages
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    doc: SpecDocument
+    policy: Policy
+    validator: cerberus.Validator
+
+
+def _leaves(errors: list[ValidationError]) -> Iterator[ValidationError]:
+    for err in errors:
+        if err.is_group_error and err.child_errors:
+            yield from _leaves(err.child_errors)
+        else:
+            yield err
+
+
+def _explain(err: ValidationError) -> str:
+    template = _MESSAGES.get(err.code, "violates rule {constraint}")
+    try:
+        text = template.format(*err.info, constraint=err.constraint, field=err.field, value=err.value)
+    except (IndexError, KeyError, ValueError):
+        text = f"violates {err.rule}"
+    where = ".".join(str(p) for p in err.document_path)
+    return f"{where}: {text}" if where else text
+
+
+def _compile(index: SpecIndex, out: list[Diagnostic]) -> list[_Compiled]:
+    compiled = []
+    for doc in index.valid("Policy"):
+        policy: Policy = doc.model  # type: ignore[assignment]
+        try:
+            validator = cerberus.Validator(policy.spec.rules, allow_unknown=True)
+        except Exception as exc:
+            out.append(doc.diag("TAKT8001", f"invalid cerberus schema: {exc}", ("spec", "schema")))
+            continue
+        compiled.append(_Compiled(doc, policy, validator))
+    return compiled
+
+
+def check_policies(index: SpecIndex) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    policies = _compile(index, out)
+    for doc in index.documents:
+        if doc.model is None or doc.kind == "Policy":
+            continue
+        for c in policies:
+            applies = c.policy.spec.applies_to
+            if doc.kind not in applies.kinds or (applies.selector and not applies.selector.matches(doc.labels)):
+                continue
+            try:
+                ok = c.validator.validate(doc.data)
+            except Exception as exc:
+                out.append(
+                    c.doc.diag("TAKT8001", f"policy failed on {doc.kind} {doc.name!r}: {exc}", ("spec", "schema"))
+                )
+                continue
+            if ok:
+                continue
+            severity = Severity.parse(c.policy.spec.severity)
+            for err in _leaves(list(c.validator._errors)):
+                path = tuple(err.document_path)
+                missing = err.rule == "required"
+                out.append(
+                    doc.diag(
+                        c.policy.spec.rule_id,
+                        f"{c.policy.spec.message} ({_explain(err)})",
+                        path[:-1] if missing else path,
+                        key=missing,
+                        severity=severity,
+                        hint=f"policy {c.policy.metadata.name!r}",
+                        related=[c.doc.locate(("metadata", "name"))],
+                    )
+                )
+    return out

@@ -1,0 +1,183 @@
+"""Cross-field rules of each data-access protocol (single values are checked by the models)."""
+
+from __future__ import annotations
+
+import re
+
+from compiler.diagnostics import Diagnostic, Severity
+from compiler.spec.addresses import opcua_uses_namespace_index, sparkplug_topic_problem
+from compiler.spec.datasource import DataSource, ModbusSource, MqttSource, OpcUaSource
+from compiler.validate.document import SpecDocument
+from compiler.validate.index import SpecIndex
+
+_WORDS = {
+    "bool": 1,
+    "int16": 1,
+    "uint16": 1,
+    "int32": 2,
+    "uint32": 2,
+    "float32": 2,
+    "int64": 4,
+    "uint64": 4,
+    "float64": 4,
+}
+_MODICON = {"coil": 0, "discrete-input": 10001, "input-register": 30001, "holding-register": 40001}
+
+
+def check_protocols(index: SpecIndex) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    for doc in index.valid("DataSource"):
+        src: DataSource = doc.model  # type: ignore[assignment]
+        names: dict[str, int] = {}
+        for i, f in enumerate(src.spec.fields):
+            if f.name in names:
+                out.append(
+                    doc.diag(
+                        "TAKT3002",
+                        f"field {f.name!r} is already defined as fields[{names[f.name]}]",
+                        ("spec", "fields", i, "name"),
+                    )
+                )
+            names.setdefault(f.name, i)
+        spec = src.spec
+        if isinstance(spec, OpcUaSource):
+            _opcua(doc, spec, out)
+        elif isinstance(spec, MqttSource):
+            _mqtt(doc, spec, out)
+        elif isinstance(spec, ModbusSource):
+            _modbus(doc, spec, out)
+    return out
+
+
+def _opcua(doc: SpecDocument, spec: OpcUaSource, out: list[Diagnostic]) -> None:
+    if spec.security.mode == "None":
+        out.append(
+            doc.diag(
+                "TAKT2004",
+                "OPC UA security mode None: traffic is neither signed nor encrypted",
+                ("spec", "security", "mode"),
+            )
+        )
+    if spec.security.policy in ("Basic128Rsa15", "Basic256"):
+        out.append(
+            doc.diag(
+                "TAKT2005", f"security policy {spec.security.policy} is deprecated", ("spec", "security", "policy")
+            )
+        )
+    for i, f in enumerate(spec.fields):
+        if opcua_uses_namespace_index(f.address.node_id):
+            out.append(
+                doc.diag(
+                    "TAKT2002",
+                    f"node id {f.address.node_id!r} uses a namespace index",
+                    ("spec", "fields", i, "address", "nodeId"),
+                    hint="write nsu=<namespace URI>;… so the address survives server changes",
+                )
+            )
+
+
+def _mqtt(doc: SpecDocument, spec: MqttSource, out: list[Diagnostic]) -> None:
+    for i, f in enumerate(spec.fields):
+        base = ("spec", "fields", i, "address")
+        a = f.address
+        if spec.sparkplug:
+            problem = sparkplug_topic_problem(a.topic)
+            if problem:
+                out.append(doc.diag("TAKT2011", f"invalid Sparkplug B topic {a.topic!r}: {problem}", (*base, "topic")))
+            if a.metric is None:
+                out.append(doc.diag("TAKT2011", "Sparkplug B fields name their metric", base, hint="add `metric:`"))
+            if a.json_path is not None:
+                out.append(
+                    doc.diag(
+                        "TAKT2011",
+                        "Sparkplug B payloads are protobuf: use metric, not jsonPath",
+                        (*base, "jsonPath"),
+                        key=True,
+                    )
+                )
+        elif a.metric is not None:
+            out.append(
+                doc.diag(
+                    "TAKT2011", "metric is only for Sparkplug B sources (sparkplug: true)", (*base, "metric"), key=True
+                )
+            )
+
+
+def _modbus(doc: SpecDocument, spec: ModbusSource, out: list[Diagnostic]) -> None:
+    if spec.transport == "rtu":
+        if spec.serial is None:
+            out.append(doc.diag("TAKT2020", "Modbus RTU needs serial settings", ("spec",), hint="add `serial:`"))
+        if not re.match(r"^(/dev/\S+|COM[0-9]+)$", spec.endpoint):
+            out.append(
+                doc.diag(
+                    "TAKT2006",
+                    f"Modbus RTU endpoint {spec.endpoint!r} must be a serial device such as /dev/ttyUSB0",
+                    ("spec", "endpoint"),
+                )
+            )
+        if not 1 <= spec.unit_id <= 247:
+            out.append(doc.diag("TAKT2020", f"Modbus RTU unit id {spec.unit_id} must be 1..247", ("spec", "unitId")))
+    else:
+        m = re.match(r"^(\[[0-9A-Fa-f:]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$", spec.endpoint)
+        if not m or not 0 < int(m.group(2)) < 65536:
+            out.append(
+                doc.diag(
+                    "TAKT2006",
+                    f"Modbus TCP endpoint {spec.endpoint!r} must be host:port (usually port 502)",
+                    ("spec", "endpoint"),
+                )
+            )
+        if spec.serial is not None:
+            out.append(
+                doc.diag("TAKT2020", "serial settings apply to transport rtu only", ("spec", "serial"), key=True)
+            )
+    one_based = spec.addressing == "one-based"
+    for i, f in enumerate(spec.fields):
+        base = ("spec", "fields", i, "address")
+        a = f.address
+        bit_register = a.register_type in ("coil", "discrete-input")
+        if bit_register and a.data_type != "bool":
+            out.append(
+                doc.diag(
+                    "TAKT2021",
+                    f"{a.register_type} holds single bits: dataType must be bool, not {a.data_type}",
+                    (*base, "dataType"),
+                )
+            )
+        if not bit_register and a.data_type == "bool" and a.bit is None:
+            out.append(doc.diag("TAKT2021", f"a bool in a {a.register_type} needs `bit: 0..15`", base))
+        if a.bit is not None and (bit_register or a.data_type != "bool"):
+            out.append(
+                doc.diag("TAKT2021", "bit applies to bool values packed in a register", (*base, "bit"), key=True)
+            )
+        if a.scale == 0:
+            out.append(doc.diag("TAKT2020", "scale 0 would turn every reading into the offset", (*base, "scale")))
+        if one_based and a.address == 0:
+            out.append(
+                doc.diag(
+                    "TAKT2020",
+                    "address 0 with one-based addressing; the first register is 1",
+                    (*base, "address"),
+                    hint="set `addressing: zero-based` or count from 1",
+                )
+            )
+        words = 1 if bit_register else _WORDS[a.data_type]
+        last = a.address + words - 1 - (1 if one_based else 0)
+        if last > 65535:
+            out.append(
+                doc.diag(
+                    "TAKT2020", f"{a.data_type} at {a.address} spans {words} registers, past 65535", (*base, "address")
+                )
+            )
+        modicon = _MODICON[a.register_type]
+        if modicon and modicon <= a.address < modicon + 10000:
+            out.append(
+                doc.diag(
+                    "TAKT2020",
+                    f"address {a.address} looks like Modicon notation ({modicon // 10000}xxxx)",
+                    (*base, "address"),
+                    hint=f"give the register offset: {a.address} → {a.address - modicon} "
+                    f"(zero-based) with registerType {a.register_type}",
+                    severity=Severity.WARNING,
+                )
+            )
