@@ -8,12 +8,12 @@ from compiler.diagnostics import Diagnostic, Severity
 from compiler.loader.source import SourceText
 
 STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "bold yellow", Severity.INFO: "bold cyan"}
-REDACTED = {"TAKT1010"}  # never echo a line that holds a secret into CI logs
+REDACTED = {"TAKT1010"}  # a line holding a secret is never echoed into CI logs, whatever else is found on it
 
 
-def _excerpt(d: Diagnostic, source: SourceText | None) -> Text | None:
+def _excerpt(d: Diagnostic, source: SourceText | None, secret_lines: set[tuple[str, int]]) -> Text | None:
     loc = d.location
-    if source is None or loc.line <= 0 or d.code in REDACTED:
+    if source is None or loc.line <= 0 or (loc.file, loc.line) in secret_lines:
         return None
     line = source.line(loc.line).replace("\t", " ")
     if len(line) > 200:
@@ -31,6 +31,7 @@ def _excerpt(d: Diagnostic, source: SourceText | None) -> Text | None:
 
 def render_text(diags: list[Diagnostic], sources: dict[str, SourceText], summary: str) -> Text:
     out = Text()
+    secret_lines = {(d.location.file, d.location.line) for d in diags if d.code in REDACTED}
     for d in diags:
         out.append(f"{d.location}: ", style="bold")
         out.append(d.severity.label, style=STYLE[d.severity])
@@ -39,7 +40,7 @@ def render_text(diags: list[Diagnostic], sources: dict[str, SourceText], summary
         if d.path:
             out.append(f"  [{d.path}]", style="dim")
         out.append("\n")
-        excerpt = _excerpt(d, sources.get(d.location.file))
+        excerpt = _excerpt(d, sources.get(d.location.file), secret_lines)
         if excerpt is not None:
             out.append_text(excerpt)
             out.append("\n")

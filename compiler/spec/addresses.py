@@ -107,6 +107,11 @@ def json_path_problem(path: str) -> str | None:
     return None if _JSONPATH_RE.match(path) else "use a JSONPath to one value, e.g. $.sensors.temp or $.v[0]"
 
 
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, for messages that end up in CI logs."""
+    return re.sub(r"(://[^/\s:@]+:)[^/\s@]+@", r"\1***@", url)
+
+
 def url_problem(url: str, schemes: tuple[str, ...], *, default_port_required: bool = False) -> str | None:
     try:
         parts = urlsplit(url)

@@ -6,7 +6,13 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from compiler.spec.addresses import json_path_problem, mqtt_topic_problem, opcua_node_id_problem, url_problem
+from compiler.spec.addresses import (
+    json_path_problem,
+    mqtt_topic_problem,
+    opcua_node_id_problem,
+    redact_url,
+    url_problem,
+)
 from compiler.spec.types import (
     DType,
     Duration,
@@ -85,7 +91,9 @@ def _endpoint(schemes: tuple[str, ...]):
     def check(value: str) -> str:
         problem = url_problem(value, schemes)
         if problem:
-            raise _err("TAKT2006", "invalid endpoint {value!r}: {problem}", value=value[:120], problem=problem)
+            raise _err(
+                "TAKT2006", "invalid endpoint {value!r}: {problem}", value=redact_url(value)[:120], problem=problem
+            )
         return value
 
     return AfterValidator(check)

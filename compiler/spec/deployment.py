@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from compiler.spec.addresses import mqtt_topic_problem, url_problem
+from compiler.spec.addresses import mqtt_topic_problem, redact_url, url_problem
 from compiler.spec.datasource import _node_id
 from compiler.spec.types import (
     Bytes,
@@ -76,7 +76,12 @@ class MqttOutput(_Output):
         if self.broker is not None:
             problem = url_problem(self.broker, ("mqtt", "mqtts", "ws", "wss"))
             if problem:
-                raise _err("TAKT2006", "invalid broker {value!r}: {problem}", value=self.broker[:120], problem=problem)
+                raise _err(
+                    "TAKT2006",
+                    "invalid broker {value!r}: {problem}",
+                    value=redact_url(self.broker)[:120],
+                    problem=problem,
+                )
         return self
 
 
@@ -97,7 +102,9 @@ class HttpOutput(_Output):
     def _url(self) -> HttpOutput:
         problem = url_problem(self.url, ("http", "https"))
         if problem:
-            raise _err("TAKT2006", "invalid url {value!r}: {problem}", value=self.url[:120], problem=problem)
+            raise _err(
+                "TAKT2006", "invalid url {value!r}: {problem}", value=redact_url(self.url)[:120], problem=problem
+            )
         return self
 
 

@@ -1,0 +1,160 @@
+"""Shared helpers: build spec repos on disk, run the validator and the CLI."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from compiler.cli.main import cli
+from compiler.diagnostics import Diagnostic
+from compiler.validate.pipeline import ValidationResult, validate
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+EXAMPLE_DIRS = sorted(p for p in EXAMPLES.iterdir() if (p / "takt.yaml").is_file())
+
+PROJECT = """\
+apiVersion: takt/v1
+kind: Project
+metadata: {name: test}
+spec:
+  specs: ["**/*.yaml"]
+"""
+
+# A minimal valid repo: every kind once, wired together.
+BASE = {
+    "sources.yaml": """\
+        apiVersion: takt/v1
+        kind: DataSource
+        metadata: {name: plc}
+        spec:
+          protocol: opcua
+          endpoint: opc.tcp://plc:4840
+          security: {mode: Sign, policy: Basic256Sha256, credentialsRef: "env:OPCUA"}
+          samplingInterval: 100ms
+          fields:
+            - {name: temp, dtype: float32, unit: degC, address: {nodeId: "nsu=urn:x;s=T"}}
+            - {name: pres, dtype: float32, unit: bar, address: {nodeId: "nsu=urn:x;s=P"}}
+        """,
+    "model.yaml": """\
+        apiVersion: takt/v1
+        kind: Model
+        metadata: {name: m}
+        spec:
+          version: "1.0.0"
+          task: regression
+          artifact: {path: models/m.onnx, sha256: "%s"}
+          inputs:
+            - name: x
+              dtype: float32
+              shape: [batch, 2]
+              features: [{name: temp, unit: degC}, {name: pres, unit: bar}]
+          outputs:
+            - {name: y, dtype: float32, shape: [batch, 1]}
+        """
+    % ("a" * 64),
+    "fleet.yaml": """\
+        apiVersion: takt/v1
+        kind: Target
+        metadata: {name: ipc}
+        spec:
+          class: edge-pc
+          arch: x86_64
+          os: linux
+          memory: 4Gi
+          runtime: {onnxruntime: "1.20"}
+        ---
+        apiVersion: takt/v1
+        kind: Device
+        metadata: {name: ipc-1, labels: {line: a}}
+        spec: {target: ipc}
+        """,
+    "deploy.yaml": """\
+        apiVersion: takt/v1
+        kind: Deployment
+        metadata: {name: d}
+        spec:
+          model: m
+          bindings:
+            - {input: x, source: plc, fields: [temp, pres]}
+          targets: [ipc]
+          selector: {matchLabels: {line: a}}
+          gates: [suite]
+          outputs:
+            - {type: mqtt, from: y, broker: "mqtt://b:1883", topic: out/y}
+        """,
+    "tests.yaml": """\
+        apiVersion: takt/v1
+        kind: TestSuite
+        metadata: {name: suite}
+        spec:
+          model: m
+          datasets: {ref: {path: data/ref.csv}}
+          tests:
+            - {name: lat, type: latency, budget: {p99: 5ms}}
+            - {name: dat, type: data, dataset: ref}
+        """,
+}
+
+
+def write_repo(root: Path, files: dict[str, str | bytes], *, project: str | None = PROJECT) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    if project is not None:
+        (root / "takt.yaml").write_text(project, encoding="utf-8")
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(textwrap.dedent(content), encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., ValidationResult]:
+    """`repo({...overrides})` writes BASE with overrides (None deletes a file) and validates it.
+
+    The working directory is the repo, so diagnostics carry short relative paths.
+    """
+    monkeypatch.chdir(tmp_path)
+
+    def run(overrides: dict[str, str | bytes | None] | None = None, *, base: bool = True, **kw) -> ValidationResult:
+        files: dict[str, str | bytes | None] = dict(BASE) if base else {}
+        files.update(overrides or {})
+        write_repo(tmp_path, {k: v for k, v in files.items() if v is not None}, project=kw.pop("project", PROJECT))
+        return validate(tmp_path, **kw)
+
+    return run
+
+
+def codes(result: ValidationResult | list[Diagnostic]) -> list[str]:
+    diags = result.diagnostics if isinstance(result, ValidationResult) else result
+    return [d.code for d in diags]
+
+
+def only(result: ValidationResult, code: str) -> Diagnostic:
+    found = [d for d in result.diagnostics if d.code == code]
+    assert len(found) == 1, f"expected one {code}, got {[(d.code, d.message) for d in result.diagnostics]}"
+    return found[0]
+
+
+@pytest.fixture
+def cli_run(monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int, str]]:
+    monkeypatch.setenv("NO_COLOR", "1")
+
+    def run(*args: str, cwd: Path | None = None) -> tuple[int, str]:
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+        return result.exit_code, result.output
+
+    return run
+
+
+os.environ.setdefault("NO_COLOR", "1")
