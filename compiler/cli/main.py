@@ -23,9 +23,9 @@ EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
 def _consoles() -> tuple[Console, Console]:
     no_color = bool(os.environ.get("NO_COLOR"))
-    return Console(highlight=False, no_color=no_color, soft_wrap=True), Console(
-        stderr=True, highlight=False, no_color=no_color
-    )
+    out = Console(highlight=False, no_color=no_color, soft_wrap=True)
+    err = Console(stderr=True, highlight=False, no_color=no_color, soft_wrap=True)
+    return out, err
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, model_validator
 
 from compiler.spec.addresses import mqtt_topic_problem, redact_url, url_problem
 from compiler.spec.datasource import _node_id
 from compiler.spec.types import (
+    NAME_PATTERN,
     Bytes,
     Cpu,
     Duration,
@@ -34,6 +35,19 @@ def _model_shorthand(value: Any) -> Any:
         name, sep, version = value.partition("@")
         return {"name": name, "version": version} if sep else {"name": name}
     return value
+
+
+_MODEL_REF_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "pattern": NAME_PATTERN[:-1] + r"(@[0-9A-Za-z][0-9A-Za-z.+_-]*)?$"},
+        {
+            "type": "object",
+            "properties": {"name": {"type": "string", "pattern": NAME_PATTERN}, "version": {"type": "string"}},
+            "required": ["name"],
+            "additionalProperties": False,
+        },
+    ]
+}
 
 
 class Binding(SpecModel):
@@ -163,7 +177,8 @@ class Monitoring(SpecModel):
 
 
 class DeploymentSpec(SpecModel):
-    model: Annotated[ModelRef, BeforeValidator(_model_shorthand)]
+    model: Annotated[ModelRef, BeforeValidator(_model_shorthand), WithJsonSchema(_MODEL_REF_SCHEMA)]
+    """A Model name, `name@version`, or {name, version}."""
     bindings: list[Binding] = Field(min_length=1)
     targets: list[Name] = Field(min_length=1)
     selector: LabelSelector | None = None

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import cerberus
 from cerberus.errors import BasicErrorHandler, ValidationError
 
 from compiler.diagnostics import Diagnostic, Severity
+from compiler.loader.yamldoc import Path_
 from compiler.spec.policy import Policy
 from compiler.validate.document import SpecDocument
 from compiler.validate.index import SpecIndex
@@ -41,10 +44,31 @@ def _explain(err: ValidationError) -> str:
     return f"{where}: {text}" if where else text
 
 
+def _bad_regexes(node: Any, path: Path_) -> Iterator[tuple[Path_, str]]:
+    """Regexes that would only fail when a document reaches them, found before any does."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "regex" and isinstance(value, str):
+                try:
+                    re.compile(value)
+                except re.error as exc:
+                    yield (*path, key), str(exc)
+            else:
+                yield from _bad_regexes(value, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _bad_regexes(value, (*path, i))
+
+
 def _compile(index: SpecIndex, out: list[Diagnostic]) -> list[_Compiled]:
     compiled = []
     for doc in index.valid("Policy"):
         policy: Policy = doc.model  # type: ignore[assignment]
+        bad = list(_bad_regexes(doc.data["spec"]["schema"], ("spec", "schema")))
+        for path, problem in bad:
+            out.append(doc.diag("TAKT8001", f"invalid regex: {problem}", path))
+        if bad:
+            continue
         try:
             validator = cerberus.Validator(policy.spec.rules, allow_unknown=True)
         except Exception as exc:

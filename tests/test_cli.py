@@ -1,0 +1,136 @@
+"""The CLI contract users' CI scripts rely on: commands, flags, formats, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BASE, EXAMPLE_DIRS, ROOT, write_repo
+
+
+def takt(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The installed console script's code path, in a fresh process."""
+    env = {**os.environ, "NO_COLOR": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "compiler.cli.main", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def broken(tmp_path: Path) -> Path:
+    files = dict(BASE)
+    files["deploy.yaml"] = BASE["deploy.yaml"].replace("source: plc", "source: plcc")
+    files["sources.yaml"] = BASE["sources.yaml"].replace('"nsu=urn:x;s=T"', '"ns=2;s=T"')
+    return write_repo(tmp_path / "broken", files)
+
+
+def test_exit_0_on_clean_example(cli_run):
+    code, out = cli_run("validate", str(EXAMPLE_DIRS[0]))
+    assert code == 0, out
+    assert "0 errors" in out
+
+
+def test_exit_1_on_errors_and_fail_level(cli_run, broken: Path):
+    code, out = cli_run("validate", str(broken))
+    assert code == 1
+    assert "TAKT3001" in out and "TAKT2002" in out
+    code, _ = cli_run("validate", str(broken), "--ignore", "TAKT3001")
+    assert code == 0  # only a warning is left
+    code, _ = cli_run("validate", str(broken), "--ignore", "TAKT3001", "--fail-level", "warning")
+    assert code == 1
+    code, _ = cli_run("validate", str(broken), "-i", "TAKT3001,TAKT2002", "--fail-level", "info")
+    assert code == 0
+
+
+def test_exit_2_on_usage_errors(broken: Path):
+    r = takt("validate", str(broken), "--format", "xml", cwd=broken)
+    assert r.returncode == 2 and "Invalid value" in r.stderr
+    r = takt("validate", str(broken / "nope"), cwd=broken)
+    assert r.returncode == 2 and "does not exist" in r.stderr
+    r = takt("frobnicate", cwd=broken)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+
+
+def test_real_process_exit_codes_and_no_traceback(broken: Path, tmp_path: Path):
+    r = takt("validate", ".", cwd=broken)
+    assert r.returncode == 1 and "Traceback" not in r.stdout + r.stderr
+    assert "deploy.yaml:7:" in r.stdout
+    r = takt("validate", str(EXAMPLE_DIRS[0]), cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("fmt", ["json", "sarif", "junit", "github"])
+def test_every_format_from_the_cli(cli_run, broken: Path, fmt: str):
+    code, out = cli_run("validate", str(broken), "--format", fmt, cwd=broken)
+    assert code == 1
+    if fmt == "json":
+        assert {d["code"] for d in json.loads(out)["diagnostics"]} == {"TAKT3001", "TAKT2002"}
+    elif fmt == "sarif":
+        assert json.loads(out)["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"][
+            "uri"
+        ] in ("deploy.yaml", "sources.yaml")
+    elif fmt == "junit":
+        assert out.startswith("<?xml") and "<failure" in out
+    else:
+        assert out.startswith("::")
+
+
+def test_output_file_is_written_whole(cli_run, broken: Path, tmp_path: Path):
+    target = tmp_path / "reports" / "takt.sarif"
+    code, _ = cli_run("validate", str(broken), "-f", "sarif", "-o", str(target))
+    assert code == 1
+    assert json.loads(target.read_text())["version"] == "2.1.0"
+    assert [p.name for p in target.parent.iterdir()] == ["takt.sarif"]  # no temp file left behind
+
+
+def test_files_as_arguments_restrict_the_report_but_resolve_references(cli_run, broken: Path):
+    code, out = cli_run("validate", "sources.yaml", "--format", "json", cwd=broken)
+    assert code == 0  # sources.yaml has only a warning; deploy.yaml's error is not reported
+    assert [d["code"] for d in json.loads(out)["diagnostics"]] == ["TAKT2002"]
+
+
+def test_schema_check_detects_drift(cli_run, tmp_path: Path):
+    code, _ = cli_run("schema", "--out", str(tmp_path))
+    assert code == 0
+    assert cli_run("schema", "--check", "--out", str(tmp_path))[0] == 0
+    (tmp_path / "model.json").write_text("{}")
+    code, out = cli_run("schema", "--check", "--out", str(tmp_path))
+    assert code == 1 and "model.json" in out
+
+
+def test_init_scaffolds_a_valid_repo(cli_run, tmp_path: Path):
+    code, out = cli_run("init", str(tmp_path / "new"))
+    assert code == 0, out
+    assert cli_run("validate", str(tmp_path / "new"))[0] == 0
+    assert cli_run("init", str(tmp_path / "new"))[0] == 2  # not empty any more
+
+
+def test_rules_lists_every_code(cli_run):
+    code, out = cli_run("rules", "--format", "json")
+    assert code == 0
+    ids = [r["code"] for r in json.loads(out)]
+    assert ids == sorted(ids) and "TAKT1004" in ids
+
+
+def test_version(cli_run):
+    from compiler import __version__
+
+    assert cli_run("--version")[1].strip() == f"takt, version {__version__}"
+
+
+def test_console_script_is_installed():
+    exe = Path(sys.executable).parent / "takt"
+    assert exe.exists()
+    r = subprocess.run([str(exe), "--help"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert r.returncode == 0 and "validate" in r.stdout
