@@ -176,3 +176,11 @@ def test_unreadable_path_is_a_diagnostic(tmp_path: Path):
 def test_inline_ignore_comments_by_line():
     found = inline_ignores("a: 1  # takt: ignore[TAKT2002]\nb: 2\nc: 3 #takt: ignore[takt4010, TAKT1004]\n")
     assert found == {1: frozenset({"TAKT2002"}), 3: frozenset({"TAKT4010", "TAKT1004"})}
+
+
+def test_yaml_12_plain_scalars_with_colons_in_flow_mappings():
+    """libyaml (the fast C path) refuses these; YAML 1.2 allows them, so takt must too."""
+    docs, diags = load("out: {url: http://plc:4840/x, node: nsu=http://a/;s=B}\n")
+    assert not diags
+    assert docs[0].data == {"out": {"url": "http://plc:4840/x", "node": "nsu=http://a/;s=B"}}
+    assert docs[0].values[("out", "node")].column == 37

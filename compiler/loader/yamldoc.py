@@ -227,9 +227,19 @@ def _tab_in_indentation(text: str, upto_line: int) -> tuple[int, int] | None:
 def load_documents(source: SourceText) -> tuple[list[YamlDocument], list[Diagnostic]]:
     """Every document of a file, or the diagnostic that stopped reading it.
 
+    The C composer (libyaml rules) is tried first for speed. Where it fails, the file is read
+    again with ruamel's pure YAML 1.2 composer, which is the reference: libyaml refuses some
+    valid YAML 1.2, such as `{url: http://plc:4840}` in a flow mapping.
     Documents before a syntax error are kept, so their own findings still show.
     """
-    yaml = YAML(typ="safe", pure=False)
+    docs, diags, syntax_error = _compose(source, pure=False)
+    if syntax_error:
+        docs, diags, _ = _compose(source, pure=True)
+    return docs, diags
+
+
+def _compose(source: SourceText, *, pure: bool) -> tuple[list[YamlDocument], list[Diagnostic], bool]:
+    yaml = YAML(typ="safe", pure=pure)
     docs: list[YamlDocument] = []
     try:
         for index, root in enumerate(yaml.compose_all(source.text)):
@@ -240,10 +250,10 @@ def load_documents(source: SourceText) -> tuple[list[YamlDocument], list[Diagnos
                 doc.data = _Converter(doc, yaml.constructor).convert(root, ())
             except _Refused as refused:
                 loc = _span(refused.node).location(source.display)
-                return docs, [Diagnostic(refused.code, Severity.ERROR, refused.message, loc, refused.hint)]
+                return docs, [Diagnostic(refused.code, Severity.ERROR, refused.message, loc, refused.hint)], False
             docs.append(doc)
     except RecursionError:
-        return docs, [_syntax_diag(source, ValueError("nesting too deep"))]
-    except Exception as exc:
-        return docs, [_syntax_diag(source, exc)]
-    return docs, []
+        return docs, [_syntax_diag(source, ValueError("nesting too deep"))], False
+    except Exception as exc:  # noqa: BLE001 - any parser failure is the user's input, never a crash
+        return docs, [_syntax_diag(source, exc)], True
+    return docs, [], False

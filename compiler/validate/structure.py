@@ -48,7 +48,9 @@ def load_spec_document(yaml: YamlDocument, file_path: Path) -> tuple[SpecDocumen
         return None, [probe.diag("TAKT0008", f"a document must be a mapping, got {got}")]
     diags: list[Diagnostic] = []
     api = data.get("apiVersion")
-    if api is None:
+    if api is not None and not isinstance(api, str):
+        diags.append(probe.diag("TAKT1001", f"apiVersion must be a string, got {_describe(api)}", ("apiVersion",)))
+    elif api is None:
         diags.append(probe.diag("TAKT1001", "missing apiVersion", hint=f"add `apiVersion: {API_VERSION}`"))
     elif api not in KNOWN_API_VERSIONS:
         diags.append(
@@ -60,7 +62,9 @@ def load_spec_document(yaml: YamlDocument, file_path: Path) -> tuple[SpecDocumen
             )
         )
     kind = data.get("kind")
-    if kind is None:
+    if kind is not None and not isinstance(kind, str):
+        diags.append(probe.diag("TAKT1002", f"kind must be a string, got {_describe(kind)}", ("kind",)))
+    elif kind is None:
         diags.append(probe.diag("TAKT1002", "missing kind", hint="expected one of: " + ", ".join(KINDS)))
     elif kind == "Project":
         diags.append(probe.diag("TAKT1002", "kind Project belongs in takt.yaml at the project root", ("kind",)))
