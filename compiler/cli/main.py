@@ -177,7 +177,7 @@ def main() -> None:
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: report our bug, exit 2
         if os.environ.get("TAKT_DEBUG"):
             traceback.print_exc()
         click.echo(f"takt: internal error: {type(exc).__name__}: {exc} (set TAKT_DEBUG=1 for a traceback)", err=True)

@@ -71,7 +71,7 @@ def _compile(index: SpecIndex, out: list[Diagnostic]) -> list[_Compiled]:
             continue
         try:
             validator = cerberus.Validator(policy.spec.rules, allow_unknown=True)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - SchemaError and friends: the user's schema is wrong
             out.append(doc.diag("TAKT8001", f"invalid cerberus schema: {exc}", ("spec", "schema")))
             continue
         compiled.append(_Compiled(doc, policy, validator))
@@ -90,7 +90,7 @@ def check_policies(index: SpecIndex) -> list[Diagnostic]:
                 continue
             try:
                 ok = c.validator.validate(doc.data)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a user rule that fails while running
                 out.append(
                     c.doc.diag("TAKT8001", f"policy failed on {doc.kind} {doc.name!r}: {exc}", ("spec", "schema"))
                 )
