@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from compiler.diagnostics import Diagnostic
 from compiler.loader.yamldoc import Path_
 from compiler.spec.target import TargetSpec
+from compiler.spec.types import LabelSelector
 from compiler.validate.document import SpecDocument, did_you_mean
 
 
@@ -24,6 +26,29 @@ class SpecIndex:
     def valid(self, kind: str) -> list[SpecDocument]:
         """Documents of a kind that passed the structure stage."""
         return [d for d in self.by_kind.get(kind, {}).values() if d.model is not None]
+
+    @functools.cached_property
+    def _devices_by_label(self) -> dict[tuple[str, str], list[SpecDocument]]:
+        by_label: dict[tuple[str, str], list[SpecDocument]] = defaultdict(list)
+        for doc in self.valid("Device"):
+            for item in doc.model.metadata.labels.items():  # type: ignore[union-attr]
+                by_label[item].append(doc)
+        return by_label
+
+    def devices(self, selector: LabelSelector | None) -> list[SpecDocument]:
+        """Valid Devices matching a selector, in document order; an inverted label index keeps a
+        fleet of thousands of devices and deployments linear."""
+        devices = self.valid("Device")
+        if selector is None:
+            return devices
+        if selector.match_labels:
+            groups = [self._devices_by_label.get(item, []) for item in selector.match_labels.items()]
+            smallest = min(groups, key=len)
+            others = [{id(d) for d in g} for g in groups if g is not smallest]
+            devices = [d for d in smallest if all(id(d) in o for o in others)]
+        if selector.match_expressions:
+            devices = [d for d in devices if selector.matches(d.model.metadata.labels)]  # type: ignore[union-attr]
+        return devices
 
     def ref(self, src: SpecDocument, kind: str, name: str, path: Path_, out: list[Diagnostic]) -> SpecDocument | None:
         """Resolve a reference or record TAKT3001 at the referring node."""

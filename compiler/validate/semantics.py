@@ -12,7 +12,6 @@ from compiler.diagnostics import Diagnostic, Severity
 from compiler.loader.yamldoc import Path_
 from compiler.spec.datasource import DataSource
 from compiler.spec.deployment import Deployment
-from compiler.spec.device import Device
 from compiler.spec.model import Model, Tensor
 from compiler.spec.target import TargetSpec
 from compiler.spec.testsuite import DataTest, DriftTest, InvarianceTest, MetricTest, TestSuite
@@ -253,14 +252,8 @@ def _suite(doc: SpecDocument, index: SpecIndex, out: list[Diagnostic]) -> None:
 
 def select_devices(index: SpecIndex, dep: Deployment) -> list[SpecDocument]:
     """Devices running one of the deployment's targets and matching its selector."""
-    selected = []
-    for doc in index.valid("Device"):
-        dev: Device = doc.model  # type: ignore[assignment]
-        if dev.spec.target in dep.spec.targets and (
-            dep.spec.selector is None or dep.spec.selector.matches(dev.metadata.labels)
-        ):
-            selected.append(doc)
-    return selected
+    targets = set(dep.spec.targets)
+    return [d for d in index.devices(dep.spec.selector) if d.model.spec.target in targets]  # type: ignore[union-attr]
 
 
 def _deployment(doc: SpecDocument, index: SpecIndex, out: list[Diagnostic]) -> None:
@@ -435,11 +428,7 @@ def _placement(doc: SpecDocument, dep: Deployment, index: SpecIndex, out: list[D
             )
         )
     if spec.selector is not None:
-        elsewhere = [
-            d
-            for d in index.valid("Device")
-            if spec.selector.matches(d.labels) and d.model.spec.target not in spec.targets
-        ]  # type: ignore[union-attr]
+        elsewhere = [d for d in index.devices(spec.selector) if d.model.spec.target not in spec.targets]  # type: ignore[union-attr]
         if elsewhere:
             names = ", ".join(repr(d.name) for d in elsewhere[:5]) + (" …" if len(elsewhere) > 5 else "")
             out.append(
