@@ -184,3 +184,9 @@ def test_yaml_12_plain_scalars_with_colons_in_flow_mappings():
     assert not diags
     assert docs[0].data == {"out": {"url": "http://plc:4840/x", "node": "nsu=http://a/;s=B"}}
     assert docs[0].values[("out", "node")].column == 37
+
+
+def test_duplicate_key_keeps_the_document_and_a_refused_document_keeps_its_neighbours():
+    docs, diags = load("a: 1\na: 2\nb: 3\n---\nc: !!python/object x\n---\nd: 4\n")
+    assert [d.data for d in docs] == [{"a": 1, "b": 3}, {"d": 4}]
+    assert [(d.code, d.location.line) for d in diags] == [("TAKT0002", 2), ("TAKT0007", 5)]

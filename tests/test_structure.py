@@ -138,3 +138,19 @@ from tests.conftest import BASE  # noqa: E402
 BASE_SOURCE = BASE["sources.yaml"]
 BASE_FLEET = BASE["fleet.yaml"]
 BASE_MODEL = BASE["model.yaml"]
+
+
+def test_a_misspelt_required_key_is_one_finding(repo):
+    r = repo({"sources.yaml": BASE_SOURCE.replace("samplingInterval:", "samplingIntervall:")})
+    assert codes(r) == ["TAKT1004"]
+    assert r.diagnostics[0].hint == "did you mean 'samplingInterval'?"
+    # an unrelated missing field is still reported
+    r = repo(
+        {
+            "sources.yaml": BASE_SOURCE.replace("samplingInterval: 100ms", "samplingIntervall: 100ms").replace(
+                "endpoint: opc.tcp://plc:4840", "clientId: plc"
+            )
+        }
+    )
+    assert sorted(codes(r)) == ["TAKT1003", "TAKT1004", "TAKT1004"]
+    assert "'endpoint'" in only(r, "TAKT1003").message

@@ -80,6 +80,7 @@ class _Converter:
         self.seen: set[int] = set()
         self.active: set[int] = set()
         self.expanded = 0
+        self.problems: list[_Refused] = []  # findings that do not stop the document
 
     def convert(self, node: Node, path: Path_, in_alias: bool = False) -> Any:
         nid = id(node)
@@ -154,12 +155,15 @@ class _Converter:
             key = self._key(key_node)
             if key in explicit:
                 first = self.doc.keys[(*path, key)]
-                raise _Refused(
-                    "TAKT0002",
-                    f"duplicate key {key!r} (first defined at line {first.line})",
-                    key_node,
-                    "Remove one of the two; YAML would silently keep the later value.",
+                self.problems.append(
+                    _Refused(
+                        "TAKT0002",
+                        f"duplicate key {key!r} (first defined at line {first.line})",
+                        key_node,
+                        "Remove one of the two; YAML would silently keep the later value.",
+                    )
                 )
+                continue
             explicit.add(key)
             self.doc.keys[(*path, key)] = _span(key_node)
             out[key] = self.convert(value_node, (*path, key), in_alias)
@@ -241,19 +245,27 @@ def load_documents(source: SourceText) -> tuple[list[YamlDocument], list[Diagnos
 def _compose(source: SourceText, *, pure: bool) -> tuple[list[YamlDocument], list[Diagnostic], bool]:
     yaml = YAML(typ="safe", pure=pure)
     docs: list[YamlDocument] = []
+    diags: list[Diagnostic] = []
     try:
         for index, root in enumerate(yaml.compose_all(source.text)):
             if root is None or (isinstance(root, ScalarNode) and root.tag == f"{_TAG}null"):
                 continue  # an empty document, e.g. a trailing `---`
             doc = YamlDocument(source.display, index, None, _span(root))
+            converter = _Converter(doc, yaml.constructor)
             try:
-                doc.data = _Converter(doc, yaml.constructor).convert(root, ())
-            except _Refused as refused:
-                loc = _span(refused.node).location(source.display)
-                return docs, [Diagnostic(refused.code, Severity.ERROR, refused.message, loc, refused.hint)], False
+                doc.data = converter.convert(root, ())
+            except _Refused as refused:  # this document is unusable; the file's others are not
+                diags.append(_refused_diag(source, refused))
+                continue
+            diags.extend(_refused_diag(source, p) for p in converter.problems)
             docs.append(doc)
     except RecursionError:
-        return docs, [_syntax_diag(source, ValueError("nesting too deep"))], False
+        return docs, [*diags, _syntax_diag(source, ValueError("nesting too deep"))], False
     except Exception as exc:  # noqa: BLE001 - any parser failure is the user's input, never a crash
-        return docs, [_syntax_diag(source, exc)], True
-    return docs, [], False
+        return docs, [*diags, _syntax_diag(source, exc)], True
+    return docs, diags, False
+
+
+def _refused_diag(source: SourceText, refused: _Refused) -> Diagnostic:
+    loc = _span(refused.node).location(source.display)
+    return Diagnostic(refused.code, Severity.ERROR, refused.message, loc, refused.hint)

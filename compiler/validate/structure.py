@@ -83,7 +83,18 @@ def validate_model(cls: type[SpecModel], data: Any, doc: SpecDocument) -> tuple[
     try:
         return cls.model_validate(data), []
     except ValidationError as exc:
-        return None, [pydantic_diagnostic(doc, cls, err) for err in exc.errors(include_url=False)]
+        return None, _fold_typos([pydantic_diagnostic(doc, cls, err) for err in exc.errors(include_url=False)])
+
+
+def _fold_typos(diags: list[Diagnostic]) -> list[Diagnostic]:
+    """A misspelt required key is one mistake: keep "unknown field 'x' — did you mean 'y'?" and drop
+    the "missing required field 'y'" it causes at the same place."""
+    suggested = {
+        (d.path.rpartition(".")[0], d.hint.removeprefix("did you mean '").removesuffix("'?"))
+        for d in diags
+        if d.code == "TAKT1004" and d.hint.startswith("did you mean")
+    }
+    return [d for d in diags if not (d.code == "TAKT1003" and (d.path, d.message.split("'")[1]) in suggested)]
 
 
 def _walk(data: Any, loc: tuple[Any, ...]) -> tuple[Path_, str | None]:
