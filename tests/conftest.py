@@ -158,3 +158,21 @@ def cli_run(monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int, str]]:
 
 
 os.environ.setdefault("NO_COLOR", "1")
+
+
+def pytest_sessionstart(session):
+    if not hasattr(session.config, "workerinput"):
+        session.config.cache.set("takt/model-agreement", None)  # never report a stale figure
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Report measured figures (not only pass/fail): the model-check agreement with onnxruntime."""
+    figure = config.cache.get("takt/model-agreement", None)
+    if figure and not hasattr(config, "workerinput"):
+        agree, total, refused, disagreements = figure
+        terminalreporter.write_line(
+            f"takt model check vs onnxruntime: {agree}/{total} agree ({agree / total:.1%}); "
+            f"onnxruntime refuses {refused} of them"
+        )
+        for line in disagreements:
+            terminalreporter.write_line(f"  disagreement: {line}")

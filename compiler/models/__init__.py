@@ -1,0 +1,1 @@
+"""Model checks: digests, inspection, and static compatibility with a target runtime."""

@@ -1,0 +1,288 @@
+"""What an ONNX file really is: IR, opsets, every operator with its input types, signature, sizes.
+
+Errors are values: `inspect_model` returns a `ModelInfo` or an `Unreadable` explaining why not.
+External weights are not loaded (sizes come from the metadata), so huge models stay cheap.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+from onnx import TensorProto
+
+ELEM_TYPES: dict[int, str] = {
+    TensorProto.FLOAT: "float",
+    TensorProto.UINT8: "uint8",
+    TensorProto.INT8: "int8",
+    TensorProto.UINT16: "uint16",
+    TensorProto.INT16: "int16",
+    TensorProto.INT32: "int32",
+    TensorProto.INT64: "int64",
+    TensorProto.STRING: "string",
+    TensorProto.BOOL: "bool",
+    TensorProto.FLOAT16: "float16",
+    TensorProto.DOUBLE: "double",
+    TensorProto.UINT32: "uint32",
+    TensorProto.UINT64: "uint64",
+    TensorProto.COMPLEX64: "complex64",
+    TensorProto.COMPLEX128: "complex128",
+    TensorProto.BFLOAT16: "bfloat16",
+}
+for _name in ("FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2", "FLOAT8E5M2FNUZ", "UINT4", "INT4", "FLOAT4E2M1"):
+    if hasattr(TensorProto, _name):
+        ELEM_TYPES[getattr(TensorProto, _name)] = _name.lower()
+
+STANDARD_DOMAINS = {"", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview.training"}
+
+# spec dtype names (compiler.spec.types.DType) as ONNX names
+SPEC_TO_ONNX = {
+    "float32": "float",
+    "float64": "double",
+    "float16": "float16",
+    "bfloat16": "bfloat16",
+    "int8": "int8",
+    "int16": "int16",
+    "int32": "int32",
+    "int64": "int64",
+    "uint8": "uint8",
+    "uint16": "uint16",
+    "uint32": "uint32",
+    "uint64": "uint64",
+    "bool": "bool",
+    "string": "string",
+}
+_BYTES = {
+    "float": 4,
+    "uint8": 1,
+    "int8": 1,
+    "uint16": 2,
+    "int16": 2,
+    "int32": 4,
+    "int64": 8,
+    "bool": 1,
+    "float16": 2,
+    "double": 8,
+    "uint32": 4,
+    "uint64": 8,
+    "complex64": 8,
+    "complex128": 16,
+    "bfloat16": 2,
+}
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    elem_type: str | None  # ONNX name: float, int64, … ; None for non-tensor values
+    shape: tuple[int | str | None, ...] | None  # None: rank unknown; str: symbolic; None entry: unknown dim
+
+
+@dataclass(frozen=True)
+class NodeUse:
+    """One operator as used in the graph, with the types it sees; identical uses are counted once."""
+
+    domain: str
+    op_type: str
+    opset: int | None
+    since_version: int | None
+    input_types: tuple[str | None, ...]
+    output_types: tuple[str | None, ...]
+    count: int = 1
+    example: str = ""  # a node name, to point at
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    path: str
+    file_bytes: int
+    ir_version: int
+    producer: str
+    opsets: dict[str, int]
+    inputs: tuple[TensorInfo, ...]
+    outputs: tuple[TensorInfo, ...]
+    nodes: tuple[NodeUse, ...]
+    param_bytes: int
+    activation_bytes: int  # upper bound: every intermediate tensor with a known size, batch 1
+    checker_error: str | None = None
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def operators(self) -> list[tuple[str, str, int | None]]:
+        return sorted({(n.domain, n.op_type, n.since_version) for n in self.nodes}, key=lambda t: (t[0], t[1]))
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    reason: str
+
+
+def domain_name(domain: str) -> str:
+    return domain or "ai.onnx"
+
+
+def type_string(tp: onnx.TypeProto) -> str | None:
+    """onnxruntime's notation: tensor(float), seq(tensor(int64)), optional(…)."""
+    which = tp.WhichOneof("value")
+    if which == "tensor_type":
+        name = ELEM_TYPES.get(tp.tensor_type.elem_type)
+        return f"tensor({name})" if name else None
+    if which == "sequence_type":
+        inner = type_string(tp.sequence_type.elem_type)
+        return f"seq({inner})" if inner else None
+    if which == "optional_type":
+        inner = type_string(tp.optional_type.elem_type)
+        return f"optional({inner})" if inner else None
+    if which == "sparse_tensor_type":
+        name = ELEM_TYPES.get(tp.sparse_tensor_type.elem_type)
+        return f"sparse_tensor({name})" if name else None
+    return None
+
+
+def _tensor_info(vi: onnx.ValueInfoProto) -> TensorInfo:
+    tp = vi.type
+    if tp.WhichOneof("value") != "tensor_type":
+        return TensorInfo(vi.name, None, None)
+    t = tp.tensor_type
+    shape = None
+    if t.HasField("shape"):
+        dims: list[int | str | None] = []
+        for d in t.shape.dim:
+            kind = d.WhichOneof("value")
+            dims.append(d.dim_value if kind == "dim_value" else d.dim_param if kind == "dim_param" else None)
+        shape = tuple(dims)
+    return TensorInfo(vi.name, ELEM_TYPES.get(t.elem_type), shape)
+
+
+def _initializer_bytes(t: onnx.TensorProto) -> int:
+    if t.data_location == TensorProto.EXTERNAL:
+        for kv in t.external_data:
+            if kv.key == "length":
+                return int(kv.value)
+    count = 1
+    for d in t.dims:
+        count *= d
+    return count * _BYTES.get(ELEM_TYPES.get(t.data_type, ""), 1)
+
+
+def _graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    """The graph and every subgraph of If/Loop/Scan bodies, depth first."""
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                yield from _graphs(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for g in attr.graphs:
+                    yield from _graphs(g)
+
+
+def parse_model(data: bytes) -> onnx.ModelProto | Unreadable:
+    if not data:
+        return Unreadable("the file is empty")
+    try:
+        model = onnx.load_model_from_string(data)
+    except Exception as exc:  # noqa: BLE001 - protobuf raises several types for garbage input
+        return Unreadable(f"not an ONNX model ({type(exc).__name__}: {str(exc)[:200]})")
+    if model.ir_version == 0 or not model.HasField("graph"):
+        return Unreadable("not an ONNX model (no IR version or no graph)")
+    return model
+
+
+def inspect_model(path: Path) -> ModelInfo | Unreadable:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return Unreadable(f"cannot read {path.name}: {exc.strerror or exc}")
+    model = parse_model(data)
+    if isinstance(model, Unreadable):
+        return model
+    return describe(model, str(path), len(data))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def describe(model: onnx.ModelProto, path: str, file_bytes: int) -> ModelInfo:
+    checker_error = None
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:  # noqa: BLE001 - ValidationError and C++ errors alike: the model is invalid
+        checker_error = _first_line(exc)
+    warnings: list[str] = []
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    except Exception as exc:  # noqa: BLE001 - a type error onnxruntime would refuse the model for
+        standard = all(o.domain in STANDARD_DOMAINS for g in _graphs(model.graph) for o in g.node)
+        if standard:
+            checker_error = checker_error or f"type inference fails: {_first_line(exc)}"
+        else:  # onnx knows no schemas of contrib/custom domains; onnxruntime may well run them
+            warnings.append(f"type inference incomplete: {_first_line(exc)}")
+        try:
+            inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False)
+        except Exception as exc2:  # noqa: BLE001 - inference is best effort; types stay unknown
+            inferred = model
+            warnings.append(f"shape inference failed: {_first_line(exc2)}")
+    opsets = {domain_name(o.domain): o.version for o in model.opset_import}
+    types: dict[str, str | None] = {}
+    infos: dict[str, TensorInfo] = {}
+    init_names: set[str] = set()
+    param_bytes = 0
+    for g in _graphs(inferred.graph):
+        for vi in (*g.input, *g.output, *g.value_info):
+            types[vi.name] = type_string(vi.type)
+            infos[vi.name] = _tensor_info(vi)
+        for init in g.initializer:
+            types[init.name] = f"tensor({ELEM_TYPES.get(init.data_type, '?')})"
+            init_names.add(init.name)
+            param_bytes += _initializer_bytes(init)
+    uses: Counter[tuple] = Counter()
+    examples: dict[tuple, str] = {}
+    for g in _graphs(inferred.graph):
+        for node in g.node:
+            dom = domain_name(node.domain)
+            opset = opsets.get(dom)
+            since = None
+            if opset is not None:
+                try:
+                    since = onnx.defs.get_schema(node.op_type, opset, node.domain).since_version
+                except Exception:  # noqa: BLE001 - unknown to this onnx (custom or future op)
+                    since = None
+            key = (
+                dom,
+                node.op_type,
+                opset,
+                since,
+                tuple(types.get(i) if i else None for i in node.input),
+                tuple(types.get(o) if o else None for o in node.output),
+            )
+            uses[key] += 1
+            examples.setdefault(key, node.name)
+    nodes = tuple(NodeUse(*k, count=c, example=examples[k]) for k, c in uses.items())
+    graph_inputs = tuple(_tensor_info(vi) for vi in model.graph.input if vi.name not in init_names)
+    activations = 0
+    for name, info in infos.items():
+        if info.elem_type and info.shape is not None and name not in init_names:
+            size = _BYTES.get(info.elem_type, 4)
+            for d in info.shape:
+                size *= d if isinstance(d, int) and d > 0 else 1
+            activations += size
+    return ModelInfo(
+        path=path,
+        file_bytes=file_bytes,
+        ir_version=model.ir_version,
+        producer=f"{model.producer_name} {model.producer_version}".strip(),
+        opsets=opsets,
+        inputs=graph_inputs,
+        outputs=tuple(_tensor_info(vi) for vi in model.graph.output),
+        nodes=nodes,
+        param_bytes=param_bytes,
+        activation_bytes=activations,
+        checker_error=checker_error,
+        warnings=tuple(warnings),
+    )
