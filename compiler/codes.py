@@ -19,7 +19,7 @@ class Rule:
     help: str = ""
 
 
-E, W = Severity.ERROR, Severity.WARNING
+E, W, I = Severity.ERROR, Severity.WARNING, Severity.INFO  # noqa: E741
 
 _RULES = [
     # 0xxx: reading files and YAML
@@ -132,6 +132,35 @@ _RULES = [
     Rule("TAKT4015", "Target profile inconsistent", E),
     Rule("TAKT4016", "Test refers to an unknown dataset, input or output", E),
     Rule("TAKT4017", "Canary selects no device", W),
+    # 5xxx: models and data on disk, and what runs where
+    Rule("TAKT5001", "Artifact or dataset missing", E, "Paths are relative to the project root."),
+    Rule("TAKT5002", "Digest mismatch", E, "The file changed since its sha256 was recorded."),
+    Rule("TAKT5003", "Not an ONNX model", E),
+    Rule("TAKT5004", "Invalid ONNX model", E, "onnx.checker or type inference rejects the model."),
+    Rule("TAKT5005", "IR version too new for the target runtime", E),
+    Rule("TAKT5006", "Opset too new for the target runtime", E),
+    Rule(
+        "TAKT5007",
+        "Operator cannot run on the target",
+        E,
+        "No kernel of the target's onnxruntime release and execution providers implements it.",
+    ),
+    Rule("TAKT5008", "Operator not in the minimal build", E),
+    Rule("TAKT5009", "Declared signature differs from the model", E),
+    Rule("TAKT5010", "Declared dtype differs from the model", E),
+    Rule("TAKT5011", "Declared shape differs from the model", E),
+    Rule("TAKT5012", "Model does not fit the target", E),
+    Rule("TAKT5013", "Quantization required by the target", E),
+    Rule(
+        "TAKT5014",
+        "Kernel table approximated",
+        W,
+        "The target's onnxruntime release or provider has no shipped kernel table.",
+    ),
+    Rule("TAKT5015", "Custom operator domain", E, "The operator needs a custom-op library registered on the device."),
+    Rule("TAKT5016", "Operator depends on the device environment", W),
+    Rule("TAKT5017", "Dataset does not fit the test", E),
+    Rule("TAKT5018", "Remote artifact not checked here", I, "Remote artifacts are fetched and checked at build time."),
     # 8xxx: policies (user rules carry their own id; these are about the Policy itself)
     Rule("TAKT8001", "Invalid policy schema", E, "The cerberus schema of this Policy is not valid."),
     Rule("TAKT8002", "Policy violated", E),

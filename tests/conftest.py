@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import textwrap
 from collections.abc import Callable
@@ -26,7 +27,30 @@ spec:
   specs: ["**/*.yaml"]
 """
 
-# A minimal valid repo: every kind once, wired together.
+
+def tiny_model(inputs: int = 2, in_type: int = 1, opset: int = 17, ir: int = 8) -> bytes:
+    """y = x · w + b with x: [batch, inputs] → y: [batch, 1]; the signature BASE declares."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["xw"]), helper.make_node("Add", ["xw", "B"], ["y"])],
+        "tiny",
+        [helper.make_tensor_value_info("x", in_type, ["batch", inputs])],
+        [helper.make_tensor_value_info("y", in_type, ["batch", 1])],
+        [
+            numpy_helper.from_array(np.full((inputs, 1), 0.5, helper.tensor_dtype_to_np_dtype(in_type)), "W"),
+            numpy_helper.from_array(np.zeros(1, helper.tensor_dtype_to_np_dtype(in_type)), "B"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=ir)
+    return model.SerializeToString(deterministic=True)
+
+
+TINY = tiny_model()
+TINY_SHA = hashlib.sha256(TINY).hexdigest()
+
+# A minimal valid repo: every kind once, wired together, with its model and dataset on disk.
 BASE = {
     "sources.yaml": """\
         apiVersion: takt/v1
@@ -48,7 +72,7 @@ BASE = {
         spec:
           version: "1.0.0"
           task: regression
-          artifact: {path: models/m.onnx, sha256: "%s"}
+          artifact: {path: models/m.onnx, sha256: "TINY_SHA"}
           inputs:
             - name: x
               dtype: float32
@@ -56,8 +80,7 @@ BASE = {
               features: [{name: temp, unit: degC}, {name: pres, unit: bar}]
           outputs:
             - {name: y, dtype: float32, shape: [batch, 1]}
-        """
-    % ("a" * 64),
+        """.replace("TINY_SHA", TINY_SHA),
     "fleet.yaml": """\
         apiVersion: takt/v1
         kind: Target
@@ -99,6 +122,8 @@ BASE = {
             - {name: lat, type: latency, budget: {p99: 5ms}}
             - {name: dat, type: data, dataset: ref}
         """,
+    "models/m.onnx": TINY,
+    "data/ref.csv": "temp,pres\n20.5,1.2\n21.0,1.3\n",
 }
 
 

@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 
 from compiler import __version__
+from compiler.cli.model_cmd import model_group
 from compiler.cli.output import write_atomic
 from compiler.cli.progress import DelayedProgress
 from compiler.codes import RULES
@@ -162,6 +163,9 @@ def rules(fmt: str) -> None:
     out, _ = _consoles()
     for r in RULES.values():
         out.print(f"{r.code}  {r.severity.label:<7}  {r.title}")
+
+
+cli.add_command(model_group)
 
 
 def main() -> None:

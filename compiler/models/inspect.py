@@ -55,6 +55,7 @@ SPEC_TO_ONNX = {
     "bool": "bool",
     "string": "string",
 }
+ONNX_TO_SPEC = {v: k for k, v in SPEC_TO_ONNX.items()}
 _BYTES = {
     "float": 4,
     "uint8": 1,

@@ -13,10 +13,12 @@ from compiler.codes import RULES
 from compiler.diagnostics import Diagnostic, Location, Severity, sort_diagnostics
 from compiler.loader.source import DEFAULT_MAX_FILE_BYTES, SourceText, inline_ignores, read_source
 from compiler.loader.yamldoc import load_documents
+from compiler.models.digest import DigestCache
 from compiler.project import Project
 from compiler.validate.discover import discover, display_path
 from compiler.validate.document import SpecDocument
 from compiler.validate.index import SpecIndex, build_index, resolve_targets
+from compiler.validate.models import ModelCheckResult, check_models
 from compiler.validate.policies import check_policies
 from compiler.validate.protocols import check_protocols
 from compiler.validate.references import check_references
@@ -26,6 +28,7 @@ from compiler.validate.structure import load_spec_document
 from compiler.validate.suppress import Suppressions
 
 Progress = Callable[[int, int], None]
+CACHE_DIR = ".takt-cache"  # digests of unchanged artifacts are never recomputed
 
 
 @dataclass
@@ -38,6 +41,7 @@ class ValidationResult:
     diagnostics: list[Diagnostic]
     sources: dict[str, SourceText] = field(default_factory=dict)
     silenced: int = 0
+    models: ModelCheckResult = field(default_factory=ModelCheckResult)
 
     def count(self, severity: Severity) -> int:
         return sum(1 for d in self.diagnostics if d.severity == severity)
@@ -49,9 +53,11 @@ def validate(
     ignore: Iterable[str] = (),
     only: Iterable[Path] | None = None,
     progress: Progress | None = None,
+    check_artifacts: bool = True,
 ) -> ValidationResult:
     """Validate the project containing `path`.
 
+    `check_artifacts` reads models and datasets (digests, ONNX checks, runtime compatibility).
     `only` restricts reported findings to some files (the whole project is still loaded, so
     references across files resolve), which is what pre-commit style callers pass.
     """
@@ -87,8 +93,15 @@ def validate(
     index, idiags = build_index(documents)
     diags += idiags
     diags += resolve_targets(index)
-    for stage in (check_references, check_protocols, check_semantics, check_policies):
+    for stage in (check_references, check_protocols, check_semantics):
         diags += stage(index)
+    models = ModelCheckResult()
+    if check_artifacts:
+        cache = DigestCache.load(disc.root / CACHE_DIR / "digests.json")
+        mdiags, models = check_models(index, disc.root, cache)
+        diags += mdiags
+        cache.save()
+    diags += check_policies(index)
 
     codes = {c.strip().upper() for c in ignore if c.strip()}
     if disc.project:
@@ -108,6 +121,7 @@ def validate(
         diagnostics=sort_diagnostics(kept),
         sources=sources,
         silenced=silenced,
+        models=models,
     )
 
 

@@ -1,0 +1,142 @@
+"""Model artifacts and datasets on disk: digests, ONNX validity, declared signature, and whether
+each deployed model can run on each of its targets (static: no session is created)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from compiler.diagnostics import Diagnostic, Severity
+from compiler.loader.yamldoc import Path_
+from compiler.models.compat import Problem, check_runtime, check_signature
+from compiler.models.digest import DigestCache
+from compiler.models.inspect import ModelInfo, Unreadable, inspect_model
+from compiler.models.profile import target_profile
+from compiler.spec.deployment import Deployment
+from compiler.spec.model import Model
+from compiler.spec.testsuite import GoldenTest, TestSuite
+from compiler.validate.document import SpecDocument
+from compiler.validate.index import SpecIndex
+
+
+@dataclass
+class ModelCheckResult:
+    """What later stages (matrix, test, build) reuse instead of reading models again."""
+
+    infos: dict[str, ModelInfo] = field(default_factory=dict)  # model name → inspection
+    runtime: dict[tuple[str, str], list[Problem]] = field(default_factory=dict)  # (model, target) → problems
+    notes: dict[str, str] = field(default_factory=dict)  # target → note about its kernel table
+
+
+def _file_digest(
+    doc: SpecDocument,
+    root: Path,
+    rel: str,
+    sha: str | None,
+    base: Path_,
+    cache: DigestCache,
+    out: list[Diagnostic],
+    what: str,
+) -> Path | None:
+    path = root / rel
+    if not path.is_file():
+        out.append(
+            doc.diag(
+                "TAKT5001", f"{what} {rel!r} does not exist (paths are relative to the project root)", (*base, "path")
+            )
+        )
+        return None
+    if sha is not None:
+        try:
+            actual = cache.sha256(path)
+        except OSError as exc:
+            out.append(doc.diag("TAKT5001", f"cannot read {what} {rel!r}: {exc.strerror or exc}", (*base, "path")))
+            return None
+        if actual != sha:
+            out.append(
+                doc.diag(
+                    "TAKT5002",
+                    f"sha256 of {rel!r} is {actual}, not the declared digest",
+                    (*base, "sha256"),
+                    hint="if the new file is intended, update sha256",
+                )
+            )
+            return None
+    return path
+
+
+def check_models(index: SpecIndex, root: Path, cache: DigestCache) -> tuple[list[Diagnostic], ModelCheckResult]:
+    out: list[Diagnostic] = []
+    result = ModelCheckResult()
+    for doc in index.valid("Model"):
+        model: Model = doc.model  # type: ignore[assignment]
+        art = model.spec.artifact
+        if art.path is None:
+            out.append(
+                doc.diag(
+                    "TAKT5018",
+                    f"artifact {art.uri} is remote: fetched and checked at build time",
+                    ("spec", "artifact", "uri"),
+                )
+            )
+            continue
+        path = _file_digest(doc, root, art.path, art.sha256, ("spec", "artifact"), cache, out, "model artifact")
+        if path is None:
+            continue
+        info = inspect_model(path)
+        if isinstance(info, Unreadable):
+            out.append(doc.diag("TAKT5003", f"{art.path}: {info.reason}", ("spec", "artifact", "path")))
+            continue
+        if info.checker_error:
+            out.append(
+                doc.diag(
+                    "TAKT5004",
+                    f"{art.path} is not a valid ONNX model: {info.checker_error}",
+                    ("spec", "artifact", "path"),
+                )
+            )
+        result.infos[model.metadata.name] = info
+        for side, real in (("inputs", info.inputs), ("outputs", info.outputs)):
+            for i, problem in check_signature(getattr(model.spec, side), real, side[:-1]):
+                path_: Path_ = ("spec", side, i) if i is not None else ("spec", side)
+                out.append(doc.diag(problem.code, problem.message, path_, key=i is None))
+    for doc in index.valid("TestSuite"):
+        suite: TestSuite = doc.model  # type: ignore[assignment]
+        for name, ds in suite.spec.datasets.items():
+            _file_digest(doc, root, ds.path, ds.sha256, ("spec", "datasets", name), cache, out, "dataset")
+        for i, test in enumerate(suite.spec.tests):
+            if isinstance(test, GoldenTest) and not (root / test.samples).is_file():
+                out.append(
+                    doc.diag(
+                        "TAKT5001", f"golden samples {test.samples!r} do not exist", ("spec", "tests", i, "samples")
+                    )
+                )
+    for doc in index.valid("Deployment"):
+        dep: Deployment = doc.model  # type: ignore[assignment]
+        info = result.infos.get(dep.spec.model.name)
+        if info is None:
+            continue
+        for i, target_name in enumerate(dep.spec.targets):
+            spec = index.resolved_targets.get(target_name)
+            if spec is None:
+                continue
+            key = (dep.spec.model.name, target_name)
+            if key not in result.runtime:
+                profile, note = target_profile(spec, target_name)
+                result.runtime[key] = check_runtime(info, profile)
+                if note:
+                    result.notes[target_name] = note
+            for problem in result.runtime[key]:
+                out.append(
+                    doc.diag(
+                        problem.code,
+                        f"model {dep.spec.model.name!r} on target {target_name!r}: {problem.message}",
+                        ("spec", "targets", i),
+                        severity=problem.severity,
+                    )
+                )
+            if target_name in result.notes:
+                out.append(
+                    doc.diag("TAKT5014", result.notes[target_name], ("spec", "targets", i), severity=Severity.WARNING)
+                )
+    return out, result
