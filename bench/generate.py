@@ -21,11 +21,26 @@ def _source(i: int) -> str:
     )
 
 
-def _model(i: int) -> str:
+def _model_bytes() -> bytes:
+    """A real 4-feature scorer, so validation reads, digests and checks actual ONNX files."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["score"])],
+        "bench",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["batch", 1])],
+        [numpy_helper.from_array(np.ones((4, 1), np.float32), "W")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8).SerializeToString()
+
+
+def _model(i: int, sha: str) -> str:
     feats = ", ".join(f"{{name: f{j}, unit: mm/s}}" for j in range(4))
     return (
         f"apiVersion: takt/v1\nkind: Model\nmetadata: {{name: model-{i}}}\nspec:\n  version: '1.{i}.0'\n"
-        f"  task: anomaly-detection\n  artifact: {{path: models/m{i}.onnx, sha256: '{i:064x}'}}\n"
+        f"  task: anomaly-detection\n  artifact: {{path: models/m{i}.onnx, sha256: '{sha}'}}\n"
         f"  inputs:\n    - {{name: x, dtype: float32, shape: [batch, 4], features: [{feats}]}}\n"
         f"  outputs:\n    - {{name: score, dtype: float32, shape: [batch, 1]}}\n"
     )
@@ -68,11 +83,20 @@ def _deployment(i: int, targets: int, lines: int) -> str:
 
 def generate(root: Path, deployments: int, *, lines: int = 50, targets: int = 10, per_file: int = 20) -> int:
     """Write the repo; returns the number of documents."""
+    import hashlib
+
     (root / "specs").mkdir(parents=True, exist_ok=True)
+    (root / "models").mkdir(exist_ok=True)
+    (root / "data").mkdir(exist_ok=True)
     (root / "takt.yaml").write_text(PROJECT)
+    model = _model_bytes()
+    sha = hashlib.sha256(model).hexdigest()
+    for i in range(lines):
+        (root / "models" / f"m{i}.onnx").write_bytes(model)
+        (root / "data" / f"ref{i}.csv").write_text("f0,f1,f2,f3\n1,2,3,4\n")
     groups = {
         "sources": [_source(i) for i in range(lines)],
-        "models": [_model(i) for i in range(lines)],
+        "models": [_model(i, sha) for i in range(lines)],
         "suites": [_suite(i) for i in range(lines)],
         "targets": [_target(i) for i in range(targets)],
         "devices": [_device(i, targets, lines) for i in range(deployments)],

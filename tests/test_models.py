@@ -190,3 +190,19 @@ def test_model_check_against_a_spec_target(cli_run, tmp_path: Path):
     assert report["runtime"]["onnxruntime"] == "1.16.3"
     assert [p["code"] for p in report["problems"]] == ["TAKT5006"]
     assert cli_run("model", "check", str(f), "--target", "nope", "--spec-root", str(root))[0] == 2
+
+
+def test_matrix_covers_every_model_and_target(cli_run):
+    from tests.conftest import EXAMPLES
+
+    code, out = cli_run("matrix", str(EXAMPLES / "press-line-anomaly"), "--format", "json")
+    assert code == 0
+    m = json.loads(out)
+    assert m["models"] == ["press-anomaly"] and m["targets"] == ["ipc-arm", "ipc-x86", "vibration-node-m7"]
+    cells = {c["target"]: c for c in m["cells"]}
+    assert cells["ipc-x86"]["runnable"] and cells["ipc-x86"]["deployed"]
+    node = cells["vibration-node-m7"]
+    assert not node["runnable"] and not node["deployed"]
+    assert {p["code"] for p in node["problems"]} == {"TAKT5008", "TAKT5013"}  # Concat not in the build; not int8
+    code, out = cli_run("matrix", str(EXAMPLES / "press-line-anomaly"))
+    assert code == 0 and "✗ TAKT5008" in out

@@ -11,7 +11,7 @@ import click
 from rich.console import Console
 
 from compiler import __version__
-from compiler.cli.model_cmd import model_group
+from compiler.cli.model_cmd import matrix, model_group
 from compiler.cli.output import write_atomic
 from compiler.cli.progress import DelayedProgress
 from compiler.codes import RULES
@@ -166,6 +166,7 @@ def rules(fmt: str) -> None:
 
 
 cli.add_command(model_group)
+cli.add_command(matrix)
 
 
 def main() -> None:

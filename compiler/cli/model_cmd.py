@@ -143,3 +143,63 @@ def check(model: Path, target_name: str | None, spec_root: Path, fmt: str) -> No
     else:
         _print_text(Console(highlight=False, soft_wrap=True), report)
     sys.exit(EXIT_RUNNABLE if report["runnable"] else EXIT_NOT_RUNNABLE)
+
+
+@click.command("matrix")
+@click.argument("path", type=click.Path(exists=True, path_type=Path), default=Path("."))
+@click.option("--format", "-f", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def matrix(path: Path, fmt: str) -> None:
+    """Which model runs on which target: every model of the spec repo × every target.
+
+    Exit 0 when the matrix could be computed (cells may say "no"); 2 when the repo has no project.
+    """
+    from compiler.models.matrix import compatibility_matrix
+    from compiler.validate.pipeline import validate
+
+    result = validate(path)
+    if result.project is None:
+        Console(stderr=True).print(f"[red]error:[/red] no takt.yaml at or above {path}")
+        sys.exit(EXIT_UNREADABLE)
+    models, targets, cells = compatibility_matrix(result)
+    if fmt == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "models": models,
+                    "targets": targets,
+                    "cells": [
+                        {
+                            "model": c.model,
+                            "target": c.target,
+                            "deployed": c.deployed,
+                            "runnable": c.runnable,
+                            "problems": [p.as_dict() for p in c.problems],
+                        }
+                        for c in cells
+                    ],
+                },
+                indent=2,
+            )
+        )
+        return
+    console = Console(highlight=False, soft_wrap=True)
+    table = Table(title="model × target (* = deployed there)", header_style="bold")
+    table.add_column("model")
+    for t in targets:
+        table.add_column(t, justify="center")
+    by_pair = {(c.model, c.target): c for c in cells}
+    for m in models:
+        row = []
+        for t in targets:
+            c = by_pair[(m, t)]
+            errors = [p for p in c.problems if p.severity == Severity.ERROR]
+            mark = "[green]ok[/green]" if not errors else f"[red]✗ {errors[0].code}[/red]"
+            if not errors and c.problems:
+                mark = "[yellow]ok (warn)[/yellow]"
+            row.append(mark + (" *" if c.deployed else ""))
+        table.add_row(m, *row)
+    console.print(table)
+    for c in cells:
+        for p in c.problems:
+            if p.severity == Severity.ERROR:
+                console.print(f"  {c.model} on {c.target}: {p.code} {p.message}")
