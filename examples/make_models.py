@@ -72,6 +72,7 @@ def press_line(root: Path) -> None:
     n = 2000
     load = rng.normal(0, 1, n)
     vib = np.stack([4 + 1.2 * load, 3 + 0.9 * load, 2 + 0.5 * load], 1) + rng.normal(0, 0.25, (n, 3))
+    vib = np.maximum(vib, 0.05)  # velocities (mm/s RMS) are never negative
     process = np.stack([180 + 12 * load, 45 + 2 * load], 1) + rng.normal(0, [2.0, 0.5], (n, 2))
     x = np.concatenate([vib, process], 1).astype(np.float32)
     mean, std = x.mean(0), x.std(0)
@@ -111,7 +112,7 @@ def press_line(root: Path) -> None:
     # labelled reference data (0.5 % injected faults), a drifted candidate window, golden samples
     faults = rng.random(n) < 0.02
     ref = x.copy()
-    ref[faults, :3] += rng.normal(0, 6, (faults.sum(), 3)).astype(np.float32)
+    ref[faults, :3] += np.abs(rng.normal(0, 6, (faults.sum(), 3))).astype(np.float32)  # a fault adds vibration
     cols = ["vib_x", "vib_y", "vib_z", "pressure", "oil_temp"]
     _write_csv(
         root / "data/reference.csv",

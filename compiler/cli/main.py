@@ -165,6 +165,68 @@ def rules(fmt: str) -> None:
         out.print(f"{r.code}  {r.severity.label:<7}  {r.title}")
 
 
+@cli.command("test")
+@click.argument("path", type=click.Path(exists=True, path_type=Path), default=Path("."))
+@click.option("--format", "-f", "fmt", type=click.Choice(["text", "json", "junit"]), default="text", show_default=True)
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="Also write an HTML report here.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the json/junit result to this file (atomically) instead of stdout.",
+)
+@click.option("--suite", "suites", multiple=True, help="Run only these TestSuites (repeatable).")
+@click.option("--progress/--no-progress", default=True, help="Show progress on a terminal.")
+def test_cmd(
+    path: Path, fmt: str, report: Path | None, output: Path | None, suites: tuple[str, ...], progress: bool
+) -> None:
+    """Run the TestSuites with onnxruntime. Exit 1 when a gating test fails or specs have errors."""
+    from compiler.testing.report import render_html, render_json, render_junit, summary, text_lines
+    from compiler.testing.session import run_suites
+    from compiler.validate.pipeline import validate as run_validate
+
+    out, err = _consoles()
+    result = run_validate(path)
+    errors = [d for d in result.diagnostics if d.severity == Severity.ERROR]
+    if errors:
+        rep = Report("validate", errors, result.files, len(result.documents), 0, result.sources)
+        err.print(render_text(errors, result.sources, rep.summary()), end="")
+        err.print("takt test: fix the spec errors above first")
+        sys.exit(EXIT_FINDINGS)
+    unknown = sorted(set(suites) - {d.name for d in result.index.valid("TestSuite")})
+    if unknown:
+        err.print(f"[red]error:[/red] no TestSuite named {', '.join(unknown)}")
+        sys.exit(EXIT_USAGE)
+    status = err.status("running tests") if progress and err.is_terminal else None
+    if status:
+        status.start()
+    try:
+        results = run_suites(
+            result, list(suites) or None, (lambda name: status.update(f"running {name}")) if status else None
+        )
+    finally:
+        if status:
+            status.stop()
+    if report is not None:
+        write_atomic(report, render_html(results))
+    text = render_json(results) if fmt == "json" else render_junit(results) if fmt == "junit" else None
+    if text is not None and output is not None:
+        write_atomic(output, text)
+    elif text is not None:
+        click.echo(text, nl=False)
+    s = summary(results)
+    line = (
+        f"{s['tests']} tests in {s['suites']} suites: {s['passed']} passed, {s['failed']} failed, "
+        f"{s['errors']} errors; {s['blocking']} blocking"
+    )
+    if fmt == "text":
+        out.print(text_lines(results), end="")
+        out.print(("✖ " if s["blocking"] else "✔ ") + line)
+    else:
+        err.print(line)
+    sys.exit(EXIT_FINDINGS if s["blocking"] else EXIT_OK)
+
+
 cli.add_command(model_group)
 cli.add_command(matrix)
 

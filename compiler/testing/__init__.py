@@ -1,0 +1,1 @@
+"""`takt test`: TestSuites run with onnxruntime, judged statistically."""

@@ -1,0 +1,238 @@
+"""Test results for people and machines: terminal summary, JSON, JUnit XML and an HTML report.
+
+The HTML report is one self-contained file (inline CSS and SVG, no scripts, no network), so
+it can be attached to a CI run or a release as it is. Every text in it is escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from xml.etree import ElementTree as ET
+
+from rich.text import Text
+
+from compiler import __version__
+from compiler.testing.runner import SuiteResult, TestResult
+
+STATUS_STYLE = {"passed": "green", "failed": "red", "error": "magenta"}
+
+
+def summary(suites: list[SuiteResult]) -> dict[str, int]:
+    results = [r for s in suites for r in s.results]
+    return {
+        "suites": len(suites),
+        "tests": len(results),
+        "passed": sum(r.status == "passed" for r in results),
+        "failed": sum(r.status == "failed" for r in results),
+        "errors": sum(r.status == "error" for r in results) + sum(s.error is not None for s in suites),
+        "blocking": sum(r.blocks for r in results) + sum(s.error is not None for s in suites),
+    }
+
+
+def text_lines(suites: list[SuiteResult]) -> Text:
+    """One line per test, readable in a terminal and in a CI log alike."""
+    mark = {"passed": ("✔", "green"), "failed": ("✖", "red"), "error": ("!", "magenta")}
+    out = Text()
+    for s in suites:
+        out.append(f"{s.suite}", style="bold")
+        out.append(f"  model {s.model}  ({s.file})\n", style="dim")
+        if s.error:
+            out.append("  ! ", style="magenta")
+            out.append(f"cannot run: {s.error}\n")
+        width = max((len(r.name) for r in s.results), default=0)
+        for r in s.results:
+            symbol, style = mark[r.status]
+            if r.status != "passed" and not r.gate:
+                style = "yellow"
+            out.append(f"  {symbol} ", style=style)
+            out.append(f"{r.name:<{width}}  {r.type:<10} ")
+            if not r.gate:
+                out.append("(not gating) ", style="dim")
+            out.append(r.summary + "\n")
+    return out
+
+
+def _result_json(r: TestResult) -> dict:
+    return {
+        "name": r.name,
+        "type": r.type,
+        "gate": r.gate,
+        "status": r.status,
+        "summary": r.summary,
+        "value": r.value,
+        "bound": r.bound,
+        "threshold": r.threshold,
+        "seconds": round(r.seconds, 4),
+        "details": r.details,
+    }
+
+
+def render_json(suites: list[SuiteResult]) -> str:
+    return (
+        json.dumps(
+            {
+                "version": 1,
+                "tool": {"name": "takt", "version": __version__, "command": "test"},
+                "summary": summary(suites),
+                "suites": [
+                    {
+                        "suite": s.suite,
+                        "model": s.model,
+                        "file": s.file,
+                        "passed": s.passed,
+                        "error": s.error,
+                        "datasets": s.datasets,
+                        "tests": [_result_json(r) for r in s.results],
+                    }
+                    for s in suites
+                ],
+            },
+            indent=2,
+            allow_nan=False,
+            default=lambda o: None,
+        )
+        + "\n"
+    )
+
+
+def render_junit(suites: list[SuiteResult]) -> str:
+    """Gating failures are <failure>, test errors <error>; non-gating failures are <skipped> with the reason."""
+    root = ET.Element("testsuites", name="takt test")
+    for s in suites:
+        el = ET.SubElement(
+            root,
+            "testsuite",
+            name=s.suite,
+            tests=str(len(s.results)),
+            failures=str(sum(r.status == "failed" and r.gate for r in s.results)),
+            errors=str(sum(r.status == "error" for r in s.results) + (s.error is not None)),
+            skipped=str(sum(r.status != "passed" and not r.gate for r in s.results)),
+            time=f"{sum(r.seconds for r in s.results):.3f}",
+        )
+        if s.error:
+            case = ET.SubElement(el, "testcase", classname=f"takt.{s.suite}", name="load-model")
+            ET.SubElement(case, "error", message=s.error).text = s.error
+        for r in s.results:
+            case = ET.SubElement(el, "testcase", classname=f"takt.{s.suite}", name=r.name, time=f"{r.seconds:.3f}")
+            if r.status != "passed" and not r.gate:
+                ET.SubElement(case, "skipped", message=f"non-gating {r.status}: {r.summary}")
+            elif r.status == "failed":
+                ET.SubElement(case, "failure", type=r.type, message=r.summary).text = r.summary
+            elif r.status == "error":
+                ET.SubElement(case, "error", type=r.type, message=r.summary).text = r.summary
+            ET.SubElement(case, "system-out").text = r.summary
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+# --- HTML with inline SVG --------------------------------------------------------------------------
+
+
+def _svg_histogram(counts: list[int], edges: list[float], marks: dict[str, float]) -> str:
+    w, h, pad = 420, 140, 24
+    peak = max(counts) or 1
+    lo, hi = edges[0], max(edges[-1], *marks.values()) if marks else edges[-1]
+    span = (hi - lo) or 1.0
+    x = lambda v: pad + (v - lo) / span * (w - 2 * pad)  # noqa: E731
+    bars = "".join(
+        f'<rect x="{x(edges[i]):.1f}" y="{h - pad - c / peak * (h - 2 * pad):.1f}" '
+        f'width="{max(x(edges[i + 1]) - x(edges[i]) - 1, 1):.1f}" height="{c / peak * (h - 2 * pad):.1f}" '
+        f'fill="#4a78b5"/>'
+        for i, c in enumerate(counts)
+    )
+    lines = "".join(
+        f'<line x1="{x(v):.1f}" x2="{x(v):.1f}" y1="{pad / 2}" y2="{h - pad}" stroke="#c0392b" stroke-dasharray="4"/>'
+        f'<text x="{x(v) + 3:.1f}" y="{pad:.0f}" font-size="10">{html.escape(k)} {v:.3g} ms</text>'
+        for k, v in marks.items()
+    )
+    axis = (
+        f'<text x="{pad}" y="{h - 6}" font-size="10">{lo:.3g} ms</text>'
+        f'<text x="{w - pad - 40}" y="{h - 6}" font-size="10">{hi:.3g} ms</text>'
+    )
+    return f'<svg width="{w}" height="{h}" role="img" aria-label="latency histogram">{bars}{lines}{axis}</svg>'
+
+
+def _svg_interval(low: float, value: float, high: float, threshold: float) -> str:
+    w, h, pad = 420, 54, 20
+    finite = [v for v in (low, value, high, threshold) if v == v and abs(v) != float("inf")]
+    lo, hi = min(finite), max(finite)
+    span = (hi - lo) or 1.0
+    lo, hi = lo - 0.1 * span, hi + 0.1 * span
+    x = lambda v: pad + (min(max(v, lo), hi) - lo) / (hi - lo) * (w - 2 * pad)  # noqa: E731
+    return (
+        f'<svg width="{w}" height="{h}" role="img" aria-label="metric with its interval">'
+        f'<line x1="{x(low):.1f}" x2="{x(high):.1f}" y1="22" y2="22" stroke="#4a78b5" stroke-width="6"/>'
+        f'<circle cx="{x(value):.1f}" cy="22" r="5" fill="#1d3557"/>'
+        f'<line x1="{x(threshold):.1f}" x2="{x(threshold):.1f}" y1="6" y2="38" stroke="#c0392b" stroke-width="2"/>'
+        f'<text x="{x(threshold) + 3:.1f}" y="50" font-size="10">threshold {threshold:.4g}</text></svg>'
+    )
+
+
+def _svg_bars(values: dict[str, float], threshold: float) -> str:
+    w, row, pad = 420, 18, 110
+    peak = max([*values.values(), threshold]) or 1.0
+    h = row * len(values) + 20
+    out = [f'<svg width="{w}" height="{h}" role="img" aria-label="drift per feature">']
+    for i, (name, v) in enumerate(values.items()):
+        y = i * row + 4
+        color = "#c0392b" if v >= threshold else "#4a78b5"
+        out.append(
+            f'<text x="0" y="{y + 12}" font-size="11">{html.escape(name[:16])}</text>'
+            f'<rect x="{pad}" y="{y}" width="{v / peak * (w - pad - 50):.1f}" height="{row - 4}" fill="{color}"/>'
+            f'<text x="{pad + v / peak * (w - pad - 50) + 4:.1f}" y="{y + 12}" font-size="10">{v:.4f}</text>'
+        )
+    tx = pad + threshold / peak * (w - pad - 50)
+    out.append(
+        f'<line x1="{tx:.1f}" x2="{tx:.1f}" y1="0" y2="{h - 14}" stroke="#c0392b" stroke-dasharray="4"/>'
+        f'<text x="{tx + 3:.1f}" y="{h - 2}" font-size="10">threshold {threshold:.4g}</text></svg>'
+    )
+    return "".join(out)
+
+
+def _plot(r: TestResult) -> str:
+    d = r.details
+    if r.type == "latency" and d.get("histogram"):
+        return _svg_histogram(d["histogram"]["counts"], d["histogram"]["edgesMs"], d.get("budgetMs", {}))
+    if r.type == "metric" and r.threshold is not None and "low" in d:
+        return _svg_interval(d["low"], r.value or 0.0, d["high"], r.threshold)
+    if r.type == "drift" and d.get("perFeature") and r.threshold is not None:
+        return _svg_bars(d["perFeature"], r.threshold)
+    return ""
+
+
+def render_html(suites: list[SuiteResult]) -> str:
+    s = summary(suites)
+    e = html.escape
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>takt test report</title>",
+        "<style>body{font:14px system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;"
+        "width:100%}td,th{border-bottom:1px solid #ddd;padding:6px 8px;text-align:left;vertical-align:top}"
+        ".passed{color:#1e8449}.failed{color:#c0392b}.error{color:#8e44ad}h2{margin-top:1.6em}"
+        "code{background:#f4f4f4;padding:1px 4px}</style></head><body>",
+        f"<h1>takt test report</h1><p>{s['tests']} tests in {s['suites']} suites: {s['passed']} passed, "
+        f"{s['failed']} failed, {s['errors']} errors; <b>{s['blocking']} blocking</b>. takt {e(__version__)}.</p>",
+    ]
+    for suite in suites:
+        verdict = "passed" if suite.passed else "failed"
+        parts.append(
+            f"<h2>{e(suite.suite)} <small class='{verdict}'>{verdict}</small></h2>"
+            f"<p>model <code>{e(suite.model)}</code> · spec <code>{e(suite.file)}</code></p>"
+        )
+        if suite.datasets:
+            parts.append(
+                "<p>datasets: "
+                + ", ".join(f"<code>{e(k)}</code> sha256 {e(v[:16])}…" for k, v in suite.datasets.items())
+                + "</p>"
+            )
+        if suite.error:
+            parts.append(f"<p class='error'>{e(suite.error)}</p>")
+        parts.append("<table><tr><th>test</th><th>type</th><th>gate</th><th>result</th><th>detail</th><th></th></tr>")
+        for r in suite.results:
+            parts.append(
+                f"<tr><td>{e(r.name)}</td><td>{e(r.type)}</td><td>{'yes' if r.gate else 'no'}</td>"
+                f"<td class='{r.status}'>{r.status}</td><td>{e(r.summary)}</td><td>{_plot(r)}</td></tr>"
+            )
+        parts.append("</table>")
+    parts.append("</body></html>\n")
+    return "".join(parts)

@@ -1,0 +1,527 @@
+"""Run a TestSuite against its model with onnxruntime and judge every test.
+
+Each test yields a `TestResult`: passed, failed (the model does not show what the suite asks)
+or error (the test cannot be judged: missing data, wrong columns, an unusable output). Errors
+are values with a message, never exceptions escaping to the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from compiler.models.digest import DigestCache
+from compiler.spec.datasource import DataSource
+from compiler.spec.model import Model, Tensor
+from compiler.spec.testsuite import DataTest, DriftTest, GoldenTest, InvarianceTest, LatencyTest, MetricTest, TestSuite
+from compiler.testing import stats
+from compiler.testing.datasets import Dataset, load_dataset
+
+NP_DTYPES = {
+    "float32": np.float32,
+    "float64": np.float64,
+    "float16": np.float16,
+    "int8": np.int8,
+    "int16": np.int16,
+    "int32": np.int32,
+    "int64": np.int64,
+    "uint8": np.uint8,
+    "uint16": np.uint16,
+    "uint32": np.uint32,
+    "uint64": np.uint64,
+    "bool": np.bool_,
+    "string": np.object_,
+}
+
+
+@dataclass(frozen=True)
+class TestResult:
+    __test__ = False  # not a pytest class
+
+    suite: str
+    name: str
+    type: str
+    gate: bool
+    status: str  # passed | failed | error
+    summary: str
+    value: float | None = None
+    bound: float | None = None
+    threshold: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def blocks(self) -> bool:
+        return self.gate and self.status != "passed"
+
+
+@dataclass
+class SuiteResult:
+    suite: str
+    model: str
+    file: str
+    results: list[TestResult] = field(default_factory=list)
+    datasets: dict[str, str] = field(default_factory=dict)  # name → sha256, for provenance
+    error: str | None = None  # the suite could not run at all
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and not any(r.blocks for r in self.results)
+
+
+class _Unjudgeable(Exception):
+    """A test that cannot be judged; becomes an `error` result with this message."""
+
+
+class ModelRunner:
+    """One onnxruntime session per model; inputs assembled from dataset columns, preprocessing applied."""
+
+    def __init__(self, model: Model, path: Path) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.intra_op_num_threads = 1  # stable latency figures, no contention with the test process
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.model = model
+        self.inputs = {t.name: t for t in model.spec.inputs}
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        first = model.spec.inputs[0].shape[0] if model.spec.inputs[0].shape else None
+        self.fixed_batch = first if isinstance(first, int) else None
+
+    def columns_for(self, tensor: Tensor) -> list[str]:
+        return [f.name for f in tensor.features] if tensor.features else [tensor.name]
+
+    def feeds(self, data: Dataset | dict[str, np.ndarray], rows: slice | np.ndarray | None = None) -> dict:
+        columns = data.columns if isinstance(data, Dataset) else data
+        feeds = {}
+        for name, tensor in self.inputs.items():
+            needed = self.columns_for(tensor)
+            missing = [c for c in needed if c not in columns]
+            if missing:
+                raise _Unjudgeable(f"no column(s) {', '.join(missing)} for input {name!r}")
+            if tensor.features:
+                arr = np.stack([np.asarray(columns[c], dtype=np.float64) for c in needed], axis=-1)
+            else:
+                arr = np.asarray(columns[name])
+            if rows is not None:
+                arr = arr[rows]
+            feeds[name] = arr
+        feeds = self._preprocess(feeds)
+        return {k: v.astype(NP_DTYPES[self.inputs[k].dtype], copy=False) for k, v in feeds.items()}
+
+    def _preprocess(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        first = next(iter(self.inputs))
+        for step in self.model.spec.preprocessing:
+            name = step.input or first
+            x = feeds[name].astype(np.float64)
+            if step.op == "clip":
+                x = np.clip(x, step.min, step.max)
+            elif step.op == "standardize":
+                x = (x - np.asarray(step.mean)) / np.asarray(step.std)
+            elif step.op == "minmax":
+                lo, hi = np.asarray(step.min), np.asarray(step.max)
+                x = (x - lo) / np.where(hi - lo == 0, 1, hi - lo)
+            elif step.op == "fill-missing":
+                x = np.where(np.isnan(x), step.value, x)
+            else:
+                raise _Unjudgeable(f"preprocessing {step.op!r} is not supported by takt test yet")
+            feeds[name] = x
+        return feeds
+
+    def run(self, feeds: dict[str, np.ndarray], batch: int = 256) -> dict[str, np.ndarray]:
+        """All outputs for all rows, in batches (row by row when the model's batch size is fixed)."""
+        n = len(next(iter(feeds.values())))
+        step = self.fixed_batch or batch
+        parts: dict[str, list[np.ndarray]] = {o: [] for o in self.output_names}
+        for start in range(0, n, step):
+            chunk = {k: v[start : start + step] for k, v in feeds.items()}
+            for name, value in zip(self.output_names, self.session.run(None, chunk), strict=True):
+                parts[name].append(np.asarray(value))
+        return {k: np.concatenate(v) if v else np.empty(0) for k, v in parts.items()}
+
+
+def _labels_from(output: np.ndarray, decision_threshold: float | None) -> np.ndarray:
+    """Class-like predictions from an output: argmax of scores, bools as 0/1, thresholded scores."""
+    out = output
+    if out.ndim >= 2 and out.shape[-1] == 1:
+        out = out.reshape(out.shape[:-1])
+    if out.ndim == 2:
+        return out.argmax(axis=1)
+    if out.dtype == np.bool_:
+        return out.astype(np.int64)
+    if np.issubdtype(out.dtype, np.floating):
+        if decision_threshold is None:
+            raise _Unjudgeable("a float score output needs decisionThreshold to give classes")
+        return (out >= decision_threshold).astype(np.int64)
+    return out
+
+
+def _classlike_output(runner: ModelRunner, preferred: str | None) -> str:
+    if preferred:
+        return preferred
+    for t in runner.model.spec.outputs:
+        if t.dtype not in ("float16", "float32", "float64") or (len(t.shape) == 2 and t.shape[-1] != 1):
+            return t.name
+    return runner.model.spec.outputs[0].name
+
+
+class SuiteRunner:
+    def __init__(
+        self,
+        suite: TestSuite,
+        model: Model,
+        model_path: Path,
+        root: Path,
+        cache: DigestCache,
+        sources: dict[str, DataSource],
+        file: str,
+    ) -> None:
+        self.suite, self.model, self.root, self.cache, self.sources = suite, model, root, cache, sources
+        self.model_path = model_path
+        self.result = SuiteResult(suite.metadata.name, model.metadata.name, file)
+        self._datasets: dict[str, Dataset | str] = {}
+
+    def dataset(self, name: str) -> Dataset:
+        if name not in self._datasets:
+            spec = self.suite.spec.datasets[name]
+            loaded = load_dataset(self.root, name, spec.path, spec.format, self.cache)
+            if isinstance(loaded, Dataset) and spec.sha256 and loaded.sha256 != spec.sha256:
+                loaded = f"dataset {name!r}: sha256 is {loaded.sha256}, not the declared digest"
+            self._datasets[name] = loaded
+            if isinstance(loaded, Dataset):
+                self.result.datasets[name] = loaded.sha256
+        loaded = self._datasets[name]
+        if isinstance(loaded, str):
+            raise _Unjudgeable(loaded)
+        return loaded
+
+    def run(self, progress: Callable[[str], None] | None = None) -> SuiteResult:
+        try:
+            self.runner = ModelRunner(self.model, self.model_path)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime refusing the model is a finding, not a crash
+            self.result.error = f"onnxruntime cannot load {self.model_path.name}: {str(exc).splitlines()[0][:300]}"
+            return self.result
+        handlers = {
+            "golden": self.golden,
+            "metric": self.metric,
+            "data": self.data,
+            "drift": self.drift,
+            "latency": self.latency,
+            "invariance": self.invariance,
+        }
+        for test in self.suite.spec.tests:
+            if progress:
+                progress(f"{self.suite.metadata.name}/{test.name}")
+            started = time.perf_counter()
+            try:
+                status, summary, extra = handlers[test.type](test)
+            except _Unjudgeable as exc:
+                status, summary, extra = "error", str(exc), {}
+            except Exception as exc:  # noqa: BLE001 - e.g. onnxruntime failing on real data: report it
+                status, summary, extra = "error", f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}", {}
+            self.result.results.append(
+                TestResult(
+                    self.suite.metadata.name,
+                    test.name,
+                    test.type,
+                    test.gate,
+                    status,
+                    summary,
+                    seconds=time.perf_counter() - started,
+                    **extra,
+                )
+            )
+        return self.result
+
+    # --- the tests ---------------------------------------------------------------------------------
+
+    def _truth(self, ds: Dataset, column: str | None) -> np.ndarray:
+        col = column or "label"
+        if col not in ds.columns:
+            raise _Unjudgeable(f"dataset {ds.name!r} has no label column {col!r} (set labelColumn)")
+        truth = ds.columns[col]
+        labels = self.model.spec.class_labels
+        if truth.dtype == object and labels:
+            index = {name: i for i, name in enumerate(labels)}
+            unknown = sorted({str(v) for v in truth if v not in index})
+            if unknown:
+                raise _Unjudgeable(f"labels {unknown[:5]} are not in the model's classLabels")
+            return np.array([index[v] for v in truth])
+        return truth
+
+    def golden(self, test: GoldenTest) -> tuple[str, str, dict]:
+        path = self.root / test.samples
+        if not path.is_file():
+            raise _Unjudgeable(f"golden samples {test.samples} do not exist")
+        if path.suffix == ".json":
+            try:
+                doc = json.loads(path.read_text(encoding="utf-8"))
+                inputs = {k: np.asarray(v) for k, v in doc["inputs"].items()}
+                expected = {k: np.asarray(v) for k, v in doc["expected"].items()}
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise _Unjudgeable(f"golden samples {test.samples}: need {{inputs, expected}} ({exc})") from exc
+        else:
+            try:
+                with np.load(path, allow_pickle=False) as npz:
+                    inputs = {k: npz[k] for k in npz.files if not k.startswith("expected/")}
+                    expected = {k.removeprefix("expected/"): npz[k] for k in npz.files if k.startswith("expected/")}
+            except (OSError, ValueError, EOFError) as exc:
+                raise _Unjudgeable(f"golden samples {test.samples} are not a readable NPZ file") from exc
+        if not expected:
+            raise _Unjudgeable("golden samples hold no expected/<output> arrays")
+        missing = [n for n in self.runner.inputs if n not in inputs]
+        if missing:
+            raise _Unjudgeable(f"golden samples lack input(s) {', '.join(missing)}")
+        feeds = {
+            k: v.astype(NP_DTYPES[self.runner.inputs[k].dtype]) for k, v in inputs.items() if k in self.runner.inputs
+        }
+        actual = self.runner.run(feeds)
+        worst, mismatched, per_output = 0.0, 0, {}
+        for name, want in expected.items():
+            if name not in actual:
+                raise _Unjudgeable(f"the model has no output {name!r}")
+            got = actual[name]
+            if got.shape != want.shape:
+                raise _Unjudgeable(f"output {name!r} has shape {got.shape}, the samples {want.shape}")
+            if np.issubdtype(want.dtype, np.floating):
+                ok = np.isclose(got, want, rtol=test.tolerance.rel, atol=test.tolerance.abs)
+                err = float(np.max(np.abs(got.astype(np.float64) - want))) if want.size else 0.0
+            else:
+                ok = got == want
+                err = float(np.sum(~ok))
+            worst = max(worst, err)
+            mismatched += int(np.sum(~ok))
+            per_output[name] = err
+        n = len(next(iter(feeds.values())))
+        status = "passed" if mismatched == 0 else "failed"
+        return (
+            status,
+            f"{n} samples, {mismatched} values outside tolerance, max abs error {worst:.3g}",
+            {"value": worst, "details": {"maxAbsError": per_output, "samples": n}},
+        )
+
+    def metric(self, test: MetricTest) -> tuple[str, str, dict]:
+        ds = self.dataset(test.dataset)
+        out_name = test.output or _classlike_output(self.runner, None)
+        outputs = self.runner.run(self.runner.feeds(ds))
+        if out_name not in outputs:
+            raise _Unjudgeable(f"the model has no output {out_name!r}")
+        spec_ds = self.suite.spec.datasets[test.dataset]
+        truth = self._truth(ds, spec_ds.label_column)
+        if test.metric in ("mae", "rmse"):
+            pred = outputs[out_name].reshape(len(truth), -1)[:, 0].astype(np.float64)
+            truth = truth.astype(np.float64)
+        else:
+            pred = _labels_from(outputs[out_name], test.decision_threshold)
+            truth = truth.astype(pred.dtype) if truth.dtype != object else truth
+        positive = test.positive_class if test.positive_class is not None else 1
+        if isinstance(positive, str) and self.model.spec.class_labels and positive in self.model.spec.class_labels:
+            positive = self.model.spec.class_labels.index(positive)
+        est = stats.metric_estimate(test.metric, pred, truth, test.confidence, positive)
+        if est is None:
+            raise _Unjudgeable(
+                f"{test.metric} is undefined here: no {'positive ' if test.metric != 'accuracy' else ''}cases to count"
+            )
+        higher_is_better = test.metric not in ("mae", "rmse")
+        bound = est.low if higher_is_better else est.high
+        ok = bound >= test.threshold if higher_is_better else bound <= test.threshold
+        side = "lower" if higher_is_better else "upper"
+        cmp = ">=" if higher_is_better else "<="
+        return (
+            "passed" if ok else "failed",
+            f"{test.metric} {est.value:.4f}, {side} {test.confidence:.0%} bound {bound:.4f} ({est.method}, "
+            f"n={est.n}) {cmp} {test.threshold}? {'yes' if ok else 'no'}",
+            {
+                "value": est.value,
+                "bound": bound,
+                "threshold": test.threshold,
+                "details": {
+                    "metric": test.metric,
+                    "low": est.low,
+                    "high": est.high,
+                    "n": est.n,
+                    "method": est.method,
+                    "confidence": test.confidence,
+                },
+            },
+        )
+
+    def data(self, test: DataTest) -> tuple[str, str, dict]:
+        ds = self.dataset(test.dataset)
+        needed = [c for t in self.model.spec.inputs for c in self.runner.columns_for(t)]
+        source = self.sources.get(test.source) if test.source else None
+        fields = {f.name: f for f in source.spec.fields} if source else {}
+        needed += [f for f in fields if f not in needed]
+        problems: list[str] = []
+        if test.checks.schema_:
+            why = ds.require(needed)
+            if why:
+                problems.append(why)
+        per_column: dict[str, dict[str, float]] = {}
+        for name in needed:
+            if name not in ds.columns:
+                continue
+            col = ds.columns[name]
+            if col.dtype == object:
+                if test.checks.schema_:
+                    problems.append(f"column {name!r} is not numeric")
+                continue
+            flat = col.reshape(len(col), -1) if col.ndim > 1 else col[:, None]
+            missing = float(np.mean(~np.isfinite(flat))) if flat.size else 1.0
+            stats_ = {"missing": missing}
+            if missing > test.checks.max_missing:
+                problems.append(f"{name!r}: {missing:.2%} missing (max {test.checks.max_missing:.2%})")
+            f = fields.get(name)
+            if test.checks.ranges and f is not None and f.range is not None:
+                finite = flat[np.isfinite(flat)]
+                outside = float(np.mean((finite < f.range[0]) | (finite > f.range[1]))) if finite.size else 0.0
+                stats_["outsideRange"] = outside
+                if outside > 0:
+                    problems.append(f"{name!r}: {outside:.2%} outside [{f.range[0]}, {f.range[1]}]")
+            per_column[name] = stats_
+        status = "failed" if problems else "passed"
+        summary = (
+            "; ".join(problems[:4]) + (" …" if len(problems) > 4 else "")
+            if problems
+            else f"{ds.rows} rows, {len(per_column)} columns within schema, ranges and missing-value limits"
+        )
+        return status, summary, {"details": {"columns": per_column, "rows": ds.rows}}
+
+    def drift(self, test: DriftTest) -> tuple[str, str, dict]:
+        ref, cand = self.dataset(test.reference), self.dataset(test.candidate)
+        label = self.suite.spec.datasets[test.reference].label_column or "label"
+        features = test.features or sorted(
+            c
+            for c in ref.columns.keys() & cand.columns.keys()
+            if c != label and ref.columns[c].dtype != object and ref.columns[c].ndim == 1
+        )
+        if not features:
+            raise _Unjudgeable("no common numeric feature columns to compare")
+        why = ref.require(features) or cand.require(features)
+        if why:
+            raise _Unjudgeable(why)
+        values: dict[str, float] = {}
+        pvalues: dict[str, float] = {}
+        for f in features:
+            a, b = ref.columns[f].astype(np.float64), cand.columns[f].astype(np.float64)
+            if test.method == "psi":
+                v = stats.psi(a, b, test.bins)
+            else:
+                ks = stats.ks_2samp(a, b)
+                v = ks[0] if ks else None
+                if ks:
+                    pvalues[f] = ks[1]
+            if v is None:
+                raise _Unjudgeable(f"feature {f!r} has no finite values in one of the datasets")
+            values[f] = v
+        worst = max(values, key=values.get)  # type: ignore[arg-type]
+        ok = values[worst] < test.threshold
+        return (
+            "passed" if ok else "failed",
+            f"{test.method.upper()} max {values[worst]:.4f} ({worst}) < {test.threshold}? {'yes' if ok else 'no'}"
+            f" over {len(values)} feature(s)",
+            {
+                "value": values[worst],
+                "threshold": test.threshold,
+                "details": {"method": test.method, "perFeature": values, "pValues": pvalues},
+            },
+        )
+
+    def latency(self, test: LatencyTest) -> tuple[str, str, dict]:
+        rng = np.random.default_rng(0)
+        batch = self.runner.fixed_batch or test.batch_size
+        source = next(iter(self.suite.spec.datasets), None)
+        if source is not None:
+            try:
+                feeds_all = self.runner.feeds(self.dataset(source))
+            except _Unjudgeable:
+                feeds_all = None
+        else:
+            feeds_all = None
+        if feeds_all is None:  # synthetic inputs of the declared shapes
+            feeds_all = {}
+            for name, t in self.runner.inputs.items():
+                shape = [
+                    batch * 8 if i == 0 and not isinstance(d, int) else (d if isinstance(d, int) else 1)
+                    for i, d in enumerate(t.shape)
+                ]
+                feeds_all[name] = rng.normal(0, 1, shape).astype(NP_DTYPES[t.dtype])
+        n = len(next(iter(feeds_all.values())))
+        if n == 0:
+            raise _Unjudgeable("no rows to time")
+        samples = []
+        session = self.runner.session
+        for i in range(test.warmup + test.runs):
+            start = (i * batch) % max(n - batch + 1, 1)
+            chunk = {k: v[start : start + batch] for k, v in feeds_all.items()}
+            t0 = time.perf_counter_ns()
+            session.run(None, chunk)
+            if i >= test.warmup:
+                samples.append((time.perf_counter_ns() - t0) / 1e9)
+        measured = stats.percentiles(np.array(samples))
+        over = []
+        for q in ("p50", "p95", "p99"):
+            budget = getattr(test.budget, q)
+            if budget is not None and measured[q] > budget:
+                over.append(f"{q} {measured[q] * 1e3:.3f} ms > {budget * 1e3:.3f} ms")
+        counts, edges = np.histogram(np.array(samples) * 1e3, bins=30)
+        text = ", ".join(f"{q} {v * 1e3:.3f} ms" for q, v in measured.items())
+        return (
+            "failed" if over else "passed",
+            ("; ".join(over) if over else text) + f" over {len(samples)} warm runs, batch {batch}",
+            {
+                "value": measured["p99"],
+                "details": {
+                    "percentilesMs": {k: v * 1e3 for k, v in measured.items()},
+                    "budgetMs": {
+                        q: getattr(test.budget, q) * 1e3
+                        for q in ("p50", "p95", "p99")
+                        if getattr(test.budget, q) is not None
+                    },
+                    "histogram": {"counts": counts.tolist(), "edgesMs": edges.tolist()},
+                },
+            },
+        )
+
+    def invariance(self, test: InvarianceTest) -> tuple[str, str, dict]:
+        ds = self.dataset(test.dataset)
+        out_name = _classlike_output(self.runner, None)
+        tensor = next(t for t in self.model.spec.outputs if t.name == out_name)
+        if tensor.dtype in ("float16", "float32", "float64") and not (len(tensor.shape) == 2 and tensor.shape[-1] != 1):
+            raise _Unjudgeable("invariance needs a class-like output (labels, booleans or class scores)")
+        columns = dict(ds.columns)
+        unknown = [k for k in test.noise if k not in columns]
+        if unknown:
+            raise _Unjudgeable(f"noise names unknown column(s) {', '.join(unknown)}")
+        clean = _labels_from(self.runner.run(self.runner.feeds(columns))[out_name], None)
+        rng = np.random.default_rng(test.seed)
+        flips = 0
+        for _ in range(test.trials):
+            noisy = dict(columns)
+            for name, std in test.noise.items():
+                col = columns[name].astype(np.float64)
+                noisy[name] = col + rng.normal(0, std, col.shape)
+            pred = _labels_from(self.runner.run(self.runner.feeds(noisy))[out_name], None)
+            flips += int(np.sum(pred != clean))
+        total = clean.size * test.trials
+        rate = flips / total if total else math.nan
+        upper = stats.wilson(flips, total, 0.95)
+        ok = rate <= test.max_flip_rate
+        return (
+            "passed" if ok else "failed",
+            f"flip rate {rate:.4f} (95% upper bound {upper.high if upper else math.nan:.4f}) <= "
+            f"{test.max_flip_rate}? {'yes' if ok else 'no'} over {total} noisy predictions",
+            {
+                "value": rate,
+                "threshold": test.max_flip_rate,
+                "details": {"flips": flips, "predictions": total, "upper95": upper.high if upper else None},
+            },
+        )

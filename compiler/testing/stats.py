@@ -1,0 +1,168 @@
+"""The statistics behind model tests, in numpy and the standard library only.
+
+Metrics are judged by a one-sided confidence bound at a declared level, not by a point
+estimate: "recall ≥ 0.9 with 95 % confidence" means the lower bound clears 0.9. Every function
+says what it returns for empty data instead of raising or returning NaN silently.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Estimate:
+    value: float  # point estimate
+    low: float  # one-sided lower bound at `confidence` (or -inf)
+    high: float  # one-sided upper bound at `confidence` (or +inf)
+    n: int
+    method: str
+    confidence: float
+
+
+def _z(confidence: float) -> float:
+    return NormalDist().inv_cdf(confidence)
+
+
+def wilson(successes: int, n: int, confidence: float) -> Estimate | None:
+    """Wilson score bounds of a proportion; each bound one-sided at `confidence`. None for n = 0."""
+    if n <= 0:
+        return None
+    p = successes / n
+    z = _z(confidence)
+    denom = 1 + z * z / n
+    center = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return Estimate(p, max(0.0, center - half), min(1.0, center + half), n, "wilson", confidence)
+
+
+def bootstrap(
+    statistic: Callable[..., float],
+    arrays: tuple[np.ndarray, ...],
+    confidence: float,
+    *,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> Estimate | None:
+    """Percentile bootstrap bounds (one-sided) of `statistic(*arrays)` over paired rows."""
+    n = len(arrays[0])
+    if n == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(resamples, n))
+    stats = np.array([statistic(*(a[i] for a in arrays)) for i in idx], dtype=float)
+    stats = stats[np.isfinite(stats)]
+    value = float(statistic(*arrays))
+    if stats.size == 0:
+        return Estimate(value, -math.inf, math.inf, n, "bootstrap", confidence)
+    return Estimate(
+        value,
+        float(np.quantile(stats, 1 - confidence)),
+        float(np.quantile(stats, confidence)),
+        n,
+        "bootstrap",
+        confidence,
+    )
+
+
+def psi(reference: np.ndarray, candidate: np.ndarray, bins: int = 10, eps: float = 1e-4) -> float | None:
+    """Population stability index over quantile bins of the reference; None without data.
+
+    Bin edges are the reference quantiles (so each reference bin holds about the same share),
+    widened to ±inf so candidate values outside the reference range still count. Empty bins get
+    `eps` so the logarithm stays finite. A constant reference gets a bin of its own, so a moved
+    constant still shows as drift.
+    """
+    ref = reference[np.isfinite(reference)]
+    cand = candidate[np.isfinite(candidate)]
+    if ref.size == 0 or cand.size == 0:
+        return None
+    q = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)))
+    interior = q[1:-1] if q.size > 2 else q  # few distinct values: each becomes its own bin
+    if q.size == 1:  # a constant reference: a bin for it alone, and one on either side
+        interior = np.array([q[0], np.nextafter(q[0], np.inf)])
+    edges = np.concatenate(([-np.inf], interior, [np.inf]))
+    r = np.histogram(ref, edges)[0] / ref.size
+    c = np.histogram(cand, edges)[0] / cand.size
+    r = np.where(r == 0, eps, r)
+    c = np.where(c == 0, eps, c)
+    return float(np.sum((c - r) * np.log(c / r)))
+
+
+def kolmogorov_sf(x: float) -> float:
+    """P(K > x) for the Kolmogorov distribution (the asymptotic two-sample KS law)."""
+    if x <= 0:
+        return 1.0
+    if x < 0.2:
+        return 1.0  # the series converges slowly here; the probability is 1 to double precision
+    total = 0.0
+    for k in range(1, 101):
+        term = (-1) ** (k - 1) * math.exp(-2 * k * k * x * x)
+        total += term
+        if abs(term) < 1e-16:
+            break
+    return max(0.0, min(1.0, 2 * total))
+
+
+def ks_2samp(reference: np.ndarray, candidate: np.ndarray) -> tuple[float, float] | None:
+    """Two-sample Kolmogorov–Smirnov statistic D and its p-value under the limiting Kolmogorov law
+    (scipy's kstwobign); None without data. Drift tests judge D; the p-value is for the report."""
+    a = np.sort(reference[np.isfinite(reference)])
+    b = np.sort(candidate[np.isfinite(candidate)])
+    n, m = a.size, b.size
+    if n == 0 or m == 0:
+        return None
+    pooled = np.concatenate([a, b])
+    cdf_a = np.searchsorted(a, pooled, side="right") / n
+    cdf_b = np.searchsorted(b, pooled, side="right") / m
+    d = float(np.max(np.abs(cdf_a - cdf_b)))
+    en = math.sqrt(n * m / (n + m))
+    return d, kolmogorov_sf(en * d)
+
+
+def percentiles(samples: np.ndarray, qs: tuple[float, ...] = (50, 95, 99)) -> dict[str, float]:
+    if samples.size == 0:
+        return {}
+    values = np.percentile(samples, qs)
+    return {f"p{int(q)}": float(v) for q, v in zip(qs, values, strict=True)}
+
+
+# --- metrics -------------------------------------------------------------------------------------
+
+
+def confusion(pred: np.ndarray, truth: np.ndarray, positive) -> tuple[int, int, int, int]:
+    """(tp, fp, fn, tn) for one positive class."""
+    p = pred == positive
+    t = truth == positive
+    return int(np.sum(p & t)), int(np.sum(p & ~t)), int(np.sum(~p & t)), int(np.sum(~p & ~t))
+
+
+def f1_score(pred: np.ndarray, truth: np.ndarray, positive) -> float:
+    tp, fp, fn, _ = confusion(pred, truth, positive)
+    return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+
+
+def metric_estimate(
+    metric: str, pred: np.ndarray, truth: np.ndarray, confidence: float, positive=1, seed: int = 0
+) -> Estimate | None:
+    """The metric with its bounds: Wilson for proportions, bootstrap for F1 and errors."""
+    if pred.size == 0:
+        return None
+    if metric == "accuracy":
+        return wilson(int(np.sum(pred == truth)), int(pred.size), confidence)
+    if metric in ("precision", "recall"):
+        tp, fp, fn, _ = confusion(pred, truth, positive)
+        return wilson(tp, tp + fp if metric == "precision" else tp + fn, confidence)
+    if metric == "f1":
+        return bootstrap(lambda p, t: f1_score(p, t, positive), (pred, truth), confidence, seed=seed)
+    err = pred.astype(float) - truth.astype(float)
+    if metric == "mae":
+        return bootstrap(lambda e: float(np.mean(np.abs(e))), (err,), confidence, seed=seed)
+    if metric == "rmse":
+        return bootstrap(lambda e: float(np.sqrt(np.mean(e * e))), (err,), confidence, seed=seed)
+    raise ValueError(f"unknown metric {metric}")

@@ -1,0 +1,142 @@
+"""`takt test`: suites on the examples, failing gates, unusable data, and every output format."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+from html.parser import HTMLParser
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import numpy as np
+import pytest
+
+from tests.conftest import BASE, EXAMPLES
+
+TESTS = textwrap.dedent(BASE["tests.yaml"])
+
+
+@pytest.fixture
+def press(tmp_path: Path) -> Path:
+    dst = tmp_path / "press"
+    shutil.copytree(EXAMPLES / "press-line-anomaly", dst, ignore=shutil.ignore_patterns(".takt-cache"))
+    return dst
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new))
+
+
+def test_examples_pass_with_measured_figures(cli_run):
+    for name in ("press-line-anomaly", "visual-inspection"):
+        code, out = cli_run("test", str(EXAMPLES / name), "--format", "json", "--no-progress")
+        assert code == 0, out
+        doc = json.loads(out[: out.rindex("}") + 1])
+        assert doc["summary"]["blocking"] == 0 and doc["summary"]["failed"] == 0
+        suite = doc["suites"][0]
+        assert suite["passed"] and set(suite["datasets"]) >= {"reference"}
+        lat = next(t for t in suite["tests"] if t["type"] == "latency")
+        assert lat["details"]["percentilesMs"]["p50"] > 0
+
+
+def test_failing_gate_exits_1_and_reports_everywhere(cli_run, press: Path, tmp_path: Path):
+    _edit(press / "specs/tests.yaml", "threshold: 0.6", "threshold: 0.99")  # recall lower bound is ~0.92
+    report = tmp_path / "r.html"
+    code, out = cli_run("test", str(press), "--report", str(report), "--no-progress")
+    assert code == 1
+    assert "✖ fault-recall" in out and "lower 95% bound" in out and "1 blocking" in out
+    junit = tmp_path / "j.xml"
+    code, _ = cli_run("test", str(press), "-f", "junit", "-o", str(junit), "--no-progress")
+    assert code == 1
+    case = ET.parse(junit).getroot().find(".//testcase[@name='fault-recall']")
+    assert case.find("failure") is not None
+    html = report.read_text()
+    assert "<svg" in html and "fault-recall" in html and "failed" in html
+    HTMLParser().feed(html)
+
+
+def test_non_gating_failure_does_not_block(cli_run, press: Path, tmp_path: Path):
+    _edit(press / "specs/tests.yaml", "maxFlipRate: 0.02", "maxFlipRate: 0.0")
+    junit = tmp_path / "j.xml"
+    code, out = cli_run("test", str(press), "-f", "junit", "-o", str(junit), "--no-progress")
+    assert code == 0, out
+    case = ET.parse(junit).getroot().find(".//testcase[@name='sensor-noise']")
+    assert case.find("skipped") is not None and "non-gating failed" in case.find("skipped").get("message")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "fragment"),
+    [
+        ("budget: {p50: 2ms, p99: 10ms}", "budget: {p50: 1us}", "p50"),
+        ("threshold: 0.25", "threshold: 0.001", "PSI max"),
+        ("tolerance: {abs: 1.0e-4, rel: 1.0e-3}", "tolerance: {abs: 0, rel: 0}", None),
+    ],
+)
+def test_each_test_type_can_fail(cli_run, press: Path, old: str, new: str, fragment: str | None):
+    if fragment is None:  # golden: perturb the expected scores instead
+        g = dict(np.load(press / "data/golden.npz"))
+        g["expected/score"] = g["expected/score"] + 0.01
+        np.savez(press / "data/golden.npz", **g)
+        fragment = "values outside tolerance"
+    else:
+        _edit(press / "specs/tests.yaml", old, new)
+    code, out = cli_run("test", str(press), "--format", "json", "--no-progress")
+    assert code == 1
+    doc = json.loads(out[: out.rindex("}") + 1])
+    failed = [t for t in doc["suites"][0]["tests"] if t["status"] == "failed"]
+    assert len(failed) == 1 and fragment in failed[0]["summary"]
+
+
+def test_unusable_data_is_an_error_result_not_a_traceback(repo, cli_run, tmp_path: Path):
+    suite = TESTS + "    - {name: acc, type: metric, metric: mae, dataset: ref, threshold: 1}\n"
+    repo({"tests.yaml": suite, "data/ref.csv": "temp,wrong\n1,2\n"})
+    code, out = cli_run("test", str(tmp_path), "--format", "json", "--no-progress")
+    assert code == 1
+    tests = {t["name"]: t for t in json.loads(out[: out.rindex("}") + 1])["suites"][0]["tests"]}
+    assert tests["dat"]["status"] == "failed" and "no column(s) pres" in tests["dat"]["summary"]
+    assert tests["acc"]["status"] == "error" and "no column(s) pres for input 'x'" in tests["acc"]["summary"]
+    assert "Traceback" not in out
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe\x00garbage", b"", b"a,b\n1\n"])
+def test_corrupt_csv_is_reported(repo, cli_run, tmp_path: Path, content: bytes):
+    repo({"data/ref.csv": content})
+    code, out = cli_run("test", str(tmp_path), "--format", "json", "--no-progress")
+    assert code == 1
+    dat = next(t for t in json.loads(out[: out.rindex("}") + 1])["suites"][0]["tests"] if t["name"] == "dat")
+    assert dat["status"] == "error" and "dataset 'ref'" in dat["summary"]
+
+
+def test_regression_metric_and_invariance_needs_classes(repo, cli_run, tmp_path: Path):
+    rows = "temp,pres,label\n" + "".join(f"{i},{i},{i}\n" for i in range(50))  # y = 0.5 t + 0.5 p = label
+    suite = TESTS + (
+        "    - {name: err, type: metric, metric: mae, dataset: ref, threshold: 0.01}\n"
+        "    - {name: inv, type: invariance, dataset: ref, noise: {temp: 0.1}, maxFlipRate: 0.1}\n"
+    )
+    repo({"tests.yaml": suite, "data/ref.csv": rows})
+    code, out = cli_run("test", str(tmp_path), "--format", "json", "--no-progress")
+    tests = {t["name"]: t for t in json.loads(out[: out.rindex("}") + 1])["suites"][0]["tests"]}
+    assert tests["err"]["status"] == "passed" and tests["err"]["value"] == pytest.approx(0.0, abs=1e-5)
+    assert tests["inv"]["status"] == "error" and "class-like output" in tests["inv"]["summary"]
+    assert code == 1
+
+
+def test_html_escapes_hostile_text(repo, cli_run, tmp_path: Path):
+    repo({"data/ref.csv": "<script>alert(1)</script>,temp\n1,2\n"})
+    report = tmp_path / "r.html"
+    cli_run("test", str(tmp_path), "--report", str(report), "--no-progress")
+    html = report.read_text()
+    assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_spec_errors_stop_before_running(cli_run, press: Path):
+    _edit(press / "specs/tests.yaml", "metric: recall", "metric: recal")
+    code, out = cli_run("test", str(press), "--no-progress")
+    assert code == 1 and "fix the spec errors" in out
+
+
+def test_unknown_suite_is_a_usage_error(cli_run, press: Path):
+    assert cli_run("test", str(press), "--suite", "nope", "--no-progress")[0] == 2
