@@ -25,6 +25,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/bench_validate.py
+	$(PY) bench/bench_digest.py 512
 
 schemas: $(STAMP)
 	$(VENV)/bin/takt schema --out schemas

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: the main job on an example, as CI would run it on a pull request.
-# Today: validate (clean), the same repo with a typical mistake (located diagnostics, exit 1),
-# and the machine formats CI consumes. Later stages (test, build, publish, agent) join as they land.
+# Today: validate, test, matrix and model check on a clean example; the same repo with typical
+# mistakes (located diagnostics, exit 1); the machine formats CI consumes. Build, publish and the
+# agent join as they land.
 set -euo pipefail
 VENV="${1:-.venv}"
 TAKT="$VENV/bin/takt"
@@ -11,8 +12,18 @@ trap 'rm -rf "$WORK"' EXIT
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "takt validate $EXAMPLE"
+step "takt validate $EXAMPLE   (specs, protocol addresses, models on disk, every model on every target)"
 "$TAKT" validate "$EXAMPLE"
+
+step "takt test $EXAMPLE   (onnxruntime: golden samples, recall with a Wilson bound, data, drift, latency, noise)"
+"$TAKT" test "$EXAMPLE" --report "$WORK/report.html"
+echo "HTML report: $(wc -c < "$WORK/report.html") bytes, self-contained"
+
+step "takt matrix $EXAMPLE   (which model runs on which target)"
+"$TAKT" matrix "$EXAMPLE"
+
+step "takt model check   (one ONNX file against a target's pinned onnxruntime release)"
+"$TAKT" model check "$EXAMPLE/models/press_anomaly.onnx" --target ipc-arm --spec-root "$EXAMPLE"
 
 step "a pull request with three mistakes: a typo, a unit mismatch, a duplicate key"
 cp -r "$EXAMPLE" "$WORK/pr"
@@ -30,4 +41,4 @@ step "the same findings for CI: GitHub annotations and SARIF for code scanning"
 "$TAKT" validate "$WORK/pr" --format sarif --output "$WORK/takt.sarif" || true
 echo "SARIF written: $(wc -c < "$WORK/takt.sarif") bytes"
 
-step "demo done: validate works end to end (test, build, publish and the agent come with the next issues)"
+step "demo done: validate, test and the model checks work end to end (build, publish and the agent come next)"

@@ -206,3 +206,15 @@ def test_matrix_covers_every_model_and_target(cli_run):
     assert {p["code"] for p in node["problems"]} == {"TAKT5008", "TAKT5013"}  # Concat not in the build; not int8
     code, out = cli_run("matrix", str(EXAMPLES / "press-line-anomaly"))
     assert code == 0 and "✗ TAKT5008" in out
+
+
+def test_huge_artifact_is_refused_without_reading_it(cli_run, tmp_path: Path):
+    f = tmp_path / "huge.onnx"
+    with f.open("wb") as fh:  # sparse: 3 GiB of nothing, no disk used
+        fh.truncate(3 * 2**30)
+    code, _ = cli_run("model", "check", str(f))
+    assert code == 2
+    from compiler.models.inspect import Unreadable, inspect_model
+
+    result = inspect_model(f)
+    assert isinstance(result, Unreadable) and "2 GiB" in result.reason

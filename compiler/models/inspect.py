@@ -193,8 +193,17 @@ def parse_model(data: bytes) -> onnx.ModelProto | Unreadable:
     return model
 
 
+PROTOBUF_LIMIT = 2**31 - 1  # a single-file ONNX model cannot be larger: bigger weights live in external data
+
+
 def inspect_model(path: Path) -> ModelInfo | Unreadable:
     try:
+        size = path.stat().st_size
+        if size > PROTOBUF_LIMIT:
+            return Unreadable(
+                f"{path.name} is {size:,} bytes, over protobuf's 2 GiB limit for one ONNX file; "
+                "store large weights as external data"
+            )
         data = path.read_bytes()
     except OSError as exc:
         return Unreadable(f"cannot read {path.name}: {exc.strerror or exc}")
