@@ -1,0 +1,18 @@
+"""The bundle format: the contract between the compiler (writes) and the agent (verifies).
+
+Standard library only, on purpose: a device imports this module without pydantic, jinja2 or onnx.
+A bundle is a directory holding files and MANIFEST.json (every file's path, size, sha256 and
+mode, and provenance). The bundle digest is the sha256 of the canonical manifest without its
+own digest field, so it binds every byte and every name.
+"""
+
+from compiler.bundle.manifest import (
+    MANIFEST,
+    FileEntry,
+    Manifest,
+    canonical_json,
+    verify_bundle,
+    write_bundle,
+)
+
+__all__ = ["MANIFEST", "FileEntry", "Manifest", "canonical_json", "verify_bundle", "write_bundle"]

@@ -1,0 +1,191 @@
+"""MANIFEST.json: writing a bundle deterministically and verifying one without trusting it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import stat
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "MANIFEST.json"
+FORMAT_VERSION = 1
+MAX_FILE_BYTES = 4 << 30  # no single bundle file may exceed 4 GiB, whatever a manifest claims
+_SAFE_PATH = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Sorted keys, no insignificant white space, UTF-8, one trailing newline: byte-stable."""
+    return (json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False) + "\n").encode(
+        "utf-8"
+    )
+
+
+def safe_relative(path: str) -> bool:
+    """A bundle path: relative, '/'-separated, no '..', '.', empty or exotic segments."""
+    if not _SAFE_PATH.fullmatch(path) or len(path) > 512:  # fullmatch: `$` would allow a trailing newline
+        return False
+    return all(part not in (".", "..") for part in path.split("/"))  # split, not PurePath: it drops "."
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str
+    size: int
+    sha256: str
+    mode: int = 0o644  # 0o644 or 0o755; nothing else is written or accepted
+
+    def as_json(self) -> dict[str, Any]:
+        return {"path": self.path, "size": self.size, "sha256": self.sha256, "mode": f"{self.mode:04o}"}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    target_class: str
+    files: tuple[FileEntry, ...]
+    provenance: dict[str, Any] = field(default_factory=dict)
+    version: int = FORMAT_VERSION
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "name": self.name,
+            "targetClass": self.target_class,
+            "files": [f.as_json() for f in sorted(self.files, key=lambda f: f.path)],
+            "provenance": self.provenance,
+        }
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(canonical_json(self.body())).hexdigest()
+
+    def to_bytes(self) -> bytes:
+        return canonical_json({**self.body(), "digest": self.digest})
+
+    @classmethod
+    def parse(cls, data: bytes) -> Manifest:
+        """Parse and check a manifest's structure; raises ValueError with the reason."""
+        doc = json.loads(data.decode("utf-8"))
+        if not isinstance(doc, dict) or doc.get("version") != FORMAT_VERSION:
+            raise ValueError(f"unsupported manifest version {doc.get('version') if isinstance(doc, dict) else '?'}")
+        files = []
+        for entry in doc.get("files", []):
+            mode = int(str(entry["mode"]), 8)
+            if mode not in (0o644, 0o755):
+                raise ValueError(f"file {entry['path']!r} has mode {entry['mode']}")
+            if not isinstance(entry["size"], int) or not 0 <= entry["size"] <= MAX_FILE_BYTES:
+                raise ValueError(f"file {entry['path']!r} has an impossible size")
+            if not re.fullmatch(r"[0-9a-f]{64}", str(entry["sha256"])):
+                raise ValueError(f"file {entry['path']!r} has no valid sha256")
+            files.append(FileEntry(str(entry["path"]), entry["size"], str(entry["sha256"]), mode))
+        manifest = cls(str(doc["name"]), str(doc["targetClass"]), tuple(files), dict(doc.get("provenance", {})))
+        if doc.get("digest") != manifest.digest:
+            raise ValueError("manifest digest does not match its content")
+        return manifest
+
+
+def write_bundle(
+    parent: Path,
+    name: str,
+    target_class: str,
+    files: dict[str, bytes],
+    provenance: dict[str, Any],
+    executable: frozenset[str] = frozenset(),
+) -> Manifest:
+    """Write `parent/<digest>/` atomically (staged in a temp dir, then renamed) and return its manifest.
+
+    An existing directory of the same digest is the same bundle and is kept as it is.
+    """
+    for path in files:
+        if not safe_relative(path) or path == MANIFEST:
+            raise ValueError(f"unsafe bundle path {path!r}")
+    entries = tuple(
+        FileEntry(p, len(b), hashlib.sha256(b).hexdigest(), 0o755 if p in executable else 0o644)
+        for p, b in sorted(files.items())
+    )
+    manifest = Manifest(name, target_class, entries, provenance)
+    final = parent / manifest.digest
+    if final.is_dir():
+        return manifest
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=parent))
+    try:
+        for entry in entries:
+            target = staging / entry.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(files[entry.path])
+            os.chmod(target, entry.mode)
+        (staging / MANIFEST).write_bytes(manifest.to_bytes())
+        os.chmod(staging / MANIFEST, 0o644)
+        for d in sorted((p for p in staging.rglob("*") if p.is_dir()), reverse=True):
+            os.chmod(d, 0o755)
+        os.chmod(staging, 0o755)
+        os.replace(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+def verify_bundle(directory: Path, expected_digest: str | None = None) -> tuple[Manifest | None, list[str]]:
+    """Check a bundle without trusting it: the manifest, then every file, and nothing else.
+
+    Refused: paths that escape or are not plain, symlinks, device files, FIFOs, files the
+    manifest does not list, sizes beyond the declared length, any byte that differs.
+    """
+    problems: list[str] = []
+    mpath = directory / MANIFEST
+    try:
+        st = mpath.lstat()
+        if not stat.S_ISREG(st.st_mode):
+            return None, [f"{MANIFEST} is not a regular file"]
+        if st.st_size > 16 << 20:
+            return None, [f"{MANIFEST} is implausibly large ({st.st_size} bytes)"]
+        manifest = Manifest.parse(mpath.read_bytes())
+    except FileNotFoundError:
+        return None, [f"{MANIFEST} is missing"]
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        return None, [f"{MANIFEST} is invalid: {exc}"]
+    if expected_digest is not None and manifest.digest != expected_digest:
+        return manifest, [f"bundle digest is {manifest.digest}, expected {expected_digest}"]
+    listed = {e.path: e for e in manifest.files}
+    for entry in manifest.files:
+        if not safe_relative(entry.path) or entry.path == MANIFEST:
+            problems.append(f"unsafe path {entry.path!r}")
+            continue
+        path = directory / entry.path
+        try:
+            st = path.lstat()
+        except OSError:
+            problems.append(f"{entry.path}: missing")
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            problems.append(f"{entry.path}: not a regular file (symlink, device or directory)")
+            continue
+        if st.st_size != entry.size:
+            problems.append(f"{entry.path}: {st.st_size} bytes, manifest says {entry.size}")
+            continue
+        h = hashlib.sha256()
+        with path.open("rb") as fh:
+            remaining = entry.size + 1
+            while chunk := fh.read(min(1 << 20, remaining)):
+                remaining -= len(chunk)
+                h.update(chunk)
+                if remaining <= 0:
+                    break
+        if remaining <= 0 or h.hexdigest() != entry.sha256:
+            problems.append(f"{entry.path}: content differs from the manifest")
+    for path in directory.rglob("*"):
+        rel = path.relative_to(directory).as_posix()
+        if path.is_symlink():
+            if rel not in listed:
+                problems.append(f"{rel}: unexpected symlink")
+        elif path.is_file() and rel != MANIFEST and rel not in listed:
+            problems.append(f"{rel}: not listed in the manifest")
+    return manifest, problems
