@@ -129,26 +129,40 @@ def render_junit(suites: list[SuiteResult]) -> str:
 # --- HTML with inline SVG --------------------------------------------------------------------------
 
 
-def _svg_histogram(counts: list[int], edges: list[float], marks: dict[str, float]) -> str:
-    w, h, pad = 420, 140, 24
+def _svg_histogram(counts: list[int], edges: list[float], budgets: dict[str, float]) -> str:
+    """Latency histogram on the measured range; budgets far outside it are stated, not drawn."""
+    w, h, pad = 420, 150, 24
     peak = max(counts) or 1
-    lo, hi = edges[0], max(edges[-1], *marks.values()) if marks else edges[-1]
+    lo, hi = edges[0], edges[-1]
+    shown = {k: v for k, v in budgets.items() if v <= hi * 1.5}
+    hi = max(hi, *shown.values()) if shown else hi
     span = (hi - lo) or 1.0
     x = lambda v: pad + (v - lo) / span * (w - 2 * pad)  # noqa: E731
     bars = "".join(
-        f'<rect x="{x(edges[i]):.1f}" y="{h - pad - c / peak * (h - 2 * pad):.1f}" '
-        f'width="{max(x(edges[i + 1]) - x(edges[i]) - 1, 1):.1f}" height="{c / peak * (h - 2 * pad):.1f}" '
+        f'<rect x="{x(edges[i]):.1f}" y="{h - pad - c / peak * (h - 2 * pad - 12):.1f}" '
+        f'width="{max(x(edges[i + 1]) - x(edges[i]) - 1, 1):.1f}" height="{c / peak * (h - 2 * pad - 12):.1f}" '
         f'fill="#4a78b5"/>'
         for i, c in enumerate(counts)
     )
     lines = "".join(
-        f'<line x1="{x(v):.1f}" x2="{x(v):.1f}" y1="{pad / 2}" y2="{h - pad}" stroke="#c0392b" stroke-dasharray="4"/>'
-        f'<text x="{x(v) + 3:.1f}" y="{pad:.0f}" font-size="10">{html.escape(k)} {v:.3g} ms</text>'
-        for k, v in marks.items()
+        f'<line x1="{x(v):.1f}" x2="{x(v):.1f}" y1="14" y2="{h - pad}" stroke="#c0392b" stroke-dasharray="4"/>'
+        f'<text x="{x(v) - 60:.1f}" y="12" font-size="10">budget {html.escape(k)} {v:.3g} ms</text>'
+        for k, v in shown.items()
+    )
+    off = {k: v for k, v in budgets.items() if k not in shown}
+    note = (
+        (
+            "budget "
+            + ", ".join(f"{html.escape(k)} {v:.3g} ms" for k, v in off.items())
+            + f" (off scale: {min(off.values()) / edges[-1]:.0f}× the slowest run)"
+        )
+        if off
+        else ""
     )
     axis = (
-        f'<text x="{pad}" y="{h - 6}" font-size="10">{lo:.3g} ms</text>'
-        f'<text x="{w - pad - 40}" y="{h - 6}" font-size="10">{hi:.3g} ms</text>'
+        f'<text x="{pad}" y="{h - 8}" font-size="10">{lo:.3g} ms</text>'
+        f'<text x="{w - pad - 50}" y="{h - 8}" font-size="10">{hi:.3g} ms</text>'
+        f'<text x="{pad}" y="12" font-size="10">{note}</text>'
     )
     return f'<svg width="{w}" height="{h}" role="img" aria-label="latency histogram">{bars}{lines}{axis}</svg>'
 
@@ -165,7 +179,9 @@ def _svg_interval(low: float, value: float, high: float, threshold: float) -> st
         f'<line x1="{x(low):.1f}" x2="{x(high):.1f}" y1="22" y2="22" stroke="#4a78b5" stroke-width="6"/>'
         f'<circle cx="{x(value):.1f}" cy="22" r="5" fill="#1d3557"/>'
         f'<line x1="{x(threshold):.1f}" x2="{x(threshold):.1f}" y1="6" y2="38" stroke="#c0392b" stroke-width="2"/>'
-        f'<text x="{x(threshold) + 3:.1f}" y="50" font-size="10">threshold {threshold:.4g}</text></svg>'
+        f'<text x="{x(threshold) + 3:.1f}" y="50" font-size="10">threshold {threshold:.4g}</text>'
+        f'<text x="{x(low):.1f}" y="10" font-size="10">bound {low:.4g}</text>'
+        f'<text x="{x(value) - 10:.1f}" y="44" font-size="10">{value:.4g}</text></svg>'
     )
 
 
@@ -185,7 +201,7 @@ def _svg_bars(values: dict[str, float], threshold: float) -> str:
     tx = pad + threshold / peak * (w - pad - 50)
     out.append(
         f'<line x1="{tx:.1f}" x2="{tx:.1f}" y1="0" y2="{h - 14}" stroke="#c0392b" stroke-dasharray="4"/>'
-        f'<text x="{tx + 3:.1f}" y="{h - 2}" font-size="10">threshold {threshold:.4g}</text></svg>'
+        f'<text x="{tx - 80:.1f}" y="{h - 2}" font-size="10">threshold {threshold:.4g}</text></svg>'
     )
     return "".join(out)
 
