@@ -161,6 +161,9 @@ _RULES = [
     Rule("TAKT5016", "Operator depends on the device environment", W),
     Rule("TAKT5017", "Dataset does not fit the test", E),
     Rule("TAKT5018", "Remote artifact not checked here", I, "Remote artifacts are fetched and checked at build time."),
+    # 6xxx: rendering and bundles
+    Rule("TAKT6001", "No renderer for the target class", E),
+    Rule("TAKT6002", "Target class cannot render this deployment", E),
     # 8xxx: policies (user rules carry their own id; these are about the Policy itself)
     Rule("TAKT8001", "Invalid policy schema", E, "The cerberus schema of this Policy is not valid."),
     Rule("TAKT8002", "Policy violated", E),

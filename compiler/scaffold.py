@@ -150,6 +150,7 @@ def scaffold(directory: Path) -> list[Path]:
     digest = hashlib.sha256(model).hexdigest()
     files: dict[str, str | bytes] = {"takt.yaml": _PROJECT.format(name=name[:63])}
     files.update({path: _MODELINE + text.format(digest=digest) for path, text in _SPECS.items()})
+    files[".gitignore"] = ".takt-cache/\nout/\n"
     files["models/oven_health.onnx"] = model
     rows = ["temperature,pressure"] + [f"{180 + i % 7 * 2.5:.1f},{950 + i % 5 * 10}" for i in range(50)]
     files["data/reference.csv"] = "\n".join(rows) + "\n"

@@ -227,6 +227,156 @@ def test_cmd(
     sys.exit(EXIT_FINDINGS if s["blocking"] else EXIT_OK)
 
 
+@cli.command("build")
+@click.argument("path", type=click.Path(exists=True, path_type=Path), default=Path("."))
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("out"),
+    show_default=True,
+    help="Output directory: bundles/<digest>/ and index.json.",
+)
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=os.cpu_count() or 2, show_default="cores")
+@click.option("--skip-gates", is_flag=True, help="Do not run gating TestSuites (for local iteration only).")
+@click.option("--progress/--no-progress", default=True)
+def build_cmd(path: Path, out_dir: Path, jobs: int, skip_gates: bool, progress: bool) -> None:
+    """Render one bundle per (deployment, target), in parallel and incrementally.
+
+    Exit 1 when specs have errors, a bundle cannot be rendered, or a gating test fails (that
+    deployment gets no bundle).
+    """
+    from compiler.build import build
+    from compiler.validate.pipeline import validate as run_validate
+
+    out, err = _consoles()
+    result = run_validate(path)
+    errors = [d for d in result.diagnostics if d.severity == Severity.ERROR]
+    if errors:
+        rep = Report("validate", errors, result.files, len(result.documents), 0, result.sources)
+        err.print(render_text(errors, result.sources, rep.summary()), end="")
+        err.print("takt build: fix the spec errors above first")
+        sys.exit(EXIT_FINDINGS)
+    status = err.status("building") if progress and err.is_terminal else None
+    if status:
+        status.start()
+    try:
+        res = build(
+            result,
+            out_dir,
+            jobs=jobs,
+            run_gates=not skip_gates,
+            progress=(lambda name: status.update(f"building {name}")) if status else None,
+        )
+    finally:
+        if status:
+            status.stop()
+    for b in res.bundles:
+        state = "[dim]unchanged[/dim]" if b.reused else "[green]rendered[/green]"
+        out.print(f"  {state}  {b.name:<40} {b.digest[:16]}  devices: {', '.join(b.devices) or '—'}")
+    for dep, why in res.blocked:
+        out.print(f"  [red]blocked[/red]   {dep}: {why}")
+    if res.diagnostics:
+        rep = Report("build", res.diagnostics, result.files, len(result.documents), 0, result.sources)
+        out.print(render_text(res.diagnostics, result.sources, rep.summary()), end="")
+    rendered = sum(not b.reused for b in res.bundles)
+    out.print(
+        f"{'✖' if res.failed else '✔'} {len(res.bundles)} bundles ({rendered} rendered, "
+        f"{len(res.bundles) - rendered} unchanged), {len(res.blocked)} blocked → {out_dir}"
+    )
+    sys.exit(EXIT_FINDINGS if res.failed else EXIT_OK)
+
+
+@cli.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--force", is_flag=True, help="Replace existing key files.")
+def keygen(out_dir: Path, force: bool) -> None:
+    """Create an ed25519 signing key pair: the private key for CI, the public key for agents."""
+    from compiler.signing import KeyError_, keygen as make_key
+
+    out, err = _consoles()
+    try:
+        private, public, kid = make_key(out_dir, force=force)
+    except KeyError_ as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        sys.exit(EXIT_USAGE)
+    out.print(f"private key {private} (mode 0600: keep it in CI secrets, never in a repo)")
+    out.print(f"public key  {public} (give it to agents with --trust)  key id {kid}")
+
+
+@cli.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path), default=Path("."))
+@click.option("--deploy-repo", "repo_url", help="URL or path of the deploy repository (default: takt.yaml).")
+@click.option("--branch", help="Deploy branch (default: takt.yaml, else 'deploy').")
+@click.option("--key", "key_ref", help="Signing key: a file, file:PATH or env:VAR (default: takt.yaml keyRef).")
+@click.option("--build-dir", type=click.Path(file_okay=False, path_type=Path), help="Where to build first.")
+@click.option(
+    "--validity-days",
+    type=click.IntRange(1, 365),
+    default=7,
+    show_default=True,
+    help="How long devices accept the published state without a new publish.",
+)
+@click.option("--create-branch", is_flag=True, help="Start the deploy branch if it does not exist.")
+def publish(
+    path: Path,
+    repo_url: str | None,
+    branch: str | None,
+    key_ref: str | None,
+    build_dir: Path | None,
+    validity_days: int,
+    create_branch: bool,
+) -> None:
+    """Build, then publish bundles and signed desired states to the deploy branch in one commit."""
+    from datetime import timedelta
+
+    from compiler.build import build
+    from compiler.publish import PublishError, publish as do_publish
+    from compiler.signing import KeyError_
+    from compiler.validate.pipeline import CACHE_DIR, validate as run_validate
+
+    out, err = _consoles()
+    result = run_validate(path)
+    errors = [d for d in result.diagnostics if d.severity == Severity.ERROR]
+    if errors:
+        rep = Report("validate", errors, result.files, len(result.documents), 0, result.sources)
+        err.print(render_text(errors, result.sources, rep.summary()), end="")
+        sys.exit(EXIT_FINDINGS)
+    deploy = result.project.spec.deploy if result.project else None
+    signing = result.project.spec.signing if result.project else None
+    repo_url = repo_url or (deploy.repo if deploy else None)
+    branch = branch or (deploy.branch if deploy else "deploy")
+    key_ref = key_ref or (signing.key_ref if signing else None)
+    if not repo_url or not key_ref:
+        err.print("[red]error:[/red] give --deploy-repo and --key (or spec.deploy / spec.signing in takt.yaml)")
+        sys.exit(EXIT_USAGE)
+    if "://" not in repo_url and not repo_url.startswith("git@") and not Path(repo_url).is_absolute():
+        repo_url = str((result.root / repo_url).resolve())  # relative paths are relative to the spec repo
+    build_dir = build_dir or result.root / CACHE_DIR / "build"
+    built = build(result, build_dir)
+    if built.failed:
+        for dep, why in built.blocked:
+            err.print(f"[red]blocked[/red] {dep}: {why}")
+        rep = Report("build", built.diagnostics, result.files, len(result.documents), 0, result.sources)
+        err.print(render_text(built.diagnostics, result.sources, rep.summary()), end="")
+        err.print("takt publish: nothing published")
+        sys.exit(EXIT_FINDINGS)
+    try:
+        res = do_publish(
+            build_dir, repo_url, branch, key_ref, validity=timedelta(days=validity_days), create_branch=create_branch
+        )
+    except (PublishError, KeyError_) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        sys.exit(EXIT_USAGE if isinstance(exc, KeyError_) else EXIT_FINDINGS)
+    if res.commit is None:
+        out.print(f"✔ {branch} is up to date: nothing to publish")
+    else:
+        out.print(
+            f"✔ published {res.commit[:12]} to {branch}: {len(res.changed)} device(s) "
+            f"({', '.join(res.changed)}), +{len(res.added_bundles)} -{len(res.removed_bundles)} bundle(s)"
+        )
+
+
 cli.add_command(model_group)
 cli.add_command(matrix)
 

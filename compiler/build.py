@@ -1,0 +1,272 @@
+"""`takt build`: one bundle per (deployment, target), in parallel, incrementally.
+
+A bundle is rendered again only when the hash of everything it depends on changes (specs,
+model and sample bytes, the target class's own files, compiler version); otherwise the bundle
+already in the output directory is verified and reused. Output is byte-for-byte reproducible:
+no absolute paths, no timestamps but the source commit's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from compiler import __version__
+from compiler.bundle import canonical_json, verify_bundle, write_bundle
+
+from compiler.diagnostics import Diagnostic, Severity
+from compiler.models.digest import DigestCache
+from compiler.render.context import RenderError, RenderInput
+from compiler.render.plugins import TargetClass, target_classes
+from compiler.spec.deployment import Deployment
+from compiler.spec.testsuite import GoldenTest, TestSuite
+from compiler.validate.pipeline import CACHE_DIR, ValidationResult
+from compiler.validate.semantics import select_devices
+
+BUILD_CACHE = ".takt-build.json"
+
+
+@dataclass(frozen=True)
+class BuiltBundle:
+    deployment: str
+    target: str
+    name: str
+    digest: str
+    devices: tuple[str, ...]
+    reused: bool
+
+
+@dataclass
+class BuildResult:
+    bundles: list[BuiltBundle] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    blocked: list[tuple[str, str]] = field(default_factory=list)  # (deployment, why no bundle)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.blocked) or any(d.severity == Severity.ERROR for d in self.diagnostics)
+
+
+def source_provenance(root: Path) -> dict[str, Any]:
+    """The spec repo's commit and its time (the only timestamp a bundle may carry)."""
+    try:
+        import git
+
+        repo = git.Repo(root, search_parent_directories=True)
+        head = repo.head.commit
+        return {
+            "sourceCommit": head.hexsha,
+            "sourceDate": head.committed_datetime.isoformat(),
+            "sourceDirty": repo.is_dirty(untracked_files=False),
+        }
+    except Exception:  # noqa: BLE001 - not a Git checkout (or no commit yet): provenance says so
+        return {"sourceCommit": None}
+
+
+def _fingerprint(tc: TargetClass) -> str:
+    h = hashlib.sha256()
+    for path in sorted(tc.folder.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            h.update(path.relative_to(tc.folder).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def _dump(model: Any) -> Any:
+    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _gates(result: ValidationResult, progress: Callable[[str], None] | None) -> dict[str, tuple[bool, str]]:
+    """Run every suite some deployment gates on; suite name → (passed, why not)."""
+    from compiler.testing.session import run_suites
+
+    names = sorted({g for d in result.index.valid("Deployment") for g in d.model.spec.gates})  # type: ignore[union-attr]
+    out = {}
+    for suite in run_suites(result, names, progress) if names else []:
+        failing = [r for r in suite.results if r.blocks]
+        why = suite.error or "; ".join(f"{r.name}: {r.summary}" for r in failing)
+        out[suite.suite] = (suite.passed, why)
+    return out
+
+
+def build(
+    result: ValidationResult,
+    out: Path,
+    *,
+    jobs: int = 2,
+    run_gates: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> BuildResult:
+    build_result = BuildResult()
+    classes = target_classes()
+    fingerprints = {name: _fingerprint(tc) for name, tc in classes.items()}
+    provenance = source_provenance(result.root)
+    cache = DigestCache.load(result.root / CACHE_DIR / "digests.json")
+    gates = _gates(result, progress) if run_gates else {}
+    bundles_dir = out / "bundles"
+    cache_file = out / BUILD_CACHE
+    try:
+        previous = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+    except (OSError, ValueError):
+        previous = {}
+    jobs_in: list[tuple[str, RenderInput, TargetClass, Any]] = []
+    for doc in sorted(result.index.valid("Deployment"), key=lambda d: d.name or ""):
+        dep: Deployment = doc.model  # type: ignore[assignment]
+        failing = [(g, gates[g][1]) for g in dep.spec.gates if g in gates and not gates[g][0]]
+        if failing:
+            build_result.blocked.append((dep.metadata.name, "; ".join(f"gate {g} failed: {w}" for g, w in failing)))
+            continue
+        model_doc = result.index.get("Model", dep.spec.model.name)
+        model = model_doc.model if model_doc else None
+        if model is None or model.spec.artifact.path is None:  # type: ignore[attr-defined]
+            build_result.blocked.append((dep.metadata.name, "the model has no local artifact to bundle"))
+            continue
+        model_path = result.root / model.spec.artifact.path  # type: ignore[attr-defined]
+        selected = select_devices(result.index, dep)
+        suites: tuple[TestSuite, ...] = tuple(
+            result.index.get("TestSuite", g).model
+            for g in dep.spec.gates  # type: ignore[union-attr,misc]
+        )
+        for i, target_name in enumerate(dep.spec.targets):
+            target = result.index.resolved_targets[target_name]
+            tc = classes.get(target.class_ or "")
+            if tc is None:
+                build_result.diagnostics.append(
+                    doc.diag("TAKT6001", f"no renderer for target class {target.class_!r}", ("spec", "targets", i))
+                )
+                continue
+            devices = tuple(sorted(d.model.device_id for d in selected if d.model.spec.target == target_name))  # type: ignore[union-attr]
+            sample_digests = {
+                t.samples: cache.sha256(result.root / t.samples)
+                for s in suites
+                for t in s.spec.tests
+                if isinstance(t, GoldenTest) and (result.root / t.samples).is_file()
+            }
+            inp = RenderInput(
+                deployment=dep,
+                model=model,
+                model_path=model_path,  # type: ignore[arg-type]
+                model_sha256=cache.sha256(model_path),
+                target_name=target_name,
+                target=target,
+                profile=tc.profile(target.profile),
+                sources={d.name: d.model for d in result.index.valid("DataSource")},  # type: ignore[misc]
+                gates=suites,
+                root=result.root,
+                devices=devices,
+                provenance={
+                    **provenance,
+                    "compiler": __version__,
+                    "target": target_name,
+                    "targetClass": tc.name,
+                    "deployment": dep.metadata.name,
+                    "model": {
+                        "name": model.metadata.name,
+                        "version": model.spec.version,  # type: ignore[attr-defined]
+                        "sha256": cache.sha256(model_path),
+                    },
+                    "datasets": {n: ds.sha256 for s in suites for n, ds in s.spec.datasets.items() if ds.sha256},
+                    "specDigests": {
+                        k: hashlib.sha256(canonical_json(v)).hexdigest()
+                        for k, v in (("deployment", _dump(dep)), ("model", _dump(model)), ("target", _dump(target)))
+                    },
+                },
+            )
+            key = hashlib.sha256(
+                canonical_json(
+                    {
+                        "compiler": __version__,
+                        "class": tc.name,
+                        "fingerprint": fingerprints[tc.name],
+                        "deployment": _dump(dep),
+                        "model": _dump(model),
+                        "modelSha": inp.model_sha256,
+                        "target": _dump(target),
+                        "profile": inp.profile,
+                        "sources": {k: _dump(v) for k, v in inp.sources.items()},
+                        "gates": [_dump(s) for s in suites],
+                        "samples": sample_digests,
+                        "provenance": inp.provenance,
+                    }
+                )
+            ).hexdigest()
+            jobs_in.append((key, inp, tc, (doc, i)))
+
+    def one(job: tuple[str, RenderInput, TargetClass, Any]) -> BuiltBundle | Diagnostic:
+        key, inp, tc, (doc, i) = job
+        digest = previous.get(key)
+        if digest and (bundles_dir / digest).is_dir() and not verify_bundle(bundles_dir / digest, digest)[1]:
+            return BuiltBundle(
+                inp.deployment.metadata.name, inp.target_name, inp.bundle_name, digest, inp.devices, True
+            )
+        if progress:
+            progress(inp.bundle_name)
+        try:
+            files = tc.module.render(inp, tc.templates())
+        except RenderError as exc:
+            tdoc = result.index.get("Target", inp.target_name)
+            path = ("spec", "profile") if exc.where == "profile" else ("spec",)
+            return (tdoc or doc).diag("TAKT6002", f"cannot render {inp.bundle_name}: {exc.message}", path)
+        executable = frozenset(getattr(tc.module, "EXECUTABLE", ()))
+        manifest = write_bundle(bundles_dir, inp.bundle_name, tc.name, files, inp.provenance, executable)
+        return BuiltBundle(
+            inp.deployment.metadata.name, inp.target_name, inp.bundle_name, manifest.digest, inp.devices, False
+        )
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        outcomes = list(pool.map(one, jobs_in))
+    keys = {}
+    for (key, *_), outcome in zip(jobs_in, outcomes, strict=True):
+        if isinstance(outcome, Diagnostic):
+            build_result.diagnostics.append(outcome)
+        else:
+            build_result.bundles.append(outcome)
+            keys[key] = outcome.digest
+    cache.save()
+    _write_index(out, build_result, provenance, keys)
+    return build_result
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+def _write_index(out: Path, res: BuildResult, provenance: dict[str, Any], keys: dict[str, str]) -> None:
+    """index.json (what publish reads) and the build cache; bundles nothing refers to are pruned."""
+    devices: dict[str, list[dict[str, str]]] = {}
+    for b in res.bundles:
+        for dev in b.devices:
+            devices.setdefault(dev, []).append({"name": b.name, "digest": b.digest})
+    index = {
+        "version": 1,
+        "compiler": __version__,
+        "sourceCommit": provenance.get("sourceCommit"),
+        "bundles": [
+            {
+                "deployment": b.deployment,
+                "target": b.target,
+                "name": b.name,
+                "digest": b.digest,
+                "devices": list(b.devices),
+            }
+            for b in sorted(res.bundles, key=lambda b: b.name)
+        ],
+        "devices": {k: sorted(v, key=lambda e: e["name"]) for k, v in sorted(devices.items())},
+    }
+    _write_atomic(out / "index.json", canonical_json(index))
+    _write_atomic(out / BUILD_CACHE, canonical_json(keys))
+    live = {b.digest for b in res.bundles}
+    for d in (out / "bundles").glob("*") if (out / "bundles").is_dir() else []:
+        if d.is_dir() and d.name not in live:
+            shutil.rmtree(d, ignore_errors=True)

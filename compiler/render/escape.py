@@ -1,0 +1,86 @@
+"""Escaping for each output language. Structured outputs (JSON, YAML) are built as data and
+serialized; these are for text formats, where a spec value must never become syntax."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+from ruamel.yaml import YAML
+
+
+def to_json(obj: Any) -> str:
+    """Canonical JSON text (sorted keys, stable), safe to embed anywhere JSON is expected."""
+    return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def to_yaml(obj: Any) -> str:
+    """YAML from data: every string is emitted by the YAML library, quoted where needed."""
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    yaml.sort_base_mapping_type_on_output = False  # keep the renderer's order
+    yaml.width = 4096
+    buf = io.StringIO()
+    yaml.dump(obj, buf)
+    return buf.getvalue()
+
+
+def systemd_text(value: Any) -> str:
+    """A free-text unit setting (Description=): no line breaks, specifiers and escapes neutralised."""
+    text = str(value)
+    out = []
+    for ch in text:
+        if ch == "%":
+            out.append("%%")
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(" ")
+        else:
+            out.append(ch)
+    return "".join(out).strip()
+
+
+def systemd_quote(value: Any) -> str:
+    """One ExecStart= argument, double-quoted: systemd's C-style escapes, `$` and `%` doubled."""
+    text = str(value)
+    out = ['"']
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch == "$":
+            out.append("$$")
+        elif ch == "%":
+            out.append("%%")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def c_string(value: Any) -> str:
+    """A C string literal: every byte outside printable ASCII as an octal escape (no trigraphs)."""
+    out = ['"']
+    for b in str(value).encode("utf-8"):
+        ch = chr(b)
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch == "?":
+            out.append("\\?")  # no trigraphs
+        elif 0x20 <= b < 0x7F:
+            out.append(ch)
+        else:
+            out.append(f"\\{b:03o}")
+    out.append('"')
+    return "".join(out)
+
+
+def c_identifier(value: Any) -> str:
+    """A C identifier derived from a name: [A-Za-z0-9_], never starting with a digit."""
+    ident = "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in str(value))
+    return ident if ident and not ident[0].isdigit() else f"_{ident}"

@@ -1,0 +1,55 @@
+"""ed25519 keys for desired states: generated here, held by CI (file or environment), never in a repo."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from compiler.bundle.desired import key_id
+
+PRIVATE_NAME, PUBLIC_NAME = "takt-signing.key", "takt-signing.pub"
+
+
+class KeyError_(Exception):
+    """A key that cannot be used; the message never contains key material."""
+
+
+def keygen(out: Path, *, force: bool = False) -> tuple[Path, Path, str]:
+    out.mkdir(parents=True, exist_ok=True)
+    private_path, public_path = out / PRIVATE_NAME, out / PUBLIC_NAME
+    if not force and (private_path.exists() or public_path.exists()):
+        raise KeyError_(f"{private_path} or {public_path} exists (use --force to replace)")
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pem)
+    public_path.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    return private_path, public_path, key_id(key.public_key())
+
+
+def load_private_key(ref: str) -> Ed25519PrivateKey:
+    """From a file path, `file:PATH` or `env:VAR` (the PEM text in an environment variable)."""
+    if ref.startswith("env:"):
+        value = os.environ.get(ref[4:])
+        if not value:
+            raise KeyError_(f"environment variable {ref[4:]} is not set")
+        data, where = value.encode(), f"${ref[4:]}"
+    else:
+        path = Path(ref.removeprefix("file:"))
+        try:
+            data, where = path.read_bytes(), str(path)
+        except OSError as exc:
+            raise KeyError_(f"cannot read signing key {path}: {exc.strerror or exc}") from exc
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise KeyError_(f"{where} is not an unencrypted PEM private key") from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyError_(f"{where} is not an ed25519 key")
+    return key

@@ -1,0 +1,1 @@
+"""Built-in target classes, one folder each: renderer, templates, default profile."""

@@ -1,0 +1,81 @@
+"""Render an edge-pc bundle: model, runner config, systemd unit, compose file, health samples."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from jinja2 import Environment
+
+from compiler.render.context import RenderError, RenderInput, runner_config
+from compiler.render.escape import to_json, to_yaml
+from compiler.spec.testsuite import GoldenTest, LatencyTest
+
+TARGET_CLASS = "edge-pc"
+_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+
+
+def health(inp: RenderInput, files: dict[str, bytes]) -> dict[str, Any]:
+    """What the agent replays before and after activation: golden samples and a latency budget."""
+    spec: dict[str, Any] = {"timeoutSeconds": inp.profile.get("health", {}).get("timeoutSeconds", 30)}
+    for suite in inp.gates:
+        for test in suite.spec.tests:
+            if isinstance(test, GoldenTest) and "samples" not in spec:
+                data = (inp.root / test.samples).read_bytes()
+                name = f"health/{suite.metadata.name}-{test.name}.npz"
+                files[name] = data
+                spec["samples"] = {"file": name, "abs": test.tolerance.abs, "rel": test.tolerance.rel}
+            if isinstance(test, LatencyTest) and "latencySeconds" not in spec:
+                budget = test.budget.p99 or test.budget.p95 or test.budget.p50
+                spec["latencySeconds"] = budget
+    return spec
+
+
+def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
+    profile = inp.profile
+    unit = profile.get("unit", {})
+    user = str(unit.get("user", "takt"))
+    if not _USER.match(user):
+        raise RenderError(f"profile.unit.user {user!r} is not a valid user name", "profile")
+    nice = unit.get("nice", 0)
+    if not isinstance(nice, int) or isinstance(nice, bool) or not -20 <= nice <= 19:
+        raise RenderError("profile.unit.nice must be an integer -20..19", "profile")
+    files: dict[str, bytes] = {}
+    model_file = "model/model.onnx"
+    files[model_file] = inp.model_path.read_bytes()
+    workdir = f"{str(profile.get('installDir', '/var/lib/takt/current')).rstrip('/')}/{inp.deployment.metadata.name}"
+    config = runner_config(inp, model_file)
+    config["health"] = health(inp, files)
+    files["runner.json"] = to_json(config).encode()
+    res = inp.deployment.spec.resources
+    files["takt-runner.service"] = (
+        templates.get_template("takt-runner.service.j2")
+        .render(
+            bundle_name=inp.bundle_name,
+            description=f"takt runner {inp.deployment.metadata.name}: {inp.model.metadata.name} {inp.model.spec.version}",
+            user=user,
+            nice=nice,
+            workdir=workdir,
+            command=str(profile.get("runnerCommand", "takt-runner")),
+            config=f"{workdir}/runner.json",
+            memory_max=res.memory if res and res.memory else None,
+            cpu_quota=round(res.cpu * 100) if res and res.cpu else None,
+        )
+        .encode()
+    )
+    service: dict[str, Any] = {
+        "image": str(profile.get("image")),
+        "command": ["--config", "/bundle/runner.json"],
+        "working_dir": "/bundle",
+        "volumes": [{"type": "bind", "source": ".", "target": "/bundle", "read_only": True}],
+        "restart": "unless-stopped",
+        "read_only": True,
+        "network_mode": "host",
+    }
+    if res and res.memory:
+        service["mem_limit"] = res.memory
+    if res and res.cpu:
+        service["cpus"] = res.cpu
+    compose = {"name": f"takt-{inp.deployment.metadata.name}", "services": {"runner": service}}
+    files["compose.yaml"] = to_yaml(compose).encode()
+    return files
