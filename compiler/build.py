@@ -21,7 +21,6 @@ from typing import Any
 
 from compiler import __version__
 from compiler.bundle import canonical_json, verify_bundle, write_bundle
-
 from compiler.diagnostics import Diagnostic, Severity
 from compiler.models.digest import DigestCache
 from compiler.render.context import RenderError, RenderInput
@@ -200,7 +199,7 @@ def build(
             jobs_in.append((key, inp, tc, (doc, i)))
 
     def one(job: tuple[str, RenderInput, TargetClass, Any]) -> BuiltBundle | Diagnostic:
-        key, inp, tc, (doc, i) = job
+        key, inp, tc, (doc, _) = job
         digest = previous.get(key)
         if digest and (bundles_dir / digest).is_dir() and not verify_bundle(bundles_dir / digest, digest)[1]:
             return BuiltBundle(

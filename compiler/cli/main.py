@@ -292,7 +292,8 @@ def build_cmd(path: Path, out_dir: Path, jobs: int, skip_gates: bool, progress: 
 @click.option("--force", is_flag=True, help="Replace existing key files.")
 def keygen(out_dir: Path, force: bool) -> None:
     """Create an ed25519 signing key pair: the private key for CI, the public key for agents."""
-    from compiler.signing import KeyError_, keygen as make_key
+    from compiler.signing import KeyError_
+    from compiler.signing import keygen as make_key
 
     out, err = _consoles()
     try:
@@ -331,9 +332,11 @@ def publish(
     from datetime import timedelta
 
     from compiler.build import build
-    from compiler.publish import PublishError, publish as do_publish
+    from compiler.publish import PublishError
+    from compiler.publish import publish as do_publish
     from compiler.signing import KeyError_
-    from compiler.validate.pipeline import CACHE_DIR, validate as run_validate
+    from compiler.validate.pipeline import CACHE_DIR
+    from compiler.validate.pipeline import validate as run_validate
 
     out, err = _consoles()
     result = run_validate(path)

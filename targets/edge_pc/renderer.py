@@ -52,7 +52,8 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
         templates.get_template("takt-runner.service.j2")
         .render(
             bundle_name=inp.bundle_name,
-            description=f"takt runner {inp.deployment.metadata.name}: {inp.model.metadata.name} {inp.model.spec.version}",
+            description=f"takt runner {inp.deployment.metadata.name}: "
+            f"{inp.model.metadata.name} {inp.model.spec.version}",
             user=user,
             nice=nice,
             workdir=workdir,
