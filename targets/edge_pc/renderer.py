@@ -13,6 +13,8 @@ from compiler.spec.testsuite import GoldenTest, LatencyTest
 
 TARGET_CLASS = "edge-pc"
 _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_ABS_PATH = re.compile(r"^(/[A-Za-z0-9._-]+)+/?$")
+_COMMAND = re.compile(r"^[A-Za-z0-9._/-]{1,255}$")
 
 
 def health(inp: RenderInput, files: dict[str, bytes]) -> dict[str, Any]:
@@ -40,10 +42,16 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
     nice = unit.get("nice", 0)
     if not isinstance(nice, int) or isinstance(nice, bool) or not -20 <= nice <= 19:
         raise RenderError("profile.unit.nice must be an integer -20..19", "profile")
+    install_dir = str(profile.get("installDir", "/var/lib/takt/current"))
+    if not _ABS_PATH.match(install_dir) or "/../" in f"{install_dir}/":
+        raise RenderError(f"profile.installDir {install_dir!r} must be an absolute path of plain segments", "profile")
+    command = str(profile.get("runnerCommand", "takt-runner"))
+    if not _COMMAND.match(command):
+        raise RenderError(f"profile.runnerCommand {command!r} must be a program name or path", "profile")
     files: dict[str, bytes] = {}
     model_file = "model/model.onnx"
     files[model_file] = inp.model_path.read_bytes()
-    workdir = f"{str(profile.get('installDir', '/var/lib/takt/current')).rstrip('/')}/{inp.deployment.metadata.name}"
+    workdir = f"{install_dir.rstrip('/')}/{inp.deployment.metadata.name}"
     config = runner_config(inp, model_file)
     config["health"] = health(inp, files)
     files["runner.json"] = to_json(config).encode()
@@ -57,7 +65,7 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
             user=user,
             nice=nice,
             workdir=workdir,
-            command=str(profile.get("runnerCommand", "takt-runner")),
+            command=command,
             config=f"{workdir}/runner.json",
             memory_max=res.memory if res and res.memory else None,
             cpu_quota=round(res.cpu * 100) if res and res.cpu else None,

@@ -1,0 +1,216 @@
+"""takt build: golden files per target class, reproducibility, incrementality, real tools, hostile values."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from compiler.build import build
+from compiler.bundle import verify_bundle
+from compiler.validate.pipeline import validate
+from tests.conftest import EXAMPLES
+
+GOLDEN = Path(__file__).parent / "golden"
+BINARY = (".onnx", ".npz")
+
+
+def _copy(example: str, dst: Path) -> Path:
+    shutil.copytree(EXAMPLES / example, dst, ignore=shutil.ignore_patterns(".takt-cache"))
+    return dst
+
+
+def _build(root: Path, out: Path, **kw):
+    result = validate(root)
+    assert [d for d in result.diagnostics if d.severity.label == "error"] == []
+    return build(result, out, **kw)
+
+
+def _snapshot(bundle: Path) -> dict[str, str]:
+    """Text files as text; binaries by digest (they are copies of committed example files)."""
+    snap = {}
+    for f in sorted(p for p in bundle.rglob("*") if p.is_file()):
+        rel = f.relative_to(bundle).as_posix()
+        snap[rel] = ("sha256:" + hashlib.sha256(f.read_bytes()).hexdigest()) if f.suffix in BINARY else f.read_text()
+    return snap
+
+
+@pytest.mark.parametrize(
+    ("example", "target_class"), [("press-line-anomaly", "edge-pc"), ("visual-inspection", "it-server")]
+)
+def test_golden_bundles(tmp_path: Path, example: str, target_class: str):
+    root = _copy(example, tmp_path / "spec")  # not a Git checkout: provenance carries no commit
+    res = _build(root, tmp_path / "out")
+    assert res.bundles and not res.failed
+    bundle = next(b for b in res.bundles)
+    got = _snapshot(tmp_path / "out" / "bundles" / bundle.digest)
+    golden = GOLDEN / f"{target_class}.json"
+    if os.environ.get("TAKT_UPDATE_GOLDEN"):
+        golden.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
+    assert got == json.loads(golden.read_text()), "rendering changed; if intended: TAKT_UPDATE_GOLDEN=1 pytest"
+
+
+def _git(root: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "a",
+        "GIT_AUTHOR_EMAIL": "a@b",
+        "GIT_COMMITTER_NAME": "a",
+        "GIT_COMMITTER_EMAIL": "a@b",
+        "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z",
+        "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z",
+    }
+    return subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True, text=True).stdout
+
+
+def test_same_commit_in_two_checkouts_gives_identical_bundles(tmp_path: Path):
+    digests = []
+    for name in ("checkout-a", "somewhere/else/checkout-b"):
+        root = _copy("press-line-anomaly", tmp_path / name)
+        _git(root, "init", "-q", "-b", "main")
+        _git(root, "add", "-A")
+        _git(root, "commit", "-q", "-m", "specs")
+        res = _build(root, tmp_path / name / "out", jobs=2)
+        digests.append(sorted(b.digest for b in res.bundles))
+        manifest = json.loads((tmp_path / name / "out/bundles" / res.bundles[0].digest / "MANIFEST.json").read_text())
+        assert manifest["provenance"]["sourceCommit"] and manifest["provenance"]["sourceDirty"] is False
+        assert str(tmp_path) not in json.dumps(manifest)  # no absolute paths
+    assert digests[0] == digests[1]
+    a = tmp_path / "checkout-a/out/bundles" / digests[0][0]
+    b = tmp_path / "somewhere/else/checkout-b/out/bundles" / digests[0][0]
+    assert _snapshot(a) == _snapshot(b)
+
+
+def test_only_changed_bundles_are_rendered_again(tmp_path: Path):
+    root = _copy("press-line-anomaly", tmp_path / "spec")
+    first = {b.target: b for b in _build(root, tmp_path / "out").bundles}
+    assert not any(b.reused for b in first.values())
+    again = {b.target: b for b in _build(root, tmp_path / "out").bundles}
+    assert all(b.reused for b in again.values())
+    targets = root / "specs/targets.yaml"
+    targets.write_text(targets.read_text().replace("memory: 4Gi", "memory: 6Gi"))  # ipc-arm only
+    third = {b.target: b for b in _build(root, tmp_path / "out").bundles}
+    assert third["ipc-x86"].reused and third["ipc-x86"].digest == first["ipc-x86"].digest
+    assert not third["ipc-arm"].reused and third["ipc-arm"].digest != first["ipc-arm"].digest
+    assert not (tmp_path / "out/bundles" / first["ipc-arm"].digest).exists()  # pruned
+    index = json.loads((tmp_path / "out/index.json").read_text())
+    assert index["devices"]["ipc-press-3"] == [{"digest": third["ipc-arm"].digest, "name": "press-anomaly-muc/ipc-arm"}]
+
+
+def test_a_tampered_cached_bundle_is_rendered_again(tmp_path: Path):
+    root = _copy("press-line-anomaly", tmp_path / "spec")
+    b = _build(root, tmp_path / "out").bundles[0]
+    (tmp_path / "out/bundles" / b.digest / "runner.json").write_text("{}")
+    again = {x.name: x for x in _build(root, tmp_path / "out").bundles}
+    assert verify_bundle(tmp_path / "out/bundles" / b.digest, b.digest)[1] == [] or not again[b.name].reused
+
+
+def test_failing_gate_blocks_the_bundle(tmp_path: Path, cli_run):
+    root = _copy("press-line-anomaly", tmp_path / "spec")
+    tests = root / "specs/tests.yaml"
+    tests.write_text(tests.read_text().replace("threshold: 0.6", "threshold: 0.99"))
+    code, out = cli_run("build", str(root), "--out", str(tmp_path / "out"), "--no-progress")
+    assert code == 1 and "blocked" in out and "fault-recall" in out
+    assert json.loads((tmp_path / "out/index.json").read_text())["bundles"] == []
+
+
+@pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl is not installed on this machine")
+def test_it_server_bundle_builds_with_kustomize(tmp_path: Path):
+    root = _copy("visual-inspection", tmp_path / "spec")
+    b = _build(root, tmp_path / "out").bundles[0]
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(tmp_path / "out/bundles" / b.digest)], capture_output=True, text=True, check=True
+    ).stdout
+    docs = {d["kind"]: d for d in YAML(typ="safe").load_all(out)}
+    assert set(docs) == {"ConfigMap", "Service", "Deployment"}
+    assert all(d["metadata"].get("namespace") == "quality" for d in docs.values())
+    pod = docs["Deployment"]["spec"]["template"]["spec"]
+    env = {e["name"]: e["value"] for e in pod["initContainers"][0]["env"]}
+    assert env["MODEL_URL"].endswith("/sha256/" + env["MODEL_SHA256"])
+    assert "$MODEL_SHA256" in pod["initContainers"][0]["command"][2]  # digest checked, never spliced in
+    json.loads(docs["ConfigMap"]["data"]["runner.json"])
+
+
+HOSTILE = 'x"; rm -rf / #\n[Service]\nExecStartPre=/bin/evil %n $HOME ${PATH} {{ 7*7 }} \\ \x00 end'
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed on this machine")
+def test_hostile_strings_through_the_unit_template_stay_values(tmp_path: Path):
+    """Defence in depth: even values the renderer would refuse cannot add lines, keys or sections."""
+    from compiler.render.plugins import target_classes
+
+    unit = (
+        target_classes()["edge-pc"]
+        .templates()
+        .get_template("takt-runner.service.j2")
+        .render(
+            bundle_name=HOSTILE,
+            description=HOSTILE,
+            user="takt",
+            nice=0,
+            workdir="/var/lib/takt/x",
+            command=HOSTILE,
+            config=HOSTILE,
+            memory_max=None,
+            cpu_quota=None,
+        )
+    )
+    lines = unit.splitlines()
+    assert [ln for ln in lines if ln.strip() == "[Service]"] == ["[Service]"]
+    assert not any(ln.startswith("ExecStartPre") for ln in lines) and "\x00" not in unit
+    keys = [ln.split("=", 1)[0] for ln in lines if "=" in ln and not ln.startswith("#")]
+    assert sorted(set(keys)) == sorted(keys), keys  # every setting exactly once
+    assert "49" not in unit  # `{{ 7*7 }}` in a value is text, never evaluated
+    unit_file = tmp_path / "takt-runner.service"
+    unit_file.write_text(unit)
+    r = subprocess.run(["systemd-analyze", "verify", str(unit_file)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_hostile_values_in_data_outputs_round_trip(tmp_path: Path):
+    root = _copy("press-line-anomaly", tmp_path / "spec")
+    targets = root / "specs/targets.yaml"
+    targets.write_text(
+        targets.read_text().replace(
+            "    unit: {user: takt, nice: -5}", f"    unit: {{user: takt, nice: -5}}\n    image: {json.dumps(HOSTILE)}"
+        )
+    )
+    res = _build(root, tmp_path / "out")
+    bundle = tmp_path / "out/bundles" / next(b.digest for b in res.bundles if b.target == "ipc-x86")
+    compose = YAML(typ="safe").load((bundle / "compose.yaml").read_text())
+    assert compose["services"]["runner"]["image"] == HOSTILE  # exactly the value, nothing more
+    assert set(compose["services"]) == {"runner"}
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("installDir", HOSTILE), ("installDir", "relative/dir"), ("installDir", "/a/../etc"), ("runnerCommand", HOSTILE)],
+)
+def test_values_a_unit_cannot_hold_are_refused(tmp_path: Path, key: str, value: str):
+    root = _copy("press-line-anomaly", tmp_path / "spec")
+    targets = root / "specs/targets.yaml"
+    targets.write_text(
+        targets.read_text().replace(
+            "    unit: {user: takt, nice: -5}", f"    unit: {{user: takt, nice: -5}}\n    {key}: {json.dumps(value)}"
+        )
+    )
+    res = _build(root, tmp_path / "out")
+    assert res.failed and {d.code for d in res.diagnostics} == {"TAKT6002"}
+    assert all(d.path == "spec.profile" and f"profile.{key}" in d.message for d in res.diagnostics)
+
+
+def test_invalid_profile_values_are_located_diagnostics(tmp_path: Path, cli_run):
+    root = _copy("press-line-anomaly", tmp_path / "spec")
+    targets = root / "specs/targets.yaml"
+    targets.write_text(
+        targets.read_text().replace("unit: {user: takt, nice: -5}", "unit: {user: 'root\\nx', nice: 99}")
+    )
+    code, out = cli_run("build", str(root), "--out", str(tmp_path / "out"), "--no-progress")
+    assert code == 1
+    assert "TAKT6002" in out and "targets.yaml" in out and "profile.unit.user" in out
