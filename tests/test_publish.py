@@ -44,7 +44,7 @@ def _show(remote: Path, path: str) -> bytes:
 
 
 def test_publish_writes_the_content_addressed_tree_and_signs_it(setup):
-    spec, remote, private, public, out = setup
+    _spec, remote, private, public, out = setup
     with pytest.raises(PublishError, match="does not exist"):
         publish(out, str(remote), "deploy", str(private))
     res = publish(out, str(remote), "deploy", str(private), create_branch=True)
@@ -82,7 +82,7 @@ def test_same_build_twice_makes_no_commit_and_changes_bump_generations(setup, tm
 
 
 def test_expiring_states_are_refreshed(setup):
-    spec, remote, private, _, out = setup
+    _spec, remote, private, _, out = setup
     now = datetime(2026, 1, 1, tzinfo=UTC)
     publish(out, str(remote), "deploy", str(private), create_branch=True, now=now, validity=timedelta(days=2))
     later = publish(
@@ -136,7 +136,7 @@ def test_a_refused_push_publishes_nothing(setup):
 
 
 def test_keygen_refuses_to_overwrite_and_keeps_the_key_private(tmp_path: Path):
-    private, public, kid = keygen(tmp_path)
+    private, _public, kid = keygen(tmp_path)
     assert oct(private.stat().st_mode & 0o777) == "0o600" and len(kid) == 16
     with pytest.raises(KeyError_, match="exists"):
         keygen(tmp_path)
