@@ -198,8 +198,10 @@ def build(
             ).hexdigest()
             jobs_in.append((key, inp, tc, (doc, i)))
 
+    notes: list[Diagnostic] = []  # warnings of target classes (list.append is thread-safe)
+
     def one(job: tuple[str, RenderInput, TargetClass, Any]) -> BuiltBundle | Diagnostic:
-        key, inp, tc, (doc, _) = job
+        key, inp, tc, (doc, i) = job
         digest = previous.get(key)
         if digest and (bundles_dir / digest).is_dir() and not verify_bundle(bundles_dir / digest, digest)[1]:
             return BuiltBundle(
@@ -209,6 +211,12 @@ def build(
             progress(inp.bundle_name)
         try:
             files = tc.module.render(inp, tc.templates())
+            for text in getattr(tc.module, "warnings", lambda _: [])(inp):
+                notes.append(
+                    doc.diag(
+                        "TAKT6003", f"{inp.bundle_name}: {text}", ("spec", "targets", i), severity=Severity.WARNING
+                    )
+                )
         except RenderError as exc:
             tdoc = result.index.get("Target", inp.target_name)
             path = ("spec", "profile") if exc.where == "profile" else ("spec",)
@@ -228,6 +236,7 @@ def build(
         else:
             build_result.bundles.append(outcome)
             keys[key] = outcome.digest
+    build_result.diagnostics += notes
     cache.save()
     _write_index(out, build_result, provenance, keys)
     return build_result

@@ -164,6 +164,7 @@ _RULES = [
     # 6xxx: rendering and bundles
     Rule("TAKT6001", "No renderer for the target class", E),
     Rule("TAKT6002", "Target class cannot render this deployment", E),
+    Rule("TAKT6003", "Target class warning", W),
     # 8xxx: policies (user rules carry their own id; these are about the Policy itself)
     Rule("TAKT8001", "Invalid policy schema", E, "The cerberus schema of this Policy is not valid."),
     Rule("TAKT8002", "Policy violated", E),

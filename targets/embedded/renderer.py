@@ -1,0 +1,141 @@
+"""Render an embedded bundle: the model in ORT format, the operator config of a reduced
+onnxruntime build, the model as a C array, a config header and a CMake snippet.
+
+onnxruntime's converter is not byte-reproducible by itself (flatbuffer layout follows C++ hash
+maps keyed by pointers), so it runs in a subprocess with address-space randomisation off, in a
+fixed-shape temporary directory with a minimal environment; its config file's comment, which
+names absolute paths, is replaced.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment
+
+from compiler.render.context import RenderError, RenderInput
+from compiler.render.escape import c_identifier
+
+TARGET_CLASS = "embedded"
+
+
+def to_ort(model: Path) -> tuple[bytes, str]:
+    """(ORT-format bytes, required_operators.config text) for one ONNX model."""
+    with tempfile.TemporaryDirectory(prefix="takt-ort-") as tmp:
+        work = Path(tmp)
+        shutil.copyfile(model, work / "model.onnx")
+        cmd = [
+            sys.executable,
+            "-m",
+            "onnxruntime.tools.convert_onnx_models_to_ort",
+            "model.onnx",
+            "--output_dir",
+            "out",
+            "--optimization_style",
+            "Fixed",
+        ]
+        setarch = shutil.which("setarch")
+        if setarch:
+            cmd = [setarch, platform.machine(), "-R", *cmd]
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": tmp, "LC_ALL": "C", "PYTHONHASHSEED": "0"}
+        proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=300)
+        ort_file, config_file = work / "out" / "model.ort", work / "out" / "model.required_operators.config"
+        if proc.returncode != 0 or not ort_file.is_file():
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise RenderError(f"onnxruntime could not convert the model to ORT format: {tail[0][:300]}", "model")
+        ops = [ln for ln in config_file.read_text().splitlines() if ln and not ln.startswith("#")]
+        config = "# Operators of model/model.ort, for an onnxruntime minimal build (--include_ops_by_config)\n"
+        return ort_file.read_bytes(), config + "\n".join(ops) + "\n"
+
+
+def c_array(symbol: str, data: bytes, alignment: int) -> tuple[str, str]:
+    """(model_data.c, model_data.h): the bytes as an aligned const array, 16 per line."""
+    rows = ",\n".join("    " + ", ".join(f"0x{b:02x}" for b in data[i : i + 16]) for i in range(0, len(data), 16))
+    source = (
+        f'#include "model_data.h"\n\n_Alignas({alignment}) const unsigned char {symbol}_data[{len(data)}] = {{\n'
+        f"{rows}\n}};\nconst unsigned long {symbol}_size = {len(data)}ul;\n"
+    )
+    guard = f"{symbol.upper()}_DATA_H"
+    header = (
+        f"#ifndef {guard}\n#define {guard}\n\n/* The model in ORT format, {len(data)} bytes. */\n"
+        f"extern const unsigned char {symbol}_data[{len(data)}];\nextern const unsigned long {symbol}_size;\n\n"
+        f"#endif /* {guard} */\n"
+    )
+    return source, header
+
+
+def _fields(inp: RenderInput) -> list[dict[str, Any]]:
+    out = []
+    for b in inp.deployment.spec.bindings:
+        src = inp.sources.get(b.source)
+        if src is None:
+            continue
+        by_name = {f.name: f for f in src.spec.fields}
+        for name in b.fields:
+            f = by_name.get(name)
+            if f is None:
+                continue
+            address = f.address.model_dump(mode="json", by_alias=True, exclude_none=True)
+            out.append(
+                {
+                    "name": name,
+                    "source": b.source,
+                    "protocol": src.spec.protocol,
+                    "address": ";".join(f"{k}={v}" for k, v in sorted(address.items())),
+                    "unit": f.unit or "",
+                }
+            )
+    return out
+
+
+def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
+    symbol = c_identifier(str(inp.profile.get("symbol", "takt_model")))
+    alignment = inp.profile.get("alignment", 16)
+    if not isinstance(alignment, int) or alignment not in (4, 8, 16, 32, 64):
+        raise RenderError("profile.alignment must be 4, 8, 16, 32 or 64", "profile")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,40}", symbol):
+        raise RenderError("profile.symbol must be a C identifier", "profile")
+    ort, config = to_ort(inp.model_path)
+    source, header = c_array(symbol, ort, alignment)
+    intervals = [s.spec.sampling_interval for s in inp.sources.values() if s.spec.sampling_interval]
+    context = {
+        "bundle_name": inp.bundle_name,
+        "deployment": inp.deployment.metadata.name,
+        "model_name": inp.model.metadata.name,
+        "model_version": inp.model.spec.version,
+        "model_sha256": inp.model_sha256,
+        "inputs": inp.model.spec.inputs,
+        "fields": _fields(inp),
+        "sampling_us": round(min(intervals) * 1e6) if intervals else 0,
+    }
+    return {
+        "model/model.ort": ort,
+        "required_operators.config": config.encode(),
+        "model_data.c": source.encode(),
+        "model_data.h": header.encode(),
+        "takt_config.h": templates.get_template("takt_config.h.j2").render(**context).encode(),
+        "takt.cmake": templates.get_template("takt.cmake.j2").render(**context).encode(),
+    }
+
+
+def warnings(inp: RenderInput) -> list[str]:
+    """The ORT file is written by the onnxruntime installed here; say so when the target pins another."""
+    import onnxruntime
+
+    from compiler.spec.types import version_tuple
+
+    pinned = inp.target.runtime.onnxruntime if inp.target.runtime else None
+    if pinned and version_tuple(pinned)[:2] != version_tuple(onnxruntime.__version__)[:2]:
+        return [
+            f"model.ort is written by onnxruntime {onnxruntime.__version__}; target {inp.target_name} runs "
+            f"{pinned}, which may not read a newer ORT format version: build both with the same release"
+        ]
+    return []
