@@ -3,7 +3,13 @@
 A bundle is rendered again only when the hash of everything it depends on changes (specs,
 model and sample bytes, the target class's own files, compiler version); otherwise the bundle
 already in the output directory is verified and reused. Output is byte-for-byte reproducible:
-no absolute paths, no timestamps but the source commit's.
+no absolute paths, no timestamps.
+
+Bundles are addressed by content alone: their provenance names the spec documents, model and
+datasets by digest, the compiler and the target, but not the Git commit. A commit that changes
+nothing a device runs (a README, another plant's specs) then yields the same digests and
+redeploys nothing. The commit is recorded in index.json, in every desired.json, and in the
+deploy branch's commit message.
 """
 
 from __future__ import annotations
@@ -161,7 +167,6 @@ def build(
                 root=result.root,
                 devices=devices,
                 provenance={
-                    **provenance,
                     "compiler": __version__,
                     "target": target_name,
                     "targetClass": tc.name,

@@ -79,8 +79,20 @@ def test_same_commit_in_two_checkouts_gives_identical_bundles(tmp_path: Path):
         res = _build(root, tmp_path / name / "out", jobs=2)
         digests.append(sorted(b.digest for b in res.bundles))
         manifest = json.loads((tmp_path / name / "out/bundles" / res.bundles[0].digest / "MANIFEST.json").read_text())
-        assert manifest["provenance"]["sourceCommit"] and manifest["provenance"]["sourceDirty"] is False
+        assert set(manifest["provenance"]) == {
+            "compiler",
+            "target",
+            "targetClass",
+            "deployment",
+            "model",
+            "datasets",
+            "specDigests",
+        }
         assert str(tmp_path) not in json.dumps(manifest)  # no absolute paths
+        assert (
+            json.loads((tmp_path / name / "out/index.json").read_text())["sourceCommit"]
+            == _git(root, "rev-parse", "HEAD").strip()
+        )
     assert digests[0] == digests[1]
     a = tmp_path / "checkout-a/out/bundles" / digests[0][0]
     b = tmp_path / "somewhere/else/checkout-b/out/bundles" / digests[0][0]
@@ -214,3 +226,15 @@ def test_invalid_profile_values_are_located_diagnostics(tmp_path: Path, cli_run)
     code, out = cli_run("build", str(root), "--out", str(tmp_path / "out"), "--no-progress")
     assert code == 1
     assert "TAKT6002" in out and "targets.yaml" in out and "profile.unit.user" in out
+
+
+def test_a_commit_that_changes_nothing_rendered_keeps_every_digest(tmp_path: Path):
+    root = _copy("press-line-anomaly", tmp_path / "spec")
+    _git(root, "init", "-q", "-b", "main")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", "specs")
+    first = sorted(b.digest for b in _build(root, tmp_path / "o1").bundles)
+    (root / "NOTES.md").write_text("unrelated\n")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", "docs")
+    assert sorted(b.digest for b in _build(root, tmp_path / "o2").bundles) == first

@@ -380,6 +380,44 @@ def publish(
         )
 
 
+@cli.command("diff")
+@click.argument("base")
+@click.argument("head")
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path), default=Path("."))
+@click.option(
+    "--format",
+    "-f",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="markdown suits a bot's pull-request comment.",
+)
+def diff_cmd(base: str, head: str, path: Path, fmt: str) -> None:
+    """Render two Git revisions of the spec repo at PATH and show, per device, what changes.
+
+    Exit 0 when the diff was computed (changes or not), 1 when a revision has spec errors,
+    2 for unknown revisions or a PATH outside Git.
+    """
+    import json
+
+    from compiler.diff import DiffError, diff, render_markdown
+    from compiler.diff import render_text as diff_text
+
+    _, err = _consoles()
+    try:
+        result = diff(path, base, head)
+    except DiffError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        sys.exit(EXIT_FINDINGS if "spec error" in str(exc) else EXIT_USAGE)
+    if fmt == "json":
+        click.echo(json.dumps(result.as_json(), indent=2))
+    elif fmt == "markdown":
+        click.echo(render_markdown(result), nl=False)
+    else:
+        click.echo(diff_text(result), nl=False)
+
+
 cli.add_command(model_group)
 cli.add_command(matrix)
 
