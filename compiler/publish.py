@@ -76,6 +76,15 @@ def publish(
     except (OSError, ValueError) as exc:
         raise PublishError(f"no usable build in {build_dir} (run takt build): {exc}") from exc
     now = (now or datetime.now(UTC)).replace(microsecond=0)
+    try:
+        return _publish(build_dir, index, url, branch, key, validity, create_branch, now)
+    except OSError as exc:  # e.g. the disk fills while the tree is written: nothing was pushed
+        raise PublishError(f"cannot write the deploy tree ({exc.strerror or exc}); nothing was published") from exc
+
+
+def _publish(
+    build_dir: Path, index: dict, url: str, branch: str, key, validity: timedelta, create_branch: bool, now: datetime
+) -> PublishResult:
     with tempfile.TemporaryDirectory(prefix="takt-publish-") as tmp:
         work = Path(tmp) / "deploy"
         repo = _clone(url, branch, work, create_branch)

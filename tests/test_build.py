@@ -147,6 +147,14 @@ def test_it_server_bundle_builds_with_kustomize(tmp_path: Path):
     assert env["MODEL_URL"].endswith("/sha256/" + env["MODEL_SHA256"])
     assert "$MODEL_SHA256" in pod["initContainers"][0]["command"][2]  # digest checked, never spliced in
     json.loads(docs["ConfigMap"]["data"]["runner.json"])
+    import kubernetes_validate.utils as kv
+
+    for doc in docs.values():  # strict Kubernetes schema validation, offline
+        kv.validate(doc, kv.latest_version(), strict=True)
+    broken = json.loads(json.dumps(docs["Deployment"]))
+    broken["spec"]["template"]["spec"]["containers"][0]["imagePullPolcy"] = "Always"
+    with pytest.raises(kv.ValidationError):
+        kv.validate(broken, kv.latest_version(), strict=True)
 
 
 HOSTILE = 'x"; rm -rf / #\n[Service]\nExecStartPre=/bin/evil %n $HOME ${PATH} {{ 7*7 }} \\ \x00 end'

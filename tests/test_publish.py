@@ -151,3 +151,25 @@ def test_publish_cli_uses_project_defaults(setup, cli_run, tmp_path: Path):
     assert code == 0 and "up to date" in out
     code, out = cli_run("publish", str(spec), "--deploy-repo", str(remote), "--key", str(tmp_path / "missing.key"))
     assert code == 2 and "cannot read signing key" in out
+
+
+def test_a_disk_that_fills_mid_write_publishes_nothing(setup, monkeypatch: pytest.MonkeyPatch):
+    import errno
+
+    import compiler.publish as pub
+
+    _, remote, private, _, out = setup
+    publish(out, str(remote), "deploy", str(private), create_branch=True)
+    before = _git("--git-dir", str(remote), "rev-parse", "deploy")
+
+    def full(*_a, **_k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pub.shutil, "copytree", full)
+    spec = out.parent / "spec"
+    targets = spec / "specs/targets.yaml"
+    targets.write_text(targets.read_text().replace("memory: 4Gi", "memory: 6Gi"))
+    build(validate(spec), out)
+    with pytest.raises(PublishError, match=r"No space left on device.*nothing was published"):
+        publish(out, str(remote), "deploy", str(private))
+    assert _git("--git-dir", str(remote), "rev-parse", "deploy") == before
