@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: the main job on an example, as CI would run it on a pull request.
-# Today: validate, test, matrix and model check on a clean example; the same repo with typical
-# mistakes (located diagnostics, exit 1); the machine formats CI consumes. Build, publish and the
-# agent join as they land.
+# Today: validate, test, matrix, model check, build and publish (to a local deploy repo) on a clean
+# example; the same repo with typical mistakes (located diagnostics, exit 1); the machine formats
+# CI consumes. The device agent joins when it lands.
 set -euo pipefail
 VENV="${1:-.venv}"
 TAKT="$VENV/bin/takt"
@@ -25,6 +25,20 @@ step "takt matrix $EXAMPLE   (which model runs on which target)"
 step "takt model check   (one ONNX file against a target's pinned onnxruntime release)"
 "$TAKT" model check "$EXAMPLE/models/press_anomaly.onnx" --target ipc-arm --spec-root "$EXAMPLE"
 
+step "takt build   (one bundle per deployment x target; a second run renders nothing)"
+"$TAKT" build "$EXAMPLE" --out "$WORK/out" --no-progress
+"$TAKT" build "$EXAMPLE" --out "$WORK/out" --no-progress
+
+step "takt keygen + takt publish to a local deploy repo   (signed desired states, one commit)"
+git init -q --bare "$WORK/deploy.git"
+"$TAKT" keygen --out "$WORK/keys"
+"$TAKT" publish "$EXAMPLE" --deploy-repo "$WORK/deploy.git" --branch deploy --key "$WORK/keys/takt-signing.key" \
+  --build-dir "$WORK/out" --create-branch
+"$TAKT" publish "$EXAMPLE" --deploy-repo "$WORK/deploy.git" --branch deploy --key "$WORK/keys/takt-signing.key" \
+  --build-dir "$WORK/out"
+git --git-dir "$WORK/deploy.git" log --oneline deploy
+git --git-dir "$WORK/deploy.git" ls-tree -r --name-only deploy | sed -n '1,3p;/devices/p'
+
 step "a pull request with three mistakes: a typo, a unit mismatch, a duplicate key"
 cp -r "$EXAMPLE" "$WORK/pr"
 sed -i '0,/samplingInterval: 100ms/s//samplingIntervall: 100ms/' "$WORK/pr/specs/datasources.yaml"
@@ -41,4 +55,4 @@ step "the same findings for CI: GitHub annotations and SARIF for code scanning"
 "$TAKT" validate "$WORK/pr" --format sarif --output "$WORK/takt.sarif" || true
 echo "SARIF written: $(wc -c < "$WORK/takt.sarif") bytes"
 
-step "demo done: validate, test and the model checks work end to end (build, publish and the agent come next)"
+step "demo done: validate, test, model checks, build and publish work end to end (the device agent comes next)"

@@ -18,7 +18,7 @@ from compiler.validate.pipeline import validate
 from tests.conftest import EXAMPLES
 
 GOLDEN = Path(__file__).parent / "golden"
-BINARY = (".onnx", ".npz")
+BINARY = (".onnx", ".npz", ".ort")
 
 
 def _copy(example: str, dst: Path) -> Path:
@@ -246,3 +246,49 @@ def test_a_commit_that_changes_nothing_rendered_keeps_every_digest(tmp_path: Pat
     _git(root, "add", "-A")
     _git(root, "commit", "-q", "-m", "docs")
     assert sorted(b.digest for b in _build(root, tmp_path / "o2").bundles) == first
+
+
+def test_third_party_target_classes_load_through_entry_points(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A package exposing `takt.targets` adds a class; nothing in compiler/ changes."""
+    import sys
+    import textwrap
+    from importlib.metadata import EntryPoint
+
+    import compiler.render.plugins as plugins
+
+    pkg = tmp_path / "acme_plc_target"
+    (pkg / "templates").mkdir(parents=True)
+    (pkg / "__init__.py").write_text(
+        textwrap.dedent("""
+        TARGET_CLASS = "acme-plc"
+        def render(inp, templates):
+            return {"plc.txt": templates.get_template("plc.j2").render(name=inp.deployment.metadata.name).encode()}
+    """)
+    )
+    (pkg / "templates" / "plc.j2").write_text("deployment {{ name }}\n")
+    (pkg / "profile.yaml").write_text("slot: 3\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ep = EntryPoint(name="acme-plc", value="acme_plc_target", group=plugins.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [ep] if group == plugins.ENTRY_POINT_GROUP else [])
+    plugins.target_classes.cache_clear()
+    try:
+        classes = plugins.target_classes()
+        assert {"edge-pc", "it-server", "embedded", "acme-plc"} <= set(classes)
+        assert classes["acme-plc"].default_profile == {"slot": 3}
+    finally:
+        plugins.target_classes.cache_clear()
+        sys.modules.pop("acme_plc_target", None)
+
+
+def test_embedded_golden(tmp_path: Path):
+    from tests.test_embedded import embedded_repo
+
+    root = embedded_repo(tmp_path / "spec")
+    res = _build(root, tmp_path / "out")
+    b = next(b for b in res.bundles if b.target == "vibration-node-m7")
+    got = _snapshot(tmp_path / "out" / "bundles" / b.digest)
+    got.pop("model_data.c")  # the ORT bytes as C text: covered by model/model.ort's digest below
+    golden = GOLDEN / "embedded.json"
+    if os.environ.get("TAKT_UPDATE_GOLDEN"):
+        golden.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
+    assert got == json.loads(golden.read_text()), "rendering changed; if intended: TAKT_UPDATE_GOLDEN=1 pytest"
