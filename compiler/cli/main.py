@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from agent.cli import agent_group
 from compiler import __version__
 from compiler.cli.model_cmd import matrix, model_group
 from compiler.cli.output import write_atomic
@@ -419,6 +420,7 @@ def diff_cmd(base: str, head: str, path: Path, fmt: str) -> None:
 
 
 cli.add_command(model_group)
+cli.add_command(agent_group)
 cli.add_command(matrix)
 
 

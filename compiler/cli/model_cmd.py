@@ -8,21 +8,23 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from compiler.diagnostics import Severity
-from compiler.models.compat import Problem, RuntimeProfile, check_runtime
-from compiler.models.digest import sha256_file
-from compiler.models.inspect import ONNX_TO_SPEC, ModelInfo, TensorInfo, Unreadable, inspect_model
-from compiler.models.profile import installed_profile, target_profile
+
+if TYPE_CHECKING:  # onnx and pydantic load only when a model command runs, not for `takt agent`
+    from compiler.models.compat import Problem, RuntimeProfile
+    from compiler.models.inspect import ModelInfo, TensorInfo
 
 EXIT_RUNNABLE, EXIT_NOT_RUNNABLE, EXIT_UNREADABLE = 0, 1, 2
 
 
 def _resolve_target(name: str, spec_root: Path) -> tuple[RuntimeProfile, str | None] | str:
+    from compiler.models.profile import target_profile
     from compiler.validate.pipeline import validate
 
     result = validate(spec_root, check_artifacts=False)
@@ -39,6 +41,8 @@ def _resolve_target(name: str, spec_root: Path) -> tuple[RuntimeProfile, str | N
 
 def _tensor(t: TensorInfo) -> dict:
     """Spec dtype names (float32), so a signature can be pasted into a Model spec."""
+    from compiler.models.inspect import ONNX_TO_SPEC
+
     return {
         "name": t.name,
         "dtype": ONNX_TO_SPEC.get(t.elem_type or "", t.elem_type),
@@ -119,6 +123,11 @@ def check(model: Path, target_name: str | None, spec_root: Path, fmt: str) -> No
 
     Without --target, against the installed onnxruntime's CPU provider.
     """
+    from compiler.models.compat import Problem, check_runtime
+    from compiler.models.digest import sha256_file
+    from compiler.models.inspect import Unreadable, inspect_model
+    from compiler.models.profile import installed_profile
+
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     info = inspect_model(model) if model.is_file() else Unreadable(f"{model} does not exist or is not a file")
     if isinstance(info, Unreadable):

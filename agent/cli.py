@@ -1,0 +1,105 @@
+"""`takt agent run` and `takt agent status` (also `python -m agent`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from agent.config import AgentConfig
+
+
+@click.group("agent")
+def agent_group() -> None:
+    """The device agent: pull, verify, activate, health-check, roll back."""
+
+
+@agent_group.command("run")
+@click.option("--repo", required=True, help="Deploy repository: file, git://, https:// or ssh URL, or a path.")
+@click.option("--branch", required=True)
+@click.option("--device", "device", required=True, help="This device's id (devices/<id>/ on the branch).")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option(
+    "--trust",
+    "trust",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Public key(s) whose signatures are accepted. Repeatable.",
+)
+@click.option("--once", is_flag=True, help="One reconcile; exit 0 when the device runs its desired release.")
+@click.option("--interval", type=click.FloatRange(1, 86400), default=60, show_default=True, help="Seconds.")
+@click.option("--activate-hook", help="Command run after each switch (TAKT_RELEASE_DIR is set).")
+@click.option("--post-check", help="Command that must succeed after activation, besides the built-in check.")
+@click.option("--keep-releases", type=click.IntRange(1, 100), default=3, show_default=True)
+@click.option("--health-timeout", type=click.FloatRange(1, 3600), default=60, show_default=True)
+def run_cmd(
+    repo: str,
+    branch: str,
+    device: str,
+    state_dir: Path,
+    trust: tuple[Path, ...],
+    once: bool,
+    interval: float,
+    activate_hook: str | None,
+    post_check: str | None,
+    keep_releases: int,
+    health_timeout: float,
+) -> None:
+    """Reconcile this device with its desired state on the deploy branch, forever (or --once)."""
+    from agent.loop import run
+
+    if "://" not in repo and not repo.startswith("git@"):
+        repo = str(Path(repo).resolve())
+    cfg = AgentConfig(
+        repo=repo,
+        branch=branch,
+        device=device,
+        state_dir=state_dir.resolve(),
+        trusted_keys=tuple(p.resolve() for p in trust),
+        interval=interval,
+        activate_hook=activate_hook,
+        post_check=post_check,
+        keep_releases=keep_releases,
+        health_timeout=health_timeout,
+    )
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    def report(outcome) -> None:
+        style = "green" if outcome.ready else "red"
+        console.print(f"[{style}]{outcome.result}[/{style}] {outcome.reason}: {outcome.message}")
+
+    outcome = run(cfg, once=once, report=report)
+    sys.exit(0 if outcome.ready else 1)
+
+
+@agent_group.command("status")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--format", "-f", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def status_cmd(state_dir: Path, fmt: str) -> None:
+    """Show the agent's status. Exit 0 when Ready, 1 when not, 2 when there is no status yet."""
+    from agent.status import JOURNAL, STATUS, verify_journal
+
+    try:
+        doc = json.loads((state_dir / STATUS).read_text())
+    except (OSError, ValueError):
+        Console(stderr=True).print(f"no status in {state_dir} (has the agent run?)")
+        sys.exit(2)
+    ok, entries = verify_journal(state_dir / JOURNAL)
+    doc["journal"] = {"entries": entries, "intact": ok}
+    ready = any(c["type"] == "Ready" and c["status"] == "True" for c in doc["conditions"])
+    if fmt == "json":
+        click.echo(json.dumps(doc, indent=2, sort_keys=True))
+    else:
+        out = Console(highlight=False, soft_wrap=True)
+        out.print(
+            f"device {doc.get('device')}  desired generation {doc.get('desiredGeneration')}  applied "
+            f"{doc.get('appliedGeneration')}  last known good {doc.get('lastKnownGood')}"
+        )
+        for c in doc["conditions"]:
+            out.print(f"  {c['type']:<12} {c['status']:<6} {c['reason']}: {c['message']}")
+        out.print(f"  journal: {entries} entries, {'intact' if ok else '[red]BROKEN CHAIN[/red]'}")
+    sys.exit(0 if ready else 1)

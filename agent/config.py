@@ -1,0 +1,33 @@
+"""The agent's settings, as given on the command line (or by tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    repo: str
+    branch: str
+    device: str
+    state_dir: Path
+    trusted_keys: tuple[Path, ...]
+    interval: float = 60.0
+    jitter: float = 0.1  # ± fraction of the interval
+    keep_releases: int = 3  # good releases kept on disk besides the current one
+    reserve_bytes: int = 64 << 20  # free disk that staging must leave
+    git_timeout: float = 120.0
+    health_timeout: float = 60.0
+    hook_timeout: float = 60.0
+    activate_hook: str | None = None  # command run after the switch (TAKT_RELEASE_DIR in its environment)
+    post_check: str | None = None  # extra command judging the activated release
+    python: str | None = None  # interpreter of the health-check subprocess (default: this one)
+    max_backoff: float = 900.0
+    clock: Callable[[], datetime] = field(default=utc_now)

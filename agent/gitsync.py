@@ -1,0 +1,80 @@
+"""Getting the device's part of the deploy branch: a cheap remote check, then a shallow, sparse,
+blob-filtered clone of only devices/<id>/ and the bundles it names. A clone Git cannot use is
+deleted and made again; network faults are errors the loop retries with backoff."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import git
+
+
+class FetchError(Exception):
+    """A transient fault (network, server, Git): keep the last known good and retry."""
+
+
+def _msg(exc: Exception) -> str:
+    text = (getattr(exc, "stderr", "") or str(exc)).strip().replace("stderr:", "").strip().strip("'")
+    return (text.splitlines() or ["git failed"])[-1][:300]
+
+
+def remote_head(url: str, branch: str, timeout: float) -> str:
+    """The commit the branch points at, without fetching anything."""
+    try:
+        out = git.cmd.Git().ls_remote("--heads", url, f"refs/heads/{branch}", kill_after_timeout=timeout)
+    except git.GitCommandError as exc:
+        raise FetchError(f"cannot reach {url}: {_msg(exc)}") from exc
+    if not out.strip():
+        raise FetchError(f"branch {branch!r} does not exist in {url}")
+    return out.split()[0]
+
+
+def _fresh_clone(url: str, branch: str, repo_dir: Path, timeout: float) -> git.Repo:
+    shutil.rmtree(repo_dir, ignore_errors=True)
+    repo_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return git.Repo.clone_from(
+            url,
+            repo_dir,
+            branch=branch,
+            depth=1,
+            single_branch=True,
+            no_checkout=True,
+            filter="blob:none",
+            sparse=True,
+            kill_after_timeout=timeout,
+        )
+    except git.GitCommandError as exc:
+        shutil.rmtree(repo_dir, ignore_errors=True)
+        raise FetchError(f"cannot clone {url}: {_msg(exc)}") from exc
+
+
+def sync(url: str, branch: str, repo_dir: Path, head: str, paths: list[str], timeout: float) -> tuple[Path, str]:
+    """Check out `paths` of the branch tip (at least `head`); returns the work tree and its commit.
+
+    The commit is what was fetched, which may be newer than `head` if the branch moved meanwhile.
+    """
+    remote_ref = f"refs/remotes/origin/{branch}"
+    for attempt in (1, 2):
+        try:
+            fresh = not (repo_dir / ".git").is_dir()
+            repo = _fresh_clone(url, branch, repo_dir, timeout) if fresh else git.Repo(repo_dir)
+            if fresh or repo.git.rev_parse(remote_ref, kill_after_timeout=timeout) != head:
+                repo.git.fetch(
+                    "--depth",
+                    "1",
+                    "--filter=blob:none",
+                    "origin",
+                    f"+refs/heads/{branch}:{remote_ref}",
+                    kill_after_timeout=timeout,
+                )
+            repo.git.sparse_checkout("set", "--no-cone", *paths, kill_after_timeout=timeout)
+            repo.git.checkout("--force", "--detach", remote_ref, kill_after_timeout=timeout)
+            repo.git.clean("-ffdx", kill_after_timeout=timeout)
+            return repo_dir, repo.git.rev_parse("HEAD", kill_after_timeout=timeout)
+        except (git.GitCommandError, git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError) as exc:
+            if attempt == 2:
+                raise FetchError(f"cannot update the local clone: {_msg(exc)}") from exc
+            shutil.rmtree(repo_dir, ignore_errors=True)  # corrupted or confused: clone again, once
+    raise AssertionError("unreachable")

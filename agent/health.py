@@ -1,0 +1,113 @@
+"""The health gate, run as `python -m agent.health RELEASE_DIR` in a subprocess.
+
+Only this subprocess loads onnxruntime, so the agent's own process stays small. For each bundle
+with a model: load it, replay the health samples within the bundle's tolerance, and check the
+latency budget. Prints one JSON line; exit 0 healthy, 1 unhealthy.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+def check_release(release: Path) -> dict:
+    import numpy as np
+    import onnxruntime as ort
+
+    checks = []
+    meta = json.loads((release / "release.json").read_text())
+    for b in meta["bundles"]:
+        bundle = release / "bundles" / b["digest"]
+        model = next((bundle / m for m in ("model/model.onnx", "model/model.ort") if (bundle / m).is_file()), None)
+        if model is None:
+            checks.append({"bundle": b["name"], "ok": True, "detail": "no model to load (not an edge bundle)"})
+            continue
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        config = json.loads((bundle / "runner.json").read_text()) if (bundle / "runner.json").is_file() else {}
+        health = config.get("health", {})
+        samples = health.get("samples")
+        if not samples:
+            checks.append({"bundle": b["name"], "ok": True, "detail": "model loads; no health samples"})
+            continue
+        with np.load(bundle / samples["file"], allow_pickle=False) as npz:
+            inputs = {i.name: npz[i.name] for i in session.get_inputs()}
+            expected = {k.removeprefix("expected/"): npz[k] for k in npz.files if k.startswith("expected/")}
+        names = [o.name for o in session.get_outputs()]
+        session.run(None, inputs)  # warm-up
+        t0 = time.perf_counter()
+        outputs = dict(zip(names, session.run(None, inputs), strict=True))
+        elapsed = time.perf_counter() - t0
+        bad = [
+            n
+            for n, want in expected.items()
+            if not np.allclose(outputs[n], want, rtol=samples.get("rel", 0), atol=samples.get("abs", 0))
+        ]
+        budget = health.get("latencySeconds")
+        rows = len(next(iter(inputs.values())))
+        slow = budget is not None and elapsed / max(rows, 1) > budget
+        detail = f"{rows} samples in {elapsed * 1e3:.2f} ms"
+        if bad:
+            detail = f"outputs {', '.join(bad)} differ from the health samples"
+        elif slow:
+            detail = f"{elapsed / rows * 1e3:.2f} ms per sample exceeds the budget of {budget * 1e3:.2f} ms"
+        checks.append({"bundle": b["name"], "ok": not bad and not slow, "detail": detail})
+    return {"ok": all(c["ok"] for c in checks), "checks": checks}
+
+
+def run_health(
+    release: Path,
+    python: str | None,
+    timeout: float,
+    preempt: Callable[[], bool] | None = None,
+    poll: float = 0.1,
+    preempt_every: float = 2.0,
+) -> tuple[bool, str]:
+    """Run the gate in a subprocess with a timeout; `preempt()` returning True abandons it."""
+    proc = subprocess.Popen(
+        [python or sys.executable, "-m", "agent.health", str(release)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    started = last_check = time.monotonic()
+    while proc.poll() is None:
+        now = time.monotonic()
+        if now - started > timeout:
+            proc.kill()
+            proc.wait()
+            return False, f"health check timed out after {timeout:.0f} s"
+        if preempt is not None and now - last_check >= preempt_every:
+            last_check = now
+            if preempt():
+                proc.kill()
+                proc.wait()
+                return False, "preempted by a newer desired state"
+        time.sleep(poll)
+    out, err = proc.communicate()
+    try:
+        report = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        tail = (err.strip().splitlines() or ["no output"])[-1]
+        return False, f"health check crashed: {tail[:300]}"
+    failing = [f"{c['bundle']}: {c['detail']}" for c in report["checks"] if not c["ok"]]
+    return report["ok"], "; ".join(failing) or "; ".join(f"{c['bundle']}: {c['detail']}" for c in report["checks"])
+
+
+def main() -> None:
+    try:
+        report = check_release(Path(sys.argv[1]))
+    except Exception as exc:  # noqa: BLE001 - any failure to load or run is "unhealthy", with the reason
+        report = {"ok": False, "checks": [{"bundle": "?", "ok": False, "detail": f"{type(exc).__name__}: {exc}"}]}
+    print(json.dumps(report))
+    sys.exit(0 if report["ok"] else 1)
+
+
+if __name__ == "__main__":
+    main()
