@@ -250,7 +250,7 @@ class Reconciler:
             journal(state, mem, now, "post-check-failed", release=release.name, reason=why)
             return finish(Outcome("rejected", "HealthCheckFailed", f"{why}; no earlier release to return to"))
         mem.last_known_good = release.name
-        mem.good = [g for g in mem.good if g != release.name][-cfg.keep_releases :] + [release.name]
+        mem.good = [*[g for g in mem.good if g != release.name][-cfg.keep_releases :], release.name]
         prune(state, mem.good)
         journal(state, mem, now, "healthy", release=release.name, generation=desired.generation)
         return finish(Outcome("applied", "Applied", f"generation {desired.generation} is running"))
