@@ -15,6 +15,8 @@ class FetchError(Exception):
 
 
 def _msg(exc: Exception) -> str:
+    if isinstance(exc, git.InvalidGitRepositoryError | git.NoSuchPathError):
+        return f"not a usable Git repository ({exc})"
     text = (getattr(exc, "stderr", "") or str(exc)).strip().replace("stderr:", "").strip().strip("'")
     return (text.splitlines() or ["git failed"])[-1][:300]
 

@@ -7,6 +7,7 @@ state and every bundle byte are verified.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shlex
@@ -82,6 +83,15 @@ class Reconciler:
         self.repo_dir = self.state / "repo"
 
     def run_once(self) -> Outcome:
+        """One cycle under an exclusive lock of the state directory (released when the process dies)."""
+        with (self.state / "agent.lock").open("a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return Outcome("refused", "Locked", f"another agent works on {self.state}")
+            return self._run_once()
+
+    def _run_once(self) -> Outcome:
         cfg, state = self.cfg, self.state
         now = cfg.clock()
         t0 = time.perf_counter()

@@ -46,11 +46,35 @@ def _ts(now: datetime) -> str:
     return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _tail(path: Path) -> str:
+    """The hash of the last complete entry; a torn last line (a kill mid-append) is cut off first."""
+    if not path.is_file():
+        return GENESIS
+    with path.open("rb+") as fh:
+        size = fh.seek(0, 2)
+        fh.seek(max(0, size - 65536))
+        chunk = fh.read()
+        if chunk and not chunk.endswith(b"\n"):
+            keep = size - (len(chunk) - (chunk.rfind(b"\n") + 1))
+            fh.truncate(keep)
+            chunk = chunk[: chunk.rfind(b"\n") + 1]
+        lines = chunk.splitlines()
+    try:
+        return json.loads(lines[-1])["hash"] if lines else GENESIS
+    except (ValueError, KeyError):
+        return GENESIS
+
+
 def journal(state: Path, memory: Memory, now: datetime, event: str, **details: Any) -> None:
-    """Append one entry whose hash covers the previous one: a rewritten past breaks the chain."""
-    entry = {"time": _ts(now), "event": event, "details": details, "prev": memory.journal_head}
+    """Append one entry whose hash covers the previous one: a rewritten past breaks the chain.
+
+    The chain head is read from the file itself, so a kill between this append and saving the
+    memory cannot fork the chain.
+    """
+    path = state / JOURNAL
+    entry = {"time": _ts(now), "event": event, "details": details, "prev": _tail(path)}
     digest = hashlib.sha256(canonical_json(entry)).hexdigest()
-    with (state / JOURNAL).open("ab") as fh:
+    with path.open("ab") as fh:
         fh.write(canonical_json({**entry, "hash": digest}))
     memory.journal_head = digest
 

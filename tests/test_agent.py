@@ -1,0 +1,406 @@
+"""The agent against a real git daemon: from publish to an activated release, and every refusal."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from agent.loop import next_delay
+from agent.reconcile import Reconciler
+from agent.releases import current_release, release_id_of, verify_release
+from agent.status import verify_journal
+from compiler.bundle import DesiredState, canonical_json
+from compiler.signing import keygen
+from tests.agentkit import GitDaemon, World, in_days, make_world
+
+
+@pytest.fixture
+def world(tmp_path: Path):
+    daemon = None
+    try:
+        w = make_world(tmp_path)
+        daemon = GitDaemon(w.remote.parent).start()
+        w.url = daemon.url
+        yield w
+    finally:
+        if daemon:
+            daemon.stop()
+
+
+def status(state: Path) -> dict:
+    return json.loads((state / "status.json").read_text())
+
+
+def cond(state: Path, kind: str) -> dict:
+    return next(c for c in status(state)["conditions"] if c["type"] == kind)
+
+
+def test_from_publish_to_activated_release_over_git_daemon(world: World, tmp_path: Path):
+    state = tmp_path / "state"
+    out = Reconciler(world.config(state)).run_once()  # the real health check: onnxruntime in a subprocess
+    assert out.result == "applied", out
+    current = current_release(state)
+    assert current is not None and verify_release(current) == []
+    s = status(state)
+    assert s["appliedGeneration"] == s["desiredGeneration"] == 1 and s["signerKeyId"]
+    assert cond(state, "Ready")["status"] == "True"
+    assert Reconciler(world.config(state)).run_once().result == "unchanged"
+    # only this device's files were checked out
+    assert sorted(p.name for p in (state / "repo/devices").iterdir()) == ["ipc-press-1"]
+    assert len(list((state / "repo/bundles").iterdir())) == 1
+    world.republish(("specs/deployment.yaml", "cpu: 500m", "cpu: 750m"))
+    out = Reconciler(world.config(state)).run_once()
+    assert out.result == "applied" and status(state)["appliedGeneration"] == 2
+    assert current_release(state) != current and current.is_dir()  # the previous good release is kept
+    ok, entries = verify_journal(state / "journal.log")
+    assert ok and entries >= 5
+
+
+def test_the_agent_process_never_imports_onnxruntime():
+    code = (
+        "import sys, agent.cli, agent.reconcile, agent.loop; "
+        "print([m for m in ('onnxruntime', 'onnx', 'pydantic', 'jinja2', 'numpy') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def _applied(world: World, state: Path) -> Path:
+    assert Reconciler(world.config(state, fast=True)).run_once().result == "applied"
+    return current_release(state)
+
+
+def _refused(world: World, state: Path, reason: str) -> None:
+    before = current_release(state)
+    out = Reconciler(world.config(state, fast=True)).run_once()
+    assert (out.result, out.reason) in (("refused", reason), ("rejected", reason)), out
+    assert current_release(state) == before and verify_release(before) == []
+    assert cond(state, "Stalled")["status"] == "True" and cond(state, "Stalled")["reason"] == reason
+    assert status(state)["lastError"]
+
+
+def _bundle_dir(work: Path, device: str = "ipc-press-1") -> Path:
+    state = DesiredState.parse((work / "devices" / device / "desired.json").read_bytes())
+    return work / "bundles" / state.bundles[0].digest
+
+
+def hostile_flip_byte(world: World, work: Path) -> str:
+    f = _bundle_dir(work) / "runner.json"
+    data = bytearray(f.read_bytes())
+    data[10] ^= 1
+    f.write_bytes(bytes(data))
+    return "BundleInvalid"
+
+
+def hostile_bad_signature(world: World, work: Path) -> str:
+    sig = work / "devices/ipc-press-1/desired.json.sig"
+    doc = json.loads(sig.read_text())
+    doc["signature"] = doc["signature"][:-4] + ("AAAA" if not doc["signature"].endswith("AAAA") else "BBBB")
+    sig.write_text(json.dumps(doc))
+    return "SignatureInvalid"
+
+
+def hostile_missing_signature(world: World, work: Path) -> str:
+    (work / "devices/ipc-press-1/desired.json.sig").unlink()
+    return "SignatureMissing"
+
+
+def hostile_untrusted_key(world: World, work: Path) -> str:
+    other, _, _ = keygen(world.root / "other-keys")
+    old = DesiredState.parse((work / "devices/ipc-press-1/desired.json").read_bytes())
+    world.signed_state(
+        work, "ipc-press-1", DesiredState(old.device, old.generation + 1, old.expires, old.bundles), key_path=other
+    )
+    return "UntrustedKey"
+
+
+def hostile_expired(world: World, work: Path) -> str:
+    old = DesiredState.parse((work / "devices/ipc-press-1/desired.json").read_bytes())
+    world.signed_state(work, "ipc-press-1", DesiredState(old.device, old.generation + 1, in_days(-1), old.bundles))
+    return "Expired"
+
+
+def hostile_other_manifest(world: World, work: Path) -> str:
+    bundles = sorted((work / "bundles").iterdir())
+    mine = _bundle_dir(work)
+    other = next(b for b in bundles if b != mine)
+    (mine / "MANIFEST.json").write_bytes((other / "MANIFEST.json").read_bytes())
+    return "BundleInvalid"
+
+
+def _hostile_bundle(world: World, work: Path, path: str, content: bytes = b"x", size: int | None = None) -> str:
+    """A bundle whose manifest is self-consistent and signed for, but lists a hostile path."""
+    import hashlib
+
+    body = {
+        "version": 1,
+        "name": "evil/ipc-x86",
+        "targetClass": "edge-pc",
+        "provenance": {},
+        "files": [
+            {
+                "path": path,
+                "size": size if size is not None else len(content),
+                "sha256": hashlib.sha256(content).hexdigest(),
+                "mode": "0644",
+            }
+        ],
+    }
+    digest = hashlib.sha256(canonical_json(body)).hexdigest()
+    d = work / "bundles" / digest
+    d.mkdir(parents=True)
+    (d / "MANIFEST.json").write_bytes(canonical_json({**body, "digest": digest}))
+    old = DesiredState.parse((work / "devices/ipc-press-1/desired.json").read_bytes())
+    from compiler.bundle import BundleRef
+
+    world.signed_state(
+        work,
+        "ipc-press-1",
+        DesiredState(old.device, old.generation + 1, in_days(7), (BundleRef("evil/ipc-x86", digest),)),
+    )
+    return d
+
+
+def hostile_dotdot_path(world: World, work: Path) -> str:
+    _hostile_bundle(world, work, "../../../etc/cron.d/evil")
+    return "BundleInvalid"
+
+
+def hostile_absolute_path(world: World, work: Path) -> str:
+    _hostile_bundle(world, work, "/etc/passwd")
+    return "BundleInvalid"
+
+
+def hostile_symlink(world: World, work: Path) -> str:
+    f = _bundle_dir(work) / "runner.json"
+    f.unlink()
+    os.symlink("/etc/passwd", f)
+    return "BundleInvalid"
+
+
+def hostile_oversize_file(world: World, work: Path) -> str:
+    d = _hostile_bundle(world, work, "big.bin", content=b"x" * 10)
+    (d / "big.bin").write_bytes(b"x" * 10 + b"y" * 10_000)
+    return "BundleInvalid"
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        hostile_flip_byte,
+        hostile_bad_signature,
+        hostile_missing_signature,
+        hostile_untrusted_key,
+        hostile_expired,
+        hostile_other_manifest,
+        hostile_dotdot_path,
+        hostile_absolute_path,
+        hostile_symlink,
+        hostile_oversize_file,
+    ],
+    ids=lambda f: f.__name__.removeprefix("hostile_"),
+)
+def test_hostile_deploy_states_are_refused_with_nothing_applied(world: World, tmp_path: Path, attack):
+    state = tmp_path / "state"
+    _applied(world, state)
+    work = world.checkout()
+    reason = attack(world, work)
+    world.push(work)
+    _refused(world, state, reason)
+
+
+def test_a_replayed_older_desired_state_is_refused(world: World, tmp_path: Path):
+    state = tmp_path / "state"
+    _applied(world, state)
+    work = world.checkout()
+    old_state = (work / "devices/ipc-press-1/desired.json").read_bytes()
+    old_sig = (work / "devices/ipc-press-1/desired.json.sig").read_bytes()
+    world.republish(("specs/deployment.yaml", "cpu: 500m", "cpu: 750m"))
+    assert Reconciler(world.config(state, fast=True)).run_once().result == "applied"
+    work = world.checkout()
+    (work / "devices/ipc-press-1/desired.json").write_bytes(old_state)  # a valid, signed, older state
+    (work / "devices/ipc-press-1/desired.json.sig").write_bytes(old_sig)
+    world.push(work)
+    _refused(world, state, "RollbackRefused")
+
+
+def test_unhealthy_release_is_never_activated_and_is_quarantined(world: World, tmp_path: Path):
+    import numpy as np
+
+    state = tmp_path / "state"
+    first = _applied(world, state)
+    g = dict(np.load(world.spec / "data/golden.npz"))
+    g["expected/score"] = g["expected/score"] + 1.0  # the health samples now disagree with the model
+    np.savez(world.spec / "data/golden.npz", **g)
+    world.republish()
+    out = Reconciler(world.config(state)).run_once()
+    assert (out.result, out.reason) == ("rejected", "HealthCheckFailed") and "differ" in out.message
+    assert current_release(state) == first
+    again = Reconciler(world.config(state)).run_once()
+    assert again.reason == "Quarantined" and current_release(state) == first
+
+
+def test_failing_post_check_rolls_back_to_the_last_known_good(world: World, tmp_path: Path):
+    state = tmp_path / "state"
+    first = _applied(world, state)
+    world.republish(("specs/deployment.yaml", "cpu: 500m", "cpu: 750m"))
+    hook_log = tmp_path / "hook.log"
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f'#!/bin/sh\necho "$TAKT_RELEASE_DIR" >> {hook_log}\n')
+    hook.chmod(0o755)
+    out = Reconciler(world.config(state, fast=True, post_check="false", activate_hook=str(hook))).run_once()
+    assert (out.result, out.reason) == ("rolled-back", "RolledBack")
+    assert current_release(state) == first and verify_release(first) == []
+    assert cond(state, "Degraded")["status"] == "True"
+    calls = hook_log.read_text().split()
+    assert len(calls) == 2 and Path(calls[1]).resolve() == first  # activated, then back
+
+
+def test_server_down_keeps_the_last_known_good_and_backs_off(world: World, tmp_path: Path):
+    state = tmp_path / "state"
+    first = _applied(world, state)
+    from tests.agentkit import free_port
+
+    out = Reconciler(world.config(state, fast=True, repo=f"git://127.0.0.1:{free_port()}/deploy.git")).run_once()
+    assert out.result == "fetch-failed" and current_release(state) == first
+    assert cond(state, "Degraded")["reason"] == "FetchFailed"
+    import random
+
+    cfg = world.config(state, interval=10, jitter=0.1, max_backoff=300)
+    delays = [next_delay(cfg, n, random.Random(1)) for n in range(8)]
+    assert 9 <= delays[0] <= 11 and delays[1] > delays[0] and max(delays) <= 330 and delays[-1] >= 270
+
+
+def test_disk_full_while_staging_applies_nothing(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    state = tmp_path / "state"
+    first = _applied(world, state)
+    world.republish(("specs/deployment.yaml", "cpu: 500m", "cpu: 750m"))
+    out = Reconciler(world.config(state, fast=True, reserve_bytes=1 << 60)).run_once()
+    assert (out.result, out.reason) == ("refused", "InsufficientDisk") and current_release(state) == first
+    import errno
+
+    import agent.releases as rel
+
+    def full(*_a, **_k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(rel.shutil, "copyfileobj", full)
+    out = Reconciler(world.config(state, fast=True)).run_once()
+    assert (out.result, out.reason) == ("refused", "StagingFailed") and current_release(state) == first
+    assert not [d for d in (state / "releases").iterdir() if d.name.startswith(".staging")]
+    monkeypatch.undo()
+    assert Reconciler(world.config(state, fast=True)).run_once().result == "applied"
+
+
+def test_clock_far_in_the_future_or_past(world: World, tmp_path: Path):
+    future = tmp_path / "future"
+    out = Reconciler(world.config(future, fast=True, clock=lambda: datetime(2099, 1, 1, tzinfo=UTC))).run_once()
+    assert (out.result, out.reason) == ("refused", "Expired") and current_release(future) is None
+    past = tmp_path / "past"
+    out = Reconciler(world.config(past, fast=True, clock=lambda: datetime(2001, 1, 1, tzinfo=UTC))).run_once()
+    assert out.result == "applied"  # expiry is an upper bound; generations still refuse replays
+
+
+def test_drift_is_detected_and_repaired(world: World, tmp_path: Path):
+    state = tmp_path / "state"
+    first = _applied(world, state)
+    bundle = next((first / "bundles").iterdir())
+    (bundle / "runner.json").write_text("{}")
+    out = Reconciler(world.config(state, fast=True)).run_once()
+    assert out.result == "applied"
+    now = current_release(state)
+    assert now != first and verify_release(now) == [] and release_id_of(now) == release_id_of(first)
+    assert any('"drift"' in line for line in (state / "journal.log").read_text().splitlines())
+
+
+def test_a_corrupted_local_clone_is_cloned_again(world: World, tmp_path: Path):
+    state = tmp_path / "state"
+    _applied(world, state)
+    world.republish(("specs/deployment.yaml", "cpu: 500m", "cpu: 750m"))
+    (state / "repo/.git/HEAD").write_text("garbage\n")
+    shutil.rmtree(state / "repo/.git/objects", ignore_errors=True)
+    assert Reconciler(world.config(state, fast=True)).run_once().result == "applied"
+
+
+def test_a_newer_state_preempts_a_running_check(tmp_path: Path):
+    from agent.health import run_health
+
+    slow = tmp_path / "slow-python"
+    slow.write_text("#!/bin/sh\nsleep 30\n")
+    slow.chmod(0o755)
+    ok, why = run_health(tmp_path, str(slow), timeout=60, preempt=lambda: True, preempt_every=0.1)
+    assert not ok and why.startswith("preempted")
+    ok, why = run_health(tmp_path, str(slow), timeout=0.3)
+    assert not ok and "timed out" in why
+
+
+def test_status_cli_and_tampered_journal(world: World, tmp_path: Path, cli_run):
+    state = tmp_path / "state"
+    _applied(world, state)
+    code, out = cli_run("agent", "status", "--state-dir", str(state), "--format", "json")
+    assert code == 0 and json.loads(out)["journal"]["intact"] is True
+    lines = (state / "journal.log").read_text().splitlines()
+    lines[0] = lines[0].replace('"accepted"', '"tampered"')
+    (state / "journal.log").write_text("\n".join(lines) + "\n")
+    code, out = cli_run("agent", "status", "--state-dir", str(state))
+    assert code == 0 and "BROKEN CHAIN" in out
+    assert cli_run("agent", "status", "--state-dir", str(tmp_path / "none"))[0] == 2
+
+
+def test_agent_run_cli_once(world: World, tmp_path: Path):
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agent",
+            "run",
+            "--repo",
+            world.url,
+            "--branch",
+            "deploy",
+            "--device",
+            "ipc-press-3",
+            "--state-dir",
+            str(tmp_path / "s"),
+            "--trust",
+            str(world.public),
+            "--once",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "applied" in r.stderr
+    assert json.loads((tmp_path / "s/status.json").read_text())["device"] == "ipc-press-3"
+
+
+def test_devices_leaving_the_fleet_stop_cleanly(world: World, tmp_path: Path):
+    state = tmp_path / "state"
+    _applied(world, state)
+    work = world.checkout()
+    old = DesiredState.parse((work / "devices/ipc-press-1/desired.json").read_bytes())
+    world.signed_state(work, "ipc-press-1", DesiredState(old.device, old.generation + 1, in_days(7), ()))
+    world.push(work)
+    out = Reconciler(world.config(state, fast=True)).run_once()
+    assert out.result == "applied"
+    assert json.loads((current_release(state) / "release.json").read_text())["bundles"] == []
+
+
+def test_two_agents_never_work_on_one_state_dir(world: World, tmp_path: Path):
+    import fcntl
+
+    state = tmp_path / "state"
+    state.mkdir()
+    with (state / "agent.lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        out = Reconciler(world.config(state, fast=True)).run_once()
+    assert (out.result, out.reason) == ("refused", "Locked") and current_release(state) is None
+    assert Reconciler(world.config(state, fast=True)).run_once().result == "applied"
