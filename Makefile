@@ -26,6 +26,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/bench_validate.py
 	$(PY) bench/bench_digest.py 512
+	$(PY) bench/bench_agent.py
 
 schemas: $(STAMP)
 	$(VENV)/bin/takt schema --out schemas

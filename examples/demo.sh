@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: the main job on an example, as CI would run it on a pull request.
-# Today: validate, test, matrix, model check, build and publish (to a local deploy repo) on a clean
-# example; the same repo with typical mistakes (located diagnostics, exit 1); the machine formats
-# CI consumes. The device agent joins when it lands.
+# validate, test, matrix, model check, build, publish (to a local deploy repo) and one agent
+# reconcile on a clean example; then the same repo with typical mistakes (located diagnostics,
+# exit 1) and the machine formats CI consumes.
 set -euo pipefail
 VENV="${1:-.venv}"
 TAKT="$VENV/bin/takt"
@@ -39,6 +39,12 @@ git init -q --bare "$WORK/deploy.git"
 git --git-dir "$WORK/deploy.git" log --oneline deploy
 git --git-dir "$WORK/deploy.git" ls-tree -r --name-only deploy | sed -n '1,3p;/devices/p'
 
+step "takt agent run --once   (device ipc-press-1: fetch, verify signature and bundles, stage, health-check in a subprocess, switch)"
+"$TAKT" agent run --repo "$WORK/deploy.git" --branch deploy --device ipc-press-1 --state-dir "$WORK/device" \
+  --trust "$WORK/keys/takt-signing.pub" --once
+"$TAKT" agent status --state-dir "$WORK/device"
+echo "current -> $(readlink "$WORK/device/current")"
+
 step "a pull request with three mistakes: a typo, a unit mismatch, a duplicate key"
 cp -r "$EXAMPLE" "$WORK/pr"
 sed -i '0,/samplingInterval: 100ms/s//samplingIntervall: 100ms/' "$WORK/pr/specs/datasources.yaml"
@@ -55,4 +61,4 @@ step "the same findings for CI: GitHub annotations and SARIF for code scanning"
 "$TAKT" validate "$WORK/pr" --format sarif --output "$WORK/takt.sarif" || true
 echo "SARIF written: $(wc -c < "$WORK/takt.sarif") bytes"
 
-step "demo done: validate, test, model checks, build and publish work end to end (the device agent comes next)"
+step "demo done: validate, test, model checks, build, publish and one agent reconcile, end to end"

@@ -6,6 +6,7 @@ never a mix — and the next start must converge on the new one with an intact j
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -69,10 +70,8 @@ def test_kill_minus_nine_at_random_points(scene, tmp_path: Path, chunk: int):
             finally:
                 os._exit(0)
         time.sleep(rng.uniform(0, duration * 1.2))
-        try:
+        with contextlib.suppress(ProcessLookupError):  # it may have finished first
             os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass  # it finished first
         os.waitpid(pid, 0)
         _wait_group_gone(pid)
         current = current_release(state)
