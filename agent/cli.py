@@ -36,6 +36,13 @@ def agent_group() -> None:
 @click.option("--post-check", help="Command that must succeed after activation, besides the built-in check.")
 @click.option("--keep-releases", type=click.IntRange(1, 100), default=3, show_default=True)
 @click.option("--health-timeout", type=click.FloatRange(1, 3600), default=60, show_default=True)
+@click.option(
+    "--metrics-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write Prometheus metrics here (node_exporter textfile collector).",
+)
+@click.option("--metrics-port", type=click.IntRange(1, 65535), help="Serve Prometheus metrics at :PORT/metrics.")
+@click.option("--metrics-address", default="127.0.0.1", show_default=True, help="Address --metrics-port binds.")
 def run_cmd(
     repo: str,
     branch: str,
@@ -48,6 +55,9 @@ def run_cmd(
     post_check: str | None,
     keep_releases: int,
     health_timeout: float,
+    metrics_file: Path | None,
+    metrics_port: int | None,
+    metrics_address: str,
 ) -> None:
     """Reconcile this device with its desired state on the deploy branch, forever (or --once)."""
     from agent.loop import run
@@ -65,6 +75,7 @@ def run_cmd(
         post_check=post_check,
         keep_releases=keep_releases,
         health_timeout=health_timeout,
+        metrics_file=metrics_file.resolve() if metrics_file else None,
     )
     console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -72,6 +83,15 @@ def run_cmd(
         style = "green" if outcome.ready else "red"
         console.print(f"[{style}]{outcome.result}[/{style}] {outcome.reason}: {outcome.message}")
 
+    if metrics_port:
+        from agent.metrics_http import serve_metrics
+        from agent.status import METRICS
+
+        try:
+            serve_metrics(cfg.state_dir / METRICS, metrics_address, metrics_port)
+        except OSError as exc:
+            console.print(f"[red]error:[/red] cannot serve metrics on {metrics_address}:{metrics_port}: {exc}")
+            sys.exit(2)
     outcome = run(cfg, once=once, report=report)
     sys.exit(0 if outcome.ready else 1)
 

@@ -30,4 +30,7 @@ class AgentConfig:
     post_check: str | None = None  # extra command judging the activated release
     python: str | None = None  # interpreter of the health-check subprocess (default: this one)
     max_backoff: float = 900.0
+    metrics_file: Path | None = None  # also write the Prometheus text here (node_exporter textfile collector)
+    arch: str | None = None  # this machine's architecture (default: detected)
+    memory: int | None = None  # bytes available for models (default: MemAvailable)
     clock: Callable[[], datetime] = field(default=utc_now)

@@ -24,6 +24,9 @@ from agent.releases import (
     activate,
     clean_staging,
     current_release,
+    machine_arch,
+    mem_available,
+    preflight,
     prune,
     release_id_of,
     stage,
@@ -127,7 +130,7 @@ class Reconciler:
                     "timings": timings,
                 },
             )
-            write_metrics(state, mem, doc)
+            write_metrics(state, mem, doc, cfg.metrics_file)
             mem.save(state)
             return outcome
 
@@ -198,6 +201,9 @@ class Reconciler:
         # stage and pre-check beside the live release
         t = time.perf_counter()
         try:
+            preflight(
+                workdir, desired, cfg.arch or machine_arch(), cfg.memory if cfg.memory is not None else mem_available()
+            )
             staged = stage(state, workdir, desired, rid, cfg.reserve_bytes)
         except StageError as exc:
             journal(state, mem, now, "stage-failed", reason=exc.reason, message=exc.message)

@@ -71,6 +71,42 @@ def _bundle_bytes(workdir: Path, state: DesiredState) -> int:
     return total
 
 
+_ARCH_ALIASES = {"amd64": "x86_64", "arm64": "aarch64", "armv7l": "armv7"}
+
+
+def machine_arch() -> str:
+    import platform
+
+    m = platform.machine().lower()
+    return _ARCH_ALIASES.get(m, m)
+
+
+def mem_available() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def preflight(workdir: Path, desired: DesiredState, arch: str, memory: int | None) -> None:
+    """Refuse a release this machine cannot run: another architecture, or models beyond free memory."""
+    model_bytes = 0
+    for ref in desired.bundles:
+        manifest = json.loads((workdir / "bundles" / ref.digest / "MANIFEST.json").read_text())
+        wanted = manifest.get("provenance", {}).get("arch")
+        if wanted and manifest.get("targetClass") != "embedded" and wanted != arch:
+            raise StageError("WrongArchitecture", f"bundle {ref.name} is built for {wanted}; this machine is {arch}")
+        model_bytes += sum(f["size"] for f in manifest["files"] if f["path"].startswith("model/"))
+    if memory is not None and model_bytes * 3 > memory:  # weights, the session's copy and activations
+        raise StageError(
+            "InsufficientMemory",
+            f"models of {model_bytes:,} bytes need about {model_bytes * 3:,} bytes of memory; {memory:,} are available",
+        )
+
+
 def stage(state_dir: Path, workdir: Path, desired: DesiredState, rid: str, reserve: int) -> Path:
     """Copy the verified bundles into a new release directory, fsync, verify again, rename into place."""
     releases = state_dir / RELEASES

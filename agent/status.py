@@ -135,7 +135,7 @@ def write_status(
     return doc
 
 
-def write_metrics(state: Path, memory: Memory, status: dict[str, Any]) -> None:
+def write_metrics(state: Path, memory: Memory, status: dict[str, Any], extra: Path | None = None) -> None:
     cond = {c["type"]: c["status"] == "True" for c in status["conditions"]}
     lines = [
         "# HELP takt_agent_ready 1 when the device runs its desired, healthy release.",
@@ -152,4 +152,8 @@ def write_metrics(state: Path, memory: Memory, status: dict[str, Any]) -> None:
         "# TYPE takt_agent_reconciles_total counter",
         *(f'takt_agent_reconciles_total{{result="{k}"}} {v}' for k, v in sorted(memory.reconciles.items())),
     ]
-    write_atomic(state / METRICS, ("\n".join(lines) + "\n").encode())
+    data = ("\n".join(lines) + "\n").encode()
+    write_atomic(state / METRICS, data)
+    if extra is not None:
+        extra.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(extra, data)

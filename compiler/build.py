@@ -170,6 +170,7 @@ def build(
                     "compiler": __version__,
                     "target": target_name,
                     "targetClass": tc.name,
+                    "arch": target.arch,
                     "deployment": dep.metadata.name,
                     "model": {
                         "name": model.metadata.name,

@@ -366,7 +366,7 @@ def test_agent_run_cli_once(world: World, tmp_path: Path):
             "--branch",
             "deploy",
             "--device",
-            "ipc-press-3",
+            "ipc-press-2",
             "--state-dir",
             str(tmp_path / "s"),
             "--trust",
@@ -379,7 +379,31 @@ def test_agent_run_cli_once(world: World, tmp_path: Path):
     )
     assert r.returncode == 0, r.stderr
     assert "applied" in r.stderr
-    assert json.loads((tmp_path / "s/status.json").read_text())["device"] == "ipc-press-3"
+    assert json.loads((tmp_path / "s/status.json").read_text())["device"] == "ipc-press-2"
+    # ipc-press-3 runs the aarch64 target: this x86_64 machine refuses its bundle before staging
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agent",
+            "run",
+            "--repo",
+            world.url,
+            "--branch",
+            "deploy",
+            "--device",
+            "ipc-press-3",
+            "--state-dir",
+            str(tmp_path / "s3"),
+            "--trust",
+            str(world.public),
+            "--once",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 1 and "WrongArchitecture" in r.stderr
 
 
 def test_devices_leaving_the_fleet_stop_cleanly(world: World, tmp_path: Path):
@@ -404,3 +428,57 @@ def test_two_agents_never_work_on_one_state_dir(world: World, tmp_path: Path):
         out = Reconciler(world.config(state, fast=True)).run_once()
     assert (out.result, out.reason) == ("refused", "Locked") and current_release(state) is None
     assert Reconciler(world.config(state, fast=True)).run_once().result == "applied"
+
+
+def test_preflight_refuses_other_architectures_and_too_little_memory(world: World, tmp_path: Path):
+    state = tmp_path / "state"
+    out = Reconciler(world.config(state, fast=True, arch="riscv64")).run_once()
+    assert (out.result, out.reason) == ("refused", "WrongArchitecture") and "built for x86_64" in out.message
+    out = Reconciler(world.config(state, fast=True, memory=100)).run_once()
+    assert (out.result, out.reason) == ("refused", "InsufficientMemory") and current_release(state) is None
+    assert Reconciler(world.config(state, fast=True, arch="x86_64")).run_once().result == "applied"
+
+
+def test_metrics_file_and_endpoint(world: World, tmp_path: Path):
+    import time
+    import urllib.request
+
+    from tests.agentkit import free_port
+
+    port = free_port()
+    metrics_file = tmp_path / "textfile" / "takt.prom"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "agent",
+            "run",
+            "--repo",
+            world.url,
+            "--branch",
+            "deploy",
+            "--device",
+            "ipc-press-1",
+            "--state-dir",
+            str(tmp_path / "s"),
+            "--trust",
+            str(world.public),
+            "--interval",
+            "3600",
+            "--metrics-file",
+            str(metrics_file),
+            "--metrics-port",
+            str(port),
+        ],
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not metrics_file.is_file() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert "takt_agent_ready 1" in body and "takt_agent_applied_generation 1" in body
+    assert metrics_file.read_text() == body

@@ -83,6 +83,7 @@ def test_same_commit_in_two_checkouts_gives_identical_bundles(tmp_path: Path):
             "compiler",
             "target",
             "targetClass",
+            "arch",
             "deployment",
             "model",
             "datasets",
