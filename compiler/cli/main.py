@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import traceback
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -28,6 +30,39 @@ def _consoles() -> tuple[Console, Console]:
     out = Console(highlight=False, no_color=no_color, soft_wrap=True)
     err = Console(stderr=True, highlight=False, no_color=no_color, soft_wrap=True)
     return out, err
+
+
+def _print_diagnostics(console: Console, diags: list, result, command: str) -> None:
+    rep = Report(command, diags, result.files, len(result.documents), 0, result.sources)
+    console.print(render_text(diags, result.sources, rep.summary()), end="")
+
+
+def _validated(path: Path, command: str):
+    """Validate first: spec errors stop `command` with exit 1, each printed at its location."""
+    from compiler.validate.pipeline import validate as run_validate
+
+    _, err = _consoles()
+    result = run_validate(path)
+    errors = [d for d in result.diagnostics if d.severity == Severity.ERROR]
+    if errors:
+        _print_diagnostics(err, errors, result, "validate")
+        err.print(f"takt {command}: fix the spec errors above first")
+        sys.exit(EXIT_FINDINGS)
+    return result
+
+
+@contextlib.contextmanager
+def _spinner(console: Console, label: str, enabled: bool) -> Iterator[Callable[[str], None] | None]:
+    """A status line on a terminal; yields the callback that names the current step (or None)."""
+    status = console.status(label) if enabled and console.is_terminal else None
+    if status is None:
+        yield None
+        return
+    status.start()
+    try:
+        yield lambda name: status.update(f"{label} {name}")
+    finally:
+        status.stop()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -184,30 +219,15 @@ def test_cmd(
     """Run the TestSuites with onnxruntime. Exit 1 when a gating test fails or specs have errors."""
     from compiler.testing.report import render_html, render_json, render_junit, summary, text_lines
     from compiler.testing.session import run_suites
-    from compiler.validate.pipeline import validate as run_validate
 
     out, err = _consoles()
-    result = run_validate(path)
-    errors = [d for d in result.diagnostics if d.severity == Severity.ERROR]
-    if errors:
-        rep = Report("validate", errors, result.files, len(result.documents), 0, result.sources)
-        err.print(render_text(errors, result.sources, rep.summary()), end="")
-        err.print("takt test: fix the spec errors above first")
-        sys.exit(EXIT_FINDINGS)
+    result = _validated(path, "test")
     unknown = sorted(set(suites) - {d.name for d in result.index.valid("TestSuite")})
     if unknown:
         err.print(f"[red]error:[/red] no TestSuite named {', '.join(unknown)}")
         sys.exit(EXIT_USAGE)
-    status = err.status("running tests") if progress and err.is_terminal else None
-    if status:
-        status.start()
-    try:
-        results = run_suites(
-            result, list(suites) or None, (lambda name: status.update(f"running {name}")) if status else None
-        )
-    finally:
-        if status:
-            status.stop()
+    with _spinner(err, "running", progress) as step:
+        results = run_suites(result, list(suites) or None, step)
     if report is not None:
         write_atomic(report, render_html(results))
     text = render_json(results) if fmt == "json" else render_junit(results) if fmt == "junit" else None
@@ -248,38 +268,18 @@ def build_cmd(path: Path, out_dir: Path, jobs: int, skip_gates: bool, progress: 
     deployment gets no bundle).
     """
     from compiler.build import build
-    from compiler.validate.pipeline import validate as run_validate
 
     out, err = _consoles()
-    result = run_validate(path)
-    errors = [d for d in result.diagnostics if d.severity == Severity.ERROR]
-    if errors:
-        rep = Report("validate", errors, result.files, len(result.documents), 0, result.sources)
-        err.print(render_text(errors, result.sources, rep.summary()), end="")
-        err.print("takt build: fix the spec errors above first")
-        sys.exit(EXIT_FINDINGS)
-    status = err.status("building") if progress and err.is_terminal else None
-    if status:
-        status.start()
-    try:
-        res = build(
-            result,
-            out_dir,
-            jobs=jobs,
-            run_gates=not skip_gates,
-            progress=(lambda name: status.update(f"building {name}")) if status else None,
-        )
-    finally:
-        if status:
-            status.stop()
+    result = _validated(path, "build")
+    with _spinner(err, "building", progress) as step:
+        res = build(result, out_dir, jobs=jobs, run_gates=not skip_gates, progress=step)
     for b in res.bundles:
         state = "[dim]unchanged[/dim]" if b.reused else "[green]rendered[/green]"
         out.print(f"  {state}  {b.name:<40} {b.digest[:16]}  devices: {', '.join(b.devices) or '—'}")
     for dep, why in res.blocked:
         out.print(f"  [red]blocked[/red]   {dep}: {why}")
     if res.diagnostics:
-        rep = Report("build", res.diagnostics, result.files, len(result.documents), 0, result.sources)
-        out.print(render_text(res.diagnostics, result.sources, rep.summary()), end="")
+        _print_diagnostics(out, res.diagnostics, result, "build")
     rendered = sum(not b.reused for b in res.bundles)
     out.print(
         f"{'✖' if res.failed else '✔'} {len(res.bundles)} bundles ({rendered} rendered, "
@@ -337,15 +337,9 @@ def publish(
     from compiler.publish import publish as do_publish
     from compiler.signing import KeyError_
     from compiler.validate.pipeline import CACHE_DIR
-    from compiler.validate.pipeline import validate as run_validate
 
     out, err = _consoles()
-    result = run_validate(path)
-    errors = [d for d in result.diagnostics if d.severity == Severity.ERROR]
-    if errors:
-        rep = Report("validate", errors, result.files, len(result.documents), 0, result.sources)
-        err.print(render_text(errors, result.sources, rep.summary()), end="")
-        sys.exit(EXIT_FINDINGS)
+    result = _validated(path, "publish")
     deploy = result.project.spec.deploy if result.project else None
     signing = result.project.spec.signing if result.project else None
     repo_url = repo_url or (deploy.repo if deploy else None)
@@ -361,8 +355,7 @@ def publish(
     if built.failed:
         for dep, why in built.blocked:
             err.print(f"[red]blocked[/red] {dep}: {why}")
-        rep = Report("build", built.diagnostics, result.files, len(result.documents), 0, result.sources)
-        err.print(render_text(built.diagnostics, result.sources, rep.summary()), end="")
+        _print_diagnostics(err, built.diagnostics, result, "build")
         err.print("takt publish: nothing published")
         sys.exit(EXIT_FINDINGS)
     try:
