@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.takt-installed
 
-.PHONY: demo test lint bench schemas examples clean
+.PHONY: demo test tools lint bench schemas examples clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
@@ -16,7 +16,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	@bash examples/demo.sh $(VENV)
 
-test: $(STAMP)
+tools:
+	@bash .ci/tools.sh
+
+test: $(STAMP) tools
 	$(PY) -m ruff check .
 	$(PY) -m pytest -n 2 -q
 
