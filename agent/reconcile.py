@@ -147,7 +147,7 @@ class Reconciler:
                     cfg.repo, cfg.branch, self.repo_dir, commit, [f"/devices/{cfg.device}/", *wanted], cfg.git_timeout
                 )
         except FetchError as exc:
-            journal(state, mem, now, "fetch-failed", error=exc.args[0])
+            journal(state, now, "fetch-failed", error=exc.args[0])
             return finish(Outcome("fetch-failed", "FetchFailed", f"{exc.args[0]}; keeping the current release"))
         timings["fetchSeconds"] = round(time.perf_counter() - t, 4)
         fields["remoteCommit"] = commit
@@ -158,7 +158,7 @@ class Reconciler:
             trusted = load_trusted(cfg.trusted_keys)
             verified = verify_desired(workdir, cfg.device, trusted, mem.accepted_generation, mem.accepted_release, now)
         except Refused as exc:
-            journal(state, mem, now, "refused", reason=exc.reason, message=exc.message)
+            journal(state, now, "refused", reason=exc.reason, message=exc.message)
             return finish(Outcome("refused", exc.reason, exc.message))
         timings["verifySeconds"] = round(time.perf_counter() - t, 4)
         desired, rid = verified.state, verified.release_id
@@ -170,7 +170,7 @@ class Reconciler:
         )
         if desired.generation > mem.accepted_generation:
             mem.accepted_generation, mem.accepted_release = desired.generation, rid
-            journal(state, mem, now, "accepted", generation=desired.generation, release=rid, key=verified.key_id)
+            journal(state, now, "accepted", generation=desired.generation, release=rid, key=verified.key_id)
 
         current = current_release(state)
         if current is not None and release_id_of(current) == rid:
@@ -178,7 +178,7 @@ class Reconciler:
             if not drift and mem.pending_health != current.name:
                 return finish(Outcome("unchanged", "UpToDate", f"generation {desired.generation} is running"))
             if drift:
-                journal(state, mem, now, "drift", release=current.name, problems=drift[:5])
+                journal(state, now, "drift", release=current.name, problems=drift[:5])
         if rid in mem.quarantine and mem.quarantine[rid] == desired.generation:
             return finish(
                 Outcome(
@@ -206,7 +206,7 @@ class Reconciler:
             )
             staged = stage(state, workdir, desired, rid, cfg.reserve_bytes)
         except StageError as exc:
-            journal(state, mem, now, "stage-failed", reason=exc.reason, message=exc.message)
+            journal(state, now, "stage-failed", reason=exc.reason, message=exc.message)
             return finish(Outcome("refused", exc.reason, f"{exc.message}; keeping the current release"))
         timings["stageSeconds"] = round(time.perf_counter() - t, 4)
         t = time.perf_counter()
@@ -221,10 +221,10 @@ class Reconciler:
         timings["healthSeconds"] = round(time.perf_counter() - t, 4)
         if not ok:
             if why.startswith("preempted"):
-                journal(state, mem, now, "preempted", release=staged.name)
+                journal(state, now, "preempted", release=staged.name)
                 return finish(Outcome("preempted", "Preempted", "a newer desired state arrived during the check"))
             mem.quarantine[rid] = desired.generation
-            journal(state, mem, now, "pre-check-failed", release=staged.name, reason=why)
+            journal(state, now, "pre-check-failed", release=staged.name, reason=why)
             return finish(Outcome("rejected", "HealthCheckFailed", f"new release not activated: {why}"))
 
         # switch, hook, post-check; any failure switches back to the last known good
@@ -232,7 +232,7 @@ class Reconciler:
         mem.pending_health = staged.name
         mem.save(state)
         activate(state, staged)
-        journal(state, mem, now, "activated", release=staged.name, generation=desired.generation)
+        journal(state, now, "activated", release=staged.name, generation=desired.generation)
         return self._post_activation(mem, staged, previous, desired, rid, timings, finish, now)
 
     def _post_activation(
@@ -255,7 +255,7 @@ class Reconciler:
             if fallback is not None and fallback.is_dir() and fallback != release:
                 activate(state, fallback)
                 _hook(cfg, fallback)
-                journal(state, mem, now, "rolled-back", failed=release.name, to=fallback.name, reason=why)
+                journal(state, now, "rolled-back", failed=release.name, to=fallback.name, reason=why)
                 return finish(
                     Outcome(
                         "rolled-back",
@@ -263,12 +263,12 @@ class Reconciler:
                         f"{release.name} failed after activation ({why}); back on {fallback.name}",
                     )
                 )
-            journal(state, mem, now, "post-check-failed", release=release.name, reason=why)
+            journal(state, now, "post-check-failed", release=release.name, reason=why)
             return finish(Outcome("rejected", "HealthCheckFailed", f"{why}; no earlier release to return to"))
         mem.last_known_good = release.name
         mem.good = [*[g for g in mem.good if g != release.name][-cfg.keep_releases :], release.name]
         prune(state, mem.good)
-        journal(state, mem, now, "healthy", release=release.name, generation=desired.generation)
+        journal(state, now, "healthy", release=release.name, generation=desired.generation)
         return finish(Outcome("applied", "Applied", f"generation {desired.generation} is running"))
 
 

@@ -27,7 +27,6 @@ class Memory:
     good: list[str] = field(default_factory=list)  # newest last
     quarantine: dict[str, int] = field(default_factory=dict)  # release id → generation it failed at
     pending_health: str | None = None  # activated but not yet confirmed healthy (a kill can land here)
-    journal_head: str = GENESIS
     reconciles: dict[str, int] = field(default_factory=dict)
 
     @classmethod
@@ -65,7 +64,7 @@ def _tail(path: Path) -> str:
         return GENESIS
 
 
-def journal(state: Path, memory: Memory, now: datetime, event: str, **details: Any) -> None:
+def journal(state: Path, now: datetime, event: str, **details: Any) -> None:
     """Append one entry whose hash covers the previous one: a rewritten past breaks the chain.
 
     The chain head is read from the file itself, so a kill between this append and saving the
@@ -76,7 +75,6 @@ def journal(state: Path, memory: Memory, now: datetime, event: str, **details: A
     digest = hashlib.sha256(canonical_json(entry)).hexdigest()
     with path.open("ab") as fh:
         fh.write(canonical_json({**entry, "hash": digest}))
-    memory.journal_head = digest
 
 
 def verify_journal(path: Path) -> tuple[bool, int]:
