@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 from compiler.bundle import DesiredState, canonical_json, verify_bundle
+from compiler.bundle.atomic import fsync_dir
 
 RELEASES, CURRENT, STAGING = "releases", "current", ".staging-"
 _DIR = re.compile(r"^([0-9a-f]{64})\.(\d+)$")
@@ -23,24 +24,6 @@ class StageError(Exception):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason, self.message = reason, message
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 def clean_staging(state: Path) -> None:

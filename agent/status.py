@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent.releases import write_atomic
 from compiler.bundle import canonical_json
+from compiler.bundle.atomic import write_atomic
 
 MEMORY, STATUS, JOURNAL, METRICS = "agent.json", "status.json", "journal.log", "metrics.prom"
 GENESIS = "0" * 64

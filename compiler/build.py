@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,6 +25,7 @@ from typing import Any
 
 from compiler import __version__
 from compiler.bundle import canonical_json, verify_bundle, write_bundle
+from compiler.bundle.atomic import write_atomic
 from compiler.diagnostics import Diagnostic, Severity
 from compiler.models.digest import DigestCache
 from compiler.render.context import RenderError, RenderInput
@@ -248,14 +247,6 @@ def build(
     return build_result
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
-
-
 def _write_index(out: Path, res: BuildResult, provenance: dict[str, Any], keys: dict[str, str]) -> None:
     """index.json (what publish reads) and the build cache; bundles nothing refers to are pruned."""
     devices: dict[str, list[dict[str, str]]] = {}
@@ -278,8 +269,8 @@ def _write_index(out: Path, res: BuildResult, provenance: dict[str, Any], keys: 
         ],
         "devices": {k: sorted(v, key=lambda e: e["name"]) for k, v in sorted(devices.items())},
     }
-    _write_atomic(out / "index.json", canonical_json(index))
-    _write_atomic(out / BUILD_CACHE, canonical_json(keys))
+    write_atomic(out / "index.json", canonical_json(index))
+    write_atomic(out / BUILD_CACHE, canonical_json(keys))
     live = {b.digest for b in res.bundles}
     for d in (out / "bundles").glob("*") if (out / "bundles").is_dir() else []:
         if d.is_dir() and d.name not in live:
