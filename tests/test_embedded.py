@@ -149,7 +149,8 @@ def test_c_identifiers():
 
 
 def test_embedded_bundle_is_reproducible_across_checkouts(tmp_path: Path):
-    """onnxruntime's converter is not deterministic by itself; the renderer makes it so."""
+    """onnxruntime's converter is not deterministic by itself; the renderer makes it so within one build
+    environment (same interpreter path and machine), wherever the checkout lives."""
     digests = []
     for name in ("a", "deeper/path/b"):
         root = embedded_repo(tmp_path / name)

@@ -1,15 +1,15 @@
 """Render an embedded bundle: the model in ORT format, the operator config of a reduced
 onnxruntime build, the model as a C array, a config header and a CMake snippet.
 
-onnxruntime's converter is not byte-reproducible by itself (flatbuffer layout follows C++ hash
-maps keyed by pointers), so it runs in a subprocess with address-space randomisation off, in a
-fixed-shape temporary directory with a minimal environment; its config file's comment, which
-names absolute paths, is replaced.
+onnxruntime's converter is not byte-reproducible by itself (its flatbuffer layout follows hash
+maps whose order depends on memory addresses), so it runs in a subprocess with address-space
+randomisation off, in a fixed-shape temporary directory, with a fixed and complete environment
+(even the environment's size shifts the layout). Its config file's comment, which names absolute
+paths, is replaced.
 """
 
 from __future__ import annotations
 
-import os
 import platform
 import re
 import shutil
@@ -45,8 +45,11 @@ def to_ort(model: Path) -> tuple[bytes, str]:
         setarch = shutil.which("setarch")
         if setarch:
             cmd = [setarch, platform.machine(), "-R", *cmd]
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": tmp, "LC_ALL": "C", "PYTHONHASHSEED": "0"}
-        proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=300)
+        # A fixed, complete environment: its size shifts memory layout, and so the converter's output.
+        env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "LC_ALL": "C", "PYTHONHASHSEED": "0"}
+        proc = subprocess.run(
+            cmd, cwd=work, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300
+        )
         ort_file, config_file = work / "out" / "model.ort", work / "out" / "model.required_operators.config"
         if proc.returncode != 0 or not ort_file.is_file():
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
