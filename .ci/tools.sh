@@ -8,7 +8,8 @@ command -v gcc >/dev/null || command -v cc >/dev/null || need+=(gcc)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v kubectl >/dev/null || need+=(kubectl)
 command -v localedef >/dev/null || need+=(locales)
-[ ${#need[@]} -eq 0 ] && { echo "tools: git, gcc, systemd-analyze, kubectl, localedef found"; exit 0; }
+command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+[ ${#need[@]} -eq 0 ] && { echo "tools: git, gcc, systemd-analyze, kubectl, localedef, sshd found"; exit 0; }
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "tools: installing ${need[*]}"
   apt-get update -qq >/dev/null 2>&1
@@ -18,7 +19,8 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       || echo "tools: could not install $pkg"
   done
 fi
-for t in git gcc systemd-analyze kubectl; do
+for t in git gcc systemd-analyze kubectl sshd; do
+  [ "$t" = sshd ] && [ -x /usr/sbin/sshd ] && continue
   command -v "$t" >/dev/null || echo "tools: $t is missing here: the tests that need it are skipped (see the pytest summary)"
 done
 exit 0

@@ -32,9 +32,11 @@ def remote_head(url: str, branch: str, timeout: float) -> str:
     return out.split()[0]
 
 
-def _fresh_clone(url: str, branch: str, repo_dir: Path, timeout: float) -> git.Repo:
+def _fresh_clone(url: str, branch: str, repo_dir: Path, timeout: float, filtered: bool) -> git.Repo:
+    """A shallow, sparse clone; `filtered` leaves blobs on the server until a checkout needs them."""
     shutil.rmtree(repo_dir, ignore_errors=True)
     repo_dir.parent.mkdir(parents=True, exist_ok=True)
+    extra = {"filter": "blob:none"} if filtered else {}
     try:
         return git.Repo.clone_from(
             url,
@@ -43,40 +45,52 @@ def _fresh_clone(url: str, branch: str, repo_dir: Path, timeout: float) -> git.R
             depth=1,
             single_branch=True,
             no_checkout=True,
-            filter="blob:none",
             sparse=True,
             kill_after_timeout=timeout,
+            **extra,
         )
     except git.GitCommandError as exc:
         shutil.rmtree(repo_dir, ignore_errors=True)
         raise FetchError(f"cannot clone {url}: {_msg(exc)}") from exc
 
 
+def _partial(repo: git.Repo) -> bool:
+    try:
+        return repo.git.config("--get", "remote.origin.promisor") == "true"
+    except git.GitCommandError:
+        return False
+
+
 def sync(url: str, branch: str, repo_dir: Path, head: str, paths: list[str], timeout: float) -> tuple[Path, str]:
     """Check out `paths` of the branch tip (at least `head`); returns the work tree and its commit.
 
     The commit is what was fetched, which may be newer than `head` if the branch moved meanwhile.
+    Attempts: the existing clone; a fresh blob-filtered clone (only the blobs of `paths` travel);
+    a fresh plain shallow clone, for servers that cannot serve the filtered clone's lazy fetches
+    (protocol v0, e.g. SSH without GIT_PROTOCOL passed through).
     """
     remote_ref = f"refs/remotes/origin/{branch}"
-    for attempt in (1, 2):
+    attempts = ([None] if (repo_dir / ".git").is_dir() else []) + [True, False]
+    last: Exception | None = None
+    for filtered in attempts:
         try:
-            fresh = not (repo_dir / ".git").is_dir()
-            repo = _fresh_clone(url, branch, repo_dir, timeout) if fresh else git.Repo(repo_dir)
-            if fresh or repo.git.rev_parse(remote_ref, kill_after_timeout=timeout) != head:
-                repo.git.fetch(
+            repo = git.Repo(repo_dir) if filtered is None else _fresh_clone(url, branch, repo_dir, timeout, filtered)
+            if filtered is None and repo.git.rev_parse(remote_ref, kill_after_timeout=timeout) != head:
+                args = [
                     "--depth",
                     "1",
-                    "--filter=blob:none",
+                    *(["--filter=blob:none"] if _partial(repo) else []),
                     "origin",
                     f"+refs/heads/{branch}:{remote_ref}",
-                    kill_after_timeout=timeout,
-                )
+                ]
+                repo.git.fetch(*args, kill_after_timeout=timeout)
             repo.git.sparse_checkout("set", "--no-cone", *paths, kill_after_timeout=timeout)
             repo.git.checkout("--force", "--detach", remote_ref, kill_after_timeout=timeout)
             repo.git.clean("-ffdx", kill_after_timeout=timeout)
             return repo_dir, repo.git.rev_parse("HEAD", kill_after_timeout=timeout)
+        except FetchError as exc:  # the server itself refused a fresh clone: no point in another attempt
+            raise exc
         except (git.GitCommandError, git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError) as exc:
-            if attempt == 2:
-                raise FetchError(f"cannot update the local clone: {_msg(exc)}") from exc
-            shutil.rmtree(repo_dir, ignore_errors=True)  # corrupted or confused: clone again, once
-    raise AssertionError("unreachable")
+            last = exc
+            shutil.rmtree(repo_dir, ignore_errors=True)  # corrupted, confused or unservable: clone afresh
+    raise FetchError(f"cannot update the local clone: {_msg(last) if last else 'no attempt'}")

@@ -482,3 +482,49 @@ def test_metrics_file_and_endpoint(world: World, tmp_path: Path):
         proc.wait(timeout=10)
     assert "takt_agent_ready 1" in body and "takt_agent_applied_generation 1" in body
     assert metrics_file.read_text() == body
+
+
+def test_agent_over_https(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from tests.agentkit import HttpsGitServer
+
+    w = make_world(tmp_path / "w")
+    server = HttpsGitServer(w.remote.parent, tmp_path / "tls").start()
+    try:
+        w.url = server.url
+        state = tmp_path / "state"
+        out = Reconciler(w.config(state, fast=True)).run_once()  # without trusting the certificate
+        assert out.result == "fetch-failed" and "certificate" in out.message.lower()
+        monkeypatch.setenv("GIT_SSL_CAINFO", str(server.ca))  # the device trusts the server's CA
+        out = Reconciler(w.config(state, fast=True)).run_once()
+        assert out.result == "applied", out
+        assert verify_release(current_release(state)) == []
+    finally:
+        server.stop()
+
+
+def _sshd_usable() -> str | None:
+    from tests.agentkit import SSHD
+
+    if SSHD is None:
+        return "sshd (openssh-server) is not installed on this machine"
+    if os.geteuid() != 0 and not Path("/run/sshd").is_dir():
+        return "sshd needs /run/sshd, which only root can create"
+    return None
+
+
+@pytest.mark.skipif(_sshd_usable() is not None, reason=str(_sshd_usable()))
+def test_agent_over_ssh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from tests.agentkit import SshServer
+
+    w = make_world(tmp_path / "w")
+    server = SshServer(tmp_path / "ssh").start()
+    try:
+        w.url = server.url(w.remote)
+        monkeypatch.setenv("GIT_SSH_COMMAND", server.git_ssh_command)
+        state = tmp_path / "state"
+        out = Reconciler(w.config(state, fast=True)).run_once()
+        assert out.result == "applied", out
+        assert verify_release(current_release(state)) == []
+        assert Reconciler(w.config(state, fast=True)).run_once().result == "unchanged"
+    finally:
+        server.stop()
