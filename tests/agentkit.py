@@ -104,6 +104,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_port(port: int, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not start on port {port}")
+
+
 class GitDaemon:
     """`git daemon` on 127.0.0.1, serving one directory; stopped by the test that started it."""
 
@@ -131,13 +141,8 @@ class GitDaemon:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return self
-            time.sleep(0.05)
-        raise RuntimeError("git daemon did not start")
+        wait_for_port(self.port, "git daemon")
+        return self
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -298,13 +303,8 @@ class SshServer:
         self.proc = subprocess.Popen(
             [SSHD, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return self
-            time.sleep(0.05)
-        raise RuntimeError("sshd did not start")
+        wait_for_port(self.port, "sshd")
+        return self
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
