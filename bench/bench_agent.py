@@ -49,24 +49,7 @@ def main() -> None:
 
         idle_state = root / "idle"
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "agent",
-                "run",
-                "--repo",
-                world.url,
-                "--branch",
-                "deploy",
-                "--device",
-                "ipc-press-2",
-                "--state-dir",
-                str(idle_state),
-                "--trust",
-                str(world.public),
-                "--interval",
-                "3600",
-            ],
+            world.agent_cmd("ipc-press-2", str(idle_state), "--interval", "3600"),
             stderr=subprocess.DEVNULL,
         )
         try:

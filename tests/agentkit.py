@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -64,6 +65,26 @@ class World:
         data = state.to_bytes()
         (ddir / "desired.json").write_bytes(data)
         (ddir / "desired.json.sig").write_bytes(sign(data, load_private_key(str(key_path or self.private))))
+
+    def agent_cmd(self, device: str, state: Path, *extra: str) -> list[str]:
+        """The agent's own command line (`python -m agent run …`) against this world's deploy repo."""
+        return [
+            sys.executable,
+            "-m",
+            "agent",
+            "run",
+            "--repo",
+            self.url,
+            "--branch",
+            "deploy",
+            "--device",
+            device,
+            "--state-dir",
+            str(state),
+            "--trust",
+            str(self.public),
+            *extra,
+        ]
 
     def config(self, state: Path, **kw) -> AgentConfig:
         fast = self.root / "fast-health"

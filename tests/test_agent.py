@@ -356,23 +356,7 @@ def test_status_cli_and_tampered_journal(world: World, tmp_path: Path, cli_run):
 
 def test_agent_run_cli_once(world: World, tmp_path: Path):
     r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "agent",
-            "run",
-            "--repo",
-            world.url,
-            "--branch",
-            "deploy",
-            "--device",
-            "ipc-press-2",
-            "--state-dir",
-            str(tmp_path / "s"),
-            "--trust",
-            str(world.public),
-            "--once",
-        ],
+        world.agent_cmd("ipc-press-2", str(tmp_path / "s"), "--once"),
         capture_output=True,
         text=True,
         timeout=120,
@@ -382,23 +366,7 @@ def test_agent_run_cli_once(world: World, tmp_path: Path):
     assert json.loads((tmp_path / "s/status.json").read_text())["device"] == "ipc-press-2"
     # ipc-press-3 runs the aarch64 target: this x86_64 machine refuses its bundle before staging
     r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "agent",
-            "run",
-            "--repo",
-            world.url,
-            "--branch",
-            "deploy",
-            "--device",
-            "ipc-press-3",
-            "--state-dir",
-            str(tmp_path / "s3"),
-            "--trust",
-            str(world.public),
-            "--once",
-        ],
+        world.agent_cmd("ipc-press-3", str(tmp_path / "s3"), "--once"),
         capture_output=True,
         text=True,
         timeout=120,
@@ -448,28 +416,16 @@ def test_metrics_file_and_endpoint(world: World, tmp_path: Path):
     port = free_port()
     metrics_file = tmp_path / "textfile" / "takt.prom"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "agent",
-            "run",
-            "--repo",
-            world.url,
-            "--branch",
-            "deploy",
-            "--device",
+        world.agent_cmd(
             "ipc-press-1",
-            "--state-dir",
             str(tmp_path / "s"),
-            "--trust",
-            str(world.public),
             "--interval",
             "3600",
             "--metrics-file",
             str(metrics_file),
             "--metrics-port",
             str(port),
-        ],
+        ),
         stderr=subprocess.DEVNULL,
     )
     try:
