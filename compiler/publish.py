@@ -5,24 +5,41 @@ Layout of the deploy branch:
     devices/<id>/desired.json          generation, expires, bundle names and digests
     devices/<id>/desired.json.sig      ed25519 signature of desired.json
 
-Everything happens in a fresh shallow clone in a temporary directory; the branch moves by one
-push of one commit or not at all. Unchanged desired states are not rewritten (so publishing the
-same build twice makes no commit) unless they would expire within half their validity.
+The deploy repository is data written by people who may not hold the key, so nothing of it is
+ever checked out: publish works in a bare clone, reads the previous desired states as Git blobs
+(bounded in size, trusted only when their signature verifies with the publishing key), and
+builds the new tree from the build alone through a private index. The branch then equals the
+build byte for byte — a tampered bundle file, a bad signature, a symlink or a stray file is
+repaired in the same one commit — and a tree equal to the branch's makes no commit at all.
+Unchanged desired states are kept unless they would expire within half their validity.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import shutil
+import os
+import re
+import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import git
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from compiler.bundle import DESIRED, SIGNATURE, BundleRef, DesiredState, sign, verify_bundle
+from compiler.bundle import DESIRED, MANIFEST, SIGNATURE, BundleRef, DesiredState, sign, verify_bundle
+from compiler.bundle.desired import verify_signature
+from compiler.bundle.tree import TreeError, read_regular
 from compiler.signing import load_private_key
+
+MAX_STATE_BYTES = 1 << 20  # a desired state or its signature larger than this was not written by publish
+MAX_HISTORY = 500  # commits searched for a device's last verified state when the branch's copy is bad
+_DEVICE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+_FILE_MODES = {0o644: "100644", 0o755: "100755"}
 
 
 class PublishError(Exception):
@@ -35,29 +52,93 @@ class PublishResult:
     changed: list[str] = field(default_factory=list)  # devices whose desired state was (re)written
     added_bundles: list[str] = field(default_factory=list)
     removed_bundles: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)  # branch paths that differed from the build and were rewritten
 
 
-def _clone(url: str, branch: str, work: Path, create: bool) -> git.Repo:
+@dataclass(frozen=True)
+class _Blob:
+    mode: str  # "100644", "100755", "120000" (link), "160000" (submodule), …
+    sha: str
+
+
+def _clone(url: str, branch: str, work: Path, create: bool) -> tuple[git.Repo, str | None]:
+    """A bare, shallow clone of the branch (nothing is checked out), and the branch's commit."""
     try:
         heads = git.cmd.Git().ls_remote("--heads", url, f"refs/heads/{branch}")
     except git.GitCommandError as exc:
         raise PublishError(f"deploy repo {url} is unreachable: {_git_error(exc)}") from exc
     if heads.strip():
         try:
-            return git.Repo.clone_from(url, work, branch=branch, depth=1, single_branch=True)
+            repo = git.Repo.clone_from(url, work, bare=True, branch=branch, depth=1, single_branch=True, no_tags=True)
         except git.GitCommandError as exc:
             raise PublishError(f"cannot clone {url}: {_git_error(exc)}") from exc
+        return repo, repo.git.rev_parse(f"refs/heads/{branch}")
     if not create:
         raise PublishError(f"branch {branch!r} does not exist in {url} (use --create-branch to start it)")
-    repo = git.Repo.init(work)
+    repo = git.Repo.init(work, bare=True)
     repo.create_remote("origin", url)
-    repo.git.checkout("--orphan", branch)
-    return repo
+    return repo, None
 
 
 def _git_error(exc: git.GitCommandError) -> str:
     text = (exc.stderr or str(exc)).strip().replace("stderr:", "").strip().strip("'")
     return text.splitlines()[-1] if text else "git failed"
+
+
+def _tree(repo: git.Repo, commit: str | None, prefix: str = "") -> dict[str, _Blob]:
+    """Every entry of a commit's tree below `prefix`, by path (links and submodules included, as data)."""
+    if commit is None:
+        return {}
+    raw: bytes = repo.git.ls_tree(
+        "-r", "-z", "--full-tree", commit, *(["--", prefix] if prefix else []), stdout_as_string=False
+    )
+    out = {}
+    for record in filter(None, raw.split(b"\0")):
+        meta, _, path = record.partition(b"\t")
+        mode, _kind, sha = meta.decode("ascii").split(" ")
+        out[path.decode("utf-8", "surrogateescape")] = _Blob(mode, sha)
+    return out
+
+
+def _blob(repo: git.Repo, blob: _Blob | None, limit: int) -> bytes | None:
+    """A blob's bytes when it is a plain file within `limit`; None otherwise (never read past the limit)."""
+    if blob is None or blob.mode not in _FILE_MODES.values():
+        return None
+    info = repo.odb.info(bytes.fromhex(blob.sha))
+    if info.size > limit:
+        return None
+    return repo.odb.stream(bytes.fromhex(blob.sha)).read()
+
+
+def _verified_state(repo: git.Repo, tree: dict[str, _Blob], device: str, key: Ed25519PrivateKey) -> DesiredState | None:
+    """The device's state on this tree, if it is signed by the publishing key and names this device."""
+    data = _blob(repo, tree.get(f"devices/{device}/{DESIRED}"), MAX_STATE_BYTES)
+    sig = _blob(repo, tree.get(f"devices/{device}/{SIGNATURE}"), MAX_STATE_BYTES)
+    if data is None or sig is None:
+        return None
+    try:
+        verify_signature(data, sig, [key.public_key()])
+        state = DesiredState.parse(data)
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError):
+        return None
+    return state if state.device == device else None
+
+
+def _last_signed(
+    repo: git.Repo, branch_commit: str, branch: str, devices: list[str], key: Ed25519PrivateKey
+) -> dict[str, DesiredState]:
+    """The newest verified state of each device in the branch's history: its generation is what devices saw."""
+    with contextlib.suppress(git.GitCommandError):  # a shorter history is searched: the generation may be too low,
+        repo.git.fetch(f"--deepen={MAX_HISTORY}", "origin", f"refs/heads/{branch}")  # which devices refuse loudly
+    found = {}
+    for device in devices:
+        path = f"devices/{device}/{DESIRED}"
+        for commit in repo.git.rev_list(f"--max-count={MAX_HISTORY}", branch_commit, "--", path).split():
+            state = _verified_state(repo, _tree(repo, commit, f"devices/{device}/"), device, key)
+            if state is not None:
+                found[device] = state
+                break
+    return found
 
 
 def publish(
@@ -72,83 +153,155 @@ def publish(
 ) -> PublishResult:
     key = load_private_key(key_ref)
     try:
-        index = json.loads((build_dir / "index.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        index = json.loads(read_regular(build_dir / "index.json", 64 << 20).decode("utf-8"))
+        devices = index["devices"]
+        if not isinstance(devices, dict):
+            raise ValueError("devices is not a mapping")
+    except (OSError, ValueError, KeyError, TypeError, TreeError) as exc:
         raise PublishError(f"no usable build in {build_dir} (run takt build): {exc}") from exc
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     try:
         return _publish(build_dir, index, url, branch, key, validity, create_branch, now)
-    except OSError as exc:  # e.g. the disk fills while the tree is written: nothing was pushed
+    except OSError as exc:  # e.g. the disk fills while objects are written: nothing was pushed
         raise PublishError(f"cannot write the deploy tree ({exc.strerror or exc}); nothing was published") from exc
+    except git.GitCommandError as exc:  # a plumbing step failed (full disk, broken clone): nothing was pushed
+        raise PublishError(f"cannot write the deploy tree ({_git_error(exc)}); nothing was published") from exc
+
+
+def _wanted(index: dict[str, Any], old: dict[str, _Blob]) -> dict[str, tuple[BundleRef, ...]]:
+    wanted: dict[str, tuple[BundleRef, ...]] = {}
+    for dev, entries in index["devices"].items():
+        refs = tuple(BundleRef(str(e["name"]), str(e["digest"])) for e in entries)
+        if not _DEVICE.fullmatch(dev) or not all(_DIGEST.fullmatch(r.digest) for r in refs):
+            raise PublishError(f"build index names an invalid device or digest ({dev!r})")
+        wanted[dev] = refs
+    leaving = {p.split("/")[1] for p in old if p.startswith("devices/") and p.count("/") >= 2} - set(wanted)
+    for dev in sorted(d for d in leaving if _DEVICE.fullmatch(d)):
+        wanted[dev] = ()  # a device left the fleet: an explicit, signed "run nothing"
+    return wanted
 
 
 def _publish(
-    build_dir: Path, index: dict, url: str, branch: str, key, validity: timedelta, create_branch: bool, now: datetime
+    build_dir: Path,
+    index: dict[str, Any],
+    url: str,
+    branch: str,
+    key: Ed25519PrivateKey,
+    validity: timedelta,
+    create_branch: bool,
+    now: datetime,
 ) -> PublishResult:
     with tempfile.TemporaryDirectory(prefix="takt-publish-") as tmp:
-        work = Path(tmp) / "deploy"
-        repo = _clone(url, branch, work, create_branch)
+        repo, head = _clone(url, branch, Path(tmp) / "deploy.git", create_branch)
+        old = _tree(repo, head)
         result = PublishResult(None)
-        wanted: dict[str, list[BundleRef]] = {
-            dev: [BundleRef(e["name"], e["digest"]) for e in entries] for dev, entries in index["devices"].items()
-        }
-        existing_devices = {p.name for p in (work / "devices").iterdir()} if (work / "devices").is_dir() else set()
-        for dev in sorted(existing_devices - set(wanted)):
-            wanted[dev] = []  # a device left the fleet: an explicit, signed "run nothing"
-        referenced: set[str] = set()
+        new: dict[str, tuple[str, bytes | Path]] = {}  # path → (mode, content or a build file)
+        wanted = _wanted(index, old)
+        on_branch = {p.split("/")[1] for p in old if p.startswith("devices/") and p.count("/") >= 2}
+        previous_states = {dev: _verified_state(repo, old, dev, key) for dev in wanted}
+        damaged = sorted(d for d, st in previous_states.items() if st is None and d in on_branch)
+        if damaged and head is not None:  # the branch's copy is damaged or forged: what did devices last see?
+            previous_states.update(_last_signed(repo, head, branch, damaged, key))
         for dev, refs in sorted(wanted.items()):
-            referenced |= {r.digest for r in refs}
-            ddir = work / "devices" / dev
-            previous = None
-            if (ddir / DESIRED).is_file():
-                try:
-                    previous = DesiredState.parse((ddir / DESIRED).read_bytes())
-                except (ValueError, KeyError, TypeError):
-                    previous = None
-            if previous and previous.bundles == tuple(refs) and previous.expires - now > validity / 2:
-                continue
-            state = DesiredState(
-                dev,
-                (previous.generation + 1) if previous else 1,
-                now + validity,
-                tuple(refs),
-                index.get("sourceCommit"),
-            )
-            data = state.to_bytes()
-            ddir.mkdir(parents=True, exist_ok=True)
-            (ddir / DESIRED).write_bytes(data)
-            (ddir / SIGNATURE).write_bytes(sign(data, key))
-            result.changed.append(dev)
-        for digest in sorted(referenced):
-            dst = work / "bundles" / digest
-            if dst.is_dir():
-                continue
+            previous = previous_states[dev]
+            if previous and previous.bundles == refs and previous.expires - now > validity / 2:
+                data = previous.to_bytes()  # unchanged: the same bytes, and (ed25519) the same signature
+            else:
+                generation = (previous.generation + 1) if previous else 1
+                data = DesiredState(dev, generation, now + validity, refs, index.get("sourceCommit")).to_bytes()
+                result.changed.append(dev)
+            new[f"devices/{dev}/{DESIRED}"] = ("100644", data)
+            new[f"devices/{dev}/{SIGNATURE}"] = ("100644", sign(data, key))
+        referenced = sorted({r.digest for refs in wanted.values() for r in refs})
+        for digest in referenced:
             src = build_dir / "bundles" / digest
-            _, problems = verify_bundle(src, digest)
-            if problems:
+            manifest, problems = verify_bundle(src, digest)
+            if problems or manifest is None:
                 raise PublishError(f"bundle {digest[:16]} in {build_dir} does not verify: {problems[0]}")
-            shutil.copytree(src, dst)
-            result.added_bundles.append(digest)
-        for d in sorted((work / "bundles").iterdir()) if (work / "bundles").is_dir() else []:
-            if d.name not in referenced:
-                shutil.rmtree(d)
-                result.removed_bundles.append(d.name)
-        repo.git.add("-A")
-        if not repo.git.status("--porcelain").strip():
-            return result
+            new[f"bundles/{digest}/{MANIFEST}"] = ("100644", src / MANIFEST)
+            for entry in manifest.files:
+                new[f"bundles/{digest}/{entry.path}"] = (_FILE_MODES[entry.mode], src / entry.path)
+        on_branch_bundles = {p.split("/")[1] for p in old if p.startswith("bundles/") and p.count("/") >= 2}
+        result.added_bundles = [d for d in referenced if d not in on_branch_bundles]
+        result.removed_bundles = sorted(on_branch_bundles - set(referenced))
+        tree, blobs = _write_tree(repo, new, Path(tmp))
+        result.repaired = sorted(p for p in old if old[p] != blobs.get(p) and not _explained(p, result))
+        if head is not None and tree == repo.git.rev_parse(f"{head}^{{tree}}"):
+            return PublishResult(None)
         source = (index.get("sourceCommit") or "unknown")[:12]
-        author = git.Actor("takt", "takt@localhost")
-        commit = repo.index.commit(
+        message = (
             f"takt publish {source}: {len(result.changed)} device(s), +{len(result.added_bundles)} "
-            f"-{len(result.removed_bundles)} bundle(s)",
-            author=author,
-            committer=author,
+            f"-{len(result.removed_bundles)} bundle(s)"
         )
+        if result.repaired:
+            listed = "".join(f"\n  {p!r}" for p in result.repaired[:50])
+            message += f"\n\nRepaired {len(result.repaired)} path(s) that differed from the build:{listed}"
+        parents = ["-p", head] if head else []
+        commit = _plumb(repo, ["commit-tree", tree, *parents, "-F", "-"], message.encode(), _AUTHOR).decode().strip()
         try:
-            repo.git.push("origin", f"HEAD:refs/heads/{branch}")
+            repo.git.push("origin", f"{commit}:refs/heads/{branch}")
         except git.GitCommandError as exc:
             raise PublishError(
                 f"push to {url} {branch} was refused (diverged or protected?): {_git_error(exc)}; nothing was published"
             ) from exc
-        result.commit = commit.hexsha
+        result.commit = commit
         return result
+
+
+_AUTHOR = {
+    "GIT_AUTHOR_NAME": "takt",
+    "GIT_AUTHOR_EMAIL": "takt@localhost",
+    "GIT_COMMITTER_NAME": "takt",
+    "GIT_COMMITTER_EMAIL": "takt@localhost",
+}
+
+
+def _explained(path: str, result: PublishResult) -> bool:
+    """Changes publish reports on their own (new states, removed bundles) are not repairs."""
+    parts = path.split("/")
+    if parts[0] == "devices" and len(parts) == 3 and parts[1] in result.changed and parts[2] in (DESIRED, SIGNATURE):
+        return True
+    return parts[0] == "bundles" and len(parts) >= 3 and parts[1] in result.removed_bundles
+
+
+def _plumb(repo: git.Repo, args: list[str], data: bytes = b"", env: dict[str, str] | None = None) -> bytes:
+    """One git plumbing command with `data` on stdin (gitpython has no stdin for these)."""
+    proc = subprocess.run(
+        ["git", "--git-dir", str(repo.git_dir), *args],
+        input=data,
+        capture_output=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise git.GitCommandError(["git", *args], proc.returncode, proc.stderr)
+    return proc.stdout
+
+
+def _write_tree(
+    repo: git.Repo, entries: dict[str, tuple[str, bytes | Path]], scratch: Path
+) -> tuple[str, dict[str, _Blob]]:
+    """Blobs and a tree object from `entries` through a private index (the clone has no work tree).
+
+    Content given as bytes goes through a scratch file, so one `git hash-object` writes every blob.
+    Returns the tree id and each path's (mode, blob id), to compare with the branch's tree.
+    """
+    paths = sorted(entries)
+    sources: list[str] = []
+    for n, p in enumerate(paths):
+        content = entries[p][1]
+        if isinstance(content, bytes):
+            inline = scratch / f"blob-{n}"
+            inline.write_bytes(content)
+            content = inline
+        sources.append(str(content))
+    out = _plumb(
+        repo, ["hash-object", "-w", "--no-filters", "--stdin-paths"], "".join(f"{s}\n" for s in sources).encode()
+    )
+    shas = dict(zip(paths, out.decode("ascii").split(), strict=True))
+    env = {"GIT_INDEX_FILE": str(scratch / "index")}
+    _plumb(repo, ["read-tree", "--empty"], env=env)
+    lines = "".join(f"{entries[p][0]} {shas[p]}\t{p}\0" for p in paths)
+    _plumb(repo, ["update-index", "-z", "--index-info"], lines.encode("utf-8", "surrogateescape"), env=env)
+    tree = _plumb(repo, ["write-tree"], env=env).decode("ascii").strip()
+    return tree, {p: _Blob(entries[p][0], shas[p]) for p in paths}

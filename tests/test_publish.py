@@ -154,18 +154,21 @@ def test_publish_cli_uses_project_defaults(setup, cli_run, tmp_path: Path):
 
 
 def test_a_disk_that_fills_mid_write_publishes_nothing(setup, monkeypatch: pytest.MonkeyPatch):
-    import errno
+    import git
 
     import compiler.publish as pub
 
     _, remote, private, _, out = setup
     publish(out, str(remote), "deploy", str(private), create_branch=True)
     before = _git("--git-dir", str(remote), "rev-parse", "deploy")
+    real = pub._plumb
 
-    def full(*_a, **_k):
-        raise OSError(errno.ENOSPC, "No space left on device")
+    def full(repo, args, *rest, **kw):
+        if args[0] == "hash-object":  # what git prints when the object store cannot grow
+            raise git.GitCommandError(["git", *args], 128, b"error: unable to write file: No space left on device")
+        return real(repo, args, *rest, **kw)
 
-    monkeypatch.setattr(pub.shutil, "copytree", full)
+    monkeypatch.setattr(pub, "_plumb", full)
     spec = out.parent / "spec"
     targets = spec / "specs/targets.yaml"
     targets.write_text(targets.read_text().replace("memory: 4Gi", "memory: 6Gi"))
@@ -173,3 +176,20 @@ def test_a_disk_that_fills_mid_write_publishes_nothing(setup, monkeypatch: pytes
     with pytest.raises(PublishError, match=r"No space left on device.*nothing was published"):
         publish(out, str(remote), "deploy", str(private))
     assert _git("--git-dir", str(remote), "rev-parse", "deploy") == before
+
+
+def test_a_relative_deploy_repo_on_the_command_line_is_relative_to_the_working_directory(setup, cli_run):
+    spec, remote, private, _, _ = setup
+    code, out = cli_run(
+        "publish",
+        "spec",
+        "--deploy-repo",
+        f"./{remote.name}",
+        "--key",
+        str(private),
+        "--create-branch",
+        cwd=remote.parent,
+    )
+    assert code == 0, out
+    assert _tree(remote), "published into the deploy repo beside the working directory"
+    assert not (spec / remote.name).exists()

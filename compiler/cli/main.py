@@ -342,6 +342,8 @@ def publish(
     result = _validated(path, "publish")
     deploy = result.project.spec.deploy if result.project else None
     signing = result.project.spec.signing if result.project else None
+    # a path on the command line is relative to the working directory; one in takt.yaml to the project root
+    repo_base = Path.cwd() if repo_url else result.root
     repo_url = repo_url or (deploy.repo if deploy else None)
     branch = branch or (deploy.branch if deploy else "deploy")
     key_ref = key_ref or (signing.key_ref if signing else None)
@@ -349,7 +351,7 @@ def publish(
         err.print("[red]error:[/red] give --deploy-repo and --key (or spec.deploy / spec.signing in takt.yaml)")
         sys.exit(EXIT_USAGE)
     if "://" not in repo_url and not repo_url.startswith("git@") and not Path(repo_url).is_absolute():
-        repo_url = str((result.root / repo_url).resolve())  # relative paths are relative to the spec repo
+        repo_url = str((repo_base / repo_url).resolve())
     build_dir = build_dir or result.root / CACHE_DIR / "build"
     built = build(result, build_dir)
     if built.failed:
@@ -371,6 +373,12 @@ def publish(
         out.print(
             f"✔ published {res.commit[:12]} to {branch}: {len(res.changed)} device(s) "
             f"({', '.join(res.changed)}), +{len(res.added_bundles)} -{len(res.removed_bundles)} bundle(s)"
+        )
+    if res.repaired:
+        shown = ", ".join(repr(p) for p in res.repaired[:5]) + (" …" if len(res.repaired) > 5 else "")
+        err.print(
+            f"[yellow]warning:[/yellow] {branch} had been changed outside takt: repaired {len(res.repaired)} "
+            f"path(s) to equal the build ({shown})"
         )
 
 
