@@ -15,7 +15,6 @@ deploy branch's commit message.
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from compiler import __version__
+from compiler.build_cache import BuildCache, load_secret
 from compiler.bundle import canonical_json, verify_bundle, write_bundle
 from compiler.bundle.atomic import write_atomic
+from compiler.bundle.tree import TreeError, regular_inside
 from compiler.diagnostics import Diagnostic, Severity
 from compiler.models.digest import DigestCache
 from compiler.render.context import RenderError, RenderInput
@@ -36,6 +37,10 @@ from compiler.validate.pipeline import CACHE_DIR, ValidationResult
 from compiler.validate.semantics import select_devices
 
 BUILD_CACHE = ".takt-build.json"
+
+
+class BuildError(Exception):
+    """The build cannot start (an unusable output directory); the message says what to change."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,11 @@ def build(
     jobs: int = 2,
     run_gates: bool = True,
     progress: Callable[[str], None] | None = None,
+    cache_secret_dir: Path | None = None,
 ) -> BuildResult:
+    for path in (out, out / "bundles"):
+        if path.is_symlink():
+            raise BuildError(f"{path} is a symbolic link: give a real directory as the build output")
     build_result = BuildResult()
     classes = target_classes()
     fingerprints = {name: _fingerprint(tc) for name, tc in classes.items()}
@@ -115,11 +124,7 @@ def build(
     cache = DigestCache.load(result.root / CACHE_DIR / "digests.json")
     gates = _gates(result, progress) if run_gates else {}
     bundles_dir = out / "bundles"
-    cache_file = out / BUILD_CACHE
-    try:
-        previous = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
-    except (OSError, ValueError):
-        previous = {}
+    previous = BuildCache.load(out / BUILD_CACHE, load_secret(cache_secret_dir))
     jobs_in: list[tuple[str, RenderInput, TargetClass, Any]] = []
     for doc in sorted(result.index.valid("Deployment"), key=lambda d: d.name or ""):
         dep: Deployment = doc.model  # type: ignore[assignment]
@@ -132,12 +137,22 @@ def build(
         if model is None or model.spec.artifact.path is None:  # type: ignore[attr-defined]
             build_result.blocked.append((dep.metadata.name, "the model has no local artifact to bundle"))
             continue
-        model_path = result.root / model.spec.artifact.path  # type: ignore[attr-defined]
-        selected = select_devices(result.index, dep)
         suites: tuple[TestSuite, ...] = tuple(
             result.index.get("TestSuite", g).model
             for g in dep.spec.gates  # type: ignore[union-attr,misc]
         )
+        try:  # validation refused paths that leave the project; this read is checked again all the same
+            model_path = regular_inside(result.root, model.spec.artifact.path)  # type: ignore[attr-defined]
+            sample_digests = {
+                t.samples: cache.sha256(regular_inside(result.root, t.samples))
+                for s in suites
+                for t in s.spec.tests
+                if isinstance(t, GoldenTest)
+            }
+        except (TreeError, OSError) as exc:
+            build_result.blocked.append((dep.metadata.name, f"cannot read an input file: {exc}"))
+            continue
+        selected = select_devices(result.index, dep)
         for i, target_name in enumerate(dep.spec.targets):
             target = result.index.resolved_targets[target_name]
             tc = classes.get(target.class_ or "")
@@ -147,12 +162,6 @@ def build(
                 )
                 continue
             devices = tuple(sorted(d.model.device_id for d in selected if d.model.spec.target == target_name))  # type: ignore[union-attr]
-            sample_digests = {
-                t.samples: cache.sha256(result.root / t.samples)
-                for s in suites
-                for t in s.spec.tests
-                if isinstance(t, GoldenTest) and (result.root / t.samples).is_file()
-            }
             inp = RenderInput(
                 deployment=dep,
                 model=model,
@@ -208,7 +217,7 @@ def build(
     def one(job: tuple[str, RenderInput, TargetClass, Any]) -> BuiltBundle | Diagnostic:
         key, inp, tc, (doc, i) = job
         digest = previous.get(key)
-        if digest and (bundles_dir / digest).is_dir() and not verify_bundle(bundles_dir / digest, digest)[1]:
+        if digest and not verify_bundle(bundles_dir / digest, digest)[1]:
             return BuiltBundle(
                 inp.deployment.metadata.name, inp.target_name, inp.bundle_name, digest, inp.devices, True
             )
@@ -243,12 +252,13 @@ def build(
             keys[key] = outcome.digest
     build_result.diagnostics += notes
     cache.save()
-    _write_index(out, build_result, provenance, keys)
+    _write_index(out, build_result, provenance)
+    previous.save(keys)
     return build_result
 
 
-def _write_index(out: Path, res: BuildResult, provenance: dict[str, Any], keys: dict[str, str]) -> None:
-    """index.json (what publish reads) and the build cache; bundles nothing refers to are pruned."""
+def _write_index(out: Path, res: BuildResult, provenance: dict[str, Any]) -> None:
+    """index.json (what publish reads); bundles nothing refers to are pruned."""
     devices: dict[str, list[dict[str, str]]] = {}
     for b in res.bundles:
         for dev in b.devices:
@@ -270,8 +280,9 @@ def _write_index(out: Path, res: BuildResult, provenance: dict[str, Any], keys: 
         "devices": {k: sorted(v, key=lambda e: e["name"]) for k, v in sorted(devices.items())},
     }
     write_atomic(out / "index.json", canonical_json(index))
-    write_atomic(out / BUILD_CACHE, canonical_json(keys))
     live = {b.digest for b in res.bundles}
     for d in (out / "bundles").glob("*") if (out / "bundles").is_dir() else []:
-        if d.is_dir() and d.name not in live:
+        if d.is_symlink():
+            d.unlink()  # never ours: a link is removed, never followed
+        elif d.is_dir() and d.name not in live:
             shutil.rmtree(d, ignore_errors=True)

@@ -43,6 +43,12 @@ _RULES = [
     ),
     Rule("TAKT0009", "File cannot be read", E),
     Rule("TAKT0010", "Merge key value is not a mapping", E, "`<<` takes a mapping or a list of mappings."),
+    Rule(
+        "TAKT0011",
+        "Spec file is a link out of the project or not a regular file",
+        E,
+        "Spec files are read only inside the project; commit the file itself, not a link to it.",
+    ),
     # 1xxx: structure of documents
     Rule("TAKT1001", "Unknown or missing apiVersion", E, "Use `apiVersion: takt/v1`."),
     Rule("TAKT1002", "Unknown or missing kind", E),
@@ -161,6 +167,12 @@ _RULES = [
     Rule("TAKT5016", "Operator depends on the device environment", W),
     Rule("TAKT5017", "Dataset does not fit the test", E),
     Rule("TAKT5018", "Remote artifact not checked here", I, "Remote artifacts are fetched and checked at build time."),
+    Rule(
+        "TAKT5019",
+        "Path leaves the project or is not a regular file",
+        E,
+        "Models, datasets and samples are read only inside the project: no links out of it, no devices or FIFOs.",
+    ),
     # 6xxx: rendering and bundles
     Rule("TAKT6001", "No renderer for the target class", E),
     Rule("TAKT6002", "Target class cannot render this deployment", E),

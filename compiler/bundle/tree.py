@@ -15,6 +15,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 
 class TreeError(Exception):
@@ -23,6 +24,10 @@ class TreeError(Exception):
     def __init__(self, path: str, reason: str) -> None:
         super().__init__(f"{path}: {reason}")
         self.path, self.reason = path, reason
+
+
+class TooLarge(TreeError):
+    """A regular file over the reader's size limit."""
 
 
 def _check_relative(rel: str) -> None:
@@ -102,10 +107,10 @@ def read_regular(path: Path, max_bytes: int, display: str | None = None) -> byte
     with os.fdopen(fd, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
         if size > max_bytes:
-            raise TreeError(shown, f"is {size:,} bytes, over the limit of {max_bytes:,} bytes")
+            raise TooLarge(shown, f"is {size:,} bytes, over the limit of {max_bytes:,} bytes")
         data = fh.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise TreeError(shown, f"grew past the limit of {max_bytes:,} bytes while it was read")
+        raise TooLarge(shown, f"grew past the limit of {max_bytes:,} bytes while it was read")
     return data
 
 
@@ -144,3 +149,26 @@ def walk(root: Path, skip: frozenset[str] = frozenset()) -> Iterator[Entry]:
             if kind == "dir":
                 subdirs.append(f"{rel}/")
         stack.extend(reversed(subdirs))
+
+
+def regular_inside(root: Path, rel: str | Path) -> Path:
+    """The real path of a regular file that `rel` names inside `root` (links inside are resolved).
+
+    Raises TreeError for a path that leaves the tree or is not a regular file, FileNotFoundError
+    for a missing one. Open the result with open_regular/read_regular, never by the name `rel`.
+    """
+    real = resolve_inside(root, rel)
+    mode = os.stat(real, follow_symlinks=False).st_mode
+    if not stat.S_ISREG(mode):
+        raise TreeError(str(rel), f"is not a regular file ({_kind(mode)})")
+    return real
+
+
+def open_file(path: Path, display: str | None = None) -> BinaryIO:
+    """A binary file object over open_regular, for readers that stream (numpy, onnx, hashlib)."""
+    return os.fdopen(open_regular(path, display), "rb")
+
+
+def open_inside(root: Path, rel: str | Path) -> BinaryIO:
+    """A binary file object of `rel` inside `root` (see regular_inside)."""
+    return open_file(regular_inside(root, rel), str(rel))

@@ -267,12 +267,16 @@ def build_cmd(path: Path, out_dir: Path, jobs: int, skip_gates: bool, progress: 
     Exit 1 when specs have errors, a bundle cannot be rendered, or a gating test fails (that
     deployment gets no bundle).
     """
-    from compiler.build import build
+    from compiler.build import BuildError, build
 
     out, err = _consoles()
     result = _validated(path, "build")
     with _spinner(err, "building", progress) as step:
-        res = build(result, out_dir, jobs=jobs, run_gates=not skip_gates, progress=step)
+        try:
+            res = build(result, out_dir, jobs=jobs, run_gates=not skip_gates, progress=step)
+        except BuildError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            sys.exit(EXIT_USAGE)
     for b in res.bundles:
         state = "[dim]unchanged[/dim]" if b.reused else "[green]rendered[/green]"
         out.print(f"  {state}  {b.name:<40} {b.digest[:16]}  devices: {', '.join(b.devices) or '—'}")
@@ -332,7 +336,7 @@ def publish(
     """Build, then publish bundles and signed desired states to the deploy branch in one commit."""
     from datetime import timedelta
 
-    from compiler.build import build
+    from compiler.build import BuildError, build
     from compiler.publish import PublishError
     from compiler.publish import publish as do_publish
     from compiler.signing import KeyError_
@@ -353,7 +357,11 @@ def publish(
     if "://" not in repo_url and not repo_url.startswith("git@") and not Path(repo_url).is_absolute():
         repo_url = str((repo_base / repo_url).resolve())
     build_dir = build_dir or result.root / CACHE_DIR / "build"
-    built = build(result, build_dir)
+    try:
+        built = build(result, build_dir)
+    except BuildError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        sys.exit(EXIT_USAGE)
     if built.failed:
         for dep, why in built.blocked:
             err.print(f"[red]blocked[/red] {dep}: {why}")

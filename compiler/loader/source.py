@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from compiler.bundle.tree import TooLarge, TreeError, read_regular, resolve_inside
 from compiler.diagnostics import Diagnostic, Location, Severity
 
 DEFAULT_MAX_FILE_BYTES = 1 << 20  # 1 MiB: far above any hand-written spec, far below harm
@@ -30,17 +31,19 @@ def _diag(code: str, message: str, display: str, line: int = 0, col: int = 0, hi
     return Diagnostic(code, Severity.ERROR, message, loc, hint)
 
 
-def read_source(path: Path, display: str, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> SourceText | Diagnostic:
+def read_source(
+    path: Path, display: str, max_bytes: int = DEFAULT_MAX_FILE_BYTES, root: Path | None = None
+) -> SourceText | Diagnostic:
+    """The file's text; inside `root` when given (a link leaving it, a device or a FIFO is refused)."""
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            return _diag("TAKT0005", f"file is {size:,} bytes, over the limit of {max_bytes:,} bytes", display)
-        with path.open("rb") as fh:
-            raw = fh.read(max_bytes + 1)
+        real = resolve_inside(root, path) if root is not None else path
+        raw = read_regular(real, max_bytes, display)
+    except TooLarge as exc:
+        return _diag("TAKT0005", f"file {exc.reason}", display)
+    except TreeError as exc:
+        return _diag("TAKT0011", f"spec file {exc.reason}", display, hint="commit the file itself, not a link to it")
     except OSError as exc:
         return _diag("TAKT0009", f"cannot read file: {exc.strerror or exc}", display)
-    if len(raw) > max_bytes:  # grew while we looked, or a device/pipe
-        return _diag("TAKT0005", f"file is over the limit of {max_bytes:,} bytes", display)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

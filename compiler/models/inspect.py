@@ -14,6 +14,8 @@ from pathlib import Path
 import onnx
 from onnx import TensorProto
 
+from compiler.bundle.tree import TooLarge, TreeError, read_regular
+
 ELEM_TYPES: dict[int, str] = {
     TensorProto.FLOAT: "float",
     TensorProto.UINT8: "uint8",
@@ -198,13 +200,13 @@ PROTOBUF_LIMIT = 2**31 - 1  # a single-file ONNX model cannot be larger: bigger 
 
 def inspect_model(path: Path) -> ModelInfo | Unreadable:
     try:
-        size = path.stat().st_size
-        if size > PROTOBUF_LIMIT:
-            return Unreadable(
-                f"{path.name} is {size:,} bytes, over protobuf's 2 GiB limit for one ONNX file; "
-                "store large weights as external data"
-            )
-        data = path.read_bytes()
+        data = read_regular(path, PROTOBUF_LIMIT, path.name)
+    except TooLarge:
+        return Unreadable(
+            f"{path.name} is over protobuf's 2 GiB limit for one ONNX file; store large weights as external data"
+        )
+    except TreeError as exc:
+        return Unreadable(f"{path.name} {exc.reason}")
     except OSError as exc:
         return Unreadable(f"cannot read {path.name}: {exc.strerror or exc}")
     model = parse_model(data)

@@ -28,6 +28,9 @@ class _Test(SpecModel):
     """A failing gating test blocks the deployments that list this suite."""
 
 
+MAX_SAMPLE_BYTES = 256 << 20  # golden samples travel in every edge bundle: far below this
+
+
 class GoldenTest(_Test):
     type: Literal["golden"]
     samples: RelativePath

@@ -6,11 +6,14 @@ import csv
 import io
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from compiler.bundle.tree import TreeError, open_file, read_regular, regular_inside
 from compiler.models.digest import DigestCache
+
+MAX_CSV_BYTES = 2 << 30  # read whole today; streaming through Arrow lifts this
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,10 @@ def _csv_columns(text: str) -> dict[str, np.ndarray] | str:
 
 def _npz_columns(path: Path) -> dict[str, np.ndarray] | str:
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with open_file(path) as fh, np.load(fh, allow_pickle=False) as npz:
             columns = {k: npz[k] for k in npz.files}
+    except TreeError as exc:
+        return exc.reason
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         return f"not a readable NPZ file ({type(exc).__name__}: {str(exc)[:120]})"
     lengths = {len(v) if v.ndim else 1 for v in columns.values()}
@@ -70,15 +75,20 @@ def _npz_columns(path: Path) -> dict[str, np.ndarray] | str:
 
 def load_dataset(root: Path, name: str, rel: str, fmt: str | None, cache: DigestCache) -> Dataset | str:
     """The dataset, or why it cannot be used (a message for a located diagnostic)."""
-    path = root / rel
-    if not path.is_file():
+    try:
+        path = regular_inside(root, rel)
+    except FileNotFoundError:
         return f"dataset {name!r}: {rel} does not exist"
-    fmt = fmt or path.suffix.lstrip(".").lower()
+    except TreeError as exc:
+        return f"dataset {name!r}: {rel} {exc.reason}"
+    fmt = fmt or PurePosixPath(rel).suffix.lstrip(".").lower()
     if fmt == "csv":
         try:
-            columns = _csv_columns(path.read_text(encoding="utf-8"))
+            columns = _csv_columns(read_regular(path, MAX_CSV_BYTES, rel).decode("utf-8"))
         except UnicodeDecodeError:
             return f"dataset {name!r}: {rel} is not UTF-8 text"
+        except TreeError as exc:
+            return f"dataset {name!r}: {rel} {exc.reason}"
     elif fmt == "npz":
         columns = _npz_columns(path)
     else:

@@ -7,6 +7,7 @@ are values with a message, never exceptions escaping to the CLI.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import time
@@ -17,10 +18,20 @@ from typing import Any
 
 import numpy as np
 
+from compiler.bundle.tree import TreeError, read_inside
 from compiler.models.digest import DigestCache
 from compiler.spec.datasource import DataSource
 from compiler.spec.model import Model, Tensor
-from compiler.spec.testsuite import DataTest, DriftTest, GoldenTest, InvarianceTest, LatencyTest, MetricTest, TestSuite
+from compiler.spec.testsuite import (
+    MAX_SAMPLE_BYTES,
+    DataTest,
+    DriftTest,
+    GoldenTest,
+    InvarianceTest,
+    LatencyTest,
+    MetricTest,
+    TestSuite,
+)
 from compiler.testing import stats
 from compiler.testing.datasets import Dataset, load_dataset
 
@@ -258,19 +269,22 @@ class SuiteRunner:
         return truth
 
     def golden(self, test: GoldenTest) -> tuple[str, str, dict]:
-        path = self.root / test.samples
-        if not path.is_file():
-            raise _Unjudgeable(f"golden samples {test.samples} do not exist")
-        if path.suffix == ".json":
+        try:
+            data = read_inside(self.root, test.samples, MAX_SAMPLE_BYTES)
+        except FileNotFoundError:
+            raise _Unjudgeable(f"golden samples {test.samples} do not exist") from None
+        except TreeError as exc:
+            raise _Unjudgeable(f"golden samples {test.samples} {exc.reason}") from None
+        if test.samples.endswith(".json"):
             try:
-                doc = json.loads(path.read_text(encoding="utf-8"))
+                doc = json.loads(data.decode("utf-8"))
                 inputs = {k: np.asarray(v) for k, v in doc["inputs"].items()}
                 expected = {k: np.asarray(v) for k, v in doc["expected"].items()}
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise _Unjudgeable(f"golden samples {test.samples}: need {{inputs, expected}} ({exc})") from exc
         else:
             try:
-                with np.load(path, allow_pickle=False) as npz:
+                with np.load(io.BytesIO(data), allow_pickle=False) as npz:
                     inputs = {k: npz[k] for k in npz.files if not k.startswith("expected/")}
                     expected = {k.removeprefix("expected/"): npz[k] for k in npz.files if k.startswith("expected/")}
             except (OSError, ValueError, EOFError) as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from compiler.bundle.tree import regular_inside
 from compiler.diagnostics import Severity
 from compiler.models.digest import DigestCache
 from compiler.spec.testsuite import TestSuite
@@ -40,7 +41,7 @@ def run_suites(
             out.append(res)
             continue
         model = model_doc.model
-        path = result.root / model.spec.artifact.path  # type: ignore[attr-defined]
+        path = regular_inside(result.root, model.spec.artifact.path)  # type: ignore[attr-defined]
         out.append(SuiteRunner(suite, model, path, result.root, cache, sources, file).run(progress))  # type: ignore[arg-type]
     cache.save()
     return out

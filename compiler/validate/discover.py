@@ -45,7 +45,7 @@ def find_root(start: Path) -> Path | None:
 def _load_project(root: Path) -> tuple[Project | None, list[Diagnostic], SourceText | None]:
     path = root / PROJECT_FILE
     display = display_path(path)
-    source = read_source(path, display)
+    source = read_source(path, display, root=root)
     if isinstance(source, Diagnostic):
         return None, [source], None
     docs, diags = load_documents(source)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from compiler.bundle.tree import TreeError, regular_inside
 from compiler.diagnostics import Diagnostic, Severity
 from compiler.loader.yamldoc import Path_
 from compiler.models.compat import Problem, check_runtime, check_signature
@@ -38,17 +39,15 @@ def _file_digest(
     out: list[Diagnostic],
     what: str,
 ) -> Path | None:
-    path = root / rel
-    if not path.is_file():
-        out.append(
-            doc.diag(
-                "TAKT5001", f"{what} {rel!r} does not exist (paths are relative to the project root)", (*base, "path")
-            )
-        )
+    path = _inside(doc, root, rel, (*base, "path"), out, what)
+    if path is None:
         return None
     if sha is not None:
         try:
             actual = cache.sha256(path)
+        except TreeError as exc:
+            out.append(doc.diag("TAKT5019", f"{what} {rel!r} {exc.reason}", (*base, "path")))
+            return None
         except OSError as exc:
             out.append(doc.diag("TAKT5001", f"cannot read {what} {rel!r}: {exc.strerror or exc}", (*base, "path")))
             return None
@@ -63,6 +62,19 @@ def _file_digest(
             )
             return None
     return path
+
+
+def _inside(doc: SpecDocument, root: Path, rel: str, at: Path_, out: list[Diagnostic], what: str) -> Path | None:
+    """The real path of a file a spec names, or a located diagnostic: missing, or leaving the project."""
+    try:
+        return regular_inside(root, rel)
+    except FileNotFoundError:
+        out.append(doc.diag("TAKT5001", f"{what} {rel!r} does not exist (paths are relative to the project root)", at))
+    except TreeError as exc:
+        out.append(doc.diag("TAKT5019", f"{what} {rel!r} {exc.reason}", at))
+    except OSError as exc:
+        out.append(doc.diag("TAKT5001", f"cannot read {what} {rel!r}: {exc.strerror or exc}", at))
+    return None
 
 
 def check_models(index: SpecIndex, root: Path, cache: DigestCache) -> tuple[list[Diagnostic], ModelCheckResult]:
@@ -105,12 +117,8 @@ def check_models(index: SpecIndex, root: Path, cache: DigestCache) -> tuple[list
         for name, ds in suite.spec.datasets.items():
             _file_digest(doc, root, ds.path, ds.sha256, ("spec", "datasets", name), cache, out, "dataset")
         for i, test in enumerate(suite.spec.tests):
-            if isinstance(test, GoldenTest) and not (root / test.samples).is_file():
-                out.append(
-                    doc.diag(
-                        "TAKT5001", f"golden samples {test.samples!r} do not exist", ("spec", "tests", i, "samples")
-                    )
-                )
+            if isinstance(test, GoldenTest):
+                _inside(doc, root, test.samples, ("spec", "tests", i, "samples"), out, "golden samples")
     for doc in index.valid("Deployment"):
         dep: Deployment = doc.model  # type: ignore[assignment]
         info = result.infos.get(dep.spec.model.name)

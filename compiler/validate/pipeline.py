@@ -72,7 +72,7 @@ def validate(
     total = len(disc.files)
     for n, file in enumerate(disc.files, start=1):
         display = display_path(file)
-        source = read_source(file, display, limit)
+        source = read_source(file, display, limit, disc.root)
         if isinstance(source, Diagnostic):
             diags.append(source)
         else:

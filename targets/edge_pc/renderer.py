@@ -7,9 +7,11 @@ from typing import Any
 
 from jinja2 import Environment
 
+from compiler.bundle.tree import read_inside, read_regular
+from compiler.models.inspect import PROTOBUF_LIMIT
 from compiler.render.context import RenderError, RenderInput, runner_config
 from compiler.render.escape import to_json, to_yaml
-from compiler.spec.testsuite import GoldenTest, LatencyTest
+from compiler.spec.testsuite import MAX_SAMPLE_BYTES, GoldenTest, LatencyTest
 
 TARGET_CLASS = "edge-pc"
 _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
@@ -23,7 +25,7 @@ def health(inp: RenderInput, files: dict[str, bytes]) -> dict[str, Any]:
     for suite in inp.gates:
         for test in suite.spec.tests:
             if isinstance(test, GoldenTest) and "samples" not in spec:
-                data = (inp.root / test.samples).read_bytes()
+                data = read_inside(inp.root, test.samples, MAX_SAMPLE_BYTES)
                 name = f"health/{suite.metadata.name}-{test.name}.npz"
                 files[name] = data
                 spec["samples"] = {"file": name, "abs": test.tolerance.abs, "rel": test.tolerance.rel}
@@ -50,7 +52,7 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
         raise RenderError(f"profile.runnerCommand {command!r} must be a program name or path", "profile")
     files: dict[str, bytes] = {}
     model_file = "model/model.onnx"
-    files[model_file] = inp.model_path.read_bytes()
+    files[model_file] = read_regular(inp.model_path, PROTOBUF_LIMIT)
     workdir = f"{install_dir.rstrip('/')}/{inp.deployment.metadata.name}"
     config = runner_config(inp, model_file)
     config["health"] = health(inp, files)

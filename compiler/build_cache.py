@@ -1,0 +1,84 @@
+"""Which bundle the same render inputs gave last time, authenticated so a repository cannot forge it.
+
+The build directory may sit inside a spec repository, where anyone with write access could
+commit a cache that maps the reviewed inputs to a bundle of their own making. Each entry is
+therefore sealed with an HMAC under a per-user secret kept outside every repository
+(`$XDG_CACHE_HOME/takt/build-cache.key`, mode 0600): a committed or copied cache simply misses,
+and a hit still requires the bundle directory to verify against the digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from compiler.bundle import canonical_json
+from compiler.bundle.atomic import write_atomic
+from compiler.bundle.tree import TreeError, read_regular
+
+VERSION = 2
+SECRET_NAME = "build-cache.key"
+
+
+def user_cache_dir() -> Path:
+    """Takt's per-user cache directory (XDG), never inside a repository."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "takt"
+
+
+def load_secret(directory: Path | None = None) -> bytes:
+    """The per-user secret, created on first use with mode 0600."""
+    path = (directory or user_cache_dir()) / SECRET_NAME
+    try:
+        data = read_regular(path, 4096)
+        if len(data) >= 32:
+            return data
+    except (OSError, TreeError):
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    data = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    return data
+
+
+@dataclass
+class BuildCache:
+    path: Path
+    secret: bytes
+    entries: dict[str, str] = field(default_factory=dict)  # render key → bundle digest (authenticated)
+
+    @classmethod
+    def load(cls, path: Path, secret: bytes) -> BuildCache:
+        cache = cls(path, secret)
+        try:
+            doc = json.loads(read_regular(path, 64 << 20).decode("utf-8"))
+        except (OSError, TreeError, ValueError, RecursionError):
+            return cache  # missing, damaged or hostile: only a slower build
+        if not isinstance(doc, dict) or doc.get("version") != VERSION or not isinstance(doc.get("entries"), dict):
+            return cache
+        for key, entry in doc["entries"].items():
+            if not isinstance(entry, dict):
+                continue
+            digest, mac = entry.get("digest"), entry.get("mac")
+            if isinstance(digest, str) and isinstance(mac, str) and hmac.compare_digest(mac, cache._mac(key, digest)):
+                cache.entries[key] = digest
+        return cache
+
+    def _mac(self, key: str, digest: str) -> str:
+        return hmac.new(self.secret, f"{key}\0{digest}".encode(), hashlib.sha256).hexdigest()
+
+    def get(self, key: str) -> str | None:
+        return self.entries.get(key)
+
+    def save(self, entries: dict[str, str]) -> None:
+        """Replace the cache with `entries` (what this build produced), each sealed."""
+        self.entries = dict(entries)
+        body = {"version": VERSION, "entries": {k: {"digest": d, "mac": self._mac(k, d)} for k, d in entries.items()}}
+        write_atomic(self.path, canonical_json(body))
