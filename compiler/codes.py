@@ -49,6 +49,7 @@ _RULES = [
         E,
         "Spec files are read only inside the project; commit the file itself, not a link to it.",
     ),
+    Rule("TAKT0012", "Nesting too deep", E, "Specs need a few levels of nesting; deeper input is refused unread."),
     # 1xxx: structure of documents
     Rule("TAKT1001", "Unknown or missing apiVersion", E, "Use `apiVersion: takt/v1`."),
     Rule("TAKT1002", "Unknown or missing kind", E),

@@ -11,10 +11,11 @@ from __future__ import annotations
 import difflib
 import io
 import json
+import os
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import git
@@ -91,9 +92,37 @@ def _export(repo: git.Repo, rev: str, dest: Path) -> str:
     buf = io.BytesIO()
     repo.archive(buf, treeish=commit.hexsha, format="tar")
     buf.seek(0)
-    with tarfile.open(fileobj=buf) as tar:
-        tar.extractall(dest, filter="data")
+    _extract(buf, dest)
     return commit.hexsha
+
+
+def _extract(buf: io.BytesIO, dest: Path) -> None:
+    """Files and directories through tarfile's data filter; symlinks recreated last, as links.
+
+    A revision may hold links that leave the repository (validation refuses to read them with a
+    located diagnostic, as it does in a checkout): they are made as links, never followed, and
+    only once every file is written, so nothing is ever written through one.
+    """
+    top = dest.resolve()
+    with tarfile.open(fileobj=buf) as tar:
+        links = []
+        for member in tar:
+            if member.issym():
+                links.append(member)
+            elif member.isfile() or member.isdir():
+                tar.extract(member, dest, filter="data")
+        for member in links:
+            name = PurePosixPath(member.name)
+            if name.is_absolute() or ".." in name.parts:
+                continue
+            where = dest / name
+            if Path(os.path.realpath(where.parent)) != top and not Path(os.path.realpath(where.parent)).is_relative_to(
+                top
+            ):
+                continue
+            where.parent.mkdir(parents=True, exist_ok=True)
+            if not os.path.lexists(where):
+                os.symlink(member.linkname, where)
 
 
 def _build_rev(root: Path, out: Path) -> dict[str, Any]:

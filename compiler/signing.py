@@ -8,6 +8,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from compiler.bundle.atomic import write_atomic
 from compiler.bundle.desired import key_id
 
 PRIVATE_NAME, PUBLIC_NAME = "takt-signing.key", "takt-signing.pub"
@@ -24,12 +25,14 @@ def keygen(out: Path, *, force: bool = False) -> tuple[Path, Path, str]:
         raise KeyError_(f"{private_path} or {public_path} exists (use --force to replace)")
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
-    public_path.write_bytes(
-        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    # new files renamed over the old ones: mkstemp makes them 0600 from their first byte, so an
+    # existing key file's mode (or a link at its name) never decides who can read the new key
+    write_atomic(private_path, pem)
+    write_atomic(
+        public_path,
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
     )
+    os.chmod(public_path, 0o644)
     return private_path, public_path, key_id(key.public_key())
 
 

@@ -69,3 +69,24 @@ def test_bad_revisions_and_broken_specs(cli_run, history: Path, tmp_path: Path):
     outside = tmp_path / "plain"
     outside.mkdir()
     assert cli_run("diff", "HEAD~1", "HEAD", str(outside))[0] == 2
+
+
+@pytest.mark.parametrize("link", ["/etc/hostname", "../../../../outside.txt", "specs/deployment.yaml"])
+def test_a_revision_with_links_is_diffed_without_following_them(cli_run, history: Path, tmp_path: Path, link: str):
+    """A link in the repo (absolute, climbing out, or inside) never crashes diff nor is followed out."""
+    (tmp_path / "outside.txt").write_text("host file\n")
+    (history / "notes.txt").symlink_to(link)
+    _git(history.parent.parent, "add", "-A")
+    _git(history.parent.parent, "commit", "-qm", "a link")
+    code, out = cli_run("diff", "HEAD~1", "HEAD", str(history), "--format", "json")
+    assert code == 0, out
+    assert json.loads(out)["devices"] == {}
+
+
+def test_a_revision_whose_model_links_out_is_a_spec_error(cli_run, history: Path):
+    model = history / "models/press_anomaly.onnx"
+    model.unlink()
+    model.symlink_to("/etc/hostname")
+    _git(history.parent.parent, "commit", "-qam", "model is a link out")
+    code, out = cli_run("diff", "HEAD~1", "HEAD", str(history))
+    assert code == 1 and "spec error" in out and "leaves the project" in out

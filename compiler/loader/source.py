@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +21,14 @@ class SourceText:
     display: str  # the path users see in diagnostics (relative to the project root)
     text: str
 
+    @functools.cached_property
+    def lines(self) -> list[str]:
+        """Split once: a report with thousands of findings in one file must stay linear."""
+        return self.text.splitlines()
+
     def line(self, number: int) -> str:
         """The 1-based source line, for carets in text output."""
-        lines = self.text.splitlines()
-        return lines[number - 1] if 0 < number <= len(lines) else ""
+        return self.lines[number - 1] if 0 < number <= len(self.lines) else ""
 
 
 def _diag(code: str, message: str, display: str, line: int = 0, col: int = 0, hint: str = "") -> Diagnostic:

@@ -8,6 +8,7 @@ keys, non-standard tags, complex keys, recursive aliases and alias bombs.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -228,6 +229,40 @@ def _tab_in_indentation(text: str, upto_line: int) -> tuple[int, int] | None:
     return None
 
 
+MAX_NESTING = 512  # far beyond any spec; far below what crashes a parser
+_FLOW_CHARS = re.compile(r"[\[\]{}#]")
+
+
+def _too_deep(text: str) -> tuple[int, int] | None:
+    """Where a cheap, conservative estimate of nesting passes MAX_NESTING, before any parser runs.
+
+    The estimate adds indentation, a line's leading `- `/`? ` chain and open flow brackets; it
+    can only over-count (brackets inside quoted strings), never under-count.
+    """
+    if "[" not in text and "{" not in text and len(text) < MAX_NESTING:
+        return None
+    flow = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.lstrip(" ")
+        depth = len(line) - len(stripped)
+        while stripped[:2] in ("- ", "? ") or stripped in ("-", "?"):
+            depth += 1
+            stripped = stripped[2:].lstrip(" ")
+        if depth + flow > MAX_NESTING:
+            return number, 1
+        for m in _FLOW_CHARS.finditer(line):
+            ch, col = m.group(), m.start() + 1
+            if ch == "#" and (col == 1 or line[col - 2] in " \t"):
+                break
+            if ch in "[{":
+                flow += 1
+                if depth + flow > MAX_NESTING:
+                    return number, col
+            elif ch in "]}":
+                flow = max(0, flow - 1)
+    return None
+
+
 def load_documents(source: SourceText) -> tuple[list[YamlDocument], list[Diagnostic]]:
     """Every document of a file, or the diagnostic that stopped reading it.
 
@@ -236,6 +271,11 @@ def load_documents(source: SourceText) -> tuple[list[YamlDocument], list[Diagnos
     valid YAML 1.2, such as `{url: http://plc:4840}` in a flow mapping.
     Documents before a syntax error are kept, so their own findings still show.
     """
+    too_deep = _too_deep(source.text)
+    if too_deep is not None:  # libyaml recurses on the C stack: past ~30,000 levels it crashes the process
+        line, col = too_deep
+        loc = Location(source.display, line, col, line, col + 1)
+        return [], [Diagnostic("TAKT0012", Severity.ERROR, f"nesting deeper than {MAX_NESTING} levels", loc)]
     docs, diags, syntax_error = _compose(source, pure=False)
     if syntax_error:
         docs, diags, _ = _compose(source, pure=True)
@@ -260,7 +300,8 @@ def _compose(source: SourceText, *, pure: bool) -> tuple[list[YamlDocument], lis
             diags.extend(_refused_diag(source, p) for p in converter.problems)
             docs.append(doc)
     except RecursionError:
-        return docs, [*diags, _syntax_diag(source, ValueError("nesting too deep"))], False
+        loc = Location(source.display, 1, 1, 1, 2)
+        return docs, [*diags, Diagnostic("TAKT0012", Severity.ERROR, "nesting too deep to read", loc)], False
     except Exception as exc:  # noqa: BLE001 - any parser failure is the user's input, never a crash
         return docs, [*diags, _syntax_diag(source, exc)], True
     return docs, diags, False

@@ -6,6 +6,7 @@ structure stage reports them with a stable id and no string matching.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -25,6 +26,7 @@ class SpecModel(BaseModel):
         serialize_by_alias=True,
         frozen=True,
         use_attribute_docstrings=True,
+        allow_inf_nan=False,  # .inf or .nan in a spec is always a mistake, and breaks every renderer
     )
 
 
@@ -148,6 +150,7 @@ _BYTES_UNITS = {
     "Gi": 2**30,
     "Ti": 2**40,
 }
+MAX_BYTES = 2**60  # 1 EiB: no device, model or dataset comes near
 BYTES_PATTERN = r"^[0-9]+(\.[0-9]+)?(k|K|M|G|T|Ki|Mi|Gi|Ti)?$"
 _BYTES_RE = re.compile(BYTES_PATTERN)
 
@@ -157,6 +160,8 @@ def _parse_bytes(value: Any) -> Any:
         return value  # let the int check fail with a type error
     if isinstance(value, int):
         return value
+    if isinstance(value, float) and not (math.isfinite(value) and 0 <= value <= MAX_BYTES):
+        raise _err("TAKT1009", "byte quantity {value!r} is out of range (0 to 1Ei)", value=str(value)[:40])
     if isinstance(value, str):
         m = _BYTES_RE.match(value.strip())
         if not m:
@@ -169,7 +174,7 @@ def _parse_bytes(value: Any) -> Any:
 Bytes = Annotated[
     int,
     BeforeValidator(_parse_bytes),
-    Field(ge=0),
+    Field(ge=0, le=MAX_BYTES),
     WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": BYTES_PATTERN}]}),
 ]
 """A byte size as an integer or a Kubernetes-style quantity (512Mi, 4Gi, 1G)."""
@@ -192,7 +197,7 @@ def _parse_cpu(value: Any) -> Any:
 Cpu = Annotated[
     float,
     BeforeValidator(_parse_cpu),
-    Field(gt=0),
+    Field(gt=0, le=4096, allow_inf_nan=False),
     WithJsonSchema({"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string", "pattern": CPU_PATTERN}]}),
 ]
 
@@ -217,7 +222,7 @@ def _parse_duration(value: Any) -> Any:
 Duration = Annotated[
     float,
     BeforeValidator(_parse_duration),
-    Field(gt=0),
+    Field(gt=0, le=366 * 86400, allow_inf_nan=False),
     WithJsonSchema(
         {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string", "pattern": DURATION_PATTERN}]}
     ),
@@ -245,10 +250,9 @@ _SECRET_REF_RE = re.compile(SECRET_REF_PATTERN)
 
 def _check_secret_ref(value: str) -> str:
     if not _SECRET_REF_RE.match(value):
-        raise _err(
+        raise _err(  # the value is never echoed: a literal where a reference belongs is most likely the secret
             "TAKT1011",
-            "invalid secret reference {value!r}: use <scheme>:<path> with scheme " + ", ".join(SECRET_SCHEMES),
-            value="<hidden>" if len(value) > 8 and ":" not in value else value[:80],
+            "invalid secret reference (value not shown): use <scheme>:<path> with scheme " + ", ".join(SECRET_SCHEMES),
         )
     return value
 

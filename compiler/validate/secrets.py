@@ -69,6 +69,17 @@ def find_secrets(doc: SpecDocument) -> list[Diagnostic]:
     for path, key, value in _strings(doc.data, ()):
         if not value.strip():
             continue
+        if key is not None and key.endswith("Ref") and not _REF_RE.match(value):
+            out.append(
+                doc.diag(
+                    "TAKT1010",
+                    f"field {key!r} holds a literal where a secret reference belongs",
+                    path,
+                    hint="write a reference such as `vault:<path>` or `env:<VAR>`; if the value was a real "
+                    "secret, rotate it: Git history keeps it",
+                )
+            )
+            continue
         if key is not None and not key.endswith("Ref") and _norm(key) in _SECRET_KEYS and not _REF_RE.match(value):
             out.append(
                 doc.diag(
