@@ -60,10 +60,10 @@ class Diagnostic:
 
 
 def sort_diagnostics(diags: list[Diagnostic]) -> list[Diagnostic]:
-    """Stable order (file, line, column, code) and no exact duplicates."""
+    """Reading errors first (one mistake, one message), then (file, line, column, code); no exact duplicates."""
     seen: set[tuple] = set()
     out: list[Diagnostic] = []
-    for d in sorted(diags, key=Diagnostic.sort_key):
+    for d in sorted(diags, key=lambda d: (not d.code.startswith("TAKT0"), d.sort_key())):
         key = (d.sort_key(), d.severity, d.path)
         if key not in seen:
             seen.add(key)

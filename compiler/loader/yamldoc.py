@@ -24,6 +24,7 @@ Path_ = tuple[str | int, ...]
 # Expanded nodes that aliases may add to one file; a billion-laughs file hits it at once.
 MAX_ALIAS_EXPANSION = 50_000
 
+STOPS_FILE = frozenset({"TAKT0001", "TAKT0003", "TAKT0012"})  # codes after which a file's documents are unread
 _TAG = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {f"{_TAG}{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")}
 _MERGE_TAG = f"{_TAG}merge"
@@ -208,6 +209,10 @@ def _syntax_diag(source: SourceText, exc: Exception) -> Diagnostic:
     else:
         message = f"cannot parse YAML ({type(exc).__name__}: {exc})"
     message = message.replace("\t", "\\t")
+    dedented = _dedented_key(source.text, line)
+    if dedented is not None:  # the parser notices one line late: point at the key that moved
+        line, col, key = dedented
+        message = f"key {key!r} starts at column 1 inside an indented block; indent it like its siblings"
     return Diagnostic(
         "TAKT0001",
         Severity.ERROR,
@@ -215,6 +220,28 @@ def _syntax_diag(source: SourceText, exc: Exception) -> Diagnostic:
         Location(source.display, line, col, line, col + 1 if line else 0),
         "Check indentation, quotes and brackets around this position.",
     )
+
+
+_KEY_AT_COLUMN_1 = re.compile(r"([A-Za-z0-9_][A-Za-z0-9_.-]*)\s*:(\s|$)")
+
+
+def _dedented_key(text: str, error_line: int) -> tuple[int, int, str] | None:
+    """(line, 1, key) when the line before a syntax error is a key dedented to column 1.
+
+    The classic slip: one key of an indented block lost its indentation. libyaml reports the
+    next line, where the block continues indented; the mistake is the key before it.
+    """
+    lines = text.splitlines()
+    if not 1 < error_line <= len(lines) or not lines[error_line - 1].startswith(" "):
+        return None
+    content = [n for n in range(error_line - 1) if lines[n].strip() and not lines[n].lstrip().startswith("#")]
+    if len(content) < 2:
+        return None
+    key_line, before = content[-1], content[-2]
+    m = _KEY_AT_COLUMN_1.match(lines[key_line])
+    if m is None or (not lines[before].startswith(" ") and not lines[before].rstrip().endswith(":")):
+        return None
+    return key_line + 1, 1, m.group(1)
 
 
 def _tab_in_indentation(text: str, upto_line: int) -> tuple[int, int] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,9 +20,15 @@ class SpecIndex:
     documents: list[SpecDocument]
     by_kind: dict[str, dict[str, SpecDocument]] = field(default_factory=lambda: defaultdict(dict))
     resolved_targets: dict[str, TargetSpec] = field(default_factory=dict)
+    unparsed: dict[str, str] = field(default_factory=dict)  # display path → text of files that did not parse
 
     def get(self, kind: str, name: str) -> SpecDocument | None:
         return self.by_kind.get(kind, {}).get(name)
+
+    def _maybe_unparsed(self, name: str) -> bool:
+        """A name that appears in a file that did not parse: its syntax error is the one finding."""
+        word = re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])")
+        return any(word.search(text) for text in self.unparsed.values())
 
     def valid(self, kind: str) -> list[SpecDocument]:
         """Documents of a kind that passed the structure stage."""
@@ -53,7 +60,7 @@ class SpecIndex:
     def ref(self, src: SpecDocument, kind: str, name: str, path: Path_, out: list[Diagnostic]) -> SpecDocument | None:
         """Resolve a reference or record TAKT3001 at the referring node."""
         target = self.get(kind, name)
-        if target is None:
+        if target is None and not self._maybe_unparsed(name):
             out.append(
                 src.diag(
                     "TAKT3001",

@@ -12,7 +12,7 @@ from pathlib import Path
 from compiler.codes import RULES
 from compiler.diagnostics import Diagnostic, Location, Severity, sort_diagnostics
 from compiler.loader.source import DEFAULT_MAX_FILE_BYTES, SourceText, inline_ignores, read_source
-from compiler.loader.yamldoc import load_documents
+from compiler.loader.yamldoc import STOPS_FILE, load_documents
 from compiler.models.digest import DigestCache
 from compiler.project import Project
 from compiler.validate.discover import discover, display_path
@@ -69,6 +69,7 @@ def validate(
         sources[disc.project_source.display] = disc.project_source
     documents: list[SpecDocument] = []
     suppress = Suppressions()
+    unparsed: dict[str, str] = {}
     total = len(disc.files)
     for n, file in enumerate(disc.files, start=1):
         display = display_path(file)
@@ -80,6 +81,8 @@ def validate(
             suppress.inline[display] = inline_ignores(source.text)
             ydocs, ydiags = load_documents(source)
             diags.extend(ydiags)
+            if any(d.code in STOPS_FILE for d in ydiags):
+                unparsed[display] = source.text
             for ydoc in ydocs:
                 doc, sdiags = load_spec_document(ydoc, file)
                 diags.extend(sdiags)
@@ -91,6 +94,7 @@ def validate(
             progress(n, total)
 
     index, idiags = build_index(documents)
+    index.unparsed = unparsed
     diags += idiags
     diags += resolve_targets(index)
     for stage in (check_references, check_protocols, check_semantics):
