@@ -90,3 +90,12 @@ def test_a_revision_whose_model_links_out_is_a_spec_error(cli_run, history: Path
     _git(history.parent.parent, "commit", "-qam", "model is a link out")
     code, out = cli_run("diff", "HEAD~1", "HEAD", str(history))
     assert code == 1 and "spec error" in out and "leaves the project" in out
+
+
+def test_devices_that_share_a_bundle_change_are_shown_once(cli_run, history: Path):
+    code, out = cli_run("diff", "HEAD~1", "HEAD", str(history), "--format", "markdown")
+    assert code == 0
+    assert out.count("+CPUQuota=75%") == out.count("#### ") == 2  # one diff per group of devices, not per device
+    assert "#### 2 devices `ipc-press-1`, `ipc-press-2`" in out and "#### device `ipc-press-3`" in out
+    code, text = cli_run("diff", "HEAD~1", "HEAD", str(history))
+    assert "2 devices ipc-press-1, ipc-press-2" in text and text.count("CPUQuota=75%") == 2  # x86 group and arm

@@ -21,6 +21,7 @@ from compiler.codes import RULES
 from compiler.diagnostics import Severity
 from compiler.report.formats import FORMATS, Report, render
 from compiler.report.text import render_text
+from compiler.report.words import plural
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -237,7 +238,7 @@ def test_cmd(
         click.echo(text, nl=False)
     s = summary(results)
     line = (
-        f"{s['tests']} tests in {s['suites']} suites: {s['passed']} passed, {s['failed']} failed, "
+        f"{plural(s['tests'], 'test')} in {plural(s['suites'], 'suite')}: {s['passed']} passed, {s['failed']} failed, "
         f"{s['errors']} errors; {s['blocking']} blocking"
     )
     if fmt == "text":
@@ -286,7 +287,7 @@ def build_cmd(path: Path, out_dir: Path, jobs: int, skip_gates: bool, progress: 
         _print_diagnostics(out, res.diagnostics, result, "build")
     rendered = sum(not b.reused for b in res.bundles)
     out.print(
-        f"{'✖' if res.failed else '✔'} {len(res.bundles)} bundles ({rendered} rendered, "
+        f"{'✖' if res.failed else '✔'} {plural(len(res.bundles), 'bundle')} ({rendered} rendered, "
         f"{len(res.bundles) - rendered} unchanged), {len(res.blocked)} blocked → {out_dir}"
     )
     sys.exit(EXIT_FINDINGS if res.failed else EXIT_OK)
@@ -379,8 +380,8 @@ def publish(
         out.print(f"✔ {branch} is up to date: nothing to publish")
     else:
         out.print(
-            f"✔ published {res.commit[:12]} to {branch}: {len(res.changed)} device(s) "
-            f"({', '.join(res.changed)}), +{len(res.added_bundles)} -{len(res.removed_bundles)} bundle(s)"
+            f"✔ published {res.commit[:12]} to {branch}: {plural(len(res.changed), 'device')} "
+            f"({', '.join(res.changed)}), +{len(res.added_bundles)} -{len(res.removed_bundles)} bundles"
         )
     if res.repaired:
         shown = ", ".join(repr(p) for p in res.repaired[:5]) + (" …" if len(res.repaired) > 5 else "")

@@ -13,6 +13,7 @@ from compiler.codes import rule
 from compiler.diagnostics import Diagnostic, Location, Severity
 from compiler.loader.source import SourceText
 from compiler.report.text import render_text
+from compiler.report.words import plural
 
 FORMATS = ("text", "json", "sarif", "junit", "github")
 _SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
@@ -32,12 +33,13 @@ class Report:
 
     def summary(self) -> str:
         e, w, i = (self.count(s) for s in (Severity.ERROR, Severity.WARNING, Severity.INFO))
-        parts = [f"{e} error{'s' * (e != 1)}", f"{w} warning{'s' * (w != 1)}"]
+        parts = [plural(e, "error"), plural(w, "warning")]
         if i:
             parts.append(f"{i} info")
         tail = f" ({self.silenced} silenced)" if self.silenced else ""
         mark = "✖" if e else ("!" if w else "✔")
-        return f"{mark} {', '.join(parts)} in {len(self.files)} files, {self.documents} documents{tail}\n"
+        where = f"{plural(len(self.files), 'file')}, {plural(self.documents, 'document')}"
+        return f"{mark} {', '.join(parts)} in {where}{tail}\n"
 
 
 def _loc_json(loc: Location) -> dict:
