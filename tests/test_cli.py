@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BASE, EXAMPLE_DIRS, ROOT, write_repo
+from tests.conftest import BASE, EXAMPLE_DIRS, EXAMPLES, ROOT, write_repo
 
 
 def takt(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -134,3 +134,18 @@ def test_console_script_is_installed():
     assert exe.exists()
     r = subprocess.run([str(exe), "--help"], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert r.returncode == 0 and "validate" in r.stdout
+
+
+def test_report_files_get_the_users_umask(cli_run, tmp_path: Path):
+    old = os.umask(0o022)
+    try:
+        code, _ = cli_run(
+            "validate", str(EXAMPLES / "press-line-anomaly"), "-f", "sarif", "-o", str(tmp_path / "r.sarif")
+        )
+        assert code == 0
+        assert (tmp_path / "r.sarif").stat().st_mode & 0o777 == 0o644
+        os.umask(0o077)
+        cli_run("validate", str(EXAMPLES / "press-line-anomaly"), "-f", "json", "-o", str(tmp_path / "r.json"))
+        assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)
