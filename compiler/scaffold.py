@@ -110,6 +110,7 @@ apiVersion: takt/v1
 kind: Deployment
 metadata:
   name: oven-health
+  labels: {{owner: process-engineering}}
 spec:
   model: oven-health
   bindings:
@@ -119,6 +120,23 @@ spec:
   gates: [oven-health-acceptance]
   outputs:
     - {{type: mqtt, from: score, broker: "mqtts://broker.local:8883", topic: plant/oven/1/health}}
+""",
+    "specs/policies.yaml": """\
+# Your organisation's own rules (cerberus schemas), checked beside Takt's on every pull request.
+apiVersion: takt/v1
+kind: Policy
+metadata:
+  name: deployments-have-owner
+spec:
+  ruleId: ORG001
+  severity: error
+  message: every Deployment names its owning team in the label `owner`
+  appliesTo: {{kinds: [Deployment]}}
+  schema:
+    metadata:
+      type: dict
+      schema:
+        labels: {{type: dict, required: true, schema: {{owner: {{type: string, required: true, empty: false}}}}}}
 """,
 }
 

@@ -114,6 +114,13 @@ def test_init_scaffolds_a_valid_repo(cli_run, tmp_path: Path):
     assert code == 0, out
     assert cli_run("validate", str(tmp_path / "new"))[0] == 0
     assert cli_run("init", str(tmp_path / "new"))[0] == 2  # not empty any more
+    from compiler.validate.pipeline import validate
+
+    kinds = {d.kind for d in validate(tmp_path / "new").documents}
+    assert kinds == {"DataSource", "Model", "TestSuite", "Target", "Device", "Deployment", "Policy"}  # one of each
+    dep = tmp_path / "new/specs/deployment.yaml"
+    dep.write_text(dep.read_text().replace("labels: {owner: process-engineering}", "labels: {}"))
+    assert "ORG001" in {d.code for d in validate(tmp_path / "new").diagnostics}  # the policy really applies
 
 
 def test_rules_lists_every_code(cli_run):
@@ -149,3 +156,28 @@ def test_report_files_get_the_users_umask(cli_run, tmp_path: Path):
         assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o600
     finally:
         os.umask(old)
+
+
+def test_pin_rewrites_only_stale_digests_and_check_reports_them(cli_run, tmp_path: Path):
+    import shutil
+
+    spec = tmp_path / "spec"
+    shutil.copytree(EXAMPLES / "press-line-anomaly", spec)
+    code, out = cli_run("pin", str(spec), "--check")
+    assert code == 0 and "matches" in out
+    with (spec / "data/reference.csv").open("a") as fh:
+        fh.write("0.1,0.2,0.3,0.4,0\n")
+    model = spec / "models/press_anomaly.onnx"
+    model.write_bytes(model.read_bytes() + b"")  # unchanged bytes: not stale
+    tests_yaml = spec / "specs/tests.yaml"
+    before = tests_yaml.read_text()
+    code, out = cli_run("pin", str(spec), "--check")
+    assert code == 1 and "stale" in out and "dataset data/reference.csv" in out
+    assert tests_yaml.read_text() == before  # --check changes nothing
+    code, out = cli_run("pin", str(spec))
+    assert code == 0 and "1 digest pinned" in out
+    after = tests_yaml.read_text()
+    changed = [(a, b) for a, b in zip(before.splitlines(), after.splitlines(), strict=True) if a != b]
+    assert len(changed) == 1 and "sha256:" in changed[0][1]  # one line, comments and quoting kept
+    code, out = cli_run("validate", str(spec))
+    assert code == 0, out

@@ -391,6 +391,41 @@ def publish(
         )
 
 
+@cli.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path), default=Path("."))
+@click.option("--check", is_flag=True, help="Change nothing; exit 1 when a pinned digest is stale (for CI).")
+def pin(path: Path, check: bool) -> None:
+    """Write the sha256 of every pinned model artifact and dataset back into its spec (fixes TAKT5002).
+
+    Only the stale digests change; comments, quoting and every other byte of the files stay.
+    """
+    from compiler.pin import apply_pins, stale_pins
+    from compiler.validate.pipeline import validate as run_validate
+
+    out, err = _consoles()
+    result = run_validate(path, check_artifacts=False)
+    errors = [d for d in result.diagnostics if d.severity == Severity.ERROR]
+    if errors:
+        _print_diagnostics(err, errors, result, "validate")
+        err.print("takt pin: fix the spec errors above first")
+        sys.exit(EXIT_FINDINGS)
+    pins, problems = stale_pins(result)
+    if not check:
+        problems += apply_pins(result, pins)
+    for p in pins:
+        verb = "stale" if check else "pinned"
+        out.print(f"  {verb}  {p.file}:{p.line}  {p.what}  {p.old[:12]} → {p.new[:12]}")
+    for problem in problems:
+        err.print(f"[red]error:[/red] {problem.file}:{problem.line}: {problem.message}")
+    if not pins and not problems:
+        out.print("✔ every pinned digest matches its file")
+    elif check and pins:
+        out.print(f"✖ {plural(len(pins), 'digest')} out of date: run `takt pin`")
+    elif pins:
+        out.print(f"✔ {plural(len(pins), 'digest')} pinned")
+    sys.exit(EXIT_FINDINGS if problems or (check and pins) else EXIT_OK)
+
+
 @cli.command("diff")
 @click.argument("base")
 @click.argument("head")

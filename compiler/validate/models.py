@@ -57,7 +57,7 @@ def _file_digest(
                     "TAKT5002",
                     f"sha256 of {rel!r} is {actual}, not the declared digest",
                     (*base, "sha256"),
-                    hint="if the new file is intended, update sha256",
+                    hint="if the new file is intended, run `takt pin` to record its digest",
                 )
             )
             return None
