@@ -19,6 +19,10 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       || echo "tools: could not install $pkg"
   done
 fi
+# Node packages for the tests' Argo CD / Flux CRD schema check (locked in tests/k8s/package-lock.json)
+if command -v npm >/dev/null && [ ! -d tests/k8s/node_modules ]; then
+  npm ci --prefix tests/k8s --silent --no-audit --no-fund >/dev/null 2>&1 || echo "tools: npm ci in tests/k8s failed"
+fi
 for t in git gcc systemd-analyze kubectl sshd; do
   [ "$t" = sshd ] && [ -x /usr/sbin/sshd ] && continue
   command -v "$t" >/dev/null || echo "tools: $t is missing here: the tests that need it are skipped (see the pytest summary)"

@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from compiler.bundle import DESIRED, MANIFEST, SIGNATURE, BundleRef, DesiredState, sign, verify_bundle
 from compiler.bundle.desired import verify_signature
 from compiler.bundle.tree import TreeError, read_regular
+from compiler.clusters import CLUSTER_CLASS, ClusterSource, cluster_files
 from compiler.signing import load_private_key
 
 MAX_STATE_BYTES = 1 << 20  # a desired state or its signature larger than this was not written by publish
@@ -53,6 +54,22 @@ class PublishResult:
     added_bundles: list[str] = field(default_factory=list)
     removed_bundles: list[str] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)  # branch paths that differed from the build and were rewritten
+
+
+@dataclass(frozen=True)
+class CommitSigning:
+    """Sign the deploy commit through git, so Flux (or a person) can verify who published it.
+
+    `ssh_key`: an SSH private (or public, with an agent) key file, used as `gpg.format=ssh`;
+    None: git's own configuration (`gpg.format`, `user.signingKey`), e.g. OpenPGP.
+    """
+
+    ssh_key: Path | None = None
+
+    def git_args(self) -> list[str]:
+        if self.ssh_key is None:
+            return []
+        return ["-c", "gpg.format=ssh", "-c", f"user.signingKey={self.ssh_key}"]
 
 
 @dataclass(frozen=True)
@@ -150,7 +167,14 @@ def publish(
     validity: timedelta = timedelta(days=7),
     create_branch: bool = False,
     now: datetime | None = None,
+    cluster_url: str | None = None,
+    commit_signing: CommitSigning | None = None,
 ) -> PublishResult:
+    """Make the deploy branch equal to the build; see the module docstring.
+
+    `cluster_url`: where clusters pull the branch from, for their Argo CD / Flux manifests
+    (default: `url`). `commit_signing`: sign the deploy commit through git.
+    """
     key = load_private_key(key_ref)
     try:
         index = json.loads(read_regular(build_dir / "index.json", 64 << 20).decode("utf-8"))
@@ -161,7 +185,8 @@ def publish(
         raise PublishError(f"no usable build in {build_dir} (run takt build): {exc}") from exc
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     try:
-        return _publish(build_dir, index, url, branch, key, validity, create_branch, now)
+        options = _Options(validity, create_branch, now, cluster_url or url, commit_signing)
+        return _publish(build_dir, index, url, branch, key, options)
     except OSError as exc:  # e.g. the disk fills while objects are written: nothing was pushed
         raise PublishError(f"cannot write the deploy tree ({exc.strerror or exc}); nothing was published") from exc
     except git.GitCommandError as exc:  # a plumbing step failed (full disk, broken clone): nothing was pushed
@@ -181,18 +206,21 @@ def _wanted(index: dict[str, Any], old: dict[str, _Blob]) -> dict[str, tuple[Bun
     return wanted
 
 
+@dataclass(frozen=True)
+class _Options:
+    validity: timedelta
+    create_branch: bool
+    now: datetime
+    cluster_url: str
+    commit_signing: CommitSigning | None
+
+
 def _publish(
-    build_dir: Path,
-    index: dict[str, Any],
-    url: str,
-    branch: str,
-    key: Ed25519PrivateKey,
-    validity: timedelta,
-    create_branch: bool,
-    now: datetime,
+    build_dir: Path, index: dict[str, Any], url: str, branch: str, key: Ed25519PrivateKey, opts: _Options
 ) -> PublishResult:
+    validity, now = opts.validity, opts.now
     with tempfile.TemporaryDirectory(prefix="takt-publish-") as tmp:
-        repo, head = _clone(url, branch, Path(tmp) / "deploy.git", create_branch)
+        repo, head = _clone(url, branch, Path(tmp) / "deploy.git", opts.create_branch)
         old = _tree(repo, head)
         result = PublishResult(None)
         new: dict[str, tuple[str, bytes | Path]] = {}  # path → (mode, content or a build file)
@@ -213,19 +241,26 @@ def _publish(
             new[f"devices/{dev}/{DESIRED}"] = ("100644", data)
             new[f"devices/{dev}/{SIGNATURE}"] = ("100644", sign(data, key))
         referenced = sorted({r.digest for refs in wanted.values() for r in refs})
+        classes: dict[str, str] = {}
         for digest in referenced:
             src = build_dir / "bundles" / digest
             manifest, problems = verify_bundle(src, digest)
             if problems or manifest is None:
                 raise PublishError(f"bundle {digest[:16]} in {build_dir} does not verify: {problems[0]}")
+            classes[digest] = manifest.target_class
             new[f"bundles/{digest}/{MANIFEST}"] = ("100644", src / MANIFEST)
             for entry in manifest.files:
                 new[f"bundles/{digest}/{entry.path}"] = (_FILE_MODES[entry.mode], src / entry.path)
+        cluster_source = ClusterSource(opts.cluster_url, branch, verify_commits=opts.commit_signing is not None)
+        for dev, refs in sorted(wanted.items()):
+            on_cluster = [r.digest for r in refs if classes[r.digest] == CLUSTER_CLASS]
+            if on_cluster:
+                new.update((p, ("100644", data)) for p, data in cluster_files(dev, on_cluster, cluster_source).items())
         on_branch_bundles = {p.split("/")[1] for p in old if p.startswith("bundles/") and p.count("/") >= 2}
         result.added_bundles = [d for d in referenced if d not in on_branch_bundles]
         result.removed_bundles = sorted(on_branch_bundles - set(referenced))
         tree, blobs = _write_tree(repo, new, Path(tmp))
-        result.repaired = sorted(p for p in old if old[p] != blobs.get(p) and not _explained(p, result))
+        result.repaired = sorted(p for p in old if _is_repair(p, old[p], blobs.get(p), result))
         if head is not None and tree == repo.git.rev_parse(f"{head}^{{tree}}"):
             return PublishResult(None)
         source = (index.get("sourceCommit") or "unknown")[:12]
@@ -237,7 +272,9 @@ def _publish(
             listed = "".join(f"\n  {p!r}" for p in result.repaired[:50])
             message += f"\n\nRepaired {len(result.repaired)} path(s) that differed from the build:{listed}"
         parents = ["-p", head] if head else []
-        commit = _plumb(repo, ["commit-tree", tree, *parents, "-F", "-"], message.encode(), _AUTHOR).decode().strip()
+        signing = opts.commit_signing
+        sign_args = [*signing.git_args(), "commit-tree", "-S"] if signing is not None else ["commit-tree"]
+        commit = _plumb(repo, [*sign_args, tree, *parents, "-F", "-"], message.encode(), _AUTHOR).decode().strip()
         try:
             repo.git.push("origin", f"{commit}:refs/heads/{branch}")
         except git.GitCommandError as exc:
@@ -256,12 +293,22 @@ _AUTHOR = {
 }
 
 
-def _explained(path: str, result: PublishResult) -> bool:
-    """Changes publish reports on their own (new states, removed bundles) are not repairs."""
+def _is_repair(path: str, old: _Blob, new: _Blob | None, result: PublishResult) -> bool:
+    """Whether a branch entry differed from what publish itself last wrote (someone else changed it).
+
+    Not repairs: the changes publish reports on their own — states re-signed for changed devices,
+    removed bundles, and the cluster paths that follow them.
+    """
+    if old == new:
+        return False
+    if old.mode not in _FILE_MODES.values():
+        return True  # a link or submodule is never publish's own
     parts = path.split("/")
     if parts[0] == "devices" and len(parts) == 3 and parts[1] in result.changed and parts[2] in (DESIRED, SIGNATURE):
-        return True
-    return parts[0] == "bundles" and len(parts) >= 3 and parts[1] in result.removed_bundles
+        return False
+    if parts[0] == "bundles" and len(parts) >= 3 and parts[1] in result.removed_bundles:
+        return False
+    return not ((parts[0] == "clusters" and new is not None) or (parts[0] == "clusters" and parts[1] in result.changed))
 
 
 def _plumb(repo: git.Repo, args: list[str], data: bytes = b"", env: dict[str, str] | None = None) -> bytes:

@@ -325,6 +325,22 @@ def keygen(out_dir: Path, force: bool) -> None:
     help="How long devices accept the published state without a new publish.",
 )
 @click.option("--create-branch", is_flag=True, help="Start the deploy branch if it does not exist.")
+@click.option(
+    "--cluster-repo-url",
+    metavar="URL",
+    help="Where Kubernetes clusters pull the deploy branch from, for their Argo CD / Flux manifests "
+    "(default: --deploy-repo).",
+)
+@click.option(
+    "--sign-commits",
+    is_flag=True,
+    help="Sign the deploy commit through git (gpg.format and user.signingKey of git's configuration).",
+)
+@click.option(
+    "--ssh-signing-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Sign the deploy commit with this SSH key (implies --sign-commits; Flux verifies it).",
+)
 def publish(
     path: Path,
     repo_url: str | None,
@@ -333,12 +349,15 @@ def publish(
     build_dir: Path | None,
     validity_days: int,
     create_branch: bool,
+    cluster_repo_url: str | None,
+    sign_commits: bool,
+    ssh_signing_key: Path | None,
 ) -> None:
     """Build, then publish bundles and signed desired states to the deploy branch in one commit."""
     from datetime import timedelta
 
     from compiler.build import BuildError, build
-    from compiler.publish import PublishError
+    from compiler.publish import CommitSigning, PublishError
     from compiler.publish import publish as do_publish
     from compiler.signing import KeyError_
     from compiler.validate.pipeline import CACHE_DIR
@@ -371,7 +390,16 @@ def publish(
         sys.exit(EXIT_FINDINGS)
     try:
         res = do_publish(
-            build_dir, repo_url, branch, key_ref, validity=timedelta(days=validity_days), create_branch=create_branch
+            build_dir,
+            repo_url,
+            branch,
+            key_ref,
+            validity=timedelta(days=validity_days),
+            create_branch=create_branch,
+            cluster_url=cluster_repo_url,
+            commit_signing=CommitSigning(ssh_signing_key.resolve() if ssh_signing_key else None)
+            if sign_commits or ssh_signing_key
+            else None,
         )
     except (PublishError, KeyError_) as exc:
         err.print(f"[red]error:[/red] {exc}")
