@@ -9,8 +9,9 @@ command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v kubectl >/dev/null || need+=(kubectl)
 command -v localedef >/dev/null || need+=(locales)
 command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
-[ ${#need[@]} -eq 0 ] && { echo "tools: git, gcc, systemd-analyze, kubectl, localedef, sshd found"; exit 0; }
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+command -v docker-registry >/dev/null || need+=(docker-registry)  # the OCI model tests' registry (127.0.0.1 only)
+command -v htpasswd >/dev/null || need+=(apache2-utils)
+if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "tools: installing ${need[*]}"
   apt-get update -qq >/dev/null 2>&1
   for pkg in "${need[@]}"; do
@@ -23,7 +24,8 @@ fi
 if command -v npm >/dev/null && [ ! -d tests/k8s/node_modules ]; then
   npm ci --prefix tests/k8s --silent --no-audit --no-fund >/dev/null 2>&1 || echo "tools: npm ci in tests/k8s failed"
 fi
-for t in git gcc systemd-analyze kubectl sshd; do
+[ ${#need[@]} -eq 0 ] && echo "tools: git, gcc, systemd-analyze, kubectl, localedef, sshd, docker-registry, htpasswd found"
+for t in git gcc systemd-analyze kubectl sshd docker-registry htpasswd node; do
   [ "$t" = sshd ] && [ -x /usr/sbin/sshd ] && continue
   command -v "$t" >/dev/null || echo "tools: $t is missing here: the tests that need it are skipped (see the pytest summary)"
 done

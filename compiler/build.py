@@ -26,9 +26,10 @@ from compiler import __version__
 from compiler.build_cache import BuildCache, load_secret
 from compiler.bundle import canonical_json, verify_bundle, write_bundle
 from compiler.bundle.atomic import write_atomic
-from compiler.bundle.tree import TreeError, regular_inside
+from compiler.bundle.tree import TreeError, read_regular, regular_inside
 from compiler.diagnostics import Diagnostic, Severity
 from compiler.models.digest import DigestCache
+from compiler.models.inspect import PROTOBUF_LIMIT
 from compiler.render.context import RenderError, RenderInput
 from compiler.render.plugins import TargetClass, target_classes
 from compiler.spec.deployment import Deployment
@@ -251,10 +252,31 @@ def build(
             build_result.bundles.append(outcome)
             keys[key] = outcome.digest
     build_result.diagnostics += notes
+    _store_models(out, [(inp, tc) for _, inp, tc, _ in jobs_in], cache)
     cache.save()
     _write_index(out, build_result, provenance)
     previous.save(keys)
     return build_result
+
+
+MODELS = "models"  # out/models/<sha256>: models that bundles name by digest only, for publish to push
+
+
+def _store_models(out: Path, jobs: list[tuple[RenderInput, TargetClass]], cache: DigestCache) -> None:
+    """Copy the models of by-reference classes (it-server) into the content-addressed model store."""
+    wanted = {inp.model_sha256: inp.model_path for inp, tc in jobs if getattr(tc.module, "MODEL_BY_REFERENCE", False)}
+    store = out / MODELS
+    for sha, src in sorted(wanted.items()):
+        dst = store / sha
+        if dst.is_file() and not dst.is_symlink() and cache.sha256(dst) == sha:
+            continue
+        data = read_regular(src, PROTOBUF_LIMIT)
+        if hashlib.sha256(data).hexdigest() != sha:
+            raise BuildError(f"{src} changed while the build ran; build again")
+        write_atomic(dst, data)
+    for stale in store.iterdir() if store.is_dir() else []:
+        if stale.name not in wanted:
+            stale.unlink()
 
 
 def _write_index(out: Path, res: BuildResult, provenance: dict[str, Any]) -> None:

@@ -30,10 +30,12 @@ from typing import Any
 import git
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from compiler.build import MODELS
 from compiler.bundle import DESIRED, MANIFEST, SIGNATURE, BundleRef, DesiredState, sign, verify_bundle
 from compiler.bundle.desired import verify_signature
 from compiler.bundle.tree import TreeError, read_regular
 from compiler.clusters import CLUSTER_CLASS, ClusterSource, cluster_files
+from compiler.oci import PushedModel, RegistryAccess, RegistryError, RegistryRef, push_models
 from compiler.signing import load_private_key
 
 MAX_STATE_BYTES = 1 << 20  # a desired state or its signature larger than this was not written by publish
@@ -54,6 +56,7 @@ class PublishResult:
     added_bundles: list[str] = field(default_factory=list)
     removed_bundles: list[str] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)  # branch paths that differed from the build and were rewritten
+    pushed_models: list[PushedModel] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -169,11 +172,15 @@ def publish(
     now: datetime | None = None,
     cluster_url: str | None = None,
     commit_signing: CommitSigning | None = None,
+    model_registry: RegistryRef | None = None,
+    registry_access: RegistryAccess | None = None,
 ) -> PublishResult:
     """Make the deploy branch equal to the build; see the module docstring.
 
     `cluster_url`: where clusters pull the branch from, for their Argo CD / Flux manifests
-    (default: `url`). `commit_signing`: sign the deploy commit through git.
+    (default: `url`). `commit_signing`: sign the deploy commit through git. `model_registry`:
+    push the models that it-server bundles name by digest (before the branch moves, so the branch
+    never names a model the registry lacks).
     """
     key = load_private_key(key_ref)
     try:
@@ -185,12 +192,27 @@ def publish(
         raise PublishError(f"no usable build in {build_dir} (run takt build): {exc}") from exc
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     try:
+        if model_registry is not None:
+            result_models = _push_models(build_dir, model_registry, registry_access or RegistryAccess())
+        else:
+            result_models = []
         options = _Options(validity, create_branch, now, cluster_url or url, commit_signing)
-        return _publish(build_dir, index, url, branch, key, options)
+        result = _publish(build_dir, index, url, branch, key, options)
+        result.pushed_models = result_models
+        return result
     except OSError as exc:  # e.g. the disk fills while objects are written: nothing was pushed
         raise PublishError(f"cannot write the deploy tree ({exc.strerror or exc}); nothing was published") from exc
     except git.GitCommandError as exc:  # a plumbing step failed (full disk, broken clone): nothing was pushed
         raise PublishError(f"cannot write the deploy tree ({_git_error(exc)}); nothing was published") from exc
+
+
+def _push_models(build_dir: Path, ref: RegistryRef, access: RegistryAccess) -> list[PushedModel]:
+    store = build_dir / MODELS
+    models = {p.name: p for p in store.iterdir()} if store.is_dir() else {}
+    try:
+        return push_models(models, ref, access)
+    except RegistryError as exc:
+        raise PublishError(f"{exc}; nothing was published") from exc
 
 
 def _wanted(index: dict[str, Any], old: dict[str, _Blob]) -> dict[str, tuple[BundleRef, ...]]:

@@ -341,6 +341,17 @@ def keygen(out_dir: Path, force: bool) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Sign the deploy commit with this SSH key (implies --sign-commits; Flux verifies it).",
 )
+@click.option(
+    "--model-registry",
+    metavar="REGISTRY/REPO",
+    help="Push the models that it-server bundles fetch by digest to this OCI registry first "
+    "(credentials: TAKT_REGISTRY_USERNAME/TAKT_REGISTRY_PASSWORD or a docker config file).",
+)
+@click.option(
+    "--registry-ca",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="CA bundle that signs the registry's TLS certificate (default: the system's).",
+)
 def publish(
     path: Path,
     repo_url: str | None,
@@ -352,17 +363,26 @@ def publish(
     cluster_repo_url: str | None,
     sign_commits: bool,
     ssh_signing_key: Path | None,
+    model_registry: str | None,
+    registry_ca: Path | None,
 ) -> None:
     """Build, then publish bundles and signed desired states to the deploy branch in one commit."""
     from datetime import timedelta
 
     from compiler.build import BuildError, build
+    from compiler.oci import RegistryAccess, RegistryError, RegistryRef
     from compiler.publish import CommitSigning, PublishError
     from compiler.publish import publish as do_publish
     from compiler.signing import KeyError_
     from compiler.validate.pipeline import CACHE_DIR
 
     out, err = _consoles()
+    try:
+        registry = RegistryRef.parse(model_registry) if model_registry else None
+    except RegistryError as exc:
+        err.print(f"[red]error:[/red] --model-registry: {exc}")
+        sys.exit(EXIT_USAGE)
+    access = RegistryAccess.from_environment(os.environ, str(registry_ca) if registry_ca else None)
     result = _validated(path, "publish")
     deploy = result.project.spec.deploy if result.project else None
     signing = result.project.spec.signing if result.project else None
@@ -400,6 +420,8 @@ def publish(
             commit_signing=CommitSigning(ssh_signing_key.resolve() if ssh_signing_key else None)
             if sign_commits or ssh_signing_key
             else None,
+            model_registry=registry,
+            registry_access=access,
         )
     except (PublishError, KeyError_) as exc:
         err.print(f"[red]error:[/red] {exc}")
@@ -411,6 +433,8 @@ def publish(
             f"✔ published {res.commit[:12]} to {branch}: {plural(len(res.changed), 'device')} "
             f"({', '.join(res.changed)}), +{len(res.added_bundles)} -{len(res.removed_bundles)} bundles"
         )
+    for m in res.pushed_models:
+        out.print(f"  {'pushed' if m.uploaded else 'present'}  model {m.reference}")
     if res.repaired:
         shown = ", ".join(repr(p) for p in res.repaired[:5]) + (" …" if len(res.repaired) > 5 else "")
         err.print(

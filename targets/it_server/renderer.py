@@ -1,8 +1,10 @@
 """Render an it-server bundle: Deployment, Service, ConfigMap and kustomization, built as data.
 
-The model reaches the pod through an init container that downloads it and checks its sha256
-(URL and digest are environment variables, never spliced into the shell command), so the
-bundle works on any cluster and never runs a model whose bytes differ from the spec's.
+The model reaches the pod through init containers and never through the bundle: either from an
+OCI registry (`profile.modelRegistry`, where `takt publish --model-registry` pushed it), fetched
+as the blob whose digest is the model's sha256, or from an https model store. Either way a
+second step checks the sha256 before the runner starts (URLs and digests are environment
+variables, never spliced into a shell command), so a pod never runs bytes the spec did not pin.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ from compiler.render.context import RenderError, RenderInput, runner_config
 from compiler.render.escape import to_json, to_yaml
 
 TARGET_CLASS = "it-server"
+MODEL_BY_REFERENCE = True  # the bundle names its model by digest; publish pushes the bytes to the registry
 _DNS = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 FETCH = 'wget -q -O /models/model.onnx "$MODEL_URL" && echo "$MODEL_SHA256  /models/model.onnx" | sha256sum -c -'
+CHECK = 'echo "$MODEL_SHA256  /models/model.onnx" | sha256sum -c -'
+_REGISTRY = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?/[a-z0-9]+([._/-][a-z0-9]+)*$")
 
 
 def _model_url(inp: RenderInput) -> str:
@@ -32,6 +37,52 @@ def _model_url(inp: RenderInput) -> str:
             "profile",
         )
     return f"{store.rstrip('/')}/sha256/{inp.model_sha256}"
+
+
+def _model_init_containers(inp: RenderInput) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(init containers, extra volumes) that put the pinned model at /models/model.onnx."""
+    p = inp.profile
+    mount = {"name": "models", "mountPath": "/models"}
+    digest_env = {"name": "MODEL_SHA256", "value": inp.model_sha256}
+    registry = p.get("modelRegistry")
+    if registry is None:
+        fetch = {
+            "name": "fetch-model",
+            "image": str(p.get("fetchImage")),
+            "command": ["sh", "-c", FETCH],
+            "env": [{"name": "MODEL_URL", "value": _model_url(inp)}, digest_env],
+            "volumeMounts": [mount],
+        }
+        return [fetch], []
+    if not isinstance(registry, str) or not _REGISTRY.match(registry):
+        raise RenderError(f"profile.modelRegistry {registry!r} must be REGISTRY/REPOSITORY", "profile")
+    pull: dict[str, Any] = {
+        "name": "fetch-model",
+        "image": str(p.get("orasImage")),
+        "args": ["blob", "fetch", "--output", "/models/model.onnx", f"{registry}@sha256:{inp.model_sha256}"],
+        "volumeMounts": [mount],
+    }
+    volumes: list[dict[str, Any]] = []
+    secret = p.get("modelRegistrySecret")
+    if secret is not None:
+        if not isinstance(secret, str) or not _DNS.match(secret):
+            raise RenderError(f"profile.modelRegistrySecret {secret!r} is not a Secret name", "profile")
+        pull["env"] = [{"name": "DOCKER_CONFIG", "value": "/etc/takt/registry"}]
+        pull["volumeMounts"] = [mount, {"name": "registry-auth", "mountPath": "/etc/takt/registry", "readOnly": True}]
+        volumes.append(
+            {
+                "name": "registry-auth",
+                "secret": {"secretName": secret, "items": [{"key": ".dockerconfigjson", "path": "config.json"}]},
+            }
+        )
+    check = {
+        "name": "check-model",
+        "image": str(p.get("fetchImage")),
+        "command": ["sh", "-c", CHECK],
+        "env": [digest_env],
+        "volumeMounts": [mount],
+    }
+    return [pull, check], volumes
 
 
 def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
@@ -66,6 +117,7 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
         }
         resources = {"requests": req, "limits": dict(req)}
     probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10}
+    init_containers, extra_volumes = _model_init_containers(inp)
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -77,18 +129,7 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
                 "metadata": {"labels": labels, "annotations": {"takt.dev/model-sha256": inp.model_sha256}},
                 "spec": {
                     "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "fsGroup": 10001},
-                    "initContainers": [
-                        {
-                            "name": "fetch-model",
-                            "image": str(p.get("fetchImage")),
-                            "command": ["sh", "-c", FETCH],
-                            "env": [
-                                {"name": "MODEL_URL", "value": _model_url(inp)},
-                                {"name": "MODEL_SHA256", "value": inp.model_sha256},
-                            ],
-                            "volumeMounts": [{"name": "models", "mountPath": "/models"}],
-                        }
-                    ],
+                    "initContainers": init_containers,
                     "containers": [
                         {
                             "name": "runner",
@@ -108,6 +149,7 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
                     "volumes": [
                         {"name": "models", "emptyDir": {}},
                         {"name": "config", "configMap": {"name": f"{name}-runner"}},
+                        *extra_volumes,
                     ],
                 },
             },
