@@ -16,6 +16,7 @@ from jinja2 import Environment
 
 from compiler.render.context import RenderError, RenderInput, runner_config
 from compiler.render.escape import to_json, to_yaml
+from targets.it_server.secrets import PodSecrets, rewrite_refs
 
 TARGET_CLASS = "it-server"
 MODEL_BY_REFERENCE = True  # the bundle names its model by digest; publish pushes the bytes to the registry
@@ -103,7 +104,11 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
         "takt.dev/model": inp.model.metadata.name,
     }
     selector = {"app.kubernetes.io/name": name}
-    config = runner_config(inp, "/models/model.onnx")
+    injector = p.get("secretInjector")
+    if injector not in (None, "vault-agent"):
+        raise RenderError(f"profile.secretInjector {injector!r} is not known (vault-agent)", "profile")
+    pod_secrets = PodSecrets()
+    config = rewrite_refs(runner_config(inp, "/models/model.onnx"), pod_secrets, namespace, injector)
     res = inp.deployment.spec.resources
     resources: dict[str, Any] = {}
     if res and (res.cpu or res.memory):
@@ -126,7 +131,10 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
             "replicas": replicas,
             "selector": {"matchLabels": selector},
             "template": {
-                "metadata": {"labels": labels, "annotations": {"takt.dev/model-sha256": inp.model_sha256}},
+                "metadata": {
+                    "labels": labels,
+                    "annotations": {"takt.dev/model-sha256": inp.model_sha256, **pod_secrets.annotations},
+                },
                 "spec": {
                     "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "fsGroup": 10001},
                     "initContainers": init_containers,
@@ -135,6 +143,7 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
                             "name": "runner",
                             "image": str(p.get("image")),
                             "args": ["--config", "/etc/takt/runner.json"],
+                            **({"env": pod_secrets.env} if pod_secrets.env else {}),
                             "ports": [{"name": "http", "containerPort": port}],
                             "readinessProbe": {**probe, "httpGet": {"path": "/readyz", "port": "http"}},
                             "livenessProbe": probe,
@@ -143,6 +152,7 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
                             "volumeMounts": [
                                 {"name": "models", "mountPath": "/models", "readOnly": True},
                                 {"name": "config", "mountPath": "/etc/takt", "readOnly": True},
+                                *pod_secrets.mounts,
                             ],
                         }
                     ],
@@ -150,6 +160,7 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
                         {"name": "models", "emptyDir": {}},
                         {"name": "config", "configMap": {"name": f"{name}-runner"}},
                         *extra_volumes,
+                        *pod_secrets.volumes,
                     ],
                 },
             },
