@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -54,6 +55,7 @@ def test_bundle_contents(bundle):
     d, diags = bundle
     assert sorted(p.relative_to(d).as_posix() for p in d.rglob("*") if p.is_file()) == [
         "MANIFEST.json",
+        "gateway.json",
         "model/model.ort",
         "model_data.c",
         "model_data.h",
@@ -64,6 +66,9 @@ def test_bundle_contents(bundle):
     config = (d / "required_operators.config").read_text()
     assert "ai.onnx;13;Concat,Greater,MatMul,ReduceSum" in config and "/tmp" not in config
     assert [x.code for x in diags] == ["TAKT6003"]  # the target pins 1.16; the ORT file comes from this release
+    gateway = json.loads((d / "gateway.json").read_text())
+    assert [o["type"] for o in gateway["outputs"]] == ["opcua", "http"]  # carried to the gateway, never dropped
+    assert gateway["model"]["sha256"] == json.loads((d / "MANIFEST.json").read_text())["provenance"]["model"]["sha256"]
 
 
 def test_onnxruntime_loads_the_ort_file_and_computes_like_the_onnx_model(bundle):

@@ -22,7 +22,7 @@ from typing import Any
 from jinja2 import Environment
 
 from compiler.render.context import RenderError, RenderInput
-from compiler.render.escape import c_identifier
+from compiler.render.escape import c_identifier, to_json
 
 TARGET_CLASS = "embedded"
 
@@ -126,6 +126,22 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
         "model_data.h": header.encode(),
         "takt_config.h": templates.get_template("takt_config.h.j2").render(**context).encode(),
         "takt.cmake": templates.get_template("takt.cmake.j2").render(**context).encode(),
+        "gateway.json": to_json(_gateway(inp)).encode(),
+    }
+
+
+def _gateway(inp: RenderInput) -> dict[str, Any]:
+    """What the MCU cannot do itself: the gateway forwards its predictions to the Deployment's outputs.
+
+    An MCU speaks to its sensors; MQTT, OPC UA and HTTP outputs are the gateway's job, so they
+    travel to it here instead of being dropped.
+    """
+    dump = lambda m: m.model_dump(mode="json", by_alias=True, exclude_none=True)  # noqa: E731
+    return {
+        "apiVersion": "takt/gateway/v1",
+        "deployment": inp.deployment.metadata.name,
+        "model": {"name": inp.model.metadata.name, "version": inp.model.spec.version, "sha256": inp.model_sha256},
+        "outputs": [dump(o) for o in inp.deployment.spec.outputs],
     }
 
 
