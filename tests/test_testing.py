@@ -140,3 +140,61 @@ def test_spec_errors_stop_before_running(cli_run, press: Path):
 
 def test_unknown_suite_is_a_usage_error(cli_run, press: Path):
     assert cli_run("test", str(press), "--suite", "nope", "--no-progress")[0] == 2
+
+
+def _result(**kw):
+    from compiler.testing.runner import TestResult
+
+    base = {"suite": "s", "name": "t", "type": "metric", "gate": True, "status": "failed", "summary": "…"}
+    return TestResult(**{**base, **kw})
+
+
+def test_a_metric_that_fails_only_on_sample_size_says_so_in_plain_words():
+    from compiler.testing.report import verdict
+
+    small = _result(
+        value=1.0,
+        bound=0.962,
+        threshold=0.99,
+        details={"metric": "recall", "low": 0.962, "high": 1.0, "n": 78, "confidence": 0.95},
+    )
+    assert verdict(small) == (
+        "recall 1.000 on 78 positives: the lower 95% bound is 0.962, below 0.99; more positives are needed to show it."
+    )
+    bad = _result(value=0.8, bound=0.7, threshold=0.9, details={"metric": "recall", "low": 0.7, "n": 500})
+    assert "already as an estimate" in verdict(bad)
+    err = _result(
+        value=0.1,
+        bound=0.15,
+        threshold=0.12,
+        status="failed",
+        details={"metric": "mae", "low": 0.05, "high": 0.15, "n": 40, "confidence": 0.9},
+    )
+    assert verdict(err).startswith("mae 0.100 on 40 samples: the upper 90% bound is 0.150, above 0.12")
+
+
+def test_the_html_report_carries_provenance_ticks_and_keeps_labels_on_the_canvas():
+    import re
+
+    from compiler.testing.report import ReportProvenance, render_html
+    from compiler.testing.runner import SuiteResult
+
+    latency = _result(
+        type="latency",
+        status="failed",
+        details={"histogram": {"counts": [1, 5, 2], "edgesMs": [0.1, 0.2, 0.3, 0.4]}, "budgetMs": {"p99": 0.39}},
+    )
+    suite = SuiteResult("s", "m", "specs/t.yaml", [latency])
+    prov = ReportProvenance(
+        "abc123", {"m": ("1.2.0", "f" * 64)}, "ci-host", "x86_64, 2 cores", "1.20.1", "2026-12-01T00:00:00+00:00"
+    )
+    page = render_html([suite], prov)
+    for text in ("abc123", "1.2.0", "ffffffffffffffff", "ci-host", "onnxruntime 1.20.1", "2026-12-01"):
+        assert text in page
+    svg = re.search(r"<svg width=\"(\d+)\"[^>]*aria-label=\"latency histogram\">(.*?)</svg>", page).groups()
+    width, body = int(svg[0]), svg[1]
+    assert len(re.findall(r"<line [^>]*y2=\"[0-9.]+\" stroke=\"#555\"/>", body)) >= 3  # tick marks
+    label = re.search(r'<text x="([0-9.]+)" y="\d+" font-size="10" text-anchor="(\w+)">budget p99', body)
+    x, anchor = float(label.group(1)), label.group(2)
+    assert anchor == "end" and x <= width  # a label near the right edge is drawn leftwards, on the canvas
+    assert "Measured on the build machine" in page

@@ -230,7 +230,16 @@ def test_cmd(
     with _spinner(err, "running", progress) as step:
         results = run_suites(result, list(suites) or None, step)
     if report is not None:
-        write_atomic(report, render_html(results))
+        from compiler.build import source_provenance
+        from compiler.testing.report import ReportProvenance
+
+        models = {
+            d.name: (d.model.spec.version, d.model.spec.artifact.sha256)  # type: ignore[union-attr]
+            for d in result.index.valid("Model")
+            if d.name
+        }
+        provenance = ReportProvenance.here(source_provenance(result.root).get("sourceCommit"), models)
+        write_atomic(report, render_html(results, provenance))
     text = render_json(results) if fmt == "json" else render_junit(results) if fmt == "junit" else None
     if text is not None and output is not None:
         write_atomic(output, text)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+from dataclasses import dataclass
 from xml.etree import ElementTree as ET
 
 from rich.text import Text
@@ -16,6 +17,59 @@ from compiler import __version__
 from compiler.testing.runner import SuiteResult, TestResult
 
 STATUS_STYLE = {"passed": "green", "failed": "red", "error": "magenta"}
+_COUNTED = {"recall": "positives", "precision": "predicted positives"}
+
+
+@dataclass(frozen=True)
+class ReportProvenance:
+    """Where a result comes from, for a reader who was not there: spec, models, machine, runtime, time."""
+
+    spec_commit: str | None
+    models: dict[str, tuple[str, str]]  # model name → (version, sha256)
+    host: str
+    machine: str  # CPU architecture and count, since latency is measured here, not on the target
+    onnxruntime: str
+    created: str  # ISO 8601, UTC
+
+    @classmethod
+    def here(cls, spec_commit: str | None, models: dict[str, tuple[str, str]]) -> ReportProvenance:
+        import os
+        import platform
+        from datetime import UTC, datetime
+        from importlib.metadata import version
+
+        return cls(
+            spec_commit,
+            models,
+            platform.node(),
+            f"{platform.machine()}, {os.cpu_count()} cores",
+            version("onnxruntime"),
+            datetime.now(UTC).replace(microsecond=0).isoformat(),
+        )
+
+
+def verdict(r: TestResult) -> str:
+    """The result in plain words, for a reader who does not know confidence bounds."""
+    d = r.details
+    if r.type == "metric" and r.value is not None and r.bound is not None and r.threshold is not None:
+        higher = d.get("metric") not in ("mae", "rmse")  # as the runner judges them
+        counted = _COUNTED.get(str(d.get("metric")), "samples")
+        side, word = ("lower", "below") if higher else ("upper", "above")
+        head = f"{d.get('metric')} {r.value:.3f} on {d.get('n')} {counted}"
+        point_ok = r.value >= r.threshold if higher else r.value <= r.threshold
+        if r.status == "passed":
+            return (
+                f"{head}: even the {side} {d.get('confidence', 0.95):.0%} bound, {r.bound:.3f}, meets {r.threshold:g}."
+            )
+        if point_ok:
+            return (
+                f"{head}: the {side} {d.get('confidence', 0.95):.0%} bound is {r.bound:.3f}, {word} {r.threshold:g}; "
+                f"more {counted} are needed to show it."
+            )
+        return f"{head} is {word} {r.threshold:g} already as an estimate: the model does not meet it."
+    if r.type == "latency":
+        return "Measured on the build machine, not on the target: judge it against the target's own budget."
+    return ""
 
 
 def summary(suites: list[SuiteResult]) -> dict[str, int]:
@@ -129,9 +183,38 @@ def render_junit(suites: list[SuiteResult]) -> str:
 # --- HTML with inline SVG --------------------------------------------------------------------------
 
 
+def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    """`count` round values spanning [lo, hi] (1-2-5 steps), for readable axes."""
+    import math
+
+    span = hi - lo
+    if span <= 0 or not math.isfinite(span):
+        return [lo]
+    raw = span / max(count - 1, 1)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    first = math.ceil(lo / step) * step
+    return [round(first + i * step, 12) for i in range(int((hi - first) / step + 1e-9) + 1)]
+
+
+def _axis(x, ticks: list[float], y: float, unit: str = "") -> str:  # type: ignore[no-untyped-def]
+    return "".join(
+        f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{y:.1f}" y2="{y + 4:.1f}" stroke="#555"/>'
+        f'<text x="{x(t):.1f}" y="{y + 14:.1f}" font-size="9" text-anchor="middle">{t:.4g}{unit}</text>'
+        for t in ticks
+    )
+
+
+def _label_x(x: float, width: float, chars: int, char_px: float = 5.5) -> tuple[float, str]:
+    """An x and text-anchor that keep a label of `chars` characters inside [0, width]."""
+    if x + chars * char_px > width:
+        return x - 3, "end"
+    return x + 3, "start"
+
+
 def _svg_histogram(counts: list[int], edges: list[float], budgets: dict[str, float]) -> str:
     """Latency histogram on the measured range; budgets far outside it are stated, not drawn."""
-    w, h, pad = 420, 150, 24
+    w, h, pad = 420, 168, 24
     peak = max(counts) or 1
     lo, hi = edges[0], edges[-1]
     shown = {k: v for k, v in budgets.items() if v <= hi * 1.5}
@@ -144,11 +227,14 @@ def _svg_histogram(counts: list[int], edges: list[float], budgets: dict[str, flo
         f'fill="#4a78b5"/>'
         for i, c in enumerate(counts)
     )
-    lines = "".join(
-        f'<line x1="{x(v):.1f}" x2="{x(v):.1f}" y1="14" y2="{h - pad}" stroke="#c0392b" stroke-dasharray="4"/>'
-        f'<text x="{x(v) - 60:.1f}" y="12" font-size="10">budget {html.escape(k)} {v:.3g} ms</text>'
-        for k, v in shown.items()
-    )
+    lines = []
+    for n, (k, v) in enumerate(shown.items()):
+        label = f"budget {k} {v:.3g} ms"
+        lx, anchor = _label_x(x(v), w, len(label))
+        lines.append(
+            f'<line x1="{x(v):.1f}" x2="{x(v):.1f}" y1="14" y2="{h - pad}" stroke="#c0392b" stroke-dasharray="4"/>'
+            f'<text x="{lx:.1f}" y="{24 + 11 * n}" font-size="10" text-anchor="{anchor}">{html.escape(label)}</text>'
+        )
     off = {k: v for k, v in budgets.items() if k not in shown}
     note = (
         (
@@ -160,15 +246,16 @@ def _svg_histogram(counts: list[int], edges: list[float], budgets: dict[str, flo
         else ""
     )
     axis = (
-        f'<text x="{pad}" y="{h - 8}" font-size="10">{lo:.3g} ms</text>'
-        f'<text x="{w - pad - 50}" y="{h - 8}" font-size="10">{hi:.3g} ms</text>'
-        f'<text x="{pad}" y="12" font-size="10">{note}</text>'
+        f'<line x1="{pad}" x2="{w - pad}" y1="{h - pad}" y2="{h - pad}" stroke="#555"/>'
+        + _axis(x, _ticks(lo, hi), h - pad, " ms")
+        + f'<text x="{pad}" y="12" font-size="10">{note}</text>'
     )
-    return f'<svg width="{w}" height="{h}" role="img" aria-label="latency histogram">{bars}{lines}{axis}</svg>'
+    body = bars + "".join(lines) + axis
+    return f'<svg width="{w}" height="{h}" role="img" aria-label="latency histogram">{body}</svg>'
 
 
 def _svg_interval(low: float, value: float, high: float, threshold: float) -> str:
-    w, h, pad = 420, 54, 20
+    w, h, pad = 420, 72, 20
     finite = [v for v in (low, value, high, threshold) if v == v and abs(v) != float("inf")]
     lo, hi = min(finite), max(finite)
     span = (hi - lo) or 1.0
@@ -181,7 +268,9 @@ def _svg_interval(low: float, value: float, high: float, threshold: float) -> st
         f'<line x1="{x(threshold):.1f}" x2="{x(threshold):.1f}" y1="6" y2="38" stroke="#c0392b" stroke-width="2"/>'
         f'<text x="{x(threshold) + 3:.1f}" y="50" font-size="10">threshold {threshold:.4g}</text>'
         f'<text x="{x(low):.1f}" y="10" font-size="10">bound {low:.4g}</text>'
-        f'<text x="{x(value) - 10:.1f}" y="44" font-size="10">{value:.4g}</text></svg>'
+        f'<text x="{x(value) - 10:.1f}" y="44" font-size="10">{value:.4g}</text>'
+        + _axis(x, _ticks(lo, hi), 54)
+        + "</svg>"
     )
 
 
@@ -217,7 +306,23 @@ def _plot(r: TestResult) -> str:
     return ""
 
 
-def render_html(suites: list[SuiteResult]) -> str:
+def _provenance_html(p: ReportProvenance | None) -> str:
+    if p is None:
+        return ""
+    e = html.escape
+    models = "".join(
+        f"<li>model <code>{e(n)}</code> {e(v)} · sha256 <code>{e(sha[:16])}…</code></li>"
+        for n, (v, sha) in sorted(p.models.items())
+    )
+    return (
+        "<ul class='prov'>"
+        f"<li>spec commit <code>{e(p.spec_commit or 'not a Git checkout')}</code></li>{models}"
+        f"<li>run on <code>{e(p.host)}</code> ({e(p.machine)}), onnxruntime {e(p.onnxruntime)}, {e(p.created)}</li>"
+        "</ul>"
+    )
+
+
+def render_html(suites: list[SuiteResult], provenance: ReportProvenance | None = None) -> str:
     s = summary(suites)
     e = html.escape
     parts = [
@@ -225,14 +330,16 @@ def render_html(suites: list[SuiteResult]) -> str:
         "<style>body{font:14px system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;"
         "width:100%}td,th{border-bottom:1px solid #ddd;padding:6px 8px;text-align:left;vertical-align:top}"
         ".passed{color:#1e8449}.failed{color:#c0392b}.error{color:#8e44ad}h2{margin-top:1.6em}"
-        "code{background:#f4f4f4;padding:1px 4px}</style></head><body>",
+        "code{background:#f4f4f4;padding:1px 4px}.verdict{margin:.3em 0 0;color:#444}.prov{color:#555}"
+        "</style></head><body>",
         f"<h1>takt test report</h1><p>{s['tests']} tests in {s['suites']} suites: {s['passed']} passed, "
         f"{s['failed']} failed, {s['errors']} errors; <b>{s['blocking']} blocking</b>. takt {e(__version__)}.</p>",
+        _provenance_html(provenance),
     ]
     for suite in suites:
-        verdict = "passed" if suite.passed else "failed"
+        state = "passed" if suite.passed else "failed"
         parts.append(
-            f"<h2>{e(suite.suite)} <small class='{verdict}'>{verdict}</small></h2>"
+            f"<h2>{e(suite.suite)} <small class='{state}'>{state}</small></h2>"
             f"<p>model <code>{e(suite.model)}</code> · spec <code>{e(suite.file)}</code></p>"
         )
         if suite.datasets:
@@ -247,7 +354,9 @@ def render_html(suites: list[SuiteResult]) -> str:
         for r in suite.results:
             parts.append(
                 f"<tr><td>{e(r.name)}</td><td>{e(r.type)}</td><td>{'yes' if r.gate else 'no'}</td>"
-                f"<td class='{r.status}'>{r.status}</td><td>{e(r.summary)}</td><td>{_plot(r)}</td></tr>"
+                f"<td class='{r.status}'>{r.status}</td><td>{e(r.summary)}"
+                + (f"<p class='verdict'>{e(plain)}</p>" if (plain := verdict(r)) else "")
+                + f"</td><td>{_plot(r)}</td></tr>"
             )
         parts.append("</table>")
     parts.append("</body></html>\n")
