@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from ruamel.yaml import YAML
 
 from compiler.build import build
@@ -23,7 +16,9 @@ from compiler.oci import RegistryAccess, RegistryError, RegistryRef, fetch_model
 from compiler.publish import PublishError, publish
 from compiler.signing import keygen
 from compiler.validate.pipeline import validate
+from tests.agentkit import free_port, wait_for_port
 from tests.conftest import EXAMPLES
+from tests.tlskit import localhost_cert
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("docker-registry") and shutil.which("htpasswd")),
@@ -32,46 +27,14 @@ pytestmark = pytest.mark.skipif(
 USER, PASSWORD = "ci", "s3cret-registry-pass"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _tls(tmp: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1"))]), False
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp / "registry.crt", tmp / "registry.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_file, key_file
-
-
 class Registry:
     def __init__(self, tmp: Path) -> None:
         self.root = tmp / "storage"
-        cert, key = _tls(tmp)
+        cert, key = localhost_cert(tmp / "tls")
         self.ca = str(cert)
         htpasswd = subprocess.run(["htpasswd", "-Bbn", USER, PASSWORD], check=True, capture_output=True, text=True)
         (tmp / "htpasswd").write_text(htpasswd.stdout)
-        self.port = _free_port()
+        self.port = free_port()
         config = {
             "version": 0.1,
             "log": {"level": "error"},
@@ -83,15 +46,7 @@ class Registry:
         self.proc = subprocess.Popen(
             ["docker-registry", "serve", str(tmp / "config.yml")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"docker-registry exited: {self.proc.stderr.read().decode()[-500:]}")
-            time.sleep(0.1)
-        raise RuntimeError("docker-registry did not listen")
+        wait_for_port(self.port, "docker-registry", timeout=20)
 
     @property
     def ref(self) -> RegistryRef:
