@@ -29,7 +29,11 @@ MAX_DIFF_LINES = 400
 
 
 class DiffError(Exception):
-    pass
+    """The diff cannot be computed (unknown revision, not a Git repository): a usage error."""
+
+
+class RevisionHasErrors(DiffError):
+    """A revision's specs do not validate: findings, not a usage error."""
 
 
 @dataclass
@@ -129,7 +133,7 @@ def _build_rev(root: Path, out: Path) -> dict[str, Any]:
     result = validate(root)
     errors = [d for d in result.diagnostics if d.severity == Severity.ERROR]
     if errors:
-        raise DiffError(f"{len(errors)} spec error(s), first: {errors[0].location}: {errors[0].message}")
+        raise RevisionHasErrors(f"{len(errors)} spec error(s), first: {errors[0].location}: {errors[0].message}")
     build(result, out, run_gates=False)
     return json.loads((out / "index.json").read_text())
 
@@ -181,7 +185,7 @@ def diff(spec_path: Path, base: str, head: str) -> DiffResult:
             try:
                 index = _build_rev(tree / rel, Path(tmp) / f"{label}-out")
             except DiffError as exc:
-                raise DiffError(f"{label} {rev} ({sha[:12]}): {exc}") from exc
+                raise type(exc)(f"{label} {rev} ({sha[:12]}): {exc}") from exc
             sides[label] = (sha, index)
         (base_sha, a), (head_sha, b) = sides["base"], sides["head"]
         devices: dict[str, list[BundleChange]] = {}

@@ -508,7 +508,7 @@ def diff_cmd(base: str, head: str, path: Path, fmt: str) -> None:
     """
     import json
 
-    from compiler.diff import DiffError, diff, render_markdown
+    from compiler.diff import DiffError, RevisionHasErrors, diff, render_markdown
     from compiler.diff import render_text as diff_text
 
     _, err = _consoles()
@@ -516,7 +516,7 @@ def diff_cmd(base: str, head: str, path: Path, fmt: str) -> None:
         result = diff(path, base, head)
     except DiffError as exc:
         err.print(f"[red]error:[/red] {exc}")
-        sys.exit(EXIT_FINDINGS if "spec error" in str(exc) else EXIT_USAGE)
+        sys.exit(EXIT_FINDINGS if isinstance(exc, RevisionHasErrors) else EXIT_USAGE)
     if fmt == "json":
         click.echo(json.dumps(result.as_json(), indent=2))
     elif fmt == "markdown":
