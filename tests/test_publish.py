@@ -29,7 +29,7 @@ def setup(tmp_path: Path):
     _git("init", "-q", "--bare", str(remote))
     private, public, _ = keygen(tmp_path / "keys")
     out = tmp_path / "out"
-    build(validate(spec), out)
+    build(validate(spec), out, run_gates=False)  # publish is the subject here; gates are tested in test_build
     return spec, remote, private, public, out
 
 
@@ -72,7 +72,7 @@ def test_same_build_twice_makes_no_commit_and_changes_bump_generations(setup, tm
     assert len(log) == 1
     targets = spec / "specs/targets.yaml"
     targets.write_text(targets.read_text().replace("memory: 4Gi", "memory: 6Gi"))  # only ipc-arm changes
-    build(validate(spec), out)
+    build(validate(spec), out, run_gates=False)  # publish is the subject here; gates are tested in test_build
     second = publish(out, str(remote), "deploy", str(private))
     assert second.commit and second.changed == ["ipc-press-3"]
     assert len(second.removed_bundles) == 1 and len(second.added_bundles) == 1
@@ -100,7 +100,7 @@ def test_a_device_leaving_the_fleet_gets_an_empty_signed_state(setup):
     devices.write_text(
         devices.read_text().split("---\napiVersion: takt/v1\nkind: Device\nmetadata:\n  name: ipc-press-3")[0]
     )
-    build(validate(spec), out)
+    build(validate(spec), out, run_gates=False)  # publish is the subject here; gates are tested in test_build
     res = publish(out, str(remote), "deploy", str(private))
     assert res.changed == ["ipc-press-3"] and res.removed_bundles
     state = DesiredState.parse(_show(remote, f"devices/ipc-press-3/{DESIRED}"))
@@ -129,7 +129,7 @@ def test_a_refused_push_publishes_nothing(setup):
     hook.chmod(0o755)
     targets = spec / "specs/targets.yaml"
     targets.write_text(targets.read_text().replace("memory: 4Gi", "memory: 6Gi"))
-    build(validate(spec), out)
+    build(validate(spec), out, run_gates=False)  # publish is the subject here; gates are tested in test_build
     with pytest.raises(PublishError, match="protected"):
         publish(out, str(remote), "deploy", str(private))
     assert _git("--git-dir", str(remote), "rev-parse", "deploy") == before
@@ -172,7 +172,7 @@ def test_a_disk_that_fills_mid_write_publishes_nothing(setup, monkeypatch: pytes
     spec = out.parent / "spec"
     targets = spec / "specs/targets.yaml"
     targets.write_text(targets.read_text().replace("memory: 4Gi", "memory: 6Gi"))
-    build(validate(spec), out)
+    build(validate(spec), out, run_gates=False)  # publish is the subject here; gates are tested in test_build
     with pytest.raises(PublishError, match=r"No space left on device.*nothing was published"):
         publish(out, str(remote), "deploy", str(private))
     assert _git("--git-dir", str(remote), "rev-parse", "deploy") == before
