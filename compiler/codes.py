@@ -100,6 +100,19 @@ _RULES = [
         "Basic128Rsa15 and Basic256 are deprecated (SHA-1); use Basic256Sha256 or newer.",
     ),
     Rule("TAKT2006", "Invalid endpoint URL", E),
+    Rule(
+        "TAKT2007",
+        "OPC UA null node id",
+        E,
+        "i=0, and s=, b= or the all-zero GUID in namespace 0, are the null node id: no node has it (Part 3 §8.2.4).",
+    ),
+    Rule(
+        "TAKT2008",
+        "OPC UA node id has no namespace",
+        W,
+        "Without ns= or nsu= a node id is in namespace 0, the OPC UA namespace, whose ids are all numeric; "
+        "write `nsu=<namespace URI>;s=<id>`.",
+    ),
     Rule("TAKT2010", "Invalid MQTT topic", E),
     Rule(
         "TAKT2011",

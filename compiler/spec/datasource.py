@@ -9,7 +9,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 from compiler.spec.addresses import (
     json_path_problem,
     mqtt_topic_problem,
-    opcua_node_id_problem,
+    parse_opcua_node_id,
     redact_url,
     url_problem,
 )
@@ -49,9 +49,16 @@ class FieldBase(SpecModel):
 
 
 def _node_id(value: str) -> str:
-    problem = opcua_node_id_problem(value)
+    """A node that is read or written: valid by the grammar, and not the null node id."""
+    parsed, problem = parse_opcua_node_id(value)
     if problem:
         raise _err("TAKT2001", "invalid OPC UA node id {value!r}: {problem}", value=value[:120], problem=problem)
+    if parsed is not None and parsed.is_null:
+        raise _err(
+            "TAKT2007",
+            "{value!r} is the null node id, which names no node: give the node's own id",
+            value=value[:120],
+        )
     return value
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 
 from compiler.diagnostics import Diagnostic, Severity
-from compiler.spec.addresses import opcua_uses_namespace_index, sparkplug_topic_problem
+from compiler.loader.yamldoc import Path_
+from compiler.spec.addresses import opcua_misses_namespace, opcua_uses_namespace_index, sparkplug_topic_problem
 from compiler.spec.datasource import DataSource, ModbusSource, MqttSource, OpcUaSource
+from compiler.spec.deployment import Deployment, OpcUaOutput
 from compiler.validate.document import SpecDocument
 from compiler.validate.index import SpecIndex
 
@@ -46,6 +48,11 @@ def check_protocols(index: SpecIndex) -> list[Diagnostic]:
             _mqtt(doc, spec, out)
         elif isinstance(spec, ModbusSource):
             _modbus(doc, spec, out)
+    for doc in index.valid("Deployment"):
+        dep: Deployment = doc.model  # type: ignore[assignment]
+        for i, o in enumerate(dep.spec.outputs):
+            if isinstance(o, OpcUaOutput):
+                _node_id_lints(doc, o.node_id, ("spec", "outputs", i, "nodeId"), out)
     return out
 
 
@@ -65,15 +72,35 @@ def _opcua(doc: SpecDocument, spec: OpcUaSource, out: list[Diagnostic]) -> None:
             )
         )
     for i, f in enumerate(spec.fields):
-        if opcua_uses_namespace_index(f.address.node_id):
-            out.append(
-                doc.diag(
-                    "TAKT2002",
-                    f"node id {f.address.node_id!r} uses a namespace index",
-                    ("spec", "fields", i, "address", "nodeId"),
-                    hint="write nsu=<namespace URI>;… so the address survives server changes",
-                )
+        _node_id_lints(doc, f.address.node_id, ("spec", "fields", i, "address", "nodeId"), out)
+
+
+def _node_id_lints(doc: SpecDocument, node_id: str, path: Path_, out: list[Diagnostic]) -> None:
+    """Valid node ids that will most likely not find their node on another server, or at all."""
+    if opcua_uses_namespace_index(node_id):
+        out.append(
+            doc.diag(
+                "TAKT2002",
+                f"node id {node_id[:120]!r} uses a namespace index",
+                path,
+                hint="write nsu=<namespace URI>;… so the address survives server changes",
             )
+        )
+    elif opcua_misses_namespace(node_id):
+        out.append(
+            doc.diag(
+                "TAKT2008",
+                f"node id {node_id[:120]!r} has no namespace, so it is looked up in namespace 0, "
+                "the OPC UA namespace, which has numeric ids only",
+                path,
+                hint=f"write nsu=<namespace URI>;{_identifier_part(node_id)[:60]}",
+            )
+        )
+
+
+def _identifier_part(node_id: str) -> str:
+    """`s=X` of `ns=0;s=X`: what follows the namespace, if one is written."""
+    return node_id.partition(";")[2] if node_id.startswith(("ns=", "nsu=")) else node_id
 
 
 def _mqtt(doc: SpecDocument, spec: MqttSource, out: list[Diagnostic]) -> None:
