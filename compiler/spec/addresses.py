@@ -190,26 +190,50 @@ def mqtt_topic_problem(topic: str, *, allow_wildcards: bool) -> str | None:
     return None
 
 
-SPARKPLUG_TYPES = ("NBIRTH", "NDEATH", "DBIRTH", "DDEATH", "NDATA", "DDATA", "NCMD", "DCMD", "STATE")
-_SPARKPLUG_ID = re.compile(r"^[^/+#]+$")
+# Sparkplug 3.0 §4.1: spBv1.0/<group>/<type>/<edge node>[/<device>], and spBv1.0/STATE/<host id>.
+SPARKPLUG_NAMESPACE = "spBv1.0"
+SPARKPLUG_NODE_TYPES = ("NBIRTH", "NDEATH", "NDATA", "NCMD")
+SPARKPLUG_DEVICE_TYPES = ("DBIRTH", "DDEATH", "DDATA", "DCMD")
+SPARKPLUG_TYPES = (*SPARKPLUG_NODE_TYPES, *SPARKPLUG_DEVICE_TYPES, "STATE")
+_SPARKPLUG_SHAPE = "spBv1.0/<group>/<type>/<edge node>[/<device>] or spBv1.0/STATE/<host id>"
 
 
 def sparkplug_topic_problem(topic: str) -> str | None:
-    """spBv1.0/<group>/<message type>/<edge node>[/<device>]."""
+    """The topic namespace of Sparkplug 3.0 §4.1 (the MQTT rules are checked separately)."""
     parts = topic.split("/")
-    if parts[0] != "spBv1.0":
+    if parts[0] != SPARKPLUG_NAMESPACE:
         return "Sparkplug B topics start with 'spBv1.0/'"
-    if len(parts) not in (4, 5):
-        return "expected spBv1.0/<group>/<type>/<edge node>[/<device>]"
-    if parts[2] not in SPARKPLUG_TYPES:
-        return f"message type {parts[2]!r} is not one of " + ", ".join(SPARKPLUG_TYPES)
-    for label, value in zip(("group", "type", "edge node", "device"), parts[1:], strict=False):
-        if not _SPARKPLUG_ID.match(value):
-            return f"{label} id {value!r} must be non-empty and contain no '/', '+' or '#'"
-    if parts[2].startswith("D") and len(parts) != 5:
-        return f"{parts[2]} messages need a device id"
-    if parts[2].startswith("N") and len(parts) != 4:
-        return f"{parts[2]} messages have no device id"
+    if len(parts) == 3 and parts[1] == "STATE":
+        return _sparkplug_id_problem("host", parts[2])
+    if len(parts) < 4 or len(parts) > 5:
+        return f"{len(parts)} topic levels; expected {_SPARKPLUG_SHAPE}"
+    return _sparkplug_type_problem(parts) or next(
+        filter(None, map(_sparkplug_id_problem, ("group", "edge node", "device"), [parts[1], *parts[3:]])), None
+    )
+
+
+def _sparkplug_type_problem(parts: list[str]) -> str | None:
+    """The message type exists, and a device id comes with device messages only."""
+    kind = parts[2]
+    if kind == "STATE":
+        return "STATE is spBv1.0/STATE/<host id>: no group, edge node or device id goes with it"
+    if kind not in SPARKPLUG_TYPES:
+        return f"message type {kind!r} is not one of " + ", ".join(SPARKPLUG_TYPES)
+    if kind in SPARKPLUG_DEVICE_TYPES and len(parts) != 5:
+        return f"{kind} messages need a device id: spBv1.0/<group>/{kind}/<edge node>/<device>"
+    if kind in SPARKPLUG_NODE_TYPES and len(parts) != 4:
+        return f"{kind} messages have no device id: spBv1.0/<group>/{kind}/<edge node>"
+    return None
+
+
+def _sparkplug_id_problem(label: str, value: str) -> str | None:
+    """Sparkplug 3.0 §4.1.1: ids are non-empty UTF-8 strings without '+', '/' or '#'; MQTT §1.5.3
+    forbids NUL and advises against the other control characters."""
+    if not value:
+        return f"{label} id is empty"
+    bad = next((c for c in value if c in "+#" or unicodedata.category(c) in ("Cc", "Cs")), None)
+    if bad is not None:
+        return f"{label} id {value[:60]!r} contains {bad!r}: use UTF-8 text without '+', '/', '#' or control characters"
     return None
 
 

@@ -111,6 +111,15 @@ def _mqtt(doc: SpecDocument, spec: MqttSource, out: list[Diagnostic]) -> None:
             problem = sparkplug_topic_problem(a.topic)
             if problem:
                 out.append(doc.diag("TAKT2011", f"invalid Sparkplug B topic {a.topic!r}: {problem}", (*base, "topic")))
+            elif a.topic.split("/")[1] == "STATE" and a.topic.count("/") == 2:
+                out.append(
+                    doc.diag(
+                        "TAKT2011",
+                        f"{a.topic!r} carries a host application's online state, not metrics",
+                        (*base, "topic"),
+                        hint="read metrics from NBIRTH/NDATA or DBIRTH/DDATA topics",
+                    )
+                )
             if a.metric is None:
                 out.append(doc.diag("TAKT2011", "Sparkplug B fields name their metric", base, hint="add `metric:`"))
             if a.json_path is not None:
