@@ -241,7 +241,8 @@ def test_modbus_rules(repo):
     assert by_path["spec.fields[0].address.dataType"].code == "TAKT2021"
     assert "needs `bit" in by_path["spec.fields[1].address"].message
     assert "one-based" in by_path["spec.fields[1].address.address"].message
-    assert "past 65535" in by_path["spec.fields[2].address.address"].message
+    past_end = by_path["spec.fields[2].address.address"].message
+    assert "65535..65538, past the last register, 65536 (counted from 1)" in past_end
     assert "Modicon" in by_path["spec.fields[3].address.address"].message
     assert "scale 0" in by_path["spec.fields[4].address.scale"].message
     assert "serial" in by_path["spec"].message

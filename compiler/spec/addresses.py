@@ -172,6 +172,9 @@ def mqtt_topic_problem(topic: str, *, allow_wildcards: bool) -> str | None:
     """MQTT 3.1.1/5 §4.7: UTF-8, 1..65535 bytes, no NUL; wildcards only as whole levels."""
     if not topic:
         return "topic is empty"
+    surrogate = next((c for c in topic if unicodedata.category(c) == "Cs"), None)
+    if surrogate is not None:  # YAML lets "\ud800" through; UTF-8, and so MQTT, cannot carry it
+        return f"topic contains the lone surrogate {surrogate!r}, which is not a character and has no UTF-8 form"
     if len(topic.encode("utf-8")) > 65535:
         return "topic longer than 65535 bytes"
     if "\x00" in topic:
@@ -234,6 +237,34 @@ def _sparkplug_id_problem(label: str, value: str) -> str | None:
     bad = next((c for c in value if c in "+#" or unicodedata.category(c) in ("Cc", "Cs")), None)
     if bad is not None:
         return f"{label} id {value[:60]!r} contains {bad!r}: use UTF-8 text without '+', '/', '#' or control characters"
+    return None
+
+
+# Modbus: Modicon notation puts the register type in front of a one-based number: 1xxxx discrete
+# inputs, 3xxxx input registers, 4xxxx holding registers (0xxxx coils look like plain numbers);
+# 5 digits reach register 9999, 6 digits (4xxxxx) all 65536.
+MODICON_TYPES = {1: "discrete-input", 3: "input-register", 4: "holding-register"}
+MAX_REGISTER = 65535  # the protocol's addresses are 0..65535 (1..65536 counted from 1)
+
+
+@dataclass(frozen=True)
+class ModiconReference:
+    register_type: str
+    offset: int  # the zero-based protocol address
+    digits: int  # 5 or 6
+
+    @property
+    def pattern(self) -> str:
+        prefix = next(p for p, t in MODICON_TYPES.items() if t == self.register_type)
+        return str(prefix) + "x" * (self.digits - 1)
+
+
+def modicon_reference(address: int) -> ModiconReference | None:
+    """The register an address names if it is read as Modicon notation, else None."""
+    for digits, base, last in ((5, 10_000, 9_999), (6, 100_000, MAX_REGISTER + 1)):
+        prefix, number = divmod(address, base)
+        if prefix in MODICON_TYPES and 1 <= number <= last:
+            return ModiconReference(MODICON_TYPES[prefix], number - 1, digits)
     return None
 
 

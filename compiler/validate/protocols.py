@@ -6,7 +6,13 @@ import re
 
 from compiler.diagnostics import Diagnostic, Severity
 from compiler.loader.yamldoc import Path_
-from compiler.spec.addresses import opcua_misses_namespace, opcua_uses_namespace_index, sparkplug_topic_problem
+from compiler.spec.addresses import (
+    MAX_REGISTER,
+    modicon_reference,
+    opcua_misses_namespace,
+    opcua_uses_namespace_index,
+    sparkplug_topic_problem,
+)
 from compiler.spec.datasource import DataSource, ModbusSource, MqttSource, OpcUaSource
 from compiler.spec.deployment import Deployment, OpcUaOutput
 from compiler.validate.document import SpecDocument
@@ -23,7 +29,6 @@ _WORDS = {
     "uint64": 4,
     "float64": 4,
 }
-_MODICON = {"coil": 0, "discrete-input": 10001, "input-register": 30001, "holding-register": 40001}
 
 
 def check_protocols(index: SpecIndex) -> list[Diagnostic]:
@@ -198,22 +203,46 @@ def _modbus(doc: SpecDocument, spec: ModbusSource, out: list[Diagnostic]) -> Non
                 )
             )
         words = 1 if bit_register else _WORDS[a.data_type]
-        last = a.address + words - 1 - (1 if one_based else 0)
-        if last > 65535:
-            out.append(
-                doc.diag(
-                    "TAKT2020", f"{a.data_type} at {a.address} spans {words} registers, past 65535", (*base, "address")
-                )
-            )
-        modicon = _MODICON[a.register_type]
-        if modicon and modicon <= a.address < modicon + 10000:
-            out.append(
-                doc.diag(
-                    "TAKT2020",
-                    f"address {a.address} looks like Modicon notation ({modicon // 10000}xxxx)",
-                    (*base, "address"),
-                    hint=f"give the register offset: {a.address} → {a.address - modicon} "
-                    f"(zero-based) with registerType {a.register_type}",
-                    severity=Severity.WARNING,
-                )
-            )
+        _register_span(doc, a.address, a.data_type, words, one_based, (*base, "address"), out)
+        _modicon_hint(doc, a.address, a.register_type, one_based, (*base, "address"), out)
+
+
+def _register_span(
+    doc: SpecDocument, address: int, data_type: str, words: int, one_based: bool, path: Path_, out: list[Diagnostic]
+) -> None:
+    """Every register a value spans exists, counted the way the spec counts them."""
+    last_register = MAX_REGISTER + 1 if one_based else MAX_REGISTER
+    last = address + words - 1
+    if last <= last_register:
+        return
+    counting = "counted from 1" if one_based else "counted from 0"
+    if words == 1:
+        message = f"address {address} is past the last register, {last_register} ({counting})"
+    else:
+        message = (
+            f"{data_type} at {address} spans {words} registers, {address}..{last}, "
+            f"past the last register, {last_register} ({counting})"
+        )
+    out.append(doc.diag("TAKT2020", message, path))
+
+
+def _modicon_hint(
+    doc: SpecDocument, address: int, register_type: str, one_based: bool, path: Path_, out: list[Diagnostic]
+) -> None:
+    """A 5-digit address that reads as Modicon notation is probably one (6-digit ones cannot be
+    register numbers at all and are refused by the model)."""
+    ref = modicon_reference(address)
+    if ref is None:
+        return
+    offset = ref.offset + 1 if one_based else ref.offset
+    counting = "one-based" if one_based else "zero-based"
+    if ref.register_type == register_type:
+        message = f"address {address} looks like Modicon notation ({ref.pattern}: {ref.register_type} {ref.offset + 1})"
+        hint = f"give the register number: {address} → {offset} ({counting}) with registerType {register_type}"
+    else:
+        message = (
+            f"address {address} looks like Modicon notation of a {ref.register_type} ({ref.pattern}), "
+            f"but registerType is {register_type}"
+        )
+        hint = f"if it is {ref.register_type} {ref.offset + 1}: registerType {ref.register_type}, address {offset}"
+    out.append(doc.diag("TAKT2020", message, path, hint=hint, severity=Severity.WARNING))
