@@ -306,7 +306,7 @@ def test_protocol_of_output_connection_must_match(repo):
 def test_examples_dtype_conversion_table():
     from compiler.validate.semantics import dtype_conversion as c
 
-    assert c("float64", "float32") == "safe"
+    assert c("float64", "float32") == "lossy"  # forgiven only where a declared range shows it harmless
     assert c("float32", "float16") == "lossy"
     assert c("int16", "float32") == "safe"
     assert c("int32", "float32") == "lossy"

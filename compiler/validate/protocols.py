@@ -17,6 +17,7 @@ from compiler.spec.datasource import DataSource, ModbusSource, MqttSource, OpcUa
 from compiler.spec.deployment import Deployment, OpcUaOutput
 from compiler.validate.document import SpecDocument
 from compiler.validate.index import SpecIndex
+from compiler.validate.semantics import conversion
 
 _WORDS = {
     "bool": 1,
@@ -205,6 +206,82 @@ def _modbus(doc: SpecDocument, spec: ModbusSource, out: list[Diagnostic]) -> Non
         words = 1 if bit_register else _WORDS[a.data_type]
         _register_span(doc, a.address, a.data_type, words, one_based, (*base, "address"), out)
         _modicon_hint(doc, a.address, a.register_type, one_based, (*base, "address"), out)
+        _field_holds_value(doc, f, ("spec", "fields", i), out)
+    _overlaps(doc, spec, out)
+
+
+_INTEGER_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
+
+
+def _field_holds_value(doc: SpecDocument, f, path: Path_, out: list[Diagnostic]) -> None:
+    """The field's dtype holds what the register decodes to (`dataType`, then × scale + offset)."""
+    a = f.address
+    decoded = "bool" if a.register_type in ("coil", "discrete-input") else a.data_type
+    fractional = not (float(a.scale).is_integer() and float(a.offset).is_integer())
+    if f.dtype in _INTEGER_DTYPES and fractional:
+        problem = f"scale {a.scale:g} and offset {a.offset:g} give fractional values, which {f.dtype} truncates"
+    elif conversion(decoded, f.dtype, f.range) in ("invalid", "lossy"):
+        problem = f"the register holds {decoded}, which {f.dtype} cannot hold without loss"
+    else:
+        return
+    out.append(
+        doc.diag(
+            "TAKT2022",
+            f"field {f.name!r} is declared {f.dtype}: {problem}",
+            (*path, "dtype"),
+            hint=f"declare dtype: {_suggested_dtype(decoded, fractional)}, or read the register as the type "
+            "the device stores",
+        )
+    )
+
+
+def _suggested_dtype(decoded: str, fractional: bool) -> str:
+    """The narrowest dtype that holds the decoded value exactly."""
+    if not fractional:
+        return decoded
+    return "float32" if decoded in ("bool", "int8", "int16", "uint8", "uint16", "float32") else "float64"
+
+
+def _span(f) -> tuple[str, int, int, int | None]:
+    """(register table, first, last register, bit) that a field reads."""
+    a = f.address
+    bit_register = a.register_type in ("coil", "discrete-input")
+    words = 1 if bit_register else _WORDS[a.data_type]
+    return a.register_type, a.address, a.address + words - 1, a.bit if a.data_type == "bool" else None
+
+
+def _overlaps(doc: SpecDocument, spec: ModbusSource, out: list[Diagnostic]) -> None:
+    """Two values decoded from shared registers are one value misread; bits of a register are not.
+    Each field that shares registers with an earlier one is reported, naming the first of them."""
+    spans = sorted(((_span(f), i) for i, f in enumerate(spec.fields)), key=lambda t: (t[0][0], t[0][1], t[1]))
+    active: list[tuple[tuple[str, int, int, int | None], int]] = []
+    earliest: dict[int, int] = {}
+    for span, i in spans:
+        active = [(s, j) for s, j in active if s[0] == span[0] and s[2] >= span[1]]
+        for other, j in active:
+            if span[3] == other[3]:  # both whole registers (None), or the same bit
+                later, earlier = max(i, j), min(i, j)
+                earliest[later] = min(earliest.get(later, earlier), earlier)
+        active.append((span, i))
+    for later in sorted(earliest):
+        out.append(_overlap_diag(doc, spec, later, earliest[later]))
+
+
+def _overlap_diag(doc: SpecDocument, spec: ModbusSource, later: int, earlier: int) -> Diagnostic:
+    def describe(i: int) -> str:
+        f = spec.fields[i]
+        _, first, last, _ = _span(f)
+        registers = f"register {first}" if first == last else f"registers {first}..{last}"
+        return f"{f.name!r} ({f.address.data_type} at {f.address.address}: {registers})"
+
+    table = spec.fields[later].address.register_type
+    return doc.diag(
+        "TAKT2023",
+        f"field {describe(later)} overlaps field {describe(earlier)} in the {table}s",
+        ("spec", "fields", later, "address", "address"),
+        hint="a 32-bit value spans 2 registers and a 64-bit one 4: move the address past the other field",
+        related=[doc.locate(("spec", "fields", earlier, "address", "address"))],
+    )
 
 
 def _register_span(
