@@ -210,3 +210,37 @@ def test_lone_surrogate_in_a_topic_is_takt2010(repo):
     assert d.path == "spec.fields[0].address.topic"
     assert "lone surrogate" in d.message and "codec" not in d.message
     assert (d.location.line, d.location.column) == position(mq, '"plant/')
+
+
+# --- the editor schema and the model agree on what a number is ----------------------------------------
+
+
+@pytest.mark.parametrize("slot", ["address", "scale", "offset", "unitId", "qos"])
+@pytest.mark.parametrize("value", [True, False, "100", "0x10", 16, 16.0, 1e3, 10.5])
+def test_schema_and_model_agree_on_numbers(slot: str, value: object):
+    import json
+
+    import jsonschema
+
+    from compiler.schema_export import schema_files
+    from compiler.spec.datasource import DataSource
+
+    address = {"registerType": "holding-register", "address": 1, "dataType": "int16"}
+    spec = {"protocol": "modbus", "transport": "tcp", "endpoint": "gw:502", "samplingInterval": "1s"}
+    if slot == "qos":
+        spec = {"protocol": "mqtt", "broker": "mqtt://b:1883", "qos": value}
+        fields = [{"name": "a", "dtype": "float32", "address": {"topic": "a/b"}}]
+    elif slot == "unitId":
+        spec["unitId"] = value
+        fields = [{"name": "a", "dtype": "float32", "address": address}]
+    else:
+        fields = [{"name": "a", "dtype": "float32", "address": {**address, slot: value}}]
+    doc = {"apiVersion": "takt/v1", "kind": "DataSource", "metadata": {"name": "x"}, "spec": {**spec, "fields": fields}}
+    schema = json.loads(schema_files()["datasource.json"])
+    by_schema = jsonschema.Draft202012Validator(schema).is_valid(doc)
+    try:
+        DataSource.model_validate(doc)
+        by_model = True
+    except ValueError:
+        by_model = False
+    assert by_schema == by_model, (slot, value, by_schema, by_model)
