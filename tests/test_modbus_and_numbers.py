@@ -107,7 +107,7 @@ def test_six_digit_modicon_is_named(repo, address: int, kind: str, offset: int):
     text = modbus(address)
     d = only(repo({"mb.yaml": text}), "TAKT2020")
     assert d.severity.label == "error" and "Modicon notation" in d.message
-    assert f"address: {offset} with registerType {kind}" in d.message
+    assert f"for {kind} {offset + 1}: write registerType: {kind}, address: {offset} (or {offset + 1} with" in d.message
     assert (d.location.line, d.location.column) == value_position(text, "address", str(address))
     assert d.path == "spec.fields[0].address.address"
 

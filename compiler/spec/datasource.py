@@ -178,8 +178,8 @@ def _register_address(value: int) -> int:
     if ref is not None:
         raise _err(
             "TAKT2020",
-            "address {value} is past the last register; it looks like Modicon notation ({pattern}): "
-            "{kind} {number} is address: {offset} with registerType {kind}",
+            "address {value} is past the last register; it looks like Modicon notation ({pattern}) for "
+            "{kind} {number}: write registerType: {kind}, address: {offset} (or {number} with addressing: one-based)",
             value=value,
             pattern=ref.pattern,
             kind=ref.register_type,
