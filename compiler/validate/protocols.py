@@ -13,7 +13,7 @@ from compiler.spec.addresses import (
     opcua_uses_namespace_index,
     sparkplug_topic_problem,
 )
-from compiler.spec.datasource import DataSource, ModbusSource, MqttSource, OpcUaSource
+from compiler.spec.datasource import DataSource, ModbusField, ModbusSource, MqttSource, OpcUaSource
 from compiler.spec.deployment import Deployment, OpcUaOutput
 from compiler.validate.document import SpecDocument
 from compiler.validate.index import SpecIndex
@@ -213,7 +213,7 @@ def _modbus(doc: SpecDocument, spec: ModbusSource, out: list[Diagnostic]) -> Non
 _INTEGER_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 
 
-def _field_holds_value(doc: SpecDocument, f, path: Path_, out: list[Diagnostic]) -> None:
+def _field_holds_value(doc: SpecDocument, f: ModbusField, path: Path_, out: list[Diagnostic]) -> None:
     """The field's dtype holds what the register decodes to (`dataType`, then × scale + offset)."""
     a = f.address
     decoded = "bool" if a.register_type in ("coil", "discrete-input") else a.data_type
@@ -242,7 +242,7 @@ def _suggested_dtype(decoded: str, fractional: bool) -> str:
     return "float32" if decoded in ("bool", "int8", "int16", "uint8", "uint16", "float32") else "float64"
 
 
-def _span(f) -> tuple[str, int, int, int | None]:
+def _span(f: ModbusField) -> tuple[str, int, int, int | None]:
     """(register table, first, last register, bit) that a field reads."""
     a = f.address
     bit_register = a.register_type in ("coil", "discrete-input")

@@ -11,8 +11,8 @@ from collections import Counter
 
 from compiler.diagnostics import Diagnostic, Severity
 from compiler.loader.yamldoc import Path_
-from compiler.spec.datasource import DataSource
-from compiler.spec.deployment import Deployment
+from compiler.spec.datasource import DataSource, FieldBase
+from compiler.spec.deployment import Binding, Deployment
 from compiler.spec.model import Feature, Model, Tensor
 from compiler.spec.target import TargetSpec
 from compiler.spec.testsuite import DataTest, DriftTest, InvarianceTest, MetricTest, TestSuite
@@ -405,7 +405,9 @@ def _bindings(doc: SpecDocument, dep: Deployment, model: Model, index: SpecIndex
             )
 
 
-def _field_dtype(doc: SpecDocument, input_name: str, f, tensor: Tensor, path: Path_, out: list[Diagnostic]) -> None:
+def _field_dtype(
+    doc: SpecDocument, input_name: str, f: FieldBase, tensor: Tensor, path: Path_, out: list[Diagnostic]
+) -> None:
     """The field's values fit the input's dtype: refused, lossy, or a flag fed to a number."""
     conv = conversion(f.dtype, tensor.dtype, f.range)
     if conv == "invalid":
@@ -431,11 +433,11 @@ def _field_dtype(doc: SpecDocument, input_name: str, f, tensor: Tensor, path: Pa
         )
 
 
-def _unit_fits(f, feature: Feature) -> bool:
+def _unit_fits(f: FieldBase, feature: Feature) -> bool:
     return not (feature.unit and f.unit and _unit(feature.unit) != _unit(f.unit))
 
 
-def _better_order(names: list[str], fields: dict, features: list[Feature]) -> list[str] | None:
+def _better_order(names: list[str], fields: dict[str, FieldBase], features: list[Feature]) -> list[str] | None:
     """The bound fields reordered to fit the features — by name when they carry the features' names,
     else by unit — when the order given does not fit and the reordered one does."""
     if not features or len(names) != len(features) or len(set(names)) != len(names):
@@ -449,7 +451,7 @@ def _better_order(names: list[str], fields: dict, features: list[Feature]) -> li
     return candidate if all(_unit_fits(fields[n], ft) for n, ft in zip(candidate, features, strict=True)) else None
 
 
-def _order_by_unit(names: list[str], fields: dict, features: list[Feature]) -> list[str] | None:
+def _order_by_unit(names: list[str], fields: dict[str, FieldBase], features: list[Feature]) -> list[str] | None:
     """Only when the given order mismatches a unit: each feature takes the first free field of its unit."""
     if all(_unit_fits(fields[n], ft) for n, ft in zip(names, features, strict=True)):
         return None
@@ -465,7 +467,15 @@ def _order_by_unit(names: list[str], fields: dict, features: list[Feature]) -> l
     return order
 
 
-def _order_diag(doc: SpecDocument, b, better: list[str], fields: dict, tensor: Tensor, path: Path_, out) -> None:
+def _order_diag(
+    doc: SpecDocument,
+    b: Binding,
+    better: list[str],
+    fields: dict[str, FieldBase],
+    tensor: Tensor,
+    path: Path_,
+    out: list[Diagnostic],
+) -> None:
     """Fields in the wrong order: one finding that names the order, not one unit error per field."""
     features = tensor.features or []
     clash = next(((n, ft) for n, ft in zip(b.fields, features, strict=True) if not _unit_fits(fields[n], ft)), None)
