@@ -318,7 +318,8 @@ def _modicon_hint(
         hint = f"give the register number: {address} → {offset} ({counting}) with registerType {register_type}"
     else:
         message = (
-            f"address {address} looks like Modicon notation of a {ref.register_type} ({ref.pattern}), "
+            f"address {address} looks like Modicon notation of {'an' if ref.register_type[0] in 'aeiou' else 'a'} "
+            f"{ref.register_type} ({ref.pattern}), "
             f"but registerType is {register_type}"
         )
         hint = f"if it is {ref.register_type} {ref.offset + 1}: registerType {ref.register_type}, address {offset}"
