@@ -130,6 +130,14 @@ def test_node_id_without_namespace_is_takt2008(repo):
     d = only(repo({"sources.yaml": src}), "TAKT2008")
     assert (d.location.file, d.location.line, d.location.column) == ("sources.yaml", *position(src, '"s=M43.Speed"'))
     assert d.severity.label == "warning" and d.hint == "write nsu=<namespace URI>;s=M43.Speed"
+    assert "has no namespace" in d.message
+
+
+def test_string_id_in_the_written_opc_ua_namespace_is_takt2008(repo):
+    src = SRC.replace('"nsu=urn:x;s=T"', '"nsu=http://opcfoundation.org/UA/;s=T"')
+    d = only(repo({"sources.yaml": src}), "TAKT2008")
+    assert "is in namespace 0" in d.message and d.hint == "write nsu=<namespace URI>;s=T"
+    assert d.path == "spec.fields[0].address.nodeId"
 
 
 def test_output_node_ids_get_the_namespace_lints(repo):

@@ -96,8 +96,9 @@ def _node_id_lints(doc: SpecDocument, node_id: str, path: Path_, out: list[Diagn
         out.append(
             doc.diag(
                 "TAKT2008",
-                f"node id {node_id[:120]!r} has no namespace, so it is looked up in namespace 0, "
-                "the OPC UA namespace, which has numeric ids only",
+                f"node id {node_id[:120]!r} "
+                + ("is in" if node_id.startswith(("ns=", "nsu=")) else "has no namespace, so it is looked up in")
+                + " namespace 0, the OPC UA namespace, which has numeric ids only",
                 path,
                 hint=f"write nsu=<namespace URI>;{_identifier_part(node_id)[:60]}",
             )
