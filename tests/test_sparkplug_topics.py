@@ -100,6 +100,7 @@ def test_any_levels_get_the_specification_verdict(levels: list[str]):
         ("spBv1.0/plant/DDATA/edge\x00/press3", "control characters"),
         ("spBv1.0/plant/DDATA/edge1/\ud800", "control characters"),
         ("spBv1.0/pl#nt/NDATA/edge1", "'#'"),
+        ("STATE/scada-1", "Sparkplug 2.x form"),
     ],
 )
 def test_invalid_topics_say_why(topic: str, fragment: str):

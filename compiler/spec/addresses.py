@@ -204,6 +204,8 @@ _SPARKPLUG_SHAPE = "spBv1.0/<group>/<type>/<edge node>[/<device>] or spBv1.0/STA
 def sparkplug_topic_problem(topic: str) -> str | None:
     """The topic namespace of Sparkplug 3.0 §4.1 (the MQTT rules are checked separately)."""
     parts = topic.split("/")
+    if parts[0] == "STATE":
+        return "STATE/<host id> is the Sparkplug 2.x form; Sparkplug 3.0 host state is spBv1.0/STATE/<host id>"
     if parts[0] != SPARKPLUG_NAMESPACE:
         return "Sparkplug B topics start with 'spBv1.0/'"
     if len(parts) == 3 and parts[1] == "STATE":
