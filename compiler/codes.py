@@ -100,6 +100,19 @@ _RULES = [
         "Basic128Rsa15 and Basic256 are deprecated (SHA-1); use Basic256Sha256 or newer.",
     ),
     Rule("TAKT2006", "Invalid endpoint URL", E),
+    Rule(
+        "TAKT2007",
+        "OPC UA null node id",
+        E,
+        "i=0, and s=, b= or the all-zero GUID in namespace 0, are the null node id: no node has it (Part 3 §8.2.4).",
+    ),
+    Rule(
+        "TAKT2008",
+        "OPC UA node id has no namespace",
+        W,
+        "Without ns= or nsu= a node id is in namespace 0, the OPC UA namespace, whose ids are all numeric; "
+        "write `nsu=<namespace URI>;s=<id>`.",
+    ),
     Rule("TAKT2010", "Invalid MQTT topic", E),
     Rule(
         "TAKT2011",
@@ -110,6 +123,18 @@ _RULES = [
     Rule("TAKT2012", "Invalid JSON path", E, "Use a JSONPath such as `$.sensors.temp` or `$.values[0]`."),
     Rule("TAKT2020", "Invalid Modbus address", E),
     Rule("TAKT2021", "Modbus data type does not fit the register type", E),
+    Rule(
+        "TAKT2022",
+        "Field dtype cannot hold the Modbus value",
+        E,
+        "The field's dtype must hold what the register decodes to (dataType, then × scale + offset).",
+    ),
+    Rule(
+        "TAKT2023",
+        "Modbus fields overlap",
+        E,
+        "Two values decoded from shared registers cannot both be right; bits of one register may be shared.",
+    ),
     Rule("TAKT2030", "Invalid file data source", E),
     # 3xxx: references between documents
     Rule("TAKT3001", "Reference does not resolve", E),
@@ -139,6 +164,18 @@ _RULES = [
     Rule("TAKT4015", "Target profile inconsistent", E),
     Rule("TAKT4016", "Test refers to an unknown dataset, input or output", E),
     Rule("TAKT4017", "Canary selects no device", W),
+    Rule(
+        "TAKT4018",
+        "Boolean field bound to a numeric model input",
+        W,
+        "The flag reaches the model as 0 or 1; a physical feature bound to it is most likely a mistake.",
+    ),
+    Rule(
+        "TAKT4019",
+        "Binding fields in another order than the model's features",
+        W,
+        "Each field feeds the position of its feature in the input's last axis; bind them in the features' order.",
+    ),
     # 5xxx: models and data on disk, and what runs where
     Rule("TAKT5001", "Artifact or dataset missing", E, "Paths are relative to the project root."),
     Rule("TAKT5002", "Digest mismatch", E, "The file changed since its sha256 was recorded; if intended, run `takt pin`."),

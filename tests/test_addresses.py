@@ -24,7 +24,8 @@ from compiler.spec.addresses import (
         "ns=4;b=M/RbKBsRVkePCePcx24oRA==",
         "nsu=http://example.com/UA/;s=A;B;C",  # ';' inside a string identifier is legal
         "nsu=urn:plant:press;i=1001",
-        "s=NoNamespace",
+        "s=NoNamespace",  # valid, though namespace 0 has no string ids: TAKT2008 warns
+        "ns=2;s=",  # an empty string identifier is the null node id only in namespace 0
     ],
 )
 def test_valid_opcua_node_ids(node_id: str):
@@ -42,7 +43,7 @@ def test_valid_opcua_node_ids(node_id: str):
         ("ns=2;i=4294967296", "numeric identifier"),
         ("ns=2;g=not-a-guid", "GUID"),
         ("ns=2;b=***", "base64"),
-        ("ns=2;s=", "empty identifier"),
+        ("ns=2;i=", "numeric identifier"),
         ("nsu=;s=x", "empty namespace URI"),
         ("Line1.Press", "i=, s=, g= or b="),
     ],

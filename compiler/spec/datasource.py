@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
 
 from compiler.spec.addresses import (
+    MAX_REGISTER,
     json_path_problem,
+    modicon_reference,
     mqtt_topic_problem,
-    opcua_node_id_problem,
+    parse_opcua_node_id,
     redact_url,
     url_problem,
 )
@@ -17,11 +19,14 @@ from compiler.spec.types import (
     DType,
     Duration,
     Identifier,
+    Integer,
     Metadata,
+    Number,
     RelativePath,
     SecretRef,
     SpecModel,
     _err,
+    yaml_number,
 )
 
 
@@ -31,7 +36,7 @@ class FieldBase(SpecModel):
     dtype: DType
     unit: str | None = None
     """Physical unit (e.g. mm/s, degC, bar); compared with the model feature's unit."""
-    range: tuple[float, float] | None = None
+    range: tuple[Number, Number] | None = None
     """Valid [min, max]; data tests and the runner flag values outside."""
     shape: list[int] | None = None
     """For tensor-valued fields (an image, a spectrum): the shape of one reading."""
@@ -49,9 +54,16 @@ class FieldBase(SpecModel):
 
 
 def _node_id(value: str) -> str:
-    problem = opcua_node_id_problem(value)
+    """A node that is read or written: valid by the grammar, and not the null node id."""
+    parsed, problem = parse_opcua_node_id(value)
     if problem:
         raise _err("TAKT2001", "invalid OPC UA node id {value!r}: {problem}", value=value[:120], problem=problem)
+    if parsed is not None and parsed.is_null:
+        raise _err(
+            "TAKT2007",
+            "{value!r} is the null node id, which names no node: give the node's own id",
+            value=value[:120],
+        )
     return value
 
 
@@ -145,7 +157,7 @@ class MqttSource(SpecModel):
     protocol: Literal["mqtt"]
     broker: Annotated[str, _endpoint(("mqtt", "mqtts", "ws", "wss"))]
     client_id: str | None = None
-    qos: Literal[0, 1, 2] = 1
+    qos: Annotated[Literal[0, 1, 2], WholeLiteral] = 1
     credentials_ref: SecretRef | None = None
     tls: MqttTls | None = None
     sparkplug: bool = False
@@ -158,16 +170,54 @@ class MqttSource(SpecModel):
 # --- Modbus ------------------------------------------------------------------------------------
 
 
+def _register_address(value: int) -> int:
+    """Registers are 0..65535 (1..65536 counted from 1); a 6-digit Modicon reference is named as one."""
+    if 0 <= value <= MAX_REGISTER + 1:
+        return value
+    ref = modicon_reference(value)
+    if ref is not None:
+        raise _err(
+            "TAKT2020",
+            "address {value} is past the last register; it looks like Modicon notation ({pattern}) for "
+            "{kind} {number}: write registerType: {kind}, address: {offset} (or {number} with addressing: one-based)",
+            value=value,
+            pattern=ref.pattern,
+            kind=ref.register_type,
+            number=ref.offset + 1,
+            offset=ref.offset,
+        )
+    raise _err("TAKT2020", "address {value} is outside 0..65535 (1..65536 with addressing: one-based)", value=value)
+
+
+RegisterAddress = Annotated[
+    Integer,
+    AfterValidator(_register_address),
+    WithJsonSchema({"type": "integer", "minimum": 0, "maximum": MAX_REGISTER + 1}),
+]
+BitIndex = Annotated[Integer, Field(ge=0, le=15), WithJsonSchema({"type": "integer", "minimum": 0, "maximum": 15})]
+DataTypeName = Literal["bool", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64"]
+WholeLiteral = BeforeValidator(yaml_number)
+"""For Literal numbers (qos, baud rate): pydantic would take `true` for 1."""
+
+
 class ModbusAddress(SpecModel):
     register_type: Literal["coil", "discrete-input", "input-register", "holding-register"]
-    address: int = Field(ge=0, le=65536)
-    data_type: Literal["bool", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64"]
-    bit: int | None = Field(default=None, ge=0, le=15)
+    address: RegisterAddress
+    """Register number within its type, counted as `addressing` says: `address: 0` with
+    `registerType: holding-register` is Modicon 40001. Decimal or hex (0x10)."""
+    data_type: DataTypeName
+    """How the register(s) are decoded; 32-bit types span 2 registers, 64-bit types 4."""
+    bit: BitIndex | None = None
     """For bool values packed into a register."""
     word_order: Literal["big", "little"] = "big"
+    """Order of the 16-bit registers of a 32/64-bit value: big puts the most significant word in the
+    lowest register (ABCD, the usual default); little is the "word-swapped" layout (CDAB for float32)."""
     byte_order: Literal["big", "little"] = "big"
-    scale: float = 1.0
-    offset: float = 0.0
+    """Order of the two bytes within each register: big is the Modbus standard; little is "byte-swapped"
+    (BADC for float32 with wordOrder big, DCBA with wordOrder little)."""
+    scale: Number = 1.0
+    """The value is register × scale + offset."""
+    offset: Number = 0.0
 
 
 class ModbusField(FieldBase):
@@ -175,10 +225,10 @@ class ModbusField(FieldBase):
 
 
 class ModbusSerial(SpecModel):
-    baud_rate: Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = 19200
+    baud_rate: Annotated[Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200], WholeLiteral] = 19200
     parity: Literal["N", "E", "O"] = "E"
-    data_bits: Literal[7, 8] = 8
-    stop_bits: Literal[1, 2] = 1
+    data_bits: Annotated[Literal[7, 8], WholeLiteral] = 8
+    stop_bits: Annotated[Literal[1, 2], WholeLiteral] = 1
 
 
 class ModbusSource(SpecModel):
@@ -187,7 +237,7 @@ class ModbusSource(SpecModel):
     endpoint: str
     """tcp: host:port; rtu: serial device path such as /dev/ttyUSB0."""
     serial: ModbusSerial | None = None
-    unit_id: int = Field(default=1, ge=0, le=255)
+    unit_id: Integer = Field(default=1, ge=0, le=255)
     addressing: Literal["zero-based", "one-based"] = "zero-based"
     """How register addresses below are counted (the protocol itself is zero-based)."""
     sampling_interval: Duration

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, model_validator
 
 from compiler.spec.addresses import mqtt_topic_problem, redact_url, url_problem
-from compiler.spec.datasource import _node_id
+from compiler.spec.datasource import WholeLiteral, _node_id
 from compiler.spec.types import (
     NAME_PATTERN,
     Bytes,
@@ -80,7 +80,7 @@ class MqttOutput(_Output):
     connection: Name | None = None
     """An MQTT DataSource whose broker and credentials are reused."""
     broker: str | None = None
-    qos: Literal[0, 1, 2] = 1
+    qos: Annotated[Literal[0, 1, 2], WholeLiteral] = 1
     retain: bool = False
 
     @model_validator(mode="after")

@@ -136,6 +136,38 @@ def version_tuple(version: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
+# --- numbers ---------------------------------------------------------------------------------
+# A number in a spec is a YAML 1.2 number: 100, -3, 0x10 (hex, as register maps print them), 0o17,
+# 1.5, 1e3. `true` is a boolean and '100' is text: pydantic would convert both silently, the JSON
+# Schema of the editors refuses them, and so does takt. A whole-number field takes 10.0 as 10 (JSON
+# Schema counts it an integer too) but not 10.5.
+
+
+def yaml_number(value: Any) -> Any:
+    """Refuse booleans and text where a number belongs, naming what YAML read."""
+    if isinstance(value, bool):
+        raise _err(
+            "TAKT1005",
+            "expected a number, got the boolean {value}: YAML reads true/false as booleans, not 1/0",
+            value=str(value).lower(),
+        )
+    if isinstance(value, str):
+        raise _err("TAKT1005", "expected a number, got the text {value!r}: write numbers unquoted", value=value[:40])
+    return value
+
+
+def _whole_number(value: Any) -> Any:
+    value = yaml_number(value)
+    if isinstance(value, float) and not value.is_integer():
+        raise _err("TAKT1005", "expected a whole number, got {value}", value=repr(value))
+    return value
+
+
+Integer = Annotated[int, BeforeValidator(_whole_number)]
+"""A whole YAML number (10.0 is 10); never a boolean or quoted text."""
+Number = Annotated[float, BeforeValidator(yaml_number)]
+"""A YAML number; never a boolean or quoted text."""
+
 # --- quantities and durations -----------------------------------------------------------------
 
 _BYTES_UNITS = {

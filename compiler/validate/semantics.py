@@ -6,13 +6,14 @@ resolved, so a broken document never produces a cascade of follow-up errors.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 from compiler.diagnostics import Diagnostic, Severity
 from compiler.loader.yamldoc import Path_
-from compiler.spec.datasource import DataSource
-from compiler.spec.deployment import Deployment
-from compiler.spec.model import Model, Tensor
+from compiler.spec.datasource import DataSource, FieldBase
+from compiler.spec.deployment import Binding, Deployment
+from compiler.spec.model import Feature, Model, Tensor
 from compiler.spec.target import TargetSpec
 from compiler.spec.testsuite import DataTest, DriftTest, InvarianceTest, MetricTest, TestSuite
 from compiler.validate.document import SpecDocument, did_you_mean
@@ -21,7 +22,12 @@ from compiler.validate.index import SpecIndex
 # --- dtypes ------------------------------------------------------------------------------------
 
 _FLOAT_MANTISSA = {"float16": 11, "bfloat16": 8, "float32": 24, "float64": 53}
+_FLOAT_MAX_EXPONENT = {"float16": 16, "bfloat16": 128, "float32": 128, "float64": 1024}
 _INT_BITS = {"int8": 7, "int16": 15, "int32": 31, "int64": 63, "uint8": 8, "uint16": 16, "uint32": 32, "uint64": 64}
+# A narrower float is harmless when its step at the range's largest magnitude is below a millionth of
+# the range: finer than any industrial sensor resolves (a 20-bit ADC), coarse enough to catch
+# timestamps and totalizers squeezed into float32.
+_RESOLUTION = 1e-6
 
 
 def dtype_conversion(src: str, dst: str) -> str:
@@ -36,8 +42,7 @@ def dtype_conversion(src: str, dst: str) -> str:
         return "invalid"
     if src in _FLOAT_MANTISSA:
         if dst in _FLOAT_MANTISSA:
-            # float64 → float32 is how every OPC UA Double reaches a float32 model: accepted.
-            return "safe" if _FLOAT_MANTISSA[dst] >= 24 else "lossy"
+            return "safe" if _FLOAT_MANTISSA[dst] >= _FLOAT_MANTISSA[src] else "lossy"
         return "lossy"
     if dst in _FLOAT_MANTISSA:
         return "safe" if _INT_BITS[src] <= _FLOAT_MANTISSA[dst] else "lossy"
@@ -45,6 +50,27 @@ def dtype_conversion(src: str, dst: str) -> str:
     if src_signed and not dst_signed:
         return "lossy"
     return "safe" if _INT_BITS[src] <= _INT_BITS[dst] else "lossy"
+
+
+def float_narrowing_harmless(src: str, dst: str, value_range: tuple[float, float] | None) -> bool:
+    """A float64 reading fed to float32 (or narrower) loses nothing that matters when the declared
+    range shows the narrower type's step stays below a millionth of the range."""
+    if src not in _FLOAT_MANTISSA or dst not in _FLOAT_MANTISSA or value_range is None:
+        return False
+    lo, hi = value_range
+    largest = max(abs(lo), abs(hi))
+    if hi <= lo or largest == 0:
+        return False
+    exponent = math.frexp(largest)[1]
+    if exponent > _FLOAT_MAX_EXPONENT[dst]:
+        return False  # overflows to infinity
+    return 2.0 ** (exponent - _FLOAT_MANTISSA[dst]) <= (hi - lo) * _RESOLUTION
+
+
+def conversion(src: str, dst: str, value_range: tuple[float, float] | None) -> str:
+    """dtype_conversion, with float narrowing forgiven where the declared range shows it harmless."""
+    conv = dtype_conversion(src, dst)
+    return "safe" if conv == "lossy" and float_narrowing_harmless(src, dst, value_range) else conv
 
 
 _UNIT_ALIASES = {
@@ -344,6 +370,9 @@ def _bindings(doc: SpecDocument, dep: Deployment, model: Model, index: SpecIndex
                     + (f", features {[f.name for f in tensor.features]}" if tensor.features else ""),
                 )
             )
+        better = _better_order(b.fields, fields, tensor.features or [])
+        if better is not None:
+            _order_diag(doc, b, better, fields, tensor, (*base, "fields"), out)
         for j, name in enumerate(b.fields):
             f = fields.get(name)
             if f is None:
@@ -356,25 +385,9 @@ def _bindings(doc: SpecDocument, dep: Deployment, model: Model, index: SpecIndex
                     )
                 )
                 continue
-            conv = dtype_conversion(f.dtype, tensor.dtype)
-            if conv == "invalid":
-                out.append(
-                    doc.diag(
-                        "TAKT4003",
-                        f"field {name!r} is {f.dtype}; input {b.input!r} is {tensor.dtype}",
-                        (*base, "fields", j),
-                    )
-                )
-            elif conv == "lossy":
-                out.append(
-                    doc.diag(
-                        "TAKT4004",
-                        f"field {name!r} ({f.dtype}) loses precision as {tensor.dtype}",
-                        (*base, "fields", j),
-                    )
-                )
+            _field_dtype(doc, b.input, f, tensor, (*base, "fields", j), out)
             feature = tensor.features[j] if tensor.features and j < len(tensor.features) else None
-            if feature and feature.unit and f.unit and _unit(feature.unit) != _unit(f.unit):
+            if better is None and feature is not None and not _unit_fits(f, feature):
                 out.append(
                     doc.diag(
                         "TAKT4005",
@@ -390,6 +403,93 @@ def _bindings(doc: SpecDocument, dep: Deployment, model: Model, index: SpecIndex
                     "TAKT4001", f"model input {name!r} is not bound to any data source", ("spec", "bindings"), key=True
                 )
             )
+
+
+def _field_dtype(
+    doc: SpecDocument, input_name: str, f: FieldBase, tensor: Tensor, path: Path_, out: list[Diagnostic]
+) -> None:
+    """The field's values fit the input's dtype: refused, lossy, or a flag fed to a number."""
+    conv = conversion(f.dtype, tensor.dtype, f.range)
+    if conv == "invalid":
+        out.append(doc.diag("TAKT4003", f"field {f.name!r} is {f.dtype}; input {input_name!r} is {tensor.dtype}", path))
+    elif conv == "lossy":
+        hint = "declare the field's range: if it shows the precision is kept, this goes away"
+        out.append(
+            doc.diag(
+                "TAKT4004",
+                f"field {f.name!r} ({f.dtype}) loses precision as {tensor.dtype}",
+                path,
+                hint=hint if f.dtype in _FLOAT_MANTISSA and tensor.dtype in _FLOAT_MANTISSA else "",
+            )
+        )
+    elif f.dtype == "bool" and tensor.dtype != "bool":
+        out.append(
+            doc.diag(
+                "TAKT4018",
+                f"field {f.name!r} is a bool; input {input_name!r} is {tensor.dtype}, so it arrives as 0 or 1",
+                path,
+                hint="bind it only if the model was trained on this flag as 0/1",
+            )
+        )
+
+
+def _unit_fits(f: FieldBase, feature: Feature) -> bool:
+    return not (feature.unit and f.unit and _unit(feature.unit) != _unit(f.unit))
+
+
+def _better_order(names: list[str], fields: dict[str, FieldBase], features: list[Feature]) -> list[str] | None:
+    """The bound fields reordered to fit the features — by name when they carry the features' names,
+    else by unit — when the order given does not fit and the reordered one does."""
+    if not features or len(names) != len(features) or len(set(names)) != len(names):
+        return None
+    if any(n not in fields for n in names):
+        return None
+    wanted = [ft.name for ft in features]
+    candidate = wanted if sorted(names) == sorted(wanted) else _order_by_unit(names, fields, features)
+    if candidate is None or candidate == names:
+        return None
+    return candidate if all(_unit_fits(fields[n], ft) for n, ft in zip(candidate, features, strict=True)) else None
+
+
+def _order_by_unit(names: list[str], fields: dict[str, FieldBase], features: list[Feature]) -> list[str] | None:
+    """Only when the given order mismatches a unit: each feature takes the first free field of its unit."""
+    if all(_unit_fits(fields[n], ft) for n, ft in zip(names, features, strict=True)):
+        return None
+    free = list(names)
+    order: list[str] = []
+    for position, ft in enumerate(features):
+        keep = names[position] if names[position] in free and _unit_fits(fields[names[position]], ft) else None
+        pick = keep or next((n for n in free if fields[n].unit and _unit_fits(fields[n], ft)), None)
+        if pick is None:
+            return None
+        free.remove(pick)
+        order.append(pick)
+    return order
+
+
+def _order_diag(
+    doc: SpecDocument,
+    b: Binding,
+    better: list[str],
+    fields: dict[str, FieldBase],
+    tensor: Tensor,
+    path: Path_,
+    out: list[Diagnostic],
+) -> None:
+    """Fields in the wrong order: one finding that names the order, not one unit error per field."""
+    features = tensor.features or []
+    clash = next(((n, ft) for n, ft in zip(b.fields, features, strict=True) if not _unit_fits(fields[n], ft)), None)
+    order = f"fields [{', '.join(b.fields)}] are bound in another order than the features of input {b.input!r}"
+    hint = f"bind fields: [{', '.join(better)}]"
+    if clash is None:
+        out.append(doc.diag("TAKT4019", f"{order}, [{', '.join(ft.name for ft in features)}]", path, hint=hint))
+        return
+    name, feature = clash
+    message = (
+        f"{order}: field {name!r} is in {fields[name].unit} where feature {feature.name!r} expects "
+        f"{feature.unit}, and reordered every unit fits"
+    )
+    out.append(doc.diag("TAKT4005", message, path, hint=hint))
 
 
 def _tensor_binding(doc: SpecDocument, b, tensor: Tensor, fields: dict, base: Path_, out: list[Diagnostic]) -> None:
