@@ -7,8 +7,9 @@ from typing import Any
 
 from jinja2 import Environment
 
+from compiler.bundle import runner as contract
 from compiler.render.context import RenderError, RenderInput, runner_config
-from compiler.render.escape import to_json, to_yaml
+from compiler.render.escape import to_yaml
 from compiler.spec.testsuite import GoldenTest, LatencyTest
 
 TARGET_CLASS = "edge-pc"
@@ -17,20 +18,23 @@ _ABS_PATH = re.compile(r"^(/[A-Za-z0-9._-]+)+/?$")
 _COMMAND = re.compile(r"^[A-Za-z0-9._/-]{1,255}$")
 
 
-def health(inp: RenderInput, files: dict[str, bytes]) -> dict[str, Any]:
+def health(inp: RenderInput, files: dict[str, bytes]) -> contract.Health:
     """What the agent replays before and after activation: golden samples and a latency budget."""
-    spec: dict[str, Any] = {"timeoutSeconds": inp.profile.get("health", {}).get("timeoutSeconds", 30)}
+    timeout = inp.profile.get("health", {}).get("timeoutSeconds", 30)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 3600:
+        raise RenderError("profile.health.timeoutSeconds must be a number of seconds in (0, 3600]", "profile")
+    samples: contract.HealthSamples | None = None
+    latency: float | None = None
     for suite in inp.gates:
         for test in suite.spec.tests:
-            if isinstance(test, GoldenTest) and "samples" not in spec:
+            if isinstance(test, GoldenTest) and samples is None:
                 data = (inp.root / test.samples).read_bytes()
                 name = f"health/{suite.metadata.name}-{test.name}.npz"
                 files[name] = data
-                spec["samples"] = {"file": name, "abs": test.tolerance.abs, "rel": test.tolerance.rel}
-            if isinstance(test, LatencyTest) and "latencySeconds" not in spec:
-                budget = test.budget.p99 or test.budget.p95 or test.budget.p50
-                spec["latencySeconds"] = budget
-    return spec
+                samples = contract.HealthSamples(file=name, abs=test.tolerance.abs, rel=test.tolerance.rel)
+            if isinstance(test, LatencyTest) and latency is None:
+                latency = test.budget.p99 or test.budget.p95 or test.budget.p50
+    return contract.Health(timeout_seconds=timeout, samples=samples, latency_seconds=latency)
 
 
 def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
@@ -52,9 +56,8 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
     model_file = "model/model.onnx"
     files[model_file] = inp.model_path.read_bytes()
     workdir = f"{install_dir.rstrip('/')}/{inp.deployment.metadata.name}"
-    config = runner_config(inp, model_file)
-    config["health"] = health(inp, files)
-    files["runner.json"] = to_json(config).encode()
+    config = runner_config(inp, model_file).with_(health=health(inp, files))
+    files[contract.RUNNER_JSON] = config.to_json()
     res = inp.deployment.spec.resources
     files["takt-runner.service"] = (
         templates.get_template("takt-runner.service.j2")

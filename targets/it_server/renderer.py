@@ -12,8 +12,9 @@ from typing import Any
 
 from jinja2 import Environment
 
+from compiler.bundle import runner as contract
 from compiler.render.context import RenderError, RenderInput, runner_config
-from compiler.render.escape import to_json, to_yaml
+from compiler.render.escape import to_yaml
 
 TARGET_CLASS = "it-server"
 _DNS = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -93,7 +94,7 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
                         {
                             "name": "runner",
                             "image": str(p.get("image")),
-                            "args": ["--config", "/etc/takt/runner.json"],
+                            "args": ["--config", f"/etc/takt/{contract.RUNNER_JSON}"],
                             "ports": [{"name": "http", "containerPort": port}],
                             "readinessProbe": {**probe, "httpGet": {"path": "/readyz", "port": "http"}},
                             "livenessProbe": probe,
@@ -123,7 +124,7 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": f"{name}-runner", "labels": labels},
-        "data": {"runner.json": to_json(config)},
+        "data": {contract.RUNNER_JSON: config.to_json().decode("utf-8")},
     }
     kustomization: dict[str, Any] = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
