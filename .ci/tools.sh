@@ -9,7 +9,8 @@ command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v kubectl >/dev/null || need+=(kubectl)
 command -v localedef >/dev/null || need+=(locales)
 command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
-[ ${#need[@]} -eq 0 ] && { echo "tools: git, gcc, systemd-analyze, kubectl, localedef, sshd found"; exit 0; }
+command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+[ ${#need[@]} -eq 0 ] && { echo "tools: git, gcc, systemd-analyze, kubectl, localedef, sshd, mosquitto found"; exit 0; }
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "tools: installing ${need[*]}"
   apt-get update -qq >/dev/null 2>&1
@@ -19,8 +20,9 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       || echo "tools: could not install $pkg"
   done
 fi
-for t in git gcc systemd-analyze kubectl sshd; do
+for t in git gcc systemd-analyze kubectl sshd mosquitto; do
   [ "$t" = sshd ] && [ -x /usr/sbin/sshd ] && continue
+  [ "$t" = mosquitto ] && [ -x /usr/sbin/mosquitto ] && continue
   command -v "$t" >/dev/null || echo "tools: $t is missing here: the tests that need it are skipped (see the pytest summary)"
 done
 exit 0
