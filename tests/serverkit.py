@@ -195,19 +195,18 @@ class OpcUaServer:
 
 
 class ModbusServer:
-    """pymodbus TCP server (unit id `unit`) with holding and input registers; unmapped addresses
-    answer with Modbus exception responses."""
+    """pymodbus TCP server (device id `unit`) with `size` coils, inputs and registers from address 0;
+    addresses beyond answer with Modbus exception responses. Values written survive a restart."""
 
     def __init__(self, loop: LoopThread, unit: int = 3, size: int = 200) -> None:
-        from pymodbus.datastore import ModbusDeviceContext, ModbusSequentialDataBlock, ModbusServerContext
+        from pymodbus.simulator import DataType, SimData, SimDevice
 
         self.loop, self.unit = loop, unit
         self.port = free_port()
-        self.device = ModbusDeviceContext(
-            hr=ModbusSequentialDataBlock(0, [0] * size), ir=ModbusSequentialDataBlock(0, [0] * size),
-            co=ModbusSequentialDataBlock(0, [0] * size), di=ModbusSequentialDataBlock(0, [0] * size),
-        )  # fmt: skip
-        self.context = ModbusServerContext(devices={unit: self.device}, single=False)
+        bits = [SimData(address=0, count=size, values=False, datatype=DataType.BITS)]
+        regs = [SimData(address=0, count=size, values=0, datatype=DataType.REGISTERS)]
+        self.device = SimDevice(id=unit, simdata=(bits, list(bits), regs, list(regs)))
+        self.written: list[tuple[int, int, list[int]]] = []
         self.server: Any = None
         self.task: Any = None
         self.start()
@@ -220,17 +219,20 @@ class ModbusServer:
         from pymodbus.server import ModbusTcpServer
 
         async def go() -> None:
-            self.server = ModbusTcpServer(self.context, address=("127.0.0.1", self.port))
+            self.server = ModbusTcpServer(self.device, address=("127.0.0.1", self.port))
+            for fc, address, registers in self.written:
+                await self.server.context.async_setValues(self.unit, fc, address, registers)
             self.task = asyncio.ensure_future(self.server.serve_forever())
 
         self.loop.call(go())
         wait_port(self.port)
 
     def set(self, kind: str, address: int, registers: list[int]) -> None:
-        fc = {"hr": 3, "ir": 4}[kind]
+        fc = {"hr": 16, "ir": 4}[kind]
+        self.written.append((fc, address, registers))
 
         async def go() -> None:
-            await self.device.async_setValues(fc, address, registers)
+            await self.server.context.async_setValues(self.unit, fc, address, registers)
 
         self.loop.call(go())
 
