@@ -132,3 +132,21 @@ def test_agent_health_gate_reads_through_the_contract(tmp_path: Path):
     (bundle / "runner.json").write_bytes(json.dumps(doc).encode())
     with pytest.raises(contract.ContractError, match="takt/runner/v9"):
         check_release(tmp_path)
+
+
+def test_edge_bundle_carries_reproducible_reference_quantiles_of_every_input_feature():
+    import csv
+
+    import numpy as np
+
+    config = contract.RunnerConfig.parse(_golden_bytes())
+    ref = config.reference
+    assert ref is not None and (ref.test_suite, ref.dataset, ref.bins) == ("press-anomaly-acceptance", "reference", 10)
+    features = [f.name for t in config.model.inputs for f in t.features or ()]
+    assert [f.name for f in ref.features] == features == ["vib_x", "vib_y", "vib_z", "pressure", "oil_temp"]
+    data = Path(__file__).parent.parent / "examples/press-line-anomaly/data/reference.csv"
+    rows = list(csv.DictReader(data.open()))
+    for f in ref.features:
+        column = np.array([float(r[f.name]) for r in rows])
+        np.testing.assert_allclose(f.edges, np.quantile(column, np.linspace(0, 1, 11))[1:-1])
+        assert sum(f.fractions) == pytest.approx(1.0) and len(f.fractions) == len(f.edges) + 1

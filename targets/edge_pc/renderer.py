@@ -10,6 +10,7 @@ from jinja2 import Environment
 from compiler.bundle import runner as contract
 from compiler.render.context import RenderError, RenderInput, runner_config
 from compiler.render.escape import to_yaml
+from compiler.render.reference import reference_statistics
 from compiler.spec.testsuite import GoldenTest, LatencyTest
 
 TARGET_CLASS = "edge-pc"
@@ -55,8 +56,9 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     model_file = "model/model.onnx"
     files[model_file] = inp.model_path.read_bytes()
-    workdir = f"{install_dir.rstrip('/')}/{inp.deployment.metadata.name}"
-    config = runner_config(inp, model_file).with_(health=health(inp, files))
+    # the agent exposes each deployment's bundle of the active release here (a link it keeps current)
+    workdir = f"{install_dir.rstrip('/')}/deployments/{inp.deployment.metadata.name}"
+    config = runner_config(inp, model_file).with_(health=health(inp, files), reference=reference_statistics(inp))
     files[contract.RUNNER_JSON] = config.to_json()
     res = inp.deployment.spec.resources
     files["takt-runner.service"] = (
@@ -69,7 +71,7 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
             nice=nice,
             workdir=workdir,
             command=command,
-            config=f"{workdir}/runner.json",
+            config=f"{workdir}/{contract.RUNNER_JSON}",
             memory_max=res.memory if res and res.memory else None,
             cpu_quota=round(res.cpu * 100) if res and res.cpu else None,
         )
@@ -77,9 +79,9 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
     )
     service: dict[str, Any] = {
         "image": str(profile.get("image")),
-        "command": ["--config", "/bundle/runner.json"],
+        "command": ["--config", f"/bundle/{contract.RUNNER_JSON}"],
         "working_dir": "/bundle",
-        "volumes": [{"type": "bind", "source": ".", "target": "/bundle", "read_only": True}],
+        "volumes": [{"type": "bind", "source": workdir, "target": "/bundle", "read_only": True}],
         "restart": "unless-stopped",
         "read_only": True,
         "network_mode": "host",

@@ -15,6 +15,7 @@ from jinja2 import Environment
 from compiler.bundle import runner as contract
 from compiler.render.context import RenderError, RenderInput, runner_config
 from compiler.render.escape import to_yaml
+from compiler.render.reference import reference_statistics
 
 TARGET_CLASS = "it-server"
 _DNS = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -53,7 +54,7 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
         "takt.dev/model": inp.model.metadata.name,
     }
     selector = {"app.kubernetes.io/name": name}
-    config = runner_config(inp, "/models/model.onnx")
+    config = runner_config(inp, "/models/model.onnx").with_(reference=reference_statistics(inp))
     res = inp.deployment.spec.resources
     resources: dict[str, Any] = {}
     if res and (res.cpu or res.memory):
@@ -94,7 +95,7 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
                         {
                             "name": "runner",
                             "image": str(p.get("image")),
-                            "args": ["--config", f"/etc/takt/{contract.RUNNER_JSON}"],
+                            "args": ["--config", f"/etc/takt/{contract.RUNNER_JSON}", "--http-port", str(port)],
                             "ports": [{"name": "http", "containerPort": port}],
                             "readinessProbe": {**probe, "httpGet": {"path": "/readyz", "port": "http"}},
                             "livenessProbe": probe,
