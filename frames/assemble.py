@@ -57,7 +57,9 @@ def assemble(specs: Sequence[InputSpec], columns: Mapping[str, np.ndarray]) -> d
         if missing:
             raise MissingColumns(spec.name, missing)
         if spec.layout == "features":
-            feeds[spec.name] = np.stack([np.asarray(columns[c], dtype=np.float64) for c in spec.columns], axis=-1)
+            # one array (fields, rows, …) then fields last: a single allocation, also for one live row
+            arr = np.array([columns[c] for c in spec.columns], dtype=np.float64)
+            feeds[spec.name] = np.ascontiguousarray(arr.T if arr.ndim == 2 else np.moveaxis(arr, 0, -1))
         else:
             feeds[spec.name] = np.asarray(columns[spec.columns[0]])
     return feeds
@@ -66,3 +68,4 @@ def assemble(specs: Sequence[InputSpec], columns: Mapping[str, np.ndarray]) -> d
 def cast(feeds: Mapping[str, np.ndarray], dtypes: Mapping[str, str]) -> dict[str, np.ndarray]:
     """Every array in its input's declared dtype (no copy where it already is)."""
     return {k: v.astype(NP_DTYPES[dtypes[k]], copy=False) for k, v in feeds.items()}
+

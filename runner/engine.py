@@ -74,8 +74,10 @@ class Engine:
                 bins = frames.ReferenceBins(ref.edges, ref.fractions)
                 self.drift[ref.name] = frames.RollingPSI(bins, monitor.window, DRIFT_MIN_VALUES)
         self.threshold = monitor.threshold if monitor is not None else math.inf
-        self._skip = {r: metrics.skipped.labels(r) for r in ("stale", "bad-quality", "nan", "error")}
-        self._range = {f.field: metrics.out_of_range.labels(f.field) for i in self.inputs for f in i.fields}
+        self.hot = metrics.hot
+        for i in self.inputs:
+            for f in i.fields:
+                self.hot.out_of_range.setdefault(f.field, 0)
         self.last: dict[str, np.ndarray] = {}  # the last outputs, for tests and the HTTP view
 
     def bound_sources(self) -> set[str]:
@@ -102,24 +104,25 @@ class Engine:
             for bf in bi.fields:
                 if not self.table.fresh(bf.source, bf.field, now):
                     f = st.fields[bf.field]
-                    self._skip["bad-quality" if st.connected and f.value is not None and not f.good else "stale"].inc()
+                    bad = st.connected and f.value is not None and not f.good
+                    self.hot.skipped["bad-quality" if bad else "stale"] += 1
                     return False
                 value = st.fields[bf.field].value
                 if isinstance(value, np.ndarray):
                     if not bi.nan_ok and np.isnan(value).any():
-                        self._skip["nan"].inc()
+                        self.hot.skipped["nan"] += 1
                         return False
                     columns[bf.field] = value[None, ...]
                     continue
                 if value != value and not bi.nan_ok:  # NaN
-                    self._skip["nan"].inc()
+                    self.hot.skipped["nan"] += 1
                     return False
                 if bf.range is not None and not bf.range[0] <= value <= bf.range[1]:
-                    self._range[bf.field].inc()
+                    self.hot.out_of_range[bf.field] += 1
                     uncertain = True
                 columns[bf.field] = (value,)
             feeds.update(frames.assemble([bi.spec], columns))
-        self.metrics.frames.inc()
+        self.hot.frames += 1
         for bi in self.inputs:
             for bf in bi.fields:
                 if bf.feature in self.drift:
@@ -132,13 +135,14 @@ class Engine:
         try:
             out = self.model.run(feeds)
         except Exception:  # noqa: BLE001 - a value the model rejects must not stop the loop
-            self.metrics.inference_errors.inc()
-            self._skip["error"].inc()
+            self.hot.inference_errors += 1
+            self.hot.skipped["error"] += 1
             return False
-        self.metrics.latency.observe(time.perf_counter() - t0)
-        self.metrics.inferences.inc()
+        hot = self.hot
+        hot.observe(time.perf_counter() - t0)
+        hot.inferences += 1
         if uncertain:
-            self.metrics.uncertain.inc()
+            hot.uncertain += 1
         self.last = out
         stamp = time.time()
         for o in self.outputs:
