@@ -41,7 +41,7 @@ class Mosquitto:
             pytest.skip("mosquitto is not installed (apt-get install mosquitto; .ci/tools.sh does it as root)")
         self.port = free_port()
         workdir.mkdir(parents=True, exist_ok=True)
-        conf = [f"listener {self.port} 127.0.0.1", "persistence false", "log_dest none"]
+        conf = [f"listener {self.port} 127.0.0.1", "persistence false", "log_dest none", "set_tcp_nodelay true"]
         if os.geteuid() == 0:
             conf.append("user root")  # as root mosquitto would drop to its own user, who cannot read tmp_path
         if users:

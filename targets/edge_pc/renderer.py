@@ -53,6 +53,9 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
     command = str(profile.get("runnerCommand", "takt-runner"))
     if not _COMMAND.match(command):
         raise RenderError(f"profile.runnerCommand {command!r} must be a program name or path", "profile")
+    http_port = profile.get("httpPort", 8080)
+    if isinstance(http_port, bool) or not isinstance(http_port, int) or not 1 <= http_port <= 65535:
+        raise RenderError("profile.httpPort must be an integer 1..65535", "profile")
     files: dict[str, bytes] = {}
     model_file = "model/model.onnx"
     files[model_file] = inp.model_path.read_bytes()
@@ -72,6 +75,7 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
             workdir=workdir,
             command=command,
             config=f"{workdir}/{contract.RUNNER_JSON}",
+            http_port=http_port,
             memory_max=res.memory if res and res.memory else None,
             cpu_quota=round(res.cpu * 100) if res and res.cpu else None,
         )
@@ -79,7 +83,7 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
     )
     service: dict[str, Any] = {
         "image": str(profile.get("image")),
-        "command": ["--config", f"/bundle/{contract.RUNNER_JSON}"],
+        "command": ["--config", f"/bundle/{contract.RUNNER_JSON}", "--http-port", str(http_port)],
         "working_dir": "/bundle",
         "volumes": [{"type": "bind", "source": workdir, "target": "/bundle", "read_only": True}],
         "restart": "unless-stopped",
