@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from compiler.bundle import runner as contract
-from runner.connect import mqtt_params, opcua_client
+from runner.connect import mqtt_params, opcua_client, split_pem
 from runner.engine import Engine
 from runner.errors import StartError
 from runner.http import Api
@@ -161,7 +161,8 @@ def _check_opcua_secrets(spec: contract.OpcUaSource, resolver: SecretResolver, w
     if spec.security.credentials_ref:
         resolver.credentials(spec.security.credentials_ref, f"{what}.security.credentialsRef")
     if spec.security.certificate_ref:
-        resolver.resolve(spec.security.certificate_ref, f"{what}.security.certificateRef")
+        where = f"{what}.security.certificateRef"
+        split_pem(resolver.resolve(spec.security.certificate_ref, where).encode(), where)
     elif spec.security.mode != "None":
         raise StartError(f"{what}.security", f"mode {spec.security.mode} needs certificateRef")
 

@@ -66,7 +66,7 @@ async def opcua_client(source: contract.OpcUaSource, resolver: SecretResolver, w
         if not sec.certificate_ref:
             raise StartError(f"{what}.security", f"mode {sec.mode} needs certificateRef (client certificate and key)")
         pem = resolver.resolve(sec.certificate_ref, f"{what}.security.certificateRef").encode()
-        cert, key = _split_pem(pem, f"{what}.security.certificateRef")
+        cert, key = split_pem(pem, f"{what}.security.certificateRef")
         policy = getattr(security_policies, f"SecurityPolicy{sec.policy}", None)
         if policy is None:
             raise StartError(f"{what}.security.policy", f"policy {sec.policy} is not available in asyncua")
@@ -78,7 +78,7 @@ async def opcua_client(source: contract.OpcUaSource, resolver: SecretResolver, w
     return client
 
 
-def _split_pem(pem: bytes, what: str) -> tuple[bytes, bytes]:
+def split_pem(pem: bytes, what: str) -> tuple[bytes, bytes]:
     """One PEM text with the client certificate and its private key → (certificate, key) as DER/PEM bytes."""
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization

@@ -272,3 +272,30 @@ def test_garbage_and_missing_configs_exit_2(tmp_path: Path):
     (tmp_path / "runner.json").write_bytes(b"\x00\xff not json")
     _assert_clean_refusal(*run_to_exit(tmp_path / "runner.json"), "not JSON")
     _assert_clean_refusal(*run_to_exit(tmp_path / "nowhere.json"), "cannot read the config")
+
+
+def test_opcua_certificate_that_is_not_a_pem_pair_exits_2(tmp_path: Path):
+    (tmp_path / "client.pem").write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    fields = tuple(
+        contract.OpcUaField(name=n, dtype="float64", address=contract.OpcUaAddress(node_id=f"ns=2;s={n}")) for n in "ab"
+    )
+    src = contract.OpcUaSource(
+        endpoint="opc.tcp://127.0.0.1:9/",
+        security=contract.OpcUaSecurity(mode="Sign", policy="Basic256Sha256", certificate_ref="file:client.pem"),
+        sampling_interval=0.1,
+        fields=fields,
+    )
+    path = write_bundle(tmp_path, config_for("plc", src))
+    _assert_clean_refusal(*run_to_exit(path), "sources.plc.security.certificateRef", "PEM certificate")
+    security = contract.OpcUaSecurity(mode="SignAndEncrypt", policy="Basic256Sha256")
+    src = contract.OpcUaSource(endpoint="opc.tcp://x:9/", sampling_interval=0.1, fields=fields, security=security)
+    _assert_clean_refusal(*run_to_exit(write_bundle(tmp_path, config_for("plc", src))), "needs certificateRef")
+
+
+def test_unsupported_protocol_features_exit_2(tmp_path: Path):
+    src = _mqtt_source(sparkplug=True)
+    _assert_clean_refusal(*run_to_exit(write_bundle(tmp_path, config_for("plc", src))), "Sparkplug B")
+    src = contract.ModbusSource(transport="rtu", endpoint="/dev/ttyUSB0", sampling_interval=0.1, fields=tuple(
+        contract.ModbusField(name=n, dtype="float32", address=contract.ModbusAddress(
+            register_type="holding-register", address=1, data_type="uint16")) for n in "ab"))  # fmt: skip
+    _assert_clean_refusal(*run_to_exit(write_bundle(tmp_path, config_for("hyd", src))), "RTU")
