@@ -145,3 +145,48 @@ def test_rolling_psi_is_psi_of_the_window_and_forgets_old_values():
     for t, v in enumerate(normal):
         rolling.add(float(v), now=60.0 + t * 0.04)  # the shifted values are older than the window now
     assert rolling.value(now=68.0) == pytest.approx(bins.psi(normal))
+
+
+def test_takt_test_runs_windowed_models_through_frames(tmp_path):
+    """A window step in a Model spec: `takt test`'s ModelRunner feeds (n - size + 1) samples of
+    size rows each, and each sample stands for its last dataset row."""
+    import hashlib
+
+    from onnx import TensorProto, helper
+
+    from compiler.spec.model import Model
+    from compiler.testing.runner import ModelRunner
+
+    node = helper.make_node("ReduceSum", ["x", "axes"], ["y"], keepdims=0)
+    graph = helper.make_graph(
+        [node],
+        "win",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch"])],
+        [helper.make_tensor("axes", TensorProto.INT64, [2], [1, 2])],
+    )
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8).SerializeToString()
+    (tmp_path / "win.onnx").write_bytes(data)
+    model = Model.model_validate(
+        {
+            "apiVersion": "takt/v1",
+            "kind": "Model",
+            "metadata": {"name": "win"},
+            "spec": {
+                "version": "1",
+                "task": "regression",
+                "artifact": {"path": "win.onnx", "sha256": hashlib.sha256(data).hexdigest()},
+                "inputs": [{"name": "x", "dtype": "float32", "shape": ["batch", 3, 2],
+                            "features": [{"name": "a"}, {"name": "b"}]}],
+                "outputs": [{"name": "y", "dtype": "float32", "shape": ["batch"]}],
+                "preprocessing": [{"op": "window", "size": 3}],
+            },
+        }
+    )  # fmt: skip
+    runner = ModelRunner(model, tmp_path / "win.onnx")
+    columns = {"a": np.arange(10.0), "b": np.ones(10)}
+    feeds = runner.feeds(columns)
+    assert feeds["x"].shape == (8, 3, 2) and feeds["x"].dtype == np.float32
+    y = runner.run(feeds)["y"]
+    np.testing.assert_allclose(y, [sum(range(i - 2, i + 1)) + 3 for i in range(2, 10)])
+    np.testing.assert_array_equal(runner.sample_rows(10), np.arange(2, 10))
