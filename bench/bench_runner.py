@@ -69,6 +69,62 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def _broker_round_trip(broker: Mosquitto, n: int = 500) -> list[float]:
+    """The floor under the runner's figure: one hop through the broker and back, at the same rate."""
+    probe = MqttProbe(broker.port, subscribe="echo/x")
+    sent: dict[bytes, float] = {}
+    try:
+        for i in range(n):
+            payload = str(i).encode()
+            sent[payload] = time.perf_counter()
+            probe.client.publish("echo/x", payload, qos=0)
+            time.sleep(0.01)
+        wait_for(lambda: len(probe.messages) >= n * 0.99, timeout=10, what="echoes")
+        return [received - sent[p] for _, p, received in probe.messages if p in sent]
+    finally:
+        probe.close()
+
+
+def _aiomqtt_echo(broker: Mosquitto, n: int = 500) -> list[float]:
+    """The floor of the client library the runner uses: an aiomqtt client that republishes what it gets."""
+    import asyncio
+    import threading
+
+    import aiomqtt
+
+    from runner.connect import NODELAY
+
+    ready, stop = threading.Event(), threading.Event()
+
+    async def echo() -> None:
+        async with aiomqtt.Client("127.0.0.1", broker.port, socket_options=NODELAY) as client:
+            await client.subscribe("echo/in", qos=0)
+            ready.set()
+            async for message in client.messages:
+                await client.publish("echo/out", message.payload, qos=0)
+                if stop.is_set():
+                    return
+
+    thread = threading.Thread(target=lambda: asyncio.run(echo()), daemon=True)
+    thread.start()
+    ready.wait(5)
+    probe = MqttProbe(broker.port, subscribe="echo/out")
+    sent: dict[bytes, float] = {}
+    try:
+        for i in range(n):
+            payload = str(i).encode()
+            sent[payload] = time.perf_counter()
+            probe.client.publish("echo/in", payload, qos=0)
+            time.sleep(0.01)
+        wait_for(lambda: len(probe.messages) >= n * 0.99, timeout=10, what="echoes")
+        stop.set()
+        probe.client.publish("echo/in", b"stop", qos=0)
+        thread.join(5)
+        return [received - sent[p] for _, p, received in probe.messages if p in sent]
+    finally:
+        probe.close()
+
+
 def bench_mqtt(root: Path) -> None:
     broker = Mosquitto(root / "broker")
     rp = start_runner(_mqtt_bundle(root, broker))
@@ -92,6 +148,11 @@ def bench_mqtt(root: Path) -> None:
             if value in sent:
                 latencies.append(received - sent[value])
         p50, p99 = _pct(latencies, 50) * 1e3, _pct(latencies, 99) * 1e3
+        base, echo = _broker_round_trip(broker), _aiomqtt_echo(broker)
+        print(f"floor, mosquitto alone (one hop and back): p50 {_pct(base, 50) * 1e3:.2f} ms, "
+              f"p99 {_pct(base, 99) * 1e3:.2f} ms")  # fmt: skip
+        print(f"floor, an aiomqtt client republishing each message (two hops, no model): p50 "
+              f"{_pct(echo, 50) * 1e3:.2f} ms, p99 {_pct(echo, 99) * 1e3:.2f} ms")  # fmt: skip
         print(f"MQTT value→output over mosquitto: p50 {p50:.2f} ms, p99 {p99:.2f} ms over {len(latencies)} values "
               f"at 100/s (budget p99 ≤ 5 ms: {_verdict(p99 <= 5)})")  # fmt: skip
         print(f"idle RSS of the runner: {idle_rss:.1f} MB (budget ≤ 120 MB: {_verdict(idle_rss <= 120)})")
