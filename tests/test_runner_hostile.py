@@ -299,3 +299,18 @@ def test_unsupported_protocol_features_exit_2(tmp_path: Path):
         contract.ModbusField(name=n, dtype="float32", address=contract.ModbusAddress(
             register_type="holding-register", address=1, data_type="uint16")) for n in "ab"))  # fmt: skip
     _assert_clean_refusal(*run_to_exit(write_bundle(tmp_path, config_for("hyd", src))), "RTU")
+
+
+def test_runner_imports_only_the_contract_from_the_compiler():
+    """A device runs the runner without pydantic, jinja2 or the rest of the compiler in memory."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, runner.app, runner.cli\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('pydantic', 'jinja2', 'ruamel', 'click', 'git')"
+        " or (m.startswith('compiler.') and not m.startswith('compiler.bundle')))\n"
+        "print(bad)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
