@@ -79,7 +79,7 @@ async def opcua_client(source: contract.OpcUaSource, resolver: SecretResolver, w
 
 
 def split_pem(pem: bytes, what: str) -> tuple[bytes, bytes]:
-    """One PEM text with the client certificate and its private key → (certificate, key) as DER/PEM bytes."""
+    """One PEM text with the client certificate and its private key → (certificate, key), both DER."""
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
@@ -89,7 +89,7 @@ def split_pem(pem: bytes, what: str) -> tuple[bytes, bytes]:
     except (ValueError, TypeError) as exc:
         raise StartError(what, f"expected a PEM certificate followed by its private key ({exc})") from None
     return cert, key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
 
 

@@ -100,7 +100,7 @@ class RunnerProcess:
         m = re.search(r"^" + pattern + "$", text, re.M)
         return float(m.group("v")) if m else 0.0
 
-    def wait_ready(self, want: bool = True, timeout: float = 15.0) -> None:
+    def wait_ready(self, want: bool = True, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             code, _ = self.get("/v2/health/ready")
@@ -126,7 +126,7 @@ def runner_cmd(config: Path, port: int) -> list[str]:
             "127.0.0.1"]  # fmt: skip
 
 
-def start_runner(config: Path, env: dict[str, str] | None = None, timeout: float = 20.0) -> RunnerProcess:
+def start_runner(config: Path, env: dict[str, str] | None = None, timeout: float = 60.0) -> RunnerProcess:
     port = free_port()
     proc = subprocess.Popen(
         runner_cmd(config, port),
@@ -179,7 +179,7 @@ def request(method: str, url: str, body: Any = None, raw: bool = False) -> tuple
         return code, payload
 
 
-def wait_for(predicate, timeout: float = 10.0, every: float = 0.02, what: str = "condition") -> Any:
+def wait_for(predicate, timeout: float = 20.0, every: float = 0.02, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()

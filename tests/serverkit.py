@@ -19,6 +19,21 @@ import pytest
 MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
 
 
+def app_certificate(uri: str, name: str) -> tuple[bytes, bytes]:
+    """A self-signed OPC UA application certificate and its key (PEM), as OPC 10000-6 describes them."""
+    from asyncua.crypto import cert_gen
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    key = cert_gen.generate_private_key()
+    cert = cert_gen.generate_self_signed_app_certificate(
+        key, name, {}, [x509.UniformResourceIdentifier(uri), x509.DNSName("localhost")],
+        [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH],
+    )  # fmt: skip
+    return cert.public_bytes(Encoding.PEM), cert_gen.dump_private_key_as_pem(key)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -104,7 +119,7 @@ class LoopThread:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
 
-    def call(self, coro: Any, timeout: float = 20.0) -> Any:
+    def call(self, coro: Any, timeout: float = 60.0) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def close(self) -> None:
@@ -120,8 +135,10 @@ class OpcUaServer:
 
     URI = "urn:takt:test:press"
 
-    def __init__(self, loop: LoopThread, users: dict[str, str] | None = None) -> None:
-        self.loop, self.users = loop, users
+    def __init__(
+        self, loop: LoopThread, users: dict[str, str] | None = None, secure: tuple[bytes, bytes] | None = None
+    ) -> None:
+        self.loop, self.users, self.secure = loop, users, secure  # secure: the server's (certificate, key) PEM
         self.port = free_port()
         self.server: Any = None
         self.nodes: dict[str, Any] = {}
@@ -149,7 +166,12 @@ class OpcUaServer:
         server = Server(user_manager=Users()) if users else Server()
         await server.init()
         server.set_endpoint(self.endpoint)
-        server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        if self.secure:
+            await server.load_certificate(self.secure[0], format="pem")
+            await server.load_private_key(self.secure[1], format="pem")
+            server.set_security_policy([ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt])
+        else:
+            server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
         if users:
             server.set_security_IDs(["Username"])
         for i in range(shift):

@@ -107,3 +107,26 @@ def test_wrong_credentials_never_ready(tmp_path: Path, loop: LoopThread):
     finally:
         rp.stop()
         server.stop()
+
+
+def test_sign_and_encrypt_with_the_certificate_from_its_reference(tmp_path: Path, loop: LoopThread):
+    from tests.serverkit import app_certificate
+
+    server = OpcUaServer(loop, secure=app_certificate("urn:freeopcua:python:server", "takt test server"))
+    cert, key = app_certificate("urn:freeopcua:client", "takt runner")
+    (tmp_path / "client.pem").write_bytes(cert + key)
+    fields = tuple(
+        contract.OpcUaField(name=n, dtype="float64", address=contract.OpcUaAddress(node_id=server.node_id(n)))
+        for n in "ab"
+    )
+    security = contract.OpcUaSecurity(mode="SignAndEncrypt", policy="Basic256Sha256", certificate_ref="file:client.pem")
+    src = contract.OpcUaSource(endpoint=server.endpoint, security=security, sampling_interval=0.05, fields=fields)
+    out = contract.OpcUaOutput(from_="y", node_id=server.node_id("y"), connection="plc", name="y-node")
+    rp = start_runner(write_bundle(tmp_path, config_for("plc", src, outputs=(out,))))
+    try:
+        rp.wait_ready()
+        server.write("a", 4.0)
+        wait_for(_y_is(server, expected(4.0, 2.0)), what="y written over an encrypted session")
+    finally:
+        rp.stop()
+        server.stop()

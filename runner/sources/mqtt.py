@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from runner.connect import MqttParams
 from runner.errors import StartError
 from runner.table import Table
 
+log = logging.getLogger("takt.runner")
 MAX_PAYLOAD = 1 << 20  # no sensor reading is a megabyte; a larger payload is hostile or a mistake
 
 
@@ -38,6 +40,7 @@ class MqttSourceRunner:
             except ValueError as exc:
                 raise StartError(f"sources.{name}.fields[{i}].address.jsonPath", str(exc)) from None
             self.routes.setdefault(f.address.topic, []).append(_Route(f.name, steps, f.dtype, f.shape))
+        self.last_error: str | None = None
         max_age = 3 * spec.sampling_interval if spec.sampling_interval else None
         table.add_source(name, [f.name for f in spec.fields], max_age)
 
@@ -49,10 +52,15 @@ class MqttSourceRunner:
                     for topic in self.routes:
                         await client.subscribe(topic, qos=self.spec.qos)
                     self.table.set_connected(self.name, True)
+                    self.last_error = None
                     delay = 0.2
                     async for message in client.messages:
                         self.handle(message.topic, message.payload)
-            except aiomqtt.MqttError:
+            except aiomqtt.MqttError as exc:
+                why = str(exc)[:200]
+                if why != self.last_error:
+                    log.warning("source %s: %s (retrying)", self.name, why)
+                    self.last_error = why
                 self.table.set_connected(self.name, False)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

@@ -7,6 +7,7 @@ session marks the whole source stale until the reconnect has subscribed again.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,6 +15,8 @@ from compiler.bundle import runner as contract
 from runner import decode
 from runner.connect import resolve_node_id
 from runner.table import Table
+
+log = logging.getLogger("takt.runner")
 
 
 class _Handler:
@@ -50,6 +53,7 @@ class OpcUaSourceRunner:
                  table: Table) -> None:  # fmt: skip
         self.name, self.spec, self.make_client, self.table = name, spec, make_client, table
         self.lost = asyncio.Event()
+        self.last_error: str | None = None
         table.add_source(name, [f.name for f in spec.fields], None)
 
     async def run(self) -> None:
@@ -70,12 +74,16 @@ class OpcUaSourceRunner:
                         if not isinstance(r, int):
                             self.table.reject(self.name, f.name, "unknown-node")
                     self.table.set_connected(self.name, True)
+                    self.last_error = None
                     delay = 0.2
                     await self._watch(client)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - refused, lost, unknown namespace: the source is down; retry
-                pass
+            except Exception as exc:  # noqa: BLE001 - refused, lost, unknown namespace: the source is down; retry
+                why = f"{type(exc).__name__}: {str(exc)[:200]}"
+                if why != self.last_error:
+                    log.warning("source %s: %s (retrying)", self.name, why)
+                    self.last_error = why
             self.table.set_connected(self.name, False)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
