@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_validate.py
 	$(PY) bench/bench_digest.py 512
 	$(PY) bench/bench_agent.py
+	$(PY) bench/bench_runner.py
 
 schemas: $(STAMP)
 	$(VENV)/bin/takt schema --out schemas

@@ -9,6 +9,7 @@ command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v kubectl >/dev/null || need+=(kubectl)
 command -v localedef >/dev/null || need+=(locales)
 command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)  # the runner's MQTT tests
 command -v docker-registry >/dev/null || need+=(docker-registry)  # the OCI model tests' registry (127.0.0.1 only)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
 if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -24,9 +25,10 @@ fi
 if command -v npm >/dev/null && [ ! -d tests/k8s/node_modules ]; then
   npm ci --prefix tests/k8s --silent --no-audit --no-fund >/dev/null 2>&1 || echo "tools: npm ci in tests/k8s failed"
 fi
-[ ${#need[@]} -eq 0 ] && echo "tools: git, gcc, systemd-analyze, kubectl, localedef, sshd, docker-registry, htpasswd found"
-for t in git gcc systemd-analyze kubectl sshd docker-registry htpasswd node; do
+[ ${#need[@]} -eq 0 ] && echo "tools: git, gcc, systemd-analyze, kubectl, localedef, sshd, mosquitto, docker-registry, htpasswd found"
+for t in git gcc systemd-analyze kubectl sshd mosquitto docker-registry htpasswd node; do
   [ "$t" = sshd ] && [ -x /usr/sbin/sshd ] && continue
+  [ "$t" = mosquitto ] && [ -x /usr/sbin/mosquitto ] && continue
   command -v "$t" >/dev/null || echo "tools: $t is missing here: the tests that need it are skipped (see the pytest summary)"
 done
 exit 0

@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from compiler.bundle import runner as runner_contract
+
 
 def check_release(release: Path) -> dict:
     import numpy as np
@@ -30,13 +32,14 @@ def check_release(release: Path) -> dict:
         options = ort.SessionOptions()
         options.log_severity_level = 3
         session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
-        config = json.loads((bundle / "runner.json").read_text()) if (bundle / "runner.json").is_file() else {}
-        health = config.get("health", {})
-        samples = health.get("samples")
-        if not samples:
+        config_file = bundle / runner_contract.RUNNER_JSON
+        config = runner_contract.RunnerConfig.parse(config_file.read_bytes()) if config_file.is_file() else None
+        health = config.health if config is not None and config.health else runner_contract.Health()
+        samples = health.samples
+        if samples is None:
             checks.append({"bundle": b["name"], "ok": True, "detail": "model loads; no health samples"})
             continue
-        with np.load(bundle / samples["file"], allow_pickle=False) as npz:
+        with np.load(bundle / samples.file, allow_pickle=False) as npz:
             inputs = {i.name: npz[i.name] for i in session.get_inputs()}
             expected = {k.removeprefix("expected/"): npz[k] for k in npz.files if k.startswith("expected/")}
         names = [o.name for o in session.get_outputs()]
@@ -47,9 +50,9 @@ def check_release(release: Path) -> dict:
         bad = [
             n
             for n, want in expected.items()
-            if not np.allclose(outputs[n], want, rtol=samples.get("rel", 0), atol=samples.get("abs", 0))
+            if not np.allclose(outputs[n], want, rtol=samples.rel, atol=samples.abs)
         ]
-        budget = health.get("latencySeconds")
+        budget = health.latency_seconds
         rows = len(next(iter(inputs.values())))
         slow = budget is not None and elapsed / max(rows, 1) > budget
         detail = f"{rows} samples in {elapsed * 1e3:.2f} ms"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from compiler.bundle import runner as runner_contract
 from compiler.project import Project
 from compiler.spec.kinds import KINDS
 
@@ -16,7 +17,7 @@ def _dump(schema: dict[str, Any]) -> str:
 
 
 def schema_files() -> dict[str, str]:
-    """File name → content: one schema per kind, the project file, and `takt.json` for any kind."""
+    """File name → content: one schema per kind, the project file, `takt.json` for any kind, and `runner.json`."""
     files: dict[str, str] = {}
     branches = []
     for kind, cls in {**KINDS, "Project": Project}.items():
@@ -41,4 +42,5 @@ def schema_files() -> dict[str, str]:
             "allOf": branches,
         }
     )
+    files["runner.json"] = _dump(runner_contract.json_schema())  # the device contract, generated from its dataclasses
     return files

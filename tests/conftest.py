@@ -207,3 +207,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         )
         for line in disagreements:
             terminalreporter.write_line(f"  disagreement: {line}")
+
+
+def pytest_configure(config):
+    """`slow`: tests against real servers (OPC UA, MQTT broker, Modbus) or long runs; registered here
+    unless pyproject already does."""
+    if not any(line.startswith("slow") for line in config.getini("markers")):
+        config.addinivalue_line("markers", "slow: tests against real servers or long runs (deselect: -m 'not slow')")

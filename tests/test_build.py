@@ -246,6 +246,7 @@ def test_hostile_strings_through_the_unit_template_stay_values(tmp_path: Path):
             config=HOSTILE,
             memory_max=None,
             cpu_quota=None,
+            http_port=8080,
         )
     )
     lines = unit.splitlines()

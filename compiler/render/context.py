@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from compiler.bundle import runner as contract
 from compiler.spec.datasource import DataSource
 from compiler.spec.deployment import Deployment
 from compiler.spec.model import Model
@@ -41,27 +42,38 @@ class RenderError(Exception):
         self.message, self.where = message, where
 
 
-def runner_config(inp: RenderInput, model_file: str) -> dict[str, Any]:
-    """The runner's configuration, shared by target classes that run the takt runner."""
+def runner_config(inp: RenderInput, model_file: str) -> contract.RunnerConfig:
+    """The runner's configuration, shared by target classes that run the takt runner.
+
+    Each section is the spec's own serialization read through the runner contract, so a spec
+    field the contract does not know fails here, at build time, not on the device.
+    """
     spec = inp.deployment.spec
     dump = lambda m: m.model_dump(mode="json", by_alias=True, exclude_none=True)  # noqa: E731
     used = {b.source for b in spec.bindings} | {o.connection for o in spec.outputs if getattr(o, "connection", None)}
-    return {
-        "apiVersion": "takt/runner/v1",
-        "deployment": inp.deployment.metadata.name,
-        "target": inp.target_name,
-        "model": {
-            "name": inp.model.metadata.name,
-            "version": inp.model.spec.version,
-            "file": model_file,
-            "sha256": inp.model_sha256,
-            "inputs": [dump(t) for t in inp.model.spec.inputs],
-            "outputs": [dump(t) for t in inp.model.spec.outputs],
-            "preprocessing": [dump(p) for p in inp.model.spec.preprocessing],
-        },
-        "sources": {name: dump(inp.sources[name].spec) for name in sorted(used) if name in inp.sources},
-        "bindings": [dump(b) for b in spec.bindings],
-        "outputs": [dump(o) for o in spec.outputs],
-        "resources": dump(spec.resources) if spec.resources else {},
-        "monitoring": dump(spec.monitoring) if spec.monitoring else {},
-    }
+    try:
+        model = contract.ModelSection(
+            name=inp.model.metadata.name,
+            version=inp.model.spec.version,
+            file=model_file,
+            sha256=inp.model_sha256,
+            inputs=tuple(contract.decode(contract.Tensor, dump(t)) for t in inp.model.spec.inputs),
+            outputs=tuple(contract.decode(contract.Tensor, dump(t)) for t in inp.model.spec.outputs),
+            preprocessing=tuple(contract.decode(contract.Step, dump(p)) for p in inp.model.spec.preprocessing),
+        )
+        return contract.RunnerConfig(
+            deployment=inp.deployment.metadata.name,
+            target=inp.target_name,
+            model=model,
+            sources={
+                name: contract.decode(contract.Source, dump(inp.sources[name].spec), f"sources.{name}")
+                for name in sorted(used)
+                if name in inp.sources
+            },
+            bindings=tuple(contract.decode(contract.Binding, dump(b)) for b in spec.bindings),
+            outputs=tuple(contract.decode(contract.Output, dump(o)) for o in spec.outputs),
+            resources=contract.decode(contract.Resources, dump(spec.resources) if spec.resources else {}),
+            monitoring=contract.decode(contract.Monitoring, dump(spec.monitoring) if spec.monitoring else {}),
+        )
+    except contract.ContractError as exc:
+        raise RenderError(f"the runner contract {contract.API_VERSION} cannot carry this deployment: {exc}") from exc

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+import frames
 from compiler.bundle.tree import TreeError, read_inside
 from compiler.models.digest import DigestCache
 from compiler.spec.datasource import DataSource
@@ -35,21 +36,7 @@ from compiler.spec.testsuite import (
 from compiler.testing import stats
 from compiler.testing.datasets import Dataset, load_dataset
 
-NP_DTYPES = {
-    "float32": np.float32,
-    "float64": np.float64,
-    "float16": np.float16,
-    "int8": np.int8,
-    "int16": np.int16,
-    "int32": np.int32,
-    "int64": np.int64,
-    "uint8": np.uint8,
-    "uint16": np.uint16,
-    "uint32": np.uint32,
-    "uint64": np.uint64,
-    "bool": np.bool_,
-    "string": np.object_,
-}
+NP_DTYPES = frames.NP_DTYPES
 
 
 @dataclass(frozen=True)
@@ -106,46 +93,33 @@ class ModelRunner:
         self.output_names = [o.name for o in self.session.get_outputs()]
         first = model.spec.inputs[0].shape[0] if model.spec.inputs[0].shape else None
         self.fixed_batch = first if isinstance(first, int) else None
+        self.specs = [
+            frames.InputSpec(t.name, tuple(self.columns_for(t)), t.dtype, "features" if t.features else "tensor")
+            for t in model.spec.inputs
+        ]
+        self.pipeline = frames.Pipeline.from_steps(model.spec.preprocessing, list(self.inputs))
 
     def columns_for(self, tensor: Tensor) -> list[str]:
         return [f.name for f in tensor.features] if tensor.features else [tensor.name]
 
     def feeds(self, data: Dataset | dict[str, np.ndarray], rows: slice | np.ndarray | None = None) -> dict:
+        """Model inputs from dataset columns through `frames`, the pipeline the runner runs."""
         columns = data.columns if isinstance(data, Dataset) else data
-        feeds = {}
-        for name, tensor in self.inputs.items():
-            needed = self.columns_for(tensor)
-            missing = [c for c in needed if c not in columns]
-            if missing:
-                raise _Unjudgeable(f"no column(s) {', '.join(missing)} for input {name!r}")
-            if tensor.features:
-                arr = np.stack([np.asarray(columns[c], dtype=np.float64) for c in needed], axis=-1)
-            else:
-                arr = np.asarray(columns[name])
-            if rows is not None:
-                arr = arr[rows]
-            feeds[name] = arr
-        feeds = self._preprocess(feeds)
-        return {k: v.astype(NP_DTYPES[self.inputs[k].dtype], copy=False) for k, v in feeds.items()}
+        if rows is not None:
+            columns = {k: v[rows] for k, v in columns.items()}
+        try:
+            feeds = frames.assemble(self.specs, columns)
+            feeds = self.pipeline.apply(feeds)
+        except frames.FramesError as exc:
+            raise _Unjudgeable(str(exc)) from exc
+        return frames.cast(feeds, {k: t.dtype for k, t in self.inputs.items()})
 
-    def _preprocess(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        first = next(iter(self.inputs))
-        for step in self.model.spec.preprocessing:
-            name = step.input or first
-            x = feeds[name].astype(np.float64)
-            if step.op == "clip":
-                x = np.clip(x, step.min, step.max)
-            elif step.op == "standardize":
-                x = (x - np.asarray(step.mean)) / np.asarray(step.std)
-            elif step.op == "minmax":
-                lo, hi = np.asarray(step.min), np.asarray(step.max)
-                x = (x - lo) / np.where(hi - lo == 0, 1, hi - lo)
-            elif step.op == "fill-missing":
-                x = np.where(np.isnan(x), step.value, x)
-            else:
-                raise _Unjudgeable(f"preprocessing {step.op!r} is not supported by takt test yet")
-            feeds[name] = x
-        return feeds
+    def sample_rows(self, n: int) -> np.ndarray:
+        """The dataset row each model sample stands for (its last row when inputs are windowed)."""
+        try:
+            return self.pipeline.rows(n)
+        except frames.PreprocessError as exc:
+            raise _Unjudgeable(str(exc)) from exc
 
     def run(self, feeds: dict[str, np.ndarray], batch: int = 256) -> dict[str, np.ndarray]:
         """All outputs for all rows, in batches (row by row when the model's batch size is fixed)."""
@@ -330,6 +304,7 @@ class SuiteRunner:
             raise _Unjudgeable(f"the model has no output {out_name!r}")
         spec_ds = self.suite.spec.datasets[test.dataset]
         truth = self._truth(ds, spec_ds.label_column)
+        truth = truth[self.runner.sample_rows(len(truth))]
         if test.metric in ("mae", "rmse"):
             pred = outputs[out_name].reshape(len(truth), -1)[:, 0].astype(np.float64)
             truth = truth.astype(np.float64)

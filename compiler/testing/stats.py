@@ -14,6 +14,8 @@ from statistics import NormalDist
 
 import numpy as np
 
+import frames
+
 
 @dataclass(frozen=True)
 class Estimate:
@@ -73,25 +75,10 @@ def bootstrap(
 def psi(reference: np.ndarray, candidate: np.ndarray, bins: int = 10, eps: float = 1e-4) -> float | None:
     """Population stability index over quantile bins of the reference; None without data.
 
-    Bin edges are the reference quantiles (so each reference bin holds about the same share),
-    widened to ±inf so candidate values outside the reference range still count. Empty bins get
-    `eps` so the logarithm stays finite. A constant reference gets a bin of its own, so a moved
-    constant still shows as drift.
+    Computed by `frames.drift`, the implementation the runner uses on the line: bin edges are the
+    reference quantiles widened to ±inf, empty bins get `eps`, a constant reference gets a bin of its own.
     """
-    ref = reference[np.isfinite(reference)]
-    cand = candidate[np.isfinite(candidate)]
-    if ref.size == 0 or cand.size == 0:
-        return None
-    q = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)))
-    interior = q[1:-1] if q.size > 2 else q  # few distinct values: each becomes its own bin
-    if q.size == 1:  # a constant reference: a bin for it alone, and one on either side
-        interior = np.array([q[0], np.nextafter(q[0], np.inf)])
-    edges = np.concatenate(([-np.inf], interior, [np.inf]))
-    r = np.histogram(ref, edges)[0] / ref.size
-    c = np.histogram(cand, edges)[0] / cand.size
-    r = np.where(r == 0, eps, r)
-    c = np.where(c == 0, eps, c)
-    return float(np.sum((c - r) * np.log(c / r)))
+    return frames.psi(reference, candidate, bins, eps)
 
 
 def kolmogorov_sf(x: float) -> float:

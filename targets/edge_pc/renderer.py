@@ -7,10 +7,12 @@ from typing import Any
 
 from jinja2 import Environment
 
+from compiler.bundle import runner as contract
 from compiler.bundle.tree import read_inside, read_regular
 from compiler.models.inspect import PROTOBUF_LIMIT
 from compiler.render.context import RenderError, RenderInput, runner_config
-from compiler.render.escape import to_json, to_yaml
+from compiler.render.escape import to_yaml
+from compiler.render.reference import reference_statistics
 from compiler.spec.testsuite import MAX_SAMPLE_BYTES, GoldenTest, LatencyTest
 
 TARGET_CLASS = "edge-pc"
@@ -19,20 +21,23 @@ _ABS_PATH = re.compile(r"^(/[A-Za-z0-9._-]+)+/?$")
 _COMMAND = re.compile(r"^[A-Za-z0-9._/-]{1,255}$")
 
 
-def health(inp: RenderInput, files: dict[str, bytes]) -> dict[str, Any]:
+def health(inp: RenderInput, files: dict[str, bytes]) -> contract.Health:
     """What the agent replays before and after activation: golden samples and a latency budget."""
-    spec: dict[str, Any] = {"timeoutSeconds": inp.profile.get("health", {}).get("timeoutSeconds", 30)}
+    timeout = inp.profile.get("health", {}).get("timeoutSeconds", 30)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 3600:
+        raise RenderError("profile.health.timeoutSeconds must be a number of seconds in (0, 3600]", "profile")
+    samples: contract.HealthSamples | None = None
+    latency: float | None = None
     for suite in inp.gates:
         for test in suite.spec.tests:
-            if isinstance(test, GoldenTest) and "samples" not in spec:
+            if isinstance(test, GoldenTest) and samples is None:
                 data = read_inside(inp.root, test.samples, MAX_SAMPLE_BYTES)
                 name = f"health/{suite.metadata.name}-{test.name}.npz"
                 files[name] = data
-                spec["samples"] = {"file": name, "abs": test.tolerance.abs, "rel": test.tolerance.rel}
-            if isinstance(test, LatencyTest) and "latencySeconds" not in spec:
-                budget = test.budget.p99 or test.budget.p95 or test.budget.p50
-                spec["latencySeconds"] = budget
-    return spec
+                samples = contract.HealthSamples(file=name, abs=test.tolerance.abs, rel=test.tolerance.rel)
+            if isinstance(test, LatencyTest) and latency is None:
+                latency = test.budget.p99 or test.budget.p95 or test.budget.p50
+    return contract.Health(timeout_seconds=timeout, samples=samples, latency_seconds=latency)
 
 
 def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
@@ -50,13 +55,16 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
     command = str(profile.get("runnerCommand", "takt-runner"))
     if not _COMMAND.match(command):
         raise RenderError(f"profile.runnerCommand {command!r} must be a program name or path", "profile")
+    http_port = profile.get("httpPort", 8080)
+    if isinstance(http_port, bool) or not isinstance(http_port, int) or not 1 <= http_port <= 65535:
+        raise RenderError("profile.httpPort must be an integer 1..65535", "profile")
     files: dict[str, bytes] = {}
     model_file = "model/model.onnx"
     files[model_file] = read_regular(inp.model_path, PROTOBUF_LIMIT)
-    workdir = f"{install_dir.rstrip('/')}/{inp.deployment.metadata.name}"
-    config = runner_config(inp, model_file)
-    config["health"] = health(inp, files)
-    files["runner.json"] = to_json(config).encode()
+    # the agent exposes each deployment's bundle of the active release here (a link it keeps current)
+    workdir = f"{install_dir.rstrip('/')}/deployments/{inp.deployment.metadata.name}"
+    config = runner_config(inp, model_file).with_(health=health(inp, files), reference=reference_statistics(inp))
+    files[contract.RUNNER_JSON] = config.to_json()
     res = inp.deployment.spec.resources
     files["takt-runner.service"] = (
         templates.get_template("takt-runner.service.j2")
@@ -68,7 +76,8 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
             nice=nice,
             workdir=workdir,
             command=command,
-            config=f"{workdir}/runner.json",
+            config=f"{workdir}/{contract.RUNNER_JSON}",
+            http_port=http_port,
             memory_max=res.memory if res and res.memory else None,
             cpu_quota=round(res.cpu * 100) if res and res.cpu else None,
         )
@@ -76,9 +85,9 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
     )
     service: dict[str, Any] = {
         "image": str(profile.get("image")),
-        "command": ["--config", "/bundle/runner.json"],
+        "command": ["--config", f"/bundle/{contract.RUNNER_JSON}", "--http-port", str(http_port)],
         "working_dir": "/bundle",
-        "volumes": [{"type": "bind", "source": ".", "target": "/bundle", "read_only": True}],
+        "volumes": [{"type": "bind", "source": workdir, "target": "/bundle", "read_only": True}],
         "restart": "unless-stopped",
         "read_only": True,
         "network_mode": "host",

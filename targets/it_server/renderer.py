@@ -14,8 +14,10 @@ from typing import Any
 
 from jinja2 import Environment
 
+from compiler.bundle import runner as contract
 from compiler.render.context import RenderError, RenderInput, runner_config
-from compiler.render.escape import to_json, to_yaml
+from compiler.render.escape import to_yaml
+from compiler.render.reference import reference_statistics
 from targets.it_server.secrets import PodSecrets, rewrite_refs
 
 TARGET_CLASS = "it-server"
@@ -108,7 +110,10 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
     if injector not in (None, "vault-agent"):
         raise RenderError(f"profile.secretInjector {injector!r} is not known (vault-agent)", "profile")
     pod_secrets = PodSecrets()
-    config = rewrite_refs(runner_config(inp, "/models/model.onnx"), pod_secrets, namespace, injector)
+    config = runner_config(inp, "/models/model.onnx").with_(reference=reference_statistics(inp))
+    config = contract.RunnerConfig.from_obj(
+        rewrite_refs(contract.encode(config), pod_secrets, namespace, injector)  # only env:/file: reach the pod
+    )
     res = inp.deployment.spec.resources
     resources: dict[str, Any] = {}
     if res and (res.cpu or res.memory):
@@ -142,7 +147,7 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
                         {
                             "name": "runner",
                             "image": str(p.get("image")),
-                            "args": ["--config", "/etc/takt/runner.json"],
+                            "args": ["--config", f"/etc/takt/{contract.RUNNER_JSON}", "--http-port", str(port)],
                             **({"env": pod_secrets.env} if pod_secrets.env else {}),
                             "ports": [{"name": "http", "containerPort": port}],
                             "readinessProbe": {**probe, "httpGet": {"path": "/readyz", "port": "http"}},
@@ -176,7 +181,7 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": f"{name}-runner", "labels": labels},
-        "data": {"runner.json": to_json(config)},
+        "data": {contract.RUNNER_JSON: config.to_json().decode("utf-8")},
     }
     kustomization: dict[str, Any] = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",

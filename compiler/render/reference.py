@@ -1,0 +1,66 @@
+"""Reference statistics for drift at the edge: quantile bins of every model input feature, computed at
+build time from the gating TestSuite's reference dataset by `frames` (the code the runner scores with).
+
+Which data: the suite and dataset `monitoring.drift` names; without it, the first gating suite's
+`reference` dataset (or its first). Features of tensor inputs without per-position features (an
+image) get no bins: PSI is defined per scalar feature. Deterministic: same data, same bytes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import frames
+from compiler.bundle import runner as contract
+from compiler.models.digest import DigestCache
+from compiler.render.context import RenderError, RenderInput
+from compiler.spec.testsuite import DriftTest, TestSuite
+from compiler.testing.datasets import Dataset, load_dataset
+
+DEFAULT_BINS = 10
+
+
+def _choose(inp: RenderInput) -> tuple[TestSuite, str] | None:
+    monitor = inp.deployment.spec.monitoring.drift if inp.deployment.spec.monitoring else None
+    if monitor is not None:
+        suite = next((s for s in inp.gates if s.metadata.name == monitor.test_suite), None)
+        if suite is None:
+            raise RenderError(f"monitoring.drift.testSuite {monitor.test_suite!r} is not one of the deployment's gates")
+        if monitor.dataset not in suite.spec.datasets:
+            raise RenderError(f"monitoring.drift.dataset {monitor.dataset!r} is not in suite {monitor.test_suite!r}")
+        return suite, monitor.dataset
+    for suite in inp.gates:
+        if suite.spec.datasets:
+            name = "reference" if "reference" in suite.spec.datasets else next(iter(suite.spec.datasets))
+            return suite, name
+    return None
+
+
+def reference_statistics(inp: RenderInput) -> contract.Reference | None:
+    chosen = _choose(inp)
+    if chosen is None:
+        return None
+    suite, name = chosen
+    spec = suite.spec.datasets[name]
+    loaded = load_dataset(inp.root, name, spec.path, spec.format, DigestCache(None))
+    if not isinstance(loaded, Dataset):
+        raise RenderError(f"reference statistics: {loaded}")
+    bins = next((t.bins for t in suite.spec.tests if isinstance(t, DriftTest) and t.reference == name), DEFAULT_BINS)
+    features: list[contract.FeatureReference] = []
+    for tensor in inp.model.spec.inputs:
+        for feature in tensor.features or []:
+            column = loaded.columns.get(feature.name)
+            if column is None or column.dtype == object or column.ndim != 1:
+                raise RenderError(
+                    f"reference statistics: dataset {name!r} of {suite.metadata.name!r} has no numeric column "
+                    f"{feature.name!r} for input {tensor.name!r}"
+                )
+            ref = frames.reference_bins(column.astype(np.float64), bins)
+            if ref is None:
+                raise RenderError(f"reference statistics: column {feature.name!r} has no finite values")
+            features.append(contract.FeatureReference(name=feature.name, edges=ref.edges, fractions=ref.fractions))
+    if not features:
+        return None  # no scalar features (e.g. one image input): nothing to score per feature
+    return contract.Reference(
+        test_suite=suite.metadata.name, dataset=name, sha256=loaded.sha256, bins=bins, features=tuple(features)
+    )
