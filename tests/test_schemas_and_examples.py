@@ -207,6 +207,7 @@ def test_generator_writes_every_committed_file(example: str, generated: dict[str
             assert got[rel] == want[rel], rel
 
 
+@pytest.mark.slow
 def test_generator_is_byte_reproducible(tmp_path: Path, generated: dict[str, Path]):
     """The same inputs give the same bytes: a fresh interpreter (another hash seed) writes what this one did."""
     for example in GENERATORS:
