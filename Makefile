@@ -53,7 +53,7 @@ test-fast: $(STAMP)
 
 test-latest: tools
 	@test -x $(LATEST)/bin/python || $(PYTHON) -m venv $(LATEST)
-	$(LATEST)/bin/python $(PIP) --upgrade pip
+	$(LATEST)/bin/python $(PIP) --upgrade pip setuptools
 	$(LATEST)/bin/python $(PIP) --upgrade --upgrade-strategy eager -e '.[test]'
 	@$(LATEST)/bin/python .ci/lockdiff.py $(LOCK)
 	$(LATEST)/bin/python $(PYTEST)
