@@ -1,17 +1,41 @@
 # The two commands of the README: `make demo` and `make test`.
+# Both install the exact versions and hashes of requirements.lock (`make lock` writes it from the
+# ranges in pyproject.toml); `make test-latest` runs the suite under the newest versions those
+# ranges allow, i.e. what `pip install takt` gets today.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.takt-installed
+LOCK   := requirements.lock
+LATEST ?= .venv-latest
+LOCKER := .venv-lock
+UV_VERSION ?= 0.13.9
+# pip reports errors only (not a warning for every index a machine's pip.conf names)
+PIP    := -m pip install -qq --disable-pip-version-check
+PYTEST := -m pytest -n 2 -q
 
-.PHONY: demo test tools lint bench schemas examples clean
+.PHONY: demo test test-fast test-latest lock tools lint bench schemas examples clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
+	@if [ -e $(STAMP) ] && [ $(LOCK) -nt $(STAMP) ]; then echo "$(LOCK) changed: a new $(VENV)"; rm -rf $(VENV); fi
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) $(PIP) --require-hashes -r $(LOCK)
+	$(PY) $(PIP) --no-deps --no-build-isolation -e .
+	@$(PY) -m pip check >/dev/null || { $(PY) -m pip check; \
+	  echo "$(LOCK) does not satisfy pyproject.toml: run 'make lock' and commit $(LOCK)" >&2; exit 1; }
 	@touch $(STAMP)
+
+# Exact versions and hashes (Python 3.11, Linux x86_64, manylinux_2_28) of the dependencies, the
+# test extra, the build backend and pip. Pins already in the file are kept and new dependencies
+# added; `make lock LOCK_ARGS=--upgrade` moves every pin to the newest allowed version.
+lock:
+	@test -x $(LOCKER)/bin/uv || { $(PYTHON) -m venv $(LOCKER) && $(LOCKER)/bin/python $(PIP) uv==$(UV_VERSION); }
+	@$(PYTHON) -c 'import tomllib; print("pip", *tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
+	  | $(LOCKER)/bin/uv pip compile --quiet pyproject.toml - --extra test --generate-hashes \
+	      --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	      --custom-compile-command "make lock" $(LOCK_ARGS) -o $(LOCK)
+	@echo "$(LOCK): $$(grep -c '^[a-z]' $(LOCK)) packages pinned"
 
 demo: $(STAMP)
 	@bash examples/demo.sh $(VENV)
@@ -21,7 +45,18 @@ tools:
 
 test: $(STAMP) tools
 	$(PY) -m ruff check .
-	$(PY) -m pytest -n 2 -q
+	$(PY) $(PYTEST)
+
+# The inner loop: everything but the tests marked slow (fault injection, real tools, servers).
+test-fast: $(STAMP)
+	$(PY) $(PYTEST) -m "not slow"
+
+test-latest: tools
+	@test -x $(LATEST)/bin/python || $(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python $(PIP) --upgrade pip setuptools
+	$(LATEST)/bin/python $(PIP) --upgrade --upgrade-strategy eager -e '.[test]'
+	@$(LATEST)/bin/python .ci/lockdiff.py $(LOCK)
+	$(LATEST)/bin/python $(PYTEST)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -39,4 +74,4 @@ examples: $(STAMP)
 	$(PY) examples/make_models.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LATEST) $(LOCKER) build *.egg-info .pytest_cache .ruff_cache

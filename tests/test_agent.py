@@ -20,6 +20,8 @@ from compiler.bundle import DesiredState, canonical_json
 from compiler.signing import keygen
 from tests.agentkit import GitDaemon, World, in_days, make_world
 
+pytestmark = pytest.mark.slow  # servers: git daemon, https, sshd; the health gate in a subprocess
+
 
 @pytest.fixture
 def world(tmp_path: Path):

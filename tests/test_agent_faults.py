@@ -21,6 +21,8 @@ from agent.releases import current_release, release_id_of, verify_release
 from agent.status import verify_journal
 from tests.agentkit import make_world
 
+pytestmark = pytest.mark.slow  # fault injection: minutes of kill -9
+
 TRIALS = int(os.environ.get("TAKT_KILL_TRIALS", "60"))  # per chunk; 4 chunks run in the suite
 
 

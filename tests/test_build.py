@@ -199,6 +199,7 @@ def test_failing_gate_blocks_the_bundle(tmp_path: Path, cli_run):
     assert json.loads((tmp_path / "out/index.json").read_text())["bundles"] == []
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl is not installed on this machine")
 def test_it_server_bundle_builds_with_kustomize(tmp_path: Path):
     root = _copy("visual-inspection", tmp_path / "spec")
@@ -227,6 +228,7 @@ def test_it_server_bundle_builds_with_kustomize(tmp_path: Path):
 HOSTILE = 'x"; rm -rf / #\n[Service]\nExecStartPre=/bin/evil %n $HOME ${PATH} {{ 7*7 }} \\ \x00 end'
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed on this machine")
 def test_hostile_strings_through_the_unit_template_stay_values(tmp_path: Path):
     """Defence in depth: even values the renderer would refuse cannot add lines, keys or sections."""

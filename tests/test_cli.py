@@ -62,6 +62,7 @@ def test_exit_2_on_usage_errors(broken: Path):
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_real_process_exit_codes_and_no_traceback(broken: Path, tmp_path: Path):
     r = takt("validate", ".", cwd=broken)
     assert r.returncode == 1 and "Traceback" not in r.stdout + r.stderr

@@ -82,6 +82,7 @@ def test_onnxruntime_loads_the_ort_file_and_computes_like_the_onnx_model(bundle)
     assert np.allclose(ort_out[0], onnx_out[0]) and (ort_out[1] == onnx_out[1]).all()
 
 
+@pytest.mark.slow
 @needs_gcc
 def test_c_sources_compile_with_all_warnings_as_errors(bundle, tmp_path: Path):
     d, _ = bundle
@@ -130,6 +131,7 @@ HOSTILE = [
 ]
 
 
+@pytest.mark.slow
 @needs_gcc
 @pytest.mark.parametrize("value", HOSTILE)
 def test_c_string_keeps_every_value_a_value(tmp_path: Path, value: str):
@@ -153,6 +155,7 @@ def test_c_identifiers():
     assert c_identifier("") == "_"
 
 
+@pytest.mark.slow
 def test_embedded_bundle_is_reproducible_across_checkouts(tmp_path: Path):
     """onnxruntime's converter is not deterministic by itself; the renderer makes it so within one build
     environment (same interpreter path and machine), wherever the checkout lives."""

@@ -93,6 +93,7 @@ def _private_locale(tmp: Path) -> bool:
     return (tmp / "en_US.UTF-8").is_dir() or r.returncode == 0
 
 
+@pytest.mark.slow
 def test_static_check_agrees_with_onnxruntime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request):
     if _private_locale(tmp_path):
         monkeypatch.setenv("LOCPATH", str(tmp_path))

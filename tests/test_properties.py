@@ -223,6 +223,7 @@ REFERENCES = [  # (kind, path inside the document, referred kind)
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [p.name for p in EXAMPLE_DIRS])
 @SETTINGS
 @given(data=st.data(), new=st.from_regex(r"[a-z][a-z0-9]{2,12}", fullmatch=True))
