@@ -16,6 +16,8 @@ from compiler.signing import keygen
 from compiler.validate.pipeline import validate
 from tests.conftest import EXAMPLES, ROOT
 
+pytestmark = pytest.mark.slow  # real tools: git, kubectl, node, ssh-keygen
+
 VALIDATOR = ROOT / "tests" / "k8s"
 CLUSTER_URL = "https://git.plant.example/muc/deploy.git"
 

@@ -37,6 +37,7 @@ NESTINGS = {
 }
 
 
+@pytest.mark.slow  # a CLI process each: a crash must show as a signal, not kill pytest
 @pytest.mark.parametrize("depth", [600, 30_000])
 @pytest.mark.parametrize("shape", sorted(NESTINGS))
 def test_deep_nesting_is_refused_before_any_parser_runs(tmp_path: Path, shape: str, depth: int):

@@ -20,10 +20,13 @@ from tests.agentkit import free_port, wait_for_port
 from tests.conftest import EXAMPLES
 from tests.tlskit import localhost_cert
 
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("docker-registry") and shutil.which("htpasswd")),
-    reason="docker-registry and htpasswd (Debian: docker-registry, apache2-utils) are not installed on this machine",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (shutil.which("docker-registry") and shutil.which("htpasswd")),
+        reason="docker-registry and htpasswd (Debian packages docker-registry, apache2-utils) are not installed here",
+    ),
+]
 USER, PASSWORD = "ci", "s3cret-registry-pass"
 
 

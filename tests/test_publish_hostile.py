@@ -20,6 +20,8 @@ from compiler.signing import keygen
 from compiler.validate.pipeline import validate
 from tests.conftest import EXAMPLES
 
+pytestmark = pytest.mark.slow  # 48 publishes to real bare repositories
+
 DEVICE = "ipc-press-1"
 
 
