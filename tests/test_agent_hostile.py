@@ -235,7 +235,38 @@ def test_a_reused_generation_with_other_bundles_is_refused(world: World, tmp_pat
 # Symlinks to identical bytes: only the link itself can be what refuses them.
 
 
-def _link_to_identical(work: Path, outside: Path, how: str) -> None:
+def _signed_bundle(world: World, work: Path, files: dict[str, bytes]) -> Path:
+    """A bundle whose manifest is self-consistent and that a newer signed state names."""
+    body = {
+        "version": 1,
+        "name": "evil/ipc-x86",
+        "targetClass": "edge-pc",
+        "provenance": {},
+        "files": [
+            {"path": p, "size": len(b), "sha256": hashlib.sha256(b).hexdigest(), "mode": "0644"}
+            for p, b in sorted(files.items())
+        ],
+    }
+    digest = hashlib.sha256(canonical_json(body)).hexdigest()
+    d = work / "bundles" / digest
+    for p, b in files.items():
+        (d / p).parent.mkdir(parents=True, exist_ok=True)
+        (d / p).write_bytes(b)
+    (d / "MANIFEST.json").write_bytes(canonical_json({**body, "digest": digest}))
+    old = _desired(work)
+    refs = (BundleRef("evil/ipc-x86", digest),)
+    world.signed_state(work, DEVICE, DesiredState(old.device, old.generation + 1, in_days(7), refs))
+    return d
+
+
+def _link_to_identical(world: World, work: Path, outside: Path, how: str) -> None:
+    if how.startswith("twin-in-bundle"):  # both paths listed, same bytes; one is a link to the other
+        depth = int(how.rsplit("-", 1)[1])
+        rel = "/".join(["d"] * depth + ["b.bin"])
+        d = _signed_bundle(world, work, {"a.bin": b"same bytes\n", rel: b"same bytes\n"})
+        (d / rel).unlink()
+        os.symlink("../" * depth + "a.bin", d / rel)
+        return
     bundle = _bundle_dir(work)
     outside.mkdir(parents=True, exist_ok=True)
     if how == "model-dir":
@@ -251,14 +282,16 @@ def _link_to_identical(work: Path, outside: Path, how: str) -> None:
     os.symlink(target, bundle / rel)
 
 
-@pytest.mark.parametrize("how", ["runner-absolute", "runner-relative", "deep", "model-dir"])
+@pytest.mark.parametrize(
+    "how", ["runner-absolute", "runner-relative", "deep", "model-dir", "twin-in-bundle-0", "twin-in-bundle-2"]
+)
 def test_a_bundle_symlink_to_identical_bytes_is_refused(world: World, tmp_path: Path, how: str):
     state = tmp_path / "state"
     _applied(world, state)
     work = world.checkout()
     old = _desired(work)
-    _link_to_identical(work, tmp_path / "outside", how)
     world.signed_state(work, DEVICE, DesiredState(old.device, old.generation + 1, in_days(7), old.bundles))
+    _link_to_identical(world, work, tmp_path / "outside", how)
     world.push(work)
     _refused_over_cycles(world, state, "BundleInvalid", cycles=1)
 
