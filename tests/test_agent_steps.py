@@ -226,3 +226,20 @@ def test_a_release_that_failed_a_gate_is_not_tried_again_until_the_state_changes
     again = [Reconciler(world.config(state, fast=gate != "pre-check", **kw)).run_once() for _ in range(2)]
     assert [o.reason for o in again] == [first_reason, "Quarantined"]
     assert read_status(state)["acceptedGeneration"] == old.generation + 1 and current_release(state) == first
+
+
+def test_the_agent_imports_only_compiler_bundle_from_the_compiler():
+    import ast
+
+    offenders = []
+    for path in sorted((Path(__file__).parents[1] / "agent").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [
+                f"{path.name}: {n}"
+                for n in names
+                if n.split(".")[0] == "compiler" and not n.startswith("compiler.bundle")
+            ]
+    assert offenders == []
