@@ -19,19 +19,19 @@ GENESIS = "0" * 64
 # What status and journal record is bounded: their texts quote repository content, which nobody
 # signed (a 20 MiB key id must not become a 20 MiB status file or journal entry).
 MAX_TEXT, MAX_ITEMS, MAX_ENTRY = 1024, 64, 16 << 10
+MAX_STATUS_ITEMS = 5000  # as many bundles as a desired state can name
 
 
-def bounded(value: Any, depth: int = 6) -> Any:
-    """`value` with every string cut to MAX_TEXT characters and every list or object to MAX_ITEMS."""
+def bounded(value: Any, items: int = MAX_ITEMS, depth: int = 6) -> Any:
+    """`value` with every string cut to MAX_TEXT characters and every list or object to `items`."""
     if isinstance(value, str):
         return value if len(value) <= MAX_TEXT else f"{value[:MAX_TEXT]}… ({len(value):,} characters)"
     if depth == 0 and isinstance(value, dict | list | tuple):
         return "…"
     if isinstance(value, dict):
-        items = list(value.items())
-        return {bounded(str(k)): bounded(v, depth - 1) for k, v in items[:MAX_ITEMS]}
+        return {bounded(str(k)): bounded(v, items, depth - 1) for k, v in list(value.items())[:items]}
     if isinstance(value, list | tuple):
-        return [bounded(v, depth - 1) for v in value[:MAX_ITEMS]]
+        return [bounded(v, items, depth - 1) for v in value[:items]]
     return value
 
 
@@ -159,7 +159,7 @@ def write_status(
     doc = {
         "apiVersion": "takt/agent/v1",
         "observedAt": _ts(now),
-        **bounded(fields),
+        **bounded(fields, items=MAX_STATUS_ITEMS),  # lists of signed bundles: only strings are cut
         "conditions": [
             condition("Ready", ready, reason if not ready else Reason.APPLIED, message, now, old),
             condition("Reconciling", reconciling, reason, message if reconciling else "", now, old),
