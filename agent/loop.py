@@ -1,5 +1,6 @@
-"""The agent's loop: reconcile, then wait the interval with jitter; transient faults back off
-exponentially (with jitter) while the last known good keeps running."""
+"""The agent's loop: reconcile, then wait the interval with jitter; transient faults (and defects
+of a step, which a cycle reports as `failed`) back off exponentially (with jitter) while the last
+known good keeps running. Nothing a repository holds ends the loop."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from agent.config import AgentConfig
+from agent.reasons import Result
 from agent.reconcile import Outcome, Reconciler
 
 
@@ -34,5 +36,5 @@ def run(
             report(outcome)
         if once or (cycles is not None and n >= cycles):
             return outcome
-        failures = failures + 1 if outcome.result == "fetch-failed" else 0
+        failures = failures + 1 if outcome.result in (Result.FETCH_FAILED, Result.FAILED) else 0
         sleep(next_delay(cfg, failures, rng))

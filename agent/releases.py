@@ -1,7 +1,8 @@
 """Releases on disk. Every step leaves the device on a whole release, whatever instant it is killed:
 
 releases/.staging-*        being written; deleted at the next start
-releases/<release>.<seq>/  complete and verified (bundles/<digest>/…, release.json)
+releases/<release>.<seq>/  complete and verified: bundles/<digest>/… (modes as the manifest says),
+                           deployments/<deployment> -> ../bundles/<digest>, release.json
 current -> releases/…      switched by renaming a new symlink over the old one
 """
 
@@ -13,15 +14,18 @@ import re
 import shutil
 from pathlib import Path
 
-from compiler.bundle import DesiredState, canonical_json, verify_bundle
+from agent.layout import DEPLOYMENTS, check_links, write_links
+from agent.reasons import Reason
+from compiler.bundle import MANIFEST, BundleRef, DesiredState, Manifest, canonical_json, verify_bundle
 from compiler.bundle.atomic import fsync_dir
+from compiler.bundle.tree import TreeError, open_regular
 
 RELEASES, CURRENT, STAGING = "releases", "current", ".staging-"
 _DIR = re.compile(r"^([0-9a-f]{64})\.(\d+)$")
 
 
 class StageError(Exception):
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: Reason, message: str) -> None:
         super().__init__(message)
         self.reason, self.message = reason, message
 
@@ -46,12 +50,8 @@ def release_id_of(release: Path | None) -> str | None:
     return m.group(1) if m else None
 
 
-def _bundle_bytes(workdir: Path, state: DesiredState) -> int:
-    total = 0
-    for ref in state.bundles:
-        manifest = json.loads((workdir / "bundles" / ref.digest / "MANIFEST.json").read_text())
-        total += sum(f["size"] for f in manifest["files"]) + 4096
-    return total
+def _bundle_bytes(manifests: list[Manifest]) -> int:
+    return sum(sum(f.size for f in m.files) + 4096 for m in manifests)
 
 
 _ARCH_ALIASES = {"amd64": "x86_64", "arm64": "aarch64", "armv7l": "armv7"}
@@ -74,31 +74,57 @@ def mem_available() -> int | None:
     return None
 
 
-def preflight(workdir: Path, desired: DesiredState, arch: str, memory: int | None) -> None:
+def preflight(manifests: list[Manifest], arch: str, memory: int | None) -> None:
     """Refuse a release this machine cannot run: another architecture, or models beyond free memory."""
     model_bytes = 0
-    for ref in desired.bundles:
-        manifest = json.loads((workdir / "bundles" / ref.digest / "MANIFEST.json").read_text())
-        wanted = manifest.get("provenance", {}).get("arch")
-        if wanted and manifest.get("targetClass") != "embedded" and wanted != arch:
-            raise StageError("WrongArchitecture", f"bundle {ref.name} is built for {wanted}; this machine is {arch}")
-        model_bytes += sum(f["size"] for f in manifest["files"] if f["path"].startswith("model/"))
+    for manifest in manifests:
+        wanted = manifest.provenance.get("arch")
+        if wanted and manifest.target_class != "embedded" and wanted != arch:
+            raise StageError(
+                Reason.WRONG_ARCHITECTURE, f"bundle {manifest.name} is built for {wanted}; this machine is {arch}"
+            )
+        model_bytes += sum(f.size for f in manifest.files if f.path.startswith("model/"))
     if memory is not None and model_bytes * 3 > memory:  # weights, the session's copy and activations
         raise StageError(
-            "InsufficientMemory",
+            Reason.INSUFFICIENT_MEMORY,
             f"models of {model_bytes:,} bytes need about {model_bytes * 3:,} bytes of memory; {memory:,} are available",
         )
 
 
-def stage(state_dir: Path, workdir: Path, desired: DesiredState, rid: str, reserve: int) -> Path:
-    """Copy the verified bundles into a new release directory, fsync, verify again, rename into place."""
+def _copy(src: Path, dst: Path, mode: int) -> None:
+    """One file, opened without following a link, written and fsynced with the manifest's mode."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with os.fdopen(open_regular(src), "rb") as fin, dst.open("wb") as fout:
+        shutil.copyfileobj(fin, fout, 1 << 20)
+        fout.flush()
+        os.fchmod(fout.fileno(), mode)
+        os.fsync(fout.fileno())
+
+
+def _copy_bundle(src: Path, dst: Path, manifest: Manifest) -> None:
+    """Only what the manifest lists (and the manifest), never a file beside it."""
+    _copy(src / MANIFEST, dst / MANIFEST, 0o644)
+    for entry in manifest.files:
+        _copy(src / entry.path, dst / entry.path, entry.mode)
+    for d in sorted((p for p in dst.rglob("*") if p.is_dir()), reverse=True):
+        os.chmod(d, 0o755)
+        fsync_dir(d)
+    os.chmod(dst, 0o755)
+
+
+def stage(
+    state_dir: Path, workdir: Path, desired: DesiredState, manifests: dict[str, Manifest], rid: str, reserve: int
+) -> Path:
+    """Copy the verified bundles into a new release directory, link the deployments, fsync,
+    verify the whole release again (modes exactly), rename into place."""
     releases = state_dir / RELEASES
     releases.mkdir(parents=True, exist_ok=True)
-    need = _bundle_bytes(workdir, desired)
+    need = _bundle_bytes(list(manifests.values()))
     free = shutil.disk_usage(releases).free
     if free < need + reserve:
         raise StageError(
-            "InsufficientDisk", f"staging needs {need:,} bytes plus a reserve of {reserve:,}; {free:,} are free"
+            Reason.INSUFFICIENT_DISK,
+            f"staging needs {need:,} bytes plus a reserve of {reserve:,}; {free:,} are free",
         )
     seqs = [int(m.group(2)) for d in releases.iterdir() if (m := _DIR.match(d.name))]
     final = releases / f"{rid}.{max(seqs, default=0) + 1}"
@@ -107,23 +133,8 @@ def stage(state_dir: Path, workdir: Path, desired: DesiredState, rid: str, reser
     try:
         (staging / "bundles").mkdir(parents=True)
         for ref in desired.bundles:
-            src, dst = workdir / "bundles" / ref.digest, staging / "bundles" / ref.digest
-            for path in sorted(src.rglob("*")):
-                target = dst / path.relative_to(src)
-                if path.is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with path.open("rb") as fin, target.open("wb") as fout:
-                    shutil.copyfileobj(fin, fout, 1 << 20)
-                    fout.flush()
-                    os.fsync(fout.fileno())
-                os.chmod(target, path.stat().st_mode & 0o755)
-            for d in sorted((p for p in dst.rglob("*") if p.is_dir()), reverse=True):
-                fsync_dir(d)
-            _, problems = verify_bundle(dst, ref.digest)
-            if problems:
-                raise StageError("StagingCorrupt", f"bundle {ref.name} differs after copying: {problems[0]}")
+            _copy_bundle(workdir / "bundles" / ref.digest, staging / "bundles" / ref.digest, manifests[ref.digest])
+        write_links(staging, desired.bundles)
         (staging / "release.json").write_bytes(
             canonical_json(
                 {
@@ -134,14 +145,19 @@ def stage(state_dir: Path, workdir: Path, desired: DesiredState, rid: str, reser
                 }
             )
         )
-        fsync_dir(staging / "bundles")
-        fsync_dir(staging)
+        problems = verify_release(staging)
+        if problems:
+            raise StageError(Reason.STAGING_CORRUPT, f"the release differs after copying: {problems[0]}")
+        for d in (staging / "bundles", staging / DEPLOYMENTS, staging):
+            os.chmod(d, 0o755)
+            fsync_dir(d)
         os.rename(staging, final)
         fsync_dir(releases)
         return final
-    except OSError as exc:
+    except (OSError, TreeError) as exc:
         shutil.rmtree(staging, ignore_errors=True)
-        raise StageError("StagingFailed", f"cannot stage the release: {exc.strerror or exc}") from exc
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise StageError(Reason.STAGING_FAILED, f"cannot stage the release: {detail}") from exc
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -157,17 +173,36 @@ def activate(state_dir: Path, release: Path) -> None:
     fsync_dir(state_dir)
 
 
+_RELEASE_ENTRIES = {"release.json": "file", "bundles": "dir", DEPLOYMENTS: "dir"}
+
+
+def _kind(entry: os.DirEntry) -> str:
+    if entry.is_symlink():
+        return "link"
+    return "dir" if entry.is_dir() else "file" if entry.is_file() else "other"
+
+
 def verify_release(release: Path) -> list[str]:
-    """Every bundle of a release against its manifest (drift detection)."""
+    """The whole release against what was staged (drift detection): every bundle byte and mode,
+    the deployment links and nothing else (no other entry, no other link)."""
     try:
         meta = json.loads((release / "release.json").read_text())
-    except (OSError, ValueError) as exc:
+        bundles = [BundleRef(b["name"], b["digest"]) for b in meta.get("bundles", [])]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         return [f"release.json unreadable: {exc}"]
     problems = []
-    for b in meta.get("bundles", []):
-        _, p = verify_bundle(release / "bundles" / b["digest"], b["digest"])
-        problems += [f"{b['name']}: {x}" for x in p]
-    return problems
+    with os.scandir(release) as it:
+        for entry in sorted(it, key=lambda e: e.name):
+            if _RELEASE_ENTRIES.get(entry.name) != _kind(entry):
+                problems.append(f"{entry.name}: unexpected entry")
+    digests = {b.digest for b in bundles}
+    if (release / "bundles").is_dir() and not (release / "bundles").is_symlink():
+        with os.scandir(release / "bundles") as it:
+            problems += [f"bundles/{e.name}: unexpected entry" for e in it if e.name not in digests]
+    for b in bundles:
+        _, p = verify_bundle(release / "bundles" / b.digest, b.digest, exact_modes=True)
+        problems += [f"{b.name}: {x}" for x in p]
+    return problems + check_links(release, bundles)
 
 
 def prune(state_dir: Path, keep: list[str]) -> None:

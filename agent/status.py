@@ -10,11 +10,29 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agent.reasons import Event, Reason
 from compiler.bundle import canonical_json
 from compiler.bundle.atomic import write_atomic
 
 MEMORY, STATUS, JOURNAL, METRICS = "agent.json", "status.json", "journal.log", "metrics.prom"
 GENESIS = "0" * 64
+# What status and journal record is bounded: their texts quote repository content, which nobody
+# signed (a 20 MiB key id must not become a 20 MiB status file or journal entry).
+MAX_TEXT, MAX_ITEMS, MAX_ENTRY = 1024, 64, 16 << 10
+MAX_STATUS_ITEMS = 5000  # as many bundles as a desired state can name
+
+
+def bounded(value: Any, items: int = MAX_ITEMS, depth: int = 6) -> Any:
+    """`value` with every string cut to MAX_TEXT characters and every list or object to `items`."""
+    if isinstance(value, str):
+        return value if len(value) <= MAX_TEXT else f"{value[:MAX_TEXT]}… ({len(value):,} characters)"
+    if depth == 0 and isinstance(value, dict | list | tuple):
+        return "…"
+    if isinstance(value, dict):
+        return {bounded(str(k)): bounded(v, items, depth - 1) for k, v in list(value.items())[:items]}
+    if isinstance(value, list | tuple):
+        return [bounded(v, items, depth - 1) for v in value[:items]]
+    return value
 
 
 @dataclass
@@ -45,33 +63,52 @@ def _ts(now: datetime) -> str:
     return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _line_start(fh, end: int, block: int = 65536) -> int:
+    """The offset just after the last newline before `end` (0 if none), read backwards in blocks."""
+    pos = end
+    while pos > 0:
+        start = max(0, pos - block)
+        fh.seek(start)
+        i = fh.read(pos - start).rfind(b"\n")
+        if i >= 0:
+            return start + i + 1
+        pos = start
+    return 0
+
+
 def _tail(path: Path) -> str:
-    """The hash of the last complete entry; a torn last line (a kill mid-append) is cut off first."""
+    """The hash of the last complete entry, whatever its length; a torn last line (a kill
+    mid-append) is cut off first."""
     if not path.is_file():
         return GENESIS
     with path.open("rb+") as fh:
         size = fh.seek(0, 2)
-        fh.seek(max(0, size - 65536))
-        chunk = fh.read()
-        if chunk and not chunk.endswith(b"\n"):
-            keep = size - (len(chunk) - (chunk.rfind(b"\n") + 1))
-            fh.truncate(keep)
-            chunk = chunk[: chunk.rfind(b"\n") + 1]
-        lines = chunk.splitlines()
+        fh.seek(max(0, size - 1))
+        if size and fh.read(1) != b"\n":
+            size = _line_start(fh, size)
+            fh.truncate(size)
+        if size == 0:
+            return GENESIS
+        start = _line_start(fh, size - 1)
+        fh.seek(start)
+        last = fh.read(size - start)
     try:
-        return json.loads(lines[-1])["hash"] if lines else GENESIS
-    except (ValueError, KeyError):
+        return json.loads(last)["hash"]
+    except (ValueError, KeyError, TypeError):
         return GENESIS
 
 
-def journal(state: Path, now: datetime, event: str, **details: Any) -> None:
+def journal(state: Path, now: datetime, event: Event, **details: Any) -> None:
     """Append one entry whose hash covers the previous one: a rewritten past breaks the chain.
 
     The chain head is read from the file itself, so a kill between this append and saving the
-    memory cannot fork the chain.
+    memory cannot fork the chain. Details are bounded: an entry stays small whatever it quotes.
     """
     path = state / JOURNAL
-    entry = {"time": _ts(now), "event": event, "details": details, "prev": _tail(path)}
+    details = bounded(details)
+    if len(shown := canonical_json(details)) > MAX_ENTRY:
+        details = {"truncated": bounded(shown.decode())}
+    entry = {"time": _ts(now), "event": str(event), "details": details, "prev": _tail(path)}
     digest = hashlib.sha256(canonical_json(entry)).hexdigest()
     with path.open("ab") as fh:
         fh.write(canonical_json({**entry, "hash": digest}))
@@ -95,11 +132,11 @@ def verify_journal(path: Path) -> tuple[bool, int]:
     return True, n
 
 
-def condition(kind: str, ok: bool, reason: str, message: str, now: datetime, old: list[dict]) -> dict:
+def condition(kind: str, ok: bool, reason: Reason, message: str, now: datetime, old: list[dict]) -> dict:
     status = "True" if ok else "False"
     prior = next((c for c in old if c.get("type") == kind), None)
     since = prior["lastTransitionTime"] if prior and prior.get("status") == status else _ts(now)
-    return {"type": kind, "status": status, "reason": reason, "message": message, "lastTransitionTime": since}
+    return {"type": kind, "status": status, "reason": str(reason), "message": message, "lastTransitionTime": since}
 
 
 def write_status(
@@ -110,7 +147,7 @@ def write_status(
     reconciling: bool,
     stalled: bool,
     degraded: bool,
-    reason: str,
+    reason: Reason,
     message: str,
     fields: dict[str, Any],
 ) -> dict[str, Any]:
@@ -118,15 +155,20 @@ def write_status(
         old = json.loads((state / STATUS).read_text()).get("conditions", [])
     except (OSError, ValueError, AttributeError):
         old = []
+    message = bounded(message)
     doc = {
         "apiVersion": "takt/agent/v1",
         "observedAt": _ts(now),
-        **fields,
+        **bounded(fields, items=MAX_STATUS_ITEMS),  # lists of signed bundles: only strings are cut
         "conditions": [
-            condition("Ready", ready, reason if not ready else "Applied", message, now, old),
+            condition("Ready", ready, reason if not ready else Reason.APPLIED, message, now, old),
             condition("Reconciling", reconciling, reason, message if reconciling else "", now, old),
-            condition("Stalled", stalled, reason if stalled else "Progressing", message if stalled else "", now, old),
-            condition("Degraded", degraded, reason if degraded else "Healthy", message if degraded else "", now, old),
+            condition(
+                "Stalled", stalled, reason if stalled else Reason.PROGRESSING, message if stalled else "", now, old
+            ),
+            condition(
+                "Degraded", degraded, reason if degraded else Reason.HEALTHY, message if degraded else "", now, old
+            ),
         ],
     }
     write_atomic(state / STATUS, json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n")
@@ -135,6 +177,7 @@ def write_status(
 
 def write_metrics(state: Path, memory: Memory, status: dict[str, Any], extra: Path | None = None) -> None:
     cond = {c["type"]: c["status"] == "True" for c in status["conditions"]}
+    reason = status.get("reason")
     lines = [
         "# HELP takt_agent_ready 1 when the device runs its desired, healthy release.",
         "# TYPE takt_agent_ready gauge",
@@ -149,6 +192,9 @@ def write_metrics(state: Path, memory: Memory, status: dict[str, Any], extra: Pa
         f"takt_agent_reconcile_seconds {status.get('timings', {}).get('totalSeconds', 0)}",
         "# TYPE takt_agent_reconciles_total counter",
         *(f'takt_agent_reconciles_total{{result="{k}"}} {v}' for k, v in sorted(memory.reconciles.items())),
+        "# HELP takt_agent_reason 1 for the reason of the last cycle.",
+        "# TYPE takt_agent_reason gauge",
+        *([f'takt_agent_reason{{reason="{reason}"}} 1'] if reason in set(Reason) else []),
     ]
     data = ("\n".join(lines) + "\n").encode()
     write_atomic(state / METRICS, data)

@@ -3,11 +3,14 @@ served by a real `git daemon` on 127.0.0.1), and helpers to publish honest or ho
 
 from __future__ import annotations
 
+import contextlib
+import json
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -117,6 +120,33 @@ def make_world(root: Path, url: str | None = None) -> World:
     build(validate(spec), out, run_gates=False)
     publish(out, str(remote), "deploy", str(private), create_branch=True)
     return World(root, spec, out, remote, private, public, url or str(remote))
+
+
+@contextlib.contextmanager
+def served_world(root: Path) -> Iterator[World]:
+    """A world whose deploy repo a real `git daemon` serves for the duration of the block."""
+    daemon = None
+    try:
+        world = make_world(root)
+        daemon = GitDaemon(world.remote.parent).start()
+        world.url = daemon.url
+        yield world
+    finally:
+        if daemon:
+            daemon.stop()
+
+
+def read_status(state: Path) -> dict:
+    return json.loads((state / "status.json").read_text())
+
+
+def condition(state: Path, kind: str) -> dict:
+    return next(c for c in read_status(state)["conditions"] if c["type"] == kind)
+
+
+def journal_events(state: Path) -> list[dict]:
+    path = state / "journal.log"
+    return [json.loads(line) for line in path.read_bytes().splitlines()] if path.is_file() else []
 
 
 def free_port() -> int:

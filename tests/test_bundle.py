@@ -125,3 +125,110 @@ def test_manifest_lies_about_paths_and_sizes(tmp_path: Path):
     assert "impossible size" in problems[0]
     (d / MANIFEST).write_bytes(b"\xff\xfe")
     assert "invalid" in verify_bundle(d)[1][0]
+
+
+def _link_cases():
+    """Symlinks whose target has exactly the listed bytes: only the link itself can refuse them."""
+
+    def absolute_outside(d: Path, outside: Path, rel: str) -> None:
+        copy = outside / rel.replace("/", "_")
+        copy.write_bytes((d / rel).read_bytes())
+        (d / rel).unlink()
+        os.symlink(copy, d / rel)
+
+    def relative_outside(d: Path, outside: Path, rel: str) -> None:
+        copy = outside / rel.replace("/", "_")
+        copy.write_bytes((d / rel).read_bytes())
+        (d / rel).unlink()
+        os.symlink(os.path.relpath(copy, (d / rel).parent), d / rel)
+
+    def inside_twin(d: Path, outside: Path, rel: str) -> None:
+        twin = d / "twin" / rel  # an identical copy inside the bundle, itself not listed
+        twin.parent.mkdir(parents=True)
+        twin.write_bytes((d / rel).read_bytes())
+        (d / rel).unlink()
+        os.symlink(os.path.relpath(twin, (d / rel).parent), d / rel)
+
+    def directory_link(d: Path, outside: Path, rel: str) -> None:
+        top = rel.split("/")[0] if "/" in rel else None
+        if top is None:  # a top-level file: link the file itself
+            return absolute_outside(d, outside, rel)
+        copy = outside / "dir"
+        copy.mkdir()
+        for f in (d / top).rglob("*"):
+            (copy / f.relative_to(d / top)).write_bytes(f.read_bytes())
+        import shutil
+
+        shutil.rmtree(d / top)
+        os.symlink(copy, d / top)
+
+    return [absolute_outside, relative_outside, inside_twin, directory_link]
+
+
+@pytest.mark.parametrize("rel", ["runner.json", "model/model.onnx", "bin/start"])
+@pytest.mark.parametrize("link", _link_cases(), ids=lambda f: f.__name__)
+def test_a_symlink_to_identical_bytes_is_refused(tmp_path: Path, rel: str, link):
+    m, d = _bundle(tmp_path / "b")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    link(d, outside, rel)
+    _, problems = verify_bundle(d, m.digest)
+    assert problems and all("content differs" not in p and "bytes, manifest says" not in p for p in problems)
+    assert any("symbolic link" in p or "symlink" in p or "not a regular file" in p for p in problems)
+
+
+def test_a_bundle_directory_that_is_a_symlink_is_refused(tmp_path: Path):
+    m, d = _bundle(tmp_path / "b")
+    os.symlink(d, tmp_path / "alias")
+    assert verify_bundle(tmp_path / "alias", m.digest)[1] == ["the bundle directory is a symbolic link"]
+
+
+@pytest.mark.parametrize(
+    ("rel", "mode"),
+    [("runner.json", 0o755), ("model/model.onnx", 0o744), ("bin/start", 0o644), ("runner.json", 0o4644)],
+)
+def test_modes_are_verified(tmp_path: Path, rel: str, mode: int):
+    m, d = _bundle(tmp_path / "b")
+    assert verify_bundle(d, m.digest, exact_modes=True)[1] == []
+    os.chmod(d / rel, mode)
+    _, problems = verify_bundle(d, m.digest, exact_modes=True)
+    assert problems == [f"{rel}: mode {mode:04o}, manifest says {dict((e.path, e.mode) for e in m.files)[rel]:04o}"]
+    flips_x = bool(mode & 0o100) != (rel == "bin/start")
+    assert bool(verify_bundle(d, m.digest)[1]) == flips_x  # a Git work tree: only the executable bit counts
+
+
+def test_a_git_work_tree_under_any_umask_verifies(tmp_path: Path):
+    m, d = _bundle(tmp_path / "b")
+    for rel, mode in (("runner.json", 0o600), ("model/model.onnx", 0o664), ("bin/start", 0o700)):
+        os.chmod(d / rel, mode)
+    assert verify_bundle(d, m.digest)[1] == []
+    assert len(verify_bundle(d, m.digest, exact_modes=True)[1]) == 3
+
+
+@pytest.mark.parametrize("depth", [33, 5_000, 100_000])
+def test_a_deeply_nested_manifest_is_a_problem_not_a_crash(tmp_path: Path, depth: int):
+    m, d = _bundle(tmp_path / "b")
+    (d / MANIFEST).write_bytes(b"[" * depth + b"]" * depth)
+    manifest, problems = verify_bundle(d, m.digest)
+    assert manifest is None and "levels deep" in problems[0]
+
+
+def test_an_unsafe_path_is_reported_clipped(tmp_path: Path):
+    import hashlib
+    import json
+
+    from compiler.bundle.manifest import canonical_json
+
+    d = tmp_path / "b"
+    d.mkdir()
+    body = {
+        "version": 1,
+        "name": "n",
+        "targetClass": "edge-pc",
+        "provenance": {},
+        "files": [{"path": "../" * 100_000, "size": 1, "sha256": "0" * 64, "mode": "0644"}],
+    }
+    digest = hashlib.sha256(canonical_json(body)).hexdigest()
+    (d / MANIFEST).write_text(json.dumps({**body, "digest": digest}))
+    _, problems = verify_bundle(d)
+    assert len(problems) == 1 and problems[0].startswith("unsafe path '../") and len(problems[0]) < 200

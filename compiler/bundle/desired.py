@@ -8,8 +8,8 @@ the exact bytes. The signature file is canonical JSON: {"keyId": …, "signature
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,10 +19,17 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from compiler.bundle.boundedjson import clip as _clip
+from compiler.bundle.boundedjson import loads_bounded
 from compiler.bundle.manifest import canonical_json
 
 DESIRED = "desired.json"
 SIGNATURE = "desired.json.sig"
+# Read before they are verified: a device refuses anything larger or deeper, whatever it claims.
+MAX_DESIRED_BYTES = 1 << 20  # about 5,000 bundle references
+MAX_SIGNATURE_BYTES = 4096  # a key id and 88 characters of base64
+_MAX_DEPTH = 8  # desired.json nests 3 levels; the signature file 1
+_KEY_ID = re.compile(r"[0-9a-f]{16}")
 
 
 @dataclass(frozen=True)
@@ -53,19 +60,30 @@ class DesiredState:
 
     @classmethod
     def parse(cls, data: bytes) -> DesiredState:
-        doc = json.loads(data.decode("utf-8"))
+        """Parse and check a desired state; raises ValueError (only) with the reason."""
+        doc = loads_bounded(data, max_bytes=MAX_DESIRED_BYTES, max_depth=_MAX_DEPTH, what=DESIRED)
         if not isinstance(doc, dict) or doc.get("version") != 1:
             raise ValueError("unsupported desired state version")
+        try:
+            return cls._from_doc(doc)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"missing or mistyped field ({_clip(exc)})") from None
+
+    @classmethod
+    def _from_doc(cls, doc: dict[str, Any]) -> DesiredState:
         gen = doc["generation"]
         if not isinstance(gen, int) or isinstance(gen, bool) or gen < 0:
             raise ValueError("generation must be a non-negative integer")
+        if not isinstance(doc["device"], str) or not isinstance(doc["bundles"], list):
+            raise ValueError("device must be a string and bundles a list")
         bundles = []
         for b in doc["bundles"]:
-            if not re.fullmatch(r"[0-9a-f]{64}", str(b["digest"])):
-                raise ValueError(f"bundle {b.get('name')!r} has no valid digest")
-            bundles.append(BundleRef(str(b["name"]), str(b["digest"])))
-        expires = datetime.strptime(str(doc["expires"]), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-        return cls(str(doc["device"]), gen, expires, tuple(bundles), doc.get("sourceCommit"))
+            if not isinstance(b["name"], str) or not re.fullmatch(r"[0-9a-f]{64}", str(b["digest"])):
+                raise ValueError(f"bundle {_clip(b.get('name'))} has no valid name or digest")
+            bundles.append(BundleRef(b["name"], b["digest"]))
+        expires = datetime.strptime(str(doc["expires"])[:32], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        source = doc.get("sourceCommit")
+        return cls(doc["device"], gen, expires, tuple(bundles), source if isinstance(source, str) else None)
 
 
 def key_id(public: Ed25519PublicKey) -> str:
@@ -87,12 +105,21 @@ def load_public_key(pem: bytes) -> Ed25519PublicKey:
 
 
 def verify_signature(data: bytes, signature_file: bytes, trusted: list[Ed25519PublicKey]) -> str:
-    """The key id that signed `data`; raises ValueError naming why the signature is refused."""
+    """The key id that signed `data`; raises ValueError naming why the signature is refused.
+
+    The signature file is unsigned input: bounded before parsing, and the key id must look like
+    one (16 hex digits) before any message repeats it.
+    """
     try:
-        doc: dict[str, Any] = json.loads(signature_file.decode("utf-8"))
-        kid, sig = str(doc["keyId"]), base64.b64decode(doc["signature"], validate=True)
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"malformed signature file ({exc})") from exc
+        doc = loads_bounded(signature_file, max_bytes=MAX_SIGNATURE_BYTES, max_depth=_MAX_DEPTH, what=SIGNATURE)
+        if not isinstance(doc, dict) or not all(isinstance(doc.get(k), str) for k in ("keyId", "signature")):
+            raise ValueError("keyId and signature must be strings")
+        kid = doc["keyId"]
+        if not _KEY_ID.fullmatch(kid):
+            raise ValueError(f"keyId {_clip(kid, 24)} is not a key id")
+        sig = base64.b64decode(doc["signature"], validate=True)
+    except (ValueError, binascii.Error) as exc:
+        raise ValueError(f"malformed signature file ({exc})") from None
     keys = [k for k in trusted if key_id(k) == kid]
     if not keys:
         raise ValueError(f"signed by untrusted key {kid}")

@@ -13,9 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from compiler.bundle.boundedjson import clip as _clip
+from compiler.bundle.boundedjson import loads_bounded
+from compiler.bundle.tree import TreeError, open_regular, read_regular, resolve_inside, walk
+
 MANIFEST = "MANIFEST.json"
 FORMAT_VERSION = 1
 MAX_FILE_BYTES = 4 << 30  # no single bundle file may exceed 4 GiB, whatever a manifest claims
+MAX_MANIFEST_BYTES = 16 << 20  # read before it is verified: about 50,000 files
+MAX_MANIFEST_DEPTH = 32  # a manifest nests 3 levels plus its provenance
 _SAFE_PATH = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
 
 
@@ -70,24 +76,38 @@ class Manifest:
 
     @classmethod
     def parse(cls, data: bytes) -> Manifest:
-        """Parse and check a manifest's structure; raises ValueError with the reason."""
-        doc = json.loads(data.decode("utf-8"))
+        """Parse and check a manifest's structure; raises ValueError (only) with the reason."""
+        doc = loads_bounded(data, max_bytes=MAX_MANIFEST_BYTES, max_depth=MAX_MANIFEST_DEPTH, what=MANIFEST)
         if not isinstance(doc, dict) or doc.get("version") != FORMAT_VERSION:
-            raise ValueError(f"unsupported manifest version {doc.get('version') if isinstance(doc, dict) else '?'}")
-        files = []
-        for entry in doc.get("files", []):
-            mode = int(str(entry["mode"]), 8)
-            if mode not in (0o644, 0o755):
-                raise ValueError(f"file {entry['path']!r} has mode {entry['mode']}")
-            if not isinstance(entry["size"], int) or not 0 <= entry["size"] <= MAX_FILE_BYTES:
-                raise ValueError(f"file {entry['path']!r} has an impossible size")
-            if not re.fullmatch(r"[0-9a-f]{64}", str(entry["sha256"])):
-                raise ValueError(f"file {entry['path']!r} has no valid sha256")
-            files.append(FileEntry(str(entry["path"]), entry["size"], str(entry["sha256"]), mode))
-        manifest = cls(str(doc["name"]), str(doc["targetClass"]), tuple(files), dict(doc.get("provenance", {})))
+            version = doc.get("version") if isinstance(doc, dict) else "?"
+            raise ValueError(f"unsupported manifest version {_clip(version)}")
+        try:
+            manifest = cls._from_doc(doc)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"missing or mistyped field ({_clip(exc)})") from None
         if doc.get("digest") != manifest.digest:
             raise ValueError("manifest digest does not match its content")
         return manifest
+
+    @classmethod
+    def _from_doc(cls, doc: dict[str, Any]) -> Manifest:
+        files = []
+        for entry in doc.get("files", []):
+            path = entry["path"]
+            if not isinstance(path, str):
+                raise ValueError("a file path is not a string")
+            mode = int(str(entry["mode"])[:8], 8)
+            if mode not in (0o644, 0o755):
+                raise ValueError(f"file {_clip(path)} has mode {_clip(entry['mode'])}")
+            if not isinstance(entry["size"], int) or not 0 <= entry["size"] <= MAX_FILE_BYTES:
+                raise ValueError(f"file {_clip(path)} has an impossible size")
+            if not re.fullmatch(r"[0-9a-f]{64}", str(entry["sha256"])):
+                raise ValueError(f"file {_clip(path)} has no valid sha256")
+            files.append(FileEntry(path, entry["size"], str(entry["sha256"]), mode))
+        provenance = doc.get("provenance", {})
+        if not isinstance(provenance, dict):
+            raise ValueError("provenance is not an object")
+        return cls(str(doc["name"]), str(doc["targetClass"]), tuple(files), provenance)
 
 
 def write_bundle(
@@ -140,59 +160,76 @@ def write_bundle(
     return manifest
 
 
-def verify_bundle(directory: Path, expected_digest: str | None = None) -> tuple[Manifest | None, list[str]]:
+def verify_bundle(
+    directory: Path, expected_digest: str | None = None, *, exact_modes: bool = False
+) -> tuple[Manifest | None, list[str]]:
     """Check a bundle without trusting it: the manifest, then every file, and nothing else.
 
-    Refused: paths that escape or are not plain, symlinks, device files, FIFOs, files the
-    manifest does not list, sizes beyond the declared length, any byte that differs.
+    Refused: paths that escape or are not plain, symlinks anywhere below `directory` (even to
+    identical bytes), device files, FIFOs, files the manifest does not list, sizes beyond the
+    declared length, any byte that differs, and a mode that differs. A Git work tree records only
+    the executable bit (the rest is the umask), so by default only that bit is compared;
+    `exact_modes` compares all permission bits, for trees written with the manifest's modes.
     """
     problems: list[str] = []
-    mpath = directory / MANIFEST
     try:
-        st = mpath.lstat()
-        if not stat.S_ISREG(st.st_mode):
-            return None, [f"{MANIFEST} is not a regular file"]
-        if st.st_size > 16 << 20:
-            return None, [f"{MANIFEST} is implausibly large ({st.st_size} bytes)"]
-        manifest = Manifest.parse(mpath.read_bytes())
+        if directory.is_symlink():
+            return None, ["the bundle directory is a symbolic link"]
+        manifest = Manifest.parse(read_regular(directory / MANIFEST, MAX_MANIFEST_BYTES, MANIFEST))
     except FileNotFoundError:
         return None, [f"{MANIFEST} is missing"]
-    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+    except TreeError as exc:
+        return None, [str(exc)]
+    except (OSError, ValueError) as exc:
         return None, [f"{MANIFEST} is invalid: {exc}"]
     if expected_digest is not None and manifest.digest != expected_digest:
         return manifest, [f"bundle digest is {manifest.digest}, expected {expected_digest}"]
     listed = {e.path: e for e in manifest.files}
+    top = directory.resolve()
     for entry in manifest.files:
         if not safe_relative(entry.path) or entry.path == MANIFEST:
-            problems.append(f"unsafe path {entry.path!r}")
+            problems.append(f"unsafe path {_clip(entry.path)}")
             continue
-        path = directory / entry.path
         try:
-            st = path.lstat()
-        except OSError:
+            if resolve_inside(directory, entry.path) != top / entry.path:
+                problems.append(f"{entry.path}: reached through a symbolic link")
+                continue
+            fd = open_regular(top / entry.path, entry.path)
+        except (FileNotFoundError, NotADirectoryError):
             problems.append(f"{entry.path}: missing")
             continue
-        if not stat.S_ISREG(st.st_mode):
+        except (TreeError, OSError):
             problems.append(f"{entry.path}: not a regular file (symlink, device or directory)")
             continue
-        if st.st_size != entry.size:
-            problems.append(f"{entry.path}: {st.st_size} bytes, manifest says {entry.size}")
-            continue
-        h = hashlib.sha256()
-        with path.open("rb") as fh:
-            remaining = entry.size + 1
-            while chunk := fh.read(min(1 << 20, remaining)):
-                remaining -= len(chunk)
-                h.update(chunk)
-                if remaining <= 0:
-                    break
-        if remaining <= 0 or h.hexdigest() != entry.sha256:
-            problems.append(f"{entry.path}: content differs from the manifest")
-    for path in directory.rglob("*"):
-        rel = path.relative_to(directory).as_posix()
-        if path.is_symlink():
-            if rel not in listed:
-                problems.append(f"{rel}: unexpected symlink")
-        elif path.is_file() and rel != MANIFEST and rel not in listed:
-            problems.append(f"{rel}: not listed in the manifest")
+        with os.fdopen(fd, "rb") as fh:
+            problems += _check_file(fh, entry, exact_modes)
+    for item in walk(directory):
+        if item.kind == "link" and item.rel not in listed:
+            problems.append(f"{item.rel}: unexpected symlink")
+        elif item.kind == "other" and item.rel not in listed:
+            problems.append(f"{item.rel}: not a regular file (device, FIFO or socket)")
+        elif item.kind == "file" and item.rel != MANIFEST and item.rel not in listed:
+            problems.append(f"{item.rel}: not listed in the manifest")
     return manifest, problems
+
+
+def _check_file(fh, entry: FileEntry, exact_modes: bool) -> list[str]:
+    """One opened bundle file against its entry: size, mode, then every byte (never past the size)."""
+    st = os.fstat(fh.fileno())
+    if st.st_size != entry.size:
+        return [f"{entry.path}: {st.st_size} bytes, manifest says {entry.size}"]
+    mode = stat.S_IMODE(st.st_mode)
+    if exact_modes and mode != entry.mode:
+        return [f"{entry.path}: mode {mode:04o}, manifest says {entry.mode:04o}"]
+    if not exact_modes and bool(mode & 0o100) != bool(entry.mode & 0o100):
+        return [f"{entry.path}: mode {mode:04o}, manifest says {entry.mode:04o} (executable bit differs)"]
+    h = hashlib.sha256()
+    remaining = entry.size + 1
+    while chunk := fh.read(min(1 << 20, remaining)):
+        remaining -= len(chunk)
+        h.update(chunk)
+        if remaining <= 0:
+            break
+    if remaining <= 0 or h.hexdigest() != entry.sha256:
+        return [f"{entry.path}: content differs from the manifest"]
+    return []

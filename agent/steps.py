@@ -1,0 +1,244 @@
+"""The steps of a reconcile cycle, in order (see agent.cycle for their one signature).
+
+fetch state → verify state → fetch bundles → verify bundles → compare with the live release →
+stage → pre-check → switch → post-check (or roll back). Nothing is touched until the desired
+state and every bundle byte are verified, and nothing is checked out that the signed state does
+not name. Supervising the runner and reporting to the fleet will be further steps.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+from agent.config import AgentConfig
+from agent.cycle import Cycle, Outcome, Step
+from agent.gitsync import FetchError, remote_head, sync
+from agent.health import run_health
+from agent.reasons import Event, Reason, Result
+from agent.releases import (
+    StageError,
+    activate,
+    machine_arch,
+    mem_available,
+    preflight,
+    prune,
+    release_id_of,
+    stage,
+    verify_release,
+)
+from agent.verify import (
+    Refused,
+    listed_paths,
+    load_trusted,
+    manifest_paths,
+    state_paths,
+    verify_bundles,
+    verify_state,
+)
+
+
+def _fetched(c: Cycle, paths: list[str], head: str) -> Outcome | None:
+    cfg = c.cfg
+    try:
+        c.workdir, c.commit = sync(cfg.repo, cfg.branch, c.state / "repo", head, paths, cfg.git_timeout)
+    except FetchError as exc:
+        c.record(Event.FETCH_FAILED, error=exc.args[0])
+        return Outcome(Result.FETCH_FAILED, Reason.FETCH_FAILED, f"{exc.args[0]}; keeping the current release")
+    c.fields["remoteCommit"] = c.commit
+    return None
+
+
+def fetch_state(c: Cycle) -> Outcome | None:
+    """A cheap remote check, then only desired.json and its signature (nothing beside them)."""
+    try:
+        c.head = remote_head(c.cfg.repo, c.cfg.branch, c.cfg.git_timeout)
+    except FetchError as exc:
+        c.record(Event.FETCH_FAILED, error=exc.args[0])
+        return Outcome(Result.FETCH_FAILED, Reason.FETCH_FAILED, f"{exc.args[0]}; keeping the current release")
+    return _fetched(c, state_paths(c.cfg.device), c.head)
+
+
+def _refused(c: Cycle, exc: Refused) -> Outcome:
+    c.record(Event.REFUSED, reason=exc.reason, message=exc.message)
+    return Outcome(Result.REFUSED, exc.reason, exc.message)
+
+
+def verify_desired(c: Cycle) -> Outcome | None:
+    """Signature by a trusted key, device, generation, expiry: before any bundle is fetched."""
+    try:
+        trusted = load_trusted(c.cfg.trusted_keys)
+        verified = verify_state(
+            c.workdir, c.cfg.device, trusted, c.mem.accepted_generation, c.mem.accepted_release, c.now
+        )
+    except Refused as exc:
+        return _refused(c, exc)
+    c.desired, c.key_id, c.release_id = verified.state, verified.key_id, verified.release_id
+    return None
+
+
+def fetch_bundles(c: Cycle) -> Outcome | None:
+    """The manifests the signed state names, then exactly the files they list."""
+    if not c.desired.bundles:
+        return None
+    device = state_paths(c.cfg.device)
+    outcome = _fetched(c, [*device, *manifest_paths(c.desired)], c.commit)
+    if outcome is None:
+        outcome = _fetched(c, [*device, *manifest_paths(c.desired), *listed_paths(c.workdir, c.desired)], c.commit)
+    return outcome
+
+
+def verify_bundles_step(c: Cycle) -> Outcome | None:
+    """Every bundle byte against its manifest; then the state is accepted (its generation remembered)."""
+    try:
+        c.manifests = verify_bundles(c.workdir, c.desired)
+    except Refused as exc:
+        return _refused(c, exc)
+    desired, rid = c.desired, c.release_id
+    c.fields.update(
+        desiredGeneration=desired.generation,
+        desiredRelease=rid,
+        signerKeyId=c.key_id,
+        desiredBundles=[{"name": b.name, "digest": b.digest} for b in desired.bundles],
+    )
+    if desired.generation > c.mem.accepted_generation:
+        c.mem.accepted_generation, c.mem.accepted_release = desired.generation, rid
+        c.record(Event.ACCEPTED, generation=desired.generation, release=rid, key=c.key_id)
+    return None
+
+
+def compare(c: Cycle) -> Outcome | None:
+    """Up to date, drifted (restage), quarantined (wait), or killed mid-activation (resume)."""
+    desired, rid, mem, current = c.desired, c.release_id, c.mem, c.current
+    running = current is not None and release_id_of(current) == rid
+    drift = verify_release(current) if running else []
+    if running and not drift and mem.pending_health != current.name:
+        return Outcome(Result.UNCHANGED, Reason.UP_TO_DATE, f"generation {desired.generation} is running")
+    if drift:
+        c.record(Event.DRIFT, release=current.name, problems=drift[:5])
+    if rid in mem.quarantine and mem.quarantine[rid] == desired.generation:
+        return Outcome(
+            Result.REJECTED,
+            Reason.QUARANTINED,
+            f"release {rid[:12]} failed its health gate at generation {desired.generation}; "
+            "waiting for a new desired state",
+        )
+    if running and not drift and mem.pending_health == current.name:
+        c.release, c.resumed = current, True  # killed after the switch, before the post check
+    return None
+
+
+def stage_release(c: Cycle) -> Outcome | None:
+    """Preflight (architecture, memory), then stage beside the live release."""
+    if c.resumed:
+        return None
+    cfg = c.cfg
+    try:
+        manifests = [c.manifests[b.digest] for b in c.desired.bundles]
+        preflight(manifests, cfg.arch or machine_arch(), cfg.memory if cfg.memory is not None else mem_available())
+        c.release = stage(c.state, c.workdir, c.desired, c.manifests, c.release_id, cfg.reserve_bytes)
+    except StageError as exc:
+        c.record(Event.STAGE_FAILED, reason=exc.reason, message=exc.message)
+        return Outcome(Result.REFUSED, exc.reason, f"{exc.message}; keeping the current release")
+    return None
+
+
+def pre_check(c: Cycle) -> Outcome | None:
+    """The health gate in a subprocess; a newer desired state pre-empts it."""
+    if c.resumed:
+        return None
+    cfg = c.cfg
+
+    def newer() -> bool:
+        try:
+            return remote_head(cfg.repo, cfg.branch, cfg.git_timeout) != c.head
+        except FetchError:
+            return False
+
+    ok, why = run_health(c.release, cfg.python, cfg.health_timeout, preempt=newer)
+    if ok:
+        return None
+    if why.startswith("preempted"):
+        c.record(Event.PREEMPTED, release=c.release.name)
+        return Outcome(Result.PREEMPTED, Reason.PREEMPTED, "a newer desired state arrived during the check")
+    c.mem.quarantine[c.release_id] = c.desired.generation
+    c.record(Event.PRE_CHECK_FAILED, release=c.release.name, reason=why)
+    return Outcome(Result.REJECTED, Reason.HEALTH_CHECK_FAILED, f"new release not activated: {why}")
+
+
+def switch(c: Cycle) -> Outcome | None:
+    """`current` to the new release in one rename, remembered as pending until it proves healthy."""
+    if c.resumed:
+        return None
+    c.mem.pending_health = c.release.name
+    c.mem.save(c.state)
+    activate(c.state, c.release)
+    c.record(Event.ACTIVATED, release=c.release.name, generation=c.desired.generation)
+    return None
+
+
+def _run(cmd: str, env: dict[str, str], timeout: float, what: str) -> tuple[bool, str]:
+    try:
+        proc = subprocess.run(shlex.split(cmd), env=env, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, f"{what} failed: {exc}"
+    return proc.returncode == 0, (proc.stderr or proc.stdout).strip()[-300:] or f"exit {proc.returncode}"
+
+
+def hook(cfg: AgentConfig, release: Path) -> tuple[bool, str]:
+    if not cfg.activate_hook:
+        return True, ""
+    env = {**os.environ, "TAKT_RELEASE_DIR": str(release), "TAKT_DEVICE": cfg.device}
+    return _run(cfg.activate_hook, env, cfg.hook_timeout, "activate hook")
+
+
+def _post_check(cfg: AgentConfig, release: Path) -> tuple[bool, str]:
+    ok, why = run_health(release, cfg.python, cfg.health_timeout)
+    if ok and cfg.post_check:
+        env = {**os.environ, "TAKT_RELEASE_DIR": str(release)}
+        ok, why = _run(cfg.post_check, env, cfg.health_timeout, "post check")
+    return ok, why
+
+
+def post_activation(c: Cycle) -> Outcome:
+    """Hook and post check; any failure quarantines the release and switches back to the last known good."""
+    cfg, state, mem, release = c.cfg, c.state, c.mem, c.release
+    ok, why = hook(cfg, release)
+    if ok:
+        ok, why = _post_check(cfg, release)
+    mem.pending_health = None
+    if not ok:
+        mem.quarantine[c.release_id] = c.desired.generation
+        previous = None if c.resumed else c.current
+        fallback = previous or (state / "releases" / mem.last_known_good if mem.last_known_good else None)
+        if fallback is not None and fallback.is_dir() and fallback != release:
+            activate(state, fallback)
+            hook(cfg, fallback)
+            c.record(Event.ROLLED_BACK, failed=release.name, to=fallback.name, reason=why)
+            return Outcome(
+                Result.ROLLED_BACK,
+                Reason.ROLLED_BACK,
+                f"{release.name} failed after activation ({why}); back on {fallback.name}",
+            )
+        c.record(Event.POST_CHECK_FAILED, release=release.name, reason=why)
+        return Outcome(Result.REJECTED, Reason.HEALTH_CHECK_FAILED, f"{why}; no earlier release to return to")
+    mem.last_known_good = release.name
+    mem.good = [*[g for g in mem.good if g != release.name][-cfg.keep_releases :], release.name]
+    prune(state, mem.good)
+    c.record(Event.HEALTHY, release=release.name, generation=c.desired.generation)
+    return Outcome(Result.APPLIED, Reason.APPLIED, f"generation {c.desired.generation} is running")
+
+
+STEPS: tuple[Step, ...] = (
+    Step("fetch-state", fetch_state, "fetchSeconds"),
+    Step("verify-state", verify_desired, "verifySeconds"),
+    Step("fetch-bundles", fetch_bundles, "fetchSeconds"),
+    Step("verify-bundles", verify_bundles_step, "verifySeconds"),
+    Step("compare", compare),
+    Step("stage", stage_release, "stageSeconds"),
+    Step("pre-check", pre_check, "healthSeconds"),
+    Step("switch", switch),
+    Step("post-check", post_activation, "postCheckSeconds"),
+)
