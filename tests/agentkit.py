@@ -22,6 +22,7 @@ from compiler.publish import publish
 from compiler.signing import keygen, load_private_key
 from compiler.validate.pipeline import validate
 from tests.conftest import EXAMPLES
+from tests.tlskit import localhost_cert
 
 FAST_HEALTH = '#!/bin/sh\necho \'{"ok": true, "checks": [{"bundle": "*", "ok": true, "detail": "stub"}]}\'\n'
 
@@ -217,42 +218,6 @@ class HttpsGitServer:
     def url(self) -> str:
         return f"https://127.0.0.1:{self.port}/deploy.git"
 
-    def _cert(self) -> tuple[Path, Path]:
-        import datetime as dt
-        import ipaddress
-
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import NameOID
-
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-        now = dt.datetime.now(dt.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
-            )
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256())
-        )
-        self.certdir.mkdir(parents=True, exist_ok=True)
-        cert_file, key_file = self.certdir / "cert.pem", self.certdir / "key.pem"
-        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_file.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
-        return cert_file, key_file
-
     def start(self) -> HttpsGitServer:
         import ssl
         import threading
@@ -298,7 +263,7 @@ class HttpsGitServer:
             def log_message(self, *_args) -> None:
                 pass
 
-        cert, key = self._cert()
+        cert, key = localhost_cert(self.certdir)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert, key)
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
