@@ -116,10 +116,19 @@ def status_cmd(state_dir: Path, fmt: str) -> None:
     else:
         out = Console(highlight=False, soft_wrap=True)
         out.print(
-            f"device {doc.get('device')}  desired generation {doc.get('desiredGeneration')}  applied "
-            f"{doc.get('appliedGeneration')}  last known good {doc.get('lastKnownGood')}"
+            f"device {doc.get('device')}: generation {doc.get('appliedGeneration') or '—'} applied, "
+            f"{doc.get('desiredGeneration') or '—'} desired"
         )
         for c in doc["conditions"]:
-            out.print(f"  {c['type']:<12} {c['status']:<6} {c['reason']}: {c['message']}")
-        out.print(f"  journal: {entries} entries, {'intact' if ok else '[red]BROKEN CHAIN[/red]'}")
+            state = {"True": "yes", "False": "no"}.get(c["status"], c["status"])
+            detail = f"{c['reason']}: {c['message']}" if c.get("message") else c["reason"]
+            out.print(f"  {c['type']:<12} {state:<4} {detail}")
+        if doc.get("lastKnownGood"):
+            out.print(
+                f"  release      {doc['lastKnownGood']} (last known good; a release is named for the signed "
+                "list of bundles it holds, each bundle for its own content digest)"
+            )
+        for b in doc.get("desiredBundles") or []:
+            out.print(f"  bundle       {b.get('name')}  {str(b.get('digest'))[:16]}…")
+        out.print(f"  journal      {entries} entries, {'intact' if ok else '[red]BROKEN CHAIN[/red]'}")
     sys.exit(0 if ready else 1)

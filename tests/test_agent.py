@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -353,6 +354,9 @@ def test_status_cli_and_tampered_journal(world: World, tmp_path: Path, cli_run):
     (state / "journal.log").write_text("\n".join(lines) + "\n")
     code, out = cli_run("agent", "status", "--state-dir", str(state))
     assert code == 0 and "BROKEN CHAIN" in out
+    assert "generation 1 applied, 1 desired" in out and "Ready        yes  Applied: " in out
+    assert "Applied: \n" not in out and ": \n" not in out  # a condition without a message shows no dangling colon
+    assert re.search(r"bundle +press-anomaly-muc/ipc-x86 +[0-9a-f]{16}…", out)
     assert cli_run("agent", "status", "--state-dir", str(tmp_path / "none"))[0] == 2
 
 
