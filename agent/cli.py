@@ -81,7 +81,8 @@ def run_cmd(
 
     def report(outcome) -> None:
         style = "green" if outcome.ready else "red"
-        console.print(f"[{style}]{outcome.result}[/{style}] {outcome.reason}: {outcome.message}")
+        mark = "✔" if outcome.ready else "✖"
+        console.print(f"[{style}]{mark}[/{style}] {outcome.message} ({outcome.result}; reason {outcome.reason})")
 
     if metrics_port:
         from agent.metrics_http import serve_metrics

@@ -7,8 +7,8 @@ set -euo pipefail
 VENV="${1:-.venv}"
 TAKT="$VENV/bin/takt"
 EXAMPLE=examples/press-line-anomaly
-WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT
+WORK="${DEMO_DIR:-out/demo}"  # kept after the demo, so the report, bundles and deploy repo can be opened
+rm -rf "$WORK" && mkdir -p "$WORK"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -62,3 +62,11 @@ step "the same findings for CI: GitHub annotations and SARIF for code scanning"
 echo "SARIF written: $(wc -c < "$WORK/takt.sarif") bytes"
 
 step "demo done: validate, test, model checks, build, publish and one agent reconcile, end to end"
+cat <<EOF
+Everything the demo made is kept in $WORK:
+  $WORK/report.html     the test report (open it in a browser)
+  $WORK/out/            the bundles and index.json that takt build wrote
+  $WORK/deploy.git      the deploy repository (git --git-dir $WORK/deploy.git log deploy)
+  $WORK/device/         the device's state: status.json, journal.log, current -> the active release
+  $WORK/keys/           the signing key pair made for the demo
+EOF
