@@ -190,3 +190,10 @@ def test_duplicate_key_keeps_the_document_and_a_refused_document_keeps_its_neigh
     docs, diags = load("a: 1\na: 2\nb: 3\n---\nc: !!python/object x\n---\nd: 4\n")
     assert [d.data for d in docs] == [{"a": 1, "b": 3}, {"d": 4}]
     assert [(d.code, d.location.line) for d in diags] == [("TAKT0002", 2), ("TAKT0007", 5)]
+
+
+@pytest.mark.parametrize("text", ["a: 'x\ty'\n", "a: [1,\t2]\n", "# a\tcomment\na: 1\n", "kind\t: Model\n"])
+def test_tabs_inside_quotes_flow_and_comments_stay_valid(text: str):
+    """YAML 1.2 allows tabs as separation (not as indentation): libyaml reads these, and so does takt."""
+    docs, diags = load(text)
+    assert diags == [] and len(docs) == 1
