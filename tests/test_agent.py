@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -490,3 +491,22 @@ def test_agent_over_ssh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         assert Reconciler(w.config(state, fast=True)).run_once().result == "unchanged"
     finally:
         server.stop()
+
+
+def test_the_rendered_unit_names_paths_that_exist_after_a_real_apply(world: World, tmp_path: Path):
+    """The golden unit pins paths under installDir; they must exist in an applied release, not only in the golden."""
+    state = tmp_path / "state"
+    release = _applied(world, state)
+    units = list(release.glob("bundles/*/takt-runner.service"))
+    assert units
+    for unit in units:
+        text = unit.read_text()
+        workdir = re.search(r"^WorkingDirectory=(\S+)$", text, re.M).group(1)
+        config = shlex.split(re.search(r"^ExecStart=(.*)$", text, re.M).group(1))  # systemd quotes like a shell here
+        config = config[config.index("--config") + 1]
+        install = "/var/lib/takt/current"  # the edge-pc profile's installDir: the agent's `current` on a device
+        assert workdir.startswith(install + "/") and config.startswith(install + "/")
+        live_dir = state / "current" / workdir.removeprefix(install + "/")
+        live_config = state / "current" / config.removeprefix(install + "/")
+        assert live_dir.is_dir() and live_config.is_file(), (workdir, config)
+        assert live_config.resolve().parent == unit.parent.resolve()  # the unit's own bundle, via the deployment link
