@@ -260,5 +260,9 @@ def test_renamed_references_are_reported_at_the_referring_node(workdir: Path, na
         dangling = [d for d in result.diagnostics if d.code == "TAKT3001" and new in d.message]
         assert dangling and dangling[0].message.startswith(f"{referred} {new!r}")
         assert dangling[0].location.file.endswith(f.name)
+        dotted = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+        assert dangling[0].path == dotted  # reported at the referring node, not only somewhere in the file
+        line = buf.getvalue().splitlines()[dangling[0].location.line - 1]
+        assert new in line[dangling[0].location.column - 1 :]  # and its line and column point at the new name
     finally:
         f.write_text(original, encoding="utf-8")
