@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 from tests.conftest import BASE, codes, only
 
@@ -181,6 +182,22 @@ def test_resources_must_fit_the_target(repo):
         "spec.resources.gpu",
         "spec.resources.memory",
     ]
+    assert all(d.hint == "" for d in r.diagnostics if d.code == "TAKT4012")  # one target: nothing is shared
+
+
+def test_resources_that_fit_no_target_say_they_are_shared(tmp_path: Path):
+    """The press example's Deployment has two targets; resources apply to both (TAKT4012's hint says so)."""
+    import shutil
+
+    from compiler.validate.pipeline import validate
+    from tests.conftest import EXAMPLES
+
+    spec = tmp_path / "spec"
+    shutil.copytree(EXAMPLES / "press-line-anomaly", spec, ignore=shutil.ignore_patterns(".takt-cache"))
+    dep = spec / "specs/deployment.yaml"
+    dep.write_text(dep.read_text().replace("memory: 256Mi", "memory: 64Gi"))
+    hits = [d for d in validate(spec, check_artifacts=False).diagnostics if d.code == "TAKT4012"]
+    assert hits and all("every target of the Deployment" in d.hint for d in hits)
 
 
 def test_embedded_target_rules(repo):

@@ -29,6 +29,11 @@ _INT_BITS = {"int8": 7, "int16": 15, "int32": 31, "int64": 63, "uint8": 8, "uint
 # timestamps and totalizers squeezed into float32.
 _RESOLUTION = 1e-6
 
+_SHARED_RESOURCES = (
+    "resources apply to every target of the Deployment: lower them to fit the smallest target, "
+    "or split the Deployment into one per target class"
+)
+
 
 def dtype_conversion(src: str, dst: str) -> str:
     """'same', 'safe', 'lossy' or 'invalid' for feeding a `src` value into a `dst` tensor."""
@@ -567,7 +572,15 @@ def _placement(doc: SpecDocument, dep: Deployment, index: SpecIndex, out: list[D
                     f"requests {res.memory:,} bytes of memory; target {name!r} has {target.memory:,}",
                     ("spec", "resources", "memory"),
                     related=[doc.locate(("spec", "targets", i))],
+                    hint=_SHARED_RESOURCES if len(spec.targets) > 1 else "",
                 )
             )
         if res.gpu and not any(a.type == "gpu" for a in target.accelerators or []):
-            out.append(doc.diag("TAKT4012", f"requests a GPU; target {name!r} has none", ("spec", "resources", "gpu")))
+            out.append(
+                doc.diag(
+                    "TAKT4012",
+                    f"requests a GPU; target {name!r} has none",
+                    ("spec", "resources", "gpu"),
+                    hint=_SHARED_RESOURCES if len(spec.targets) > 1 else "",
+                )
+            )
