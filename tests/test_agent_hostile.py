@@ -91,7 +91,9 @@ UNSIGNED = {
 
 
 @pytest.mark.parametrize("case", list(UNSIGNED))
-def test_unsigned_input_is_refused_by_size_depth_and_kind_and_the_loop_goes_on(world: World, tmp_path: Path, case: str):
+def test_threat_unsigned_input_is_refused_by_size_depth_and_kind_and_the_loop_goes_on(
+    world: World, tmp_path: Path, case: str
+):
     name, data, link, reason = UNSIGNED[case]
     state = tmp_path / "state"
     _applied(world, state)
@@ -104,7 +106,7 @@ def test_unsigned_input_is_refused_by_size_depth_and_kind_and_the_loop_goes_on(w
 
 
 @pytest.mark.parametrize("length", [200 << 10, 20 << 20])
-def test_a_huge_key_id_neither_fills_status_nor_journal(world: World, tmp_path: Path, length: int):
+def test_threat_a_huge_key_id_neither_fills_status_nor_journal(world: World, tmp_path: Path, length: int):
     state = tmp_path / "state"
     _applied(world, state)
     work = world.checkout()
@@ -129,7 +131,7 @@ def _blob_missing(repo: Path, path: str) -> bool:
     return f"?{blob}" in missing.split()
 
 
-def test_files_the_signed_state_does_not_name_are_never_checked_out(world: World, tmp_path: Path):
+def test_threat_files_the_signed_state_does_not_name_are_never_checked_out(world: World, tmp_path: Path):
     state = tmp_path / "state"
     first = _applied(world, state)
     work = world.checkout()
@@ -155,7 +157,7 @@ def test_files_the_signed_state_does_not_name_are_never_checked_out(world: World
 
 
 @pytest.mark.parametrize("rel", ["runner.json", "model/model.onnx", "takt-runner.service"])
-def test_an_executable_bit_the_manifest_does_not_grant_is_refused(world: World, tmp_path: Path, rel: str):
+def test_threat_an_executable_bit_the_manifest_does_not_grant_is_refused(world: World, tmp_path: Path, rel: str):
     state = tmp_path / "state"
     _applied(world, state)
     work = world.checkout()
@@ -168,7 +170,7 @@ def test_an_executable_bit_the_manifest_does_not_grant_is_refused(world: World, 
 
 
 @pytest.mark.parametrize("mode", [0o755, 0o600, 0o664, 0o4644])
-def test_a_changed_mode_of_a_live_file_is_drift_and_is_repaired(world: World, tmp_path: Path, mode: int):
+def test_threat_a_changed_mode_of_a_live_file_is_drift_and_is_repaired(world: World, tmp_path: Path, mode: int):
     state = tmp_path / "state"
     first = _applied(world, state)
     live = next((first / "bundles").iterdir()) / "runner.json"
@@ -201,7 +203,7 @@ def test_staging_sets_the_manifests_modes_whatever_the_umask(world: World, tmp_p
 
 
 @pytest.mark.parametrize("other", ["ipc-press-2", "ipc-press-10", "IPC-PRESS-1", "ipc-press-1 ", "ipc-press"])
-def test_a_state_signed_for_another_device_is_refused(world: World, tmp_path: Path, other: str):
+def test_threat_a_state_signed_for_another_device_is_refused(world: World, tmp_path: Path, other: str):
     state = tmp_path / "state"
     _applied(world, state)
     work = world.checkout()
@@ -221,7 +223,7 @@ def test_another_devices_own_files_copied_onto_a_fresh_device_are_refused(world:
 
 
 @pytest.mark.parametrize("bundles", ["other-device", "none"])
-def test_a_reused_generation_with_other_bundles_is_refused(world: World, tmp_path: Path, bundles: str):
+def test_threat_a_reused_generation_with_other_bundles_is_refused(world: World, tmp_path: Path, bundles: str):
     state = tmp_path / "state"
     _applied(world, state)
     work = world.checkout()
@@ -285,7 +287,7 @@ def _link_to_identical(world: World, work: Path, outside: Path, how: str) -> Non
 @pytest.mark.parametrize(
     "how", ["runner-absolute", "runner-relative", "deep", "model-dir", "twin-in-bundle-0", "twin-in-bundle-2"]
 )
-def test_a_bundle_symlink_to_identical_bytes_is_refused(world: World, tmp_path: Path, how: str):
+def test_threat_a_bundle_symlink_to_identical_bytes_is_refused(world: World, tmp_path: Path, how: str):
     state = tmp_path / "state"
     _applied(world, state)
     work = world.checkout()
@@ -383,7 +385,7 @@ def test_bundle_names_that_make_no_safe_deployment_link_are_refused(world: World
     _refused_over_cycles(world, state, "DesiredStateInvalid", cycles=1)
 
 
-def test_an_unsafe_path_in_a_signed_manifest_is_never_a_sparse_pattern(world: World, tmp_path: Path):
+def test_threat_an_unsafe_path_in_a_signed_manifest_is_never_a_sparse_pattern(world: World, tmp_path: Path):
     """A manifest naming `*` or `!x` must not widen what is checked out."""
     state = tmp_path / "state"
     _applied(world, state)
