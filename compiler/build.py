@@ -15,6 +15,7 @@ deploy branch's commit message.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +27,7 @@ from compiler import __version__
 from compiler.build_cache import BuildCache, load_secret
 from compiler.bundle import canonical_json, verify_bundle, write_bundle
 from compiler.bundle.atomic import write_atomic
-from compiler.bundle.tree import TreeError, read_regular, regular_inside
+from compiler.bundle.tree import TreeError, first_link, read_regular, regular_inside
 from compiler.diagnostics import Diagnostic, Severity
 from compiler.models.digest import DigestCache
 from compiler.models.inspect import PROTOBUF_LIMIT
@@ -115,9 +116,11 @@ def build(
     progress: Callable[[str], None] | None = None,
     cache_secret_dir: Path | None = None,
 ) -> BuildResult:
-    for path in (out, out / "bundles"):
-        if path.is_symlink():
-            raise BuildError(f"{path} is a symbolic link: give a real directory as the build output")
+    inside = result.root.resolve() if Path(os.path.abspath(out)).is_relative_to(result.root.resolve()) else None
+    for path in (out, out / "bundles", out / MODELS):  # a link here would make the build write or delete elsewhere
+        link = first_link(path, inside) if inside is not None else (path if path.is_symlink() else None)
+        if link is not None:
+            raise BuildError(f"{link} is a symbolic link: the build output must be real directories")
     build_result = BuildResult()
     classes = target_classes()
     fingerprints = {name: _fingerprint(tc) for name, tc in classes.items()}

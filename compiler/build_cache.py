@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from compiler.bundle.atomic import write_atomic
 from compiler.bundle.tree import TreeError, read_regular
 
 VERSION = 2
+_HEX = re.compile(r"[0-9a-f]{64}")
 SECRET_NAME = "build-cache.key"
 
 
@@ -67,7 +69,9 @@ class BuildCache:
             if not isinstance(entry, dict):
                 continue
             digest, mac = entry.get("digest"), entry.get("mac")
-            if isinstance(digest, str) and isinstance(mac, str) and hmac.compare_digest(mac, cache._mac(key, digest)):
+            if not all(isinstance(v, str) and _HEX.fullmatch(v) for v in (key, digest, mac)):
+                continue  # not ours: hex only (a crafted entry must miss, never crash the build)
+            if hmac.compare_digest(mac, cache._mac(key, digest)):
                 cache.entries[key] = digest
         return cache
 

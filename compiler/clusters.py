@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 from compiler.render.escape import to_yaml
 
@@ -30,18 +31,27 @@ class ClusterSource:
     verify_commits: bool = False  # Flux verifies the deploy commit's signature (SSH or OpenPGP)
 
 
+def public_url(url: str) -> str:
+    """The URL without credentials: a CI push URL often carries a token, which must never reach the branch."""
+    parts = urlsplit(url)
+    if not parts.scheme or "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
 def resource_name(device: str) -> str:
     """`takt-<device>` as a DNS label; device ids that are not get a short digest suffix."""
-    base = f"takt-{device.lower()}"
-    if _DNS_LABEL.fullmatch(base):
+    base = f"takt-{device}"
+    if _DNS_LABEL.fullmatch(base):  # lower case only: `Line-1` and `line-1` must not share a name
         return base
-    clean = re.sub(r"[^a-z0-9-]+", "-", base).strip("-")[:50]
+    clean = re.sub(r"[^a-z0-9-]+", "-", base.lower()).strip("-")[:50]
     return f"{clean}-{hashlib.sha256(device.encode()).hexdigest()[:8]}"
 
 
 def cluster_files(device: str, digests: list[str], source: ClusterSource) -> dict[str, bytes]:
     """The files of `clusters/<device>/`, relative to the branch root."""
     root = f"clusters/{device}"
+    source = ClusterSource(public_url(source.url), source.branch, source.verify_commits)
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",

@@ -178,7 +178,9 @@ _RULES = [
     ),
     # 5xxx: models and data on disk, and what runs where
     Rule("TAKT5001", "Artifact or dataset missing", E, "Paths are relative to the project root."),
-    Rule("TAKT5002", "Digest mismatch", E, "The file changed since its sha256 was recorded; if intended, run `takt pin`."),
+    Rule(
+        "TAKT5002", "Digest mismatch", E, "The file changed since its sha256 was recorded; if intended, run `takt pin`."
+    ),
     Rule("TAKT5003", "Not an ONNX model", E),
     Rule("TAKT5004", "Invalid ONNX model", E, "onnx.checker or type inference rejects the model."),
     Rule("TAKT5005", "IR version too new for the target runtime", E),

@@ -18,7 +18,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from compiler.bundle.tree import open_file
@@ -57,7 +57,7 @@ class RegistryAccess:
     ca_bundle: str | None = None
     insecure_http: bool = False  # plain http: for a registry on localhost only
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log or a traceback
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str], ca_bundle: str | None = None) -> RegistryAccess:

@@ -34,9 +34,10 @@ from compiler.build import MODELS
 from compiler.bundle import DESIRED, MANIFEST, SIGNATURE, BundleRef, DesiredState, sign, verify_bundle
 from compiler.bundle.desired import verify_signature
 from compiler.bundle.tree import TreeError, read_regular
-from compiler.clusters import CLUSTER_CLASS, ClusterSource, cluster_files
+from compiler.clusters import CLUSTER_CLASS, ClusterSource, cluster_files, public_url
 from compiler.oci import PushedModel, RegistryAccess, RegistryError, RegistryRef, push_models
 from compiler.signing import load_private_key
+from compiler.spec.addresses import redact_url
 
 MAX_STATE_BYTES = 1 << 20  # a desired state or its signature larger than this was not written by publish
 MAX_HISTORY = 500  # commits searched for a device's last verified state when the branch's copy is bad
@@ -86,15 +87,15 @@ def _clone(url: str, branch: str, work: Path, create: bool) -> tuple[git.Repo, s
     try:
         heads = git.cmd.Git().ls_remote("--heads", url, f"refs/heads/{branch}")
     except git.GitCommandError as exc:
-        raise PublishError(f"deploy repo {url} is unreachable: {_git_error(exc)}") from exc
+        raise PublishError(f"deploy repo {redact_url(url)} is unreachable: {_git_error(exc)}") from exc
     if heads.strip():
         try:
             repo = git.Repo.clone_from(url, work, bare=True, branch=branch, depth=1, single_branch=True, no_tags=True)
         except git.GitCommandError as exc:
-            raise PublishError(f"cannot clone {url}: {_git_error(exc)}") from exc
+            raise PublishError(f"cannot clone {redact_url(url)}: {_git_error(exc)}") from exc
         return repo, repo.git.rev_parse(f"refs/heads/{branch}")
     if not create:
-        raise PublishError(f"branch {branch!r} does not exist in {url} (use --create-branch to start it)")
+        raise PublishError(f"branch {branch!r} does not exist in {redact_url(url)} (use --create-branch to start it)")
     repo = git.Repo.init(work, bare=True)
     repo.create_remote("origin", url)
     return repo, None
@@ -144,21 +145,61 @@ def _verified_state(repo: git.Repo, tree: dict[str, _Blob], device: str, key: Ed
     return state if state.device == device else None
 
 
-def _last_signed(
-    repo: git.Repo, branch_commit: str, branch: str, devices: list[str], key: Ed25519PrivateKey
+MAX_PAIRS = 64  # distinct state and signature blobs of one device tried from the history
+
+
+def _signed_history(
+    repo: git.Repo, head: str, branch: str, old: dict[str, _Blob], key: Ed25519PrivateKey
 ) -> dict[str, DesiredState]:
-    """The newest verified state of each device in the branch's history: its generation is what devices saw."""
-    with contextlib.suppress(git.GitCommandError):  # a shorter history is searched: the generation may be too low,
-        repo.git.fetch(f"--deepen={MAX_HISTORY}", "origin", f"refs/heads/{branch}")  # which devices refuse loudly
-    found = {}
-    for device in devices:
-        path = f"devices/{device}/{DESIRED}"
-        for commit in repo.git.rev_list(f"--max-count={MAX_HISTORY}", branch_commit, "--", path).split():
-            state = _verified_state(repo, _tree(repo, commit, f"devices/{device}/"), device, key)
-            if state is not None:
-                found[device] = state
-                break
-    return found
+    """Each device's state of the highest generation signed by the publishing key in the branch's history.
+
+    Devices refuse any generation at or below one they accepted, so the next one must exceed every
+    generation publish ever signed — not only the one at the branch head, which a writer without
+    the key can replace by an older signed state or delete (a freeze of the fleet otherwise).
+    """
+    with contextlib.suppress(git.GitCommandError):  # a shallow clone: fetch the recent history (no-op when full)
+        repo.git.fetch(f"--deepen={MAX_HISTORY}", "origin", f"refs/heads/{branch}")
+    raw: bytes = repo.git.log(
+        f"--max-count={MAX_HISTORY}",
+        "--raw",
+        "--no-abbrev",
+        "--no-renames",
+        "--format=",
+        "-z",
+        head,
+        "--",
+        "devices/",
+        stdout_as_string=False,
+    )
+    seen: dict[str, tuple[list[str], list[str]]] = {}
+
+    def note(path: str, sha: str) -> None:
+        parts = path.split("/")
+        if len(parts) == 3 and parts[0] == "devices" and _DEVICE.fullmatch(parts[1]) and set(sha) != {"0"}:
+            states, sigs = seen.setdefault(parts[1], ([], []))
+            bucket = states if parts[2] == DESIRED else sigs if parts[2] == SIGNATURE else None
+            if bucket is not None and sha not in bucket and len(bucket) < MAX_PAIRS:
+                bucket.append(sha)
+
+    for path, blob in old.items():
+        note(path, blob.sha)
+    tokens = raw.split(b"\0")
+    for n, token in enumerate(tokens[:-1]):
+        meta = token.strip(b"\n")
+        if meta.startswith(b":") and meta.count(b" ") >= 4:
+            note(tokens[n + 1].decode("utf-8", "surrogateescape"), meta.decode("ascii", "replace").split(" ")[3])
+    best: dict[str, DesiredState] = {}
+    for device, (states, sigs) in seen.items():
+        for st in states:
+            for sg in sigs:
+                tree = {
+                    f"devices/{device}/{DESIRED}": _Blob("100644", st),
+                    f"devices/{device}/{SIGNATURE}": _Blob("100644", sg),
+                }
+                state = _verified_state(repo, tree, device, key)
+                if state is not None and (device not in best or state.generation > best[device].generation):
+                    best[device] = state
+    return best
 
 
 def publish(
@@ -196,7 +237,7 @@ def publish(
             result_models = _push_models(build_dir, model_registry, registry_access or RegistryAccess())
         else:
             result_models = []
-        options = _Options(validity, create_branch, now, cluster_url or url, commit_signing)
+        options = _Options(validity, create_branch, now, public_url(cluster_url or url), commit_signing)
         result = _publish(build_dir, index, url, branch, key, options)
         result.pushed_models = result_models
         return result
@@ -247,13 +288,13 @@ def _publish(
         result = PublishResult(None)
         new: dict[str, tuple[str, bytes | Path]] = {}  # path → (mode, content or a build file)
         wanted = _wanted(index, old)
-        on_branch = {p.split("/")[1] for p in old if p.startswith("devices/") and p.count("/") >= 2}
-        previous_states = {dev: _verified_state(repo, old, dev, key) for dev in wanted}
-        damaged = sorted(d for d, st in previous_states.items() if st is None and d in on_branch)
-        if damaged and head is not None:  # the branch's copy is damaged or forged: what did devices last see?
-            previous_states.update(_last_signed(repo, head, branch, damaged, key))
+        # what devices last saw: the highest signed generation, not whatever the branch head holds now
+        # (a writer without the key can replace it by an older signed state, damage or delete it)
+        highest = _signed_history(repo, head, branch, old, key) if head is not None else {}
+        # a device leaves the fleet only if publish itself had given it a state; a planted folder is stray data
+        wanted = {d: refs for d, refs in wanted.items() if d in index["devices"] or d in highest}
         for dev, refs in sorted(wanted.items()):
-            previous = previous_states[dev]
+            previous = highest.get(dev)
             if previous and previous.bundles == refs and previous.expires - now > validity / 2:
                 data = previous.to_bytes()  # unchanged: the same bytes, and (ed25519) the same signature
             else:
@@ -282,7 +323,11 @@ def _publish(
         result.added_bundles = [d for d in referenced if d not in on_branch_bundles]
         result.removed_bundles = sorted(on_branch_bundles - set(referenced))
         tree, blobs = _write_tree(repo, new, Path(tmp))
-        result.repaired = sorted(p for p in old if _is_repair(p, old[p], blobs.get(p), result))
+        kept = {p.split("/")[1] for p in old if p.count("/") >= 2 and p.split("/")[0] in ("bundles", "devices")}
+        kept &= set(referenced) | set(wanted)
+        result.repaired = sorted(
+            p for p in old.keys() | blobs.keys() if _is_repair(p, old.get(p), blobs.get(p), result, kept)
+        )
         if head is not None and tree == repo.git.rev_parse(f"{head}^{{tree}}"):
             return PublishResult(None)
         source = (index.get("sourceCommit") or "unknown")[:12]
@@ -301,7 +346,8 @@ def _publish(
             repo.git.push("origin", f"{commit}:refs/heads/{branch}")
         except git.GitCommandError as exc:
             raise PublishError(
-                f"push to {url} {branch} was refused (diverged or protected?): {_git_error(exc)}; nothing was published"
+                f"push to {redact_url(url)} {branch} was refused (diverged or protected?): {_git_error(exc)}; "
+                "nothing was published"
             ) from exc
         result.commit = commit
         return result
@@ -315,22 +361,26 @@ _AUTHOR = {
 }
 
 
-def _is_repair(path: str, old: _Blob, new: _Blob | None, result: PublishResult) -> bool:
+def _is_repair(path: str, old: _Blob | None, new: _Blob | None, result: PublishResult, kept: set[str]) -> bool:
     """Whether a branch entry differed from what publish itself last wrote (someone else changed it).
 
     Not repairs: the changes publish reports on their own — states re-signed for changed devices,
-    removed bundles, and the cluster paths that follow them.
+    removed and added bundles, and the cluster paths that follow a changed device. `kept`: the
+    bundle digests and device ids that were on the branch and stay.
     """
     if old == new:
         return False
-    if old.mode not in _FILE_MODES.values():
+    if old is not None and old.mode not in _FILE_MODES.values():
         return True  # a link or submodule is never publish's own
     parts = path.split("/")
-    if parts[0] == "devices" and len(parts) == 3 and parts[1] in result.changed and parts[2] in (DESIRED, SIGNATURE):
+    second = parts[1] if len(parts) > 2 else None
+    if old is None:  # missing on the branch: a repair only inside something that was there and stays
+        return parts[0] in ("bundles", "devices") and second in kept and second not in result.changed
+    if parts[0] == "devices" and second in result.changed and parts[-1] in (DESIRED, SIGNATURE):
         return False
-    if parts[0] == "bundles" and len(parts) >= 3 and parts[1] in result.removed_bundles:
+    if parts[0] == "bundles" and second in result.removed_bundles:
         return False
-    return not ((parts[0] == "clusters" and new is not None) or (parts[0] == "clusters" and parts[1] in result.changed))
+    return not (parts[0] == "clusters" and second in result.changed)
 
 
 def _plumb(repo: git.Repo, args: list[str], data: bytes = b"", env: dict[str, str] | None = None) -> bytes:

@@ -43,6 +43,8 @@ def load_private_key(ref: str) -> Ed25519PrivateKey:
         if not value:
             raise KeyError_(f"environment variable {ref[4:]} is not set")
         data, where = value.encode(), f"${ref[4:]}"
+    elif "\n" in ref or "-----BEGIN" in ref:  # the key itself where its reference belongs: never echo it
+        raise KeyError_("the signing key reference holds key material; give env:VAR or a file path")
     else:
         path = Path(ref.removeprefix("file:"))
         try:

@@ -134,3 +134,51 @@ def test_keygen_force_never_writes_through_a_link(tmp_path: Path):
     private, _, _ = keygen(keys, force=True)
     assert victim.read_text() == "keep\n"
     assert not private.is_symlink() and private.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(
+    "where", [".takt-cache", ".takt-cache/build", ".takt-cache/build/models", ".takt-cache/build/bundles"]
+)
+def test_threat_a_committed_link_in_the_build_output_never_writes_or_deletes_elsewhere(
+    example: Path, where: str, cli_run
+):
+    host = example.parent / "host"
+    host.mkdir()
+    (host / "id_ed25519").write_text("keep\n")
+    link = example / where
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(host)
+    code, out = cli_run(
+        "build", str(example), "--out", str(example / ".takt-cache/build"), "--no-progress", "--skip-gates"
+    )
+    assert code == 2 and "symbolic link" in out
+    assert sorted(p.name for p in host.iterdir()) == ["id_ed25519"]
+
+
+def test_threat_a_committed_digest_cache_link_is_never_written_through(example: Path):
+    host = example.parent / "host"
+    host.mkdir()
+    (example / ".takt-cache").symlink_to(host)
+    validate(example)
+    assert list(host.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "key_ref", ["-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n", "a\nb"]
+)
+def test_key_material_given_as_a_reference_is_never_echoed(key_ref: str):
+    from compiler.signing import KeyError_, load_private_key
+
+    with pytest.raises(KeyError_) as err:
+        load_private_key(key_ref)
+    assert "MC4CAQ" not in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "entry", [{"digest": "a" * 64, "mac": "é" * 64}, {"digest": "\udcff", "mac": "0" * 64}, {"digest": 1, "mac": None}]
+)
+def test_a_crafted_build_cache_entry_misses_and_never_crashes(tmp_path: Path, entry: dict):
+    from compiler.build_cache import BuildCache
+
+    (tmp_path / "cache.json").write_text(json.dumps({"version": 2, "entries": {"\udcff" * 3: entry, "b" * 64: entry}}))
+    assert BuildCache.load(tmp_path / "cache.json", b"s" * 32).entries == {}

@@ -240,3 +240,60 @@ def test_threat_state_signed_by_another_key_is_replaced(deploy: Deploy, tmp_path
     deploy.publish()
     assert deploy.state().generation == 1  # the forged +100 is not ours: the signed generation stands
     deploy.assert_branch_is_the_build()
+
+
+def _bump(deploy: Deploy, old: str, new: str) -> None:
+    targets = deploy.spec / "specs/targets.yaml"
+    targets.write_text(targets.read_text().replace(old, new))
+    build(validate(deploy.spec), deploy.out, run_gates=False)
+    deploy.publish()
+
+
+def _generations_published(deploy: Deploy) -> int:
+    for n, mem in enumerate(["5Gi", "6Gi", "7Gi"]):
+        _bump(deploy, ["4Gi", "5Gi", "6Gi"][n], mem)
+    return deploy.state("ipc-press-3").generation
+
+
+@pytest.mark.parametrize("attack", ["delete-devices", "replay-first-state"])
+def test_threat_fast_forward_pushes_never_roll_generations_back(deploy: Deploy, attack: str):
+    """No force-push needed: delete the states, or re-commit an older signed one; devices saw generation 4."""
+    seen = _generations_published(deploy)
+    assert seen == 4
+    _git("pull", "-q", "origin", "deploy", cwd=deploy.attacker)
+    ddir = deploy.attacker / "devices" / "ipc-press-3"
+    if attack == "delete-devices":
+        shutil.rmtree(deploy.attacker / "devices")
+    else:
+        first = _git("rev-list", "--max-parents=0", "HEAD", cwd=deploy.attacker).strip()
+        for name in (DESIRED, SIGNATURE):
+            (ddir / name).write_bytes(
+                subprocess.run(
+                    ["git", "show", f"{first}:devices/ipc-press-3/{name}"],
+                    cwd=deploy.attacker,
+                    check=True,
+                    capture_output=True,
+                ).stdout
+            )
+    deploy.push(attack)
+    deploy.publish()
+    assert deploy.state("ipc-press-3").generation == seen  # what devices accepted, restored
+    _bump(deploy, "7Gi", "8Gi")
+    assert deploy.state("ipc-press-3").generation == seen + 1
+
+
+def test_threat_a_file_where_publish_keeps_a_folder_is_repaired_not_a_crash(deploy: Deploy):
+    (deploy.attacker / "clusters").write_text("not a folder\n")
+    (deploy.attacker / "devices" / "x").write_text("stray\n")
+    deploy.push()
+    res = deploy.publish()
+    assert res.commit and {"clusters", "devices/x"} <= set(res.repaired)
+    deploy.assert_branch_is_the_build()
+
+
+def test_threat_a_deleted_bundle_file_is_repaired_and_reported(deploy: Deploy):
+    (deploy.attacker / "bundles" / deploy.digest / "runner.json").unlink()
+    deploy.push()
+    res = deploy.publish()
+    assert res.repaired == [f"bundles/{deploy.digest}/runner.json"]
+    deploy.assert_branch_is_the_build()

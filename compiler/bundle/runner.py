@@ -668,9 +668,7 @@ def _schema(tp: Any, defs: dict[str, Any]) -> dict[str, Any]:
         }
     if origin is dict:
         return {"type": "object", "additionalProperties": _schema(typing.get_args(tp)[1], defs)}
-    return {bool: {"type": "boolean"}, int: {"type": "integer"}, float: {"type": "number"}, str: {"type": "string"}}[
-        tp
-    ]
+    return {bool: {"type": "boolean"}, int: {"type": "integer"}, float: {"type": "number"}, str: {"type": "string"}}[tp]
 
 
 def json_schema() -> dict[str, Any]:

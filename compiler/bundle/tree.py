@@ -151,6 +151,17 @@ def walk(root: Path, skip: frozenset[str] = frozenset()) -> Iterator[Entry]:
         stack.extend(reversed(subdirs))
 
 
+def first_link(path: Path, top: Path | None = None) -> Path | None:
+    """The first symbolic link among `path` and its parents below `top` (all of them when top is None)."""
+    stop = top.resolve() if top is not None else None
+    p = Path(os.path.abspath(path))
+    while p != p.parent and (stop is None or (p != stop and p.is_relative_to(stop))):
+        if p.is_symlink():
+            return p
+        p = p.parent
+    return None
+
+
 def regular_inside(root: Path, rel: str | Path) -> Path:
     """The real path of a regular file that `rel` names inside `root` (links inside are resolved).
 

@@ -36,6 +36,8 @@ class DigestCache:
 
     @classmethod
     def load(cls, path: Path | None) -> DigestCache:
+        if path is not None and (path.is_symlink() or path.parent.is_symlink()):
+            path = None  # a committed `.takt-cache` link: never read or written through, an in-memory cache instead
         cache = cls(path)
         if path is not None and path.is_file():
             try:
