@@ -14,10 +14,12 @@ deploy branch's commit message.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import multiprocessing
 import shutil
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,6 +128,15 @@ def build(
     bundles_dir = out / "bundles"
     previous = BuildCache.load(out / BUILD_CACHE, load_secret(cache_secret_dir))
     jobs_in: list[tuple[str, RenderInput, TargetClass, Any]] = []
+    sources = {d.name: d.model for d in result.index.valid("DataSource")}
+    sources_digest = hashlib.sha256(canonical_json({k: _dump(v) for k, v in sources.items()})).hexdigest()
+    dumped: dict[int, Any] = {}  # id → dump of models, targets and suites many bundles share
+
+    def dump(model: Any) -> Any:
+        if id(model) not in dumped:
+            dumped[id(model)] = (model, _dump(model))  # the model is kept so its id is never reused
+        return dumped[id(model)][1]
+
     for doc in sorted(result.index.valid("Deployment"), key=lambda d: d.name or ""):
         dep: Deployment = doc.model  # type: ignore[assignment]
         failing = [(g, gates[g][1]) for g in dep.spec.gates if g in gates and not gates[g][0]]
@@ -153,6 +164,7 @@ def build(
             build_result.blocked.append((dep.metadata.name, f"cannot read an input file: {exc}"))
             continue
         selected = select_devices(result.index, dep)
+        dep_dump = _dump(dep)
         for i, target_name in enumerate(dep.spec.targets):
             target = result.index.resolved_targets[target_name]
             tc = classes.get(target.class_ or "")
@@ -170,7 +182,7 @@ def build(
                 target_name=target_name,
                 target=target,
                 profile=tc.profile(target.profile),
-                sources={d.name: d.model for d in result.index.valid("DataSource")},  # type: ignore[misc]
+                sources=sources,  # type: ignore[arg-type]
                 gates=suites,
                 root=result.root,
                 devices=devices,
@@ -188,7 +200,7 @@ def build(
                     "datasets": {n: ds.sha256 for s in suites for n, ds in s.spec.datasets.items() if ds.sha256},
                     "specDigests": {
                         k: hashlib.sha256(canonical_json(v)).hexdigest()
-                        for k, v in (("deployment", _dump(dep)), ("model", _dump(model)), ("target", _dump(target)))
+                        for k, v in (("deployment", dep_dump), ("model", dump(model)), ("target", dump(target)))
                     },
                 },
             )
@@ -198,13 +210,13 @@ def build(
                         "compiler": __version__,
                         "class": tc.name,
                         "fingerprint": fingerprints[tc.name],
-                        "deployment": _dump(dep),
-                        "model": _dump(model),
+                        "deployment": dep_dump,
+                        "model": dump(model),
                         "modelSha": inp.model_sha256,
-                        "target": _dump(target),
+                        "target": dump(target),
                         "profile": inp.profile,
-                        "sources": {k: _dump(v) for k, v in inp.sources.items()},
-                        "gates": [_dump(s) for s in suites],
+                        "sources": sources_digest,  # the same for every bundle: hashed once
+                        "gates": [dump(s) for s in suites],
                         "samples": sample_digests,
                         "provenance": inp.provenance,
                     }
@@ -212,42 +224,40 @@ def build(
             ).hexdigest()
             jobs_in.append((key, inp, tc, (doc, i)))
 
-    notes: list[Diagnostic] = []  # warnings of target classes (list.append is thread-safe)
-
-    def one(job: tuple[str, RenderInput, TargetClass, Any]) -> BuiltBundle | Diagnostic:
-        key, inp, tc, (doc, i) = job
+    outcomes: list[BuiltBundle | Diagnostic | None] = [None] * len(jobs_in)
+    notes: list[Diagnostic] = []  # warnings of target classes
+    to_render: list[int] = []
+    for n, (key, inp, _tc, _where) in enumerate(jobs_in):
         digest = previous.get(key)
         if digest and not verify_bundle(bundles_dir / digest, digest)[1]:
-            return BuiltBundle(
+            outcomes[n] = BuiltBundle(
                 inp.deployment.metadata.name, inp.target_name, inp.bundle_name, digest, inp.devices, True
             )
+        else:
+            to_render.append(n)
+    tasks = [(jobs_in[n][2].name, jobs_in[n][1], bundles_dir) for n in to_render]
+    for n, rendered in zip(to_render, _render_all(tasks, jobs), strict=True):
+        _key, inp, _tc, (doc, i) = jobs_in[n]
         if progress:
             progress(inp.bundle_name)
-        try:
-            files = tc.module.render(inp, tc.templates())
-            for text in getattr(tc.module, "warnings", lambda _: [])(inp):
-                notes.append(
-                    doc.diag(
-                        "TAKT6003", f"{inp.bundle_name}: {text}", ("spec", "targets", i), severity=Severity.WARNING
-                    )
-                )
-        except RenderError as exc:
+        notes += [
+            doc.diag("TAKT6003", f"{inp.bundle_name}: {text}", ("spec", "targets", i), severity=Severity.WARNING)
+            for text in rendered.warnings
+        ]
+        if rendered.error is not None:
+            message, where = rendered.error
             tdoc = result.index.get("Target", inp.target_name)
-            path = ("spec", "profile") if exc.where == "profile" else ("spec",)
-            return (tdoc or doc).diag("TAKT6002", f"cannot render {inp.bundle_name}: {exc.message}", path)
-        executable = frozenset(getattr(tc.module, "EXECUTABLE", ()))
-        manifest = write_bundle(bundles_dir, inp.bundle_name, tc.name, files, inp.provenance, executable)
-        return BuiltBundle(
-            inp.deployment.metadata.name, inp.target_name, inp.bundle_name, manifest.digest, inp.devices, False
-        )
-
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        outcomes = list(pool.map(one, jobs_in))
+            path = ("spec", "profile") if where == "profile" else ("spec",)
+            outcomes[n] = (tdoc or doc).diag("TAKT6002", f"cannot render {inp.bundle_name}: {message}", path)
+        else:
+            outcomes[n] = BuiltBundle(
+                inp.deployment.metadata.name, inp.target_name, inp.bundle_name, rendered.digest, inp.devices, False
+            )
     keys = {}
     for (key, *_), outcome in zip(jobs_in, outcomes, strict=True):
         if isinstance(outcome, Diagnostic):
             build_result.diagnostics.append(outcome)
-        else:
+        elif outcome is not None:
             build_result.bundles.append(outcome)
             keys[key] = outcome.digest
     build_result.diagnostics += notes
@@ -255,6 +265,49 @@ def build(
     _write_index(out, build_result, provenance)
     previous.save(keys)
     return build_result
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What a render worker sends back: the bundle digest, or the renderer's refusal."""
+
+    digest: str = ""
+    error: tuple[str, str | None] | None = None  # (message, where)
+    warnings: tuple[str, ...] = ()
+
+
+def render_one(task: tuple[str, RenderInput, Path]) -> Rendered:
+    """Render one bundle and write it (in a worker process: rendering is pure Python, so threads
+    would take turns under the GIL)."""
+    class_name, inp, bundles_dir = task
+    tc = target_classes()[class_name]
+    try:
+        files = tc.module.render(inp, _templates(class_name))
+        warnings = tuple(getattr(tc.module, "warnings", lambda _: [])(inp))
+    except RenderError as exc:
+        return Rendered(error=(exc.message, exc.where))
+    executable = frozenset(getattr(tc.module, "EXECUTABLE", ()))
+    manifest = write_bundle(bundles_dir, inp.bundle_name, tc.name, files, inp.provenance, executable)
+    return Rendered(digest=manifest.digest, warnings=warnings)
+
+
+@functools.cache
+def _templates(class_name: str) -> Any:
+    """One sandboxed environment per class and process, so each template is compiled once."""
+    return target_classes()[class_name].templates()
+
+
+def _render_all(tasks: list[tuple[str, RenderInput, Path]], jobs: int) -> Iterator[Rendered]:
+    """Render in `jobs` processes (forked: they inherit the loaded target classes), in order."""
+    if jobs <= 1 or len(tasks) <= 1:
+        yield from map(render_one, tasks)
+        return
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    workers = min(jobs, len(tasks))
+    chunk = max(1, min(64, len(tasks) // (workers * 4)))  # shared inputs are pickled once per chunk
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        yield from pool.map(render_one, tasks, chunksize=chunk)
 
 
 def _write_index(out: Path, res: BuildResult, provenance: dict[str, Any]) -> None:
