@@ -27,9 +27,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 
 bench: $(STAMP)
-	$(PY) bench/bench_validate.py
-	$(PY) bench/bench_digest.py 512
-	$(PY) bench/bench_agent.py
+	$(PY) bench/run $(BENCH_ARGS)
 
 schemas: $(STAMP)
 	$(VENV)/bin/takt schema --out schemas
