@@ -282,7 +282,7 @@ def render_one(task: tuple[str, RenderInput, Path]) -> Rendered:
     class_name, inp, bundles_dir = task
     tc = target_classes()[class_name]
     try:
-        files = tc.module.render(inp, _templates(class_name))
+        files = tc.module.render(inp, _templates(class_name, tc.folder))
         warnings = tuple(getattr(tc.module, "warnings", lambda _: [])(inp))
     except RenderError as exc:
         return Rendered(error=(exc.message, exc.where))
@@ -292,8 +292,8 @@ def render_one(task: tuple[str, RenderInput, Path]) -> Rendered:
 
 
 @functools.cache
-def _templates(class_name: str) -> Any:
-    """One sandboxed environment per class and process, so each template is compiled once."""
+def _templates(class_name: str, folder: Path) -> Any:
+    """One sandboxed environment per class folder and process, so each template is compiled once."""
     return target_classes()[class_name].templates()
 
 
