@@ -14,6 +14,7 @@ deploy branch's commit message.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import multiprocessing
@@ -130,12 +131,24 @@ def build(
     jobs_in: list[tuple[str, RenderInput, TargetClass, Any]] = []
     sources = {d.name: d.model for d in result.index.valid("DataSource")}
     sources_digest = hashlib.sha256(canonical_json({k: _dump(v) for k, v in sources.items()})).hexdigest()
-    dumped: dict[int, Any] = {}  # id → dump of models, targets and suites many bundles share
+    digests: dict[int, tuple[Any, str]] = {}  # id → digest of models, targets, suites many bundles share
+    resolved: dict[str, Path | TreeError | OSError] = {}  # artifact path → its checked real path
 
-    def dump(model: Any) -> Any:
-        if id(model) not in dumped:
-            dumped[id(model)] = (model, _dump(model))  # the model is kept so its id is never reused
-        return dumped[id(model)][1]
+    def digest_of(model: Any) -> str:
+        if id(model) not in digests:  # the model is kept with its digest so its id is never reused
+            digests[id(model)] = (model, hashlib.sha256(canonical_json(_dump(model))).hexdigest())
+        return digests[id(model)][1]
+
+    def inside(rel: str) -> Path:
+        if rel not in resolved:
+            try:
+                resolved[rel] = regular_inside(result.root, rel)
+            except (TreeError, OSError) as exc:
+                resolved[rel] = exc
+        got = resolved[rel]
+        if isinstance(got, Exception):
+            raise got
+        return got
 
     for doc in sorted(result.index.valid("Deployment"), key=lambda d: d.name or ""):
         dep: Deployment = doc.model  # type: ignore[assignment]
@@ -153,9 +166,9 @@ def build(
             for g in dep.spec.gates  # type: ignore[union-attr,misc]
         )
         try:  # validation refused paths that leave the project; this read is checked again all the same
-            model_path = regular_inside(result.root, model.spec.artifact.path)  # type: ignore[attr-defined]
+            model_path = inside(model.spec.artifact.path)  # type: ignore[attr-defined]
             sample_digests = {
-                t.samples: cache.sha256(regular_inside(result.root, t.samples))
+                t.samples: cache.sha256(inside(t.samples))
                 for s in suites
                 for t in s.spec.tests
                 if isinstance(t, GoldenTest)
@@ -164,7 +177,7 @@ def build(
             build_result.blocked.append((dep.metadata.name, f"cannot read an input file: {exc}"))
             continue
         selected = select_devices(result.index, dep)
-        dep_dump = _dump(dep)
+        dep_digest = hashlib.sha256(canonical_json(_dump(dep))).hexdigest()
         for i, target_name in enumerate(dep.spec.targets):
             target = result.index.resolved_targets[target_name]
             tc = classes.get(target.class_ or "")
@@ -198,10 +211,7 @@ def build(
                         "sha256": cache.sha256(model_path),
                     },
                     "datasets": {n: ds.sha256 for s in suites for n, ds in s.spec.datasets.items() if ds.sha256},
-                    "specDigests": {
-                        k: hashlib.sha256(canonical_json(v)).hexdigest()
-                        for k, v in (("deployment", dep_dump), ("model", dump(model)), ("target", dump(target)))
-                    },
+                    "specDigests": {"deployment": dep_digest, "model": digest_of(model), "target": digest_of(target)},
                 },
             )
             key = hashlib.sha256(
@@ -210,13 +220,13 @@ def build(
                         "compiler": __version__,
                         "class": tc.name,
                         "fingerprint": fingerprints[tc.name],
-                        "deployment": dep_dump,
-                        "model": dump(model),
+                        "deployment": dep_digest,  # specs by the digests of their canonical dumps
+                        "model": digest_of(model),
                         "modelSha": inp.model_sha256,
-                        "target": dump(target),
+                        "target": digest_of(target),
                         "profile": inp.profile,
-                        "sources": sources_digest,  # the same for every bundle: hashed once
-                        "gates": [dump(s) for s in suites],
+                        "sources": sources_digest,
+                        "gates": [digest_of(s) for s in suites],
                         "samples": sample_digests,
                         "provenance": inp.provenance,
                     }
@@ -226,17 +236,20 @@ def build(
 
     outcomes: list[BuiltBundle | Diagnostic | None] = [None] * len(jobs_in)
     notes: list[Diagnostic] = []  # warnings of target classes
-    to_render: list[int] = []
-    for n, (key, inp, _tc, _where) in enumerate(jobs_in):
-        digest = previous.get(key)
-        if digest and not verify_bundle(bundles_dir / digest, digest)[1]:
-            outcomes[n] = BuiltBundle(
-                inp.deployment.metadata.name, inp.target_name, inp.bundle_name, digest, inp.devices, True
-            )
-        else:
-            to_render.append(n)
-    tasks = [(jobs_in[n][2].name, jobs_in[n][1], bundles_dir) for n in to_render]
-    for n, rendered in zip(to_render, _render_all(tasks, jobs), strict=True):
+    with _worker_map(jobs, len(jobs_in)) as pmap:
+        cached = [(n, previous.get(key)) for n, (key, *_) in enumerate(jobs_in)]
+        cached = [(n, digest) for n, digest in cached if digest]
+        intact = pmap(bundle_intact, [(bundles_dir / digest, digest) for _, digest in cached])
+        for (n, digest), ok in zip(cached, intact, strict=True):
+            if ok:
+                inp = jobs_in[n][1]
+                outcomes[n] = BuiltBundle(
+                    inp.deployment.metadata.name, inp.target_name, inp.bundle_name, digest, inp.devices, True
+                )
+        to_render = [n for n, outcome in enumerate(outcomes) if outcome is None]
+        tasks = [(jobs_in[n][2].name, jobs_in[n][1], bundles_dir) for n in to_render]
+        rendered_all = pmap(render_one, tasks)
+    for n, rendered in zip(to_render, rendered_all, strict=True):
         _key, inp, _tc, (doc, i) = jobs_in[n]
         if progress:
             progress(inp.bundle_name)
@@ -297,17 +310,31 @@ def _templates(class_name: str, folder: Path) -> Any:
     return target_classes()[class_name].templates()
 
 
-def _render_all(tasks: list[tuple[str, RenderInput, Path]], jobs: int) -> Iterator[Rendered]:
-    """Render in `jobs` processes (forked: they inherit the loaded target classes), in order."""
-    if jobs <= 1 or len(tasks) <= 1:
-        yield from map(render_one, tasks)
+def bundle_intact(task: tuple[Path, str]) -> bool:
+    """A cached bundle is reused only when its directory verifies against the digest."""
+    directory, digest = task
+    return not verify_bundle(directory, digest)[1]
+
+
+@contextlib.contextmanager
+def _worker_map(jobs: int, work: int) -> Iterator[Callable[[Callable[[Any], Any], list[Any]], list[Any]]]:
+    """A `map` over `jobs` processes (forked: they inherit the loaded target classes), in order;
+    the plain built-in when one process is asked for or there is next to nothing to do."""
+    if jobs <= 1 or work <= 1:
+        yield lambda fn, items: list(map(fn, items))
         return
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    workers = min(jobs, len(tasks))
-    chunk = max(1, min(64, len(tasks) // (workers * 4)))  # shared inputs are pickled once per chunk
+    workers = min(jobs, work)
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        yield from pool.map(render_one, tasks, chunksize=chunk)
+
+        def pmap(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+            if len(items) <= 1:
+                return list(map(fn, items))
+            chunk = max(1, min(64, len(items) // (workers * 4)))  # shared inputs are pickled once per chunk
+            return list(pool.map(fn, items, chunksize=chunk))
+
+        yield pmap
 
 
 def _write_index(out: Path, res: BuildResult, provenance: dict[str, Any]) -> None:
