@@ -62,9 +62,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 
 bench: $(STAMP)
-	$(PY) bench/bench_validate.py
-	$(PY) bench/bench_digest.py 512
-	$(PY) bench/bench_agent.py
+	$(PY) bench/run $(BENCH_ARGS)
 	$(PY) bench/bench_runner.py
 
 schemas: $(STAMP)

@@ -14,11 +14,14 @@ deploy branch's commit message.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
+import multiprocessing
 import os
 import shutil
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,6 +133,27 @@ def build(
     bundles_dir = out / "bundles"
     previous = BuildCache.load(out / BUILD_CACHE, load_secret(cache_secret_dir))
     jobs_in: list[tuple[str, RenderInput, TargetClass, Any]] = []
+    sources = {d.name: d.model for d in result.index.valid("DataSource")}
+    sources_digest = hashlib.sha256(canonical_json({k: _dump(v) for k, v in sources.items()})).hexdigest()
+    digests: dict[int, tuple[Any, str]] = {}  # id → digest of models, targets, suites many bundles share
+    resolved: dict[str, Path | TreeError | OSError] = {}  # artifact path → its checked real path
+
+    def digest_of(model: Any) -> str:
+        if id(model) not in digests:  # the model is kept with its digest so its id is never reused
+            digests[id(model)] = (model, hashlib.sha256(canonical_json(_dump(model))).hexdigest())
+        return digests[id(model)][1]
+
+    def inside(rel: str) -> Path:
+        if rel not in resolved:
+            try:
+                resolved[rel] = regular_inside(result.root, rel)
+            except (TreeError, OSError) as exc:
+                resolved[rel] = exc
+        got = resolved[rel]
+        if isinstance(got, Exception):
+            raise got
+        return got
+
     for doc in sorted(result.index.valid("Deployment"), key=lambda d: d.name or ""):
         dep: Deployment = doc.model  # type: ignore[assignment]
         failing = [(g, gates[g][1]) for g in dep.spec.gates if g in gates and not gates[g][0]]
@@ -146,9 +170,9 @@ def build(
             for g in dep.spec.gates  # type: ignore[union-attr,misc]
         )
         try:  # validation refused paths that leave the project; this read is checked again all the same
-            model_path = regular_inside(result.root, model.spec.artifact.path)  # type: ignore[attr-defined]
+            model_path = inside(model.spec.artifact.path)  # type: ignore[attr-defined]
             sample_digests = {
-                t.samples: cache.sha256(regular_inside(result.root, t.samples))
+                t.samples: cache.sha256(inside(t.samples))
                 for s in suites
                 for t in s.spec.tests
                 if isinstance(t, GoldenTest)
@@ -157,6 +181,7 @@ def build(
             build_result.blocked.append((dep.metadata.name, f"cannot read an input file: {exc}"))
             continue
         selected = select_devices(result.index, dep)
+        dep_digest = hashlib.sha256(canonical_json(_dump(dep))).hexdigest()
         for i, target_name in enumerate(dep.spec.targets):
             target = result.index.resolved_targets[target_name]
             tc = classes.get(target.class_ or "")
@@ -174,7 +199,7 @@ def build(
                 target_name=target_name,
                 target=target,
                 profile=tc.profile(target.profile),
-                sources={d.name: d.model for d in result.index.valid("DataSource")},  # type: ignore[misc]
+                sources=sources,  # type: ignore[arg-type]
                 gates=suites,
                 root=result.root,
                 devices=devices,
@@ -190,10 +215,7 @@ def build(
                         "sha256": cache.sha256(model_path),
                     },
                     "datasets": {n: ds.sha256 for s in suites for n, ds in s.spec.datasets.items() if ds.sha256},
-                    "specDigests": {
-                        k: hashlib.sha256(canonical_json(v)).hexdigest()
-                        for k, v in (("deployment", _dump(dep)), ("model", _dump(model)), ("target", _dump(target)))
-                    },
+                    "specDigests": {"deployment": dep_digest, "model": digest_of(model), "target": digest_of(target)},
                 },
             )
             key = hashlib.sha256(
@@ -202,13 +224,13 @@ def build(
                         "compiler": __version__,
                         "class": tc.name,
                         "fingerprint": fingerprints[tc.name],
-                        "deployment": _dump(dep),
-                        "model": _dump(model),
+                        "deployment": dep_digest,  # specs by the digests of their canonical dumps
+                        "model": digest_of(model),
                         "modelSha": inp.model_sha256,
-                        "target": _dump(target),
+                        "target": digest_of(target),
                         "profile": inp.profile,
-                        "sources": {k: _dump(v) for k, v in inp.sources.items()},
-                        "gates": [_dump(s) for s in suites],
+                        "sources": sources_digest,
+                        "gates": [digest_of(s) for s in suites],
                         "samples": sample_digests,
                         "provenance": inp.provenance,
                     }
@@ -216,42 +238,43 @@ def build(
             ).hexdigest()
             jobs_in.append((key, inp, tc, (doc, i)))
 
-    notes: list[Diagnostic] = []  # warnings of target classes (list.append is thread-safe)
-
-    def one(job: tuple[str, RenderInput, TargetClass, Any]) -> BuiltBundle | Diagnostic:
-        key, inp, tc, (doc, i) = job
-        digest = previous.get(key)
-        if digest and not verify_bundle(bundles_dir / digest, digest)[1]:
-            return BuiltBundle(
-                inp.deployment.metadata.name, inp.target_name, inp.bundle_name, digest, inp.devices, True
-            )
+    outcomes: list[BuiltBundle | Diagnostic | None] = [None] * len(jobs_in)
+    notes: list[Diagnostic] = []  # warnings of target classes
+    with _worker_map(jobs, len(jobs_in)) as pmap:
+        cached = [(n, previous.get(key)) for n, (key, *_) in enumerate(jobs_in)]
+        cached = [(n, digest) for n, digest in cached if digest]
+        intact = pmap(bundle_intact, [(bundles_dir / digest, digest) for _, digest in cached])
+        for (n, digest), ok in zip(cached, intact, strict=True):
+            if ok:
+                inp = jobs_in[n][1]
+                outcomes[n] = BuiltBundle(
+                    inp.deployment.metadata.name, inp.target_name, inp.bundle_name, digest, inp.devices, True
+                )
+        to_render = [n for n, outcome in enumerate(outcomes) if outcome is None]
+        tasks = [(jobs_in[n][2].name, jobs_in[n][1], bundles_dir) for n in to_render]
+        rendered_all = pmap(render_one, tasks)
+    for n, rendered in zip(to_render, rendered_all, strict=True):
+        _key, inp, _tc, (doc, i) = jobs_in[n]
         if progress:
             progress(inp.bundle_name)
-        try:
-            files = tc.module.render(inp, tc.templates())
-            for text in getattr(tc.module, "warnings", lambda _: [])(inp):
-                notes.append(
-                    doc.diag(
-                        "TAKT6003", f"{inp.bundle_name}: {text}", ("spec", "targets", i), severity=Severity.WARNING
-                    )
-                )
-        except RenderError as exc:
+        notes += [
+            doc.diag("TAKT6003", f"{inp.bundle_name}: {text}", ("spec", "targets", i), severity=Severity.WARNING)
+            for text in rendered.warnings
+        ]
+        if rendered.error is not None:
+            message, where = rendered.error
             tdoc = result.index.get("Target", inp.target_name)
-            path = ("spec", "profile") if exc.where == "profile" else ("spec",)
-            return (tdoc or doc).diag("TAKT6002", f"cannot render {inp.bundle_name}: {exc.message}", path)
-        executable = frozenset(getattr(tc.module, "EXECUTABLE", ()))
-        manifest = write_bundle(bundles_dir, inp.bundle_name, tc.name, files, inp.provenance, executable)
-        return BuiltBundle(
-            inp.deployment.metadata.name, inp.target_name, inp.bundle_name, manifest.digest, inp.devices, False
-        )
-
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        outcomes = list(pool.map(one, jobs_in))
+            path = ("spec", "profile") if where == "profile" else ("spec",)
+            outcomes[n] = (tdoc or doc).diag("TAKT6002", f"cannot render {inp.bundle_name}: {message}", path)
+        else:
+            outcomes[n] = BuiltBundle(
+                inp.deployment.metadata.name, inp.target_name, inp.bundle_name, rendered.digest, inp.devices, False
+            )
     keys = {}
     for (key, *_), outcome in zip(jobs_in, outcomes, strict=True):
         if isinstance(outcome, Diagnostic):
             build_result.diagnostics.append(outcome)
-        else:
+        elif outcome is not None:
             build_result.bundles.append(outcome)
             keys[key] = outcome.digest
     build_result.diagnostics += notes
@@ -280,6 +303,63 @@ def _store_models(out: Path, jobs: list[tuple[RenderInput, TargetClass]], cache:
     for stale in store.iterdir() if store.is_dir() else []:
         if stale.name not in wanted:
             stale.unlink()
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What a render worker sends back: the bundle digest, or the renderer's refusal."""
+
+    digest: str = ""
+    error: tuple[str, str | None] | None = None  # (message, where)
+    warnings: tuple[str, ...] = ()
+
+
+def render_one(task: tuple[str, RenderInput, Path]) -> Rendered:
+    """Render one bundle and write it (in a worker process: rendering is pure Python, so threads
+    would take turns under the GIL)."""
+    class_name, inp, bundles_dir = task
+    tc = target_classes()[class_name]
+    try:
+        files = tc.module.render(inp, _templates(class_name, tc.folder))
+        warnings = tuple(getattr(tc.module, "warnings", lambda _: [])(inp))
+    except RenderError as exc:
+        return Rendered(error=(exc.message, exc.where))
+    executable = frozenset(getattr(tc.module, "EXECUTABLE", ()))
+    manifest = write_bundle(bundles_dir, inp.bundle_name, tc.name, files, inp.provenance, executable)
+    return Rendered(digest=manifest.digest, warnings=warnings)
+
+
+@functools.cache
+def _templates(class_name: str, folder: Path) -> Any:
+    """One sandboxed environment per class folder and process, so each template is compiled once."""
+    return target_classes()[class_name].templates()
+
+
+def bundle_intact(task: tuple[Path, str]) -> bool:
+    """A cached bundle is reused only when its directory verifies against the digest."""
+    directory, digest = task
+    return not verify_bundle(directory, digest)[1]
+
+
+@contextlib.contextmanager
+def _worker_map(jobs: int, work: int) -> Iterator[Callable[[Callable[[Any], Any], list[Any]], list[Any]]]:
+    """A `map` over `jobs` processes (forked: they inherit the loaded target classes), in order;
+    the plain built-in when one process is asked for or there is next to nothing to do."""
+    if jobs <= 1 or work <= 1:
+        yield lambda fn, items: list(map(fn, items))
+        return
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    workers = min(jobs, work)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+
+        def pmap(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+            if len(items) <= 1:
+                return list(map(fn, items))
+            chunk = max(1, min(64, len(items) // (workers * 4)))  # shared inputs are pickled once per chunk
+            return list(pool.map(fn, items, chunksize=chunk))
+
+        yield pmap
 
 
 def _write_index(out: Path, res: BuildResult, provenance: dict[str, Any]) -> None:

@@ -366,3 +366,31 @@ def test_embedded_golden(tmp_path: Path):
     if os.environ.get("TAKT_UPDATE_GOLDEN"):
         golden.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
     assert got == json.loads(golden.read_text()), "rendering changed; if intended: TAKT_UPDATE_GOLDEN=1 pytest"
+
+
+def _tree(out: Path) -> dict[str, bytes]:
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def test_warm_caches_build_byte_for_byte_what_a_cold_build_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Document, digest and build caches (warm, after a change) never change a bundle, index or finding."""
+    root = _copy("press-line-anomaly", tmp_path / "spec")
+    warm_out = tmp_path / "warm"
+    for _ in range(2):
+        build(validate(root), warm_out, run_gates=False)
+    model = root / "specs" / "model.yaml"
+    model.write_text(model.read_text().replace('version: "1.3.0"', 'version: "1.3.1"'))
+    warm = validate(root)
+    warm_res = build(warm, warm_out, run_gates=False)
+    assert [b.reused for b in warm_res.bundles].count(False) >= 1
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "fresh-user"))  # another secret: nothing is reused
+    shutil.rmtree(root / ".takt-cache", ignore_errors=True)
+    cold = validate(root, use_cache=False)
+    cold_res = build(cold, tmp_path / "cold", run_gates=False, jobs=1)
+    assert not any(b.reused for b in cold_res.bundles)
+    assert warm.diagnostics == cold.diagnostics
+    strip = {".takt-build.json"}  # sealed with each user's secret: the one file that may differ
+    assert {k: v for k, v in _tree(warm_out).items() if k not in strip} == {
+        k: v for k, v in _tree(tmp_path / "cold").items() if k not in strip
+    }

@@ -15,7 +15,6 @@ from rich.console import Console
 from agent.cli import agent_group
 from compiler import __version__
 from compiler.cli.model_cmd import matrix, model_group
-from compiler.cli.output import write_atomic
 from compiler.cli.progress import DelayedProgress
 from compiler.codes import RULES
 from compiler.diagnostics import Severity
@@ -24,6 +23,13 @@ from compiler.report.text import render_text
 from compiler.report.words import plural
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write an output file; imported on use (it loads the bundle and signing modules)."""
+    from compiler.cli.output import write_atomic as write
+
+    write(path, text)
 
 
 def _consoles() -> tuple[Console, Console]:

@@ -30,9 +30,17 @@ class SpecIndex:
         word = re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])")
         return any(word.search(text) for text in self.unparsed.values())
 
+    _valid: dict[str, tuple[int, list[SpecDocument]]] = field(default_factory=dict, repr=False, compare=False)
+
     def valid(self, kind: str) -> list[SpecDocument]:
-        """Documents of a kind that passed the structure stage."""
-        return [d for d in self.by_kind.get(kind, {}).values() if d.model is not None]
+        """Documents of a kind that passed the structure stage (a new list; computed once per kind,
+        again only if documents of that kind were added: selectors call this for every deployment)."""
+        docs = self.by_kind.get(kind, {})
+        known = self._valid.get(kind)
+        if known is None or known[0] != len(docs):
+            known = (len(docs), [d for d in docs.values() if d.model is not None])
+            self._valid[kind] = known
+        return list(known[1])
 
     @functools.cached_property
     def _devices_by_label(self) -> dict[tuple[str, str], list[SpecDocument]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from compiler.codes import RULES
 from compiler.diagnostics import Diagnostic, Location, Severity, sort_diagnostics
@@ -16,9 +17,9 @@ from compiler.loader.yamldoc import STOPS_FILE, load_documents
 from compiler.models.digest import DigestCache
 from compiler.project import Project
 from compiler.validate.discover import discover, display_path
+from compiler.validate.doc_cache import DocumentCache, FileOutcome, cache_path
 from compiler.validate.document import SpecDocument
 from compiler.validate.index import SpecIndex, build_index, resolve_targets
-from compiler.validate.models import ModelCheckResult, check_models
 from compiler.validate.policies import check_policies
 from compiler.validate.protocols import check_protocols
 from compiler.validate.references import check_references
@@ -26,6 +27,9 @@ from compiler.validate.secrets import find_secrets
 from compiler.validate.semantics import check_semantics
 from compiler.validate.structure import load_spec_document
 from compiler.validate.suppress import Suppressions
+
+if TYPE_CHECKING:
+    from compiler.validate.models import ModelCheckResult
 
 Progress = Callable[[int, int], None]
 CACHE_DIR = ".takt-cache"  # digests of unchanged artifacts are never recomputed
@@ -41,7 +45,7 @@ class ValidationResult:
     diagnostics: list[Diagnostic]
     sources: dict[str, SourceText] = field(default_factory=dict)
     silenced: int = 0
-    models: ModelCheckResult = field(default_factory=ModelCheckResult)
+    models: ModelCheckResult = field(default_factory=lambda: _model_check_result())
 
     def count(self, severity: Severity) -> int:
         return sum(1 for d in self.diagnostics if d.severity == severity)
@@ -54,6 +58,8 @@ def validate(
     only: Iterable[Path] | None = None,
     progress: Progress | None = None,
     check_artifacts: bool = True,
+    cache_dir: Path | None = None,
+    use_cache: bool = True,
 ) -> ValidationResult:
     """Validate the project containing `path`.
 
@@ -71,6 +77,7 @@ def validate(
     suppress = Suppressions()
     unparsed: dict[str, str] = {}
     total = len(disc.files)
+    doc_cache = _open_cache(disc.root, cache_dir) if use_cache else None
     for n, file in enumerate(disc.files, start=1):
         display = display_path(file)
         source = read_source(file, display, limit, disc.root)
@@ -78,20 +85,23 @@ def validate(
             diags.append(source)
         else:
             sources[display] = source
-            suppress.inline[display] = inline_ignores(source.text)
-            ydocs, ydiags = load_documents(source)
-            diags.extend(ydiags)
-            if any(d.code in STOPS_FILE for d in ydiags):
+            key = DocumentCache.key(file, display, source.text) if doc_cache else ""
+            outcome = doc_cache.get(key) if doc_cache else None
+            if outcome is None:
+                outcome = _load_file(source, file)
+                if doc_cache:
+                    doc_cache.put(key, outcome)
+            suppress.inline[display] = outcome.inline
+            diags.extend(outcome.diagnostics)
+            if any(d.code in STOPS_FILE for d in outcome.diagnostics):
                 unparsed[display] = source.text
-            for ydoc in ydocs:
-                doc, sdiags = load_spec_document(ydoc, file)
-                diags.extend(sdiags)
-                if doc is not None:
-                    documents.append(doc)
-                    suppress.add_document(doc)
-                    diags.extend(find_secrets(doc))
+            for doc in outcome.documents:
+                documents.append(doc)
+                suppress.add_document(doc)
         if progress:
             progress(n, total)
+    if doc_cache:
+        doc_cache.save()
 
     index, idiags = build_index(documents)
     index.unparsed = unparsed
@@ -99,8 +109,10 @@ def validate(
     diags += resolve_targets(index)
     for stage in (check_references, check_protocols, check_semantics):
         diags += stage(index)
-    models = ModelCheckResult()
+    models = _model_check_result()
     if check_artifacts:
+        from compiler.validate.models import check_models  # reads ONNX: only when artifacts are checked
+
         cache = DigestCache.load(disc.root / CACHE_DIR / "digests.json")
         mdiags, models = check_models(index, disc.root, cache)
         diags += mdiags
@@ -127,6 +139,33 @@ def validate(
         silenced=silenced,
         models=models,
     )
+
+
+def _model_check_result() -> ModelCheckResult:
+    from compiler.validate.models import ModelCheckResult
+
+    return ModelCheckResult()
+
+
+def _open_cache(root: Path, cache_dir: Path | None) -> DocumentCache:
+    from compiler.build_cache import load_secret, user_cache_dir
+
+    directory = cache_dir or user_cache_dir()
+    return DocumentCache.load(cache_path(directory, root), load_secret(directory))
+
+
+def _load_file(source: SourceText, file: Path) -> FileOutcome:
+    """The per-file stages: YAML, envelope and model, secrets; nothing here looks at another file."""
+    ydocs, ydiags = load_documents(source)
+    diags = list(ydiags)
+    documents = []
+    for ydoc in ydocs:
+        doc, sdiags = load_spec_document(ydoc, file)
+        diags.extend(sdiags)
+        if doc is not None:
+            documents.append(doc)
+            diags.extend(find_secrets(doc))
+    return FileOutcome(documents, diags, inline_ignores(source.text))
 
 
 def _unknown_codes(codes: set[str], index: SpecIndex, root: Path) -> list[Diagnostic]:

@@ -1,0 +1,47 @@
+"""The benchmark's generator makes valid repos of every target class, and the cheap commands stay cheap
+in what they import (behaviour, not timing: the figures themselves come from bench/run)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+from compiler.validate.pipeline import validate
+from tests.conftest import EXAMPLES
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from generate import generate
+
+
+def test_the_generator_makes_a_clean_repo_with_all_three_target_classes(tmp_path: Path):
+    docs = generate(
+        tmp_path, 30, lines=3, plants=2, models=2, devices_per_cell=2, it_server_every=10, embedded_every=15
+    )
+    result = validate(tmp_path, use_cache=False)
+    assert [d for d in result.diagnostics if d.severity.label == "error"] == []
+    assert len(result.documents) == docs
+    kinds = Counter(d.kind for d in result.documents)
+    assert kinds["Deployment"] == 30 and kinds["Model"] == 2 and kinds["DataSource"] == 3
+    assert kinds["Device"] == 30 * 2 + 2 + 2  # edge PCs, one cluster per plant, two embedded nodes
+    classes = {t.class_ for t in result.index.resolved_targets.values()}
+    assert classes == {"edge-pc", "it-server", "embedded"}
+    assert len({(tmp_path / "models" / f"m{i}.onnx").read_bytes() for i in range(2)}) == 2
+
+
+def _imported_by(code: str) -> set[str]:
+    probe = f"import sys\n{code}\nprint(' '.join(sorted(m for m in sys.modules if '.' not in m)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    return set(out.split())
+
+
+def test_help_never_imports_the_model_or_template_libraries():
+    code = "from compiler.cli.main import cli\ntry:\n    cli(['--help'])\nexcept SystemExit:\n    pass"
+    assert not _imported_by(code) & {"onnx", "onnxruntime", "jinja2", "numpy"}
+
+
+def test_validate_never_imports_onnxruntime_or_jinja2():
+    example = str(EXAMPLES / "press-line-anomaly")
+    code = f"from pathlib import Path\nfrom compiler.validate.pipeline import validate\nvalidate(Path({example!r}))"
+    assert not _imported_by(code) & {"onnxruntime", "jinja2"}
