@@ -14,6 +14,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+from compiler.bundle.runner import DType as RunnerDType
+
 
 class SpecModel(BaseModel):
     """Base of every spec object: camelCase keys, unknown keys refused, immutable."""
@@ -294,22 +296,8 @@ SecretRef = Annotated[
 ]
 """Where a secret lives (`vault:plant/press3#password`, `env:OPCUA_PASSWORD`), never the secret."""
 
-DType = Literal[
-    "float16",
-    "bfloat16",
-    "float32",
-    "float64",
-    "int8",
-    "int16",
-    "int32",
-    "int64",
-    "uint8",
-    "uint16",
-    "uint32",
-    "uint64",
-    "bool",
-    "string",
-]
+# one list of tensor and field dtypes: the device contract's (compiler.bundle.runner)
+DType = RunnerDType
 
 
 def relative_path_check(value: str) -> str:
