@@ -131,6 +131,11 @@ class DatasetFile:
         elif ident != self._identity:
             raise DatasetError("changed while it was read (size, time or inode differ between passes)")
 
+    def check_unchanged(self) -> None:
+        """DatasetError when the file at the path is no longer the one first opened (size, time, inode)."""
+        with self._open():
+            pass
+
     # --- the schema --------------------------------------------------------------------------------
 
     def probe(self) -> Probe:
@@ -184,7 +189,7 @@ class DatasetFile:
 
     def _record_batches(self, fh: BinaryIO, names: list[str] | None, rows: int) -> Iterator[pa.RecordBatch]:
         if self.format == "parquet":
-            pf = pq.ParquetFile(fh)
+            pf = pq.ParquetFile(fh, page_checksum_verification=True)  # pages written with a CRC are checked
             have = set(pf.schema_arrow.names)
             cols = [n for n in names if n in have] if names is not None else None
             yield from pf.iter_batches(batch_size=rows, columns=cols)

@@ -190,7 +190,14 @@ class SuiteRunner:
             spec = self.suite.spec.datasets[name]
             try:
                 file = open_dataset(self.root, spec.path, spec.format)
-                loaded: TestData | str = TestData(name, spec.path, file, file.probe(), self.cache.sha256(file.path))
+                probe = file.probe()
+                sha = self.cache.sha256(file.path)
+                try:
+                    file.check_unchanged()  # the digest is of the file the schema came from
+                except DatasetError:
+                    self.cache.entries.pop(str(file.path.resolve()), None)  # never keep a digest of a moving file
+                    raise
+                loaded: TestData | str = TestData(name, spec.path, file, probe, sha)
             except DatasetError as exc:
                 loaded = f"dataset {name!r}: {spec.path} {exc.reason}"
             except TreeError as exc:
