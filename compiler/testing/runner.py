@@ -631,7 +631,7 @@ class SuiteRunner:
         if unknown:
             raise _Unjudgeable(f"noise names unknown column(s) {', '.join(unknown)}")
         names = list(dict.fromkeys([*self.runner.input_columns, *test.noise]))
-        sample = RowSample(sample_capacity(self.memory, len(names), 0.1), seed=test.seed)
+        sample = RowSample(sample_capacity(self.memory, len(names), 0.25), seed=test.seed)
         for cols in self.stream(test.dataset, names):
             sample.add(cols)
         columns = sample.columns()
