@@ -6,8 +6,9 @@ computes the same statistics with numpy and onnxruntime (recall counts, data che
 flips). With `--old DIR` it also runs `takt test` from another checkout (e.g. `git worktree add
 /tmp/old <commit>`) on the CSV files, for before/after figures.
 
-Run: `python bench/bench_test_data.py [N ...] [--old DIR]` (default N: 1000000 10000000; files go to a temp
-dir). The latency test is gating: on a loaded machine its p99 budget may fail (exit 1, said in `result`).
+Run: `python bench/bench_test_data.py [N ...] [--old DIR] [--memory 512MiB] [--formats parquet,csv]`
+(default N: 1000000 10000000; files go to a temp dir). The latency test is gating: on a loaded
+machine its p99 budget may fail (exit 1, said in `result`).
 """
 
 from __future__ import annotations
@@ -83,12 +84,15 @@ def _measure(argv: list[str], env: dict[str, str] | None = None) -> tuple[float,
     return wall, usage.ru_maxrss / 1024, proc.returncode, lines[-1][:90] if lines else ""
 
 
-def _takt(project: Path, pythonpath: Path | None = None) -> tuple[float, float, int, str]:
+def _takt(project: Path, pythonpath: Path | None = None, memory: str | None = None) -> tuple[float, float, int, str]:
     env = dict(os.environ)
     if pythonpath is not None:
         env["PYTHONPATH"] = str(pythonpath)
     code = "import sys; from compiler.cli.main import main; sys.argv = ['takt'] + sys.argv[1:]; main()"
-    return _measure([sys.executable, "-c", code, "test", str(project), "--format", "json", "--no-progress"], env)
+    extra = ["--memory", memory] if memory else []
+    return _measure(
+        [sys.executable, "-c", code, "test", str(project), "--format", "json", "--no-progress", *extra], env
+    )
 
 
 def plain(project: Path, fmt: str) -> None:
@@ -147,15 +151,25 @@ def main() -> None:
         i = args.index("--old")
         old = Path(args[i + 1])
         del args[i : i + 2]
+    memory = None
+    if "--memory" in args:  # passed to takt test (its default is 1GiB)
+        i = args.index("--memory")
+        memory = args[i + 1]
+        del args[i : i + 2]
+    formats = ("parquet", "csv")
+    if "--formats" in args:
+        i = args.index("--formats")
+        formats = tuple(args[i + 1].split(","))
+        del args[i : i + 2]
     sizes = [int(float(a)) for a in args] or [1_000_000, 10_000_000]
     head = ("rows", "format", "what", "wall s", "rows/s", "peak RSS MB", "exit")
     print("{:>11} {:>8} {:>12} {:>8} {:>11} {:>12} {:>5}  result".format(*head))
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
             project = _project(Path(tmp), n)
-            for fmt in ("parquet", "csv"):
+            for fmt in formats:
                 _use(project, fmt)
-                runs = [("takt test", _takt(project))]
+                runs = [(f"takt {memory or '1GiB'}", _takt(project, memory=memory))]
                 plain_argv = [sys.executable, __file__, "--plain", str(project), fmt]
                 runs.append(("plain", _measure(plain_argv)))
                 if old is not None and fmt == "csv" and n <= OLD_MAX_ROWS:

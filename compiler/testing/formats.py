@@ -192,7 +192,8 @@ class DatasetFile:
             pf = pq.ParquetFile(fh, page_checksum_verification=True)  # pages written with a CRC are checked
             have = set(pf.schema_arrow.names)
             cols = [n for n in names if n in have] if names is not None else None
-            yield from pf.iter_batches(batch_size=rows, columns=cols)
+            for group in range(pf.num_row_groups):  # one row group at a time: iter_batches over all reads ahead
+                yield from pf.iter_batches(batch_size=rows, row_groups=[group], columns=cols, use_threads=False)
             return
         if self.format == "csv":
             reader = self._csv_reader(fh, names)
