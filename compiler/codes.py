@@ -213,6 +213,20 @@ _RULES = [
         E,
         "Models, datasets and samples are read only inside the project: no links out of it, no devices or FIFOs.",
     ),
+    Rule(
+        "TAKT5020",
+        "Dataset unreadable",
+        E,
+        "Parquet, Arrow IPC/Feather, CSV or NPZ, complete and not changing while it is read; the message says what failed.",
+    ),
+    Rule(
+        "TAKT5021",
+        "Dataset column type does not match the DataSource field",
+        E,
+        "A column named like a field must hold numbers for a numeric field (no strings), strings for a string one.",
+    ),
+    Rule("TAKT5022", "Dataset column unit differs from the DataSource field", E, "Convert the column or fix the unit."),
+    Rule("TAKT5023", "Dataset has no rows", E, "A test on an empty dataset proves nothing."),
     # 6xxx: rendering and bundles
     Rule("TAKT6001", "No renderer for the target class", E),
     Rule("TAKT6002", "Target class cannot render this deployment", E),

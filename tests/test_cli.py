@@ -167,7 +167,7 @@ def test_pin_rewrites_only_stale_digests_and_check_reports_them(cli_run, tmp_pat
     code, out = cli_run("pin", str(spec), "--check")
     assert code == 0 and "matches" in out
     with (spec / "data/reference.csv").open("a") as fh:
-        fh.write("0.1,0.2,0.3,0.4,0\n")
+        fh.write("0.1,0.2,0.3,0.4,0.5,0\n")  # one more row (all six columns: a short row is TAKT5020)
     model = spec / "models/press_anomaly.onnx"
     model.write_bytes(model.read_bytes() + b"")  # unchanged bytes: not stale
     tests_yaml = spec / "specs/tests.yaml"

@@ -103,11 +103,11 @@ def test_unusable_data_is_an_error_result_not_a_traceback(repo, cli_run, tmp_pat
 
 @pytest.mark.parametrize("content", [b"\xff\xfe\x00garbage", b"", b"a,b\n1\n"])
 def test_corrupt_csv_is_reported(repo, cli_run, tmp_path: Path, content: bytes):
+    """Found when the suite is validated, before a row is used: located at the dataset's path."""
     repo({"data/ref.csv": content})
-    code, out = cli_run("test", str(tmp_path), "--format", "json", "--no-progress")
-    assert code == 1
-    dat = next(t for t in json.loads(out[: out.rindex("}") + 1])["suites"][0]["tests"] if t["name"] == "dat")
-    assert dat["status"] == "error" and "dataset 'ref'" in dat["summary"]
+    code, out = cli_run("test", str(tmp_path), "--no-progress")
+    assert code == 1 and "Traceback" not in out
+    assert "tests.yaml:6:" in out and "TAKT5020 dataset 'ref': data/ref.csv is not a readable csv file" in out
 
 
 def test_regression_metric_and_invariance_needs_classes(repo, cli_run, tmp_path: Path):

@@ -220,21 +220,39 @@ def rules(fmt: str) -> None:
 )
 @click.option("--suite", "suites", multiple=True, help="Run only these TestSuites (repeatable).")
 @click.option("--progress/--no-progress", default=True, help="Show progress on a terminal.")
+@click.option(
+    "--memory",
+    default="1GiB",
+    show_default=True,
+    help="Memory budget for test data (e.g. 512MiB, 4GiB): datasets stream; statistics past it are sketched.",
+)
 def test_cmd(
-    path: Path, fmt: str, report: Path | None, output: Path | None, suites: tuple[str, ...], progress: bool
+    path: Path,
+    fmt: str,
+    report: Path | None,
+    output: Path | None,
+    suites: tuple[str, ...],
+    progress: bool,
+    memory: str,
 ) -> None:
     """Run the TestSuites with onnxruntime. Exit 1 when a gating test fails or specs have errors."""
     from compiler.testing.report import render_html, render_json, render_junit, summary, text_lines
     from compiler.testing.session import run_suites
+    from compiler.testing.stream import parse_memory
 
     out, err = _consoles()
+    try:
+        budget = parse_memory(memory)
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] --memory: {exc}")
+        sys.exit(EXIT_USAGE)
     result = _validated(path, "test")
     unknown = sorted(set(suites) - {d.name for d in result.index.valid("TestSuite")})
     if unknown:
         err.print(f"[red]error:[/red] no TestSuite named {', '.join(unknown)}")
         sys.exit(EXIT_USAGE)
     with _spinner(err, "running", progress) as step:
-        results = run_suites(result, list(suites) or None, step)
+        results = run_suites(result, list(suites) or None, step, budget)
     if report is not None:
         from compiler.build import source_provenance
         from compiler.testing.report import ReportProvenance

@@ -11,9 +11,10 @@ from compiler.spec.types import Duration, Identifier, Metadata, Name, RelativePa
 
 class Dataset(SpecModel):
     path: RelativePath
-    """CSV or NPZ, relative to the project root."""
+    """Parquet, Arrow IPC/Feather, CSV or NPZ, relative to the project root."""
     sha256: Sha256 | None = None
-    format: Literal["csv", "npz"] | None = None
+    format: Literal["csv", "npz", "parquet", "arrow", "feather"] | None = None
+    """Inferred from the suffix when absent (.csv, .npz, .parquet/.pq, .arrow/.ipc, .feather)."""
     label_column: str | None = None
 
 

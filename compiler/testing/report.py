@@ -306,6 +306,29 @@ def _plot(r: TestResult) -> str:
     return ""
 
 
+def _how_one(h: dict) -> str:
+    if h.get("method") == "sketch":
+        return (
+            f"sketch from a seeded sample of {h['sampleRows']:,} of {h['rows']:,} rows "
+            f"(CDF within ±{h['cdfBound']:.4f} with probability {1 - h['delta']:.3g})"
+        )
+    return f"exact over {h.get('rows', 0):,} rows"
+
+
+def computed(r: TestResult) -> str:
+    """How the statistic was computed, in words: exact or a sketch with its bound, over how many rows."""
+    how = r.details.get("computation")
+    if not isinstance(how, dict):
+        return ""
+    if "method" in how:
+        return _how_one(how)
+    words = [f"{side}: {_how_one(h)}" for side, h in how.items() if side in ("reference", "candidate")]
+    if "statisticBound" in how:
+        b = how["statisticBound"]
+        words.append(f"statistic within ±{b['abs']:.4f} of the exact one with probability {b['probability']:.3g}")
+    return "; ".join(words)
+
+
 def _provenance_html(p: ReportProvenance | None) -> str:
     if p is None:
         return ""
@@ -331,6 +354,7 @@ def render_html(suites: list[SuiteResult], provenance: ReportProvenance | None =
         "width:100%}td,th{border-bottom:1px solid #ddd;padding:6px 8px;text-align:left;vertical-align:top}"
         ".passed{color:#1e8449}.failed{color:#c0392b}.error{color:#8e44ad}h2{margin-top:1.6em}"
         "code{background:#f4f4f4;padding:1px 4px}.verdict{margin:.3em 0 0;color:#444}.prov{color:#555}"
+        ".how{margin:.3em 0 0;color:#666;font-size:12px}"
         "</style></head><body>",
         f"<h1>takt test report</h1><p>{s['tests']} tests in {s['suites']} suites: {s['passed']} passed, "
         f"{s['failed']} failed, {s['errors']} errors; <b>{s['blocking']} blocking</b>. takt {e(__version__)}.</p>",
@@ -356,6 +380,7 @@ def render_html(suites: list[SuiteResult], provenance: ReportProvenance | None =
                 f"<tr><td>{e(r.name)}</td><td>{e(r.type)}</td><td>{'yes' if r.gate else 'no'}</td>"
                 f"<td class='{r.status}'>{r.status}</td><td>{e(r.summary)}"
                 + (f"<p class='verdict'>{e(plain)}</p>" if (plain := verdict(r)) else "")
+                + (f"<p class='how'>computed: {e(how)}</p>" if (how := computed(r)) else "")
                 + f"</td><td>{_plot(r)}</td></tr>"
             )
         parts.append("</table>")

@@ -11,7 +11,7 @@ import io
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,10 @@ from compiler.spec.testsuite import (
     TestSuite,
 )
 from compiler.testing import stats
-from compiler.testing.datasets import Dataset, load_dataset
+from compiler.testing.datasets import Dataset, load_dataset, open_dataset
+from compiler.testing.formats import DatasetError
+from compiler.testing.source import NUMERIC, DataUnusable, TestData, rows_of
+from compiler.testing.stream import DEFAULT_MEMORY, DELTA, Computation, RowSample, batch_rows, sample_capacity
 
 NP_DTYPES = frames.NP_DTYPES
 
@@ -98,6 +101,11 @@ class ModelRunner:
             for t in model.spec.inputs
         ]
         self.pipeline = frames.Pipeline.from_steps(model.spec.preprocessing, list(self.inputs))
+        self.windowed = any(s.op == "window" for s in self.pipeline.steps)  # samples span rows: read whole
+
+    @property
+    def input_columns(self) -> list[str]:
+        return [c for t in self.model.spec.inputs for c in self.columns_for(t)]
 
     def columns_for(self, tensor: Tensor) -> list[str]:
         return [f.name for f in tensor.features] if tensor.features else [tensor.name]
@@ -168,11 +176,53 @@ class SuiteRunner:
         cache: DigestCache,
         sources: dict[str, DataSource],
         file: str,
+        memory: int = DEFAULT_MEMORY,
     ) -> None:
         self.suite, self.model, self.root, self.cache, self.sources = suite, model, root, cache, sources
-        self.model_path = model_path
+        self.model_path, self.memory = model_path, memory
         self.result = SuiteResult(suite.metadata.name, model.metadata.name, file)
         self._datasets: dict[str, Dataset | str] = {}
+        self._sources: dict[str, TestData | str] = {}
+
+    def source(self, name: str) -> TestData:
+        """The dataset as a stream (schema read, digest checked); no rows are read here."""
+        if name not in self._sources:
+            spec = self.suite.spec.datasets[name]
+            try:
+                file = open_dataset(self.root, spec.path, spec.format)
+                probe = file.probe()
+                sha = self.cache.sha256(file.path)
+                try:
+                    file.check_unchanged()  # the digest is of the file the schema came from
+                except DatasetError:
+                    self.cache.entries.pop(str(file.path.resolve()), None)  # never keep a digest of a moving file
+                    raise
+                loaded: TestData | str = TestData(name, spec.path, file, probe, sha)
+            except DatasetError as exc:
+                loaded = f"dataset {name!r}: {spec.path} {exc.reason}"
+            except TreeError as exc:
+                loaded = f"dataset {name!r}: {spec.path} {exc.reason}"
+            if isinstance(loaded, TestData):
+                if spec.sha256 and loaded.sha256 != spec.sha256:
+                    loaded = f"dataset {name!r}: sha256 is {loaded.sha256}, not the declared digest"
+                else:
+                    self.result.datasets[name] = loaded.sha256
+            self._sources[name] = loaded
+        loaded = self._sources[name]
+        if isinstance(loaded, str):
+            raise _Unjudgeable(loaded)
+        return loaded
+
+    def stream(self, name: str, names: list[str]) -> Iterator[dict[str, np.ndarray]]:
+        """Batches of the named columns of a dataset; a windowed model gets the whole dataset at once."""
+        if self.runner.windowed:
+            yield dict(self.dataset(name).columns)
+            return
+        data = self.source(name)
+        try:
+            yield from data.batches(names, batch_rows(self.memory, len(names)))
+        except DataUnusable as exc:
+            raise _Unjudgeable(str(exc)) from None
 
     def dataset(self, name: str) -> Dataset:
         if name not in self._datasets:
@@ -228,20 +278,6 @@ class SuiteRunner:
 
     # --- the tests ---------------------------------------------------------------------------------
 
-    def _truth(self, ds: Dataset, column: str | None) -> np.ndarray:
-        col = column or "label"
-        if col not in ds.columns:
-            raise _Unjudgeable(f"dataset {ds.name!r} has no label column {col!r} (set labelColumn)")
-        truth = ds.columns[col]
-        labels = self.model.spec.class_labels
-        if truth.dtype == object and labels:
-            index = {name: i for i, name in enumerate(labels)}
-            unknown = sorted({str(v) for v in truth if v not in index})
-            if unknown:
-                raise _Unjudgeable(f"labels {unknown[:5]} are not in the model's classLabels")
-            return np.array([index[v] for v in truth])
-        return truth
-
     def golden(self, test: GoldenTest) -> tuple[str, str, dict]:
         try:
             data = read_inside(self.root, test.samples, MAX_SAMPLE_BYTES)
@@ -296,29 +332,71 @@ class SuiteRunner:
             {"value": worst, "details": {"maxAbsError": per_output, "samples": n}},
         )
 
+    def _truth(self, name: str, cols: dict[str, np.ndarray], column: str | None) -> np.ndarray:
+        col = column or "label"
+        if col not in cols:
+            raise _Unjudgeable(f"dataset {name!r} has no label column {col!r} (set labelColumn)")
+        truth = cols[col]
+        labels = self.model.spec.class_labels
+        if truth.dtype == object and labels:
+            index = {name: i for i, name in enumerate(labels)}
+            unknown = sorted({str(v) for v in truth if v not in index})
+            if unknown:
+                raise _Unjudgeable(f"labels {unknown[:5]} are not in the model's classLabels")
+            return np.array([index[v] for v in truth])
+        return truth
+
     def metric(self, test: MetricTest) -> tuple[str, str, dict]:
-        ds = self.dataset(test.dataset)
+        """Accuracy, precision and recall from counts streamed batch by batch; F1 and errors keep
+        the (prediction, truth) pairs their bootstrap resamples, within the memory budget."""
         out_name = test.output or _classlike_output(self.runner, None)
-        outputs = self.runner.run(self.runner.feeds(ds))
-        if out_name not in outputs:
-            raise _Unjudgeable(f"the model has no output {out_name!r}")
-        spec_ds = self.suite.spec.datasets[test.dataset]
-        truth = self._truth(ds, spec_ds.label_column)
-        truth = truth[self.runner.sample_rows(len(truth))]
-        if test.metric in ("mae", "rmse"):
-            pred = outputs[out_name].reshape(len(truth), -1)[:, 0].astype(np.float64)
-            truth = truth.astype(np.float64)
-        else:
-            pred = _labels_from(outputs[out_name], test.decision_threshold)
-            truth = truth.astype(pred.dtype) if truth.dtype != object else truth
+        label = self.suite.spec.datasets[test.dataset].label_column
         positive = test.positive_class if test.positive_class is not None else 1
         if isinstance(positive, str) and self.model.spec.class_labels and positive in self.model.spec.class_labels:
             positive = self.model.spec.class_labels.index(positive)
-        est = stats.metric_estimate(test.metric, pred, truth, test.confidence, positive)
+        counted = test.metric in ("accuracy", "precision", "recall")
+        cap = self.memory // 64  # rows of pairs a bootstrap may hold (16 B each, and its resamples)
+        correct = n = tp = fp = fn = 0
+        preds: list[np.ndarray] = []
+        truths: list[np.ndarray] = []
+        for cols in self.stream(test.dataset, [*self.runner.input_columns, label or "label"]):
+            outputs = self.runner.run(self.runner.feeds(cols))
+            if out_name not in outputs:
+                raise _Unjudgeable(f"the model has no output {out_name!r}")
+            truth = self._truth(test.dataset, cols, label)
+            truth = truth[self.runner.sample_rows(len(truth))]
+            if test.metric in ("mae", "rmse"):
+                pred = outputs[out_name].reshape(len(truth), -1)[:, 0].astype(np.float64)
+                truth = truth.astype(np.float64)
+            else:
+                pred = _labels_from(outputs[out_name], test.decision_threshold)
+                truth = truth.astype(pred.dtype) if truth.dtype != object else truth
+            if counted:
+                correct += int(np.sum(pred == truth))
+                n += int(pred.size)
+                t_p, f_p, f_n, _ = stats.confusion(pred, truth, positive)
+                tp, fp, fn = tp + t_p, fp + f_p, fn + f_n
+            else:
+                preds.append(pred)
+                truths.append(truth)
+                n += int(pred.size)
+                if n > cap:
+                    raise _Unjudgeable(
+                        f"{test.metric}'s bootstrap needs every (prediction, truth) pair in memory: over "
+                        f"{cap:,} rows exceed --memory {self.memory:,} bytes (raise it, or test accuracy, "
+                        "precision or recall, which stream)"
+                    )
+        if counted:
+            est = stats.count_estimate(test.metric, correct, n, tp, fp, fn, test.confidence)
+        else:
+            pred_all = np.concatenate(preds) if preds else np.empty(0)
+            truth_all = np.concatenate(truths) if truths else np.empty(0)
+            est = stats.metric_estimate(test.metric, pred_all, truth_all, test.confidence, positive)
         if est is None:
             raise _Unjudgeable(
                 f"{test.metric} is undefined here: no {'positive ' if test.metric != 'accuracy' else ''}cases to count"
             )
+        how = Computation(n, "exact").as_dict()
         higher_is_better = test.metric not in ("mae", "rmse")
         bound = est.low if higher_is_better else est.high
         ok = bound >= test.threshold if higher_is_better else bound <= test.threshold
@@ -339,78 +417,125 @@ class SuiteRunner:
                     "n": est.n,
                     "method": est.method,
                     "confidence": test.confidence,
+                    "computation": how,
                 },
             },
         )
 
     def data(self, test: DataTest) -> tuple[str, str, dict]:
-        ds = self.dataset(test.dataset)
-        needed = [c for t in self.model.spec.inputs for c in self.runner.columns_for(t)]
+        """Per-column counts streamed batch by batch: values, non-finite ones, finite ones outside the range."""
+        data = self.source(test.dataset)
+        needed = list(self.runner.input_columns)
         source = self.sources.get(test.source) if test.source else None
         fields = {f.name: f for f in source.spec.fields} if source else {}
         needed += [f for f in fields if f not in needed]
         problems: list[str] = []
         if test.checks.schema_:
-            why = ds.require(needed)
+            why = data.require(needed)
             if why:
                 problems.append(why)
-        per_column: dict[str, dict[str, float]] = {}
+        kinds = data.kinds
+        numeric = []
         for name in needed:
-            if name not in ds.columns:
+            if name not in kinds:
                 continue
-            col = ds.columns[name]
-            if col.dtype == object:
+            if kinds[name] not in (*NUMERIC, "tensor"):
                 if test.checks.schema_:
                     problems.append(f"column {name!r} is not numeric")
                 continue
-            flat = col.reshape(len(col), -1) if col.ndim > 1 else col[:, None]
-            missing = float(np.mean(~np.isfinite(flat))) if flat.size else 1.0
+            numeric.append(name)
+        values = dict.fromkeys(numeric, 0)
+        nonfinite = dict.fromkeys(numeric, 0)
+        finite = dict.fromkeys(numeric, 0)
+        outside = dict.fromkeys(numeric, 0)
+        rows = 0
+        for cols in self.stream(test.dataset, numeric):
+            rows += rows_of(cols)
+            for name in numeric:
+                col = cols[name]
+                if col.dtype == object:  # an NPZ array of strings
+                    raise _Unjudgeable(f"column {name!r} of dataset {test.dataset!r} holds strings")
+                flat = col.reshape(len(col), -1) if col.ndim > 1 else col[:, None]
+                ok = np.isfinite(flat)
+                values[name] += int(flat.size)
+                nonfinite[name] += int(flat.size - np.count_nonzero(ok))
+                f = fields.get(name)
+                if test.checks.ranges and f is not None and f.range is not None:
+                    fin = flat[ok]
+                    finite[name] += int(fin.size)
+                    outside[name] += int(np.count_nonzero((fin < f.range[0]) | (fin > f.range[1])))
+        per_column: dict[str, dict[str, float]] = {}
+        for name in numeric:
+            missing = nonfinite[name] / values[name] if values[name] else 1.0
             stats_ = {"missing": missing}
             if missing > test.checks.max_missing:
                 problems.append(f"{name!r}: {missing:.2%} missing (max {test.checks.max_missing:.2%})")
             f = fields.get(name)
             if test.checks.ranges and f is not None and f.range is not None:
-                finite = flat[np.isfinite(flat)]
-                outside = float(np.mean((finite < f.range[0]) | (finite > f.range[1]))) if finite.size else 0.0
-                stats_["outsideRange"] = outside
-                if outside > 0:
-                    problems.append(f"{name!r}: {outside:.2%} outside [{f.range[0]}, {f.range[1]}]")
+                share = outside[name] / finite[name] if finite[name] else 0.0
+                stats_["outsideRange"] = share
+                if share > 0:
+                    problems.append(f"{name!r}: {share:.2%} outside [{f.range[0]}, {f.range[1]}]")
             per_column[name] = stats_
         status = "failed" if problems else "passed"
         summary = (
             "; ".join(problems[:4]) + (" …" if len(problems) > 4 else "")
             if problems
-            else f"{ds.rows} rows, {len(per_column)} columns within schema, ranges and missing-value limits"
+            else f"{rows} rows, {len(per_column)} columns within schema, ranges and missing-value limits"
         )
-        return status, summary, {"details": {"columns": per_column, "rows": ds.rows}}
+        how = Computation(rows, "exact").as_dict()
+        return status, summary, {"details": {"columns": per_column, "rows": rows, "computation": how}}
 
     def drift(self, test: DriftTest) -> tuple[str, str, dict]:
-        ref, cand = self.dataset(test.reference), self.dataset(test.candidate)
+        """The reference's bins (or both samples, for KS) from a seeded sample that holds every row
+        within the memory budget (exact), else a uniform sample whose CDF bound the result states;
+        the candidate's bin counts for PSI are exact, streamed."""
+        ref, cand = self.source(test.reference), self.source(test.candidate)
         label = self.suite.spec.datasets[test.reference].label_column or "label"
-        features = test.features or sorted(
-            c
-            for c in ref.columns.keys() & cand.columns.keys()
-            if c != label and ref.columns[c].dtype != object and ref.columns[c].ndim == 1
-        )
+        rk, ck = ref.kinds, cand.kinds
+        features = test.features or sorted(c for c in rk.keys() & ck.keys() if c != label and rk[c] in NUMERIC)
         if not features:
             raise _Unjudgeable("no common numeric feature columns to compare")
         why = ref.require(features) or cand.require(features)
         if why:
             raise _Unjudgeable(why)
+        k = sample_capacity(self.memory, len(features), 0.25)
+        ref_sample = RowSample(k, seed=0)
+        for cols in self.stream(test.reference, features):
+            ref_sample.add({f: cols[f].astype(np.float64) for f in features})
+        ref_cols = ref_sample.columns()
+        how: dict[str, dict] = {"reference": ref_sample.computation().as_dict()}
         values: dict[str, float] = {}
         pvalues: dict[str, float] = {}
-        for f in features:
-            a, b = ref.columns[f].astype(np.float64), cand.columns[f].astype(np.float64)
-            if test.method == "psi":
-                v = stats.psi(a, b, test.bins)
-            else:
-                ks = stats.ks_2samp(a, b)
-                v = ks[0] if ks else None
-                if ks:
-                    pvalues[f] = ks[1]
-            if v is None:
-                raise _Unjudgeable(f"feature {f!r} has no finite values in one of the datasets")
-            values[f] = v
+        if test.method == "psi":
+            bins = {f: frames.reference_bins(ref_cols[f], test.bins) if ref_cols else None for f in features}
+            counts = {f: np.zeros(len(b.fractions), dtype=np.int64) for f, b in bins.items() if b is not None}
+            rows = 0
+            for cols in self.stream(test.candidate, features):
+                rows += rows_of(cols)
+                for f, c in counts.items():
+                    c += bins[f].counts(cols[f].astype(np.float64))  # type: ignore[union-attr]
+            how["candidate"] = Computation(rows, "exact").as_dict()
+            for f in features:
+                b = bins[f]
+                v = b.psi_counts(counts[f]) if b is not None else None
+                if v is None:
+                    raise _Unjudgeable(f"feature {f!r} has no finite values in one of the datasets")
+                values[f] = v
+        else:
+            cand_sample = RowSample(k, seed=1)
+            for cols in self.stream(test.candidate, features):
+                cand_sample.add({f: cols[f].astype(np.float64) for f in features})
+            cand_cols = cand_sample.columns()
+            how["candidate"] = cand_sample.computation().as_dict()
+            for f in features:
+                ks = stats.ks_2samp(ref_cols[f], cand_cols[f]) if ref_cols and cand_cols else None
+                if ks is None:
+                    raise _Unjudgeable(f"feature {f!r} has no finite values in one of the datasets")
+                values[f], pvalues[f] = ks
+            bounds = [h["cdfBound"] for h in how.values() if h["method"] == "sketch"]
+            if bounds:
+                how["statisticBound"] = {"abs": sum(bounds), "probability": 1 - len(bounds) * DELTA}
         worst = max(values, key=values.get)  # type: ignore[arg-type]
         ok = values[worst] < test.threshold
         return (
@@ -420,17 +545,32 @@ class SuiteRunner:
             {
                 "value": values[worst],
                 "threshold": test.threshold,
-                "details": {"method": test.method, "perFeature": values, "pValues": pvalues},
+                "details": {"method": test.method, "perFeature": values, "pValues": pvalues, "computation": how},
             },
         )
+
+    def _head(self, name: str, rows: int) -> dict[str, np.ndarray]:
+        """The first `rows` rows of the model's input columns (all of a shorter dataset)."""
+        parts: list[dict[str, np.ndarray]] = []
+        held = 0
+        batches = self.stream(name, self.runner.input_columns)
+        for cols in batches:
+            parts.append(cols)
+            held += rows_of(cols)
+            if held >= rows:
+                batches.close()
+                break
+        if not parts:
+            return {}
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     def latency(self, test: LatencyTest) -> tuple[str, str, dict]:
         rng = np.random.default_rng(0)
         batch = self.runner.fixed_batch or test.batch_size
         source = next(iter(self.suite.spec.datasets), None)
-        if source is not None:
+        if source is not None:  # the first rows the runs cycle through, not the whole dataset
             try:
-                feeds_all = self.runner.feeds(self.dataset(source))
+                feeds_all = self.runner.feeds(self._head(source, (test.warmup + test.runs + 1) * batch))
             except _Unjudgeable:
                 feeds_all = None
         else:
@@ -481,15 +621,21 @@ class SuiteRunner:
         )
 
     def invariance(self, test: InvarianceTest) -> tuple[str, str, dict]:
-        ds = self.dataset(test.dataset)
+        """On every row within the memory budget, else on a seeded uniform sample of rows (stated)."""
         out_name = _classlike_output(self.runner, None)
         tensor = next(t for t in self.model.spec.outputs if t.name == out_name)
         if tensor.dtype in ("float16", "float32", "float64") and not (len(tensor.shape) == 2 and tensor.shape[-1] != 1):
             raise _Unjudgeable("invariance needs a class-like output (labels, booleans or class scores)")
-        columns = dict(ds.columns)
-        unknown = [k for k in test.noise if k not in columns]
+        data = self.source(test.dataset)
+        unknown = [k for k in test.noise if k not in data.kinds]
         if unknown:
             raise _Unjudgeable(f"noise names unknown column(s) {', '.join(unknown)}")
+        names = list(dict.fromkeys([*self.runner.input_columns, *test.noise]))
+        sample = RowSample(sample_capacity(self.memory, len(names), 0.25), seed=test.seed)
+        for cols in self.stream(test.dataset, names):
+            sample.add(cols)
+        columns = sample.columns()
+        how = sample.computation().as_dict()
         clean = _labels_from(self.runner.run(self.runner.feeds(columns))[out_name], None)
         rng = np.random.default_rng(test.seed)
         flips = 0
@@ -511,6 +657,11 @@ class SuiteRunner:
             {
                 "value": rate,
                 "threshold": test.max_flip_rate,
-                "details": {"flips": flips, "predictions": total, "upper95": upper.high if upper else None},
+                "details": {
+                    "flips": flips,
+                    "predictions": total,
+                    "upper95": upper.high if upper else None,
+                    "computation": how,
+                },
             },
         )

@@ -9,13 +9,17 @@ from compiler.diagnostics import Severity
 from compiler.models.digest import DigestCache
 from compiler.spec.testsuite import TestSuite
 from compiler.testing.runner import SuiteResult, SuiteRunner
+from compiler.testing.stream import DEFAULT_MEMORY
 from compiler.validate.pipeline import CACHE_DIR, ValidationResult
 
 
 def run_suites(
-    result: ValidationResult, names: list[str] | None = None, progress: Callable[[str], None] | None = None
+    result: ValidationResult,
+    names: list[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+    memory: int = DEFAULT_MEMORY,
 ) -> list[SuiteResult]:
-    """Every valid TestSuite (or those named), in name order.
+    """Every valid TestSuite (or those named), in name order, each test within `memory` bytes of data.
 
     A suite whose model or own document has validation errors does not run: its result says why.
     """
@@ -42,6 +46,6 @@ def run_suites(
             continue
         model = model_doc.model
         path = regular_inside(result.root, model.spec.artifact.path)  # type: ignore[attr-defined]
-        out.append(SuiteRunner(suite, model, path, result.root, cache, sources, file).run(progress))  # type: ignore[arg-type]
+        out.append(SuiteRunner(suite, model, path, result.root, cache, sources, file, memory).run(progress))  # type: ignore[arg-type]
     cache.save()
     return out

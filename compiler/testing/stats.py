@@ -16,6 +16,8 @@ import numpy as np
 
 import frames
 
+BOOTSTRAP_CHUNK_VALUES = 1 << 22  # 32 MiB of resample indices at a time
+
 
 @dataclass(frozen=True)
 class Estimate:
@@ -56,8 +58,13 @@ def bootstrap(
     if n == 0:
         return None
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(resamples, n))
-    stats = np.array([statistic(*(a[i] for a in arrays)) for i in idx], dtype=float)
+    # the index matrix in chunks of rows: the same draws as one (resamples, n) call, in bounded memory
+    chunk = max(1, min(resamples, BOOTSTRAP_CHUNK_VALUES // n))
+    values: list[float] = []
+    for start in range(0, resamples, chunk):
+        idx = rng.integers(0, n, size=(min(chunk, resamples - start), n))
+        values.extend(statistic(*(a[i] for a in arrays)) for i in idx)
+    stats = np.array(values, dtype=float)
     stats = stats[np.isfinite(stats)]
     value = float(statistic(*arrays))
     if stats.size == 0:
@@ -132,6 +139,17 @@ def confusion(pred: np.ndarray, truth: np.ndarray, positive) -> tuple[int, int, 
 def f1_score(pred: np.ndarray, truth: np.ndarray, positive) -> float:
     tp, fp, fn, _ = confusion(pred, truth, positive)
     return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+
+
+def count_estimate(metric: str, correct: int, n: int, tp: int, fp: int, fn: int, confidence: float) -> Estimate | None:
+    """accuracy, precision or recall from streamed counts: the same Wilson bounds as `metric_estimate`."""
+    if n == 0:
+        return None
+    if metric == "accuracy":
+        return wilson(correct, n, confidence)
+    if metric in ("precision", "recall"):
+        return wilson(tp, tp + fp if metric == "precision" else tp + fn, confidence)
+    raise ValueError(f"{metric} is not computed from counts")
 
 
 def metric_estimate(

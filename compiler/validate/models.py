@@ -16,6 +16,7 @@ from compiler.models.profile import target_profile
 from compiler.spec.deployment import Deployment
 from compiler.spec.model import Model
 from compiler.spec.testsuite import GoldenTest, TestSuite
+from compiler.validate.datasets import check_datasets
 from compiler.validate.document import SpecDocument
 from compiler.validate.index import SpecIndex
 
@@ -114,8 +115,12 @@ def check_models(index: SpecIndex, root: Path, cache: DigestCache) -> tuple[list
                 out.append(doc.diag(problem.code, problem.message, path_, key=i is None))
     for doc in index.valid("TestSuite"):
         suite: TestSuite = doc.model  # type: ignore[assignment]
+        present = {}
         for name, ds in suite.spec.datasets.items():
-            _file_digest(doc, root, ds.path, ds.sha256, ("spec", "datasets", name), cache, out, "dataset")
+            at = ("spec", "datasets", name)
+            if _file_digest(doc, root, ds.path, ds.sha256, at, cache, out, "dataset") is not None:
+                present[name] = ds
+        out.extend(check_datasets(doc, suite, present, root, index))
         for i, test in enumerate(suite.spec.tests):
             if isinstance(test, GoldenTest):
                 _inside(doc, root, test.samples, ("spec", "tests", i, "samples"), out, "golden samples")

@@ -1,0 +1,263 @@
+"""Dataset files through Arrow: Parquet, Arrow IPC/Feather and CSV read by pyarrow, NPZ by numpy.
+
+Every file is opened through `compiler.bundle.tree` (inside the project, O_NOFOLLOW, a regular
+file) and pyarrow reads the file object it returns. `probe` reads only what the schema needs
+(a Parquet footer, an IPC schema message, the first CSV block); `batches` streams the rows as
+named numpy columns, batch by batch. A file that is unreadable, truncated or changes while it is
+read raises `DatasetError` with the reason in the user's terms, never a pyarrow traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from compiler.bundle.tree import TreeError, open_file
+
+FORMATS = ("csv", "npz", "parquet", "arrow", "feather")
+SUFFIXES = {"csv": "csv", "npz": "npz", "parquet": "parquet", "pq": "parquet", "arrow": "arrow", "ipc": "arrow"}
+SUFFIXES["feather"] = "feather"
+CSV_NULLS = ["", "NA", "NaN", "nan"]  # what the CSV reader of takt ≤ 0.1 read as missing
+BATCH_ROWS = 65_536
+
+
+class DatasetError(Exception):
+    """A dataset file that cannot be used; `reason` says why, without the file name."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str  # number | bool | string | tensor | other
+    type: str  # the Arrow (or numpy) type, for messages
+    unit: str | None = None  # from the field's metadata (`unit`), where the file carries one
+
+
+@dataclass(frozen=True)
+class Probe:
+    format: str
+    columns: tuple[Column, ...]
+    rows: int | None  # known from metadata (Parquet, IPC file, NPZ); None for CSV until read
+
+
+def infer_format(rel: str, declared: str | None) -> str:
+    """The declared format, else the one the suffix names; DatasetError for neither."""
+    if declared:
+        return declared
+    suffix = PurePosixPath(rel).suffix.lstrip(".").lower()
+    if suffix in SUFFIXES:
+        return SUFFIXES[suffix]
+    raise DatasetError(f"unknown format {suffix!r} (set format: one of {', '.join(FORMATS)})")
+
+
+def _kind(t: pa.DataType) -> str:
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t) or pa.types.is_null(t):
+        return "number"
+    if pa.types.is_boolean(t):
+        return "bool"
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t):
+        return "string"
+    if pa.types.is_fixed_size_list(t) or pa.types.is_list(t) or pa.types.is_large_list(t):
+        return "tensor"
+    return "other"
+
+
+def _np_kind(a: np.ndarray) -> str:
+    if a.dtype == np.bool_:
+        return "bool" if a.ndim <= 1 else "tensor"
+    if np.issubdtype(a.dtype, np.number):
+        return "number" if a.ndim <= 1 else "tensor"
+    if a.dtype.kind in "USO":
+        return "string"
+    return "other"
+
+
+def _columns_of(schema: pa.Schema) -> tuple[Column, ...]:
+    out = []
+    for f in schema:
+        meta = f.metadata or {}
+        unit = meta.get(b"unit")
+        out.append(Column(f.name, _kind(f.type), str(f.type), unit.decode("utf-8", "replace") if unit else None))
+    return tuple(out)
+
+
+def _arrow_reason(exc: Exception) -> str:
+    text = " ".join(str(exc).split())[:300]
+    return text or type(exc).__name__
+
+
+_ARROW_ERRORS = (pa.ArrowException, OSError, ValueError, EOFError, zipfile.BadZipFile, UnicodeDecodeError)
+
+
+class DatasetFile:
+    """One dataset file, opened afresh for each pass (the stat at the first open is the identity
+    every later pass must still see)."""
+
+    def __init__(self, path: Path, fmt: str, display: str) -> None:
+        if fmt not in FORMATS:
+            raise DatasetError(f"unknown format {fmt!r} ({', '.join(FORMATS)})")
+        self.path, self.format, self.display = path, fmt, display
+        self._identity: tuple[int, int, int] | None = None
+
+    def _open(self) -> BinaryIO:
+        try:
+            fh = open_file(self.path, self.display)
+        except TreeError as exc:
+            raise DatasetError(exc.reason) from None
+        except OSError as exc:
+            raise DatasetError(f"cannot be read: {exc.strerror or exc}") from None
+        self._check_identity(fh)
+        return fh
+
+    def _check_identity(self, fh: BinaryIO) -> None:
+        st = os.fstat(fh.fileno())
+        ident = (st.st_size, st.st_mtime_ns, st.st_ino)
+        if self._identity is None:
+            self._identity = ident
+        elif ident != self._identity:
+            raise DatasetError("changed while it was read (size, time or inode differ between passes)")
+
+    def check_unchanged(self) -> None:
+        """DatasetError when the file at the path is no longer the one first opened (size, time, inode)."""
+        with self._open():
+            pass
+
+    # --- the schema --------------------------------------------------------------------------------
+
+    def probe(self) -> Probe:
+        with self._open() as fh:
+            try:
+                if self.format == "parquet":
+                    meta = pq.ParquetFile(fh)
+                    return Probe(self.format, _columns_of(meta.schema_arrow), meta.metadata.num_rows)
+                if self.format in ("arrow", "feather"):
+                    try:
+                        return Probe(self.format, _columns_of(ipc.open_file(fh).schema), None)
+                    except pa.ArrowInvalid:
+                        fh.seek(0)
+                        return Probe(self.format, _columns_of(ipc.open_stream(fh).schema), None)
+                if self.format == "csv":
+                    reader = self._csv_reader(fh)
+                    try:
+                        first: int | None = reader.read_next_batch().num_rows
+                    except StopIteration:
+                        first = 0
+                    return Probe(self.format, _columns_of(reader.schema), 0 if first == 0 else None)
+                cols = self._npz(fh)
+                rows = max((len(v) if v.ndim else 1 for v in cols.values()), default=0)
+                return Probe(self.format, tuple(Column(k, _np_kind(v), str(v.dtype)) for k, v in cols.items()), rows)
+            except DatasetError:
+                raise
+            except _ARROW_ERRORS as exc:
+                raise DatasetError(f"is not a readable {self.format} file ({_arrow_reason(exc)})") from None
+
+    # --- the rows ----------------------------------------------------------------------------------
+
+    def batches(self, names: list[str] | None = None, rows: int = BATCH_ROWS) -> Iterator[dict[str, np.ndarray]]:
+        """The rows in batches of at most `rows`, as numpy columns (numbers as float64, missing as NaN;
+        strings as object arrays; fixed-size lists as 2-D arrays). Only `names` where given."""
+        with self._open() as fh:
+            try:
+                if self.format == "npz":
+                    cols = self._npz(fh)
+                    cols = {k: v for k, v in cols.items() if names is None or k in names}
+                    n = max((len(v) if v.ndim else 1 for v in cols.values()), default=0)
+                    for start in range(0, n, rows):
+                        yield {k: v[start : start + rows] for k, v in cols.items()}
+                    return
+                for batch in self._record_batches(fh, names, rows):
+                    yield {f.name: to_numpy(batch.column(i)) for i, f in enumerate(batch.schema)}
+            except DatasetError:
+                raise
+            except _ARROW_ERRORS as exc:
+                raise DatasetError(f"is not a readable {self.format} file ({_arrow_reason(exc)})") from None
+            self._check_identity(fh)
+
+    def _record_batches(self, fh: BinaryIO, names: list[str] | None, rows: int) -> Iterator[pa.RecordBatch]:
+        if self.format == "parquet":
+            pf = pq.ParquetFile(fh, page_checksum_verification=True)  # pages written with a CRC are checked
+            have = set(pf.schema_arrow.names)
+            cols = [n for n in names if n in have] if names is not None else None
+            for group in range(pf.num_row_groups):  # one row group at a time: iter_batches over all reads ahead
+                yield from pf.iter_batches(batch_size=rows, row_groups=[group], columns=cols, use_threads=False)
+            return
+        if self.format == "csv":
+            reader = self._csv_reader(fh, names)
+        else:
+            try:
+                f = ipc.open_file(fh)
+                reader = (f.get_batch(i) for i in range(f.num_record_batches))
+            except pa.ArrowInvalid:
+                fh.seek(0)
+                reader = ipc.open_stream(fh)
+        for batch in reader:
+            if names is not None:
+                batch = batch.select([n for n in names if n in batch.schema.names])
+            for start in range(0, batch.num_rows, rows):
+                yield batch.slice(start, rows)
+
+    def _csv_reader(self, fh: BinaryIO, names: list[str] | None = None) -> pacsv.CSVStreamingReader:
+        convert = pacsv.ConvertOptions(
+            null_values=CSV_NULLS,
+            strings_can_be_null=False,
+            true_values=[],  # booleans were never inferred from CSV: "true" stays a string
+            false_values=[],
+            include_columns=names,
+            include_missing_columns=False,
+        )
+        if names is not None:
+            header = pacsv.open_csv(fh, read_options=pacsv.ReadOptions(block_size=1 << 16)).schema.names
+            fh.seek(0)
+            convert.include_columns = [n for n in names if n in header]
+        read = pacsv.ReadOptions(block_size=1 << 20, use_threads=False)
+        return pacsv.open_csv(fh, read_options=read, convert_options=convert)
+
+    def _npz(self, fh: BinaryIO) -> dict[str, np.ndarray]:
+        try:
+            with np.load(fh, allow_pickle=False) as npz:
+                cols = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+            raise DatasetError(f"not a readable NPZ file ({type(exc).__name__}: {str(exc)[:120]})") from None
+        if len({len(v) if v.ndim else 1 for v in cols.values()}) > 1:
+            raise DatasetError("the arrays of the NPZ file have different lengths along their first axis")
+        return cols
+
+
+def to_numpy(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """One Arrow column as numpy: numbers and booleans float64 (null → NaN), strings object, fixed-size
+    lists of numbers 2-D float64."""
+    t = col.type
+    kind = _kind(t)
+    if kind in ("number", "bool"):
+        if pa.types.is_null(t):
+            return np.full(len(col), np.nan)
+        return np.asarray(col.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    if kind == "string":
+        if pa.types.is_dictionary(t):
+            col = col.cast(pa.string())
+        return np.array(col.to_pylist(), dtype=object)
+    if pa.types.is_fixed_size_list(t):
+        flat = (
+            col.flatten()
+            if isinstance(col, pa.Array)
+            else pa.concat_arrays([c.flatten() for c in col.chunks])
+            if col.num_chunks
+            else pa.array([], t.value_type)
+        )
+        values = np.asarray(flat.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+        return values.reshape(len(col), t.list_size)
+    return np.array(col.to_pylist(), dtype=object)

@@ -1,0 +1,182 @@
+"""Tests stream their datasets in batches within --memory: on generated data the streamed results equal
+independent numpy/scipy computations over the whole data (exact), or stay within their stated bound (sketch)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from scipy import stats
+
+from compiler.testing.stream import RowSample, batch_rows, dkw_bound, parse_memory, sample_capacity
+from tests.conftest import BASE
+
+MEMORY = 16 << 20  # the smallest budget: many batches, and samples that cannot hold 200k rows
+
+
+def test_row_sample_keeps_every_row_in_order_until_it_is_full():
+    rng = np.random.default_rng(3)
+    parts = [rng.normal(size=n) for n in (10, 500, 7, 300)]
+    s = RowSample(2000, seed=5)
+    for p in parts:
+        s.add({"x": p})
+    assert s.exact and s.computation().method == "exact"
+    np.testing.assert_array_equal(s.columns()["x"], np.concatenate(parts))
+
+
+def test_row_sample_past_its_size_is_a_seeded_uniform_sample_within_the_dkw_bound():
+    rng = np.random.default_rng(4)
+    data = rng.gamma(2.0, size=100_000)
+    runs = []
+    for _ in range(2):
+        s = RowSample(5000, seed=9)
+        for start in range(0, data.size, 3000):
+            s.add({"x": data[start : start + 3000], "i": np.arange(start, min(start + 3000, data.size))})
+        runs.append(s.columns())
+    kept = runs[0]
+    np.testing.assert_array_equal(kept["x"], runs[1]["x"])  # deterministic
+    assert kept["x"].size == 5000 and np.all(np.diff(kept["i"]) > 0)  # stream order, no repeats
+    np.testing.assert_array_equal(data[kept["i"]], kept["x"])  # rows kept whole
+    d = stats.ks_2samp(kept["x"], data).statistic  # the sample's CDF against the stream's
+    assert d <= dkw_bound(5000)
+    assert s.computation().as_dict() == {
+        "rows": 100_000,
+        "method": "sketch",
+        "sampleRows": 5000,
+        "cdfBound": dkw_bound(5000),
+        "delta": 1e-3,
+    }
+
+
+@pytest.mark.parametrize(("text", "size"), [("1GiB", 1 << 30), ("512MiB", 512 << 20), ("2G", 2_000_000_000)])
+def test_memory_sizes(text: str, size: int):
+    assert parse_memory(text) == size
+    for bad in ("lots", "1MiB", "-3G"):
+        with pytest.raises(ValueError):
+            parse_memory(bad)
+    assert batch_rows(size, 5) <= 65_536 and sample_capacity(size, 2, 0.25) * 32 * 3 <= size * 0.25 + 96
+
+
+def _generated(n: int, seed: int, shift: float = 0.0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    temp = rng.normal(20 + shift, 4, n)
+    temp[rng.random(n) < 0.01] = np.nan
+    pres = rng.gamma(2.0, 1.0 + shift / 10, n)
+    label = (0.5 * np.nan_to_num(temp) + 0.5 * pres + rng.normal(0, 1, n) >= 11).astype(np.int64)
+    return {"temp": temp, "pres": pres, "label": label}
+
+
+SUITE = """\
+    apiVersion: takt/v1
+    kind: TestSuite
+    metadata: {name: suite}
+    spec:
+      model: m
+      datasets:
+        ref: {path: data/ref.parquet, labelColumn: label}
+        cand: {path: data/cand.csv}
+      tests:
+        - {name: dat, type: data, dataset: ref, source: plc, checks: {maxMissing: 0.5}, gate: false}
+        - {name: acc, type: metric, metric: accuracy, dataset: ref, threshold: 0.1, decisionThreshold: 11}
+        - {name: rec, type: metric, metric: recall, dataset: ref, threshold: 0.1, decisionThreshold: 11}
+        - {name: psi, type: drift, reference: ref, candidate: cand, method: psi, threshold: 10, features: [temp, pres]}
+        - {name: ks, type: drift, reference: ref, candidate: cand, method: ks, threshold: 1, features: [temp, pres]}
+        - {name: lat, type: latency, budget: {p99: 10s}, runs: 10}
+    """
+RANGED = BASE["sources.yaml"].replace("unit: degC,", "unit: degC, range: [10, 30],")
+
+
+def _run(repo, cli_run, tmp_path: Path, n_ref: int, n_cand: int) -> tuple[dict, dict, dict]:
+    ref, cand = _generated(n_ref, 1), _generated(n_cand, 2, shift=1.0)
+    buf = io.BytesIO()
+    pq.write_table(pa.table({k: pa.array(v, from_pandas=True) for k, v in ref.items()}), buf, row_group_size=30_000)
+    rows = zip(cand["temp"], cand["pres"], strict=True)
+    csv = "temp,pres\n" + "".join(f"{'' if np.isnan(t) else repr(float(t))},{float(p)!r}\n" for t, p in rows)
+    files = {"tests.yaml": SUITE, "sources.yaml": RANGED, "data/ref.csv": None}
+    repo({**files, "data/ref.parquet": buf.getvalue(), "data/cand.csv": csv})
+    code, out = cli_run("test", str(tmp_path), "--format", "json", "--no-progress", "--memory", str(MEMORY))
+    assert code == 0, out
+    tests = {t["name"]: t for t in json.loads(out[: out.rindex("}") + 1])["suites"][0]["tests"]}
+    return tests, ref, cand
+
+
+def _psi(ref: np.ndarray, cand: np.ndarray, bins: int) -> float:
+    """PSI written out independently: quantile edges of the reference, shares, empty shares floored at 1e-4."""
+    ref, cand = ref[np.isfinite(ref)], cand[np.isfinite(cand)]
+    q = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)))
+    edges = np.concatenate(([-np.inf], q[1:-1], [np.inf]))
+    r = np.maximum(np.histogram(ref, edges)[0] / ref.size, 0)
+    c = np.histogram(cand, edges)[0] / cand.size
+    r, c = np.where(r == 0, 1e-4, r), np.where(c == 0, 1e-4, c)
+    return float(np.sum((c - r) * np.log(c / r)))
+
+
+def test_streamed_results_equal_whole_data_computations(repo, cli_run, tmp_path: Path):
+    tests, ref, cand = _run(repo, cli_run, tmp_path, 40_000, 30_000)  # several batches, samples hold all rows
+    temp = ref["temp"]
+    dat = tests["dat"]["details"]
+    assert dat["rows"] == 40_000 and dat["computation"] == {"rows": 40_000, "method": "exact"}
+    assert dat["columns"]["temp"]["missing"] == np.mean(np.isnan(temp))
+    fin = temp[np.isfinite(temp)]
+    assert dat["columns"]["temp"]["outsideRange"] == np.mean((fin < 10) | (fin > 30))
+    y = (0.5 * temp.astype(np.float32) + 0.5 * ref["pres"].astype(np.float32)).astype(np.float32)
+    pred = (y >= 11).astype(np.int64)  # NaN rows are never >= 11
+    truth = ref["label"]
+    for name, k, n in (
+        ("acc", int(np.sum(pred == truth)), truth.size),
+        ("rec", int(np.sum((pred == 1) & (truth == 1))), int(np.sum(truth == 1))),
+    ):
+        ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.9, method="wilson")
+        assert tests[name]["value"] == pytest.approx(k / n, abs=1e-15)
+        assert tests[name]["bound"] == pytest.approx(ci.low, abs=1e-12)
+        assert tests[name]["details"]["n"] == n
+    psi = tests["psi"]["details"]
+    assert psi["computation"]["reference"]["method"] == "exact" and psi["computation"]["candidate"]["rows"] == 30_000
+    for f in ("temp", "pres"):
+        assert psi["perFeature"][f] == pytest.approx(_psi(ref[f], cand[f], 10), rel=1e-12)
+        a, b = ref[f][np.isfinite(ref[f])], cand[f][np.isfinite(cand[f])]
+        assert tests["ks"]["details"]["perFeature"][f] == pytest.approx(stats.ks_2samp(a, b).statistic, abs=1e-15)
+
+
+@pytest.mark.slow
+def test_past_the_budget_drift_is_sketched_and_stays_within_its_stated_bound(repo, cli_run, tmp_path: Path):
+    tests, ref, cand = _run(repo, cli_run, tmp_path, 200_000, 150_000)
+    ks = tests["ks"]["details"]
+    how = ks["computation"]
+    assert how["reference"]["method"] == "sketch" and how["reference"]["rows"] == 200_000
+    k = how["reference"]["sampleRows"]
+    assert k == sample_capacity(MEMORY, 2, 0.25) and how["reference"]["cdfBound"] == dkw_bound(k)
+    for f in ("temp", "pres"):
+        a, b = ref[f][np.isfinite(ref[f])], cand[f][np.isfinite(cand[f])]
+        assert abs(ks["perFeature"][f] - stats.ks_2samp(a, b).statistic) <= how["statisticBound"]["abs"]
+    psi = tests["psi"]["details"]
+    assert (
+        psi["computation"]["reference"]["method"] == "sketch" and psi["computation"]["candidate"]["method"] == "exact"
+    )
+    assert tests["dat"]["details"]["computation"] == {"rows": 200_000, "method": "exact"}  # counts never sketch
+
+
+def test_the_html_report_says_how_each_statistic_was_computed():
+    from compiler.testing.report import render_html
+    from compiler.testing.runner import SuiteResult, TestResult
+
+    sketch = {"rows": 10**7, "method": "sketch", "sampleRows": 43690, "cdfBound": dkw_bound(43690), "delta": 1e-3}
+    how = {
+        "reference": sketch,
+        "candidate": {"rows": 500, "method": "exact"},
+        "statisticBound": {"abs": dkw_bound(43690), "probability": 0.999},
+    }
+    drift = TestResult("s", "ks", "drift", True, "passed", "KS max 0.01", details={"computation": how})
+    data = TestResult(
+        "s", "dat", "data", True, "passed", "ok", details={"computation": {"rows": 2000, "method": "exact"}}
+    )
+    page = render_html([SuiteResult("s", "m", "t.yaml", [drift, data])])
+    assert "computed: exact over 2,000 rows" in page
+    bound = f"{dkw_bound(43690):.4f}"
+    assert f"reference: sketch from a seeded sample of 43,690 of 10,000,000 rows (CDF within ±{bound}" in page
+    assert "candidate: exact over 500 rows" in page and "statistic within ±" in page
