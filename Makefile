@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.takt-installed
 
-.PHONY: demo test tools lint bench schemas examples clean
+.PHONY: demo test tools lint bench schemas examples image image-tools image-test clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
@@ -37,6 +37,19 @@ schemas: $(STAMP)
 
 examples: $(STAMP)
 	$(PY) examples/make_models.py
+
+# The takt-runner OCI image (targets/it_server/image/): as root, with debootstrap; never part of `make test`.
+IMAGE_OUT ?= build/image
+image-tools:
+	@command -v debootstrap >/dev/null && command -v umoci >/dev/null || \
+	  { apt-get update -qq && apt-get install -y -qq --no-install-recommends debootstrap umoci; }
+
+image: $(STAMP) image-tools
+	PYTHON=$(abspath $(PY)) bash targets/it_server/image/build.sh $(IMAGE_OUT)
+	@cat $(IMAGE_OUT)/reference
+
+image-test: $(STAMP) image-tools
+	TAKT_IMAGE_TEST=1 $(PY) -m pytest -q -s tests/test_image.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
