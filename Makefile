@@ -49,7 +49,7 @@ image: $(STAMP) image-tools
 	@cat $(IMAGE_OUT)/reference
 
 image-test: $(STAMP) image-tools
-	TAKT_IMAGE_TEST=1 $(PY) -m pytest -q -s tests/test_image.py
+	TAKT_IMAGE_TEST=1 $(PY) -m pytest -x -q -s tests/test_image.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

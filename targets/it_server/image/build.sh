@@ -34,10 +34,21 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$cache/debs" "$cache/wheels" "$root"
 
-# 1. the Debian root: minbase plus packages.txt, from the machine's own mirror.
+# 1. the Debian root: minbase plus packages.txt and the suite's updates, from the machine's own mirror.
 include="$(grep -v '^#' "$here/packages.txt" | grep . | paste -sd, -)"
 debootstrap --variant=minbase --include="$include" --keyring="$keyring" --cache-dir="$cache/debs" \
   "$suite" "$root" "$mirror" >"$work/debootstrap.log" 2>&1 || { tail -30 "$work/debootstrap.log" >&2; exit 1; }
+# the suite's stable and security updates, from the machine's mirrors too; the sources go again in 5.
+: >"$root/etc/apt/sources.list"
+for s in "$suite" "$suite-updates" "$suite-security"; do
+  if read -r uri _ < <("$python" "$here/mirror.py" "$s" 2>/dev/null); then echo "deb $uri $s main" >>"$root/etc/apt/sources.list"; fi
+done
+cp "$keyring" "$root/etc/apt/trusted.gpg.d/takt-image-archive.gpg"
+chroot "$root" apt-get -qq update >>"$work/debootstrap.log" 2>&1 &&
+  DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get -qq -y -o Dpkg::Use-Pty=0 upgrade >>"$work/debootstrap.log" 2>&1 ||
+  { tail -30 "$work/debootstrap.log" >&2; exit 1; }
+chroot "$root" apt-get -qq clean
+rm -f "$root/etc/apt/sources.list" "$root/etc/apt/trusted.gpg.d/takt-image-archive.gpg"
 
 # 2. the runner's dependencies, exactly requirements.lock (hashes checked), wheels only, no .pyc.
 site="$root/usr/local/lib/python$pyver/dist-packages"
