@@ -104,7 +104,8 @@ def test_the_root_filesystem_runs_the_runner(builds, tmp_path: Path):
     root = _unpack(builds[0][0] / "layout", tmp_path)
     (root / "dev" / "null").unlink(missing_ok=True)
     os.mknod(root / "dev" / "null", 0o20666, os.makedev(1, 3))  # what a container runtime mounts
-    help_ = subprocess.run(["chroot", str(root), "/usr/local/bin/takt-runner", "--help"], capture_output=True,
+    chroot = shutil.which("chroot") or "/usr/sbin/chroot"
+    help_ = subprocess.run([chroot, str(root), "/usr/local/bin/takt-runner", "--help"], capture_output=True,
                            text=True, timeout=60)  # fmt: skip
     assert help_.returncode == 0, help_.stderr
     assert "usage: takt-runner" in help_.stdout
@@ -123,7 +124,7 @@ def test_the_root_filesystem_runs_the_runner(builds, tmp_path: Path):
     ))  # fmt: skip
     write_bundle(bundle, config_for("replay", src))
     port = free_port()
-    cmd = ["chroot", "--userspec=10001:10001", str(root), "/usr/local/bin/takt-runner",
+    cmd = [chroot, "--userspec=10001:10001", str(root), "/usr/local/bin/takt-runner",
            "--config", "/srv/bundle/runner.json", "--http-port", str(port), "--http-host", "127.0.0.1"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={"PATH": "/usr/bin"})
     rp = RunnerProcess(proc, port)
