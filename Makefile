@@ -14,7 +14,7 @@ UV_VERSION ?= 0.13.9
 PIP    := -m pip install -qq --disable-pip-version-check
 PYTEST := -m pytest -n 2 -q
 
-.PHONY: demo test test-fast test-latest lock tools lint bench schemas examples clean
+.PHONY: demo test test-fast test-latest lock tools lint bench schemas examples image image-tools image-test clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
@@ -43,13 +43,14 @@ demo: $(STAMP)
 tools:
 	@bash .ci/tools.sh
 
+# everything but the image build (minutes of debootstrap, twice): `make image-test` runs that
 test: $(STAMP) tools
 	$(PY) -m ruff check .
-	$(PY) $(PYTEST)
+	$(PY) $(PYTEST) -m "not image"
 
 # The inner loop: everything but the tests marked slow (fault injection, real tools, servers).
 test-fast: $(STAMP)
-	$(PY) $(PYTEST) -m "not slow"
+	$(PY) $(PYTEST) -m "not slow and not image"
 
 test-latest: tools
 	@test -x $(LATEST)/bin/python || $(PYTHON) -m venv $(LATEST)
@@ -70,6 +71,19 @@ schemas: $(STAMP)
 
 examples: $(STAMP)
 	$(PY) examples/make_models.py
+
+# The takt-runner OCI image (targets/it_server/image/): as root, with debootstrap; never part of `make test`.
+IMAGE_OUT ?= build/image
+image-tools:
+	@command -v debootstrap >/dev/null && command -v umoci >/dev/null || \
+	  { apt-get update -qq && apt-get install -y -qq --no-install-recommends debootstrap umoci; }
+
+image: $(STAMP) image-tools
+	PYTHON=$(abspath $(PY)) bash targets/it_server/image/build.sh $(IMAGE_OUT)
+	@cat $(IMAGE_OUT)/reference
+
+image-test: $(STAMP) image-tools
+	$(PY) -m pytest -x -q -s -m image tests/test_image.py
 
 clean:
 	rm -rf $(VENV) $(LATEST) $(LOCKER) build *.egg-info .pytest_cache .ruff_cache
