@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,13 @@ from compiler.validate.pipeline import ValidationResult, validate
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 EXAMPLE_DIRS = sorted(p for p in EXAMPLES.iterdir() if (p / "takt.yaml").is_file())
+
+
+def copy_example(name: str, dst: Path) -> Path:
+    """A writable copy of one of the example spec repos (without a local cache), for a test to change."""
+    shutil.copytree(EXAMPLES / name, dst, ignore=shutil.ignore_patterns(".takt-cache"))
+    return dst
+
 
 PROJECT = """\
 apiVersion: takt/v1

@@ -15,15 +15,10 @@ from ruamel.yaml import YAML
 from compiler.build import build
 from compiler.bundle import verify_bundle
 from compiler.validate.pipeline import validate
-from tests.conftest import EXAMPLES
+from tests.conftest import copy_example
 
 GOLDEN = Path(__file__).parent / "golden"
 BINARY = (".onnx", ".npz", ".ort")
-
-
-def _copy(example: str, dst: Path) -> Path:
-    shutil.copytree(EXAMPLES / example, dst, ignore=shutil.ignore_patterns(".takt-cache"))
-    return dst
 
 
 def _build(root: Path, out: Path, **kw):
@@ -45,7 +40,7 @@ def _snapshot(bundle: Path) -> dict[str, str]:
     ("example", "target_class"), [("press-line-anomaly", "edge-pc"), ("visual-inspection", "it-server")]
 )
 def test_golden_bundles(tmp_path: Path, example: str, target_class: str):
-    root = _copy(example, tmp_path / "spec")  # not a Git checkout: provenance carries no commit
+    root = copy_example(example, tmp_path / "spec")  # not a Git checkout: provenance carries no commit
     res = _build(root, tmp_path / "out")
     assert res.bundles and not res.failed
     bundle = next(b for b in res.bundles)
@@ -72,7 +67,7 @@ def _git(root: Path, *args: str) -> str:
 def test_same_commit_in_two_checkouts_gives_identical_bundles(tmp_path: Path):
     digests = []
     for name in ("checkout-a", "somewhere/else/checkout-b"):
-        root = _copy("press-line-anomaly", tmp_path / name)
+        root = copy_example("press-line-anomaly", tmp_path / name)
         _git(root, "init", "-q", "-b", "main")
         _git(root, "add", "-A")
         _git(root, "commit", "-q", "-m", "specs")
@@ -101,7 +96,7 @@ def test_same_commit_in_two_checkouts_gives_identical_bundles(tmp_path: Path):
 
 
 def test_only_changed_bundles_are_rendered_again(tmp_path: Path):
-    root = _copy("press-line-anomaly", tmp_path / "spec")
+    root = copy_example("press-line-anomaly", tmp_path / "spec")
     first = {b.target: b for b in _build(root, tmp_path / "out").bundles}
     assert not any(b.reused for b in first.values())
     again = {b.target: b for b in _build(root, tmp_path / "out").bundles}
@@ -117,7 +112,7 @@ def test_only_changed_bundles_are_rendered_again(tmp_path: Path):
 
 
 def test_a_tampered_cached_bundle_is_rendered_again(tmp_path: Path):
-    root = _copy("press-line-anomaly", tmp_path / "spec")
+    root = copy_example("press-line-anomaly", tmp_path / "spec")
     b = _build(root, tmp_path / "out").bundles[0]
     (tmp_path / "out/bundles" / b.digest / "runner.json").write_text("{}")
     again = {x.name: x for x in _build(root, tmp_path / "out").bundles}
@@ -153,7 +148,7 @@ def test_threat_a_committed_build_cache_is_never_signed_as_built(tmp_path: Path)
     from compiler.build import BUILD_CACHE
     from compiler.bundle import Manifest, write_bundle
 
-    root = _copy("press-line-anomaly", tmp_path / "spec")
+    root = copy_example("press-line-anomaly", tmp_path / "spec")
     out = root / "out"  # the build output inside the repository, as `takt build --out out` makes it
     honest = _build(root, out)
     cache = json.loads((out / BUILD_CACHE).read_text())
@@ -180,7 +175,7 @@ def test_threat_a_committed_build_cache_is_never_signed_as_built(tmp_path: Path)
 def test_the_build_cache_hits_only_with_its_own_secret_and_survives_corruption(tmp_path: Path):
     from compiler.build import BUILD_CACHE
 
-    root = _copy("press-line-anomaly", tmp_path / "spec")
+    root = copy_example("press-line-anomaly", tmp_path / "spec")
     first = build(validate(root), tmp_path / "out", run_gates=False)
     second = build(validate(root), tmp_path / "out", run_gates=False)
     assert all(b.reused for b in second.bundles) and second.bundles
@@ -191,7 +186,7 @@ def test_the_build_cache_hits_only_with_its_own_secret_and_survives_corruption(t
 
 
 def test_failing_gate_blocks_the_bundle(tmp_path: Path, cli_run):
-    root = _copy("press-line-anomaly", tmp_path / "spec")
+    root = copy_example("press-line-anomaly", tmp_path / "spec")
     tests = root / "specs/tests.yaml"
     tests.write_text(tests.read_text().replace("threshold: 0.6", "threshold: 0.99"))
     code, out = cli_run("build", str(root), "--out", str(tmp_path / "out"), "--no-progress")
@@ -202,7 +197,7 @@ def test_failing_gate_blocks_the_bundle(tmp_path: Path, cli_run):
 @pytest.mark.slow
 @pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl is not installed on this machine")
 def test_it_server_bundle_builds_with_kustomize(tmp_path: Path):
-    root = _copy("visual-inspection", tmp_path / "spec")
+    root = copy_example("visual-inspection", tmp_path / "spec")
     b = _build(root, tmp_path / "out").bundles[0]
     out = subprocess.run(
         ["kubectl", "kustomize", str(tmp_path / "out/bundles" / b.digest)], capture_output=True, text=True, check=True
@@ -264,7 +259,7 @@ def test_hostile_strings_through_the_unit_template_stay_values(tmp_path: Path):
 
 
 def test_hostile_values_in_data_outputs_round_trip(tmp_path: Path):
-    root = _copy("press-line-anomaly", tmp_path / "spec")
+    root = copy_example("press-line-anomaly", tmp_path / "spec")
     targets = root / "specs/targets.yaml"
     targets.write_text(
         targets.read_text().replace(
@@ -283,7 +278,7 @@ def test_hostile_values_in_data_outputs_round_trip(tmp_path: Path):
     [("installDir", HOSTILE), ("installDir", "relative/dir"), ("installDir", "/a/../etc"), ("runnerCommand", HOSTILE)],
 )
 def test_values_a_unit_cannot_hold_are_refused(tmp_path: Path, key: str, value: str):
-    root = _copy("press-line-anomaly", tmp_path / "spec")
+    root = copy_example("press-line-anomaly", tmp_path / "spec")
     targets = root / "specs/targets.yaml"
     targets.write_text(
         targets.read_text().replace(
@@ -296,7 +291,7 @@ def test_values_a_unit_cannot_hold_are_refused(tmp_path: Path, key: str, value: 
 
 
 def test_invalid_profile_values_are_located_diagnostics(tmp_path: Path, cli_run):
-    root = _copy("press-line-anomaly", tmp_path / "spec")
+    root = copy_example("press-line-anomaly", tmp_path / "spec")
     targets = root / "specs/targets.yaml"
     targets.write_text(
         targets.read_text().replace("unit: {user: takt, nice: -5}", "unit: {user: 'root\\nx', nice: 99}")
@@ -307,7 +302,7 @@ def test_invalid_profile_values_are_located_diagnostics(tmp_path: Path, cli_run)
 
 
 def test_a_commit_that_changes_nothing_rendered_keeps_every_digest(tmp_path: Path):
-    root = _copy("press-line-anomaly", tmp_path / "spec")
+    root = copy_example("press-line-anomaly", tmp_path / "spec")
     _git(root, "init", "-q", "-b", "main")
     _git(root, "add", "-A")
     _git(root, "commit", "-q", "-m", "specs")
@@ -374,7 +369,7 @@ def _tree(out: Path) -> dict[str, bytes]:
 
 def test_warm_caches_build_byte_for_byte_what_a_cold_build_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Document, digest and build caches (warm, after a change) never change a bundle, index or finding."""
-    root = _copy("press-line-anomaly", tmp_path / "spec")
+    root = copy_example("press-line-anomaly", tmp_path / "spec")
     warm_out = tmp_path / "warm"
     for _ in range(2):
         build(validate(root), warm_out, run_gates=False)

@@ -14,7 +14,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from compiler.cli.main import cli
-from tests.conftest import EXAMPLES, ROOT
+from tests.conftest import ROOT, copy_example
 
 CI = ROOT / "examples" / "ci"
 GITHUB, GITLAB, HOOKS = CI / "github-takt.yml", CI / "gitlab-takt.yml", ROOT / ".pre-commit-hooks.yaml"
@@ -94,7 +94,7 @@ def test_the_pre_commit_hook_validates_the_files_it_is_given(cli_run, tmp_path: 
     hooks = {h["id"]: h for h in YAML(typ="safe").load(HOOKS.read_text())}
     entry = shlex.split(hooks["takt-validate"]["entry"])
     spec = tmp_path / "spec"
-    shutil.copytree(EXAMPLES / "press-line-anomaly", spec)
+    copy_example("press-line-anomaly", spec)
     files = [
         str(p) for p in sorted((spec / "specs").glob("*.yaml")) if re.search(hooks["takt-validate"]["files"], p.name)
     ]

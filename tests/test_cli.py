@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BASE, EXAMPLE_DIRS, EXAMPLES, ROOT, write_repo
+from tests.conftest import BASE, EXAMPLE_DIRS, EXAMPLES, ROOT, copy_example, write_repo
 
 
 def takt(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -160,10 +160,9 @@ def test_report_files_get_the_users_umask(cli_run, tmp_path: Path):
 
 
 def test_pin_rewrites_only_stale_digests_and_check_reports_them(cli_run, tmp_path: Path):
-    import shutil
 
     spec = tmp_path / "spec"
-    shutil.copytree(EXAMPLES / "press-line-anomaly", spec)
+    copy_example("press-line-anomaly", spec)
     code, out = cli_run("pin", str(spec), "--check")
     assert code == 0 and "matches" in out
     with (spec / "data/reference.csv").open("a") as fh:

@@ -14,7 +14,7 @@ from compiler.build import build
 from compiler.publish import CommitSigning, publish
 from compiler.signing import keygen
 from compiler.validate.pipeline import validate
-from tests.conftest import EXAMPLES, ROOT
+from tests.conftest import ROOT, copy_example
 
 pytestmark = pytest.mark.slow  # real tools: git, kubectl, node, ssh-keygen
 
@@ -30,7 +30,7 @@ class Cluster:
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self.spec = tmp / "spec"
-        shutil.copytree(EXAMPLES / "visual-inspection", self.spec, ignore=shutil.ignore_patterns(".takt-cache"))
+        copy_example("visual-inspection", self.spec)
         self.remote = tmp / "deploy.git"
         _git("init", "-q", "--bare", str(self.remote))
         self.private, _, _ = keygen(tmp / "keys")
@@ -82,7 +82,7 @@ def test_the_cluster_path_lists_its_current_bundles_and_stays_put(cluster: Clust
 
 def test_edge_devices_get_no_cluster_path(tmp_path: Path):
     spec = tmp_path / "spec"
-    shutil.copytree(EXAMPLES / "press-line-anomaly", spec, ignore=shutil.ignore_patterns(".takt-cache"))
+    copy_example("press-line-anomaly", spec)
     remote = tmp_path / "deploy.git"
     _git("init", "-q", "--bare", str(remote))
     private, _, _ = keygen(tmp_path / "keys")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import textwrap
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 
 from compiler.models.digest import DigestCache
 from compiler.testing.datasets import load_dataset
-from tests.conftest import BASE, EXAMPLES, only
+from tests.conftest import BASE, EXAMPLES, copy_example, only
 
 
 def _table(rng: np.random.Generator, n: int) -> pa.Table:
@@ -155,7 +154,7 @@ def test_takt_test_exits_1_on_an_unreadable_dataset_without_a_traceback(repo, cl
 @pytest.mark.parametrize("fmt", ["parquet", "feather"])
 def test_the_example_gives_the_same_results_from_arrow_files(cli_run, tmp_path: Path, fmt: str):
     press = tmp_path / "press"
-    shutil.copytree(EXAMPLES / "press-line-anomaly", press, ignore=shutil.ignore_patterns(".takt-cache"))
+    copy_example("press-line-anomaly", press)
     spec = press / "specs/tests.yaml"
     text = spec.read_text()
     for name in ("reference", "candidate"):

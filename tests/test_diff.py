@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES
+from tests.conftest import copy_example
 
 
 def _git(root: Path, *args: str) -> str:
@@ -27,7 +26,7 @@ def history(tmp_path: Path) -> Path:
     """A Git repo whose spec repo lives in a subdirectory, with two commits."""
     top = tmp_path / "repo"
     spec = top / "plants" / "muc"
-    shutil.copytree(EXAMPLES / "press-line-anomaly", spec, ignore=shutil.ignore_patterns(".takt-cache"))
+    copy_example("press-line-anomaly", spec)
     _git(top, "init", "-q", "-b", "main")
     _git(top, "add", "-A")
     _git(top, "commit", "-q", "-m", "base")

@@ -12,7 +12,7 @@ import pytest
 from compiler.build import build
 from compiler.render.escape import c_identifier, c_string
 from compiler.validate.pipeline import validate
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, copy_example
 
 GCC = shutil.which("gcc") or shutil.which("cc")
 needs_gcc = pytest.mark.skipif(GCC is None, reason="no C compiler on this machine")
@@ -20,7 +20,7 @@ needs_gcc = pytest.mark.skipif(GCC is None, reason="no C compiler on this machin
 
 def embedded_repo(dst: Path) -> Path:
     """The press-line example with its Cortex-M7 node deployed to (made compatible for the test)."""
-    shutil.copytree(EXAMPLES / "press-line-anomaly", dst, ignore=shutil.ignore_patterns(".takt-cache"))
+    copy_example("press-line-anomaly", dst)
     t = dst / "specs/targets.yaml"
     t.write_text(
         t.read_text()

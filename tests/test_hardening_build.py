@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 
 from compiler.signing import keygen
 from compiler.validate.pipeline import validate
-from tests.conftest import EXAMPLES, ROOT
+from tests.conftest import ROOT, copy_example
 
 PROJECT = "apiVersion: takt/v1\nkind: Project\nmetadata: {name: x}\nspec: {}\n"
 
@@ -62,7 +61,7 @@ def test_moderate_nesting_still_reads(tmp_path: Path):
 @pytest.fixture
 def example(tmp_path: Path) -> Path:
     dst = tmp_path / "spec"
-    shutil.copytree(EXAMPLES / "press-line-anomaly", dst, ignore=shutil.ignore_patterns(".takt-cache"))
+    copy_example("press-line-anomaly", dst)
     return dst
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from compiler.build import build
 from compiler.render.context import RenderError
 from compiler.validate.pipeline import validate
 from targets.it_server.secrets import PodSecrets, rewrite_refs
-from tests.conftest import EXAMPLES
+from tests.conftest import copy_example
 
 UNRESOLVABLE = re.compile(r'"(k8s|vault|aws-sm|azure-kv|gcp-sm):')
 
@@ -22,7 +21,7 @@ UNRESOLVABLE = re.compile(r'"(k8s|vault|aws-sm|azure-kv|gcp-sm):')
 @pytest.fixture
 def example(tmp_path: Path) -> Path:
     dst = tmp_path / "spec"
-    shutil.copytree(EXAMPLES / "visual-inspection", dst, ignore=shutil.ignore_patterns(".takt-cache"))
+    copy_example("visual-inspection", dst)
     return dst
 
 

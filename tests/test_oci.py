@@ -17,7 +17,7 @@ from compiler.publish import PublishError, publish
 from compiler.signing import keygen
 from compiler.validate.pipeline import validate
 from tests.agentkit import free_port, wait_for_port
-from tests.conftest import EXAMPLES
+from tests.conftest import copy_example
 from tests.tlskit import localhost_cert
 
 pytestmark = [
@@ -118,7 +118,7 @@ def test_a_tampered_blob_is_refused_by_the_fetch_digest_check(registry: Registry
 
 def test_publish_pushes_it_server_models_and_the_deployment_fetches_them_by_digest(registry: Registry, tmp_path: Path):
     spec = tmp_path / "spec"
-    shutil.copytree(EXAMPLES / "visual-inspection", spec, ignore=shutil.ignore_patterns(".takt-cache"))
+    copy_example("visual-inspection", spec)
     platform = spec / "specs/platform.yaml"
     ref = f"127.0.0.1:{registry.port}/takt/models"
     platform.write_text(

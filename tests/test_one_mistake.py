@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from compiler.validate.pipeline import validate
-from tests.conftest import EXAMPLES
+from tests.conftest import copy_example
 
 BREAKS = {
     "flow": lambda t: t.replace("protocol: opcua", "protocol: [opcua", 1),
@@ -21,7 +20,7 @@ BREAKS = {
 @pytest.fixture
 def example(tmp_path: Path) -> Path:
     dst = tmp_path / "spec"
-    shutil.copytree(EXAMPLES / "press-line-anomaly", dst, ignore=shutil.ignore_patterns(".takt-cache"))
+    copy_example("press-line-anomaly", dst)
     return dst
 
 

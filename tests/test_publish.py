@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +13,7 @@ from compiler.bundle import DESIRED, SIGNATURE, DesiredState, load_public_key, v
 from compiler.publish import PublishError, publish
 from compiler.signing import KeyError_, keygen, load_private_key
 from compiler.validate.pipeline import validate
-from tests.conftest import EXAMPLES
+from tests.conftest import copy_example
 
 
 def _git(*args: str, cwd: Path | None = None) -> str:
@@ -24,7 +23,7 @@ def _git(*args: str, cwd: Path | None = None) -> str:
 @pytest.fixture
 def setup(tmp_path: Path):
     spec = tmp_path / "spec"
-    shutil.copytree(EXAMPLES / "press-line-anomaly", spec, ignore=shutil.ignore_patterns(".takt-cache"))
+    copy_example("press-line-anomaly", spec)
     remote = tmp_path / "deploy.git"
     _git("init", "-q", "--bare", str(remote))
     private, public, _ = keygen(tmp_path / "keys")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from tests.conftest import BASE, codes, only
+from tests.conftest import BASE, codes, copy_example, only
 
 SRC, MODEL, FLEET, DEPLOY, TESTS = (
     BASE[k] for k in ("sources.yaml", "model.yaml", "fleet.yaml", "deploy.yaml", "tests.yaml")
@@ -187,13 +187,11 @@ def test_resources_must_fit_the_target(repo):
 
 def test_resources_that_fit_no_target_say_they_are_shared(tmp_path: Path):
     """The press example's Deployment has two targets; resources apply to both (TAKT4012's hint says so)."""
-    import shutil
 
     from compiler.validate.pipeline import validate
-    from tests.conftest import EXAMPLES
 
     spec = tmp_path / "spec"
-    shutil.copytree(EXAMPLES / "press-line-anomaly", spec, ignore=shutil.ignore_patterns(".takt-cache"))
+    copy_example("press-line-anomaly", spec)
     dep = spec / "specs/deployment.yaml"
     dep.write_text(dep.read_text().replace("memory: 256Mi", "memory: 64Gi"))
     hits = [d for d in validate(spec, check_artifacts=False).diagnostics if d.code == "TAKT4012"]

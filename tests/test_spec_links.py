@@ -15,7 +15,7 @@ import pytest
 
 from compiler.build import build
 from compiler.validate.pipeline import validate
-from tests.conftest import EXAMPLES
+from tests.conftest import copy_example
 
 SECRET = "TAKT_SIGNING_KEY=-----BEGIN PRIVATE KEY----- very secret"
 
@@ -23,7 +23,7 @@ SECRET = "TAKT_SIGNING_KEY=-----BEGIN PRIVATE KEY----- very secret"
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     dst = tmp_path / "spec"
-    shutil.copytree(EXAMPLES / "press-line-anomaly", dst, ignore=shutil.ignore_patterns(".takt-cache"))
+    copy_example("press-line-anomaly", dst)
     (tmp_path / "host-secret.txt").write_text(SECRET + "\n")
     return dst
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import textwrap
 from html.parser import HTMLParser
 from pathlib import Path
@@ -12,7 +11,7 @@ from xml.etree import ElementTree as ET
 import numpy as np
 import pytest
 
-from tests.conftest import BASE, EXAMPLES
+from tests.conftest import BASE, EXAMPLES, copy_example
 
 TESTS = textwrap.dedent(BASE["tests.yaml"])
 
@@ -20,7 +19,7 @@ TESTS = textwrap.dedent(BASE["tests.yaml"])
 @pytest.fixture
 def press(tmp_path: Path) -> Path:
     dst = tmp_path / "press"
-    shutil.copytree(EXAMPLES / "press-line-anomaly", dst, ignore=shutil.ignore_patterns(".takt-cache"))
+    copy_example("press-line-anomaly", dst)
     return dst
 
 
