@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from compiler.bundle import runner as runner_contract
+from compiler.bundle.tree import read_regular
 
 
 def check_release(release: Path) -> dict:
@@ -33,7 +34,11 @@ def check_release(release: Path) -> dict:
         options.log_severity_level = 3
         session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
         config_file = bundle / runner_contract.RUNNER_JSON
-        config = runner_contract.RunnerConfig.parse(config_file.read_bytes()) if config_file.is_file() else None
+        config = (  # through the one reader of trees: a verified release, read as one all the same
+            runner_contract.RunnerConfig.parse(read_regular(config_file, runner_contract.MAX_BYTES))
+            if config_file.is_file()
+            else None
+        )
         health = config.health if config is not None and config.health else runner_contract.Health()
         samples = health.samples
         if samples is None:
@@ -48,9 +53,7 @@ def check_release(release: Path) -> dict:
         outputs = dict(zip(names, session.run(None, inputs), strict=True))
         elapsed = time.perf_counter() - t0
         bad = [
-            n
-            for n, want in expected.items()
-            if not np.allclose(outputs[n], want, rtol=samples.rel, atol=samples.abs)
+            n for n, want in expected.items() if not np.allclose(outputs[n], want, rtol=samples.rel, atol=samples.abs)
         ]
         budget = health.latency_seconds
         rows = len(next(iter(inputs.values())))
