@@ -255,3 +255,26 @@ def test_every_code_named_in_the_docs_exists():
         for n, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), start=1):
             for code in re.findall(r"\bTAKT\d{4}\b", line):
                 assert code in RULES, f"{doc.relative_to(ROOT)}:{n}: {code} is not a rule (takt rules)"
+
+
+def _table_keys(text: str, header: str) -> list[str]:
+    """The first column of the table whose header row starts with `| header |`."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {header} |"))
+    keys = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        keys.append(line.split("|")[1].strip().strip("`"))
+    return keys
+
+
+@pytest.mark.parametrize(("header", "enum"), [("reason", "Reason"), ("result", "Result"), ("event", "Event")])
+def test_operations_guide_explains_every_reason_result_and_event(header: str, enum: str):
+    """The tables of docs/agent-operations.md and the Enums of agent/reasons.py name the same words."""
+    from agent import reasons
+
+    text = (ROOT / "docs/agent-operations.md").read_text(encoding="utf-8")
+    documented = _table_keys(text, header)
+    assert sorted(documented) == sorted(m.value for m in getattr(reasons, enum))
+    assert len(documented) == len(set(documented))
