@@ -149,6 +149,44 @@ def test_a_modbus_output_needs_exactly_one_device(repo):
     assert "speaks opcua" in only(wrong, "TAKT4015").message  # BASE's plc is an OPC UA source
 
 
+def test_an_rtu_connection_cannot_carry_an_output(repo):
+    rtu = MODBUS_SOURCE.replace("transport: tcp", "transport: rtu").replace("gw.plant.local:502", "/dev/ttyS1")
+    rtu = rtu.replace("unitId: 3\n", "unitId: 3\n      serial: {baudRate: 19200}\n")
+    result = repo(
+        {
+            "sources.yaml": rtu,
+            "deploy.yaml": _deploy(
+                "{type: modbus, from: y, connection: plc, address: {registerType: holding-register, address: 101, "
+                "dataType: float32}}"
+            ),
+        }
+    )
+    d = only(result, "TAKT2024")
+    assert "Modbus RTU" in d.message and d.location.file == "deploy.yaml"
+
+
+def test_build_carries_the_output_into_runner_json(repo, tmp_path: Path):
+    """What the edge-pc renderer writes is the contract's ModbusOutput, the connection's settings untouched."""
+    from compiler.build import build
+
+    result = _run(
+        repo,
+        "{type: modbus, from: y, connection: plc, unitId: 9, address: {registerType: "
+        "holding-register, address: 101, dataType: float32, wordOrder: little, scale: 0.5}}",
+    )
+    assert result.diagnostics == []
+    res = build(result, tmp_path / "out", run_gates=False)
+    config = contract.RunnerConfig.parse(
+        (tmp_path / "out/bundles" / res.bundles[0].digest / "runner.json").read_bytes()
+    )
+    (out,) = config.outputs
+    assert isinstance(out, contract.ModbusOutput) and out.unit_id == 9 and out.connection == "plc"
+    assert out.address == contract.ModbusAddress(
+        register_type="holding-register", address=101, data_type="float32", word_order="little", scale=0.5
+    )
+    assert isinstance(config.sources["plc"], contract.ModbusSource) and config.sources["plc"].addressing == "one-based"
+
+
 def test_the_contract_carries_a_modbus_output():
     out = contract.ModbusOutput(
         from_="y",
