@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from compiler.bundle import runner as contract
+from runner import decode
 from runner.connect import mqtt_params, opcua_client, split_host_port, split_pem
 from runner.engine import Engine
 from runner.errors import StartError
@@ -210,4 +212,14 @@ def _modbus_output(what: str, name: str, o: contract.ModbusOutput, config: contr
     if o.unit_id is not None:
         unit = o.unit_id
     shift = 1 if (o.addressing or addressing) == "one-based" else 0
-    return ModbusOutput(name, o.from_, metrics, host, port, unit, o.address, shift)
+    a = o.address
+    words = 1 if a.register_type == "coil" else decode.register_count(a.data_type)
+    if a.register_type not in ("holding-register", "coil"):
+        raise StartError(f"{what}.address.registerType", f"{a.register_type}s cannot be written")
+    if not 0 <= a.address - shift <= 0x10000 - words:
+        raise StartError(f"{what}.address.address", f"register {a.address} is outside the Modbus address space")
+    if not (a.scale and math.isfinite(a.scale) and math.isfinite(a.offset)):
+        raise StartError(f"{what}.address.scale", "scale must be a finite number other than 0")
+    if not 0 <= unit <= 255:
+        raise StartError(f"{what}.unitId", f"unit id {unit} is outside 0..255")
+    return ModbusOutput(name, o.from_, metrics, host, port, unit, a, shift)

@@ -167,5 +167,7 @@ def field_value(registers: list[int], address: Any) -> float:
 
 def field_registers(value: float, address: Any) -> list[int]:
     """The registers whose reading through the same `address` is `value`: the inverse of `field_value`."""
+    if not address.scale:
+        raise Rejected("out-of-bounds")  # no register reads back as `value` through scale 0
     return value_to_registers((value - address.offset) / address.scale, address.data_type, address.word_order,
                               address.byte_order)  # fmt: skip

@@ -12,7 +12,7 @@ from compiler.bundle import runner as contract
 from runner import decode
 from runner.outputs.modbus import scalar
 from tests.conftest import only
-from tests.runnerkit import config_for, expected, start_runner, wait_for, write_bundle
+from tests.runnerkit import config_for, expected, run_to_exit, start_runner, wait_for, write_bundle
 from tests.serverkit import LoopThread, ModbusServer
 
 MODBUS_SOURCE = """\
@@ -316,3 +316,37 @@ def test_the_prediction_arrives_in_the_holding_register(tmp_path: Path, loop: Lo
         code, err = rp.stop()
         server.stop()
     assert code == 0, err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"address": 70000}, "outputs[0].address.address"),
+        ({"address": 65535, "data_type": "float32"}, "outputs[0].address.address"),
+        ({"scale": 0.0}, "outputs[0].address.scale"),
+        ({"register_type": "input-register"}, "outputs[0].address.registerType"),
+        ({"connection": "file"}, "outputs[0].connection"),
+    ],
+    ids=["past-the-end", "spans-past-the-end", "scale-zero", "read-only", "not-modbus"],
+)
+def test_threat_runner_refuses_a_modbus_output_it_cannot_write(tmp_path: Path, change: dict, field: str):
+    """A runner.json the compiler would never write (hand-edited, another tool's) stops the runner at start
+    with exit 2 naming the field, never a write loop that fails forever or a crash of the output."""
+    data = tmp_path / "in.csv"
+    data.write_text("a,b\n1,2\n", encoding="utf-8")
+    source = contract.FileSource(
+        path=str(data),
+        format="csv",
+        fields=tuple(contract.FileField(name=n, dtype="float32", address=contract.FileAddress(column=n)) for n in "ab"),
+    )
+    connection = change.pop("connection", None)
+    address = contract.ModbusAddress(
+        **{"register_type": "holding-register", "address": 10, "data_type": "int16", **change}
+    )
+    out = contract.ModbusOutput(
+        from_="y", address=address, **({"connection": connection} if connection else {"endpoint": "127.0.0.1:1502"})
+    )
+    code, err = run_to_exit(write_bundle(tmp_path, config_for(connection or "file", source, outputs=(out,))))
+    assert code == 2, err
+    assert field in err and "Traceback" not in err
