@@ -10,7 +10,19 @@ import json
 from typing import Any
 
 from compiler.project import Project
+from compiler.spec import types
 from compiler.spec.kinds import KINDS
+
+_PATTERNS = {  # what a pattern of the value types means, in words
+    types.NAME_PATTERN: "name (a DNS label)",
+    types.IDENT_PATTERN: "identifier",
+    types.VERSION_PATTERN: "version",
+    types.BYTES_PATTERN: "bytes (`512Mi`, `2G`)",
+    types.CPU_PATTERN: "cores (`500m`, `2`)",
+    types.DURATION_PATTERN: "duration (`100ms`, `30m`)",
+    types.SHA256_PATTERN: "sha256 (64 hex digits)",
+    types.SECRET_REF_PATTERN: "secret reference (`vault:…`, `env:…`, …)",
+}
 
 _HEADER = """\
 # Spec reference
@@ -116,7 +128,7 @@ class _Kind:
         bounds = [f"{op} {prop[k]}" for k, op in (("minimum", "≥"), ("maximum", "≤")) if k in prop]
         text = {"string": "string", "integer": "integer", "number": "number", "boolean": "bool"}.get(str(t), "any")
         if prop.get("pattern") and t == "string":
-            text += " (pattern)"
+            text = _PATTERNS.get(prop["pattern"], text)
         return text + (f" ({', '.join(bounds)})" if bounds else "")
 
 
