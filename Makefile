@@ -69,7 +69,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_runner.py
 
 schemas: $(STAMP)
-	$(VENV)/bin/takt schema --out schemas
+	$(VENV)/bin/takt schema --out schemas --markdown docs/spec-reference.md
 
 examples: $(STAMP)
 	$(PY) examples/make_models.py

@@ -135,6 +135,18 @@ _RULES = [
         E,
         "Two values decoded from shared registers cannot both be right; bits of one register may be shared.",
     ),
+    Rule(
+        "TAKT2024",
+        "Modbus output cannot be written",
+        E,
+        "A Modbus output writes one value per frame into a holding-register or coil over Modbus TCP.",
+    ),
+    Rule(
+        "TAKT2025",
+        "Modbus output rounds the prediction",
+        W,
+        "An integer register holds (prediction − offset) / scale rounded: a scale keeps the decimals.",
+    ),
     Rule("TAKT2030", "Invalid file data source", E),
     # 3xxx: references between documents
     Rule("TAKT3001", "Reference does not resolve", E),

@@ -140,7 +140,7 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
 def _gateway(inp: RenderInput) -> dict[str, Any]:
     """What the MCU cannot do itself: the gateway forwards its predictions to the Deployment's outputs.
 
-    An MCU speaks to its sensors; MQTT, OPC UA and HTTP outputs are the gateway's job, so they
+    An MCU speaks to its sensors; MQTT, OPC UA, HTTP and Modbus outputs are the gateway's job, so they
     travel to it here instead of being dropped.
     """
     dump = lambda m: m.model_dump(mode="json", by_alias=True, exclude_none=True)  # noqa: E731
