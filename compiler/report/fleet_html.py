@@ -27,7 +27,7 @@ _CSS = (
     ".Stalled .state{color:#b91c1c}.Unknown .state{color:#6b7280}"
     ".stale{background:#fde68a;color:#78350f;border-radius:3px;padding:0 .35em;font-size:.8em;font-weight:700}"
     "tr.is-stale td{background:#fffbeb}.muted{color:#6b7280;font-size:.85em}.num{text-align:right}"
-    "svg{display:block}.ignored li{margin:.2em 0}"
+    "svg{display:block}.ignored li{margin:.2em 0}td:first-child{white-space:nowrap}"
 )
 _W, _H = 120, 28
 
