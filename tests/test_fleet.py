@@ -151,7 +151,7 @@ def test_threat_forged_replayed_and_other_device_reports_are_ignored_and_listed(
         assert rows["sim-01"]["sequence"] == 2  # the forged report on top changes nothing
         assert rows["sim-02"]["sequence"] is None and rows["sim-02"]["state"] == "Unknown"
         assert rows["sim-03"]["sequence"] == 2 and rows["sim-04"]["sequence"] == 2
-        code, text = cli_run("fleet", "status", str(world.spec), "--deploy-repo", world.url, "--format", "markdown")
+        _, text = cli_run("fleet", "status", str(world.spec), "--deploy-repo", world.url, "--format", "markdown")
         assert "Replayed" in text and "BadSignature" in text and "WrongDevice" in text
 
 
@@ -181,10 +181,24 @@ def _view(n: int, now: datetime):
             "spec": {"target": "ipc-x86", "publicKey": line}}))  # fmt: skip
         ready = Condition("Ready", True, "Applied", "generation 3 is running")
         runs = tuple(
-            StatusReport(name, s, now - timedelta(minutes=(50 if i == 1 else 5) * (6 - s)), 3, 3, conditions=(ready,),
-                         runners=(RunnerHealth("press", "a" * 64, ready=i != 2, reason="source press-vibration: "
-                                               "no data for 30 s", error_rate=0.01 * (s % 3),
-                                               drift_psi_max=0.05 * s),))  # fmt: skip
+            StatusReport(
+                name,
+                s,
+                now - timedelta(minutes=(50 if i == 1 else 5) * (6 - s)),
+                3,
+                3,
+                conditions=(ready,),
+                runners=(
+                    RunnerHealth(
+                        "press",
+                        "a" * 64,
+                        ready=i != 2,
+                        reason="source press-vibration: no data for 30 s",
+                        error_rate=0.01 * (s % 3),
+                        drift_psi_max=0.05 * s,
+                    ),
+                ),
+            )
             for s in range(1, 6)
         )
         latest[name], history[name] = runs[-1], runs

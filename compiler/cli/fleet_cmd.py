@@ -36,10 +36,9 @@ def status_cmd(
 ) -> None:  # fmt: skip
     """Per device: desired and applied generation, rollout phase, Ready/Degraded/Stalled with the reason,
     runner health and drift, and the age of its last report. Exit 0; 1 when a device is not Ready or
-    is stale; 2 when the specs or the deploy repo cannot be read."""
+    is stale, or the specs have errors; 2 when the deploy repo cannot be read."""
     from compiler.build_cache import user_cache_dir
     from compiler.cli.main import EXIT_USAGE, _consoles, _validated, write_atomic
-    from compiler.fleet.mqtt import read_mqtt_reports
     from compiler.fleet.reports import declared_keys
     from compiler.fleet.seen import load_seen_file, save_seen_file
     from compiler.fleet.status import FleetReadError, load_fleet
@@ -64,6 +63,8 @@ def status_cmd(
     deployments = [d.model for d in result.documents if d.kind == "Deployment" and d.model is not None]
     memory = user_cache_dir() / "fleet" / f"{hashlib.sha256(f'{repo_url}#{branch}'.encode()).hexdigest()[:24]}.json"
     try:
+        if mqtt_url:
+            from compiler.fleet.mqtt import read_mqtt_reports  # aiomqtt only when a broker is asked for
         mqtt = read_mqtt_reports(mqtt_url, declared_keys(devices)) if mqtt_url else None
         status = load_fleet(devices, deployments, repo_url, branch, datetime.now(UTC),
                             seen=load_seen_file(memory), mqtt=mqtt, stale_after=stale_after)  # fmt: skip

@@ -9,7 +9,6 @@ this view; nothing here prints.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,9 +19,9 @@ from typing import Any
 from compiler.bundle.boundedjson import loads_bounded
 from compiler.bundle.desired import DESIRED, MAX_DESIRED_BYTES
 from compiler.bundle.report import RunnerHealth, StatusReport
-from compiler.fleet.gitread import FleetReadError, read_file, sparse_branch
+from compiler.fleet.gitread import FleetReadError, branch_files
 from compiler.fleet.reports import FleetReports, Ignored, declared_keys, read_reports
-from compiler.fleet.seen import SEEN_PATH, Seen, SeenReport, merge, parse_seen
+from compiler.fleet.seen import MAX_SEEN_BYTES, SEEN_PATH, Seen, SeenReport, merge, parse_seen
 from compiler.spec.deployment import Deployment
 from compiler.spec.device import Device
 
@@ -172,24 +171,30 @@ class Branch:
 
 def read_branch(url: str, branch: str, devices: Sequence[str], workdir: Path | None = None) -> Branch:
     """Desired generations, rollout phases and the seen memory from the branch (only those files are fetched)."""
+    desired_paths = {f"devices/{d}/{DESIRED}": d for d in devices}
+
+    def wanted(path: str) -> bool:
+        return path in desired_paths or path == SEEN_PATH or _rollout_path(path)
+
     with tempfile.TemporaryDirectory(prefix="takt-fleet-branch-", dir=workdir) as tmp:
-        root = sparse_branch(url, branch, Path(tmp) / "branch", [f"/devices/*/{DESIRED}", f"/{ROLLOUTS_DIR}/*.json",
-                                                                  f"/{SEEN_PATH}"])  # fmt: skip
-        if root is None:
-            return Branch({}, {}, {})
-        desired = {}
-        for device in devices:
-            data = read_file(root, f"devices/{device}/{DESIRED}", MAX_DESIRED_BYTES)
-            gen = _generation(data)
-            if gen is not None:
-                desired[device] = gen
-        phases = _phases(root)
-        seen_data = read_file(root, SEEN_PATH, 16 << 20)
-        try:
-            seen = parse_seen(seen_data) if seen_data else {}
-        except ValueError:
-            seen = {}
-    return Branch(desired, phases, seen)
+        files = branch_files(url, branch, Path(tmp) / "branch.git", wanted, max(MAX_DESIRED_BYTES, MAX_SEEN_BYTES))
+    if files is None:
+        return Branch({}, {}, {})
+    desired = {}
+    for path, device in desired_paths.items():
+        gen = _generation(files.get(path))
+        if gen is not None:
+            desired[device] = gen
+    try:
+        seen = parse_seen(files[SEEN_PATH]) if SEEN_PATH in files else {}
+    except ValueError:
+        seen = {}
+    return Branch(desired, _phases({p: b for p, b in files.items() if _rollout_path(p)}), seen)
+
+
+def _rollout_path(path: str) -> bool:
+    head, _, name = path.partition("/")
+    return head == ROLLOUTS_DIR and name.endswith(".json") and "/" not in name
 
 
 def _generation(data: bytes | None) -> int | None:
@@ -203,17 +208,16 @@ def _generation(data: bytes | None) -> int | None:
     return gen if isinstance(gen, int) and not isinstance(gen, bool) and gen >= 0 else None
 
 
-def _phases(root: Path) -> dict[str, str]:
+def _phases(files: Mapping[str, bytes]) -> dict[str, str]:
     """device → phase from `rollouts/<deployment>.json`: {"phase": …, "devices": {device: phase}}
     or {"phase": …, "canaries": [device, …]} (the rollout writes them; anything else is skipped)."""
     phases: dict[str, str] = {}
-    top = root / ROLLOUTS_DIR
-    if top.is_symlink() or not top.is_dir():
-        return phases
-    for path in sorted(top.glob("*.json"))[:1000]:
-        data = read_file(root, f"{ROLLOUTS_DIR}/{path.name}", MAX_ROLLOUT_BYTES)
+    for path in sorted(files)[:1000]:
+        data = files[path]
+        if len(data) > MAX_ROLLOUT_BYTES:
+            continue
         try:
-            doc = json.loads(data) if data else None
+            doc = loads_bounded(data, max_bytes=MAX_ROLLOUT_BYTES, max_depth=8, what=path)
         except ValueError:
             continue
         if not isinstance(doc, dict) or not isinstance(doc.get("phase"), str):
