@@ -74,7 +74,8 @@ def conditions(outcome: Outcome) -> tuple[Condition, ...]:
 def runners(c: Cycle) -> tuple[RunnerHealth, ...]:
     """The runners' health this cycle found (`runners` in the cycle's status fields, as RunnerHealth
     JSON), else what the last status recorded; none when nothing supervises runners."""
-    raw = c.fields.get("runners")
+    observed = getattr(c, "runner_health", None)  # the runner-supervision steps' RunnerHealth by deployment
+    raw = list(observed.values()) if isinstance(observed, dict) and observed else c.fields.get("runners")
     if raw is None:
         try:
             raw = json.loads((c.state / STATUS).read_text()).get("runners")
