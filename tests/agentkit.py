@@ -124,12 +124,13 @@ def make_world(root: Path, url: str | None = None) -> World:
 
 
 @contextlib.contextmanager
-def served_world(root: Path) -> Iterator[World]:
-    """A world whose deploy repo a real `git daemon` serves for the duration of the block."""
+def served_world(root: Path, receive_pack: bool = False) -> Iterator[World]:
+    """A world whose deploy repo a real `git daemon` serves for the duration of the block
+    (`receive_pack`: devices may push, as they do their status refs)."""
     daemon = None
     try:
         world = make_world(root)
-        daemon = GitDaemon(world.remote.parent).start()
+        daemon = GitDaemon(world.remote.parent, receive_pack).start()
         world.url = daemon.url
         yield world
     finally:
@@ -169,8 +170,8 @@ def wait_for_port(port: int, what: str, timeout: float = 10.0) -> None:
 class GitDaemon:
     """`git daemon` on 127.0.0.1, serving one directory; stopped by the test that started it."""
 
-    def __init__(self, base: Path) -> None:
-        self.base, self.port = base, free_port()
+    def __init__(self, base: Path, receive_pack: bool = False) -> None:
+        self.base, self.port, self.receive_pack = base, free_port(), receive_pack
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -185,6 +186,7 @@ class GitDaemon:
                 "--reuseaddr",
                 "--export-all",
                 "--informative-errors",
+                *(["--enable=receive-pack"] if self.receive_pack else []),
                 f"--base-path={self.base}",
                 "--listen=127.0.0.1",
                 f"--port={self.port}",

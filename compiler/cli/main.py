@@ -14,6 +14,7 @@ from rich.console import Console
 
 from agent.cli import agent_group
 from compiler import __version__
+from compiler.cli.fleet_cmd import fleet_group
 from compiler.cli.model_cmd import matrix, model_group
 from compiler.cli.progress import DelayedProgress
 from compiler.codes import RULES
@@ -558,6 +559,7 @@ def diff_cmd(base: str, head: str, path: Path, fmt: str) -> None:
 
 cli.add_command(model_group)
 cli.add_command(agent_group)
+cli.add_command(fleet_group)
 cli.add_command(matrix)
 
 
