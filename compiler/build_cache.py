@@ -9,6 +9,7 @@ and a hit still requires the bundle directory to verify against the digest.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -23,6 +24,7 @@ from compiler.bundle.atomic import write_atomic
 from compiler.bundle.tree import TreeError, read_regular
 
 VERSION = 2
+SEAL_BYTES = 32  # an HMAC-SHA256 tag
 _HEX = re.compile(r"[0-9a-f]{64}")
 SECRET_NAME = "build-cache.key"
 
@@ -86,3 +88,27 @@ class BuildCache:
         self.entries = dict(entries)
         body = {"version": VERSION, "entries": {k: {"digest": d, "mac": self._mac(k, d)} for k, d in entries.items()}}
         write_atomic(self.path, canonical_json(body))
+
+
+def seal(secret: bytes, fmt: bytes, body: bytes) -> bytes:
+    """The HMAC every sealed cache file carries: over its format tag and body, under the per-user secret."""
+    return hmac.new(secret, fmt + body, hashlib.sha256).digest()
+
+
+def read_sealed(path: Path, secret: bytes, fmt: bytes, max_bytes: int) -> bytes | None:
+    """The body of a file written by `write_sealed`, or None when it is missing, damaged, forged,
+    another user's or of another format: callers unpickle only what this returns."""
+    try:
+        raw = read_regular(path, max_bytes)
+    except (OSError, TreeError):
+        return None
+    head, mac, body = raw[: len(fmt)], raw[len(fmt) : len(fmt) + SEAL_BYTES], raw[len(fmt) + SEAL_BYTES :]
+    if head != fmt or not hmac.compare_digest(mac, seal(secret, fmt, body)):
+        return None
+    return body
+
+
+def write_sealed(path: Path, secret: bytes, fmt: bytes, body: bytes) -> None:
+    """Write `fmt + seal + body` atomically; a read-only cache directory is only a slower next run."""
+    with contextlib.suppress(OSError):
+        write_atomic(path, fmt + seal(secret, fmt, body) + body)
