@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compiler import __version__
-from compiler.build_cache import BuildCache, load_secret
+from compiler.build_cache import BuildCache, CacheEntry, load_secret, tree_stamp
 from compiler.bundle import canonical_json, verify_bundle, write_bundle
 from compiler.bundle.atomic import write_atomic
 from compiler.bundle.tree import TreeError, first_link, read_regular, regular_inside
@@ -294,15 +294,26 @@ def build(
 
     outcomes: list[BuiltBundle | Diagnostic | None] = [None] * len(jobs_in)
     notes: list[Diagnostic] = []  # warnings of target classes
-    with _worker_map(jobs, len(jobs_in)) as pmap:
-        cached = [(n, previous.get(key)) for n, (key, *_) in enumerate(jobs_in)]
-        cached = [(n, digest) for n, digest in cached if digest]
-        intact = pmap(bundle_intact, [(bundles_dir / digest, digest) for _, digest in cached])
-        for (n, digest), ok in zip(cached, intact, strict=True):
-            if ok:
+    stamps: dict[int, str] = {}  # job → tree stamp of its bundle as written or verified
+    cached = [(n, previous.entry(key)) for n, (key, *_) in enumerate(jobs_in)]
+    cached = [(n, entry) for n, entry in cached if entry]
+    unverified = []
+    for n, entry in cached:  # a tree whose stamp is unchanged is as it was verified: no byte is read
+        if entry.stamp and tree_stamp(bundles_dir / entry.digest) == entry.stamp:
+            stamps[n] = entry.stamp
+        else:
+            unverified.append((n, entry))
+    work = len(unverified) + len(jobs_in) - len(cached)
+    with _worker_map(jobs, work) as pmap:
+        checked = pmap(verified_stamp, [(bundles_dir / e.digest, e.digest) for _, e in unverified])
+        for (n, _), stamp in zip(unverified, checked, strict=True):
+            if stamp is not None:
+                stamps[n] = stamp
+        for n, entry in cached:
+            if n in stamps:
                 inp = jobs_in[n][1]
                 outcomes[n] = BuiltBundle(
-                    inp.deployment.metadata.name, inp.target_name, inp.bundle_name, digest, inp.devices, True
+                    inp.deployment.metadata.name, inp.target_name, inp.bundle_name, entry.digest, inp.devices, True
                 )
         to_render = [n for n, outcome in enumerate(outcomes) if outcome is None]
         tasks = [(jobs_in[n][2].name, jobs_in[n][1], bundles_dir) for n in to_render]
@@ -321,16 +332,17 @@ def build(
             path = ("spec", "profile") if where == "profile" else ("spec",)
             outcomes[n] = (tdoc or doc).diag("TAKT6002", f"cannot render {inp.bundle_name}: {message}", path)
         else:
+            stamps[n] = rendered.stamp
             outcomes[n] = BuiltBundle(
                 inp.deployment.metadata.name, inp.target_name, inp.bundle_name, rendered.digest, inp.devices, False
             )
     keys = {}
-    for (key, *_), outcome in zip(jobs_in, outcomes, strict=True):
+    for n, ((key, *_), outcome) in enumerate(zip(jobs_in, outcomes, strict=True)):
         if isinstance(outcome, Diagnostic):
             build_result.diagnostics.append(outcome)
         elif outcome is not None:
             build_result.bundles.append(outcome)
-            keys[key] = outcome.digest
+            keys[key] = CacheEntry(outcome.digest, stamps.get(n, ""))
     build_result.diagnostics += notes
     _store_models(out, [(inp, tc) for _, inp, tc, _ in jobs_in], cache)
     cache.save()
@@ -366,6 +378,7 @@ class Rendered:
     digest: str = ""
     error: tuple[str, str | None] | None = None  # (message, where)
     warnings: tuple[str, ...] = ()
+    stamp: str = ""  # tree_stamp of the bundle just written ("": none)
 
 
 def render_one(task: tuple[str, RenderInput, Path]) -> Rendered:
@@ -380,7 +393,8 @@ def render_one(task: tuple[str, RenderInput, Path]) -> Rendered:
         return Rendered(error=(exc.message, exc.where))
     executable = frozenset(getattr(tc.module, "EXECUTABLE", ()))
     manifest = write_bundle(bundles_dir, inp.bundle_name, tc.name, files, inp.provenance, executable)
-    return Rendered(digest=manifest.digest, warnings=warnings)
+    stamp = tree_stamp(bundles_dir / manifest.digest) or ""  # taken as written: the next build reads no byte
+    return Rendered(digest=manifest.digest, warnings=warnings, stamp=stamp)
 
 
 @functools.cache
@@ -389,10 +403,14 @@ def _templates(class_name: str, folder: Path) -> Any:
     return target_classes()[class_name].templates()
 
 
-def bundle_intact(task: tuple[Path, str]) -> bool:
-    """A cached bundle is reused only when its directory verifies against the digest."""
+def verified_stamp(task: tuple[Path, str]) -> str | None:
+    """A cached bundle is reused only when its directory verifies against the digest: None when it
+    does not; else the tree's stamp, taken before and after reading ("" when they differ)."""
     directory, digest = task
-    return not verify_bundle(directory, digest)[1]
+    before = tree_stamp(directory)
+    if verify_bundle(directory, digest)[1]:
+        return None
+    return before if before is not None and tree_stamp(directory) == before else ""
 
 
 @contextlib.contextmanager
