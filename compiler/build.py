@@ -258,8 +258,7 @@ def build(
         if progress:
             progress(inp.bundle_name)
         notes += [
-            doc.diag("TAKT6003", f"{inp.bundle_name}: {text}", ("spec", "targets", i), severity=Severity.WARNING)
-            for text in rendered.warnings
+            doc.diag("TAKT6003", f"{inp.bundle_name}: {text}", ("spec", "targets", i)) for text in rendered.warnings
         ]
         if rendered.error is not None:
             message, where = rendered.error
@@ -290,7 +289,7 @@ MODELS = "models"  # out/models/<sha256>: models that bundles name by digest onl
 
 def _store_models(out: Path, jobs: list[tuple[RenderInput, TargetClass]], cache: DigestCache) -> None:
     """Copy the models of by-reference classes (it-server) into the content-addressed model store."""
-    wanted = {inp.model_sha256: inp.model_path for inp, tc in jobs if getattr(tc.module, "MODEL_BY_REFERENCE", False)}
+    wanted = {inp.model_sha256: inp.model_path for inp, tc in jobs if tc.plugin.model_by_reference}
     store = out / MODELS
     for sha, src in sorted(wanted.items()):
         dst = store / sha
@@ -320,12 +319,13 @@ def render_one(task: tuple[str, RenderInput, Path]) -> Rendered:
     class_name, inp, bundles_dir = task
     tc = target_classes()[class_name]
     try:
-        files = tc.module.render(inp, _templates(class_name, tc.folder))
-        warnings = tuple(getattr(tc.module, "warnings", lambda _: [])(inp))
+        files = tc.plugin.render(inp, _templates(class_name, tc.folder))
+        warnings = tuple(tc.plugin.warnings(inp))
     except RenderError as exc:
         return Rendered(error=(exc.message, exc.where))
-    executable = frozenset(getattr(tc.module, "EXECUTABLE", ()))
-    manifest = write_bundle(bundles_dir, inp.bundle_name, tc.name, files, inp.provenance, executable)
+    manifest = write_bundle(
+        bundles_dir, inp.bundle_name, tc.name, files, inp.provenance, tc.plugin.executable, tc.plugin.activation
+    )
     return Rendered(digest=manifest.digest, warnings=warnings)
 
 

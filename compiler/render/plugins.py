@@ -1,32 +1,113 @@
-"""Target classes: a folder under targets/ each, or a third-party package in the entry-point
-group `takt.targets`. A class module exposes TARGET_CLASS and render(input, templates)."""
+"""The target-class plugin contract: a folder under targets/ each, or an installed package in the
+entry-point group `takt.targets`.
+
+A class package exposes `PLUGIN`, an object satisfying `TargetClassPlugin` (pre-commit's
+`Language` protocol is the model: a module per language, one typed surface, nothing else); the
+entry point names the package (`jetson = "takt_jetson"`). The class's folder holds `profile.yaml` (the defaults of its
+profile) and `templates/`; its code holds its own validation rules, its renderer, and how a device
+activates what it renders. Nothing in compiler/ or agent/ names a class.
+"""
 
 from __future__ import annotations
 
 import functools
 import importlib
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from jinja2 import FileSystemLoader, StrictUndefined
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from ruamel.yaml import YAML
 
+from compiler.bundle.activation import Activation
 from compiler.render import escape
+
+if TYPE_CHECKING:
+    from compiler.codes import Rule
+    from compiler.diagnostics import Diagnostic
+    from compiler.render.context import RenderInput
+    from compiler.spec.target import TargetSpec
+    from compiler.validate.document import SpecDocument
 
 BUILTIN = ("targets.edge_pc", "targets.it_server", "targets.embedded")
 ENTRY_POINT_GROUP = "takt.targets"
 
 
+@runtime_checkable
+class TargetClassPlugin(Protocol):
+    """What a target class is to the compiler and, through `activation`, to the device."""
+
+    name: str
+    """The Target's `spec.class`: a DNS label."""
+    activation: Activation
+    """How a device activates the bundles (written into every manifest): RUN by the agent on the
+    device itself, FLASH handed to a flash or build hook (it runs elsewhere), CLUSTER applied by a
+    GitOps controller."""
+    rules: Sequence[Rule]
+    """The codes `validate` yields beyond compiler/codes.py (a third-party class's own; severities
+    come from here, never from the call site)."""
+    model_in_flash: bool
+    """The model is linked into the firmware, so it must fit the target's `flash`."""
+    model_by_reference: bool
+    """Bundles name the model by digest only; the build keeps the bytes for publish to push."""
+    executable: frozenset[str]
+    """Bundle paths written with mode 0755."""
+
+    def validate(self, doc: SpecDocument, target: TargetSpec) -> Iterable[Diagnostic]:
+        """The class's own rules for one complete Target (after `extends`), as located diagnostics."""
+        ...
+
+    def render(self, inp: RenderInput, templates: Environment) -> dict[str, bytes]:
+        """The bundle's files; raise RenderError for input the class cannot render."""
+        ...
+
+    def warnings(self, inp: RenderInput) -> Sequence[str]:
+        """What the build should say about a rendered bundle (TAKT6003)."""
+        ...
+
+
+def _no_findings(doc: SpecDocument, target: TargetSpec) -> Iterable[Diagnostic]:
+    return ()
+
+
+def _no_warnings(inp: RenderInput) -> Sequence[str]:
+    return ()
+
+
+@dataclass(frozen=True)
+class ClassPlugin:
+    """A ready-made TargetClassPlugin: a class package fills in what it has."""
+
+    name: str
+    render: Callable[[RenderInput, Environment], dict[str, bytes]]
+    activation: Activation = Activation.RUN
+    validate: Callable[[SpecDocument, TargetSpec], Iterable[Diagnostic]] = _no_findings
+    warnings: Callable[[RenderInput], Sequence[str]] = _no_warnings
+    rules: Sequence[Rule] = ()
+    model_in_flash: bool = False
+    model_by_reference: bool = False
+    executable: frozenset[str] = field(default=frozenset())
+
+
 @dataclass(frozen=True)
 class TargetClass:
-    name: str
-    module: ModuleType
+    """A discovered class: its plugin, its folder, and its profile's defaults."""
+
+    plugin: TargetClassPlugin
     folder: Path
-    default_profile: dict[str, Any]
+    default_profile: Mapping[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.plugin.name
+
+    @property
+    def rules(self) -> Sequence[Rule]:
+        return self.plugin.rules
 
     def templates(self) -> ImmutableSandboxedEnvironment:
         """Templates come from the class folder only; spec values are data, never templates."""
@@ -49,8 +130,9 @@ class TargetClass:
         )
         return env
 
-    def profile(self, overrides: dict[str, Any] | None) -> dict[str, Any]:
-        return _merge(self.default_profile, overrides or {})
+    def profile(self, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The class defaults overlaid with a Target's `spec.profile`."""
+        return _merge(dict(self.default_profile), dict(overrides or {}))
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -60,27 +142,35 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _load(module: ModuleType) -> TargetClass:
-    folder = Path(module.__file__).resolve().parent  # type: ignore[arg-type]
+def _load(module: object) -> TargetClass | None:
+    """A class package and its PLUGIN; None for a module that is not one."""
+    plugin = getattr(module, "PLUGIN", None)
+    if not isinstance(module, ModuleType) or not isinstance(plugin, TargetClassPlugin):
+        return None
+    if not getattr(module, "__file__", None):
+        return None
+    folder = Path(str(module.__file__)).resolve().parent
     profile_file = folder / "profile.yaml"
     profile = (
         YAML(typ="safe", pure=True).load(profile_file.read_text(encoding="utf-8")) if profile_file.is_file() else {}
     )
-    return TargetClass(module.TARGET_CLASS, module, folder, profile or {})
+    return TargetClass(plugin, folder, profile if isinstance(profile, dict) else {})
 
 
 @functools.cache
 def target_classes() -> dict[str, TargetClass]:
+    """Built-in folders first, then installed packages (which cannot replace a built-in class)."""
     classes: dict[str, TargetClass] = {}
     for name in BUILTIN:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError:
             continue
-        if getattr(module, "TARGET_CLASS", None) and getattr(module, "__file__", None):
-            tc = _load(module)
+        tc = _load(module)
+        if tc is not None:
             classes[tc.name] = tc
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         tc = _load(ep.load())
-        classes.setdefault(tc.name, tc)
+        if tc is not None:
+            classes.setdefault(tc.name, tc)
     return classes

@@ -1,5 +1,17 @@
 """embedded: an MCU or gateway-flashed device; a gateway agent hands the bundle to a flash/build hook."""
 
+from compiler.bundle.activation import Activation
+from compiler.render.plugins import ClassPlugin
 from targets.embedded.renderer import TARGET_CLASS, render, warnings
+from targets.embedded.rules import validate
 
-__all__ = ["TARGET_CLASS", "render", "warnings"]
+PLUGIN = ClassPlugin(
+    name=TARGET_CLASS,
+    render=render,
+    activation=Activation.FLASH,  # firmware input: the gateway's flash or build hook takes it, nothing runs here
+    validate=validate,
+    warnings=warnings,
+    model_in_flash=True,
+)
+
+__all__ = ["PLUGIN", "TARGET_CLASS", "render", "warnings"]
