@@ -61,11 +61,12 @@ class Manifest:
     activation: Activation = Activation.RUN
 
     def body(self) -> dict[str, Any]:
-        return {
+        activation = {} if self.activation is Activation.RUN else {"activation": self.activation.value}
+        return {  # no "activation" means RUN: manifests written before the field verify unchanged
+            **activation,
             "version": self.version,
             "name": self.name,
             "targetClass": self.target_class,
-            "activation": self.activation.value,
             "files": [f.as_json() for f in sorted(self.files, key=lambda f: f.path)],
             "provenance": self.provenance,
         }
