@@ -185,10 +185,8 @@ def build(
         for i, target_name in enumerate(dep.spec.targets):
             target = result.index.resolved_targets[target_name]
             tc = classes.get(target.class_ or "")
-            if tc is None:
-                build_result.diagnostics.append(
-                    doc.diag("TAKT6001", f"no renderer for target class {target.class_!r}", ("spec", "targets", i))
-                )
+            if tc is None:  # validation reports it (TAKT4034); a library caller that skipped it gets a reason
+                build_result.blocked.append((dep.metadata.name, f"target class {target.class_!r} is not installed"))
                 continue
             devices = tuple(sorted(d.model.device_id for d in selected if d.model.spec.target == target_name))  # type: ignore[union-attr]
             inp = RenderInput(

@@ -275,7 +275,6 @@ _RULES = [
     Rule("TAKT5022", "Dataset column unit differs from the DataSource field", E, "Convert the column or fix the unit."),
     Rule("TAKT5023", "Dataset has no rows", E, "A test on an empty dataset proves nothing."),
     # 6xxx: rendering and bundles
-    Rule("TAKT6001", "No renderer for the target class", E),
     Rule("TAKT6002", "Target class cannot render this deployment", E),
     Rule("TAKT6003", "Target class warning", W),
     # 8xxx: policies (user rules carry their own id; these are about the Policy itself)
