@@ -3,8 +3,9 @@
 Bundles live under a new `bundles/<digest>/` at every release, but a GitOps engine is pointed at
 one path once. `clusters/<device>/kustomization.yaml` is that path: it lists the cluster's
 current bundles of cluster activation (the it-server class) as kustomize bases, and publish
-rewrites it in the same commit that adds them. Beside it, `bootstrap/` holds the one-time manifests a cluster admin applies: an
-Argo CD `Application` and a Flux `GitRepository` + `Kustomization`, both aimed at that path.
+rewrites it in the same commit that adds them. Beside it, `bootstrap/` holds the one-time
+manifests a cluster admin applies: an Argo CD `Application` and a Flux `GitRepository` +
+`Kustomization`, both aimed at that path.
 The bootstrap files are not part of the kustomization, so neither engine applies them itself.
 """
 
