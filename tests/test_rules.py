@@ -18,7 +18,7 @@ import pytest
 
 from compiler.codes import RULES
 from compiler.diagnostics import Diagnostic
-from compiler.validate.semantics import CHECKS
+from compiler.validate import references, semantics
 from tests.conftest import BASE, PROJECT, TINY, TINY_SHA, tiny_model, write_repo
 from tests.test_modbus_and_numbers import modbus
 
@@ -588,8 +588,12 @@ def test_every_code_has_a_case():
     assert sorted(set(CASES) - set(RULES)) == []
 
 
+CHECKS = references.CHECKS + semantics.CHECKS
+
+
 def test_one_check_per_code_and_only_its_code(tmp_path: Path):
-    """The semantics registry: each code has one check, and a check yields nothing but its code."""
+    """The registries of the reference and semantics stages: each code has one check, and a check
+    yields nothing but its code."""
     codes = [c.code for c in CHECKS]
     assert len(codes) == len(set(codes)) and set(codes) <= set(RULES)
     from compiler.validate.pipeline import validate
