@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import pkgutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from compiler.spec.target import TargetSpec
     from compiler.validate.document import SpecDocument
 
-BUILTIN = ("targets.edge_pc", "targets.it_server", "targets.embedded")
+BUILTIN_PACKAGE = "targets"  # every sub-package with a PLUGIN is a built-in class: a new folder is a new class
 ENTRY_POINT_GROUP = "takt.targets"
 
 
@@ -157,16 +158,21 @@ def _load(module: object) -> TargetClass | None:
     return TargetClass(plugin, folder, profile if isinstance(profile, dict) else {})
 
 
+def _builtin_packages() -> list[str]:
+    try:
+        package = importlib.import_module(BUILTIN_PACKAGE)
+    except ModuleNotFoundError:  # an installation without the built-in classes
+        return []
+    found = pkgutil.iter_modules(package.__path__, f"{BUILTIN_PACKAGE}.")
+    return sorted(m.name for m in found if m.ispkg)
+
+
 @functools.cache
 def target_classes() -> dict[str, TargetClass]:
     """Built-in folders first, then installed packages (which cannot replace a built-in class)."""
     classes: dict[str, TargetClass] = {}
-    for name in BUILTIN:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError:
-            continue
-        tc = _load(module)
+    for name in _builtin_packages():
+        tc = _load(importlib.import_module(name))
         if tc is not None:
             classes[tc.name] = tc
     for ep in entry_points(group=ENTRY_POINT_GROUP):
