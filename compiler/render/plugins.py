@@ -20,14 +20,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from ruamel.yaml import YAML
 
 from compiler.bundle.activation import Activation
-from compiler.render import escape
 
 if TYPE_CHECKING:
+    from jinja2 import Environment
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
     from compiler.codes import Rule
     from compiler.diagnostics import Diagnostic
     from compiler.render.context import RenderInput
@@ -40,23 +40,43 @@ ENTRY_POINT_GROUP = "takt.targets"
 
 @runtime_checkable
 class TargetClassPlugin(Protocol):
-    """What a target class is to the compiler and, through `activation`, to the device."""
+    """What a target class is to the compiler and, through `activation`, to the device.
 
-    name: str
-    """The Target's `spec.class`: a DNS label."""
-    activation: Activation
-    """How a device activates the bundles (written into every manifest): RUN by the agent on the
-    device itself, FLASH handed to a flash or build hook (it runs elsewhere), CLUSTER applied by a
-    GitOps controller."""
-    rules: Sequence[Rule]
-    """The codes `validate` yields beyond compiler/codes.py (a third-party class's own; severities
-    come from here, never from the call site)."""
-    model_in_flash: bool
-    """The model is linked into the firmware, so it must fit the target's `flash`."""
-    model_by_reference: bool
-    """Bundles name the model by digest only; the build keeps the bytes for publish to push."""
-    executable: frozenset[str]
-    """Bundle paths written with mode 0755."""
+    Read-only members (properties), so a frozen dataclass such as ClassPlugin satisfies it.
+    """
+
+    @property
+    def name(self) -> str:
+        """The Target's `spec.class`: a DNS label."""
+        ...
+
+    @property
+    def activation(self) -> Activation:
+        """How a device activates the bundles (written into every manifest): RUN by the agent on the
+        device itself, FLASH handed to a flash or build hook (it runs elsewhere), CLUSTER applied by a
+        GitOps controller."""
+        ...
+
+    @property
+    def rules(self) -> Sequence[Rule]:
+        """The codes `validate` yields beyond compiler/codes.py (a third-party class's own; severities
+        come from here, never from the call site)."""
+        ...
+
+    @property
+    def model_in_flash(self) -> bool:
+        """The model is linked into the firmware, so it must fit the target's `flash`."""
+        ...
+
+    @property
+    def model_by_reference(self) -> bool:
+        """Bundles name the model by digest only; the build keeps the bytes for publish to push."""
+        ...
+
+    @property
+    def executable(self) -> frozenset[str]:
+        """Bundle paths written with mode 0755."""
+        ...
 
     def validate(self, doc: SpecDocument, target: TargetSpec) -> Iterable[Diagnostic]:
         """The class's own rules for one complete Target (after `extends`), as located diagnostics."""
@@ -112,6 +132,9 @@ class TargetClass:
 
     def templates(self) -> ImmutableSandboxedEnvironment:
         """Templates come from the class folder only; spec values are data, never templates."""
+        from jinja2 import FileSystemLoader, StrictUndefined  # only rendering needs jinja2, never validate
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
         env = ImmutableSandboxedEnvironment(
             loader=FileSystemLoader(str(self.folder / "templates")),
             undefined=StrictUndefined,
@@ -120,6 +143,8 @@ class TargetClass:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        from compiler.render import escape
+
         env.filters.update(
             {
                 "systemd_text": escape.systemd_text,
