@@ -173,7 +173,7 @@ def test_an_installed_class_validates_builds_and_publishes(jetson_site: Path, tm
     found = json.loads(run.stdout)["diagnostics"]
     own = [d for d in found if d["code"] == "JETSON001"]
     assert [(d["severity"], d["file"], d["line"]) for d in own] == [
-        ("warning", "specs/targets.yaml", _line(spec, "runtime: {onnxruntime: \"1.20\"}", 1))
+        ("warning", "specs/targets.yaml", _line(spec, 'runtime: {onnxruntime: "1.20"}', 1))
     ]
     assert not [d for d in found if d["code"] == "TAKT4034"]
     rules = _takt(jetson_site, home, "rules", cwd=tmp_path)
