@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from compiler import __version__
 from compiler.build_cache import BuildCache, load_secret
@@ -40,6 +40,9 @@ from compiler.spec.deployment import Deployment
 from compiler.spec.testsuite import GoldenTest, TestSuite
 from compiler.validate.pipeline import CACHE_DIR, ValidationResult
 from compiler.validate.semantics import select_devices
+
+if TYPE_CHECKING:
+    from compiler.testing.runner import SuiteResult
 
 BUILD_CACHE = ".takt-build.json"
 
@@ -97,17 +100,49 @@ def _dump(model: Any) -> Any:
     return model.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def _gates(result: ValidationResult, progress: Callable[[str], None] | None) -> dict[str, tuple[bool, str]]:
-    """Run every suite some deployment gates on; suite name → (passed, why not)."""
+def _gates(result: ValidationResult, progress: Callable[[str], None] | None) -> dict[str, SuiteResult]:
+    """Run every suite some deployment gates on, once; suite name → its result."""
     from compiler.testing.session import run_suites
 
     names = sorted({g for d in result.index.valid("Deployment") for g in d.model.spec.gates})  # type: ignore[union-attr]
-    out = {}
-    for suite in run_suites(result, names, progress) if names else []:
-        failing = [r for r in suite.results if r.blocks]
-        why = suite.error or "; ".join(f"{r.name}: {r.summary}" for r in failing)
-        out[suite.suite] = (suite.passed, why)
-    return out
+    return {suite.suite: suite for suite in (run_suites(result, names, progress) if names else [])}
+
+
+def gate_failures(
+    suite: SuiteResult, target: str, target_class: str, on_build_host: bool
+) -> tuple[list[str], list[str]]:
+    """(why the suite blocks this target, what it could not judge for it).
+
+    Latency is judged by the target's own budget (its entry, its class's, or the default); for a
+    class whose devices the build host does not stand for, it is not judged at all, and said so.
+    """
+    if suite.error:
+        return [suite.error], []
+    failures, notes = [], []
+    for r in suite.results:
+        verdicts = r.details.get("verdicts") if r.type == "latency" and r.status != "error" else None
+        if not r.gate:
+            continue
+        if verdicts is None:
+            if r.blocks:
+                failures.append(f"{r.name}: {r.summary}")
+            continue
+        if not on_build_host:
+            where = r.details.get("measuredOn", {}).get("machine", "this")
+            notes.append(
+                f"{suite.suite}/{r.name} is not judged for {target}: a {target_class} device runs the model on its"
+                f" own hardware, not on this {where} build host; measure its latency on the device"
+            )
+            continue
+        key = next((k for k in (target, target_class, "budget") if k in verdicts), None)
+        if key is None:
+            notes.append(f"{suite.suite}/{r.name} has no budget for {target} ({target_class})")
+        elif verdicts[key]["over"]:
+            failures.append(
+                f"{r.name} ({'budget' if key == 'budget' else 'budget for ' + key}): "
+                + "; ".join(verdicts[key]["over"])
+            )
+    return failures, notes
 
 
 def build(
@@ -156,10 +191,25 @@ def build(
 
     for doc in sorted(result.index.valid("Deployment"), key=lambda d: d.name or ""):
         dep: Deployment = doc.model  # type: ignore[assignment]
-        failing = [(g, gates[g][1]) for g in dep.spec.gates if g in gates and not gates[g][0]]
-        if failing:
-            build_result.blocked.append((dep.metadata.name, "; ".join(f"gate {g} failed: {w}" for g, w in failing)))
+        blocked_on: dict[str, str] = {}  # target → why its bundle is not built
+        for i, target_name in enumerate(dep.spec.targets):
+            target = result.index.resolved_targets[target_name]
+            tc = classes.get(target.class_ or "")
+            why = []
+            for g in dep.spec.gates:
+                if g not in gates:
+                    continue
+                fails, notes = gate_failures(
+                    gates[g], target_name, target.class_ or "", tc is None or tc.latency_on_build_host
+                )
+                why += [f"gate {g} failed: {'; '.join(fails)}"] if fails else []
+                build_result.diagnostics += [doc.diag("TAKT6004", note, ("spec", "targets", i)) for note in notes]
+            if why:
+                blocked_on[target_name] = "; ".join(why)
+        if blocked_on and len(blocked_on) == len(dep.spec.targets) and len(set(blocked_on.values())) == 1:
+            build_result.blocked.append((dep.metadata.name, next(iter(blocked_on.values()))))
             continue
+        build_result.blocked += [(f"{dep.metadata.name} on {t}", why) for t, why in blocked_on.items()]
         model_doc = result.index.get("Model", dep.spec.model.name)
         model = model_doc.model if model_doc else None
         if model is None or model.spec.artifact.path is None:  # type: ignore[attr-defined]
@@ -183,6 +233,8 @@ def build(
         selected = select_devices(result.index, dep)
         dep_digest = hashlib.sha256(canonical_json(_dump(dep))).hexdigest()
         for i, target_name in enumerate(dep.spec.targets):
+            if target_name in blocked_on:
+                continue
             target = result.index.resolved_targets[target_name]
             tc = classes.get(target.class_ or "")
             if tc is None:  # validation reports it (TAKT4034); a library caller that skipped it gets a reason

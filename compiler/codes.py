@@ -144,6 +144,18 @@ _RULES = [
         "`address` is the register number within its registerType: Modicon 40101 is holding-register 100.",
         split_from="TAKT2020",
     ),
+    Rule(
+        "TAKT2024",
+        "Modbus output cannot be written",
+        E,
+        "A Modbus output writes one value per frame into a holding-register or coil over Modbus TCP.",
+    ),
+    Rule(
+        "TAKT2025",
+        "Modbus output rounds the prediction",
+        W,
+        "An integer register holds (prediction − offset) / scale rounded: a scale keeps the decimals.",
+    ),
     # 3xxx: references between documents
     Rule("TAKT3001", "Reference does not resolve", E),
     Rule("TAKT3002", "Duplicate name", E, "Names are unique per kind across the whole spec repo."),
@@ -155,6 +167,7 @@ _RULES = [
         "The Deployment pins a model version that the Model spec does not have.",
     ),
     Rule("TAKT3005", "Duplicate device id", E),
+    Rule("TAKT3006", "Latency budget for an unknown target or class", E, "Name a Target or a target class."),
     # 4xxx: semantics across documents
     Rule("TAKT4001", "Model input not bound", E, "Every model input must be fed by a data-source binding."),
     Rule("TAKT4002", "Binding field count does not match the model input", E),
@@ -277,6 +290,13 @@ _RULES = [
     # 6xxx: rendering and bundles
     Rule("TAKT6002", "Target class cannot render this deployment", E),
     Rule("TAKT6003", "Target class warning", W),
+    Rule(
+        "TAKT6004",
+        "Latency not judged for this target",
+        W,
+        "The build host's timing does not stand for this target's hardware, or no budget names it; give the"
+        " latency test a `budgets` entry for the target or its class, and measure on the device.",
+    ),
     # 8xxx: policies (user rules carry their own id; these are about the Policy itself)
     Rule("TAKT8001", "Invalid policy schema", E, "The cerberus schema of this Policy is not valid."),
     # 9xxx: project and tool

@@ -149,24 +149,31 @@ def validate(
     help="Directory for the JSON Schema files.",
 )
 @click.option("--check", is_flag=True, help="Exit 1 when the files in --out differ from the models (CI drift check).")
-def schema(out_dir: Path, check: bool) -> None:
+@click.option(
+    "--markdown",
+    "markdown",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write (or with --check compare) the spec reference in Markdown, e.g. docs/spec-reference.md.",
+)
+def schema(out_dir: Path, check: bool, markdown: Path | None) -> None:
     """Write the JSON Schema of every kind (for editors: `# yaml-language-server: $schema=…`)."""
     from compiler.schema_export import schema_files
+    from compiler.spec_reference import reference_markdown
 
     out, err = _consoles()
-    files = schema_files()
+    targets = {out_dir / name: text for name, text in schema_files().items()}
+    if markdown is not None:
+        targets[markdown] = reference_markdown()
     if check:
-        stale = [
-            n
-            for n, text in files.items()
-            if not (out_dir / n).is_file() or (out_dir / n).read_text(encoding="utf-8") != text
-        ]
-        for name in stale:
-            err.print(f"[red]stale[/red] {out_dir / name}")
+        stale = [p for p, text in targets.items() if not p.is_file() or p.read_text(encoding="utf-8") != text]
+        for path in stale:
+            err.print(f"[red]stale[/red] {path}")
         sys.exit(EXIT_FINDINGS if stale else EXIT_OK)
-    for name, text in files.items():
-        write_atomic(out_dir / name, text)
-    out.print(f"wrote {len(files)} schemas to {out_dir}")
+    for path, text in targets.items():
+        write_atomic(path, text)
+    out.print(
+        f"wrote {len(targets)} files: schemas to {out_dir}" + (f", the reference to {markdown}" if markdown else "")
+    )
 
 
 @cli.command()

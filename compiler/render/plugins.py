@@ -78,6 +78,11 @@ class TargetClassPlugin(Protocol):
         """Bundle paths written with mode 0755."""
         ...
 
+    @property
+    def latency_on_build_host(self) -> bool:
+        """Whether the build host's onnxruntime timing stands for this class's devices (False: an MCU)."""
+        ...
+
     def validate(self, doc: SpecDocument, target: TargetSpec) -> Iterable[Diagnostic]:
         """The class's own rules for one complete Target (after `extends`), as located diagnostics."""
         ...
@@ -112,6 +117,7 @@ class ClassPlugin:
     model_in_flash: bool = False
     model_by_reference: bool = False
     executable: frozenset[str] = field(default=frozenset())
+    latency_on_build_host: bool = True
 
 
 @dataclass(frozen=True)
@@ -159,6 +165,11 @@ class TargetClass:
     def profile(self, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
         """The class defaults overlaid with a Target's `spec.profile`."""
         return _merge(dict(self.default_profile), dict(overrides or {}))
+
+    @property
+    def latency_on_build_host(self) -> bool:
+        """Whether the build host's onnxruntime timing stands for this class's devices (False: an MCU)."""
+        return self.plugin.latency_on_build_host
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from compiler.validate.discover import discover, display_path
 from compiler.validate.doc_cache import DocumentCache, FileOutcome, cache_path
 from compiler.validate.document import SpecDocument
 from compiler.validate.index import SpecIndex, build_index, resolve_targets
+from compiler.validate.modbus_outputs import check_modbus_outputs
 from compiler.validate.policies import check_policies
 from compiler.validate.protocols import check_protocols
 from compiler.validate.references import check_references
@@ -107,7 +108,7 @@ def validate(
     index.unparsed = unparsed
     diags += idiags
     diags += resolve_targets(index)
-    for stage in (check_references, check_protocols, check_semantics):
+    for stage in (check_references, check_protocols, check_modbus_outputs, check_semantics):
         diags += stage(index)
     models = _model_check_result()
     if check_artifacts:

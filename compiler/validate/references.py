@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from compiler.diagnostics import Diagnostic
 from compiler.spec.deployment import Deployment
 from compiler.spec.device import Device
 from compiler.spec.model import Model
-from compiler.spec.testsuite import DataTest, TestSuite
+from compiler.spec.testsuite import DataTest, LatencyTest, TestSuite
 from compiler.validate.checks import Check, run_checks
 from compiler.validate.document import SpecDocument, did_you_mean
 from compiler.validate.index import SpecIndex
@@ -106,9 +107,33 @@ def model_not_its_own_parent(index: SpecIndex) -> Iterator[Diagnostic]:
                 yield doc.diag("TAKT3003", "a model cannot be its own parent", ("spec", "lineage", "parent"))
 
 
+def latency_budgets_name_targets(index: SpecIndex) -> Iterator[Diagnostic]:
+    for doc in index.valid("TestSuite"):
+        for i, test in enumerate(doc.model.spec.tests):  # type: ignore[union-attr]
+            if isinstance(test, LatencyTest):
+                yield from _latency_budget_keys(index, doc, test, i)
+
+
+def _latency_budget_keys(index: SpecIndex, doc: Any, test: LatencyTest, i: int) -> list[Diagnostic]:
+    """A `budgets` key names a Target or a target class; a typo would leave its target on the default."""
+    from compiler.render.plugins import target_classes
+
+    classes = set(target_classes())
+    return [
+        doc.diag(
+            "TAKT3006",
+            f"latency budget {key!r} names no Target and no target class (classes: {', '.join(sorted(classes))})",
+            ("spec", "tests", i, "budgets", key),
+        )
+        for key in test.budgets
+        if key not in classes and index.get("Target", key) is None
+    ]
+
+
 CHECKS: tuple[Check, ...] = (
     Check("TAKT3001", references_resolve),
     Check("TAKT3003", model_not_its_own_parent),
     Check("TAKT3004", pinned_version_exists),
     Check("TAKT3005", device_ids_unique),
+    Check("TAKT3006", latency_budgets_name_targets),
 )
