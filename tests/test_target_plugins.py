@@ -183,6 +183,13 @@ def test_an_installed_class_validates_builds_and_publishes(jetson_site: Path, tm
     out = tmp_path / "out"
     run = _takt(jetson_site, home, "build", str(spec), "--out", str(out), "--skip-gates", "--no-progress", cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
+    warned = [ln for ln in (run.stdout + run.stderr).splitlines() if "TAKT6003" in ln]  # the class's warnings hook
+    deployment_line = next(
+        n
+        for n, text in enumerate((spec / "specs/deployment.yaml").read_text().splitlines(), start=1)
+        if "jetson-orin" in text
+    )
+    assert len(warned) == 1 and f"deployment.yaml:{deployment_line}:" in warned[0] and "power mode MAXN" in warned[0]
     index = json.loads((out / "index.json").read_text())
     jetson = [b for b in index["bundles"] if b["target"] == "jetson-orin"]
     assert len(jetson) == 1

@@ -45,4 +45,10 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
     }
 
 
-PLUGIN = ClassPlugin(name="jetson", render=render, activation=Activation.RUN, validate=validate, rules=RULES)
+def warnings(inp: RenderInput) -> list[str]:
+    return [f"power mode {inp.profile.get('powerMode', 'MAXN')}: measure latency on the device"]
+
+
+PLUGIN = ClassPlugin(
+    name="jetson", render=render, activation=Activation.RUN, validate=validate, warnings=warnings, rules=RULES
+)
