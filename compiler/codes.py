@@ -138,13 +138,6 @@ _RULES = [
         "Two values decoded from shared registers cannot both be right; bits of one register may be shared.",
     ),
     Rule(
-        "TAKT2029",
-        "Modbus address looks like Modicon notation",
-        W,
-        "`address` is the register number within its registerType: Modicon 40101 is holding-register 100.",
-        split_from="TAKT2020",
-    ),
-    Rule(
         "TAKT2024",
         "Modbus output cannot be written",
         E,
@@ -155,6 +148,13 @@ _RULES = [
         "Modbus output rounds the prediction",
         W,
         "An integer register holds (prediction − offset) / scale rounded: a scale keeps the decimals.",
+    ),
+    Rule(
+        "TAKT2029",
+        "Modbus address looks like Modicon notation",
+        W,
+        "`address` is the register number within its registerType: Modicon 40101 is holding-register 100.",
+        split_from="TAKT2020",
     ),
     # 3xxx: references between documents
     Rule("TAKT3001", "Reference does not resolve", E),
