@@ -144,6 +144,8 @@ def _jetson_repo(root: Path) -> Path:
         f.write(JETSON_TARGETS)
     with (root / "specs" / "devices.yaml").open("a") as f:
         f.write(JETSON_DEVICE)
+    tests = root / "specs" / "tests.yaml"  # this test is about the class: a loaded machine must not fail its gate
+    tests.write_text(tests.read_text().replace("budget: {p50: 2ms, p99: 10ms}", "budget: {p50: 2s, p99: 10s}"))
     dep = root / "specs" / "deployment.yaml"
     dep.write_text(dep.read_text().replace("targets: [ipc-x86, ipc-arm]", "targets: [ipc-x86, ipc-arm, jetson-orin]"))
     return root
