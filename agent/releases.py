@@ -79,7 +79,7 @@ def preflight(manifests: list[Manifest], arch: str, memory: int | None) -> None:
     model_bytes = 0
     for manifest in manifests:
         wanted = manifest.provenance.get("arch")
-        if wanted and manifest.target_class != "embedded" and wanted != arch:
+        if wanted and manifest.activation.runs_here and wanted != arch:  # flashed elsewhere: not this arch
             raise StageError(
                 Reason.WRONG_ARCHITECTURE, f"bundle {manifest.name} is built for {wanted}; this machine is {arch}"
             )

@@ -203,9 +203,7 @@ def build(
                     gates[g], target_name, target.class_ or "", tc is None or tc.latency_on_build_host
                 )
                 why += [f"gate {g} failed: {'; '.join(fails)}"] if fails else []
-                build_result.diagnostics += [
-                    doc.diag("TAKT6004", note, ("spec", "targets", i), severity=Severity.WARNING) for note in notes
-                ]
+                build_result.diagnostics += [doc.diag("TAKT6004", note, ("spec", "targets", i)) for note in notes]
             if why:
                 blocked_on[target_name] = "; ".join(why)
         if blocked_on and len(blocked_on) == len(dep.spec.targets) and len(set(blocked_on.values())) == 1:
@@ -239,10 +237,8 @@ def build(
                 continue
             target = result.index.resolved_targets[target_name]
             tc = classes.get(target.class_ or "")
-            if tc is None:
-                build_result.diagnostics.append(
-                    doc.diag("TAKT6001", f"no renderer for target class {target.class_!r}", ("spec", "targets", i))
-                )
+            if tc is None:  # validation reports it (TAKT4034); a library caller that skipped it gets a reason
+                build_result.blocked.append((dep.metadata.name, f"target class {target.class_!r} is not installed"))
                 continue
             devices = tuple(sorted(d.model.device_id for d in selected if d.model.spec.target == target_name))  # type: ignore[union-attr]
             inp = RenderInput(
@@ -323,8 +319,7 @@ def build(
         if progress:
             progress(inp.bundle_name)
         notes += [
-            doc.diag("TAKT6003", f"{inp.bundle_name}: {text}", ("spec", "targets", i), severity=Severity.WARNING)
-            for text in rendered.warnings
+            doc.diag("TAKT6003", f"{inp.bundle_name}: {text}", ("spec", "targets", i)) for text in rendered.warnings
         ]
         if rendered.error is not None:
             message, where = rendered.error
@@ -356,7 +351,7 @@ MODELS = "models"  # out/models/<sha256>: models that bundles name by digest onl
 
 def _store_models(out: Path, jobs: list[tuple[RenderInput, TargetClass]], cache: DigestCache) -> None:
     """Copy the models of by-reference classes (it-server) into the content-addressed model store."""
-    wanted = {inp.model_sha256: inp.model_path for inp, tc in jobs if getattr(tc.module, "MODEL_BY_REFERENCE", False)}
+    wanted = {inp.model_sha256: inp.model_path for inp, tc in jobs if tc.plugin.model_by_reference}
     store = out / MODELS
     for sha, src in sorted(wanted.items()):
         dst = store / sha
@@ -387,12 +382,13 @@ def render_one(task: tuple[str, RenderInput, Path]) -> Rendered:
     class_name, inp, bundles_dir = task
     tc = target_classes()[class_name]
     try:
-        files = tc.module.render(inp, _templates(class_name, tc.folder))
-        warnings = tuple(getattr(tc.module, "warnings", lambda _: [])(inp))
+        files = tc.plugin.render(inp, _templates(class_name, tc.folder))
+        warnings = tuple(tc.plugin.warnings(inp))
     except RenderError as exc:
         return Rendered(error=(exc.message, exc.where))
-    executable = frozenset(getattr(tc.module, "EXECUTABLE", ()))
-    manifest = write_bundle(bundles_dir, inp.bundle_name, tc.name, files, inp.provenance, executable)
+    manifest = write_bundle(
+        bundles_dir, inp.bundle_name, tc.name, files, inp.provenance, tc.plugin.executable, tc.plugin.activation
+    )
     stamp = tree_stamp(bundles_dir / manifest.digest) or ""  # taken as written: the next build reads no byte
     return Rendered(digest=manifest.digest, warnings=warnings, stamp=stamp)
 

@@ -2,9 +2,10 @@
 
 Bundles live under a new `bundles/<digest>/` at every release, but a GitOps engine is pointed at
 one path once. `clusters/<device>/kustomization.yaml` is that path: it lists the cluster's
-current it-server bundles as kustomize bases, and publish rewrites it in the same commit that
-adds them. Beside it, `bootstrap/` holds the one-time manifests a cluster admin applies: an
-Argo CD `Application` and a Flux `GitRepository` + `Kustomization`, both aimed at that path.
+current bundles of cluster activation (the it-server class) as kustomize bases, and publish
+rewrites it in the same commit that adds them. Beside it, `bootstrap/` holds the one-time
+manifests a cluster admin applies: an Argo CD `Application` and a Flux `GitRepository` +
+`Kustomization`, both aimed at that path.
 The bootstrap files are not part of the kustomization, so neither engine applies them itself.
 """
 
@@ -18,7 +19,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 from compiler.render.escape import to_yaml
 
-CLUSTER_CLASS = "it-server"
 ARGOCD_NAMESPACE, FLUX_NAMESPACE = "argocd", "flux-system"
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compiler.diagnostics import Severity
+from compiler.diagnostics import Diagnostic, Location, Severity
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,8 @@ class Rule:
     title: str
     severity: Severity
     help: str = ""
+    split_from: str = ""
+    """The code this one was split from, when one code once meant several things (README, `takt rules`)."""
 
 
 E, W, I = Severity.ERROR, Severity.WARNING, Severity.INFO  # noqa: E741
@@ -153,7 +155,13 @@ _RULES = [
         W,
         "An integer register holds (prediction − offset) / scale rounded: a scale keeps the decimals.",
     ),
-    Rule("TAKT2030", "Invalid file data source", E),
+    Rule(
+        "TAKT2029",
+        "Modbus address looks like Modicon notation",
+        W,
+        "`address` is the register number within its registerType: Modicon 40101 is holding-register 100.",
+        split_from="TAKT2020",
+    ),
     # 3xxx: references between documents
     Rule("TAKT3001", "Reference does not resolve", E),
     Rule("TAKT3002", "Duplicate name", E, "Names are unique per kind across the whole spec repo."),
@@ -180,7 +188,12 @@ _RULES = [
     Rule("TAKT4012", "Resources exceed the target", E),
     Rule("TAKT4013", "Target is incomplete after extends", E),
     Rule("TAKT4014", "Inconsistent model signature", E),
-    Rule("TAKT4015", "Target profile inconsistent", E),
+    Rule(
+        "TAKT4015",
+        "Target's os or architecture does not suit its class",
+        E,
+        "Each target class runs on its own platforms; `takt rules` and the class folder say which.",
+    ),
     Rule("TAKT4016", "Test refers to an unknown dataset, input or output", E),
     Rule("TAKT4017", "Canary selects no device", W),
     Rule(
@@ -194,6 +207,41 @@ _RULES = [
         "Binding fields in another order than the model's features",
         W,
         "Each field feeds the position of its feature in the input's last axis; bind them in the features' order.",
+    ),
+    # 4030..4039: split from TAKT4015, which once meant all of them
+    Rule(
+        "TAKT4030",
+        "Embedded target declares no flash size",
+        E,
+        "The model is linked into flash: set `flash:`.",
+        split_from="TAKT4015",
+    ),
+    Rule(
+        "TAKT4031",
+        "Embedded target without a minimal onnxruntime build",
+        E,
+        "Set runtime.minimalBuild: true (operators are then taken from the models) or runtime.allowedOperators.",
+        split_from="TAKT4015",
+    ),
+    Rule(
+        "TAKT4032",
+        "disableCpuFallback without an accelerator execution provider",
+        W,
+        "Without an accelerator provider every kernel runs on the CPU; the setting has nothing to forbid.",
+        split_from="TAKT4015",
+    ),
+    Rule(
+        "TAKT4033",
+        "Output's connection speaks another protocol",
+        E,
+        "An output writes through a DataSource of its own protocol: an opcua output through an opcua source.",
+        split_from="TAKT4015",
+    ),
+    Rule(
+        "TAKT4034",
+        "Unknown target class",
+        E,
+        "Classes are the folders of targets/ and installed packages in the entry-point group `takt.targets`.",
     ),
     # 5xxx: models and data on disk, and what runs where
     Rule("TAKT5001", "Artifact or dataset missing", E, "Paths are relative to the project root."),
@@ -224,7 +272,6 @@ _RULES = [
     ),
     Rule("TAKT5015", "Custom operator domain", E, "The operator needs a custom-op library registered on the device."),
     Rule("TAKT5016", "Operator depends on the device environment", W),
-    Rule("TAKT5017", "Dataset does not fit the test", E),
     Rule("TAKT5018", "Remote artifact not checked here", I, "Remote artifacts are fetched and checked at build time."),
     Rule(
         "TAKT5019",
@@ -247,7 +294,6 @@ _RULES = [
     Rule("TAKT5022", "Dataset column unit differs from the DataSource field", E, "Convert the column or fix the unit."),
     Rule("TAKT5023", "Dataset has no rows", E, "A test on an empty dataset proves nothing."),
     # 6xxx: rendering and bundles
-    Rule("TAKT6001", "No renderer for the target class", E),
     Rule("TAKT6002", "Target class cannot render this deployment", E),
     Rule("TAKT6003", "Target class warning", W),
     Rule(
@@ -259,7 +305,6 @@ _RULES = [
     ),
     # 8xxx: policies (user rules carry their own id; these are about the Policy itself)
     Rule("TAKT8001", "Invalid policy schema", E, "The cerberus schema of this Policy is not valid."),
-    Rule("TAKT8002", "Policy violated", E),
     # 9xxx: project and tool
     Rule("TAKT9001", "No takt.yaml project file", W, "Run `takt init` or add a takt.yaml at the spec repo root."),
     Rule("TAKT9002", "Spec glob matches no file", W),
@@ -270,6 +315,22 @@ _RULES = [
 RULES: dict[str, Rule] = {r.code: r for r in _RULES}
 
 
+def all_rules() -> dict[str, Rule]:
+    """The table plus the rules installed target classes bring for their own `validate` hooks."""
+    from compiler.render.plugins import target_classes  # a class module may import this one
+
+    out = dict(RULES)
+    for tc in target_classes().values():
+        for r in tc.rules:
+            out.setdefault(r.code, r)
+    return out
+
+
 def rule(code: str) -> Rule:
-    """The rule for a code; user policy ids get a generic entry."""
-    return RULES.get(code) or Rule(code, "Policy violated", Severity.ERROR)
+    """The rule for a code (a target class's own codes included); user policy ids get a generic entry."""
+    return RULES.get(code) or all_rules().get(code) or Rule(code, "Policy violated", Severity.ERROR)
+
+
+def located(code: str, message: str, location: Location, hint: str = "") -> Diagnostic:
+    """A diagnostic whose severity is this table's: the one way to make one outside a SpecDocument."""
+    return Diagnostic(code, rule(code).severity, message, location, hint)

@@ -31,10 +31,10 @@ import git
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from compiler.build import MODELS
-from compiler.bundle import DESIRED, MANIFEST, SIGNATURE, BundleRef, DesiredState, sign, verify_bundle
+from compiler.bundle import DESIRED, MANIFEST, SIGNATURE, Activation, BundleRef, DesiredState, sign, verify_bundle
 from compiler.bundle.desired import verify_signature
 from compiler.bundle.tree import TreeError, read_regular
-from compiler.clusters import CLUSTER_CLASS, ClusterSource, cluster_files, public_url
+from compiler.clusters import ClusterSource, cluster_files, public_url
 from compiler.oci import PushedModel, RegistryAccess, RegistryError, RegistryRef, push_models
 from compiler.signing import load_private_key
 from compiler.spec.addresses import redact_url
@@ -304,19 +304,19 @@ def _publish(
             new[f"devices/{dev}/{DESIRED}"] = ("100644", data)
             new[f"devices/{dev}/{SIGNATURE}"] = ("100644", sign(data, key))
         referenced = sorted({r.digest for refs in wanted.values() for r in refs})
-        classes: dict[str, str] = {}
+        activations: dict[str, Activation] = {}
         for digest in referenced:
             src = build_dir / "bundles" / digest
             manifest, problems = verify_bundle(src, digest)
             if problems or manifest is None:
                 raise PublishError(f"bundle {digest[:16]} in {build_dir} does not verify: {problems[0]}")
-            classes[digest] = manifest.target_class
+            activations[digest] = manifest.activation
             new[f"bundles/{digest}/{MANIFEST}"] = ("100644", src / MANIFEST)
             for entry in manifest.files:
                 new[f"bundles/{digest}/{entry.path}"] = (_FILE_MODES[entry.mode], src / entry.path)
         cluster_source = ClusterSource(opts.cluster_url, branch, verify_commits=opts.commit_signing is not None)
         for dev, refs in sorted(wanted.items()):
-            on_cluster = [r.digest for r in refs if classes[r.digest] == CLUSTER_CLASS]
+            on_cluster = [r.digest for r in refs if activations[r.digest] is Activation.CLUSTER]
             if on_cluster:
                 new.update((p, ("100644", data)) for p, data in cluster_files(dev, on_cluster, cluster_source).items())
         on_branch_bundles = {p.split("/")[1] for p in old if p.startswith("bundles/") and p.count("/") >= 2}

@@ -325,9 +325,10 @@ def test_third_party_target_classes_load_through_entry_points(tmp_path: Path, mo
     (pkg / "templates").mkdir(parents=True)
     (pkg / "__init__.py").write_text(
         textwrap.dedent("""
-        TARGET_CLASS = "acme-plc"
+        from compiler.render.plugins import ClassPlugin
         def render(inp, templates):
             return {"plc.txt": templates.get_template("plc.j2").render(name=inp.deployment.metadata.name).encode()}
+        PLUGIN = ClassPlugin(name="acme-plc", render=render)
     """)
     )
     (pkg / "templates" / "plc.j2").write_text("deployment {{ name }}\n")

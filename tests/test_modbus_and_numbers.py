@@ -88,7 +88,7 @@ def test_40000_is_not_modicon(repo, kind: str, address: int):
 )
 def test_five_digit_modicon_is_a_warning_with_the_register_number(repo, kind, address, pattern, number):
     text = modbus(address, kind=kind)
-    d = only(repo({"mb.yaml": text}), "TAKT2020")
+    d = only(repo({"mb.yaml": text}), "TAKT2029")
     assert d.severity.label == "warning" and f"({pattern}:" in d.message
     assert d.hint == f"give the register number: {address} → {number} (zero-based) with registerType {kind}"
     assert (d.location.line, d.location.column) == value_position(text, "address", str(address))
@@ -96,10 +96,10 @@ def test_five_digit_modicon_is_a_warning_with_the_register_number(repo, kind, ad
 
 
 def test_modicon_of_another_register_type(repo):
-    d = only(repo({"mb.yaml": modbus(40001, kind="input-register")}), "TAKT2020")
+    d = only(repo({"mb.yaml": modbus(40001, kind="input-register")}), "TAKT2029")
     assert "Modicon notation of a holding-register (4xxxx), but registerType is input-register" in d.message
     assert d.hint == "if it is holding-register 1: registerType holding-register, address 0"
-    d = only(repo({"mb.yaml": modbus(30001, addressing="one-based")}), "TAKT2020")
+    d = only(repo({"mb.yaml": modbus(30001, addressing="one-based")}), "TAKT2029")
     assert "Modicon notation of an input-register (3xxxx), but registerType is holding-register" in d.message
     assert d.hint == "if it is input-register 1: registerType input-register, address 1"
 

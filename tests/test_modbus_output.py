@@ -146,7 +146,7 @@ def test_a_modbus_output_needs_exactly_one_device(repo):
             )
         }
     )
-    assert "speaks opcua" in only(wrong, "TAKT4015").message  # BASE's plc is an OPC UA source
+    assert "speaks opcua" in only(wrong, "TAKT4033").message  # BASE's plc is an OPC UA source
 
 
 def test_an_rtu_connection_cannot_carry_an_output(repo):

@@ -7,6 +7,7 @@ mode, and provenance). The bundle digest is the sha256 of the canonical manifest
 own digest field, so it binds every byte and every name.
 """
 
+from compiler.bundle.activation import Activation
 from compiler.bundle.desired import (
     DESIRED,
     SIGNATURE,
@@ -30,6 +31,7 @@ __all__ = [
     "DESIRED",
     "MANIFEST",
     "SIGNATURE",
+    "Activation",
     "BundleRef",
     "DesiredState",
     "FileEntry",

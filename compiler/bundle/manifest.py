@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from compiler.bundle.activation import Activation
 from compiler.bundle.boundedjson import clip as _clip
 from compiler.bundle.boundedjson import loads_bounded
 from compiler.bundle.tree import TreeError, open_regular, read_regular, resolve_inside, walk
@@ -57,9 +58,12 @@ class Manifest:
     files: tuple[FileEntry, ...]
     provenance: dict[str, Any] = field(default_factory=dict)
     version: int = FORMAT_VERSION
+    activation: Activation = Activation.RUN
 
     def body(self) -> dict[str, Any]:
-        return {
+        activation = {} if self.activation is Activation.RUN else {"activation": self.activation.value}
+        return {  # no "activation" means RUN: manifests written before the field verify unchanged
+            **activation,
             "version": self.version,
             "name": self.name,
             "targetClass": self.target_class,
@@ -107,7 +111,8 @@ class Manifest:
         provenance = doc.get("provenance", {})
         if not isinstance(provenance, dict):
             raise ValueError("provenance is not an object")
-        return cls(str(doc["name"]), str(doc["targetClass"]), tuple(files), provenance)
+        activation = Activation.parse(doc.get("activation", Activation.RUN.value))
+        return cls(str(doc["name"]), str(doc["targetClass"]), tuple(files), provenance, activation=activation)
 
 
 def write_bundle(
@@ -117,6 +122,7 @@ def write_bundle(
     files: dict[str, bytes],
     provenance: dict[str, Any],
     executable: frozenset[str] = frozenset(),
+    activation: Activation = Activation.RUN,
 ) -> Manifest:
     """Write `parent/<digest>/` atomically (staged in a temp dir, then renamed) and return its manifest.
 
@@ -130,7 +136,7 @@ def write_bundle(
         FileEntry(p, len(b), hashlib.sha256(b).hexdigest(), 0o755 if p in executable else 0o644)
         for p, b in sorted(files.items())
     )
-    manifest = Manifest(name, target_class, entries, provenance)
+    manifest = Manifest(name, target_class, entries, provenance, activation=activation)
     final = parent / manifest.digest
     if final.is_dir() and not final.is_symlink() and not verify_bundle(final, manifest.digest)[1]:
         return manifest

@@ -17,7 +17,7 @@ from compiler import __version__
 from compiler.cli.fleet_cmd import fleet_group
 from compiler.cli.model_cmd import matrix, model_group
 from compiler.cli.progress import DelayedProgress
-from compiler.codes import RULES
+from compiler.codes import all_rules
 from compiler.diagnostics import Severity
 from compiler.report.formats import FORMATS, Report, render
 from compiler.report.text import render_text
@@ -205,15 +205,17 @@ def rules(fmt: str) -> None:
             json.dumps(
                 [
                     {"code": r.code, "severity": r.severity.label, "title": r.title, "help": r.help}
-                    for r in RULES.values()
+                    | ({"splitFrom": r.split_from} if r.split_from else {})
+                    for r in all_rules().values()
                 ],
                 indent=2,
             )
         )
         return
     out, _ = _consoles()
-    for r in RULES.values():
-        out.print(f"{r.code}  {r.severity.label:<7}  {r.title}")
+    for r in all_rules().values():
+        split = f"  (split from {r.split_from})" if r.split_from else ""
+        out.print(f"{r.code}  {r.severity.label:<7}  {r.title}{split}")
 
 
 @cli.command("test")

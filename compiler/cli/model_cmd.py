@@ -145,7 +145,7 @@ def check(model: Path, target_name: str | None, spec_root: Path, fmt: str) -> No
     if info.checker_error:
         problems.insert(0, Problem("TAKT5004", f"invalid ONNX model: {info.checker_error}"))
     if note:
-        problems.append(Problem("TAKT5014", note, Severity.WARNING))
+        problems.append(Problem("TAKT5014", note))
     report = model_report(info, problems, profile, sha256_file(model))
     if fmt == "json":
         click.echo(json.dumps(report, indent=2))

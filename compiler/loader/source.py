@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.bundle.tree import TooLarge, TreeError, read_regular, resolve_inside
-from compiler.diagnostics import Diagnostic, Location, Severity
+from compiler.codes import located
+from compiler.diagnostics import Diagnostic, Location
 
 DEFAULT_MAX_FILE_BYTES = 1 << 20  # 1 MiB: far above any hand-written spec, far below harm
 
@@ -33,7 +34,7 @@ class SourceText:
 
 def _diag(code: str, message: str, display: str, line: int = 0, col: int = 0, hint: str = "") -> Diagnostic:
     loc = Location(display, line, col, line, col + 1 if line else 0)
-    return Diagnostic(code, Severity.ERROR, message, loc, hint)
+    return located(code, message, loc, hint)
 
 
 def read_source(

@@ -16,7 +16,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from compiler.diagnostics import Diagnostic, Location, Severity
+from compiler.codes import located
+from compiler.diagnostics import Diagnostic, Location
 from compiler.loader.source import SourceText
 
 Path_ = tuple[str | int, ...]
@@ -194,9 +195,8 @@ def _syntax_diag(source: SourceText, exc: Exception) -> Diagnostic:
     tab = _tab_in_indentation(source.text, line)
     if tab:
         line, col = tab
-        return Diagnostic(
+        return located(
             "TAKT0003",
-            Severity.ERROR,
             "tab character in indentation",
             Location(source.display, line, col, line, col + 1),
             "YAML forbids tabs in indentation; indent with spaces.",
@@ -213,9 +213,8 @@ def _syntax_diag(source: SourceText, exc: Exception) -> Diagnostic:
     if dedented is not None:  # the parser notices one line late: point at the key that moved
         line, col, key = dedented
         message = f"key {key!r} starts at column 1 inside an indented block; indent it like its siblings"
-    return Diagnostic(
+    return located(
         "TAKT0001",
-        Severity.ERROR,
         f"YAML syntax error: {message}",
         Location(source.display, line, col, line, col + 1 if line else 0),
         "Check indentation, quotes and brackets around this position.",
@@ -302,7 +301,7 @@ def load_documents(source: SourceText) -> tuple[list[YamlDocument], list[Diagnos
     if too_deep is not None:  # libyaml recurses on the C stack: past ~30,000 levels it crashes the process
         line, col = too_deep
         loc = Location(source.display, line, col, line, col + 1)
-        return [], [Diagnostic("TAKT0012", Severity.ERROR, f"nesting deeper than {MAX_NESTING} levels", loc)]
+        return [], [located("TAKT0012", f"nesting deeper than {MAX_NESTING} levels", loc)]
     docs, diags, syntax_error = _compose(source, pure=False)
     if syntax_error:
         docs, diags, _ = _compose(source, pure=True)
@@ -328,7 +327,7 @@ def _compose(source: SourceText, *, pure: bool) -> tuple[list[YamlDocument], lis
             docs.append(doc)
     except RecursionError:
         loc = Location(source.display, 1, 1, 1, 2)
-        return docs, [*diags, Diagnostic("TAKT0012", Severity.ERROR, "nesting too deep to read", loc)], False
+        return docs, [*diags, located("TAKT0012", "nesting too deep to read", loc)], False
     except Exception as exc:  # noqa: BLE001 - any parser failure is the user's input, never a crash
         return docs, [*diags, _syntax_diag(source, exc)], True
     return docs, diags, False
@@ -336,4 +335,4 @@ def _compose(source: SourceText, *, pure: bool) -> tuple[list[YamlDocument], lis
 
 def _refused_diag(source: SourceText, refused: _Refused) -> Diagnostic:
     loc = _span(refused.node).location(source.display)
-    return Diagnostic(refused.code, Severity.ERROR, refused.message, loc, refused.hint)
+    return located(refused.code, refused.message, loc, refused.hint)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from compiler.codes import rule
 from compiler.diagnostics import Severity
 from compiler.models.inspect import SPEC_TO_ONNX, Formal, ModelInfo, NodeUse, TensorInfo
 from compiler.models.tables import KernelTable
@@ -31,8 +32,12 @@ QUANTIZED_OPS = {
 class Problem:
     code: str
     message: str
-    severity: Severity = Severity.ERROR
     subject: str = ""  # the operator or tensor at fault
+
+    @property
+    def severity(self) -> Severity:
+        """The rule table's, never the call site's."""
+        return rule(self.code).severity
 
     def as_dict(self) -> dict[str, str]:
         return {"code": self.code, "severity": self.severity.label, "message": self.message, "subject": self.subject}
@@ -139,7 +144,6 @@ def check_runtime(info: ModelInfo, rt: RuntimeProfile) -> list[Problem]:
                 "TAKT5014",
                 f"no kernel table for {', '.join(sorted(unsupported))} in "
                 f"{where}; its operators were checked against the other providers only",
-                Severity.WARNING,
             )
         )
     providers = [p for p in rt.effective_providers if p in t.kernels]
@@ -161,7 +165,6 @@ def check_runtime(info: ModelInfo, rt: RuntimeProfile) -> list[Problem]:
                 Problem(
                     "TAKT5016",
                     "StringNormalizer needs its locale (default en_US.UTF-8) installed on the device",
-                    Severity.WARNING,
                     subject=name,
                 )
             )

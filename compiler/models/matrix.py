@@ -37,6 +37,6 @@ def compatibility_matrix(result: ValidationResult) -> tuple[list[str], list[str]
             problems = result.models.runtime.get((model, target))
             if problems is None:
                 problems = check_runtime(result.models.infos[model], profile)
-            extra = [Problem("TAKT5014", note, Severity.WARNING)] if note else []
+            extra = [Problem("TAKT5014", note)] if note else []
             cells.append(Cell(model, target, (model, target) in deployed, tuple(problems + extra)))
     return models, targets, cells

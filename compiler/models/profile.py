@@ -7,6 +7,14 @@ from compiler.models.tables import installed_table, table_for
 from compiler.spec.target import TargetSpec
 
 
+def _model_in_flash(spec: TargetSpec) -> bool:
+    """The target's class links the model into firmware (its plugin says so), so flash bounds it."""
+    from compiler.render.plugins import target_classes  # jinja2 and the class packages: only when asked
+
+    tc = target_classes().get(spec.class_ or "")
+    return tc is not None and tc.plugin.model_in_flash
+
+
 def installed_profile() -> RuntimeProfile:
     table = installed_table()
     return RuntimeProfile(table, label=f"installed, {CPU}")
@@ -28,7 +36,7 @@ def target_profile(spec: TargetSpec, name: str) -> tuple[RuntimeProfile, str | N
         allowed_operators=allowed,
         quantization=(rt.quantization if rt and rt.quantization else "none"),
         memory=spec.memory,
-        flash=spec.flash if spec.class_ == "embedded" else None,
+        flash=spec.flash if _model_in_flash(spec) else None,
         label=f"target {name}",
     )
     return profile, note

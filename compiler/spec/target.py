@@ -8,8 +8,6 @@ from pydantic import Field
 
 from compiler.spec.types import Bytes, Metadata, Name, SpecModel, Version
 
-TARGET_CLASSES = ("it-server", "edge-pc", "embedded")
-
 
 class Accelerator(SpecModel):
     type: Literal["gpu", "npu", "tpu", "vpu", "dsp"]
@@ -34,8 +32,9 @@ class Runtime(SpecModel):
 
 
 class TargetSpec(SpecModel):
-    class_: Literal["it-server", "edge-pc", "embedded"] | None = Field(default=None, alias="class")
-    """Target class: the folder of `targets/` that renders bundles."""
+    class_: Name | None = Field(default=None, alias="class")
+    """Target class: a folder of `targets/` (it-server, edge-pc, embedded) or an installed package of the
+    entry-point group `takt.targets`; checked against the classes installed where takt runs (TAKT4034)."""
     extends: Name | None = None
     """Another Target whose values this one inherits and overrides."""
     arch: Literal["x86_64", "aarch64", "armv7", "riscv64", "cortex-m4", "cortex-m7", "cortex-m33", "xtensa"] | None = (

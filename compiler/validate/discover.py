@@ -7,7 +7,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from compiler.diagnostics import Diagnostic, Location, Severity
+from compiler.codes import located
+from compiler.diagnostics import Diagnostic, Location
 from compiler.loader.source import SourceText, read_source
 from compiler.loader.yamldoc import load_documents
 from compiler.project import DEFAULT_SPECS, PROJECT_FILE, Project
@@ -55,7 +56,7 @@ def _load_project(root: Path) -> tuple[Project | None, list[Diagnostic], SourceT
         loc = Location(display, 1, 1, 1, 1)
         return (
             None,
-            [Diagnostic("TAKT9003", Severity.ERROR, f"{PROJECT_FILE} must hold exactly one document", loc)],
+            [located("TAKT9003", f"{PROJECT_FILE} must hold exactly one document", loc)],
             source,
         )
     doc = SpecDocument(docs[0], path, "Project", None)
@@ -78,9 +79,8 @@ def discover(start: Path) -> Discovery:
         root = start.resolve() if start.is_dir() else start.resolve().parent
         disc = Discovery(root, None)
         disc.diagnostics.append(
-            Diagnostic(
+            located(
                 "TAKT9001",
-                Severity.WARNING,
                 f"no {PROJECT_FILE} in {display_path(root)} or above; validating every YAML file below it",
                 Location(display_path(root)),
                 "run `takt init` to create one",
@@ -100,9 +100,8 @@ def discover(start: Path) -> Discovery:
         matched = [p for p, rel in candidates if rx.fullmatch(rel) and not any(e.fullmatch(rel) for e in excluded)]
         if not matched and disc.project is not None:
             disc.diagnostics.append(
-                Diagnostic(
+                located(
                     "TAKT9002",
-                    Severity.WARNING,
                     f"spec glob {pattern!r} matches no file",
                     Location(display_path(root / PROJECT_FILE)),
                 )

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from compiler.codes import rule
-from compiler.diagnostics import Diagnostic, Location, Severity
+from compiler.diagnostics import Diagnostic, Location
 from compiler.loader.yamldoc import Path_, YamlDocument
 from compiler.spec.types import SpecModel
 
@@ -43,12 +43,12 @@ class SpecDocument:
         *,
         hint: str = "",
         key: bool = False,
-        severity: Severity | None = None,
         related: Sequence[Location] = (),
     ) -> Diagnostic:
+        """The severity is the rule table's (compiler/codes.py), never the caller's."""
         return Diagnostic(
             code=code,
-            severity=severity or rule(code).severity,
+            severity=rule(code).severity,
             message=message,
             location=self.locate(path, key=key),
             hint=hint,

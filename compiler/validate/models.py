@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from compiler.bundle.tree import TreeError, regular_inside
-from compiler.diagnostics import Diagnostic, Severity
+from compiler.diagnostics import Diagnostic
 from compiler.loader.yamldoc import Path_
 from compiler.models.compat import Problem, check_runtime, check_signature
 from compiler.models.digest import DigestCache
@@ -150,11 +150,8 @@ def check_models(
                         problem.code,
                         f"model {dep.spec.model.name!r} on target {target_name!r}: {problem.message}",
                         ("spec", "targets", i),
-                        severity=problem.severity,
                     )
                 )
             if target_name in result.notes:
-                out.append(
-                    doc.diag("TAKT5014", result.notes[target_name], ("spec", "targets", i), severity=Severity.WARNING)
-                )
+                out.append(doc.diag("TAKT5014", result.notes[target_name], ("spec", "targets", i)))
     return out, result

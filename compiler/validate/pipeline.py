@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from compiler.codes import RULES
+from compiler.codes import all_rules, located
 from compiler.diagnostics import Diagnostic, Location, Severity, sort_diagnostics
 from compiler.loader.source import DEFAULT_MAX_FILE_BYTES, SourceText, inline_ignores, read_source
 from compiler.loader.yamldoc import STOPS_FILE, load_documents
@@ -183,14 +183,14 @@ def _load_file(source: SourceText, file: Path) -> FileOutcome:
 
 def _unknown_codes(codes: set[str], index: SpecIndex, root: Path) -> list[Diagnostic]:
     policy_ids = {d.model.spec.rule_id for d in index.valid("Policy")}  # type: ignore[union-attr]
+    known = all_rules()
     out = []
     for code in sorted(codes):
-        if "*" in code or "?" in code or code in RULES or code in policy_ids:
+        if "*" in code or "?" in code or code in known or code in policy_ids:
             continue
         out.append(
-            Diagnostic(
+            located(
                 "TAKT9004",
-                Severity.WARNING,
                 f"ignore list names unknown code {code!r}",
                 Location(display_path(root / "takt.yaml")),
             )

@@ -107,9 +107,8 @@ def check_policies(index: SpecIndex) -> list[Diagnostic]:
                         f"{c.policy.spec.message} ({_explain(err)})",
                         path[:-1] if missing else path,
                         key=missing,
-                        severity=severity,
                         hint=f"policy {c.policy.metadata.name!r}",
                         related=[c.doc.locate(("metadata", "name"))],
-                    )
+                    ).with_severity(severity)  # a user rule: its severity is its Policy's, the user's rule table
                 )
     return out

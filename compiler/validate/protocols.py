@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from compiler.diagnostics import Diagnostic, Severity
+from compiler.diagnostics import Diagnostic
 from compiler.loader.yamldoc import Path_
 from compiler.spec.addresses import (
     MAX_REGISTER,
@@ -324,4 +324,4 @@ def _modicon_hint(
             f"but registerType is {register_type}"
         )
         hint = f"if it is {ref.register_type} {ref.offset + 1}: registerType {ref.register_type}, address {offset}"
-    out.append(doc.diag("TAKT2020", message, path, hint=hint, severity=Severity.WARNING))
+    out.append(doc.diag("TAKT2029", message, path, hint=hint))

@@ -1,7 +1,8 @@
-"""References: every name a spec uses resolves, to a document of the right kind."""
+"""References: every name a spec uses resolves, to a document of the right kind (one check per code)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from compiler.diagnostics import Diagnostic
@@ -9,55 +10,31 @@ from compiler.spec.deployment import Deployment
 from compiler.spec.device import Device
 from compiler.spec.model import Model
 from compiler.spec.testsuite import DataTest, LatencyTest, TestSuite
-from compiler.validate.document import did_you_mean
+from compiler.validate.checks import Check, run_checks
+from compiler.validate.document import SpecDocument, did_you_mean
 from compiler.validate.index import SpecIndex
+from compiler.validate.semantics import binding_parts_resolve
 
 
 def check_references(index: SpecIndex) -> list[Diagnostic]:
+    return run_checks(CHECKS, index)
+
+
+def references_resolve(index: SpecIndex) -> Iterator[Diagnostic]:
+    """TAKT3001: every document a spec names exists (and the parts of it named: dataset, input, field)."""
     out: list[Diagnostic] = []
-    seen_ids: dict[str, Device] = {}
-    seen_docs = {}
     for doc in index.valid("Device"):
         dev: Device = doc.model  # type: ignore[assignment]
         index.ref(doc, "Target", dev.spec.target, ("spec", "target"), out)
-        first = seen_ids.get(dev.device_id)
-        if first is not None:
-            out.append(
-                doc.diag(
-                    "TAKT3005",
-                    f"device id {dev.device_id!r} is also used by Device {first.metadata.name!r}",
-                    ("spec", "id") if dev.spec.id else ("metadata", "name"),
-                    related=[seen_docs[dev.device_id].locate(("metadata", "name"))],
-                )
-            )
-        else:
-            seen_ids[dev.device_id] = dev
-            seen_docs[dev.device_id] = doc
-
     for doc in index.valid("TestSuite"):
         suite: TestSuite = doc.model  # type: ignore[assignment]
         index.ref(doc, "Model", suite.spec.model, ("spec", "model"), out)
         for i, test in enumerate(suite.spec.tests):
             if isinstance(test, DataTest) and test.source is not None:
                 index.ref(doc, "DataSource", test.source, ("spec", "tests", i, "source"), out)
-            if isinstance(test, LatencyTest):
-                out += _latency_budget_keys(index, doc, test, i)
-
     for doc in index.valid("Deployment"):
-        dep: Deployment = doc.model  # type: ignore[assignment]
-        spec = dep.spec
-        model_doc = index.ref(doc, "Model", spec.model.name, ("spec", "model"), out)
-        if model_doc is not None and model_doc.model is not None and spec.model.version is not None:
-            have = model_doc.model.spec.version  # type: ignore[attr-defined]
-            if have != spec.model.version:
-                out.append(
-                    doc.diag(
-                        "TAKT3004",
-                        f"pins {spec.model.name}@{spec.model.version} but the Model spec is version {have}",
-                        ("spec", "model"),
-                        related=[model_doc.locate(("spec", "version"))],
-                    )
-                )
+        spec = doc.model.spec  # type: ignore[union-attr]
+        index.ref(doc, "Model", spec.model.name, ("spec", "model"), out)
         for i, binding in enumerate(spec.bindings):
             index.ref(doc, "DataSource", binding.source, ("spec", "bindings", i, "source"), out)
         for i, name in enumerate(spec.targets):
@@ -82,15 +59,59 @@ def check_references(index: SpecIndex) -> list[Diagnostic]:
                             hint=did_you_mean(drift.dataset, datasets),
                         )
                     )
+    yield from out
+    yield from binding_parts_resolve(index)
 
+
+def device_ids_unique(index: SpecIndex) -> Iterator[Diagnostic]:
+    seen: dict[str, tuple[Device, SpecDocument]] = {}
+    for doc in index.valid("Device"):
+        dev: Device = doc.model  # type: ignore[assignment]
+        first = seen.get(dev.device_id)
+        if first is None:
+            seen[dev.device_id] = (dev, doc)
+            continue
+        first_dev, first_doc = first
+        yield doc.diag(
+            "TAKT3005",
+            f"device id {dev.device_id!r} is also used by Device {first_dev.metadata.name!r}",
+            ("spec", "id") if dev.spec.id else ("metadata", "name"),
+            related=[first_doc.locate(("metadata", "name"))],
+        )
+
+
+def pinned_version_exists(index: SpecIndex) -> Iterator[Diagnostic]:
+    for doc in index.valid("Deployment"):
+        dep: Deployment = doc.model  # type: ignore[assignment]
+        spec = dep.spec
+        model_doc = index.get("Model", spec.model.name)
+        if model_doc is not None and model_doc.model is not None and spec.model.version is not None:
+            have = model_doc.model.spec.version  # type: ignore[attr-defined]
+            if have != spec.model.version:
+                yield doc.diag(
+                    "TAKT3004",
+                    f"pins {spec.model.name}@{spec.model.version} but the Model spec is version {have}",
+                    ("spec", "model"),
+                    related=[model_doc.locate(("spec", "version"))],
+                )
+
+
+def model_not_its_own_parent(index: SpecIndex) -> Iterator[Diagnostic]:
+    """TAKT3003 (extends cycles of Targets are found where targets are resolved, in the index)."""
     for doc in index.valid("Model"):
         model: Model = doc.model  # type: ignore[assignment]
         lineage = model.spec.lineage
         if lineage and lineage.parent:
-            parent = lineage.parent.partition("@")[0]
-            if parent == model.metadata.name and lineage.parent.partition("@")[2] == model.spec.version:
-                out.append(doc.diag("TAKT3003", "a model cannot be its own parent", ("spec", "lineage", "parent")))
-    return out
+            parent, _, version = lineage.parent.partition("@")
+            if parent == model.metadata.name and version == model.spec.version:
+                yield doc.diag("TAKT3003", "a model cannot be its own parent", ("spec", "lineage", "parent"))
+
+
+def latency_budgets_name_targets(index: SpecIndex) -> Iterator[Diagnostic]:
+    for doc in index.valid("TestSuite"):
+        for i, test in enumerate(doc.model.spec.tests):  # type: ignore[union-attr]
+            if isinstance(test, LatencyTest):
+                yield from _latency_budget_keys(index, doc, test, i)
 
 
 def _latency_budget_keys(index: SpecIndex, doc: Any, test: LatencyTest, i: int) -> list[Diagnostic]:
@@ -107,3 +128,12 @@ def _latency_budget_keys(index: SpecIndex, doc: Any, test: LatencyTest, i: int) 
         for key in test.budgets
         if key not in classes and index.get("Target", key) is None
     ]
+
+
+CHECKS: tuple[Check, ...] = (
+    Check("TAKT3001", references_resolve),
+    Check("TAKT3003", model_not_its_own_parent),
+    Check("TAKT3004", pinned_version_exists),
+    Check("TAKT3005", device_ids_unique),
+    Check("TAKT3006", latency_budgets_name_targets),
+)

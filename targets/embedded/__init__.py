@@ -1,8 +1,17 @@
 """embedded: an MCU or gateway-flashed device; a gateway agent hands the bundle to a flash/build hook."""
 
+from compiler.bundle.activation import Activation
+from compiler.render.plugins import ClassPlugin
 from targets.embedded.renderer import TARGET_CLASS, render
+from targets.embedded.rules import validate
 
-# An MCU runs the model on its own core and memory: the build host's timing says nothing about it.
-LATENCY_ON_BUILD_HOST = False
+PLUGIN = ClassPlugin(
+    name=TARGET_CLASS,
+    render=render,
+    activation=Activation.FLASH,  # firmware input: the gateway's flash or build hook takes it, nothing runs here
+    validate=validate,
+    model_in_flash=True,
+    latency_on_build_host=False,  # an MCU runs the model on its own core: the build host's timing says nothing
+)
 
-__all__ = ["LATENCY_ON_BUILD_HOST", "TARGET_CLASS", "render"]
+__all__ = ["PLUGIN", "TARGET_CLASS", "render"]

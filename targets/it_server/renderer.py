@@ -10,15 +10,16 @@ variables, never spliced into a shell command), so a pod never runs bytes the sp
 from __future__ import annotations
 
 import re
-from typing import Any
-
-from jinja2 import Environment
+from typing import TYPE_CHECKING, Any
 
 from compiler.bundle import runner as contract
 from compiler.render.context import RenderError, RenderInput, runner_config
 from compiler.render.escape import to_yaml
 from compiler.render.reference import reference_statistics
 from targets.it_server.secrets import PodSecrets, rewrite_refs
+
+if TYPE_CHECKING:
+    from jinja2 import Environment  # the templates arrive built; validate never imports jinja2
 
 TARGET_CLASS = "it-server"
 MODEL_BY_REFERENCE = True  # the bundle names its model by digest; publish pushes the bytes to the registry
