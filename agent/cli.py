@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -43,6 +45,14 @@ def agent_group() -> None:
 )
 @click.option("--metrics-port", type=click.IntRange(1, 65535), help="Serve Prometheus metrics at :PORT/metrics.")
 @click.option("--metrics-address", default="127.0.0.1", show_default=True, help="Address --metrics-port binds.")
+@click.option("--supervise", is_flag=True, help="Run each deployment's takt-runner as a supervised child process.")
+@click.option(
+    "--unit-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Install each bundle's systemd unit here and restart it after a switch (e.g. /etc/systemd/system).",
+)
+@click.option("--systemctl", "systemctl", default="systemctl", show_default=True, help="The systemctl command.")
+@click.option("--runner-command", default="takt-runner", show_default=True, help="The runner program (--supervise).")
 def run_cmd(
     repo: str,
     branch: str,
@@ -58,6 +68,10 @@ def run_cmd(
     metrics_file: Path | None,
     metrics_port: int | None,
     metrics_address: str,
+    supervise: bool,
+    unit_dir: Path | None,
+    systemctl: str,
+    runner_command: str,
 ) -> None:
     """Reconcile this device with its desired state on the deploy branch, forever (or --once)."""
     from agent.loop import run
@@ -76,7 +90,13 @@ def run_cmd(
         keep_releases=keep_releases,
         health_timeout=health_timeout,
         metrics_file=metrics_file.resolve() if metrics_file else None,
+        supervise=supervise,
+        unit_dir=unit_dir.resolve() if unit_dir and not supervise else None,
+        systemctl=tuple(shlex.split(systemctl)),
+        runner_command=tuple(shlex.split(runner_command)),
     )
+    if supervise:  # SIGTERM unwinds the loop, which stops the children (SIGTERM, then SIGKILL)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     console = Console(stderr=True, highlight=False, soft_wrap=True)
 
     def report(outcome) -> None:

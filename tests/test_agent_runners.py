@@ -1,0 +1,296 @@
+"""The agent runs what it activates: supervised runners (real `takt-runner` processes), the runner
+gate after the switch (release vs plant), rollback with the restored runner checked, quarantine."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from agent.reconcile import Reconciler
+from agent.releases import current_release
+from agent.runners import Supervisor
+from tests.agentkit import journal_events, read_status
+from tests.runnerkit import free_port, request, wait_for
+from tests.supervisekit import Fleet, file_config
+
+pytestmark = pytest.mark.slow  # real runner processes
+
+
+def _csv(tmp_path: Path) -> Path:
+    path = tmp_path / "data.csv"
+    path.write_text("a,b\n1.0,2.0\n3.0,4.0\n")
+    return path
+
+
+@pytest.fixture
+def fleet(tmp_path: Path):
+    return Fleet(tmp_path / "fleet")
+
+
+@pytest.fixture
+def supervisor(tmp_path: Path):
+    sup = Supervisor((sys.executable, "-m", "runner"), tmp_path / "state" / "runners", drain_seconds=5.0)
+    yield sup
+    sup.close()
+
+
+def _version(port: int) -> str | None:
+    try:
+        code, doc = request("GET", f"http://127.0.0.1:{port}/v2/models/m")
+    except OSError:
+        return None
+    return doc["versions"][0] if code == 200 else None
+
+
+def _cycle(fleet: Fleet, state: Path, sup: Supervisor, **kw):
+    return Reconciler(fleet.config(state, **kw), runners=sup).run_once()
+
+
+def test_the_agent_starts_the_runner_and_restarts_it_on_activation(fleet: Fleet, tmp_path: Path, supervisor):
+    state, port = tmp_path / "state", free_port()
+    fleet.release(file_config(_csv(tmp_path), "1.0.0", port))
+    out = _cycle(fleet, state, supervisor)
+    assert (out.result, out.reason) == ("applied", "Applied"), out
+    assert _version(port) == "1.0.0"
+    first = supervisor.pid("d")
+    doc = read_status(state)
+    (runner,) = doc["runners"]
+    assert runner["deployment"] == "d" and runner["ready"] and runner["live"] and runner["inferences"] >= 1
+    assert 'takt_agent_runner_ready{deployment="d"} 1' in (state / "metrics.prom").read_text()
+    # the runner reads its config through the deployment link, as the unit does
+    argv = supervisor.argv(supervisor.children["d"].spec)
+    assert argv[argv.index("--config") + 1] == str(state / "current/deployments/d/runner.json")
+    fleet.release(file_config(_csv(tmp_path), "2.0.0", port))
+    out = _cycle(fleet, state, supervisor)
+    assert out.result == "applied", out
+    assert _version(port) == "2.0.0" and supervisor.pid("d") != first
+    assert _cycle(fleet, state, supervisor).result == "unchanged"
+    assert [e["event"] for e in journal_events(state)].count("runners-started") == 2
+
+
+def test_a_runner_that_never_becomes_ready_is_rolled_back_and_the_old_one_serves_again(
+    fleet: Fleet, tmp_path: Path, supervisor
+):
+    state, port = tmp_path / "state", free_port()
+    fleet.release(file_config(_csv(tmp_path), "1.0.0", port))
+    assert _cycle(fleet, state, supervisor).result == "applied"
+    good = current_release(state)
+    fleet.release(file_config(tmp_path / "missing.csv", "2.0.0", port))  # the runner exits 2: it cannot start
+    outcomes = [_cycle(fleet, state, supervisor) for _ in range(3)]
+    assert [(o.result, o.reason) for o in outcomes] == [("rolled-back", "RolledBack")] + [
+        ("rejected", "Quarantined")
+    ] * 2, outcomes
+    assert "runner-live gate" in outcomes[0].message and "healthy again" in outcomes[0].message
+    assert current_release(state) == good and _version(port) == "1.0.0"  # the old runner serves again
+    events = journal_events(state)
+    names = [e["event"] for e in events]
+    assert names.count("activated") == 2 and names.count("runner-gate-failed") == 1, names  # not retried
+    failed = next(e for e in events if e["event"] == "runner-gate-failed")["details"]
+    assert failed["reason"] == "RunnerCrashed" and "exit 2" in failed["figure"] and "missing.csv" in failed["figure"]
+    assert "runner-restored" in names
+    doc = read_status(state)
+    assert doc["runnerGate"]["reason"] == "RunnerCrashed"
+    metrics = (state / "metrics.prom").read_text()
+    assert 'takt_agent_runner_gate{deployment="d",gate="runner-live",reason="RunnerCrashed",source=""} 1' in metrics
+
+
+def test_two_runners_of_one_release_on_one_port_are_refused_before_the_switch(fleet: Fleet, tmp_path: Path, supervisor):
+    state, port = tmp_path / "state", free_port()
+    csv = _csv(tmp_path)
+    fleet.release(file_config(csv, port=port, deployment="a"), file_config(csv, port=port, deployment="b"))
+    out = _cycle(fleet, state, supervisor)
+    assert (out.result, out.reason) == ("rejected", "PortConflict"), out
+    assert "a and b both use port" in out.message and current_release(state) is None
+    assert _cycle(fleet, state, supervisor).reason == "Quarantined"
+
+
+def test_several_deployments_run_side_by_side(fleet: Fleet, tmp_path: Path, supervisor):
+    state, csv = tmp_path / "state", _csv(tmp_path)
+    ports = free_port(), free_port()
+    fleet.release(
+        file_config(csv, "1.0.0", ports[0], deployment="a"), file_config(csv, "3.0.0", ports[1], deployment="b")
+    )
+    assert _cycle(fleet, state, supervisor).result == "applied"
+    assert (_version(ports[0]), _version(ports[1])) == ("1.0.0", "3.0.0")
+    assert [r["deployment"] for r in read_status(state)["runners"]] == ["a", "b"]
+
+
+def test_after_an_agent_restart_the_live_release_runs_again(fleet: Fleet, tmp_path: Path, supervisor):
+    state, port = tmp_path / "state", free_port()
+    fleet.release(file_config(_csv(tmp_path), "1.0.0", port))
+    assert _cycle(fleet, state, supervisor).result == "applied"
+    supervisor.close()  # the agent stopped: its children with it
+    assert wait_for(lambda: _version(port) is None, what="runner stopped")
+    again = Supervisor((sys.executable, "-m", "runner"), state / "runners")
+    try:
+        Reconciler(fleet.config(state, repo=str(tmp_path / "gone.git")), runners=again).run_once()  # git down, too
+        assert wait_for(lambda: _version(port) == "1.0.0", what="runner started again")
+    finally:
+        again.close()
+
+
+# --- the supervisor itself ----------------------------------------------------------------------
+
+
+def _spec(tmp_path: Path, name: str = "x"):
+    from agent.runners import RunnerSpec
+    from compiler.bundle.runner import RunnerGate
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    return RunnerSpec(name, "0" * 64, tmp_path / "runner.json", tmp_path, free_port(), RunnerGate())
+
+
+def test_a_crashed_child_is_restarted_with_backoff(tmp_path: Path):
+    starts = tmp_path / "starts"
+    script = f"import time; open({str(starts)!r}, 'a').write(f'{{time.monotonic()}}\\n'); raise SystemExit(1)"
+    sup = Supervisor((sys.executable, "-c", script), tmp_path / "logs", backoff=(0.2, 5.0), poll=0.02)
+
+    def argv(_spec):  # the test's child takes no runner arguments
+        return list(sup.command)
+
+    sup.argv = argv  # type: ignore[method-assign]
+    try:
+        sup.restart([_spec(tmp_path / "w")])
+        wait_for(lambda: starts.is_file() and len(starts.read_text().split()) >= 4, timeout=15, what="4 starts")
+        assert sup.exited("x") == "exit 1"  # the first death since the restart, for the gate
+    finally:
+        sup.close()
+    times = [float(t) for t in starts.read_text().split()]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert gaps[0] >= 0.2 and gaps[1] >= 0.4 and gaps[2] >= 0.8, gaps  # 0.2, 0.4, 0.8 s
+
+
+def test_a_config_that_cannot_run_is_not_restarted(tmp_path: Path):
+    starts = tmp_path / "starts"
+    script = f"open({str(starts)!r}, 'a').write('x\\n'); import sys; print('bad config', file=sys.stderr); sys.exit(2)"
+    sup = Supervisor((sys.executable, "-c", script), tmp_path / "logs", backoff=(0.05, 0.1), poll=0.02)
+    sup.argv = lambda _s: list(sup.command)  # type: ignore[method-assign]
+    try:
+        sup.restart([_spec(tmp_path / "w")])
+        wait_for(lambda: sup.exited("x"), what="exit seen")
+        time.sleep(0.5)
+        assert starts.read_text() == "x\n"
+        assert sup.exited("x") == "exit 2: bad config"
+    finally:
+        sup.close()
+
+
+def test_stop_drains_with_sigterm_then_kills(tmp_path: Path):
+    ignore = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); "
+    ignore += "time.sleep(60)"
+    polite = "import signal, sys, time; print('up', flush=True); time.sleep(60)"
+    sup = Supervisor((sys.executable, "-c", ignore), tmp_path / "logs", drain_seconds=1.0, poll=0.02)
+    commands = {"stubborn": ignore, "polite": polite}
+    sup.argv = lambda s: [sys.executable, "-c", commands[s.deployment]]  # type: ignore[method-assign]
+    sup.restart([_spec(tmp_path / "s", "stubborn"), _spec(tmp_path / "p", "polite")])
+    for name in commands:
+        wait_for(lambda n=name: (tmp_path / "logs" / f"{n}.log").read_text().startswith("up"), what=f"{name} up")
+    procs = {n: sup.children[n].proc for n in commands}
+    t0 = time.monotonic()
+    sup.close()
+    took = time.monotonic() - t0
+    assert procs["polite"].returncode == -15 and procs["stubborn"].returncode == -9
+    assert 0.9 <= took < 5, took
+
+
+# --- probing: figures and hostile answers ----------------------------------------------------------
+
+
+class _Http:
+    """A tiny HTTP server on 127.0.0.1 answering every GET with a fixed status and body."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_a) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+METRICS = b"""# TYPE takt_runner_frames counter
+takt_runner_frames_total 120.0
+# TYPE takt_runner_inferences counter
+takt_runner_inferences_total 95.0
+# TYPE takt_runner_inference_errors counter
+takt_runner_inference_errors_total 5.0
+# TYPE takt_runner_skipped_frames counter
+takt_runner_skipped_frames_total{reason="stale"} 15.0
+takt_runner_skipped_frames_total{reason="error"} 5.0
+# TYPE takt_runner_inference_seconds histogram
+takt_runner_inference_seconds_bucket{le="0.001"} 90.0
+takt_runner_inference_seconds_bucket{le="0.005"} 95.0
+takt_runner_inference_seconds_bucket{le="+Inf"} 95.0
+takt_runner_inference_seconds_count 95.0
+takt_runner_inference_seconds_sum 0.05
+# TYPE takt_runner_drift_psi gauge
+takt_runner_drift_psi{feature="a"} 0.1
+takt_runner_drift_psi{feature="b"} NaN
+"""
+
+
+def test_the_gate_figures_come_from_the_runners_metrics(tmp_path: Path):
+    from agent.probe import counters
+
+    srv = _Http(200, METRICS)
+    try:
+        c = counters("127.0.0.1", _with_port(tmp_path, srv.port))
+    finally:
+        srv.close()
+    assert (c.frames, c.inferences, c.errors) == (120, 95, 5)
+    assert c.error_rate == pytest.approx(0.05) and c.skipped == {"stale": 15, "error": 5}
+    assert c.p99_ms == pytest.approx(5.0) and c.drift_max == pytest.approx(0.1)
+
+
+def _with_port(tmp_path: Path, port: int):
+    import dataclasses
+
+    return dataclasses.replace(_spec(tmp_path), port=port)
+
+
+@pytest.mark.parametrize("what", ["readiness", "metrics"])
+def test_threat_oversized_or_malformed_runner_answers_are_refused_unparsed(tmp_path: Path, what: str):
+    from agent.probe import counters, probe
+    from compiler.bundle import readiness as rd
+
+    limit = rd.MAX_READY_BYTES if what == "readiness" else rd.MAX_METRICS_BYTES
+    for body in (b"x" * (limit + 1), b"[" * 10_000, b'{"ready": "yes"}', b"\xff\xfe not text"):
+        srv = _Http(503, body)
+        try:
+            spec = _with_port(tmp_path, srv.port)
+            if what == "readiness":
+                p = probe("127.0.0.1", spec)
+                assert p.readiness is None and p.error, body[:20]
+            elif body.startswith(b"x" * 100) or body.startswith(b"["):
+                with pytest.raises(ValueError):
+                    counters("127.0.0.1", spec)
+        finally:
+            srv.close()
+
+
+def test_readiness_round_trip_and_bounds():
+    from compiler.bundle.readiness import Readiness, SourceReadiness
+
+    state = Readiness(False, (SourceReadiness("plc", True, False, "node id x: BadNodeIdUnknown" + "y" * 1000),))
+    back = Readiness.parse(json.dumps(state.to_json()).encode())
+    assert back.sources[0].name == "plc" and back.sources[0].refused.startswith("node id x")
+    assert len(back.sources[0].refused) < 400
