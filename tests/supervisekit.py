@@ -89,7 +89,7 @@ class Fleet:
         kw.setdefault("observe_seconds", 0.5)
         kw.setdefault("drain_seconds", 5.0)
         return AgentConfig(
-            repo=str(self.remote),
+            repo=kw.pop("repo", str(self.remote)),
             branch="deploy",
             device=DEVICE,
             state_dir=state,
@@ -98,3 +98,91 @@ class Fleet:
             python=str(fast),
             **kw,
         )
+
+
+def opcua_config(endpoint: str, node_ids: dict[str, str], version: str = "1.0.0", port: int | None = None,
+                 window: float = 15.0) -> contract.RunnerConfig:  # fmt: skip
+    """A runner subscribed to fields a and b at `node_ids` on the OPC UA server at `endpoint`."""
+    fields = tuple(
+        contract.OpcUaField(name=n, dtype="float64", address=contract.OpcUaAddress(node_id=node_ids[n])) for n in "ab"
+    )
+    src = contract.OpcUaSource(
+        endpoint=endpoint,
+        security=contract.OpcUaSecurity(mode="None", policy="None"),
+        sampling_interval=0.05,
+        fields=fields,
+    )
+    return with_health(config_for("plc", src), version, port, window)
+
+
+FAKE_SYSTEMCTL = '''#!{python}
+"""A stand-in for systemctl: records every call; `restart` runs the installed unit's ExecStart in
+its WorkingDirectory (as systemd would), `show` reports whether that process still runs."""
+import json, os, shlex, signal, subprocess, sys
+from pathlib import Path
+
+units, log = Path({units!r}), Path({log!r})
+args = sys.argv[1:]
+with log.open("a") as fh:
+    fh.write(json.dumps(args) + "\\n")
+verb = args[0]
+def pidfile(name): return units / (name + ".pid")
+def stop(name):
+    if pidfile(name).exists():
+        try:
+            os.killpg(int(pidfile(name).read_text()), signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        pidfile(name).unlink()
+if verb == "restart":
+    name = args[1]
+    stop(name)
+    lines = (units / name).read_text().splitlines()
+    unit = dict(line.split("=", 1) for line in lines if "=" in line and line[0] != "#")
+    proc = subprocess.Popen(shlex.split(unit["ExecStart"]), cwd=unit["WorkingDirectory"], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=open(units / (name + ".log"), "ab"))
+    pidfile(name).write_text(str(proc.pid))
+elif verb == "disable":
+    stop(args[-1])
+elif verb == "show":
+    name = args[1]
+    alive = False
+    if pidfile(name).exists():
+        pid = int(pidfile(name).read_text())
+        try:
+            alive = os.waitpid(pid, os.WNOHANG) == (0, 0)
+        except ChildProcessError:
+            alive = Path(f"/proc/{{pid}}").exists() and "zombie" not in Path(f"/proc/{{pid}}/status").read_text()
+    print("ActiveState=" + ("active" if alive else "failed"))
+    print("SubState=" + ("running" if alive else "failed"))
+    print("ExecMainStatus=0")
+    print("NRestarts=0")
+'''
+
+
+def fake_systemctl(root: Path) -> tuple[Path, Path, Path]:
+    """(the fake systemctl, the unit directory it reads, the log of its calls)."""
+    units, log = root / "units", root / "systemctl.log"
+    units.mkdir(parents=True, exist_ok=True)
+    exe = root / "systemctl"
+    exe.write_text(FAKE_SYSTEMCTL.format(python=sys.executable, units=str(units), log=str(log)))
+    exe.chmod(0o755)
+    return exe, units, log
+
+
+def rendered_unit(state: Path, deployment: str, port: int) -> bytes:
+    """The edge-pc class's own unit template, rendered with installDir = <state>/current."""
+    from compiler.render.plugins import target_classes
+
+    workdir = f"{state}/current/deployments/{deployment}"
+    return (
+        target_classes()["edge-pc"]
+        .templates()
+        .get_template("takt-runner.service.j2")
+        .render(
+            bundle_name=f"{deployment}/t", description=f"takt runner {deployment}", user="takt", nice=0,
+            workdir=workdir, command=str(Path(sys.executable).parent / "takt-runner"),
+            config=f"{workdir}/runner.json", http_port=port, memory_max=None, cpu_quota=None,
+        )
+        .encode()
+    )  # fmt: skip

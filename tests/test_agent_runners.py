@@ -3,6 +3,7 @@ gate after the switch (release vs plant), rollback with the restored runner chec
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import sys
@@ -81,7 +82,13 @@ def test_a_runner_that_never_becomes_ready_is_rolled_back_and_the_old_one_serves
     assert _cycle(fleet, state, supervisor).result == "applied"
     good = current_release(state)
     fleet.release(file_config(tmp_path / "missing.csv", "2.0.0", port))  # the runner exits 2: it cannot start
-    outcomes = [_cycle(fleet, state, supervisor) for _ in range(3)]
+    outcomes = [_cycle(fleet, state, supervisor)]
+    doc = read_status(state)  # the cycle that rolled back names the gate, the figure and the source
+    assert doc["runnerGate"]["reason"] == "RunnerCrashed" and doc["runnerGate"]["gate"] == "runner-live"
+    assert [r["ready"] for r in doc["runners"]] == [True]  # the restored runner, checked
+    metrics = (state / "metrics.prom").read_text()
+    assert 'takt_agent_runner_gate{deployment="d",gate="runner-live",reason="RunnerCrashed",source=""} 1' in metrics
+    outcomes += [_cycle(fleet, state, supervisor) for _ in range(2)]
     assert [(o.result, o.reason) for o in outcomes] == [("rolled-back", "RolledBack")] + [
         ("rejected", "Quarantined")
     ] * 2, outcomes
@@ -93,10 +100,6 @@ def test_a_runner_that_never_becomes_ready_is_rolled_back_and_the_old_one_serves
     failed = next(e for e in events if e["event"] == "runner-gate-failed")["details"]
     assert failed["reason"] == "RunnerCrashed" and "exit 2" in failed["figure"] and "missing.csv" in failed["figure"]
     assert "runner-restored" in names
-    doc = read_status(state)
-    assert doc["runnerGate"]["reason"] == "RunnerCrashed"
-    metrics = (state / "metrics.prom").read_text()
-    assert 'takt_agent_runner_gate{deployment="d",gate="runner-live",reason="RunnerCrashed",source=""} 1' in metrics
 
 
 def test_two_runners_of_one_release_on_one_port_are_refused_before_the_switch(fleet: Fleet, tmp_path: Path, supervisor):
@@ -294,3 +297,141 @@ def test_readiness_round_trip_and_bounds():
     back = Readiness.parse(json.dumps(state.to_json()).encode())
     assert back.sources[0].name == "plc" and back.sources[0].refused.startswith("node id x")
     assert len(back.sources[0].refused) < 400
+
+
+# --- the gate judges the release, not the plant (a real OPC UA server) ---------------------------
+
+
+@pytest.fixture
+def plc():
+    from tests.serverkit import LoopThread, OpcUaServer
+
+    loop = LoopThread()
+    server = OpcUaServer(loop)
+    yield server
+    server.stop()
+    loop.close()
+
+
+def _ready(port: int) -> bool:
+    try:
+        return request("GET", f"http://127.0.0.1:{port}/v2/health/ready")[0] == 200
+    except OSError:
+        return False
+
+
+def test_a_plc_down_during_an_update_keeps_the_release_degraded_and_it_serves_once_the_plc_is_back(
+    fleet: Fleet, tmp_path: Path, supervisor, plc
+):
+    from tests.supervisekit import opcua_config
+
+    state, port = tmp_path / "state", free_port()
+    ids = {n: plc.node_id(n) for n in "ab"}
+    fleet.release(opcua_config(plc.endpoint, ids, "1.0.0", port))
+    assert _cycle(fleet, state, supervisor).result == "applied"
+    plc.stop()  # the line stops: for the old release and the new alike
+    new = fleet.release(opcua_config(plc.endpoint, ids, "2.0.0", port))
+    out = _cycle(fleet, state, supervisor)
+    assert (out.result, out.reason) == ("applied", "Applied"), out  # kept: no rollback
+    assert _version(port) == "2.0.0" and not _ready(port)
+    doc = read_status(state)
+    degraded = next(c for c in doc["conditions"] if c["type"] == "Degraded")
+    assert degraded["status"] == "True" and degraded["reason"] == "SourceUnavailable"
+    assert "source plc is not connected" in degraded["message"], degraded
+    assert doc["runnerGate"]["source"] == "plc" and doc["runners"][0]["bundle"] == new[0]
+    assert not doc["runners"][0]["ready"] and doc["runners"][0]["live"]
+    names = [e["event"] for e in journal_events(state)]
+    assert "runner-degraded" in names and "rolled-back" not in names and "runner-gate-failed" not in names
+    plc.restart()
+    assert wait_for(lambda: _ready(port), timeout=20, what="serving once the PLC is back")
+    out = _cycle(fleet, state, supervisor)
+    assert out.result == "unchanged"
+    degraded = next(c for c in read_status(state)["conditions"] if c["type"] == "Degraded")
+    assert degraded["status"] == "False" and read_status(state)["runners"][0]["ready"]
+
+
+def test_a_release_whose_node_id_the_server_rejects_is_rolled_back(fleet: Fleet, tmp_path: Path, supervisor, plc):
+    from tests.supervisekit import opcua_config
+
+    state, port = tmp_path / "state", free_port()
+    ids = {n: plc.node_id(n) for n in "ab"}
+    fleet.release(opcua_config(plc.endpoint, ids, "1.0.0", port))
+    assert _cycle(fleet, state, supervisor).result == "applied"
+    good = current_release(state)
+    wrong = {**ids, "b": f"nsu={plc.URI};s=Press.nope"}
+    fleet.release(opcua_config(plc.endpoint, wrong, "2.0.0", port))
+    out = _cycle(fleet, state, supervisor)
+    assert (out.result, out.reason) == ("rolled-back", "RolledBack"), out
+    assert "healthy again" in out.message
+    assert current_release(state) == good and _version(port) == "1.0.0" and _ready(port)
+    gate = read_status(state)["runnerGate"]
+    assert (gate["reason"], gate["gate"], gate["source"]) == ("SourceRefused", "runner-ready", "plc")
+    assert "Press.nope" in gate["figure"] and "BadNodeIdUnknown" in gate["figure"], gate
+    assert _cycle(fleet, state, supervisor).reason == "Quarantined"
+
+
+# --- systemd: the bundle's unit installed, reloaded, restarted --------------------------------------
+
+
+def _kill_units(units: Path) -> None:
+    import os
+    import signal
+
+    for pidfile in units.glob("*.pid"):
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.killpg(int(pidfile.read_text()), signal.SIGKILL)
+
+
+def test_systemd_the_bundles_unit_is_installed_reloaded_restarted_and_judged(fleet: Fleet, tmp_path: Path):
+    import shutil
+    import subprocess
+
+    from agent.runners import SystemdUnits, unit_name
+    from tests.supervisekit import fake_systemctl, rendered_unit
+
+    state, port = tmp_path / "state", free_port()
+    exe, units, log = fake_systemctl(tmp_path / "systemd")
+    control = SystemdUnits(units, (str(exe),))
+    csv = _csv(tmp_path)
+    try:
+        fleet.release(file_config(csv, "1.0.0", port), units={"d": rendered_unit(state, "d", port)})
+        out = Reconciler(fleet.config(state, supervise=False, unit_dir=units, systemctl=(str(exe),)),
+                         runners=control).run_once()  # fmt: skip
+        assert out.result == "applied", out
+        assert _version(port) == "1.0.0"  # the unit's ExecStart, run in its WorkingDirectory, serves
+        installed = units / unit_name("d")
+        assert installed.read_bytes() == (current_release(state) / "deployments/d/takt-runner.service").read_bytes()
+        calls = [json.loads(line) for line in log.read_text().splitlines()]
+        verbs = [c[0] for c in calls if c[0] != "show"]
+        assert verbs == ["daemon-reload", "enable", "restart"], calls
+        if shutil.which("systemd-analyze"):
+            r = subprocess.run(["systemd-analyze", "verify", str(installed)], capture_output=True, text=True)
+            assert r.returncode == 0, r.stderr
+        # the next release: the unit rewritten and restarted; a deployment that left is disabled and removed
+        other = free_port()
+        fleet.release(
+            file_config(csv, "2.0.0", other, deployment="e"), units={"e": rendered_unit(state, "e", other)}
+        )
+        out = Reconciler(fleet.config(state, supervise=False, unit_dir=units, systemctl=(str(exe),)),
+                         runners=control).run_once()  # fmt: skip
+        assert out.result == "applied", out
+        assert _version(other) == "2.0.0" and not installed.exists()
+        calls = [json.loads(line) for line in log.read_text().splitlines()]
+        assert ["disable", "--now", unit_name("d")] in calls
+    finally:
+        _kill_units(units)
+
+
+def test_systemd_a_unit_that_runs_from_elsewhere_than_the_agents_layout_is_refused(fleet: Fleet, tmp_path: Path):
+    from agent.runners import SystemdUnits
+    from tests.supervisekit import fake_systemctl, rendered_unit
+
+    state, port = tmp_path / "state", free_port()
+    exe, units, _log = fake_systemctl(tmp_path / "systemd")
+    elsewhere = rendered_unit(tmp_path / "var-lib-takt", "d", port)  # installDir is not this agent's current
+    fleet.release(file_config(_csv(tmp_path), "1.0.0", port), units={"d": elsewhere})
+    control = SystemdUnits(units, (str(exe),))
+    out = Reconciler(fleet.config(state, supervise=False, unit_dir=units), runners=control).run_once()
+    assert (out.result, out.reason) == ("rejected", "RunnerStartFailed"), out
+    assert f"set the Target's profile.installDir to {state}/current" in out.message
+    assert not (units / "takt-runner-d.service").exists()
