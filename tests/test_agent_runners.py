@@ -435,3 +435,71 @@ def test_systemd_a_unit_that_runs_from_elsewhere_than_the_agents_layout_is_refus
     assert (out.result, out.reason) == ("rejected", "RunnerStartFailed"), out
     assert f"set the Target's profile.installDir to {state}/current" in out.message
     assert not (units / "takt-runner-d.service").exists()
+
+
+# --- the rendered unit and compose file agree with the agent's layout --------------------------------
+
+
+def test_a_rendered_bundles_unit_and_compose_file_name_the_paths_of_the_applied_layout(tmp_path: Path):
+    import shutil
+    import subprocess
+
+    from agent.runners import SystemdUnits, runner_specs, unit_paths
+    from tests.agentkit import make_world
+    from tests.supervisekit import fake_systemctl
+
+    state = tmp_path / "state"
+    world = make_world(tmp_path / "w")
+    profile = "unit: {user: takt, nice: -5}"  # the device keeps its releases under <state>: installDir follows
+    world.republish(("specs/targets.yaml", profile, f"{profile}\n    installDir: {state}/current"))
+    assert Reconciler(world.config(state, fast=True)).run_once().result == "applied"
+    release = current_release(state)
+    specs = runner_specs(state, release)
+    assert specs and {s.deployment for s in specs} == {"press-anomaly-muc"}
+    _exe, units, _log = fake_systemctl(tmp_path / "systemd")
+    for spec in specs:
+        workdir, config = unit_paths(spec.unit)
+        assert (workdir, config) == (str(spec.workdir), str(spec.config))  # what the agent runs is what the unit runs
+        assert Path(workdir).is_dir() and Path(config).is_file()
+        assert Path(config).resolve() == (release / "bundles" / spec.bundle / "runner.json").resolve()
+        compose = (Path(workdir) / "compose.yaml").read_text()
+        assert f"source: {workdir}\n" in compose  # the compose file mounts the same directory
+        assert f"--http-port {spec.port}" in spec.unit.decode()
+        SystemdUnits(units)._install([spec])  # accepted as this agent's layout
+        if shutil.which("systemd-analyze"):
+            r = subprocess.run(["systemd-analyze", "verify", str(units / f"takt-runner-{spec.deployment}.service")],
+                               capture_output=True, text=True)  # fmt: skip
+            assert r.returncode == 0, r.stderr
+
+
+# --- `takt agent run --supervise`: SIGTERM stops the children -------------------------------------------
+
+
+def test_agent_run_supervise_starts_the_runner_and_stops_it_on_sigterm(fleet: Fleet, tmp_path: Path):
+    import os
+    import signal
+    import subprocess
+
+    state, port = tmp_path / "state", free_port()
+    fleet.release(file_config(_csv(tmp_path), "1.0.0", port))
+    cmd = [sys.executable, "-m", "agent", "run", "--repo", str(fleet.remote), "--branch", "deploy", "--device",
+           "edge-1", "--state-dir", str(state), "--trust", str(fleet.public), "--interval", "1", "--supervise",
+           "--runner-command", f"{sys.executable} -m runner"]  # fmt: skip
+    agent = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: _version(port) == "1.0.0", timeout=60, what="the agent's runner serving")
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(30)
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+    assert agent.returncode == 0, agent.stderr.read()
+    assert _version(port) is None  # the child went with it
+    assert not [p for p in os.listdir("/proc") if p.isdigit() and f"--http-port {port} " in _cmdline(p)]
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
