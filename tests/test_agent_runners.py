@@ -205,18 +205,19 @@ def test_stop_drains_with_sigterm_then_kills(tmp_path: Path):
 
 
 class _Http:
-    """A tiny HTTP server on 127.0.0.1 answering every GET with a fixed status and body."""
+    """A tiny HTTP server on 127.0.0.1 answering GETs with a fixed status and a body (per path, or one for all)."""
 
-    def __init__(self, status: int, body: bytes) -> None:
+    def __init__(self, status: int, body: bytes, routes: dict[str, bytes] | None = None) -> None:
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                body_ = (routes or {}).get(self.path, body)
                 self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Content-Length", str(len(body_)))
                 self.end_headers()
-                self.wfile.write(body)
+                self.wfile.write(body_)
 
             def log_message(self, *_a) -> None:
                 pass
@@ -503,3 +504,72 @@ def _cmdline(pid: str) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+# --- after a rollback the restored runner is checked; the figures the gate reads ------------------------
+
+
+def test_a_restored_runner_that_is_not_healthy_either_is_reported_stalled(fleet: Fleet, tmp_path: Path, supervisor):
+    state, port = tmp_path / "state", free_port()
+    csv = _csv(tmp_path)
+    fleet.release(file_config(csv, "1.0.0", port))
+    assert _cycle(fleet, state, supervisor).result == "applied"
+    csv.unlink()  # the old release cannot start again either
+    fleet.release(file_config(tmp_path / "missing.csv", "2.0.0", port))
+    out = _cycle(fleet, state, supervisor)
+    assert (out.result, out.reason) == ("rejected", "RestoreUnhealthy"), out
+    assert "not healthy either" in out.message
+    stalled = next(c for c in read_status(state)["conditions"] if c["type"] == "Stalled")
+    assert stalled["status"] == "True" and stalled["reason"] == "RestoreUnhealthy"
+    assert "restore-failed" in [e["event"] for e in journal_events(state)]
+
+
+def test_a_failing_post_check_rolls_back_and_restarts_the_old_runner(fleet: Fleet, tmp_path: Path, supervisor):
+    state, port = tmp_path / "state", free_port()
+    fleet.release(file_config(_csv(tmp_path), "1.0.0", port))
+    assert _cycle(fleet, state, supervisor).result == "applied"
+    fleet.release(file_config(_csv(tmp_path), "2.0.0", port))
+    out = _cycle(fleet, state, supervisor, post_check="false")
+    assert (out.result, out.reason) == ("rolled-back", "RolledBack"), out
+    assert out.message.endswith("its runner is healthy again") and _version(port) == "1.0.0"
+
+
+class _FakeControl:
+    def exited(self, deployment: str) -> str | None:
+        return None
+
+
+def test_the_gate_fails_a_release_whose_inferences_fail(fleet: Fleet, tmp_path: Path):
+    import dataclasses
+    from datetime import UTC, datetime
+
+    from agent.cycle import Cycle
+    from agent.runner_gate import judge
+    from agent.status import Memory
+
+    body = {"ready": True, "sources": [{"name": "f", "connected": True, "fresh": True, "refused": None}]}
+    srv = _Http(200, b"", {"/v2/health/ready": json.dumps(body).encode(), "/metrics": METRICS})
+    try:
+        c = Cycle(fleet.config(tmp_path / "s", observe_seconds=0), tmp_path, datetime.now(UTC), Memory(),
+                  runners=_FakeControl())  # fmt: skip
+        verdict = judge(c, dataclasses.replace(_spec(tmp_path), port=srv.port))
+    finally:
+        srv.close()
+    assert verdict.failure is not None and verdict.failure.reason == "ErrorRateExceeded"
+    assert verdict.failure.figure.startswith("error rate 0.0500 > maxErrorRate 0.01 (5 failed of 100 inferences)")
+    assert verdict.health.errors == 5 and verdict.health.error_rate == pytest.approx(0.05)
+
+
+def test_the_runner_exports_the_metric_names_the_gate_reads():
+    from prometheus_client import generate_latest
+
+    from compiler.bundle import readiness as rd
+    from runner.metrics import Metrics
+
+    m = Metrics.create()
+    m.connected.labels("plc").set(1)
+    m.drift_psi.labels("a").set(0.1)
+    text = generate_latest(m.registry).decode()
+    for name in (rd.FRAMES, rd.INFERENCES, rd.INFERENCE_ERRORS, rd.SKIPPED_FRAMES, rd.SOURCE_CONNECTED, rd.DRIFT_PSI):
+        assert f"\n{name}" in text, name
+    assert f"\n{rd.INFERENCE_SECONDS}_bucket" in text
