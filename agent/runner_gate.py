@@ -191,20 +191,29 @@ def observe_runners(c: Cycle) -> Outcome | None:
     except RunnerError as exc:
         c.degraded = (Reason.RUNNER_START_FAILED, str(exc))
         return None
-    down = []
+    down, reasons = [], set()
     for spec in specs:
         p = probe(c.cfg.runner_host, spec)
         try:
             figures: Counters | None = counters(c.cfg.runner_host, spec) if p.live else None
         except ValueError:
             figures = None
-        h = health_of(spec, p, figures, c.runners.exited(spec.deployment))
+        died = c.runners.exited(spec.deployment)
+        h = health_of(spec, p, figures, died)
         c.runner_health[spec.deployment] = h
         if not h.ready:
             down.append(f"{spec.deployment}: {h.reason}")
-    if down:
-        c.degraded = (Reason.SOURCE_UNAVAILABLE if all("source" in d for d in down) else Reason.RUNNER_NOT_READY,
-                      "; ".join(down))  # fmt: skip
+            refused = p.readiness is not None and any(s.refused for s in p.readiness.sources)
+            source = None if died else not_ready_because(p)[1]
+            reasons.add(
+                Reason.RUNNER_CRASHED if died
+                else Reason.SOURCE_REFUSED if refused
+                else Reason.SOURCE_UNAVAILABLE if source
+                else Reason.RUNNER_NOT_READY
+            )  # fmt: skip
+    if down:  # the first of: died, refused, the plant, not answering
+        order = (Reason.RUNNER_CRASHED, Reason.SOURCE_REFUSED, Reason.SOURCE_UNAVAILABLE, Reason.RUNNER_NOT_READY)
+        c.degraded = (next(r for r in order if r in reasons), "; ".join(down))
     return None
 
 

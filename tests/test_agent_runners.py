@@ -343,6 +343,9 @@ def test_a_plc_down_during_an_update_keeps_the_release_degraded_and_it_serves_on
     assert not doc["runners"][0]["ready"] and doc["runners"][0]["live"]
     names = [e["event"] for e in journal_events(state)]
     assert "runner-degraded" in names and "rolled-back" not in names and "runner-gate-failed" not in names
+    assert _cycle(fleet, state, supervisor).result == "unchanged"  # still down: still said, every cycle
+    degraded = next(c for c in read_status(state)["conditions"] if c["type"] == "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "SourceUnavailable") and "plc" in degraded["message"]
     plc.restart()
     assert wait_for(lambda: _ready(port), timeout=20, what="serving once the PLC is back")
     out = _cycle(fleet, state, supervisor)
