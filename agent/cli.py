@@ -151,5 +151,10 @@ def status_cmd(state_dir: Path, fmt: str) -> None:
             )
         for b in doc.get("desiredBundles") or []:
             out.print(f"  bundle       {b.get('name')}  {str(b.get('digest'))[:16]}…")
+        for r in doc.get("runners") or []:
+            state = "ready" if r.get("ready") else f"not ready: {r.get('reason')}"
+            rate = r.get("errorRate")
+            figures = f"{r.get('inferences', 0)} inferences" + (f", error rate {rate:.4f}" if rate is not None else "")
+            out.print(f"  runner       {r.get('deployment')}: {state} ({figures})", markup=False)
         out.print(f"  journal      {entries} entries, {'intact' if ok else '[red]BROKEN CHAIN[/red]'}")
     sys.exit(0 if ready else 1)

@@ -63,6 +63,12 @@ def test_the_agent_starts_the_runner_and_restarts_it_on_activation(fleet: Fleet,
     (runner,) = doc["runners"]
     assert runner["deployment"] == "d" and runner["ready"] and runner["live"] and runner["inferences"] >= 1
     assert 'takt_agent_runner_ready{deployment="d"} 1' in (state / "metrics.prom").read_text()
+    from click.testing import CliRunner
+
+    from agent.cli import agent_group
+
+    shown = CliRunner().invoke(agent_group, ["status", "--state-dir", str(state)])
+    assert shown.exit_code == 0 and "runner       d: ready (" in shown.output, shown.output
     # the runner reads its config through the deployment link, as the unit does
     argv = supervisor.argv(supervisor.children["d"].spec)
     assert argv[argv.index("--config") + 1] == str(state / "current/deployments/d/runner.json")
