@@ -146,7 +146,7 @@ def _start(c: Cycle, release: Path) -> tuple[list[Verdict], Finding | None]:
     try:
         specs = _specs(c, release)
         c.runners.restart(specs)
-    except RunnerError as exc:
+    except (RunnerError, OSError) as exc:  # OSError: the unit directory cannot be written
         return [], Finding("runner-start", Reason.RUNNER_START_FAILED, str(exc))
     c.record(Event.RUNNERS_STARTED, release=release.name, runners=[f"{s.deployment}:{s.port}" for s in specs])
     verdicts = [judge(c, s) for s in specs]
@@ -188,7 +188,7 @@ def observe_runners(c: Cycle) -> Outcome | None:
     try:
         specs = _specs(c, c.current)
         c.runners.ensure(specs)
-    except RunnerError as exc:
+    except (RunnerError, OSError) as exc:
         c.degraded = (Reason.RUNNER_START_FAILED, str(exc))
         return None
     down, reasons = [], set()
