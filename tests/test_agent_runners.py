@@ -419,9 +419,7 @@ def test_systemd_the_bundles_unit_is_installed_reloaded_restarted_and_judged(fle
             assert r.returncode == 0, r.stderr
         # the next release: the unit rewritten and restarted; a deployment that left is disabled and removed
         other = free_port()
-        fleet.release(
-            file_config(csv, "2.0.0", other, deployment="e"), units={"e": rendered_unit(state, "e", other)}
-        )
+        fleet.release(file_config(csv, "2.0.0", other, deployment="e"), units={"e": rendered_unit(state, "e", other)})
         out = Reconciler(fleet.config(state, supervise=False, unit_dir=units, systemctl=(str(exe),)),
                          runners=control).run_once()  # fmt: skip
         assert out.result == "applied", out

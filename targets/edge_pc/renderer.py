@@ -86,9 +86,7 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
     files[model_file] = read_regular(inp.model_path, PROTOBUF_LIMIT)
     # the agent exposes each deployment's bundle of the active release here (a link it keeps current)
     workdir = f"{install_dir.rstrip('/')}/deployments/{inp.deployment.metadata.name}"
-    config = runner_config(inp, model_file).with_(
-        health=health(inp, files, port), reference=reference_statistics(inp)
-    )
+    config = runner_config(inp, model_file).with_(health=health(inp, files, port), reference=reference_statistics(inp))
     files[contract.RUNNER_JSON] = config.to_json()
     res = inp.deployment.spec.resources
     files["takt-runner.service"] = (
