@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -64,6 +66,14 @@ def agent_group() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="The device key that signs reports (default: device-key.pem in --state-dir; takt agent keygen).",
 )
+@click.option("--supervise", is_flag=True, help="Run each deployment's takt-runner as a supervised child process.")
+@click.option(
+    "--unit-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Install each bundle's systemd unit here and restart it after a switch (e.g. /etc/systemd/system).",
+)
+@click.option("--systemctl", "systemctl", default="systemctl", show_default=True, help="The systemctl command.")
+@click.option("--runner-command", default="takt-runner", show_default=True, help="The runner program (--supervise).")
 def run_cmd(
     repo: str,
     branch: str,
@@ -83,6 +93,10 @@ def run_cmd(
     report_git: bool,
     report_mqtt: str | None,
     report_key: Path | None,
+    supervise: bool,
+    unit_dir: Path | None,
+    systemctl: str,
+    runner_command: str,
 ) -> None:
     """Reconcile this device with its desired state on the deploy branch, forever (or --once)."""
     from agent.loop import run
@@ -105,7 +119,13 @@ def run_cmd(
         report_git=report_git,
         report_mqtt=report_mqtt,
         report_key=report_key.resolve() if report_key else None,
+        supervise=supervise,
+        unit_dir=unit_dir.resolve() if unit_dir and not supervise else None,
+        systemctl=tuple(shlex.split(systemctl)),
+        runner_command=tuple(shlex.split(runner_command)),
     )
+    if supervise:  # SIGTERM unwinds the loop, which stops the children (SIGTERM, then SIGKILL)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     console = Console(stderr=True, highlight=False, soft_wrap=True)
 
     def report(outcome) -> None:
@@ -160,6 +180,11 @@ def status_cmd(state_dir: Path, fmt: str) -> None:
             )
         for b in doc.get("desiredBundles") or []:
             out.print(f"  bundle       {b.get('name')}  {str(b.get('digest'))[:16]}…")
+        for r in doc.get("runners") or []:
+            state = "ready" if r.get("ready") else f"not ready: {r.get('reason')}"
+            rate = r.get("errorRate")
+            figures = f"{r.get('inferences', 0)} inferences" + (f", error rate {rate:.4f}" if rate is not None else "")
+            out.print(f"  runner       {r.get('deployment')}: {state} ({figures})", markup=False)
         out.print(f"  journal      {entries} entries, {'intact' if ok else '[red]BROKEN CHAIN[/red]'}")
     sys.exit(0 if ready else 1)
 

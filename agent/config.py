@@ -33,6 +33,16 @@ class AgentConfig:
     metrics_file: Path | None = None  # also write the Prometheus text here (node_exporter textfile collector)
     arch: str | None = None  # this machine's architecture (default: detected)
     memory: int | None = None  # bytes available for models (default: MemAvailable)
+    # the runners of the live release (agent/runners.py): supervised children, or systemd units
+    supervise: bool = False  # run them as child processes (containers, devices without systemd)
+    unit_dir: Path | None = None  # else install each bundle's unit here and drive it with `systemctl`
+    systemctl: tuple[str, ...] = ("systemctl",)
+    runner_command: tuple[str, ...] = ("takt-runner",)
+    runner_host: str = "127.0.0.1"  # where the agent probes them
+    runner_window: float | None = None  # cap on the health-gate window the bundle names (default: none)
+    plant_grace: float = 15.0  # a live runner whose sources are only down this long: Degraded, kept
+    observe_seconds: float = 2.0  # after ready, how long inferences are counted before the error rate
+    drain_seconds: float = 10.0  # SIGTERM → SIGKILL for supervised runners
     clock: Callable[[], datetime] = field(default=utc_now)
     report_interval: float = 300.0  # a report at least this often (seconds), besides one after every transition
     report_git: bool = True  # push reports to refs/takt/status/<device> of the deploy repo

@@ -18,8 +18,10 @@ from typing import Any
 
 from agent.config import AgentConfig
 from agent.reasons import Event, Reason, Result
+from agent.runners import RunnerControl
 from agent.status import Memory, journal
 from compiler.bundle import DesiredState, Manifest
+from compiler.bundle.report import RunnerHealth
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,9 @@ class Cycle:
     release: Path | None = None  # the release being activated: staged now, or resumed after a kill
     resumed: bool = False  # killed after a switch, before its post check: finish that
     outcome: Outcome | None = None  # decided: what the `after` steps see
+    runners: RunnerControl | None = None  # kept across cycles by the loop (agent/runners.py)
+    runner_health: dict[str, RunnerHealth] = field(default_factory=dict)  # deployment → its runner
+    degraded: tuple[Reason, str] | None = None  # Degraded although the cycle succeeded (the plant)
 
     def record(self, event: Event, **details: Any) -> None:
         journal(self.state, self.now, event, **details)

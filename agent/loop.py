@@ -26,15 +26,19 @@ def run(
     sleep: Callable[[float], None] = time.sleep,
     cycles: int | None = None,
 ) -> Outcome:
-    reconciler = Reconciler(cfg)
+    reconciler = Reconciler(cfg)  # one runner control for the whole loop: it owns the runners
     rng = random.Random()
     failures, n = 0, 0
-    while True:
-        outcome = reconciler.run_once()
-        n += 1
-        if report:
-            report(outcome)
-        if once or (cycles is not None and n >= cycles):
-            return outcome
-        failures = failures + 1 if outcome.result in (Result.FETCH_FAILED, Result.FAILED) else 0
-        sleep(next_delay(cfg, failures, rng))
+    try:
+        while True:
+            outcome = reconciler.run_once()
+            n += 1
+            if report:
+                report(outcome)
+            if once or (cycles is not None and n >= cycles):
+                return outcome
+            failures = failures + 1 if outcome.result in (Result.FETCH_FAILED, Result.FAILED) else 0
+            sleep(next_delay(cfg, failures, rng))
+    finally:
+        if reconciler.runners is not None:
+            reconciler.runners.close()  # supervised children stop with the agent (SIGTERM, then SIGKILL)

@@ -65,6 +65,15 @@ class Reason(StrEnum):
     HEALTH_CHECK_FAILED = "HealthCheckFailed"
     ROLLED_BACK = "RolledBack"
     INTERNAL_ERROR = "InternalError"
+    # the runner gate (agent/runner_gate.py): what the runner of a release showed after the switch
+    RUNNER_CRASHED = "RunnerCrashed"  # the runner exited (or its unit failed)
+    RUNNER_NOT_READY = "RunnerNotReady"  # no answer within the health-gate window
+    SOURCE_REFUSED = "SourceRefused"  # a server refused the release's node id, topic, register or credential
+    ERROR_RATE_EXCEEDED = "ErrorRateExceeded"  # inference errors above the gate's maxErrorRate
+    RUNNER_START_FAILED = "RunnerStartFailed"  # the unit could not be installed or started
+    PORT_CONFLICT = "PortConflict"  # two runners of one release on one port
+    SOURCE_UNAVAILABLE = "SourceUnavailable"  # Degraded, release kept: the plant (a PLC off, a broker down)
+    RESTORE_UNHEALTHY = "RestoreUnhealthy"  # Stalled: rolled back, but the restored runner is not healthy
 
 
 class Event(StrEnum):
@@ -82,3 +91,8 @@ class Event(StrEnum):
     POST_CHECK_FAILED = "post-check-failed"
     HEALTHY = "healthy"
     INTERNAL_ERROR = "internal-error"
+    RUNNERS_STARTED = "runners-started"
+    RUNNER_GATE_FAILED = "runner-gate-failed"
+    RUNNER_DEGRADED = "runner-degraded"  # kept: a source of the plant is down
+    RUNNER_RESTORED = "runner-restored"  # after a rollback: the restored runner checked healthy
+    RESTORE_FAILED = "restore-failed"

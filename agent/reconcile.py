@@ -14,6 +14,8 @@ from agent.config import AgentConfig
 from agent.cycle import Cycle, Outcome, Step, run_steps
 from agent.reasons import Reason, Result
 from agent.releases import clean_staging, current_release, release_id_of, release_meta
+from agent.runner_gate import control_for
+from agent.runners import RunnerControl
 from agent.status import Memory, write_metrics, write_status
 from agent.steps import STEPS
 
@@ -21,9 +23,10 @@ __all__ = ["Outcome", "Reconciler"]
 
 
 class Reconciler:
-    def __init__(self, cfg: AgentConfig, steps: tuple[Step, ...] = STEPS) -> None:
+    def __init__(self, cfg: AgentConfig, steps: tuple[Step, ...] = STEPS, runners: RunnerControl | None = None) -> None:
         self.cfg = cfg
         self.steps = steps
+        self.runners = runners if runners is not None else control_for(cfg)  # the loop keeps one across cycles
         self.state = cfg.state_dir
         self.state.mkdir(parents=True, exist_ok=True)
         self.repo_dir = self.state / "repo"
@@ -41,7 +44,7 @@ class Reconciler:
         cfg, state = self.cfg, self.state
         t0 = time.perf_counter()
         clean_staging(state)
-        cycle = Cycle(cfg, state, cfg.clock(), Memory.load(state), current=current_release(state))
+        cycle = Cycle(cfg, state, cfg.clock(), Memory.load(state), current=current_release(state), runners=self.runners)
         cycle.fields.update(device=cfg.device, repo=cfg.repo, branch=cfg.branch)
         outcome = run_steps(cycle, self.steps)
         self._finish(cycle, outcome, t0)
@@ -60,9 +63,10 @@ class Reconciler:
             ready=result.ready,
             reconciling=False,
             stalled=result.stalled,
-            degraded=result.degraded,
+            degraded=result.degraded or cycle.degraded is not None,
             reason=outcome.reason,
             message=outcome.message,
+            degraded_by=None if result.degraded else cycle.degraded,
             fields={
                 **cycle.fields,
                 "result": str(result),
@@ -74,6 +78,7 @@ class Reconciler:
                 "lastKnownGood": mem.last_known_good,
                 "acceptedGeneration": mem.accepted_generation,
                 "timings": cycle.timings,
+                **({"runners": [h.to_json() for _, h in sorted(cycle.runner_health.items())]} if self.runners else {}),
             },
         )
         write_metrics(state, mem, doc, self.cfg.metrics_file)

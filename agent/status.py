@@ -150,6 +150,7 @@ def write_status(
     reason: Reason,
     message: str,
     fields: dict[str, Any],
+    degraded_by: tuple[Reason, str] | None = None,  # Degraded's own reason when the cycle itself succeeded
 ) -> dict[str, Any]:
     try:
         old = json.loads((state / STATUS).read_text()).get("conditions", [])
@@ -167,7 +168,12 @@ def write_status(
                 "Stalled", stalled, reason if stalled else Reason.PROGRESSING, message if stalled else "", now, old
             ),
             condition(
-                "Degraded", degraded, reason if degraded else Reason.HEALTHY, message if degraded else "", now, old
+                "Degraded",
+                degraded,
+                (degraded_by[0] if degraded_by else reason) if degraded else Reason.HEALTHY,
+                bounded(degraded_by[1]) if degraded_by and degraded else message if degraded else "",
+                now,
+                old,
             ),
         ],
     }
@@ -195,9 +201,48 @@ def write_metrics(state: Path, memory: Memory, status: dict[str, Any], extra: Pa
         "# HELP takt_agent_reason 1 for the reason of the last cycle.",
         "# TYPE takt_agent_reason gauge",
         *([f'takt_agent_reason{{reason="{reason}"}} 1'] if reason in set(Reason) else []),
+        *_runner_lines(status),
     ]
     data = ("\n".join(lines) + "\n").encode()
     write_atomic(state / METRICS, data)
     if extra is not None:
         extra.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(extra, data)
+
+
+def _label(value: Any) -> str:
+    """A Prometheus label value: backslash, quote and newline escaped, bounded."""
+    text = str(value)[:200]
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _runner_lines(status: dict[str, Any]) -> list[str]:
+    """Each runner's state (from status.json's `runners`) and the last runner-gate finding."""
+    runners = [r for r in status.get("runners") or [] if isinstance(r, dict)]
+    if not runners and not status.get("runnerGate"):
+        return []
+    lines = []
+    for name, key, kind in (
+        ("takt_agent_runner_ready", "ready", "gauge"),
+        ("takt_agent_runner_live", "live", "gauge"),
+        ("takt_agent_runner_frames", "frames", "gauge"),
+        ("takt_agent_runner_inferences", "inferences", "gauge"),
+        ("takt_agent_runner_inference_errors", "errors", "gauge"),
+        ("takt_agent_runner_error_rate", "errorRate", "gauge"),
+    ):
+        lines.append(f"# TYPE {name} {kind}")
+        for r in runners:
+            value = r.get(key)
+            if isinstance(value, bool):
+                value = int(value)
+            if isinstance(value, int | float):
+                lines.append(f'{name}{{deployment="{_label(r.get("deployment"))}"}} {value}')
+    gate = status.get("runnerGate")
+    if isinstance(gate, dict):
+        labels = ",".join(f'{k}="{_label(gate.get(k) or "")}"' for k in ("deployment", "gate", "reason", "source"))
+        lines += [
+            "# HELP takt_agent_runner_gate 1 for the last runner-gate finding (its figure is in status.json).",
+            "# TYPE takt_agent_runner_gate gauge",
+            f"takt_agent_runner_gate{{{labels}}} 1",
+        ]
+    return lines

@@ -3,7 +3,8 @@
 fetch state → verify state → fetch bundles → verify bundles → compare with the live release →
 stage → pre-check → switch → post-check (or roll back). Nothing is touched until the desired
 state and every bundle byte are verified, and nothing is checked out that the signed state does
-not name. Supervising the runner and reporting to the fleet will be further steps.
+not name. The runners of the live release are started, judged and reported by the steps of
+agent.runner_gate (observe first, ports before the switch, the runner gate after it).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from agent.releases import (
     verify_release,
 )
 from agent.report import report_step
+from agent.runner_gate import check_ports, gate_runners, observe_runners, restore_runners
 from agent.verify import (
     Refused,
     listed_paths,
@@ -217,11 +219,12 @@ def post_activation(c: Cycle) -> Outcome:
         if fallback is not None and fallback.is_dir() and fallback != release:
             activate(state, fallback)
             hook(cfg, fallback)
-            c.record(Event.ROLLED_BACK, failed=release.name, to=fallback.name, reason=why)
+            restored, note = restore_runners(c, fallback)  # never "rolled back" unseen: its runner checked
+            c.record(Event.ROLLED_BACK, failed=release.name, to=fallback.name, reason=why, restored=note)
             return Outcome(
-                Result.ROLLED_BACK,
-                Reason.ROLLED_BACK,
-                f"{release.name} failed after activation ({why}); back on {fallback.name}",
+                Result.ROLLED_BACK if restored else Result.REJECTED,
+                Reason.ROLLED_BACK if restored else Reason.RESTORE_UNHEALTHY,
+                f"{release.name} failed after activation ({why}); back on {fallback.name}" + (note and f": {note}"),
             )
         c.record(Event.POST_CHECK_FAILED, release=release.name, reason=why)
         return Outcome(Result.REJECTED, Reason.HEALTH_CHECK_FAILED, f"{why}; no earlier release to return to")
@@ -233,6 +236,7 @@ def post_activation(c: Cycle) -> Outcome:
 
 
 STEPS: tuple[Step, ...] = (
+    Step("runners", observe_runners, "runnerSeconds"),
     Step("fetch-state", fetch_state, "fetchSeconds"),
     Step("verify-state", verify_desired, "verifySeconds"),
     Step("fetch-bundles", fetch_bundles, "fetchSeconds"),
@@ -240,7 +244,9 @@ STEPS: tuple[Step, ...] = (
     Step("compare", compare),
     Step("stage", stage_release, "stageSeconds"),
     Step("pre-check", pre_check, "healthSeconds"),
+    Step("runner-ports", check_ports),
     Step("switch", switch),
+    Step("runner-gate", gate_runners, "runnerSeconds"),
     Step("post-check", post_activation, "postCheckSeconds"),
     Step("report", report_step, "reportSeconds", after=True),
 )

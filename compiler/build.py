@@ -189,7 +189,7 @@ def build(
             raise got
         return got
 
-    for doc in sorted(result.index.valid("Deployment"), key=lambda d: d.name or ""):
+    for dep_index, doc in enumerate(sorted(result.index.valid("Deployment"), key=lambda d: d.name or "")):
         dep: Deployment = doc.model  # type: ignore[assignment]
         blocked_on: dict[str, str] = {}  # target → why its bundle is not built
         for i, target_name in enumerate(dep.spec.targets):
@@ -253,6 +253,7 @@ def build(
                 gates=suites,
                 root=result.root,
                 devices=devices,
+                deployment_index=dep_index,
                 provenance={
                     "compiler": __version__,
                     "target": target_name,
@@ -283,6 +284,7 @@ def build(
                         "gates": [digest_of(s) for s in suites],
                         "samples": sample_digests,
                         "provenance": inp.provenance,
+                        "deploymentIndex": dep_index,
                     }
                 )
             ).hexdigest()

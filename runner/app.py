@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from compiler.bundle import runner as contract
+from compiler.bundle.readiness import Readiness, SourceReadiness
 from runner import decode
 from runner.connect import mqtt_params, opcua_client, split_host_port, split_pem
 from runner.engine import Engine
@@ -95,6 +96,15 @@ class Runner:
         now = self.table.clock()
         return all(self.table.source_fresh(s, now) for s in self.bound)
 
+    def readiness(self) -> Readiness:
+        """Ready, and per bound source whether it is connected, fresh, or refused by its server."""
+        now, table = self.table.clock(), self.table
+        sources = tuple(
+            SourceReadiness(s, table.sources[s].connected, table.source_fresh(s, now), table.sources[s].refused)
+            for s in self.bound
+        )
+        return Readiness(all(s.fresh for s in sources), sources)
+
     def refresh(self) -> None:
         self.metrics.ready.set(1 if self.ready() else 0)
         self.engine.drift_values(self.table.clock())
@@ -107,7 +117,7 @@ class Runner:
         if self.settings.http_port is not None:
             tensors = {t.name: t for t in self.config.model.inputs}
             outs = {t.name: t for t in self.config.model.outputs}
-            api = Api(self.model, tensors, outs, self.ready, self.metrics, self.refresh)
+            api = Api(self.model, tensors, outs, self.readiness, self.metrics, self.refresh)
             site_runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
             await site_runner.setup()
             site = web.TCPSite(site_runner, self.settings.http_host, self.settings.http_port)

@@ -99,7 +99,10 @@ async def resolve_node_id(client: Any, text: str) -> Any:
 
     if text.startswith("nsu="):
         uri, _, rest = text[4:].partition(";")
-        index = await client.get_namespace_index(uri)
+        try:
+            index = await client.get_namespace_index(uri)
+        except ValueError:
+            raise ValueError(f"namespace {uri[:120]!r} is not on this server") from None
         return ua.NodeId.from_string(f"ns={index};{rest}")
     return ua.NodeId.from_string(text)
 

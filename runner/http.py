@@ -17,6 +17,7 @@ import numpy as np
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from compiler.bundle.readiness import Readiness
 from runner.model import LoadedModel
 
 MAX_BODY = 8 << 20
@@ -49,7 +50,7 @@ def _shape(dims: list[int | str]) -> list[int]:
 
 class Api:
     def __init__(self, model: LoadedModel, tensors: dict[str, Any], outputs: dict[str, Any],
-                 ready: Callable[[], bool], metrics: Any, refresh: Callable[[], None]) -> None:  # fmt: skip
+                 ready: Callable[[], Readiness], metrics: Any, refresh: Callable[[], None]) -> None:  # fmt: skip
         self.model, self.tensors, self.out_tensors, self.ready, self.metrics = model, tensors, outputs, ready, metrics
         self.refresh = refresh  # brings gauges computed on demand (drift, readiness) up to date
 
@@ -69,8 +70,8 @@ class Api:
         return web.json_response({"live": True})
 
     async def readiness(self, request: web.Request) -> web.Response:
-        ok = self.ready()
-        return web.json_response({"ready": ok}, status=200 if ok else 503)
+        state = self.ready()  # names each source: unreachable or stale (the plant) vs refused (the release)
+        return web.json_response(state.to_json(), status=200 if state.ready else 503)
 
     async def model_ready(self, request: web.Request) -> web.Response:
         if request.match_info["name"] != self.model.name:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 
+from compiler.bundle import readiness as rd
+
 LATENCY_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 
@@ -45,12 +47,13 @@ class _HotCollector:
 
     def collect(self) -> Iterator[Metric]:
         h, p = self.hot, "takt_runner_"
-        yield CounterMetricFamily(p + "frames", "Frames assembled from the latest field values", value=h.frames)
-        yield CounterMetricFamily(p + "inferences", "Model runs on live frames", value=h.inferences)
-        yield CounterMetricFamily(p + "inference_errors", "Model runs that raised", value=h.inference_errors)
+        family = lambda sample: sample.removesuffix("_total")  # noqa: E731 - the agent's gate reads the samples
+        yield CounterMetricFamily(family(rd.FRAMES), "Frames assembled from the latest field values", value=h.frames)
+        yield CounterMetricFamily(family(rd.INFERENCES), "Model runs on live frames", value=h.inferences)
+        yield CounterMetricFamily(family(rd.INFERENCE_ERRORS), "Model runs that raised", value=h.inference_errors)
         yield CounterMetricFamily(p + "uncertain_outputs", "Outputs marked uncertain (an input out of range)",
                                   value=h.uncertain)  # fmt: skip
-        skipped = CounterMetricFamily(p + "skipped_frames", "Frames not inferred, by reason", labels=["reason"])
+        skipped = CounterMetricFamily(family(rd.SKIPPED_FRAMES), "Frames not inferred, by reason", labels=["reason"])
         for reason, n in h.skipped.items():
             skipped.add_metric([reason], n)
         yield skipped
@@ -62,7 +65,7 @@ class _HotCollector:
         for bound, n in zip((*map(str, LATENCY_BUCKETS), "+Inf"), h.latency, strict=True):
             cumulative += n
             buckets.append((bound, cumulative))
-        yield HistogramMetricFamily(p + "inference_seconds", "onnxruntime run time per frame", buckets=buckets,
+        yield HistogramMetricFamily(rd.INFERENCE_SECONDS, "onnxruntime run time per frame", buckets=buckets,
                                     sum_value=h.latency_sum)  # fmt: skip
 
 
@@ -96,8 +99,8 @@ class Metrics:
                 p + "output_dropped", "Values dropped by a full output queue (oldest first)", ["output"], registry=r
             ),
             output_errors=Counter(p + "output_errors", "Delivery attempts that failed", ["output"], registry=r),
-            connected=Gauge(p + "source_connected", "1 while the source is connected", ["source"], registry=r),
+            connected=Gauge(rd.SOURCE_CONNECTED, "1 while the source is connected", ["source"], registry=r),
             ready=Gauge(p + "ready", "1 when the model is loaded and every source connected and fresh", registry=r),
-            drift_psi=Gauge(p + "drift_psi", "PSI of the rolling window vs the reference", ["feature"], registry=r),
+            drift_psi=Gauge(rd.DRIFT_PSI, "PSI of the rolling window vs the reference", ["feature"], registry=r),
             drift=Gauge(p + "drift", "1 while some feature's PSI is past the monitoring threshold", registry=r),
         )

@@ -23,13 +23,14 @@ class FieldState:
 
 
 class SourceState:
-    __slots__ = ("connected", "fields", "last_good", "max_age", "name")
+    __slots__ = ("connected", "fields", "last_good", "max_age", "name", "refused")
 
     def __init__(self, name: str, fields: Iterable[str], max_age: float | None) -> None:
         self.name, self.max_age = name, max_age
         self.fields = {f: FieldState() for f in fields}
         self.connected = False
         self.last_good = 0.0
+        self.refused: str | None = None  # what the server refused (node id, topic, register, credential)
 
 
 class Table:
@@ -73,6 +74,10 @@ class Table:
             st.connected = up
             self.on_connected(source, up)
         self.commit()
+
+    def refuse(self, source: str, why: str | None) -> None:
+        """The server refused what the release asks for (not: is unreachable); None once it accepts it."""
+        self.sources[source].refused = why
 
     def commit(self) -> None:
         self.version += 1

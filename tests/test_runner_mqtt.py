@@ -80,6 +80,9 @@ def test_broker_outage_makes_ready_false_and_live_true_then_recovers(tmp_path: P
         rp.wait_ready(False)
         assert rp.get("/v2/health/live")[0] == 200
         assert rp.metric("takt_runner_source_connected", 'source="press"') == 0
+        code, body = rp.get("/v2/health/ready")  # unreachable, which the agent's gate waits out: not refused
+        assert code == 503 and body["sources"] == [{"name": "press", "connected": False, "fresh": False,
+                                                    "refused": None}]  # fmt: skip
         broker.start()
         wait_for(lambda: rp.metric("takt_runner_source_connected", 'source="press"') == 1, timeout=15,
                  what="reconnected")  # fmt: skip
@@ -104,6 +107,8 @@ def test_wrong_credentials_keep_it_live_but_never_ready(tmp_path: Path):
             assert rp.get("/v2/health/ready")[0] == 503
         assert rp.metric("takt_runner_source_connected", 'source="press"') == 0
         assert rp.metric("takt_runner_output_errors_total", 'output="pred"') >= 0
+        refused = wait_for(lambda: rp.get("/v2/health/ready")[1]["sources"][0]["refused"], what="refusal named")
+        assert refused.startswith("credentials:"), refused  # told apart from an unreachable broker
     finally:
         rp.stop()
     (tmp_path / "creds").write_text("takt:right\n")

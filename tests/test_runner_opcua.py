@@ -78,6 +78,7 @@ def test_outage_and_a_moved_namespace_index_after_restart(tmp_path: Path, loop: 
         server.stop()
         rp.wait_ready(False)
         assert rp.get("/v2/health/live")[0] == 200
+        assert rp.get("/v2/health/ready")[1]["sources"][0]["refused"] is None  # down, not refusing
         server.restart(shift=3)  # the same URI now has another namespace index
         assert server.index != first_index
         rp.wait_ready(timeout=20)
@@ -98,6 +99,8 @@ def test_wrong_credentials_never_ready(tmp_path: Path, loop: LoopThread):
             assert rp.get("/v2/health/ready")[0] == 503
             assert rp.get("/v2/health/live")[0] == 200
         assert rp.metric("takt_runner_source_connected", 'source="plc"') == 0
+        refused = wait_for(lambda: rp.get("/v2/health/ready")[1]["sources"][0]["refused"], what="refusal named")
+        assert refused.startswith(("BadUserAccessDenied", "BadIdentityToken")), refused
     finally:
         rp.stop()
     (tmp_path / "creds").write_text('{"username": "takt", "password": "right"}')

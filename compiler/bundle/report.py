@@ -90,6 +90,10 @@ class RunnerHealth:
     drift_psi_max: float | None = None
     shadow: ShadowHealth | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        """As in a status report (and the agent's status.json)."""
+        return _runner_json(self)
+
 
 @dataclass(frozen=True)
 class Condition:

@@ -359,10 +359,21 @@ class HealthSamples:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RunnerGate:
+    """The agent's post-activation gate: the runner ready within the window, then an inference error
+    rate at most the maximum (the Deployment's rollout health gate)."""
+
+    window_seconds: Number = 300
+    max_error_rate: float = 0.01
+
+
+@dataclass(frozen=True, kw_only=True)
 class Health:
     timeout_seconds: Number = 30
     samples: HealthSamples | None = None
     latency_seconds: float | None = None
+    http_port: int | None = None  # the port the unit and compose file pass as --http-port (the agent probes it)
+    gate: RunnerGate | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -28,6 +28,9 @@ class RenderInput:
     root: Path
     devices: tuple[str, ...] = ()
     provenance: dict[str, Any] = field(default_factory=dict)
+    # this deployment's place among the project's deployments (sorted by name): target classes that
+    # run several runners on one device give each its own port from it (profile.httpPort + index)
+    deployment_index: int = 0
 
     @property
     def bundle_name(self) -> str:

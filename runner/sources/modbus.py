@@ -40,14 +40,15 @@ class ModbusSourceRunner:
                     await client.connect()
                 up = bool(client.connected)
                 if up:
-                    for f in self.spec.fields:
-                        await self._read(client, f)
+                    refused = [why for f in self.spec.fields if (why := await self._read(client, f))]
+                    self.table.refuse(self.name, "; ".join(refused) or None)  # each poll round decides afresh
                 self.table.set_connected(self.name, up)  # commits: the engine looks at the new values
                 await asyncio.sleep(max(0.0, self.spec.sampling_interval - (loop.time() - started)))
         finally:
             client.close()
 
-    async def _read(self, client: Any, f: contract.ModbusField) -> None:
+    async def _read(self, client: Any, f: contract.ModbusField) -> str | None:
+        """Read one field into the table; what the device refused (an exception response), else None."""
         a = f.address
         address = a.address - self.shift
         unit = self.spec.unit_id
@@ -61,10 +62,13 @@ class ModbusSourceRunner:
                 resp = await call(address, count=decode.register_count(a.data_type), device_id=unit)
         except Exception:  # noqa: BLE001 - timeouts, lost connection, malformed frames: a failed read
             self.table.reject(self.name, f.name, "read-failed")
-            return
-        if resp.isError():
+            return None
+        if resp.isError():  # the device answered
             self.table.reject(self.name, f.name, "modbus-exception")
-            return
+            code = getattr(resp, "exception_code", None)
+            if code not in (1, 2, 3):  # illegal function, address, value: refused; busy or gateway faults pass
+                return None
+            return f"register {a.register_type} {a.address} (unit {unit}): exception {code}"
         try:
             if a.register_type in ("coil", "discrete-input"):
                 raw = float(bool(resp.bits[0]))
@@ -72,5 +76,6 @@ class ModbusSourceRunner:
                 raw = decode.field_value(list(resp.registers), a)
         except (decode.Rejected, IndexError, AttributeError):
             self.table.reject(self.name, f.name, "bad-registers")
-            return
+            return None
         self.table.update(self.name, f.name, raw)
+        return None

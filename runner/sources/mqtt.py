@@ -58,8 +58,12 @@ class MqttSourceRunner:
         while True:
             try:
                 async with aiomqtt.Client(self.params.hostname, self.params.port, **self.params.kwargs) as client:
+                    refused = []
                     for topic in self.subscriptions:
-                        await client.subscribe(topic, qos=self.spec.qos)
+                        granted = await client.subscribe(topic, qos=self.spec.qos)
+                        if any(_code(g) >= 0x80 for g in granted or ()):  # SUBACK failure: the broker's ACL
+                            refused.append(f"topic {topic[:120]}: subscription refused by the broker")
+                    self.table.refuse(self.name, "; ".join(refused) or None)
                     self.table.set_connected(self.name, True)
                     self.last_error = None
                     delay = 0.2
@@ -67,6 +71,8 @@ class MqttSourceRunner:
                         self.handle(message.topic, message.payload)
             except aiomqtt.MqttError as exc:
                 why = str(exc)[:200]
+                refused = isinstance(exc, aiomqtt.MqttCodeError) and _code(exc.rc) in _REFUSED_CONNECT
+                self.table.refuse(self.name, f"credentials: {why}" if refused else None)
                 if why != self.last_error:
                     log.warning("source %s: %s (retrying)", self.name, why)
                     self.last_error = why
@@ -160,6 +166,15 @@ class MqttSourceRunner:
             except decode.Rejected as exc:
                 self.table.reject(self.name, r.field, exc.reason)
         self.table.commit()
+
+
+# CONNACK codes by which a broker refuses the client (MQTT 3.1.1: 4, 5; MQTT 5: 0x86, 0x87, 0x8A, 0x8C).
+_REFUSED_CONNECT = frozenset({4, 5, 0x86, 0x87, 0x8A, 0x8C})
+
+
+def _code(rc: Any) -> int:
+    value = getattr(rc, "value", rc)
+    return value if isinstance(value, int) else 0
 
 
 def _matches(topic: Any, sub: str) -> bool:

@@ -48,6 +48,30 @@ class _Handler:
         self.owner.lost.set()
 
 
+# Status codes by which a server refuses the session the release asks for (its user or certificate),
+# as opposed to not answering at all: the gate rolls those back, and waits out these.
+_REFUSALS = (
+    "BadUserAccessDenied",
+    "BadIdentityTokenInvalid",
+    "BadIdentityTokenRejected",
+    "BadCertificate",
+    "BadSecurityChecksFailed",
+    "BadSecurityPolicyRejected",
+    "BadNodeIdUnknown",
+    "BadNodeIdInvalid",
+)
+
+
+def refusal(exc: BaseException) -> str | None:
+    """What the server refused, or None when the failure says only that it is unreachable or lost."""
+    name = type(exc).__name__
+    if any(name.startswith(r) for r in _REFUSALS):
+        return f"{name}: {str(exc).split('(')[0][:160]}"
+    if isinstance(exc, ValueError) and "namespace" in str(exc).lower():
+        return f"namespace: {str(exc)[:160]}"  # an `nsu=` URI this server does not have
+    return None
+
+
 class OpcUaSourceRunner:
     def __init__(self, name: str, spec: contract.OpcUaSource, make_client: Callable[[], Awaitable[Any]],
                  table: Table) -> None:  # fmt: skip
@@ -70,9 +94,12 @@ class OpcUaSourceRunner:
                     results = await sub.subscribe_data_change(
                         [client.get_node(n) for n in nodes], sampling_interval=interval_ms
                     )
+                    refused = []
                     for r, f in zip(results if isinstance(results, list) else [results], nodes.values(), strict=False):
                         if not isinstance(r, int):
                             self.table.reject(self.name, f.name, "unknown-node")
+                            refused.append(f"node id {f.address.node_id}: {getattr(r, 'name', r)}")
+                    self.table.refuse(self.name, "; ".join(refused) or None)
                     self.table.set_connected(self.name, True)
                     self.last_error = None
                     delay = 0.2
@@ -81,6 +108,7 @@ class OpcUaSourceRunner:
                 raise
             except Exception as exc:  # noqa: BLE001 - refused, lost, unknown namespace: the source is down; retry
                 why = f"{type(exc).__name__}: {str(exc)[:200]}"
+                self.table.refuse(self.name, refusal(exc))
                 if why != self.last_error:
                     log.warning("source %s: %s (retrying)", self.name, why)
                     self.last_error = why

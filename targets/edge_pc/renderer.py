@@ -22,8 +22,31 @@ _ABS_PATH = re.compile(r"^(/[A-Za-z0-9._-]+)+/?$")
 _COMMAND = re.compile(r"^[A-Za-z0-9._/-]{1,255}$")
 
 
-def health(inp: RenderInput, files: dict[str, bytes]) -> contract.Health:
-    """What the agent replays before and after activation: golden samples and a latency budget."""
+def runner_gate(inp: RenderInput) -> contract.RunnerGate | None:
+    """The Deployment's rollout health gate, which the agent applies to the runner after activation."""
+    rollout = inp.deployment.spec.rollout
+    gate = rollout.canary.health_gate if rollout and rollout.canary else None
+    return contract.RunnerGate(window_seconds=gate.window, max_error_rate=gate.max_error_rate) if gate else None
+
+
+def http_port(inp: RenderInput) -> int:
+    """profile.httpPort plus the deployment's index: runners of several deployments on one device
+    never share a port, and the same deployment gets the same port on every device."""
+    base = inp.profile.get("httpPort", 8080)
+    if isinstance(base, bool) or not isinstance(base, int) or not 1 <= base <= 65535:
+        raise RenderError("profile.httpPort must be an integer 1..65535", "profile")
+    port = base + inp.deployment_index
+    if port > 65535:
+        raise RenderError(
+            f"profile.httpPort {base} + deployment index {inp.deployment_index} is past 65535; lower httpPort",
+            "profile",
+        )
+    return port
+
+
+def health(inp: RenderInput, files: dict[str, bytes], port: int | None = None) -> contract.Health:
+    """What the agent replays before and after activation: golden samples and a latency budget;
+    and where and how it judges the running runner (its port, the Deployment's health gate)."""
     timeout = inp.profile.get("health", {}).get("timeoutSeconds", 30)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 3600:
         raise RenderError("profile.health.timeoutSeconds must be a number of seconds in (0, 3600]", "profile")
@@ -38,7 +61,9 @@ def health(inp: RenderInput, files: dict[str, bytes]) -> contract.Health:
                 samples = contract.HealthSamples(file=name, abs=test.tolerance.abs, rel=test.tolerance.rel)
             if isinstance(test, LatencyTest) and latency is None:
                 latency = test.budget.p99 or test.budget.p95 or test.budget.p50
-    return contract.Health(timeout_seconds=timeout, samples=samples, latency_seconds=latency)
+    return contract.Health(
+        timeout_seconds=timeout, samples=samples, latency_seconds=latency, http_port=port, gate=runner_gate(inp)
+    )
 
 
 def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
@@ -56,15 +81,13 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
     command = str(profile.get("runnerCommand", "takt-runner"))
     if not _COMMAND.match(command):
         raise RenderError(f"profile.runnerCommand {command!r} must be a program name or path", "profile")
-    http_port = profile.get("httpPort", 8080)
-    if isinstance(http_port, bool) or not isinstance(http_port, int) or not 1 <= http_port <= 65535:
-        raise RenderError("profile.httpPort must be an integer 1..65535", "profile")
+    port = http_port(inp)
     files: dict[str, bytes] = {}
     model_file = "model/model.onnx"
     files[model_file] = read_regular(inp.model_path, PROTOBUF_LIMIT)
     # the agent exposes each deployment's bundle of the active release here (a link it keeps current)
     workdir = f"{install_dir.rstrip('/')}/deployments/{inp.deployment.metadata.name}"
-    config = runner_config(inp, model_file).with_(health=health(inp, files), reference=reference_statistics(inp))
+    config = runner_config(inp, model_file).with_(health=health(inp, files, port), reference=reference_statistics(inp))
     files[contract.RUNNER_JSON] = config.to_json()
     res = inp.deployment.spec.resources
     files["takt-runner.service"] = (
@@ -78,7 +101,7 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
             workdir=workdir,
             command=command,
             config=f"{workdir}/{contract.RUNNER_JSON}",
-            http_port=http_port,
+            http_port=port,
             memory_max=res.memory if res and res.memory else None,
             cpu_quota=round(res.cpu * 100) if res and res.cpu else None,
         )
@@ -86,7 +109,7 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
     )
     service: dict[str, Any] = {
         "image": str(profile.get("image")),
-        "command": ["--config", f"/bundle/{contract.RUNNER_JSON}", "--http-port", str(http_port)],
+        "command": ["--config", f"/bundle/{contract.RUNNER_JSON}", "--http-port", str(port)],
         "working_dir": "/bundle",
         "volumes": [{"type": "bind", "source": workdir, "target": "/bundle", "read_only": True}],
         "restart": "unless-stopped",

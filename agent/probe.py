@@ -1,0 +1,128 @@
+"""Reading one runner over HTTP: its readiness (which source is down, which one refused) and its
+/metrics, summarised as a RunnerHealth. Everything from the socket is bounded before it is parsed."""
+
+from __future__ import annotations
+
+import math
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+from agent.runners import RunnerSpec
+from compiler.bundle import readiness as rd
+from compiler.bundle.report import RunnerHealth
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1: never through a proxy
+
+
+def _get(url: str, limit: int, timeout: float) -> tuple[int, bytes]:
+    try:
+        with _OPENER.open(url, timeout=timeout) as resp:
+            code, body = resp.status, resp.read(limit + 1)
+    except urllib.error.HTTPError as exc:
+        code, body = exc.code, exc.read(limit + 1)
+    if len(body) > limit:
+        raise ValueError(f"{url}: more than {limit} bytes")
+    return code, body
+
+
+@dataclass(frozen=True)
+class Probe:
+    live: bool  # the runner's loop answered
+    readiness: rd.Readiness | None
+    error: str = ""  # why there is no readiness (no answer, a malformed body)
+
+
+def probe(host: str, spec: RunnerSpec, timeout: float = 1.0) -> Probe:
+    try:
+        code, body = _get(f"http://{host}:{spec.port}{rd.READY_PATH}", rd.MAX_READY_BYTES, timeout)
+    except (OSError, ValueError) as exc:
+        return Probe(False, None, f"no answer on port {spec.port} ({getattr(exc, 'reason', exc)})"[:300])
+    try:
+        state = rd.Readiness.parse(body)
+    except ValueError as exc:
+        return Probe(True, None, f"HTTP {code} with an unreadable readiness body ({str(exc)[:120]})")
+    return Probe(True, state)
+
+
+@dataclass(frozen=True)
+class Counters:
+    frames: int = 0
+    inferences: int = 0
+    errors: int = 0
+    skipped: dict[str, int] | None = None
+    p99_ms: float | None = None
+    drift_max: float | None = None
+
+    @property
+    def error_rate(self) -> float | None:
+        runs = self.inferences + self.errors
+        return self.errors / runs if runs else None
+
+
+def counters(host: str, spec: RunnerSpec, timeout: float = 2.0) -> Counters:
+    """The gate's figures from /metrics, parsed by prometheus_client's own parser; ValueError if unreadable."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        _, body = _get(f"http://{host}:{spec.port}{rd.METRICS_PATH}", rd.MAX_METRICS_BYTES, timeout)
+    except OSError as exc:
+        raise ValueError(f"no metrics on port {spec.port} ({getattr(exc, 'reason', exc)})") from None
+    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+    try:
+        for family in text_string_to_metric_families(body.decode("utf-8", "replace")):
+            for s in family.samples:
+                samples.setdefault(s.name, []).append((s.labels, s.value))
+    except (ValueError, TypeError, IndexError) as exc:
+        raise ValueError(f"unreadable metrics ({str(exc)[:120]})") from None
+    total = lambda name: int(sum(v for _, v in samples.get(name, []) if math.isfinite(v)))  # noqa: E731
+    skipped = {labels.get("reason", ""): int(v) for labels, v in samples.get(rd.SKIPPED_FRAMES, [])}
+    buckets = sorted(
+        (float(labels["le"]), v) for labels, v in samples.get(rd.INFERENCE_SECONDS + "_bucket", []) if "le" in labels
+    )
+    p99 = None
+    if buckets and buckets[-1][1] > 0:
+        p99 = next((le * 1e3 for le, n in buckets if n >= 0.99 * buckets[-1][1] and math.isfinite(le)), None)
+    drift = [v for _, v in samples.get(rd.DRIFT_PSI, []) if math.isfinite(v)]
+    return Counters(
+        frames=total(rd.FRAMES),
+        inferences=total(rd.INFERENCES),
+        errors=total(rd.INFERENCE_ERRORS),
+        skipped=skipped,
+        p99_ms=p99,
+        drift_max=max(drift) if drift else None,
+    )
+
+
+def not_ready_because(p: Probe) -> tuple[str, str | None]:
+    """Why a probed runner is not ready, and the source that makes it so (None: the runner itself)."""
+    if p.readiness is None:
+        return p.error or "not answering", None
+    for s in p.readiness.sources:
+        if s.refused:
+            return f"source {s.name} refused by its server: {s.refused}", s.name
+    for s in p.readiness.sources:
+        if not s.connected:
+            return f"source {s.name} is not connected", s.name
+        if not s.fresh:
+            return f"source {s.name} is stale", s.name
+    return "not ready", None
+
+
+def health_of(spec: RunnerSpec, p: Probe, c: Counters | None, died: str | None = None) -> RunnerHealth:
+    ready = p.readiness is not None and p.readiness.ready and died is None
+    reason = "" if ready else (f"runner died: {died}" if died else not_ready_because(p)[0])
+    c = c or Counters()
+    return RunnerHealth(
+        deployment=spec.deployment,
+        bundle=spec.bundle,
+        ready=ready,
+        live=p.live and died is None,
+        reason=reason,
+        frames=c.frames,
+        inferences=c.inferences,
+        errors=c.errors,
+        error_rate=c.error_rate,
+        inference_p99_ms=c.p99_ms,
+        drift_psi_max=c.drift_max,
+    )
