@@ -199,6 +199,11 @@ CASES: dict[str, Case] = {
         {"sources.yaml": Edit('credentialsRef: "env:OPCUA"', 'credentialsRef: "bogus:x"')}, "sources.yaml", "bogus:x"
     ),
     "TAKT1012": Case({"model.yaml": Edit("path: models/m.onnx", "path: /etc/passwd")}, "model.yaml", "/etc/passwd"),
+    "TAKT1013": Case(
+        {"fleet.yaml": Edit("spec: {target: ipc}", 'spec: {target: ipc, publicKey: "ssh-ed25519 AAAA-not-a-key"}')},
+        "fleet.yaml",
+        "publicKey",
+    ),
     # 2xxx: addresses
     "TAKT2001": Case({"sources.yaml": Edit('"nsu=urn:x;s=T"', '"nsu=urn:x;q=T"')}, "sources.yaml", "q=T"),
     "TAKT2002": Case({"sources.yaml": Edit('"nsu=urn:x;s=T"', '"ns=2;s=T"')}, "sources.yaml", "ns=2;s=T"),
