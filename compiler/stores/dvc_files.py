@@ -103,10 +103,8 @@ def materialize(root: Path, ptr: Pointer) -> Located:
         with Repo(str(top)) as repo:
             odb = repo.cache.legacy if ptr.legacy else repo.cache.local
             cached = Path(odb.oid_to_path(ptr.md5))
-            fetched = False
             if not cached.exists():
                 repo.fetch(targets=[str(root / ptr.rel)])
-                fetched = True
             rev = _rev(repo)
     except DvcException as exc:
         said = " ".join(str(exc).split())[:300]
@@ -123,7 +121,7 @@ def materialize(root: Path, ptr: Pointer) -> Located:
         raise Refused("TAKT5025", f"{ptr.rel} in the DVC cache {exc.reason}", "path") from None
     if md5 != ptr.md5:
         raise Refused("TAKT5025", f"{ptr.rel} in the DVC cache has md5 {md5}, not {ptr.md5} ({ptr.tracked_by})", "path")
-    lineage = {"path": ptr.rel, "md5": ptr.md5, "trackedBy": ptr.tracked_by, "rev": rev, "fetched": fetched}
+    lineage = {"path": ptr.rel, "md5": ptr.md5, "trackedBy": ptr.tracked_by, "rev": rev}
     return Located(cached, {"dvc": lineage})
 
 
