@@ -44,7 +44,7 @@ def _public(uri: str) -> str:
 @dataclass(frozen=True)
 class _Version:
     run_id: str
-    source: str  # what the server says the bytes are; a change means download again
+    source: str  # where the server says the bytes are (a file or a model directory); a change means download again
     version: str | None
 
 
@@ -52,7 +52,8 @@ def _describe(client: Any, uri: str) -> _Version:
     m = MODELS.match(uri)
     if m:
         mv = client.get_model_version(m["name"], m["version"])
-        return _Version(str(mv.run_id or ""), str(mv.source or ""), str(mv.version))
+        where = client.get_model_version_download_uri(m["name"], m["version"])  # a file source stays a file
+        return _Version(str(mv.run_id or ""), str(where or mv.source or ""), str(mv.version))
     r = RUNS.match(uri)
     assert r is not None
     return _Version(r["run"], uri, None)
@@ -95,7 +96,9 @@ def resolve(uri: str, pinned: str, tracking_uri: str | None, cache: Path) -> Loc
         if path is None:
             cache.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(prefix=".mlflow.", dir=cache) as tmp:
-                got = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp, tracking_uri=tracking_uri)
+                got = mlflow.artifacts.download_artifacts(
+                    artifact_uri=version.source, dst_path=tmp, tracking_uri=tracking_uri
+                )
                 path, sha = store.put_file(_model_file(Path(got)))
             seen = {"source": version.source, "runId": version.run_id, "sha256": sha}
             write_atomic(record, json.dumps(seen).encode())
