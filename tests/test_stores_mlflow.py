@@ -164,3 +164,17 @@ outs:
   hash: md5
   path: ref.csv
 """
+
+
+@pytest.mark.slow
+def test_threat_a_fetch_onto_a_full_disk_keeps_nothing(server: MlflowServer, tmp_path: Path):
+    from compiler.stores.located import Refused
+    from compiler.stores.mlflow_models import resolve
+    from tests.test_hostile_data import _FullDisk
+
+    _, version = _register(server, tmp_path, "full", TINY)
+    cache = tmp_path / "cache"
+    with pytest.raises(Refused) as refused:
+        resolve(f"models:/full/{version}", TINY_SHA, server.url, cache, disk=_FullDisk(free=1 << 20))
+    assert refused.value.code == "TAKT5028" and "free" in refused.value.message
+    assert [p for p in cache.rglob("*") if p.is_file()] == []  # no object, no record, no download left behind

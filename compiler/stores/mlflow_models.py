@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 from compiler.bundle.atomic import write_atomic
 from compiler.bundle.tree import TreeError, read_regular, walk
 from compiler.stores.located import Located, Refused, bounded, missing_extra
-from compiler.stores.objects import ObjectStore, StoreError
+from compiler.stores.objects import Disk, ObjectStore, StoreError
 
 MODELS = re.compile(r"^models:/(?P<name>[^/\s]+)/(?P<version>\d+)$")
 RUNS = re.compile(r"^runs:/(?P<run>[0-9a-zA-Z]{1,64})/(?P<path>\S+)$")
@@ -73,8 +73,9 @@ def _model_file(downloaded: Path) -> Path:
     return onnx[0]
 
 
-def resolve(uri: str, pinned: str, tracking_uri: str | None, cache: Path) -> Located:
-    """The model file in the object store under `cache`, with its MLflow lineage; Refused otherwise."""
+def resolve(uri: str, pinned: str, tracking_uri: str | None, cache: Path, disk: Disk | None = None) -> Located:
+    """The model file in the object store under `cache`, with its MLflow lineage; Refused otherwise.
+    `disk` is the seam a test makes full."""
     try:
         import mlflow.artifacts
         from mlflow.exceptions import MlflowException
@@ -83,7 +84,7 @@ def resolve(uri: str, pinned: str, tracking_uri: str | None, cache: Path) -> Loc
         raise missing_extra(f"artifact uri {uri}", "mlflow", "uri") from None
     if not tracking_uri:
         raise Refused("TAKT5026", f"{uri} names MLflow but {ENV} is not set", "uri")
-    store = ObjectStore(cache / "objects")
+    store = ObjectStore(cache / "objects", disk or Disk())
     key = hashlib.sha256(f"{tracking_uri} {uri}".encode()).hexdigest()
     record = cache / "mlflow" / f"{key}.json"
     try:
