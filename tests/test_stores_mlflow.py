@@ -136,6 +136,8 @@ def test_no_tracking_uri_is_a_located_error(tmp_path: Path, monkeypatch: pytest.
     root = _spec(tmp_path, "models:/press/1")
     found = [d for d in validate(root).diagnostics if d.code == "TAKT5026"]
     assert len(found) == 1 and "MLFLOW_TRACKING_URI is not set" in found[0].message
+    line = next(i for i, t in enumerate((root / "model.yaml").read_text().splitlines(), 1) if "models:/press" in t)
+    assert found[0].location.file.endswith("model.yaml") and found[0].location.line == line
 
 
 @pytest.mark.parametrize(("module", "extra"), [("mlflow", "mlflow"), ("dvc", "dvc")])
@@ -167,9 +169,10 @@ outs:
 
 
 @pytest.mark.slow
-def test_threat_a_fetch_onto_a_full_disk_keeps_nothing(server: MlflowServer, tmp_path: Path):
+def test_threat_a_fetch_onto_a_full_disk_keeps_nothing(server: MlflowServer, tmp_path: Path, monkeypatch):
     from compiler.stores.located import Refused
     from compiler.stores.mlflow_models import resolve
+    from compiler.stores.objects import Disk
     from tests.test_hostile_data import _FullDisk
 
     _, version = _register(server, tmp_path, "full", TINY)
@@ -178,3 +181,12 @@ def test_threat_a_fetch_onto_a_full_disk_keeps_nothing(server: MlflowServer, tmp
         resolve(f"models:/full/{version}", TINY_SHA, server.url, cache, disk=_FullDisk(free=1 << 20))
     assert refused.value.code == "TAKT5028" and "free" in refused.value.message
     assert [p for p in cache.rglob("*") if p.is_file()] == []  # no object, no record, no download left behind
+
+    root = _spec(tmp_path, f"models:/full/{version}")  # and through `takt validate`, located at the uri
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+    monkeypatch.setattr(Disk, "free_bytes", lambda self, directory: 0)
+    found = [d for d in validate(root).diagnostics if d.code == "TAKT5028"]
+    line = next(i for i, t in enumerate((root / "model.yaml").read_text().splitlines(), 1) if "models:/full" in t)
+    assert len(found) == 1 and found[0].location.line == line and found[0].location.file.endswith("model.yaml")
+    objects = root / ".takt-cache/objects/sha256"
+    assert not objects.exists() or not any(objects.iterdir())
