@@ -55,6 +55,13 @@ def _write(cols: dict[str, np.ndarray], stem: Path) -> None:
 
 
 def _project(tmp: Path, n: int) -> Path:
+    """The resampled project, made by a child process: Linux keeps a process's peak RSS across fork and
+    exec, so children spawned by a parent that once held the data would report the parent's peak."""
+    subprocess.run([sys.executable, __file__, "--make", str(tmp), str(n)], check=True)
+    return tmp / f"press-{n}"
+
+
+def _make(tmp: Path, n: int) -> Path:
     dst = tmp / f"press-{n}"
     shutil.copytree(EXAMPLE, dst, ignore=shutil.ignore_patterns(".takt-cache"))
     for name, seed in (("reference", 1), ("candidate", 2)):
@@ -147,6 +154,9 @@ def main() -> None:
     args = sys.argv[1:]
     if args and args[0] == "--plain":
         plain(Path(args[1]), args[2])
+        return
+    if args and args[0] == "--make":
+        _make(Path(args[1]), int(args[2]))
         return
     old = None
     if "--old" in args:
