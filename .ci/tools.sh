@@ -26,6 +26,15 @@ fi
 if command -v npm >/dev/null && [ ! -d tests/k8s/node_modules ]; then
   npm ci --prefix tests/k8s --silent --no-audit --no-fund >/dev/null 2>&1 || echo "tools: npm ci in tests/k8s failed"
 fi
+# `mlflow server` for the MLflow tests, in a venv of its own (the full mlflow is ~40 packages the project
+# never imports; takt's client is the light mlflow-skinny of the test extra). Pinned; kept between runs.
+# sqlalchemy 2.1 dropped a pool class mlflow 3.1 imports.
+MLFLOW_SERVER_VERSION=3.1.1
+if [ ! -x .ci/mlflow-venv/bin/mlflow ] || ! .ci/mlflow-venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('mlflow') != '$MLFLOW_SERVER_VERSION')" 2>/dev/null; then
+  rm -rf .ci/mlflow-venv
+  { python3 -m venv .ci/mlflow-venv && .ci/mlflow-venv/bin/python -m pip install -qq --disable-pip-version-check "mlflow==$MLFLOW_SERVER_VERSION" "sqlalchemy<2.1"; } >/dev/null 2>&1 \
+    || { echo "tools: could not install mlflow $MLFLOW_SERVER_VERSION into .ci/mlflow-venv: the MLflow tests are skipped"; rm -rf .ci/mlflow-venv; }
+fi
 [ ${#need[@]} -eq 0 ] && echo "tools: git, gcc, systemd-analyze, kubectl, localedef, sshd, mosquitto, docker-registry, htpasswd, chromium found"
 for t in git gcc systemd-analyze kubectl sshd mosquitto docker-registry htpasswd chromium node; do
   [ "$t" = sshd ] && [ -x /usr/sbin/sshd ] && continue

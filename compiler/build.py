@@ -145,6 +145,19 @@ def gate_failures(
     return failures, notes
 
 
+def _lineage(model: Any, suites: tuple[TestSuite, ...], lineage: dict[str, dict]) -> dict[str, Any]:
+    """Where the model and the gates' datasets came from (DVC revision and md5, MLflow run, params and
+    metrics), for the bundle's provenance; nothing for files that live in the spec tree."""
+    art = model.spec.artifact
+    out: dict[str, Any] = {}
+    if (art.path or art.uri) in lineage:
+        out["modelLineage"] = lineage[art.path or art.uri]
+    data = {n: lineage[ds.path] for s in suites for n, ds in s.spec.datasets.items() if ds.path in lineage}
+    if data:
+        out["datasetLineage"] = data
+    return out
+
+
 def build(
     result: ValidationResult,
     out: Path,
@@ -212,7 +225,8 @@ def build(
         build_result.blocked += [(f"{dep.metadata.name} on {t}", why) for t, why in blocked_on.items()]
         model_doc = result.index.get("Model", dep.spec.model.name)
         model = model_doc.model if model_doc else None
-        if model is None or model.spec.artifact.path is None:  # type: ignore[attr-defined]
+        model_file = result.models.artifacts.get(dep.spec.model.name)  # the tree's, DVC's cached or MLflow's
+        if model is None or model_file is None:
             build_result.blocked.append((dep.metadata.name, "the model has no local artifact to bundle"))
             continue
         suites: tuple[TestSuite, ...] = tuple(
@@ -220,7 +234,7 @@ def build(
             for g in dep.spec.gates  # type: ignore[union-attr,misc]
         )
         try:  # validation refused paths that leave the project; this read is checked again all the same
-            model_path = inside(model.spec.artifact.path)  # type: ignore[attr-defined]
+            model_path = model_file
             sample_digests = {
                 t.samples: cache.sha256(inside(t.samples))
                 for s in suites
@@ -266,6 +280,7 @@ def build(
                         "sha256": cache.sha256(model_path),
                     },
                     "datasets": {n: ds.sha256 for s in suites for n, ds in s.spec.datasets.items() if ds.sha256},
+                    **_lineage(model, suites, result.models.lineage),
                     "specDigests": {"deployment": dep_digest, "model": digest_of(model), "target": digest_of(target)},
                 },
             )

@@ -293,6 +293,36 @@ _RULES = [
     ),
     Rule("TAKT5022", "Dataset column unit differs from the DataSource field", E, "Convert the column or fix the unit."),
     Rule("TAKT5023", "Dataset has no rows", E, "A test on an empty dataset proves nothing."),
+    Rule(
+        "TAKT5024",
+        "Optional extra not installed",
+        E,
+        "The spec names DVC or MLflow: install the extra the message names (`pip install 'takt[dvc]'` or `'takt[mlflow]'`).",
+    ),
+    Rule(
+        "TAKT5025",
+        "DVC-tracked file cannot be read",
+        E,
+        "Not in the DVC cache nor its remote, or its content is not the md5 the .dvc file or dvc.lock records.",
+    ),
+    Rule(
+        "TAKT5026",
+        "MLflow model cannot be resolved",
+        E,
+        "The tracking server (MLFLOW_TRACKING_URI) has no such model version or run artifact, or cannot be reached.",
+    ),
+    Rule(
+        "TAKT5027",
+        "MLflow model moved",
+        E,
+        "The registry now serves other bytes than the sha256 pinned in the spec: register a new version, or re-pin on purpose.",
+    ),
+    Rule(
+        "TAKT5028",
+        "Fetched artifact cannot be stored",
+        E,
+        "Not enough free space, or the cache is not writable; nothing partial is kept.",
+    ),
     # 6xxx: rendering and bundles
     Rule("TAKT6002", "Target class cannot render this deployment", E),
     Rule("TAKT6003", "Target class warning", W),

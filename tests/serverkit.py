@@ -271,3 +271,43 @@ class ModbusServer:
         if self.server is not None:
             self.loop.call(self.server.shutdown())
             self.server = None
+
+
+MLFLOW_SERVER = Path(__file__).resolve().parent.parent / ".ci/mlflow-venv/bin/mlflow"  # .ci/tools.sh installs it
+
+
+class MlflowServer:
+    """`mlflow server` on 127.0.0.1: a sqlite backend and a local artifact root under `workdir`, artifacts
+    served by the server itself (clients never touch the directory)."""
+
+    def __init__(self, workdir: Path) -> None:
+        if not MLFLOW_SERVER.exists():
+            pytest.skip("mlflow server is not installed (.ci/tools.sh installs it into .ci/mlflow-venv)")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            str(MLFLOW_SERVER), "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+            "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
+            "--artifacts-destination", str(workdir / "artifacts"),
+        ]  # fmt: skip
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(workdir), "MLFLOW_HOME": str(workdir)}
+        self.log = (workdir / "server.log").open("wb")
+        self.proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120  # the first start migrates the sqlite schema
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.1)
+        self.stop()
+        raise AssertionError((workdir / "server.log").read_text()[-3000:])
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()

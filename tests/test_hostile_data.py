@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -12,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from compiler.stores.objects import Disk, ObjectStore, StoreError
 from compiler.testing.formats import DatasetError, DatasetFile
 from tests.conftest import BASE
 
@@ -105,3 +107,62 @@ def test_a_file_replaced_between_passes(tmp_path: Path):
     os.replace(other, path)  # same size, another inode
     with pytest.raises(DatasetError, match="changed while it was read"):
         next(file.batches(["temp"]))
+
+
+def test_threat_a_truncated_parquet_file_is_located_at_its_dataset(repo, cli_run, tmp_path: Path):
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"temp": np.linspace(0, 1, 10_000), "pres": np.linspace(1, 2, 10_000)}), buf)
+    cut = buf.getvalue()[: len(buf.getvalue()) // 2]  # the footer (schema, row groups) is gone
+    result = repo({"tests.yaml": SUITE.replace("DATA", "parquet"), "data/ref.parquet": cut, "data/ref.csv": None})
+    found = [d for d in result.diagnostics if d.code == "TAKT5020"]
+    assert len(found) == 1 and "dataset 'ref': data/ref.parquet is not a readable parquet file" in found[0].message
+    line = next(i for i, t in enumerate((tmp_path / "tests.yaml").read_text().splitlines(), 1) if "ref.parquet" in t)
+    assert found[0].location.line == line and found[0].location.file.endswith("tests.yaml")
+    code, out = cli_run("test", str(tmp_path), "--no-progress")
+    assert code == 1 and "TAKT5020" in out and "Traceback" not in out
+
+
+class _FullDisk(Disk):
+    """A disk with `free` bytes left: the free-space check sees it, and writes past it fail as the kernel's would."""
+
+    def __init__(self, free: int, report: int | None = None) -> None:
+        self.free, self.report, self.written = free, report, 0
+
+    def free_bytes(self, directory: Path) -> int:
+        return self.report if self.report is not None else self.free
+
+    def write(self, fh, data: bytes) -> None:
+        if self.written + len(data) > self.free:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.written += len(data)
+        fh.write(data)
+
+
+def _left_in(store: ObjectStore) -> list[str]:
+    folder = store.root / "sha256"
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_threat_a_fetch_larger_than_the_free_space_is_refused_before_a_byte(tmp_path: Path):
+    store = ObjectStore(tmp_path / "objects", _FullDisk(free=10 << 20))
+    with pytest.raises(StoreError, match=r"needs 209715200 bytes but .* has 10485760 free"):
+        store.put(iter([b"x" * 1024]), size=200 << 20)
+    assert _left_in(store) == []
+
+
+def test_threat_a_disk_that_fills_mid_fetch_leaves_no_partial_entry(tmp_path: Path):
+    store = ObjectStore(tmp_path / "objects", _FullDisk(free=3 << 20, report=1 << 40))  # the check is fooled
+    chunks = (bytes([i]) * (1 << 20) for i in range(8))
+    with pytest.raises(StoreError, match=r"the disk of .* is full \(nothing partial was kept\)"):
+        store.put(chunks, size=8 << 20)
+    assert _left_in(store) == []  # neither the object nor its temporary file
+    path, sha = ObjectStore(tmp_path / "objects").put(iter([b"ok"]))
+    assert _left_in(store) == [sha] and store.get(sha) == path and path.read_bytes() == b"ok"
+
+
+def test_threat_a_damaged_store_entry_is_never_served(tmp_path: Path):
+    store = ObjectStore(tmp_path / "objects")
+    path, sha = store.put(iter([b"model bytes"]))
+    path.chmod(0o644)
+    path.write_bytes(b"other bytes")
+    assert store.get(sha) is None and not path.exists()

@@ -14,7 +14,7 @@ import pytest
 from scipy import stats
 
 from compiler.testing.stream import RowSample, batch_rows, dkw_bound, parse_memory, sample_capacity
-from tests.conftest import BASE
+from tests.conftest import BASE, TINY_SHA
 
 MEMORY = 16 << 20  # the smallest budget: many batches, and samples that cannot hold 200k rows
 
@@ -180,3 +180,79 @@ def test_the_html_report_says_how_each_statistic_was_computed():
     bound = f"{dkw_bound(43690):.4f}"
     assert f"reference: sketch from a seeded sample of 43,690 of 10,000,000 rows (CDF within ±{bound}" in page
     assert "candidate: exact over 500 rows" in page and "statistic within ±" in page
+
+
+def _window_model(size: int) -> bytes:
+    """y = mean over a window of `size` rows × 2 features: x [batch, size, 2] → y [batch, 1]."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["x"], ["m"], axes=[1, 2], keepdims=0),
+         helper.make_node("Unsqueeze", ["m", "one"], ["y"])],
+        "win",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", size, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 1])],
+        [helper.make_tensor("one", TensorProto.INT64, [1], [1])],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    return model.SerializeToString(deterministic=True)
+
+
+@pytest.mark.parametrize(("size", "stride"), [(8, 3), (5, 1), (4, 7)])
+def test_a_windowed_model_streams_and_gives_the_whole_data_result(
+    repo, cli_run, tmp_path: Path, size: int, stride: int
+):
+    import hashlib
+
+    n = 50_000  # more rows than one batch at the smallest budget
+    rng = np.random.default_rng(size)
+    temp, pres = rng.normal(20, 4, n), rng.gamma(2.0, 1.0, n)
+    label = rng.normal(10, 2, n)
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"temp": temp, "pres": pres, "label": label}), buf, row_group_size=7_000)
+    onnx = _window_model(size)
+    window = f"{{op: window, size: {size}, stride: {stride}, input: x}}"
+    model = (
+        BASE["model.yaml"]
+        .replace("shape: [batch, 2]", f"shape: [batch, {size}, 2]")
+        .replace("task: regression\n", f"task: regression\n          preprocessing: [{window}]\n")
+        .replace(TINY_SHA, hashlib.sha256(onnx).hexdigest())
+    )
+    suite = (
+        "apiVersion: takt/v1\nkind: TestSuite\nmetadata: {name: suite}\nspec:\n  model: m\n"
+        "  datasets: {ref: {path: data/ref.parquet, labelColumn: label}}\n"
+        "  tests: [{name: mae, type: metric, metric: mae, dataset: ref, threshold: 100}]\n"
+    )
+    repo({"model.yaml": model, "models/m.onnx": onnx, "tests.yaml": suite, "data/ref.parquet": buf.getvalue()})
+
+    def mae(memory: str) -> dict:
+        code, out = cli_run("test", str(tmp_path), "--format", "json", "--no-progress", "--memory", memory)
+        assert code == 0, out
+        return json.loads(out[: out.rindex("}") + 1])["suites"][0]["tests"][0]
+
+    small, large = mae("16MiB"), mae("1GiB")
+    ends = np.arange(size - 1, n, stride)
+    x = np.stack([temp, pres], axis=1).astype(np.float32)
+    y = np.array([x[e - size + 1 : e + 1].mean(dtype=np.float32) for e in ends], dtype=np.float32)
+    expected = float(np.mean(np.abs(y.astype(np.float64) - label[ends])))
+    assert small["details"]["n"] == large["details"]["n"] == ends.size
+    assert small["value"] == large["value"]  # bit for bit: the batch boundaries change nothing
+    assert small["value"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_window_batches_form_every_window_of_the_stream_exactly_once():
+    from compiler.testing.stream import window_batches
+
+    def windows(x: np.ndarray, size: int, stride: int) -> list[tuple]:
+        return [tuple(x[s : s + size]) for s in range(0, len(x) - size + 1, stride)]
+
+    rng = np.random.default_rng(7)
+    for _ in range(2000):
+        n, size, stride = int(rng.integers(0, 60)), int(rng.integers(1, 9)), int(rng.integers(1, 12))
+        x = np.arange(n)
+        cuts = sorted(rng.integers(0, n + 1, size=int(rng.integers(0, 6))))
+        parts = [x[a:b] for a, b in zip([0, *cuts], [*cuts, n], strict=True)]
+        batches = list(window_batches(({"x": p} for p in parts), size, stride))
+        got = [w for b in batches for w in windows(b["x"], size, stride)]
+        assert got == windows(x, size, stride), (n, size, stride, cuts)
+        assert all(len(b["x"]) <= max(len(p) for p in parts) + size + stride for b in batches)

@@ -44,16 +44,22 @@ class Artifact(SpecModel):
     path: RelativePath | None = None
     """Relative to the project root (the directory of takt.yaml)."""
     uri: str | None = None
-    """https://, s3://, gs://, oci:// … fetched at build time and checked against sha256."""
+    """https://, s3://, gs://, oci:// … fetched at build time and checked against sha256; or an MLflow model,
+    `models:/<name>/<version>` or `runs:/<run-id>/<path>`, resolved against MLFLOW_TRACKING_URI (extra `mlflow`)."""
     sha256: Sha256
 
     @model_validator(mode="after")
     def _one_location(self) -> Artifact:
         if (self.path is None) == (self.uri is None):
             raise _err("TAKT1012", "give exactly one of artifact.path and artifact.uri")
-        if self.uri is not None and not re.match(r"^(https|s3|gs|oci|az)://\S+$", self.uri):
+        if self.uri is not None and not re.match(
+            r"^((https|s3|gs|oci|az)://\S+|models:/[^/\s]+/\d+|runs:/[0-9a-zA-Z]{1,64}/\S+)$", self.uri
+        ):
             raise _err(
-                "TAKT1012", "artifact uri {uri!r} must be https://, s3://, gs://, az:// or oci://", uri=self.uri[:120]
+                "TAKT1012",
+                "artifact uri {uri!r} must be https://, s3://, gs://, az://, oci://, models:/<name>/<version>"
+                " or runs:/<run-id>/<path>",
+                uri=self.uri[:120],
             )
         return self
 

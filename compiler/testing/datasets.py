@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from compiler.bundle.tree import TreeError, regular_inside
+from compiler.bundle.tree import TreeError
 from compiler.models.digest import DigestCache
+from compiler.stores.locate import locate_path
+from compiler.stores.located import Refused
 from compiler.testing.formats import DatasetError, DatasetFile, infer_format
 
 
@@ -31,11 +33,13 @@ class Dataset:
 def open_dataset(root: Path, rel: str, fmt: str | None) -> DatasetFile:
     """The dataset file inside the project; DatasetError (the reason) when it cannot be opened."""
     try:
-        path = regular_inside(root, rel)
+        path = locate_path(root, rel)  # DVC's cached copy when DVC tracks the path
     except FileNotFoundError:
         raise DatasetError("does not exist") from None
     except TreeError as exc:
         raise DatasetError(exc.reason) from None
+    except Refused as exc:
+        raise DatasetError(exc.message.removeprefix(rel).strip()) from None
     return DatasetFile(path, infer_format(rel, fmt), rel)
 
 

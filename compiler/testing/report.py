@@ -312,6 +312,8 @@ def _how_one(h: dict) -> str:
             f"sketch from a seeded sample of {h['sampleRows']:,} of {h['rows']:,} rows "
             f"(CDF within ±{h['cdfBound']:.4f} with probability {1 - h['delta']:.3g})"
         )
+    if h.get("method") == "head":
+        return f"on the first {h.get('rows', 0):,} rows (a windowed model's samples span rows: no sample of rows)"
     return f"exact over {h.get('rows', 0):,} rows"
 
 

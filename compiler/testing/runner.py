@@ -34,10 +34,18 @@ from compiler.spec.testsuite import (
     TestSuite,
 )
 from compiler.testing import stats
-from compiler.testing.datasets import Dataset, load_dataset, open_dataset
+from compiler.testing.datasets import Dataset, open_dataset
 from compiler.testing.formats import DatasetError
 from compiler.testing.source import NUMERIC, DataUnusable, TestData, rows_of
-from compiler.testing.stream import DEFAULT_MEMORY, DELTA, Computation, RowSample, batch_rows, sample_capacity
+from compiler.testing.stream import (
+    DEFAULT_MEMORY,
+    DELTA,
+    Computation,
+    RowSample,
+    batch_rows,
+    sample_capacity,
+    window_batches,
+)
 
 NP_DTYPES = frames.NP_DTYPES
 
@@ -101,7 +109,9 @@ class ModelRunner:
             for t in model.spec.inputs
         ]
         self.pipeline = frames.Pipeline.from_steps(model.spec.preprocessing, list(self.inputs))
-        self.windowed = any(s.op == "window" for s in self.pipeline.steps)  # samples span rows: read whole
+        sizes = [(s.size, s.stride) for s in self.pipeline.steps if s.op == "window"]
+        self.window: tuple[int, int] | None = sizes[0] if sizes else None  # (size, stride): samples span rows
+        self.windowed = self.window is not None
 
     @property
     def input_columns(self) -> list[str]:
@@ -207,7 +217,6 @@ class SuiteRunner:
         self.off_host = off_host
         self.model_path, self.memory = model_path, memory
         self.result = SuiteResult(suite.metadata.name, model.metadata.name, file)
-        self._datasets: dict[str, Dataset | str] = {}
         self._sources: dict[str, TestData | str] = {}
 
     def source(self, name: str) -> TestData:
@@ -239,30 +248,21 @@ class SuiteRunner:
             raise _Unjudgeable(loaded)
         return loaded
 
-    def stream(self, name: str, names: list[str]) -> Iterator[dict[str, np.ndarray]]:
-        """Batches of the named columns of a dataset; a windowed model gets the whole dataset at once."""
-        if self.runner.windowed:
-            yield dict(self.dataset(name).columns)
-            return
+    def stream(self, name: str, names: list[str], model: bool = False) -> Iterator[dict[str, np.ndarray]]:
+        """Batches of the named columns of a dataset. For the model (`model`) of a windowed model, each batch
+        carries the rows its first window needs from the one before, so every window is formed once and
+        the batch's rows are cut so its windows (rows × size) stay within the budget's batch."""
         data = self.source(name)
+        rows = batch_rows(self.memory, len(names))
         try:
-            yield from data.batches(names, batch_rows(self.memory, len(names)))
+            if model and self.runner.window is not None:
+                size, stride = self.runner.window
+                rows = max(size + stride, rows // size)
+                yield from window_batches(data.batches(names, rows), size, stride)
+            else:
+                yield from data.batches(names, rows)
         except DataUnusable as exc:
             raise _Unjudgeable(str(exc)) from None
-
-    def dataset(self, name: str) -> Dataset:
-        if name not in self._datasets:
-            spec = self.suite.spec.datasets[name]
-            loaded = load_dataset(self.root, name, spec.path, spec.format, self.cache)
-            if isinstance(loaded, Dataset) and spec.sha256 and loaded.sha256 != spec.sha256:
-                loaded = f"dataset {name!r}: sha256 is {loaded.sha256}, not the declared digest"
-            self._datasets[name] = loaded
-            if isinstance(loaded, Dataset):
-                self.result.datasets[name] = loaded.sha256
-        loaded = self._datasets[name]
-        if isinstance(loaded, str):
-            raise _Unjudgeable(loaded)
-        return loaded
 
     def run(self, progress: Callable[[str], None] | None = None) -> SuiteResult:
         try:
@@ -385,7 +385,7 @@ class SuiteRunner:
         correct = n = tp = fp = fn = 0
         preds: list[np.ndarray] = []
         truths: list[np.ndarray] = []
-        for cols in self.stream(test.dataset, [*self.runner.input_columns, label or "label"]):
+        for cols in self.stream(test.dataset, [*self.runner.input_columns, label or "label"], model=True):
             outputs = self.runner.run(self.runner.feeds(cols))
             if out_name not in outputs:
                 raise _Unjudgeable(f"the model has no output {out_name!r}")
@@ -575,20 +575,23 @@ class SuiteRunner:
             },
         )
 
-    def _head(self, name: str, rows: int) -> dict[str, np.ndarray]:
-        """The first `rows` rows of the model's input columns (all of a shorter dataset)."""
+    def _head(self, name: str, rows: int, names: list[str] | None = None) -> tuple[dict[str, np.ndarray], bool]:
+        """The first `rows` rows of the named columns (the model's inputs by default), and whether that is
+        the whole dataset."""
         parts: list[dict[str, np.ndarray]] = []
         held = 0
-        batches = self.stream(name, self.runner.input_columns)
+        batches = self.stream(name, names or self.runner.input_columns)
+        whole = True
         for cols in batches:
             parts.append(cols)
             held += rows_of(cols)
             if held >= rows:
+                whole = held == rows and next(batches, None) is None
                 batches.close()
                 break
         if not parts:
-            return {}
-        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+            return {}, True
+        return {k: np.concatenate([p[k] for p in parts])[:rows] for k in parts[0]}, whole
 
     def latency(self, test: LatencyTest) -> tuple[str, str, dict]:
         rng = np.random.default_rng(0)
@@ -596,7 +599,7 @@ class SuiteRunner:
         source = next(iter(self.suite.spec.datasets), None)
         if source is not None:  # the first rows the runs cycle through, not the whole dataset
             try:
-                feeds_all = self.runner.feeds(self._head(source, (test.warmup + test.runs + 1) * batch))
+                feeds_all = self.runner.feeds(self._head(source, (test.warmup + test.runs + 1) * batch)[0])
             except _Unjudgeable:
                 feeds_all = None
         else:
@@ -659,11 +662,17 @@ class SuiteRunner:
         if unknown:
             raise _Unjudgeable(f"noise names unknown column(s) {', '.join(unknown)}")
         names = list(dict.fromkeys([*self.runner.input_columns, *test.noise]))
-        sample = RowSample(sample_capacity(self.memory, len(names), 0.25), seed=test.seed)
-        for cols in self.stream(test.dataset, names):
-            sample.add(cols)
-        columns = sample.columns()
-        how = sample.computation().as_dict()
+        capacity = sample_capacity(self.memory, len(names), 0.25)
+        if self.runner.window is not None:  # a window spans rows: a sample of rows would break every window
+            capacity = max(self.runner.window[0], capacity // self.runner.window[0])
+            columns, whole = self._head(test.dataset, capacity, names)
+            how = Computation(rows_of(columns), "exact" if whole else "head").as_dict()
+        else:
+            sample = RowSample(capacity, seed=test.seed)
+            for cols in self.stream(test.dataset, names):
+                sample.add(cols)
+            columns = sample.columns()
+            how = sample.computation().as_dict()
         clean = _labels_from(self.runner.run(self.runner.feeds(columns))[out_name], None)
         rng = np.random.default_rng(test.seed)
         flips = 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from compiler.bundle.tree import regular_inside
 from compiler.diagnostics import Severity
 from compiler.models.digest import DigestCache
 from compiler.spec.testsuite import TestSuite
@@ -46,7 +45,7 @@ def run_suites(
             out.append(res)
             continue
         model = model_doc.model
-        path = regular_inside(result.root, model.spec.artifact.path)  # type: ignore[attr-defined]
+        path = result.models.artifacts[suite.spec.model]  # the tree's file, DVC's cached copy or MLflow's download
         out.append(SuiteRunner(suite, model, path, result.root, cache, sources, file, memory, off_host).run(progress))  # type: ignore[arg-type]
     cache.save()
     return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,7 +54,7 @@ class Computation:
     """How a statistic was computed, for the JSON and HTML results."""
 
     rows: int  # rows the statistic stands for
-    method: str  # exact | sketch
+    method: str  # exact | sketch | head (the first rows: a windowed model's invariance past the budget)
     sample_rows: int | None = None  # rows of the sample behind a sketch
     bound: float | None = None  # ε: sup |F_sample − F| ≤ ε with probability 1 − delta
     delta: float | None = None
@@ -120,3 +120,41 @@ class RowSample:
         if self.exact:
             return Computation(self.seen, "exact")
         return Computation(self.seen, "sketch", self.k, dkw_bound(self.k), DELTA)
+
+
+def window_batches(
+    batches: Iterable[Mapping[str, np.ndarray]], size: int, stride: int
+) -> Iterator[dict[str, np.ndarray]]:
+    """Batches re-cut for a windowed model: the windows of `size` rows every `stride` rows taken within each
+    yielded batch (ending at its rows size-1, size-1+stride, …) are the stream's windows, each exactly once.
+
+    Each batch carries the rows of the previous one that the next window still needs (fewer than
+    size + stride), so memory stays one batch plus that tail. A stream shorter than one window is
+    yielded whole, once, for the model to refuse in its own words.
+    """
+    carry: dict[str, np.ndarray] | None = None
+    skip = 0  # rows a stride longer than the batch's tail jumps over
+    yielded = False
+    for batch in batches:
+        part = {k: np.asarray(v) for k, v in batch.items()}
+        if skip:
+            drop = min(skip, _rows(part))
+            part, skip = {k: v[drop:] for k, v in part.items()}, skip - drop
+        if not _rows(part):
+            continue
+        buf = part if carry is None else {k: np.concatenate([carry[k], part[k]]) for k in part}
+        n = _rows(buf)
+        made = len(range(size - 1, n, stride))
+        if made == 0:
+            carry = buf
+            continue
+        yield buf
+        yielded = True
+        cut = made * stride  # where the next window starts
+        carry, skip = ({k: v[cut:] for k, v in buf.items()}, 0) if cut < n else (None, cut - n)
+    if not yielded and carry is not None:
+        yield carry
+
+
+def _rows(batch: Mapping[str, np.ndarray]) -> int:
+    return len(next(iter(batch.values()))) if batch else 0

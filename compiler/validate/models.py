@@ -17,6 +17,7 @@ from compiler.models.profile import target_profile
 from compiler.spec.deployment import Deployment
 from compiler.spec.model import Model
 from compiler.spec.testsuite import GoldenTest, TestSuite
+from compiler.validate import stored
 from compiler.validate.datasets import check_datasets
 from compiler.validate.document import SpecDocument
 from compiler.validate.index import SpecIndex
@@ -29,6 +30,8 @@ class ModelCheckResult:
     infos: dict[str, ModelInfo] = field(default_factory=dict)  # model name → inspection
     runtime: dict[tuple[str, str], list[Problem]] = field(default_factory=dict)  # (model, target) → problems
     notes: dict[str, str] = field(default_factory=dict)  # target → note about its kernel table
+    artifacts: dict[str, Path] = field(default_factory=dict)  # model name → the local file of its artifact
+    lineage: dict[str, dict] = field(default_factory=dict)  # spec path or uri → DVC / MLflow lineage
 
 
 def _file_digest(
@@ -40,8 +43,9 @@ def _file_digest(
     cache: DigestCache,
     out: list[Diagnostic],
     what: str,
+    lineage: dict[str, dict],
 ) -> Path | None:
-    path = _inside(doc, root, rel, (*base, "path"), out, what)
+    path = stored.inside(doc, root, rel, (*base, "path"), out, what, lineage)
     if path is None:
         return None
     if sha is not None:
@@ -89,7 +93,11 @@ def check_models(
     for doc in index.valid("Model"):
         model: Model = doc.model  # type: ignore[assignment]
         art = model.spec.artifact
-        if art.path is None:
+        if stored.is_mlflow(art):
+            from compiler.validate.pipeline import CACHE_DIR  # pipeline imports this module lazily
+
+            path = stored.remote_model(doc, art, root / CACHE_DIR, stored.process_env(), out, result.lineage)
+        elif art.path is None:
             out.append(
                 doc.diag(
                     "TAKT5018",
@@ -98,19 +106,24 @@ def check_models(
                 )
             )
             continue
-        path = _file_digest(doc, root, art.path, art.sha256, ("spec", "artifact"), cache, out, "model artifact")
+        else:
+            path = _file_digest(
+                doc, root, art.path, art.sha256, ("spec", "artifact"), cache, out, "model artifact", result.lineage
+            )
         if path is None:
             continue
+        result.artifacts[model.metadata.name] = path
+        at = "path" if art.path else "uri"
         info = inspections.inspect(path, cache)
         if isinstance(info, Unreadable):
-            out.append(doc.diag("TAKT5003", f"{art.path}: {info.reason}", ("spec", "artifact", "path")))
+            out.append(doc.diag("TAKT5003", f"{art.path or art.uri}: {info.reason}", ("spec", "artifact", at)))
             continue
         if info.checker_error:
             out.append(
                 doc.diag(
                     "TAKT5004",
-                    f"{art.path} is not a valid ONNX model: {info.checker_error}",
-                    ("spec", "artifact", "path"),
+                    f"{art.path or art.uri} is not a valid ONNX model: {info.checker_error}",
+                    ("spec", "artifact", at),
                 )
             )
         result.infos[model.metadata.name] = info
@@ -123,7 +136,7 @@ def check_models(
         present = {}
         for name, ds in suite.spec.datasets.items():
             at = ("spec", "datasets", name)
-            if _file_digest(doc, root, ds.path, ds.sha256, at, cache, out, "dataset") is not None:
+            if _file_digest(doc, root, ds.path, ds.sha256, at, cache, out, "dataset", result.lineage) is not None:
                 present[name] = ds
         out.extend(check_datasets(doc, suite, present, root, index))
         for i, test in enumerate(suite.spec.tests):
