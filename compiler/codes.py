@@ -176,6 +176,20 @@ _RULES = [
         W,
         "Each field feeds the position of its feature in the input's last axis; bind them in the features' order.",
     ),
+    Rule(
+        "TAKT4030",
+        "Rollout section does not fit the strategy",
+        E,
+        "canary is read by strategy canary (or shadow with then: canary), shadow and then by strategy shadow.",
+    ),
+    Rule("TAKT4031", "Rollout strategy misses its section", E, "Give the section the strategy (or then) names."),
+    Rule(
+        "TAKT4032",
+        "Rollout step selects devices ambiguously",
+        E,
+        "A canary or shadow step selects its devices by exactly one of selector and percentage.",
+    ),
+    Rule("TAKT4033", "Shadow selects no device", W),
     # 5xxx: models and data on disk, and what runs where
     Rule("TAKT5001", "Artifact or dataset missing", E, "Paths are relative to the project root."),
     Rule(
