@@ -78,6 +78,12 @@ _RULES = [
         "Use `<scheme>:<path>` with scheme env, file, vault, k8s, aws-sm, azure-kv or gcp-sm.",
     ),
     Rule("TAKT1012", "Invalid value", E),
+    Rule(
+        "TAKT1013",
+        "Invalid device public key",
+        E,
+        "Paste the line `takt agent keygen` printed (`ssh-ed25519 AAAA…`), or an ed25519 PEM public key.",
+    ),
     # 2xxx: data-access addresses, by protocol
     Rule("TAKT2001", "Invalid OPC UA node id", E, "Use `nsu=<namespace URI>;s=<id>` or `ns=<index>;i|s|g|b=<id>`."),
     Rule(

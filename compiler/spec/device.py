@@ -4,11 +4,26 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
-from compiler.spec.types import Metadata, Name, SpecModel
+from compiler.bundle.report import load_device_public_key
+from compiler.spec.types import Metadata, Name, SpecModel, _err
 
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+
+
+MAX_PUBLIC_KEY_CHARS = 4096  # a PEM ed25519 key is 113 characters, the OpenSSH line ~100
+
+
+def _public_key(value: str) -> str:
+    """The device's report key must load now, in the pull request, not when its first report is refused."""
+    if len(value) > MAX_PUBLIC_KEY_CHARS:
+        raise _err("TAKT1013", "publicKey is {n:,} characters; an ed25519 public key is about 100", n=len(value))
+    try:
+        load_device_public_key(value)
+    except ValueError as exc:
+        raise _err("TAKT1013", "publicKey is {why}", why=str(exc)) from None
+    return value
 
 
 class DeviceSpec(SpecModel):
@@ -16,6 +31,9 @@ class DeviceSpec(SpecModel):
     id: Annotated[str, Field(pattern=DEVICE_ID_PATTERN)] | None = None
     """Device id used on the deploy branch (devices/<id>/); defaults to metadata.name."""
     hostname: str | None = None
+    public_key: Annotated[str, AfterValidator(_public_key)] | None = None
+    """The device's ed25519 report key: the OpenSSH line `takt agent keygen` prints, or PEM.
+    Status reports from this device are believed only when this key signed them."""
 
 
 class Device(SpecModel):

@@ -1,0 +1,167 @@
+"""Reading a deploy repository with the git CLI, bounded, without ever trusting what it holds.
+
+Two private repositories in a scratch directory: one for the devices' status refs (each ref's
+commit chain, at most `depth` deep) and a sparse, blob-filtered clone of the deploy branch that
+checks out only the small files the fleet view needs (never the bundles). A handful of git
+processes serve any fleet size: one listing, one fetch, one commit walk, and two `cat-file`
+batches (sizes first, then only the objects within the limit are read).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from compiler.bundle.tree import TreeError, read_inside
+
+
+class FleetReadError(Exception):
+    """The deploy repository cannot be read (unreachable, not a repository, over a bound)."""
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_PROTOCOL": "version=2", "LC_ALL": "C"}
+
+
+def git(
+    *args: str, cwd: Path | None = None, stdin: bytes | None = None, timeout: float = 300.0, check: bool = True
+) -> bytes:
+    cmd = ["git", "-c", "protocol.version=2", "-c", "gc.auto=0", "-c", "core.quotePath=false", *args]
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, input=stdin, capture_output=True, timeout=timeout, env=_env())
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise FleetReadError(f"git {args[0]} failed: {exc}") from None
+    if check and proc.returncode != 0:
+        last = (proc.stderr.decode(errors="replace").strip().splitlines() or ["git failed"])[-1]
+        raise FleetReadError(f"git {args[0]}: {last[:300]}")
+    return proc.stdout
+
+
+def list_refs(url: str, prefix: str, limit: int, timeout: float) -> list[tuple[str, str]]:
+    """(refname, oid) of the remote's refs under `prefix` (protocol v2 sends the prefix, so the
+    server lists only those); more than `limit` is refused unread past the limit."""
+    cmd = ["git", "-c", "protocol.version=2", "ls-remote", "--refs", url, f"{prefix}*"]
+    refs: list[tuple[str, str]] = []
+    try:
+        with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env()) as proc:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                oid, _, name = line.decode(errors="replace").rstrip("\n").partition("\t")
+                if not name.startswith(prefix):
+                    continue
+                if len(refs) >= limit:
+                    proc.kill()
+                    raise FleetReadError(f"the deploy repository holds more than {limit:,} refs under {prefix}")
+                refs.append((name, oid))
+            _, err = proc.communicate(timeout=timeout)
+            if proc.returncode != 0:
+                last = (err.decode(errors="replace").strip().splitlines() or ["git ls-remote failed"])[-1]
+                raise FleetReadError(f"cannot list {url}: {last[:300]}")
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise FleetReadError(f"cannot list {url}: {exc}") from None
+    return refs
+
+
+@dataclass(frozen=True)
+class Commit:
+    oid: str
+    parent: str | None  # the first parent present here (None at the root or the shallow boundary)
+
+
+class RefStore:
+    """A private bare repository holding fetched refs, read in batches."""
+
+    def __init__(self, path: Path, timeout: float = 300.0) -> None:
+        self.path, self.timeout = path, timeout
+        git("init", "-q", "--bare", str(path), timeout=timeout)
+
+    def fetch(self, url: str, refnames: Sequence[str], depth: int) -> None:
+        """Exactly these refs, at most `depth` commits deep each (refspecs on stdin: any count)."""
+        if not refnames:
+            return
+        specs = "".join(f"+{r}:{r}\n" for r in refnames).encode()
+        git(
+            "fetch", "-q", "--no-tags", "--no-write-fetch-head", f"--depth={depth}", url, "--stdin",
+            cwd=self.path, stdin=specs, timeout=self.timeout,
+        )  # fmt: skip
+
+    def tips(self, prefix: str) -> dict[str, tuple[str, str]]:
+        """refname → (oid, object type) of the local refs under `prefix`."""
+        out = git("for-each-ref", "--format=%(refname) %(objectname) %(objecttype)", prefix, cwd=self.path)
+        tips = {}
+        for line in out.decode(errors="replace").splitlines():
+            name, oid, kind = line.rsplit(" ", 2)
+            tips[name] = (oid, kind)
+        return tips
+
+    def commits(self, tips: Iterable[str]) -> dict[str, Commit]:
+        """Every commit reachable from `tips` here (bounded by the fetch depth), with its first parent."""
+        data = "".join(f"{t}\n" for t in tips).encode()
+        if not data:
+            return {}
+        out = git("rev-list", "--parents", "--stdin", cwd=self.path, stdin=data, timeout=self.timeout)
+        commits = {}
+        for line in out.decode().splitlines():
+            oid, *parents = line.split()
+            commits[oid] = Commit(oid, parents[0] if parents else None)
+        return commits
+
+    def sizes(self, names: Sequence[str]) -> dict[str, tuple[str, str, int] | None]:
+        """name → (oid, type, size), None when missing; nothing is read into memory."""
+        if not names:
+            return {}
+        data = "".join(f"{n}\n" for n in names).encode()
+        out = git("cat-file", "--batch-check", cwd=self.path, stdin=data, timeout=self.timeout)
+        result: dict[str, tuple[str, str, int] | None] = {}
+        for name, line in zip(names, out.decode(errors="replace").splitlines(), strict=True):
+            parts = line.split()
+            result[name] = (parts[0], parts[1], int(parts[2])) if len(parts) == 3 and parts[1] != "missing" else None
+        return result
+
+    def read(self, oids: Sequence[str]) -> dict[str, bytes]:
+        """The contents of objects already checked by `sizes` (so their total is bounded)."""
+        if not oids:
+            return {}
+        data = "".join(f"{o}\n" for o in oids).encode()
+        out = git("cat-file", "--batch", cwd=self.path, stdin=data, timeout=self.timeout)
+        contents, pos = {}, 0
+        for oid in oids:
+            nl = out.index(b"\n", pos)
+            header = out[pos:nl].split()
+            size = int(header[2])
+            contents[oid] = out[nl + 1 : nl + 1 + size]
+            pos = nl + 1 + size + 1
+        return contents
+
+
+def sparse_branch(url: str, branch: str, dest: Path, patterns: Sequence[str], timeout: float = 300.0) -> Path | None:
+    """A shallow, blob-filtered clone of `branch` with only `patterns` checked out (never the bundles);
+    None when the branch does not exist. Files are read back with compiler.bundle.tree only."""
+    if not any(name == f"refs/heads/{branch}" for name, _ in list_refs(url, f"refs/heads/{branch}", 2, timeout)):
+        return None
+    for extra in (["--filter=blob:none"], []):  # a server without filters gets a plain shallow clone
+        try:
+            git(
+                "clone", "-q", "--depth=1", "--single-branch", f"--branch={branch}", "--no-checkout", "--sparse",
+                *extra, url, str(dest), timeout=timeout,
+            )  # fmt: skip
+            git("sparse-checkout", "set", "--no-cone", *patterns, cwd=dest, timeout=timeout)
+            git("checkout", "-q", "--force", "--detach", f"origin/{branch}", cwd=dest, timeout=timeout)
+            return dest
+        except FleetReadError:
+            shutil.rmtree(dest, ignore_errors=True)
+            if not extra:
+                raise
+    return None
+
+
+def read_file(root: Path, rel: str, limit: int) -> bytes | None:
+    """A checked-out file inside `root`, bounded and never through a link; None when absent or refused."""
+    try:
+        return read_inside(root, rel, limit)
+    except (OSError, TreeError):
+        return None
