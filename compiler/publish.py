@@ -36,6 +36,7 @@ from compiler.bundle.desired import verify_signature
 from compiler.bundle.manifest import Manifest
 from compiler.bundle.tree import TreeError, read_regular
 from compiler.clusters import CLUSTER_CLASS, ClusterSource, cluster_files, public_url
+from compiler.fleet.seen import SEEN_PATH
 from compiler.oci import PushedModel, RegistryAccess, RegistryError, RegistryRef, push_models
 from compiler.rollout.plan import plan, with_generations
 from compiler.rollout.state import (
@@ -342,6 +343,9 @@ def _publish(
             new[state_path(deployment)] = ("100644", data)
             new[signature_path(deployment)] = ("100644", sig)
             result.rollouts[deployment] = record.phase.value
+        seen = old.get(SEEN_PATH)
+        if seen is not None and seen.mode in _FILE_MODES.values():
+            new[SEEN_PATH] = (seen.mode, seen)  # the fleet readers' memory (written by rollout decisions) stays
         referenced = sorted(
             {r.digest for refs in wanted.values() for r in refs}
             | {d for rec in planned.records.values() for d in _restorable(rec)}  # what an abort gives back

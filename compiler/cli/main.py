@@ -16,6 +16,7 @@ from agent.cli import agent_group
 from compiler import __version__
 from compiler.cli.model_cmd import matrix, model_group
 from compiler.cli.progress import DelayedProgress
+from compiler.cli.rollout_cmd import rollout_group
 from compiler.codes import RULES
 from compiler.diagnostics import Severity
 from compiler.report.formats import FORMATS, Report, render
@@ -552,6 +553,7 @@ def diff_cmd(base: str, head: str, path: Path, fmt: str) -> None:
 cli.add_command(model_group)
 cli.add_command(agent_group)
 cli.add_command(matrix)
+cli.add_command(rollout_group)
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ the step; every device passing moves the rollout on.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -56,12 +56,14 @@ class Decision:
     verdicts: tuple[DeviceVerdict, ...] = ()
 
 
-def decide(record: RolloutState, reports: Mapping[str, StatusReport], now: datetime) -> Decision:
+def decide(record: RolloutState, reports: Mapping[str, Sequence[StatusReport]], now: datetime) -> Decision:
+    """`reports`: each device's believed reports, oldest first (the newest is its current one).
+    A report dated after `now` (a device clock ahead) counts as taken `now`: it cannot end a window early."""
     if record.phase in TERMINAL:
         return Decision(record.deployment, Action.NONE, record.phase, f"rollout is {record.phase.value}")
     step = record.step_devices()
     judge = _shadow if record.phase == Phase.SHADOW else _canary
-    verdicts = tuple(judge(record, d, reports.get(d)) for d in step)
+    verdicts = tuple(judge(record, d, tuple(reports.get(d, ())), now) for d in step)
     failed = [v for v in verdicts if v.verdict == Verdict.FAIL]
     if not step:
         return Decision(
@@ -109,13 +111,35 @@ def _common(record: RolloutState, device: str, report: StatusReport | None) -> D
     return next((r for r in report.runners if r.deployment == record.deployment), None)
 
 
-def _canary(record: RolloutState, device: str, report: StatusReport | None) -> DeviceVerdict:
+def _in_step(record: RolloutState, device: str, history: tuple[StatusReport, ...]) -> list[RunnerHealth]:
+    """The deployment's runner in every report since the device applied the step's generation, oldest first."""
+    want = record.generations.get(device)
+    return [
+        r
+        for rep in history
+        if rep.time >= record.started and want is not None and (rep.applied_generation or 0) >= want
+        for r in rep.runners
+        if r.deployment == record.deployment
+    ]
+
+
+def _canary(record: RolloutState, device: str, history: tuple[StatusReport, ...], now: datetime) -> DeviceVerdict:
+    report = history[-1] if history else None
     got = _common(record, device, report)
     if isinstance(got, DeviceVerdict):
         return got
     assert report is not None and record.spec.canary is not None
     gate = record.spec.canary
-    over = report.time >= record.started + timedelta(seconds=_window(record))
+    new = record.devices[device].new.digest
+    serving = [r for r in _in_step(record, device, history) if r.bundle == new]
+    worst = max((r.error_rate for r in serving if r.error_rate is not None), default=None)
+    if worst is not None and worst > gate.max_error_rate:
+        why = f"error rate {worst:.4f} above {gate.max_error_rate} during the window"
+        return DeviceVerdict(device, Verdict.FAIL, why, report.time, error_rate=worst)
+    first_ready = next((n for n, r in enumerate(serving) if r.ready), None)
+    if first_ready is not None and not all(r.ready for r in serving[first_ready:]):
+        return DeviceVerdict(device, Verdict.FAIL, "runner became unready during the window", report.time)
+    over = min(report.time, now) >= record.started + timedelta(seconds=_window(record))
     runner = got
     if runner is None:
         verdict = Verdict.FAIL if over else Verdict.WAIT
@@ -136,13 +160,23 @@ def _canary(record: RolloutState, device: str, report: StatusReport | None) -> D
     return DeviceVerdict(device, Verdict.PASS, "healthy for the whole window", **seen)  # type: ignore[arg-type]
 
 
-def _shadow(record: RolloutState, device: str, report: StatusReport | None) -> DeviceVerdict:
+def _shadow(record: RolloutState, device: str, history: tuple[StatusReport, ...], now: datetime) -> DeviceVerdict:
+    report = history[-1] if history else None
     got = _common(record, device, report)
     if isinstance(got, DeviceVerdict):
         return got
     assert report is not None and record.spec.shadow is not None
     gate = record.spec.shadow
-    over = report.time >= record.started + timedelta(seconds=_window(record))
+    new = record.devices[device].new.digest
+    compared = [
+        r.shadow.agreement
+        for r in _in_step(record, device, history)
+        if r.shadow is not None and r.shadow.challenger == new and r.shadow.frames and r.shadow.agreement is not None
+    ]
+    if compared and min(compared) < gate.min_agreement:
+        why = f"agreement {min(compared):.4f} below {gate.min_agreement} during the window"
+        return DeviceVerdict(device, Verdict.FAIL, why, report.time, agreement=min(compared))
+    over = min(report.time, now) >= record.started + timedelta(seconds=_window(record))
     shadow = got.shadow if got is not None else None
     if shadow is None or shadow.challenger != record.devices[device].new.digest:
         verdict = Verdict.FAIL if over else Verdict.WAIT

@@ -10,7 +10,7 @@ devices a decision moves get a generation above any publish ever signed for them
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,10 +20,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from compiler.bundle import DESIRED, SIGNATURE, DesiredState, sign
 from compiler.bundle.report import StatusReport
+from compiler.fleet.reports import FleetReports
+from compiler.fleet.seen import MAX_SEEN_BYTES, SEEN_PATH, Seen, merge, parse_seen, seen_to_bytes
 from compiler.publish import (
     _AUTHOR,
     PublishError,
     _Blob,
+    _blob,
     _clone,
     _git_error,
     _plumb,
@@ -37,8 +40,8 @@ from compiler.rollout.plan import assign, with_generations
 from compiler.rollout.state import RolloutState, sealed, signature_path, state_path
 from compiler.spec.addresses import redact_url
 
-Reports = Callable[[], Mapping[str, StatusReport]]
-"""The verified reports per device (the fleet reader's); called after the branch is read."""
+Reports = Callable[[Seen], FleetReports]
+"""The fleet reader bound to its URL and declared keys, given the branch's memory of seen reports."""
 
 
 @dataclass
@@ -53,8 +56,8 @@ def status(url: str, branch: str, trusted: Ed25519PublicKey, reports: Reports, n
     with tempfile.TemporaryDirectory(prefix="takt-rollout-") as tmp:
         repo, head = _clone(url, branch, Path(tmp) / "deploy.git", False)
         records = _records(repo, head, trusted)
-        got = reports()
-        return [decide(r, got, now) for _, r in sorted(records.items())]
+        fleet = reports(_seen(repo, _tree(repo, head)) if head else {})
+        return [decide(r, _histories(fleet), now) for _, r in sorted(records.items())]
 
 
 def promote(
@@ -74,7 +77,8 @@ def promote(
         tree = _tree(repo, head)
         records = {d: r[0] for d, r in _rollout_records(repo, tree, key.public_key()).items()}
         highest = _signed_history(repo, head, branch, tree, key)
-        got = reports()
+        fleet = reports(_seen(repo, tree))
+        got = _histories(fleet)
         parent = head
         entries: dict[str, tuple[str, bytes | Path | _Blob]] = {p: (b.mode, b) for p, b in tree.items()}
         for _, record in sorted(records.items()):
@@ -83,6 +87,7 @@ def promote(
             if decision.action in (Action.NONE, Action.WAIT):
                 continue
             changed = _apply(record, decision, highest, entries, key, now, validity)
+            entries[SEEN_PATH] = ("100644", seen_to_bytes(fleet.seen))  # what this decision believed
             tree_id, _ = _write_tree(repo, entries, Path(tmp) / f"scratch-{len(result.commits)}")
             message = _message(decision, changed)
             parent = _plumb(repo, ["commit-tree", tree_id, "-p", parent, "-F", "-"], message.encode(), _AUTHOR)
@@ -145,6 +150,23 @@ def _message(decision: Decision, changed: list[str]) -> str:
 
 def _records(repo: git.Repo, head: str | None, trusted: Ed25519PublicKey) -> dict[str, RolloutState]:
     return {d: r[0] for d, r in _rollout_records(repo, _tree(repo, head), trusted).items()} if head else {}
+
+
+def _histories(fleet: FleetReports) -> dict[str, tuple[StatusReport, ...]]:
+    out = {d: tuple(h) for d, h in fleet.history.items()}
+    for device, latest in fleet.latest.items():  # a transport without history: its current report alone
+        if not out.get(device) or out[device][-1].sequence < latest.sequence:
+            out[device] = (*out.get(device, ()), latest)
+    return out
+
+
+def _seen(repo: git.Repo, tree: dict[str, _Blob]) -> dict:
+    """The branch's memory of believed sequences; unreadable memory is none (it only ever adds refusals)."""
+    data = _blob(repo, tree.get(SEEN_PATH), MAX_SEEN_BYTES)
+    try:
+        return merge(parse_seen(data)) if data is not None else {}
+    except (ValueError, KeyError, TypeError):
+        return {}
 
 
 def _moved(url: str, branch: str, head: str) -> bool:
