@@ -169,8 +169,8 @@ def wait_for_port(port: int, what: str, timeout: float = 10.0) -> None:
 class GitDaemon:
     """`git daemon` on 127.0.0.1, serving one directory; stopped by the test that started it."""
 
-    def __init__(self, base: Path) -> None:
-        self.base, self.port = base, free_port()
+    def __init__(self, base: Path, receive_pack: bool = False) -> None:
+        self.base, self.port, self.receive_pack = base, free_port(), receive_pack
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -185,6 +185,7 @@ class GitDaemon:
                 "--reuseaddr",
                 "--export-all",
                 "--informative-errors",
+                *(["--enable=receive-pack"] if self.receive_pack else []),
                 f"--base-path={self.base}",
                 "--listen=127.0.0.1",
                 f"--port={self.port}",

@@ -88,7 +88,9 @@ def promote(
                 continue
             changed = _apply(record, decision, highest, entries, key, now, validity)
             entries[SEEN_PATH] = ("100644", seen_to_bytes(fleet.seen))  # what this decision believed
-            tree_id, _ = _write_tree(repo, entries, Path(tmp) / f"scratch-{len(result.commits)}")
+            scratch = Path(tmp) / f"scratch-{len(result.commits)}"
+            scratch.mkdir()
+            tree_id, _ = _write_tree(repo, entries, scratch)
             message = _message(decision, changed)
             parent = _plumb(repo, ["commit-tree", tree_id, "-p", parent, "-F", "-"], message.encode(), _AUTHOR)
             parent = parent.decode().strip()
