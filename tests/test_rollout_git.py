@@ -111,12 +111,15 @@ class Fleet:
         commit_report(statedir, device, seal(report, self.keys[device]), self.seq[device], when)
         push_report(statedir, self.url, device, 60)
 
-    def promote(self, *extra: str) -> subprocess.CompletedProcess:
+    def cli(self, command: str, *extra: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "compiler.cli.main", "rollout", "promote", str(self.spec), "--deploy-repo",
+            [sys.executable, "-m", "compiler.cli.main", "rollout", command, str(self.spec), "--deploy-repo",
              self.url, "--key", str(self.private), *extra],
             capture_output=True, text=True, timeout=300, env={**os.environ, "NO_COLOR": "1"},
         )  # fmt: skip
+
+    def promote(self, *extra: str) -> subprocess.CompletedProcess:
+        return self.cli("promote", *extra)
 
     def stop(self) -> None:
         self.daemon.stop()
@@ -151,6 +154,13 @@ def test_a_changed_deployment_goes_to_its_canary_only_and_a_second_publish_does_
     assert record["generations"] == {CANARY: fleet.state(CANARY).generation}
     head = fleet.head()
     assert fleet.publish().commit is None and fleet.head() == head  # same specs: the rollout stays where it is
+    status = fleet.cli("status", "--format", "json")
+    assert status.returncode == 0, status.stderr
+    rollout = json.loads(status.stdout)["rollouts"][0]
+    assert (rollout["deployment"], rollout["phase"], rollout["action"]) == (DEP, "canary", "wait")
+    assert rollout["devices"][0]["device"] == CANARY and rollout["devices"][0]["reason"] == "no report yet"
+    md = fleet.cli("status", "--format", "markdown")
+    assert md.returncode == 0 and f"### `{DEP}`: canary (wait)" in md.stdout and fleet.head() == head
 
 
 def test_a_healthy_canary_is_promoted_to_all_in_one_commit_and_promote_is_idempotent(fleet: Fleet):

@@ -99,6 +99,7 @@ def _report(seq: int, minutes: float, **runner) -> StatusReport:
         ([_report(1, 0.5, error_rate=0.2), _report(2, 2)], Action.ABORT, "error rate 0.2000 above 0.01"),
         ([_report(1, 0.5), _report(2, 1, ready=False), _report(3, 2)], Action.ABORT, "became unready"),
         ([_report(1, 2, bundle=OLD)], Action.ABORT, "not the new bundle"),
+        ([StatusReport("d1", 1, T0, 5, 4, quarantined=(NEW,))], Action.ABORT, "quarantined the new bundle"),
     ],
 )
 def test_the_canary_gate_judges_the_whole_window(history, action, why):
