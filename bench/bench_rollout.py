@@ -115,8 +115,7 @@ def child(n: int) -> dict[str, float]:
         seconds = time.perf_counter() - t
         assert len(res.commits) == 1 and res.decisions[0].action.value == "promote", res.decisions
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        kids_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        return {"devices": n, "seconds": seconds, "peak_rss_mib": peak_mib, "peak_git_rss_mib": kids_mib}
+        return {"devices": n, "seconds": seconds, "peak_rss_mib": peak_mib}
 
 
 def main() -> None:
@@ -131,9 +130,9 @@ def main() -> None:
     for n in (int(s) for s in args.sizes.split(",")):
         out = subprocess.run([sys.executable, __file__, "--child", str(n)], capture_output=True, text=True, check=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    print(f"{'takt rollout promote':<24}{'devices':>9}{'seconds':>10}{'peak RSS MiB':>14}{'git peak MiB':>14}")
+    print(f"{'takt rollout promote':<24}{'devices':>9}{'seconds':>10}{'peak RSS MiB':>14}")
     for r in rows:
-        print(f"{'':<24}{r['devices']:>9}{r['seconds']:>10.2f}{r['peak_rss_mib']:>14.1f}{r['peak_git_rss_mib']:>14.1f}")
+        print(f"{'':<24}{r['devices']:>9}{r['seconds']:>10.2f}{r['peak_rss_mib']:>14.1f}")
     if len(rows) >= 2:
         a, b = rows[0], rows[-1]
         grow = b["devices"] / a["devices"]

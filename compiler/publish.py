@@ -527,24 +527,27 @@ def _write_tree(
 ) -> tuple[str, dict[str, _Blob]]:
     """Blobs and a tree object from `entries` through a private index (the clone has no work tree).
 
-    Content given as bytes goes through a scratch file, so one `git hash-object` writes every blob.
+    Content given as bytes goes into one pack through `git fast-import` (thousands of signed states
+    are one process and one file, not a scratch file and a loose object each); build files go
+    through one `git hash-object --stdin-paths`, read from disk by git itself.
     Returns the tree id and each path's (mode, blob id), to compare with the branch's tree.
     """
     kept = {p: e[1].sha for p, e in entries.items() if isinstance(e[1], _Blob)}  # blobs already in the clone
-    paths = sorted(p for p in entries if p not in kept)
-    sources: list[str] = []
-    for n, p in enumerate(paths):
-        content = entries[p][1]
-        assert not isinstance(content, _Blob)
-        if isinstance(content, bytes):
-            inline = scratch / f"blob-{n}"
-            inline.write_bytes(content)
-            content = inline
-        sources.append(str(content))
-    out = _plumb(
-        repo, ["hash-object", "-w", "--no-filters", "--stdin-paths"], "".join(f"{s}\n" for s in sources).encode()
-    )
-    shas = dict(zip(paths, out.decode("ascii").split(), strict=True)) | kept
+    inline = sorted((p, e[1]) for p, e in entries.items() if isinstance(e[1], bytes))
+    files = sorted(p for p, e in entries.items() if isinstance(e[1], Path))
+    shas = dict(kept)
+    if inline:
+        stream = bytearray()
+        for n, (_, data) in enumerate(inline, 1):
+            stream += b"blob\nmark :%d\ndata %d\n%s\n" % (n, len(data), data)
+        marks = scratch / "marks"
+        _plumb(repo, ["fast-import", "--quiet", f"--export-marks={marks}"], bytes(stream))
+        by_mark = dict(line.split(" ", 1) for line in marks.read_text("ascii").split("\n") if line)
+        shas.update((p, by_mark[f":{n}"].strip()) for n, (p, _) in enumerate(inline, 1))
+    if files:
+        listed = "".join(f"{entries[p][1]}\n" for p in files).encode()
+        out = _plumb(repo, ["hash-object", "-w", "--no-filters", "--stdin-paths"], listed)
+        shas.update(zip(files, out.decode("ascii").split(), strict=True))
     paths = sorted(entries)
     env = {"GIT_INDEX_FILE": str(scratch / "index")}
     _plumb(repo, ["read-tree", "--empty"], env=env)

@@ -128,8 +128,9 @@ def _canary(record: RolloutState, device: str, history: tuple[StatusReport, ...]
     got = _common(record, device, report)
     if isinstance(got, DeviceVerdict):
         return got
-    assert report is not None and record.spec.canary is not None
     gate = record.spec.canary
+    if report is None or gate is None:  # _common answered for a missing report; a canary phase has its step
+        return DeviceVerdict(device, Verdict.WAIT, "no canary step to judge")
     new = record.devices[device].new.digest
     serving = [r for r in _in_step(record, device, history) if r.bundle == new]
     worst = max((r.error_rate for r in serving if r.error_rate is not None), default=None)
@@ -165,8 +166,9 @@ def _shadow(record: RolloutState, device: str, history: tuple[StatusReport, ...]
     got = _common(record, device, report)
     if isinstance(got, DeviceVerdict):
         return got
-    assert report is not None and record.spec.shadow is not None
     gate = record.spec.shadow
+    if report is None or gate is None:
+        return DeviceVerdict(device, Verdict.WAIT, "no shadow step to judge")
     new = record.devices[device].new.digest
     compared = [
         r.shadow.agreement

@@ -73,7 +73,8 @@ def promote(
     result = PromoteResult()
     with tempfile.TemporaryDirectory(prefix="takt-rollout-") as tmp:
         repo, head = _clone(url, branch, Path(tmp) / "deploy.git", False)
-        assert head is not None  # _clone without create returns a head or raises
+        if head is None:  # _clone without create returns a head or raises; kept as a value all the same
+            raise PublishError(f"branch {branch!r} does not exist")
         tree = _tree(repo, head)
         records = {d: r[0] for d, r in _rollout_records(repo, tree, key.public_key()).items()}
         highest = _signed_history(repo, head, branch, tree, key)
