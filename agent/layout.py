@@ -3,8 +3,9 @@ shadow challenger `shadow/<deployment>` → `../bundles/<challenger digest>`.
 
 A bundle is named `<deployment>/<target>` and a device runs one bundle per deployment, so the
 runner finds its files at `current/deployments/<deployment>/` without knowing any digest, and a
-challenger beside it at `current/shadow/<deployment>/`. These links are the only ones a release
-may hold; verification accepts exactly them.
+challenger beside it at `current/shadow/<deployment>/`, with the runner's shadow entry
+(`takt/shadow/v1`) at `current/shadow/<deployment>.json` for `takt-runner --shadow`. These links
+and entries are the only ones a release may hold; verification accepts exactly them, byte for byte.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from compiler.bundle import BundleRef
+from compiler.bundle.runner import RUNNER_JSON, ShadowEntry
 
 DEPLOYMENTS = "deployments"
 SHADOW = "shadow"
@@ -49,17 +51,36 @@ def deployment_links(bundles: Iterable[BundleRef]) -> dict[str, dict[str, str]]:
     return links
 
 
+def shadow_entries(bundles: Iterable[BundleRef]) -> dict[str, bytes]:
+    """`shadow/<deployment>.json` → the runner's shadow entry, derived from the signed state alone."""
+    return {
+        f"{deployment_of(b.name)}.json": ShadowEntry(
+            deployment=deployment_of(b.name),
+            challenger=b.digest,
+            config=f"{deployment_of(b.name)}/{RUNNER_JSON}",
+            tolerance=b.shadow.tolerance,
+        ).to_json()
+        for b in bundles
+        if b.shadow is not None
+    }
+
+
 def write_links(release: Path, bundles: Iterable[BundleRef]) -> None:
-    for kind, links in deployment_links(bundles).items():
+    refs = list(bundles)
+    for kind, links in deployment_links(refs).items():
         (release / kind).mkdir()
         for deployment, target in links.items():
             os.symlink(target, release / kind / deployment)
+    for name, data in shadow_entries(refs).items():
+        (release / SHADOW / name).write_bytes(data)
 
 
 def check_links(release: Path, bundles: Iterable[BundleRef]) -> list[str]:
     """Problems unless `deployments/` (and `shadow/`) hold exactly the expected links, each pointing where it should."""
+    refs = list(bundles)
     try:
-        expected_all = deployment_links(bundles)
+        expected_all = deployment_links(refs)
+        entries = shadow_entries(refs)
     except ValueError as exc:
         return [str(exc)]
     problems: list[str] = []
@@ -74,6 +95,9 @@ def check_links(release: Path, bundles: Iterable[BundleRef]) -> list[str]:
         with os.scandir(top) as it:
             for entry in sorted(it, key=lambda e: e.name):
                 seen.add(entry.name)
+                if kind == SHADOW and entry.name in entries:
+                    problems += _entry_problems(Path(entry.path), entries[entry.name], f"{kind}/{entry.name}")
+                    continue
                 want = expected.get(entry.name)
                 if want is None:
                     problems.append(f"{kind}/{entry.name}: unexpected entry")
@@ -81,5 +105,14 @@ def check_links(release: Path, bundles: Iterable[BundleRef]) -> list[str]:
                     problems.append(f"{kind}/{entry.name}: not a symbolic link")
                 elif (got := os.readlink(entry.path)) != want:
                     problems.append(f"{kind}/{entry.name}: points at {got[:200]!r}, expected {want!r}")
-        problems += [f"{kind}/{name}: missing" for name in sorted(set(expected) - seen)]
+        wanted = set(expected) | (set(entries) if kind == SHADOW else set())
+        problems += [f"{kind}/{name}: missing" for name in sorted(wanted - seen)]
     return problems
+
+
+def _entry_problems(path: Path, want: bytes, where: str) -> list[str]:
+    if path.is_symlink() or not path.is_file():
+        return [f"{where}: not a regular file"]
+    with path.open("rb") as fh:
+        got = fh.read(len(want) + 1)
+    return [] if got == want else [f"{where}: differs from the signed state"]

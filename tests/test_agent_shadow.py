@@ -9,6 +9,7 @@ import pytest
 
 from agent.reconcile import Reconciler
 from agent.releases import current_release, verify_release
+from compiler.bundle.runner import ShadowEntry
 from tests.agentkit import GitDaemon, make_world
 
 pytestmark = pytest.mark.slow  # git daemon, build and publish
@@ -40,6 +41,14 @@ def test_a_shadow_device_stages_both_bundles_and_the_others_only_the_current_one
         challenger = os.readlink(study / "shadow" / "press-anomaly-muc")
         assert challenger != before["ipc-press-2"]
         assert (study / "shadow" / "press-anomaly-muc" / "runner.json").is_file()
+        entry = ShadowEntry.parse((study / "shadow" / "press-anomaly-muc.json").read_bytes())
+        assert (entry.deployment, entry.tolerance) == ("press-anomaly-muc", 0.05)
+        assert challenger == f"../bundles/{entry.challenger}"
+        assert (study / "shadow" / entry.config).resolve() == (
+            study / "shadow" / "press-anomaly-muc" / "runner.json"
+        ).resolve()
+        (study / "shadow" / "press-anomaly-muc.json").write_bytes(entry.to_json().replace(b"0.05", b"0.5"))
+        assert verify_release(study) == ["shadow/press-anomaly-muc.json: differs from the signed state"]
         other = current_release(states["ipc-press-1"])
         assert not (other / "shadow").exists()
         assert os.readlink(other / "deployments" / "press-anomaly-muc") == before["ipc-press-1"]
