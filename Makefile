@@ -46,6 +46,7 @@ tools:
 # everything but the image build (minutes of debootstrap, twice): `make image-test` runs that
 test: $(STAMP) tools
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) $(PYTEST) -m "not image"
 
 # The inner loop: everything but the tests marked slow (fault injection, real tools, servers).
@@ -61,13 +62,14 @@ test-latest: tools
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 bench: $(STAMP)
 	$(PY) bench/run $(BENCH_ARGS)
 	$(PY) bench/bench_runner.py
 
 schemas: $(STAMP)
-	$(VENV)/bin/takt schema --out schemas
+	$(VENV)/bin/takt schema --out schemas --markdown docs/spec-reference.md
 
 examples: $(STAMP)
 	$(PY) examples/make_models.py

@@ -12,6 +12,7 @@ command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)  # the runner's MQTT tests
 command -v docker-registry >/dev/null || need+=(docker-registry)  # the OCI model tests' registry (127.0.0.1 only)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
+command -v chromium >/dev/null || need+=(chromium)  # the fleet page is tested as a browser renders it
 if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "tools: installing ${need[*]}"
   apt-get update -qq >/dev/null 2>&1
@@ -25,8 +26,8 @@ fi
 if command -v npm >/dev/null && [ ! -d tests/k8s/node_modules ]; then
   npm ci --prefix tests/k8s --silent --no-audit --no-fund >/dev/null 2>&1 || echo "tools: npm ci in tests/k8s failed"
 fi
-[ ${#need[@]} -eq 0 ] && echo "tools: git, gcc, systemd-analyze, kubectl, localedef, sshd, mosquitto, docker-registry, htpasswd found"
-for t in git gcc systemd-analyze kubectl sshd mosquitto docker-registry htpasswd node; do
+[ ${#need[@]} -eq 0 ] && echo "tools: git, gcc, systemd-analyze, kubectl, localedef, sshd, mosquitto, docker-registry, htpasswd, chromium found"
+for t in git gcc systemd-analyze kubectl sshd mosquitto docker-registry htpasswd chromium node; do
   [ "$t" = sshd ] && [ -x /usr/sbin/sshd ] && continue
   [ "$t" = mosquitto ] && [ -x /usr/sbin/mosquitto ] && continue
   command -v "$t" >/dev/null || echo "tools: $t is missing here: the tests that need it are skipped (see the pytest summary)"

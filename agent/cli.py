@@ -43,6 +43,27 @@ def agent_group() -> None:
 )
 @click.option("--metrics-port", type=click.IntRange(1, 65535), help="Serve Prometheus metrics at :PORT/metrics.")
 @click.option("--metrics-address", default="127.0.0.1", show_default=True, help="Address --metrics-port binds.")
+@click.option(
+    "--report-interval",
+    type=click.FloatRange(10, 86400),
+    default=300,
+    show_default=True,
+    help="Seconds: a signed status report at least this often, besides one after every transition.",
+)
+@click.option(
+    "--report-git/--no-report-git",
+    default=True,
+    show_default=True,
+    help="Push status reports to refs/takt/status/<device> of the deploy repo.",
+)
+@click.option(
+    "--report-mqtt", metavar="URL", help="Also publish reports retained on takt/status/<device> (mqtt://host:port)."
+)
+@click.option(
+    "--report-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The device key that signs reports (default: device-key.pem in --state-dir; takt agent keygen).",
+)
 def run_cmd(
     repo: str,
     branch: str,
@@ -58,6 +79,10 @@ def run_cmd(
     metrics_file: Path | None,
     metrics_port: int | None,
     metrics_address: str,
+    report_interval: float,
+    report_git: bool,
+    report_mqtt: str | None,
+    report_key: Path | None,
 ) -> None:
     """Reconcile this device with its desired state on the deploy branch, forever (or --once)."""
     from agent.loop import run
@@ -76,6 +101,10 @@ def run_cmd(
         keep_releases=keep_releases,
         health_timeout=health_timeout,
         metrics_file=metrics_file.resolve() if metrics_file else None,
+        report_interval=report_interval,
+        report_git=report_git,
+        report_mqtt=report_mqtt,
+        report_key=report_key.resolve() if report_key else None,
     )
     console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -133,3 +162,21 @@ def status_cmd(state_dir: Path, fmt: str) -> None:
             out.print(f"  bundle       {b.get('name')}  {str(b.get('digest'))[:16]}…")
         out.print(f"  journal      {entries} entries, {'intact' if ok else '[red]BROKEN CHAIN[/red]'}")
     sys.exit(0 if ready else 1)
+
+
+@agent_group.command("keygen")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--force", is_flag=True, help="Replace an existing device key.")
+def keygen_cmd(state_dir: Path, force: bool) -> None:
+    """Make this device's report key (ed25519, 0600, in --state-dir) and print the public line for its Device spec."""
+    from agent.devicekey import DEVICE_KEY, DeviceKeyError, keygen
+
+    try:
+        line = keygen(state_dir, force=force)
+    except (DeviceKeyError, OSError) as exc:
+        Console(stderr=True, highlight=False).print(f"[red]error:[/red] {exc}")
+        sys.exit(2)
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        f"wrote {state_dir / DEVICE_KEY}; put this line into the Device spec as spec.publicKey:"
+    )
+    click.echo(line)

@@ -34,3 +34,7 @@ class AgentConfig:
     arch: str | None = None  # this machine's architecture (default: detected)
     memory: int | None = None  # bytes available for models (default: MemAvailable)
     clock: Callable[[], datetime] = field(default=utc_now)
+    report_interval: float = 300.0  # a report at least this often (seconds), besides one after every transition
+    report_git: bool = True  # push reports to refs/takt/status/<device> of the deploy repo
+    report_mqtt: str | None = None  # also publish them retained to this broker (mqtt://host:port)
+    report_key: Path | None = None  # the device key (default: device-key.pem in the state dir)

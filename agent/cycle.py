@@ -53,6 +53,7 @@ class Cycle:
     current: Path | None = None  # the live release when the cycle began
     release: Path | None = None  # the release being activated: staged now, or resumed after a kill
     resumed: bool = False  # killed after a switch, before its post check: finish that
+    outcome: Outcome | None = None  # decided: what the `after` steps see
 
     def record(self, event: Event, **details: Any) -> None:
         journal(self.state, self.now, event, **details)
@@ -66,22 +67,38 @@ class Step:
     name: str
     run: StepFn
     timing: str | None = None  # the status timing this step adds to (steps of one phase share one)
+    after: bool = False  # runs once the outcome is decided, whatever it is (e.g. reporting it)
+
+
+def _run_step(cycle: Cycle, step: Step) -> Outcome | None:
+    t = time.perf_counter()
+    try:
+        outcome = step.run(cycle)
+    except Exception as exc:  # noqa: BLE001 - any defect becomes a reported, retried outcome
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        message = f"step {step.name} failed: {type(exc).__name__}: {exc}"
+        at = f"{Path(where.filename).name}:{where.lineno}"
+        cycle.record(Event.INTERNAL_ERROR, step=step.name, error=message, at=at)
+        outcome = Outcome(Result.FAILED, Reason.INTERNAL_ERROR, message)
+    if step.timing:
+        cycle.timings[step.timing] = round(cycle.timings.get(step.timing, 0.0) + time.perf_counter() - t, 4)
+    return outcome
 
 
 def run_steps(cycle: Cycle, steps: Sequence[Step]) -> Outcome:
-    """Run `steps` in order until one decides the outcome."""
+    """Run `steps` in order until one decides the outcome, then every `after` step with it decided.
+
+    An `after` step returns None; if it returns an outcome (or fails), that outcome replaces the
+    decided one, so a defect in reporting is reported like any other."""
+    outcome = None
     for step in steps:
-        t = time.perf_counter()
-        try:
-            outcome = step.run(cycle)
-        except Exception as exc:  # noqa: BLE001 - any defect becomes a reported, retried outcome
-            where = traceback.extract_tb(exc.__traceback__)[-1]
-            message = f"step {step.name} failed: {type(exc).__name__}: {exc}"
-            at = f"{Path(where.filename).name}:{where.lineno}"
-            cycle.record(Event.INTERNAL_ERROR, step=step.name, error=message, at=at)
-            outcome = Outcome(Result.FAILED, Reason.INTERNAL_ERROR, message)
-        if step.timing:
-            cycle.timings[step.timing] = round(cycle.timings.get(step.timing, 0.0) + time.perf_counter() - t, 4)
-        if outcome is not None:
-            return outcome
-    return Outcome(Result.FAILED, Reason.INTERNAL_ERROR, "no step decided the cycle")
+        if not step.after and outcome is None:
+            outcome = _run_step(cycle, step)
+    if outcome is None:
+        outcome = Outcome(Result.FAILED, Reason.INTERNAL_ERROR, "no step decided the cycle")
+    for step in steps:
+        if step.after:
+            cycle.outcome = outcome
+            outcome = _run_step(cycle, step) or outcome
+    cycle.outcome = outcome
+    return outcome

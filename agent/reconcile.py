@@ -8,14 +8,12 @@ state and every bundle byte are verified.
 from __future__ import annotations
 
 import fcntl
-import json
 import time
-from pathlib import Path
 
 from agent.config import AgentConfig
 from agent.cycle import Cycle, Outcome, Step, run_steps
 from agent.reasons import Reason, Result
-from agent.releases import clean_staging, current_release, release_id_of
+from agent.releases import clean_staging, current_release, release_id_of, release_meta
 from agent.status import Memory, write_metrics, write_status
 from agent.steps import STEPS
 
@@ -55,7 +53,7 @@ class Reconciler:
         current = current_release(state)
         cycle.timings["totalSeconds"] = round(time.perf_counter() - t0, 4)
         mem.reconciles[str(result)] = mem.reconciles.get(str(result), 0) + 1
-        applied = _release_meta(current)
+        applied = release_meta(current)
         doc = write_status(
             state,
             cycle.now,
@@ -80,10 +78,3 @@ class Reconciler:
         )
         write_metrics(state, mem, doc, self.cfg.metrics_file)
         mem.save(state)
-
-
-def _release_meta(release: Path | None) -> dict:
-    try:
-        return json.loads((release / "release.json").read_text()) if release else {}
-    except (OSError, ValueError):
-        return {}

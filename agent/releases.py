@@ -215,3 +215,12 @@ def prune(state_dir: Path, keep: list[str]) -> None:
     for d in (state_dir / RELEASES).iterdir() if (state_dir / RELEASES).is_dir() else []:
         if _DIR.match(d.name) and d.name not in keep and (current is None or d.resolve() != current):
             shutil.rmtree(d, ignore_errors=True)
+
+
+def release_meta(release: Path | None) -> dict:
+    """The release's own record (generation, bundles); empty when there is none or it is unreadable."""
+    try:
+        meta = json.loads((release / "release.json").read_text()) if release else {}
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}

@@ -29,6 +29,7 @@ from agent.releases import (
     stage,
     verify_release,
 )
+from agent.report import report_step
 from agent.verify import (
     Refused,
     listed_paths,
@@ -241,4 +242,5 @@ STEPS: tuple[Step, ...] = (
     Step("pre-check", pre_check, "healthSeconds"),
     Step("switch", switch),
     Step("post-check", post_activation, "postCheckSeconds"),
+    Step("report", report_step, "reportSeconds", after=True),
 )

@@ -24,10 +24,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from compiler import __version__
-from compiler.build_cache import BuildCache, load_secret
+from compiler.build_cache import BuildCache, CacheEntry, load_secret, tree_stamp
 from compiler.bundle import canonical_json, verify_bundle, write_bundle
 from compiler.bundle.atomic import write_atomic
 from compiler.bundle.tree import TreeError, first_link, read_regular, regular_inside
@@ -41,6 +41,9 @@ from compiler.spec.deployment import Deployment
 from compiler.spec.testsuite import GoldenTest, TestSuite
 from compiler.validate.pipeline import CACHE_DIR, ValidationResult
 from compiler.validate.semantics import select_devices
+
+if TYPE_CHECKING:
+    from compiler.testing.runner import SuiteResult
 
 BUILD_CACHE = ".takt-build.json"
 
@@ -99,17 +102,49 @@ def _dump(model: Any) -> Any:
     return model.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def _gates(result: ValidationResult, progress: Callable[[str], None] | None) -> dict[str, tuple[bool, str]]:
-    """Run every suite some deployment gates on; suite name → (passed, why not)."""
+def _gates(result: ValidationResult, progress: Callable[[str], None] | None) -> dict[str, SuiteResult]:
+    """Run every suite some deployment gates on, once; suite name → its result."""
     from compiler.testing.session import run_suites
 
     names = sorted({g for d in result.index.valid("Deployment") for g in d.model.spec.gates})  # type: ignore[union-attr]
-    out = {}
-    for suite in run_suites(result, names, progress) if names else []:
-        failing = [r for r in suite.results if r.blocks]
-        why = suite.error or "; ".join(f"{r.name}: {r.summary}" for r in failing)
-        out[suite.suite] = (suite.passed, why)
-    return out
+    return {suite.suite: suite for suite in (run_suites(result, names, progress) if names else [])}
+
+
+def gate_failures(
+    suite: SuiteResult, target: str, target_class: str, on_build_host: bool
+) -> tuple[list[str], list[str]]:
+    """(why the suite blocks this target, what it could not judge for it).
+
+    Latency is judged by the target's own budget (its entry, its class's, or the default); for a
+    class whose devices the build host does not stand for, it is not judged at all, and said so.
+    """
+    if suite.error:
+        return [suite.error], []
+    failures, notes = [], []
+    for r in suite.results:
+        verdicts = r.details.get("verdicts") if r.type == "latency" and r.status != "error" else None
+        if not r.gate:
+            continue
+        if verdicts is None:
+            if r.blocks:
+                failures.append(f"{r.name}: {r.summary}")
+            continue
+        if not on_build_host:
+            where = r.details.get("measuredOn", {}).get("machine", "this")
+            notes.append(
+                f"{suite.suite}/{r.name} is not judged for {target}: a {target_class} device runs the model on its"
+                f" own hardware, not on this {where} build host; measure its latency on the device"
+            )
+            continue
+        key = next((k for k in (target, target_class, "budget") if k in verdicts), None)
+        if key is None:
+            notes.append(f"{suite.suite}/{r.name} has no budget for {target} ({target_class})")
+        elif verdicts[key]["over"]:
+            failures.append(
+                f"{r.name} ({'budget' if key == 'budget' else 'budget for ' + key}): "
+                + "; ".join(verdicts[key]["over"])
+            )
+    return failures, notes
 
 
 def build(
@@ -158,10 +193,27 @@ def build(
 
     for doc in sorted(result.index.valid("Deployment"), key=lambda d: d.name or ""):
         dep: Deployment = doc.model  # type: ignore[assignment]
-        failing = [(g, gates[g][1]) for g in dep.spec.gates if g in gates and not gates[g][0]]
-        if failing:
-            build_result.blocked.append((dep.metadata.name, "; ".join(f"gate {g} failed: {w}" for g, w in failing)))
+        blocked_on: dict[str, str] = {}  # target → why its bundle is not built
+        for i, target_name in enumerate(dep.spec.targets):
+            target = result.index.resolved_targets[target_name]
+            tc = classes.get(target.class_ or "")
+            why = []
+            for g in dep.spec.gates:
+                if g not in gates:
+                    continue
+                fails, notes = gate_failures(
+                    gates[g], target_name, target.class_ or "", tc is None or tc.latency_on_build_host
+                )
+                why += [f"gate {g} failed: {'; '.join(fails)}"] if fails else []
+                build_result.diagnostics += [
+                    doc.diag("TAKT6004", note, ("spec", "targets", i), severity=Severity.WARNING) for note in notes
+                ]
+            if why:
+                blocked_on[target_name] = "; ".join(why)
+        if blocked_on and len(blocked_on) == len(dep.spec.targets) and len(set(blocked_on.values())) == 1:
+            build_result.blocked.append((dep.metadata.name, next(iter(blocked_on.values()))))
             continue
+        build_result.blocked += [(f"{dep.metadata.name} on {t}", why) for t, why in blocked_on.items()]
         model_doc = result.index.get("Model", dep.spec.model.name)
         model = model_doc.model if model_doc else None
         if model is None or model.spec.artifact.path is None:  # type: ignore[attr-defined]
@@ -188,6 +240,8 @@ def build(
             build_result.rollouts[dep.metadata.name] = steps.to_json()
         dep_digest = hashlib.sha256(canonical_json(_dump(dep))).hexdigest()
         for i, target_name in enumerate(dep.spec.targets):
+            if target_name in blocked_on:
+                continue
             target = result.index.resolved_targets[target_name]
             tc = classes.get(target.class_ or "")
             if tc is None:
@@ -245,15 +299,26 @@ def build(
 
     outcomes: list[BuiltBundle | Diagnostic | None] = [None] * len(jobs_in)
     notes: list[Diagnostic] = []  # warnings of target classes
-    with _worker_map(jobs, len(jobs_in)) as pmap:
-        cached = [(n, previous.get(key)) for n, (key, *_) in enumerate(jobs_in)]
-        cached = [(n, digest) for n, digest in cached if digest]
-        intact = pmap(bundle_intact, [(bundles_dir / digest, digest) for _, digest in cached])
-        for (n, digest), ok in zip(cached, intact, strict=True):
-            if ok:
+    stamps: dict[int, str] = {}  # job → tree stamp of its bundle as written or verified
+    cached = [(n, previous.entry(key)) for n, (key, *_) in enumerate(jobs_in)]
+    cached = [(n, entry) for n, entry in cached if entry]
+    unverified = []
+    for n, entry in cached:  # a tree whose stamp is unchanged is as it was verified: no byte is read
+        if entry.stamp and tree_stamp(bundles_dir / entry.digest) == entry.stamp:
+            stamps[n] = entry.stamp
+        else:
+            unverified.append((n, entry))
+    work = len(unverified) + len(jobs_in) - len(cached)
+    with _worker_map(jobs, work) as pmap:
+        checked = pmap(verified_stamp, [(bundles_dir / e.digest, e.digest) for _, e in unverified])
+        for (n, _), stamp in zip(unverified, checked, strict=True):
+            if stamp is not None:
+                stamps[n] = stamp
+        for n, entry in cached:
+            if n in stamps:
                 inp = jobs_in[n][1]
                 outcomes[n] = BuiltBundle(
-                    inp.deployment.metadata.name, inp.target_name, inp.bundle_name, digest, inp.devices, True
+                    inp.deployment.metadata.name, inp.target_name, inp.bundle_name, entry.digest, inp.devices, True
                 )
         to_render = [n for n, outcome in enumerate(outcomes) if outcome is None]
         tasks = [(jobs_in[n][2].name, jobs_in[n][1], bundles_dir) for n in to_render]
@@ -272,16 +337,17 @@ def build(
             path = ("spec", "profile") if where == "profile" else ("spec",)
             outcomes[n] = (tdoc or doc).diag("TAKT6002", f"cannot render {inp.bundle_name}: {message}", path)
         else:
+            stamps[n] = rendered.stamp
             outcomes[n] = BuiltBundle(
                 inp.deployment.metadata.name, inp.target_name, inp.bundle_name, rendered.digest, inp.devices, False
             )
     keys = {}
-    for (key, *_), outcome in zip(jobs_in, outcomes, strict=True):
+    for n, ((key, *_), outcome) in enumerate(zip(jobs_in, outcomes, strict=True)):
         if isinstance(outcome, Diagnostic):
             build_result.diagnostics.append(outcome)
         elif outcome is not None:
             build_result.bundles.append(outcome)
-            keys[key] = outcome.digest
+            keys[key] = CacheEntry(outcome.digest, stamps.get(n, ""))
     build_result.diagnostics += notes
     _store_models(out, [(inp, tc) for _, inp, tc, _ in jobs_in], cache)
     cache.save()
@@ -317,6 +383,7 @@ class Rendered:
     digest: str = ""
     error: tuple[str, str | None] | None = None  # (message, where)
     warnings: tuple[str, ...] = ()
+    stamp: str = ""  # tree_stamp of the bundle just written ("": none)
 
 
 def render_one(task: tuple[str, RenderInput, Path]) -> Rendered:
@@ -331,7 +398,8 @@ def render_one(task: tuple[str, RenderInput, Path]) -> Rendered:
         return Rendered(error=(exc.message, exc.where))
     executable = frozenset(getattr(tc.module, "EXECUTABLE", ()))
     manifest = write_bundle(bundles_dir, inp.bundle_name, tc.name, files, inp.provenance, executable)
-    return Rendered(digest=manifest.digest, warnings=warnings)
+    stamp = tree_stamp(bundles_dir / manifest.digest) or ""  # taken as written: the next build reads no byte
+    return Rendered(digest=manifest.digest, warnings=warnings, stamp=stamp)
 
 
 @functools.cache
@@ -340,10 +408,14 @@ def _templates(class_name: str, folder: Path) -> Any:
     return target_classes()[class_name].templates()
 
 
-def bundle_intact(task: tuple[Path, str]) -> bool:
-    """A cached bundle is reused only when its directory verifies against the digest."""
+def verified_stamp(task: tuple[Path, str]) -> str | None:
+    """A cached bundle is reused only when its directory verifies against the digest: None when it
+    does not; else the tree's stamp, taken before and after reading ("" when they differ)."""
     directory, digest = task
-    return not verify_bundle(directory, digest)[1]
+    before = tree_stamp(directory)
+    if verify_bundle(directory, digest)[1]:
+        return None
+    return before if before is not None and tree_stamp(directory) == before else ""
 
 
 @contextlib.contextmanager

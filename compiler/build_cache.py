@@ -9,12 +9,14 @@ and a hit still requires the bundle directory to verify against the digest.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import os
 import re
 import secrets
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +24,8 @@ from compiler.bundle import canonical_json
 from compiler.bundle.atomic import write_atomic
 from compiler.bundle.tree import TreeError, read_regular
 
-VERSION = 2
+VERSION = 3  # 3: entries carry the stamp of the bundle tree they were verified in
+SEAL_BYTES = 32  # an HMAC-SHA256 tag
 _HEX = re.compile(r"[0-9a-f]{64}")
 SECRET_NAME = "build-cache.key"
 
@@ -50,11 +53,45 @@ def load_secret(directory: Path | None = None) -> bytes:
     return data
 
 
+MAX_STAMPED_ENTRIES = 10_000  # a bundle tree larger than this is always verified byte by byte
+
+
+def tree_stamp(directory: Path) -> str | None:
+    """What the file system says about every entry of a bundle tree (lstat: type, mode, size, inode,
+    mtime and ctime), hashed; None when it is unreadable, not a real directory, or too large.
+
+    Like Git's index: any write, rename, link or added file changes a ctime the writer cannot set,
+    so an equal stamp means the tree is as it was when the stamp was taken."""
+    h = hashlib.sha256()
+    count = 0
+    pending = [("", directory)]
+    try:
+        while pending:
+            rel, path = pending.pop()
+            st = os.lstat(path)
+            count += 1
+            if count > MAX_STAMPED_ENTRIES or not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+                return None  # a link, FIFO or device below a bundle: never stamped, always verified
+            h.update(f"{rel}\0{st.st_mode}\0{st.st_size}\0{st.st_ino}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\n".encode())
+            if stat.S_ISDIR(st.st_mode):
+                for name in sorted(os.listdir(path), reverse=True):
+                    pending.append((f"{rel}/{name}", path / name))
+    except (OSError, UnicodeEncodeError):
+        return None
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    digest: str  # the bundle the render key gave
+    stamp: str = ""  # tree_stamp of its directory when it was written or last verified ("" : none)
+
+
 @dataclass
 class BuildCache:
     path: Path
     secret: bytes
-    entries: dict[str, str] = field(default_factory=dict)  # render key → bundle digest (authenticated)
+    entries: dict[str, CacheEntry] = field(default_factory=dict)  # render key → bundle (authenticated)
 
     @classmethod
     def load(cls, path: Path, secret: bytes) -> BuildCache:
@@ -68,21 +105,57 @@ class BuildCache:
         for key, entry in doc["entries"].items():
             if not isinstance(entry, dict):
                 continue
-            digest, mac = entry.get("digest"), entry.get("mac")
+            digest, stamp, mac = entry.get("digest"), entry.get("stamp", ""), entry.get("mac")
             if not all(isinstance(v, str) and _HEX.fullmatch(v) for v in (key, digest, mac)):
                 continue  # not ours: hex only (a crafted entry must miss, never crash the build)
-            if hmac.compare_digest(mac, cache._mac(key, digest)):
-                cache.entries[key] = digest
+            if not (stamp == "" or (isinstance(stamp, str) and _HEX.fullmatch(stamp))):
+                continue
+            if hmac.compare_digest(mac, cache._mac(key, digest, stamp)):
+                cache.entries[key] = CacheEntry(digest, stamp)
         return cache
 
-    def _mac(self, key: str, digest: str) -> str:
-        return hmac.new(self.secret, f"{key}\0{digest}".encode(), hashlib.sha256).hexdigest()
+    def _mac(self, key: str, digest: str, stamp: str) -> str:
+        return hmac.new(self.secret, f"{key}\0{digest}\0{stamp}".encode(), hashlib.sha256).hexdigest()
 
     def get(self, key: str) -> str | None:
+        entry = self.entries.get(key)
+        return entry.digest if entry else None
+
+    def entry(self, key: str) -> CacheEntry | None:
         return self.entries.get(key)
 
-    def save(self, entries: dict[str, str]) -> None:
+    def save(self, entries: dict[str, CacheEntry]) -> None:
         """Replace the cache with `entries` (what this build produced), each sealed."""
         self.entries = dict(entries)
-        body = {"version": VERSION, "entries": {k: {"digest": d, "mac": self._mac(k, d)} for k, d in entries.items()}}
+        body = {
+            "version": VERSION,
+            "entries": {
+                k: {"digest": e.digest, "stamp": e.stamp, "mac": self._mac(k, e.digest, e.stamp)}
+                for k, e in entries.items()
+            },
+        }
         write_atomic(self.path, canonical_json(body))
+
+
+def seal(secret: bytes, fmt: bytes, body: bytes) -> bytes:
+    """The HMAC every sealed cache file carries: over its format tag and body, under the per-user secret."""
+    return hmac.new(secret, fmt + body, hashlib.sha256).digest()
+
+
+def read_sealed(path: Path, secret: bytes, fmt: bytes, max_bytes: int) -> bytes | None:
+    """The body of a file written by `write_sealed`, or None when it is missing, damaged, forged,
+    another user's or of another format: callers unpickle only what this returns."""
+    try:
+        raw = read_regular(path, max_bytes)
+    except (OSError, TreeError):
+        return None
+    head, mac, body = raw[: len(fmt)], raw[len(fmt) : len(fmt) + SEAL_BYTES], raw[len(fmt) + SEAL_BYTES :]
+    if head != fmt or not hmac.compare_digest(mac, seal(secret, fmt, body)):
+        return None
+    return body
+
+
+def write_sealed(path: Path, secret: bytes, fmt: bytes, body: bytes) -> None:
+    """Write `fmt + seal + body` atomically; a read-only cache directory is only a slower next run."""
+    with contextlib.suppress(OSError):
+        write_atomic(path, fmt + seal(secret, fmt, body) + body)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from compiler.render.escape import to_yaml
@@ -69,7 +70,7 @@ def cluster_files(device: str, digests: list[str], source: ClusterSource) -> dic
             "syncPolicy": {"automated": {"prune": True, "selfHeal": True}},
         },
     }
-    git_repository: dict = {
+    git_repository: dict[str, Any] = {
         "apiVersion": "source.toolkit.fluxcd.io/v1",
         "kind": "GitRepository",
         "metadata": {"name": name, "namespace": FLUX_NAMESPACE},

@@ -141,6 +141,18 @@ _RULES = [
         E,
         "Two values decoded from shared registers cannot both be right; bits of one register may be shared.",
     ),
+    Rule(
+        "TAKT2024",
+        "Modbus output cannot be written",
+        E,
+        "A Modbus output writes one value per frame into a holding-register or coil over Modbus TCP.",
+    ),
+    Rule(
+        "TAKT2025",
+        "Modbus output rounds the prediction",
+        W,
+        "An integer register holds (prediction − offset) / scale rounded: a scale keeps the decimals.",
+    ),
     Rule("TAKT2030", "Invalid file data source", E),
     # 3xxx: references between documents
     Rule("TAKT3001", "Reference does not resolve", E),
@@ -153,6 +165,7 @@ _RULES = [
         "The Deployment pins a model version that the Model spec does not have.",
     ),
     Rule("TAKT3005", "Duplicate device id", E),
+    Rule("TAKT3006", "Latency budget for an unknown target or class", E, "Name a Target or a target class."),
     # 4xxx: semantics across documents
     Rule("TAKT4001", "Model input not bound", E, "Every model input must be fed by a data-source binding."),
     Rule("TAKT4002", "Binding field count does not match the model input", E),
@@ -251,6 +264,13 @@ _RULES = [
     Rule("TAKT6001", "No renderer for the target class", E),
     Rule("TAKT6002", "Target class cannot render this deployment", E),
     Rule("TAKT6003", "Target class warning", W),
+    Rule(
+        "TAKT6004",
+        "Latency not judged for this target",
+        W,
+        "The build host's timing does not stand for this target's hardware, or no budget names it; give the"
+        " latency test a `budgets` entry for the target or its class, and measure on the device.",
+    ),
     # 8xxx: policies (user rules carry their own id; these are about the Policy itself)
     Rule("TAKT8001", "Invalid policy schema", E, "The cerberus schema of this Policy is not valid."),
     Rule("TAKT8002", "Policy violated", E),

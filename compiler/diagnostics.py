@@ -51,7 +51,7 @@ class Diagnostic:
     path: str = ""  # dotted path inside the document, e.g. spec.fields[2].address
     related: tuple[Location, ...] = field(default=())
 
-    def sort_key(self) -> tuple:
+    def sort_key(self) -> tuple[str, int, int, str, str]:
         loc = self.location
         return (loc.file, loc.line, loc.column, self.code, self.message)
 
@@ -61,7 +61,7 @@ class Diagnostic:
 
 def sort_diagnostics(diags: list[Diagnostic]) -> list[Diagnostic]:
     """Reading errors first (one mistake, one message), then (file, line, column, code); no exact duplicates."""
-    seen: set[tuple] = set()
+    seen: set[tuple[object, ...]] = set()
     out: list[Diagnostic] = []
     for d in sorted(diags, key=lambda d: (not d.code.startswith("TAKT0"), d.sort_key())):
         key = (d.sort_key(), d.severity, d.path)

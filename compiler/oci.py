@@ -20,8 +20,9 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from compiler.bundle.tree import open_file
+from compiler.models.digest import sha256_file
 
 MEDIA_TYPE = "application/vnd.takt.model.onnx"
 _REF = re.compile(r"(?P<host>[A-Za-z0-9.-]+(:[0-9]{1,5})?)/(?P<repo>[a-z0-9]+([._/-][a-z0-9]+)*)")
@@ -71,7 +72,7 @@ class PushedModel:
     uploaded: bool  # False: the registry had it already
 
 
-def _client(ref: RegistryRef, access: RegistryAccess):  # -> oras.provider.Registry
+def _client(ref: RegistryRef, access: RegistryAccess) -> Any:  # an oras.provider.Registry
     try:
         import oras.provider
     except ImportError as exc:
@@ -87,11 +88,6 @@ def _client(ref: RegistryRef, access: RegistryAccess):  # -> oras.provider.Regis
     return client
 
 
-def _sha256(path: Path) -> str:
-    with open_file(path) as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
 def push_models(models: Mapping[str, Path], ref: RegistryRef, access: RegistryAccess) -> list[PushedModel]:
     """Push each model (sha256 → file); every file is hashed again first, never trusted by its name."""
     import requests
@@ -99,7 +95,7 @@ def push_models(models: Mapping[str, Path], ref: RegistryRef, access: RegistryAc
     client = _client(ref, access)
     out = []
     for sha, path in sorted(models.items()):
-        if _sha256(path) != sha:
+        if sha256_file(path) != sha:
             raise RegistryError(f"{path} does not have the sha256 {sha[:16]}… the bundle names; nothing pushed")
         container = client.get_container(ref.tag(sha))
         layer = {"digest": f"sha256:{sha}", "size": path.stat().st_size, "mediaType": MEDIA_TYPE}

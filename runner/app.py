@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,8 @@ from typing import Any
 from aiohttp import web
 
 from compiler.bundle import runner as contract
-from runner.connect import mqtt_params, opcua_client, split_pem
+from runner import decode
+from runner.connect import mqtt_params, opcua_client, split_host_port, split_pem
 from runner.engine import Engine
 from runner.errors import StartError
 from runner.http import Api
@@ -26,6 +28,7 @@ from runner.metrics import Metrics
 from runner.model import LoadedModel, load_model
 from runner.outputs.base import Output
 from runner.outputs.http import HttpOutput
+from runner.outputs.modbus import ModbusOutput
 from runner.outputs.mqtt import MqttOutput
 from runner.outputs.opcua import OpcUaOutput
 from runner.secrets import SecretResolver
@@ -197,5 +200,33 @@ def _output(i: int, o: contract.Output, config: contract.RunnerConfig, resolver:
         _check_opcua_secrets(src, resolver, f"sources.{o.connection}")
         return OpcUaOutput(name, o.from_, metrics, lambda: opcua_client(src, resolver, f"sources.{o.connection}"),
                            o.node_id)  # fmt: skip
+    if isinstance(o, contract.ModbusOutput):
+        return _modbus_output(what, name, o, config, metrics)
     token = resolver.resolve(o.credentials_ref, f"{what}.credentialsRef") if o.credentials_ref else None
     return HttpOutput(name, o.from_, metrics, o.url, o.method, token, ident)
+
+
+def _modbus_output(what: str, name: str, o: contract.ModbusOutput, config: contract.RunnerConfig,
+                   metrics: Metrics) -> Output:  # fmt: skip
+    """The device from the connection (its endpoint, unit id, addressing) or the output's own endpoint."""
+    endpoint, unit, addressing = o.endpoint or "", 1, "zero-based"
+    if o.connection:
+        src = config.sources[o.connection]
+        if not isinstance(src, contract.ModbusSource) or src.transport != "tcp":
+            raise StartError(f"{what}.connection", f"{o.connection!r} is not a Modbus TCP source")
+        endpoint, unit, addressing = src.endpoint, src.unit_id, src.addressing
+    host, port = split_host_port(endpoint, 502)
+    if o.unit_id is not None:
+        unit = o.unit_id
+    shift = 1 if (o.addressing or addressing) == "one-based" else 0
+    a = o.address
+    words = 1 if a.register_type == "coil" else decode.register_count(a.data_type)
+    if a.register_type not in ("holding-register", "coil"):
+        raise StartError(f"{what}.address.registerType", f"{a.register_type}s cannot be written")
+    if not 0 <= a.address - shift <= 0x10000 - words:
+        raise StartError(f"{what}.address.address", f"register {a.address} is outside the Modbus address space")
+    if not (a.scale and math.isfinite(a.scale) and math.isfinite(a.offset)):
+        raise StartError(f"{what}.address.scale", "scale must be a finite number other than 0")
+    if not 0 <= unit <= 255:
+        raise StartError(f"{what}.unitId", f"unit id {unit} is outside 0..255")
+    return ModbusOutput(name, o.from_, metrics, host, port, unit, a, shift)

@@ -102,3 +102,11 @@ async def resolve_node_id(client: Any, text: str) -> Any:
         index = await client.get_namespace_index(uri)
         return ua.NodeId.from_string(f"ns={index};{rest}")
     return ua.NodeId.from_string(text)
+
+
+def split_host_port(endpoint: str, default_port: int) -> tuple[str, int]:
+    """`host:port`, `[v6]:port` or a bare host (the protocol's default port)."""
+    host, sep, port = endpoint.rpartition(":")
+    if not sep or not port.isdigit() or (host.startswith("[") != host.endswith("]")):
+        host, port = endpoint, str(default_port)
+    return host.strip("[]"), int(port)

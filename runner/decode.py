@@ -128,9 +128,46 @@ def registers_to_value(
     return float(struct.unpack(">" + _STRUCT[data_type], raw)[0])
 
 
+_INT_RANGE = {
+    code: (-(1 << (8 * struct.calcsize(code) - 1)), (1 << (8 * struct.calcsize(code) - 1)) - 1)
+    if code.islower()
+    else (0, (1 << (8 * struct.calcsize(code))) - 1)
+    for code in "hHiIqQ"
+}
+
+
 def value_to_registers(value: float, data_type: str, word_order: str, byte_order: str) -> list[int]:
-    """The inverse of `registers_to_value` (tests and simulators write registers with it)."""
+    """The inverse of `registers_to_value`: what the Modbus output writes, in the same four orders.
+
+    Integer types take the nearest integer; a value the type cannot hold (or NaN) is `Rejected`,
+    never wrapped around. bool writes 0 or 1 into one register.
+    """
+    if data_type == "bool":
+        return [1 if value else 0]
     code = _STRUCT[data_type]
-    raw = struct.pack(">" + code, value if code in "fd" else int(value))
+    if code not in "fd":
+        if not math.isfinite(value):
+            raise Rejected("not-a-number")
+        low, high = _INT_RANGE[code]
+        value = round(value)
+        if not low <= value <= high:
+            raise Rejected("out-of-bounds")
+    elif code == "f" and math.isfinite(value) and abs(value) > 3.4028234663852886e38:
+        raise Rejected("out-of-bounds")
+    raw = struct.pack(">" + code, value)
     words = [int.from_bytes(raw[i : i + 2], "big" if byte_order == "big" else "little") for i in range(0, len(raw), 2)]
     return words if word_order == "big" else list(reversed(words))
+
+
+def field_value(registers: list[int], address: Any) -> float:
+    """A Modbus field's reading: the decoded registers × scale + offset (`address`: the contract's ModbusAddress)."""
+    raw = registers_to_value(registers, address.data_type, address.word_order, address.byte_order, address.bit)
+    return raw * address.scale + address.offset
+
+
+def field_registers(value: float, address: Any) -> list[int]:
+    """The registers whose reading through the same `address` is `value`: the inverse of `field_value`."""
+    if not address.scale:
+        raise Rejected("out-of-bounds")  # no register reads back as `value` through scale 0
+    return value_to_registers((value - address.offset) / address.scale, address.data_type, address.word_order,
+                              address.byte_order)  # fmt: skip

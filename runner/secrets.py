@@ -67,7 +67,8 @@ class SecretResolver:
         mount, _, sub = path.partition("/")
         try:
             client = hvac.Client(url=addr, token=token)
-            data = client.secrets.kv.v2.read_secret_version(path=sub, mount_point=mount)["data"]["data"]
+            kv = client.secrets.kv.v2
+            data = kv.read_secret_version(path=sub, mount_point=mount, raise_on_deleted_version=True)["data"]["data"]
         except Exception as exc:  # noqa: BLE001 - any Vault failure stops the start, with its kind
             raise StartError(what, f"vault read of {path} failed ({type(exc).__name__})") from None
         if key not in data:

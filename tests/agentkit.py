@@ -124,12 +124,13 @@ def make_world(root: Path, url: str | None = None) -> World:
 
 
 @contextlib.contextmanager
-def served_world(root: Path) -> Iterator[World]:
-    """A world whose deploy repo a real `git daemon` serves for the duration of the block."""
+def served_world(root: Path, receive_pack: bool = False) -> Iterator[World]:
+    """A world whose deploy repo a real `git daemon` serves for the duration of the block
+    (`receive_pack`: devices may push, as they do their status refs)."""
     daemon = None
     try:
         world = make_world(root)
-        daemon = GitDaemon(world.remote.parent).start()
+        daemon = GitDaemon(world.remote.parent, receive_pack).start()
         world.url = daemon.url
         yield world
     finally:

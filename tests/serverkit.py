@@ -258,6 +258,15 @@ class ModbusServer:
 
         self.loop.call(go())
 
+    def get(self, kind: str, address: int, count: int) -> list[int]:
+        """Registers ("hr") or coils ("co", as 0/1) as the server holds them now (what a PLC would read)."""
+        fc = {"hr": 3, "co": 1}[kind]
+
+        async def go() -> list[int]:
+            return [int(v) for v in await self.server.context.async_getValues(self.unit, fc, address, count)]
+
+        return self.loop.call(go())
+
     def stop(self) -> None:
         if self.server is not None:
             self.loop.call(self.server.shutdown())

@@ -389,3 +389,37 @@ def test_warm_caches_build_byte_for_byte_what_a_cold_build_does(tmp_path: Path, 
     assert {k: v for k, v in _tree(warm_out).items() if k not in strip} == {
         k: v for k, v in _tree(tmp_path / "cold").items() if k not in strip
     }
+
+
+def test_an_unchanged_bundle_tree_is_reused_without_reading_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The tree stamp in the build cache stands for the bytes: a no-change build verifies no bundle again."""
+    import compiler.build as build_module
+
+    root = copy_example("press-line-anomaly", tmp_path / "spec")
+    first = build(validate(root), tmp_path / "out", run_gates=False, jobs=1)
+    monkeypatch.setattr(build_module, "verify_bundle", lambda *a, **k: pytest.fail("a stamped bundle was read"))
+    again = build(validate(root), tmp_path / "out", run_gates=False, jobs=1)
+    assert again.bundles and all(b.reused for b in again.bundles)
+    assert [b.digest for b in again.bundles] == [b.digest for b in first.bundles]
+
+
+@pytest.mark.parametrize("damage", ["same-size-same-mtime", "extra-file", "mode"])
+def test_threat_a_bundle_changed_behind_its_stamp_is_verified_and_rendered_again(tmp_path: Path, damage: str):
+    """Size and mtime can be put back; ctime and inode cannot: the stamp misses, the bytes are checked."""
+    root = copy_example("press-line-anomaly", tmp_path / "spec")
+    b = build(validate(root), tmp_path / "out", run_gates=False, jobs=1).bundles[0]
+    bundle = tmp_path / "out/bundles" / b.digest
+    runner = bundle / "runner.json"
+    if damage == "same-size-same-mtime":
+        st = runner.stat()
+        text = runner.read_bytes()
+        runner.write_bytes(text.replace(b'"', b"'", 2))
+        os.utime(runner, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert runner.stat().st_size == st.st_size
+    elif damage == "extra-file":
+        (bundle / "evil.sh").write_text("#!/bin/sh\n")
+    else:
+        runner.chmod(0o777)
+    again = {x.name: x for x in build(validate(root), tmp_path / "out", run_gates=False, jobs=1).bundles}
+    assert not again[b.name].reused and again[b.name].digest == b.digest
+    assert verify_bundle(bundle, b.digest, exact_modes=True)[1] == []

@@ -110,6 +110,17 @@ def test_schema_check_detects_drift(cli_run, tmp_path: Path):
     assert code == 1 and "model.json" in out
 
 
+def test_schema_markdown_writes_the_reference_and_checks_its_drift(cli_run, tmp_path: Path):
+    ref = tmp_path / "docs" / "spec-reference.md"
+    ref.parent.mkdir()
+    code, _ = cli_run("schema", "--out", str(tmp_path / "s"), "--markdown", str(ref))
+    assert code == 0 and "| `wordOrder` |" in ref.read_text(encoding="utf-8")
+    assert cli_run("schema", "--check", "--out", str(tmp_path / "s"), "--markdown", str(ref))[0] == 0
+    ref.write_text(ref.read_text(encoding="utf-8").replace("wordOrder", "wordorder"), encoding="utf-8")
+    code, out = cli_run("schema", "--check", "--out", str(tmp_path / "s"), "--markdown", str(ref))
+    assert code == 1 and "spec-reference.md" in out
+
+
 def test_init_scaffolds_a_valid_repo(cli_run, tmp_path: Path):
     code, out = cli_run("init", str(tmp_path / "new"))
     assert code == 0, out

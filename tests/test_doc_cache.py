@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from compiler.build_cache import user_cache_dir
+from compiler.build_cache import seal, user_cache_dir
 from compiler.validate import doc_cache
 from compiler.validate.doc_cache import DocumentCache, cache_path
 from compiler.validate.pipeline import ValidationResult, validate
@@ -100,8 +100,7 @@ def test_a_forged_entry_under_another_secret_never_reaches_the_unpickler(spec: P
     validate(spec)
     path = _cache_file(spec)
     evil = b"cos\nsystem\n(S'touch PWNED'\ntR."
-    forged = DocumentCache(path, b"y" * 32)
-    path.write_bytes(doc_cache.FORMAT + forged._seal(evil) + evil)
+    path.write_bytes(doc_cache.FORMAT + seal(b"y" * 32, doc_cache.FORMAT, evil) + evil)
     assert DocumentCache.load(path, _secret()).entries == {}
     validate(spec)
     assert not Path("PWNED").exists() and not (spec / "PWNED").exists()

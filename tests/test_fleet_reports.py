@@ -182,3 +182,46 @@ def test_a_device_public_key_that_does_not_load_is_located_TAKT1013(repo) -> Non
     r = repo({"k.yaml": "apiVersion: takt/v1\nkind: Device\nmetadata: {name: d2}\nspec:\n  target: ipc\n"
               f"  publicKey: {openssh_public_key(good)}\n"})  # fmt: skip
     assert "TAKT1013" not in codes(r) and "TAKT1010" not in codes(r), codes(r)
+
+
+def test_threat_the_branch_gives_generations_and_phases_but_never_links_or_bundles(tmp_path: Path) -> None:
+    from compiler.fleet.status import read_branch
+
+    url = _bare(tmp_path / "deploy.git")
+    work = tmp_path / "work"
+    (work / "devices" / "press-01").mkdir(parents=True)
+    (work / "devices" / "press-01" / "desired.json").write_text('{"generation": 7, "device": "press-01"}')
+    (work / "devices" / "press-02").mkdir()
+    (work / "devices" / "press-02" / "desired.json").symlink_to("/etc/passwd")
+    (work / "rollouts").mkdir()
+    (work / "rollouts" / "press.json").write_text('{"phase": "Canary", "canaries": ["press-01"]}')
+    (work / "rollouts" / "broken.json").write_text("[" * 100_000)
+    (work / "bundles").mkdir()
+    (work / "bundles" / "model.onnx").write_bytes(b"x" * 100_000)
+    for args in (
+        ["init", "-q"],
+        ["add", "-A"],
+        ["commit", "-qm", "publish"],
+        ["push", "-q", url, "HEAD:refs/heads/deploy"],
+    ):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=work, check=True)
+    branch = read_branch(url, "deploy", ["press-01", "press-02", "press-03"])
+    assert branch.desired == {"press-01": 7}
+    assert branch.phases == {"press-01": "Canary (canary)"}
+    assert read_branch(url, "no-such-branch", ["press-01"]).desired == {}
+
+
+def test_threat_hundreds_of_spam_refs_are_listed_unknown_and_the_declared_ones_still_read(tmp_path: Path) -> None:
+    from compiler.fleet.gitread import EXPLICIT_REFSPECS
+
+    # spam refs of no declared device are listed from the ref listing alone, never fetched
+    url = _bare(tmp_path / "deploy.git")
+    a = Device(tmp_path, "press-01")
+    a.send(url, 4)
+    tip = first_tip(a)
+    spam = EXPLICIT_REFSPECS + 100
+    lines = "".join(f"create refs/takt/status/spam-{i:04d} {tip}\n" for i in range(spam))
+    subprocess.run(["git", "--git-dir", url, "update-ref", "--stdin"], input=lines.encode(), check=True)
+    fleet = read_reports(url, _keys(a))
+    assert fleet.latest["press-01"].sequence == 4
+    assert sum(i.reason == Rejected.UNKNOWN_DEVICE for i in fleet.ignored) == spam

@@ -293,8 +293,8 @@ def test_opcua_certificate_that_is_not_a_pem_pair_exits_2(tmp_path: Path):
 
 
 def test_unsupported_protocol_features_exit_2(tmp_path: Path):
-    src = _mqtt_source(sparkplug=True)
-    _assert_clean_refusal(*run_to_exit(write_bundle(tmp_path, config_for("plc", src))), "Sparkplug B")
+    src = _mqtt_source(sparkplug=True)  # its fields name topics and paths, but no Sparkplug metric
+    _assert_clean_refusal(*run_to_exit(write_bundle(tmp_path, config_for("plc", src))), "names its metric")
     src = contract.ModbusSource(transport="rtu", endpoint="/dev/ttyUSB0", sampling_interval=0.1, fields=tuple(
         contract.ModbusField(name=n, dtype="float32", address=contract.ModbusAddress(
             register_type="holding-register", address=1, data_type="uint16")) for n in "ab"))  # fmt: skip

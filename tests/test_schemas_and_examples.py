@@ -8,6 +8,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from decimal import Decimal, InvalidOperation
@@ -22,7 +23,7 @@ from ruamel.yaml import YAML
 
 from compiler.schema_export import BASE_ID, schema_files
 from compiler.validate.pipeline import validate
-from tests.conftest import EXAMPLE_DIRS, EXAMPLES, ROOT
+from tests.conftest import EXAMPLE_DIRS, EXAMPLES, ROOT, copy_example
 
 SCHEMAS = ROOT / "schemas"
 
@@ -32,6 +33,27 @@ def test_committed_schemas_match_the_models():
     committed = {p.name: p.read_text(encoding="utf-8") for p in SCHEMAS.glob("*.json")}
     stale = sorted(n for n in generated.keys() | committed.keys() if generated.get(n) != committed.get(n))
     assert not stale, f"schemas drifted from the models, run `make schemas`: {stale}"
+
+
+def test_committed_spec_reference_matches_the_models():
+    from compiler.spec_reference import reference_markdown
+
+    committed = (ROOT / "docs/spec-reference.md").read_text(encoding="utf-8")
+    assert committed == reference_markdown(), "docs/spec-reference.md drifted from the models, run `make schemas`"
+
+
+def test_spec_reference_names_every_field_of_every_kind():
+    """Each property of every object in the editor schema has its row in the reference."""
+    from compiler.spec_reference import reference_markdown
+
+    text = reference_markdown()
+    for name, body in schema_files().items():
+        if name in ("takt.json", "runner.json"):
+            continue
+        schema = json.loads(body)
+        for obj in schema.get("$defs", {}).values():  # the envelope (apiVersion, kind, metadata, spec) is the prose
+            for key in obj.get("properties", {}):
+                assert f"| `{key}` |" in text, (name, key)
 
 
 def _validator() -> jsonschema.Draft202012Validator:
@@ -74,7 +96,12 @@ def test_editor_schema_accepts_examples_and_rejects_typos(example: Path):
 # float values within a tolerance; byte-identity is asserted where it is Takt's claim: the same
 # generator run twice in one environment writes the same bytes.
 
-GENERATORS = {"press-line-anomaly": "press_line", "visual-inspection": "visual_inspection"}
+GENERATORS = {
+    "press-line-anomaly": "press_line",
+    "visual-inspection": "visual_inspection",
+    "motor-current": "motor_current",
+    "soft-sensor": "soft_sensor",
+}
 # float32 weights and outputs. Measured, OpenBLAS Prescott or Sandybridge kernels against Haswell: at most
 # 2e-6 relative (on probabilities near 0) and 1.9e-6 absolute (on head weights near 30); a changed seed,
 # formula or constant moves values by far more.
@@ -101,8 +128,9 @@ def _files(root: Path) -> dict[str, bytes]:
 
 
 def _hand_written(rel: str) -> bool:
-    """The project file and the specs are written by people; the generator only fills in their digests."""
-    return rel == "takt.yaml" or rel.startswith("specs/")
+    """The project file, the specs (an update's too) and the READMEs are written by people; the generator
+    only fills in the specs' digests."""
+    return rel == "takt.yaml" or rel.startswith("specs/") or "/specs/" in rel or rel.endswith("README.md")
 
 
 def _seed(example: str, dst: Path) -> Path:
@@ -238,3 +266,37 @@ def test_example_model_digests_match_the_files():
         for doc in validate(example).index.valid("Model"):
             art = doc.model.spec.artifact
             assert hashlib.sha256((example / art.path).read_bytes()).hexdigest() == art.sha256
+
+
+# --- every example passes the user's three commands ----------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example", EXAMPLE_DIRS, ids=lambda p: p.name)
+def test_example_passes_validate_test_and_build(example: Path, tmp_path: Path, cli_run):
+    spec = copy_example(example.name, tmp_path / "spec")
+    for args in (["validate", str(spec)], ["test", str(spec)]):
+        code, out = cli_run(*args)
+        assert code == 0, (args[0], out)
+    code, out = cli_run("build", str(spec), "--out", str(tmp_path / "out"), "--no-progress")
+    assert code == 0, out
+    deployments = {d.name for d in validate(spec).index.valid("Deployment")}
+    assert deployments and all(f"rendered  {name}/" in out for name in deployments), out
+    assert any((tmp_path / "out/bundles").iterdir())
+
+
+@pytest.mark.slow
+def test_soft_sensor_update_fails_its_gate_and_is_never_built(tmp_path: Path, cli_run):
+    """The 1.1.0 update (updates/melt-index-1.1.0, laid over the repo as its README says) validates,
+    fails the lab gate, and leaves no bundle: 1.0.0 keeps running on both plants."""
+    spec = copy_example("soft-sensor", tmp_path / "spec")
+    shutil.copytree(spec / "updates/melt-index-1.1.0", spec, dirs_exist_ok=True)
+    model = next(iter(validate(spec).index.valid("Model"))).model
+    assert model.spec.version == "1.1.0"
+    code, out = cli_run("validate", str(spec))
+    assert code == 0, out
+    code, out = cli_run("build", str(spec), "--out", str(tmp_path / "out"), "--no-progress")
+    assert code == 1, out
+    assert "blocked   melt-index-extrusion: gate melt-index-acceptance failed: lab-mae" in out, out
+    bundles = tmp_path / "out/bundles"
+    assert not bundles.exists() or not any(bundles.iterdir())

@@ -148,7 +148,7 @@ def verify_signature(data: bytes, signature_file: bytes, trusted: list[Ed25519Pu
         doc = loads_bounded(signature_file, max_bytes=MAX_SIGNATURE_BYTES, max_depth=_MAX_DEPTH, what=SIGNATURE)
         if not isinstance(doc, dict) or not all(isinstance(doc.get(k), str) for k in ("keyId", "signature")):
             raise ValueError("keyId and signature must be strings")
-        kid = doc["keyId"]
+        kid: str = doc["keyId"]
         if not _KEY_ID.fullmatch(kid):
             raise ValueError(f"keyId {_clip(kid, 24)} is not a key id")
         sig = base64.b64decode(doc["signature"], validate=True)

@@ -11,7 +11,7 @@ import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from compiler.bundle.boundedjson import clip as _clip
 from compiler.bundle.boundedjson import loads_bounded
@@ -213,7 +213,7 @@ def verify_bundle(
     return manifest, problems
 
 
-def _check_file(fh, entry: FileEntry, exact_modes: bool) -> list[str]:
+def _check_file(fh: BinaryIO, entry: FileEntry, exact_modes: bool) -> list[str]:
     """One opened bundle file against its entry: size, mode, then every byte (never past the size)."""
     st = os.fstat(fh.fileno())
     if st.st_size != entry.size:

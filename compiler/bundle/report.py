@@ -361,3 +361,16 @@ def _str_any(d: Any, k: str, limit: int) -> str:
     if not isinstance(v, str) or len(v) > limit:
         raise ValueError(f"{k} must be a string")
     return v
+
+
+def runner_to_json(r: RunnerHealth) -> dict[str, Any]:
+    """A runner's health as the report writes it (also the agent's `status.json` key `runners`)."""
+    return _runner_json(r)
+
+
+def runner_from_json(d: Any) -> RunnerHealth:
+    """The inverse of runner_to_json; ValueError naming the first problem."""
+    try:
+        return _runner(d)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"malformed runner health ({clip(exc)})") from None

@@ -307,7 +307,21 @@ class HttpOutput:
     credentials_ref: str | None = None
 
 
-Output = MqttOutput | OpcUaOutput | HttpOutput
+@dataclass(frozen=True, kw_only=True)
+class ModbusOutput:
+    """A prediction written to a register; `connection` (a Modbus source) or `endpoint` names the device."""
+
+    from_: str = field(metadata=_key("from"))
+    address: ModbusAddress
+    type: Literal["modbus"] = "modbus"
+    name: str | None = None
+    connection: str | None = None
+    endpoint: str | None = None
+    unit_id: int | None = None
+    addressing: Literal["zero-based", "one-based"] | None = None
+
+
+Output = MqttOutput | OpcUaOutput | HttpOutput | ModbusOutput
 
 
 # --- resources, monitoring, health, reference statistics -------------------------------------------

@@ -14,8 +14,8 @@ import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
+from io import BufferedReader
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
 
 
 class TreeError(Exception):
@@ -175,11 +175,11 @@ def regular_inside(root: Path, rel: str | Path) -> Path:
     return real
 
 
-def open_file(path: Path, display: str | None = None) -> BinaryIO:
+def open_file(path: Path, display: str | None = None) -> BufferedReader:
     """A binary file object over open_regular, for readers that stream (numpy, onnx, hashlib)."""
     return os.fdopen(open_regular(path, display), "rb")
 
 
-def open_inside(root: Path, rel: str | Path) -> BinaryIO:
+def open_inside(root: Path, rel: str | Path) -> BufferedReader:
     """A binary file object of `rel` inside `root` (see regular_inside)."""
     return open_file(regular_inside(root, rel), str(rel))

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from agent.cli import agent_group
 from compiler import __version__
+from compiler.cli.fleet_cmd import fleet_group
 from compiler.cli.model_cmd import matrix, model_group
 from compiler.cli.progress import DelayedProgress
 from compiler.cli.rollout_cmd import rollout_group
@@ -150,24 +151,31 @@ def validate(
     help="Directory for the JSON Schema files.",
 )
 @click.option("--check", is_flag=True, help="Exit 1 when the files in --out differ from the models (CI drift check).")
-def schema(out_dir: Path, check: bool) -> None:
+@click.option(
+    "--markdown",
+    "markdown",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write (or with --check compare) the spec reference in Markdown, e.g. docs/spec-reference.md.",
+)
+def schema(out_dir: Path, check: bool, markdown: Path | None) -> None:
     """Write the JSON Schema of every kind (for editors: `# yaml-language-server: $schema=…`)."""
     from compiler.schema_export import schema_files
+    from compiler.spec_reference import reference_markdown
 
     out, err = _consoles()
-    files = schema_files()
+    targets = {out_dir / name: text for name, text in schema_files().items()}
+    if markdown is not None:
+        targets[markdown] = reference_markdown()
     if check:
-        stale = [
-            n
-            for n, text in files.items()
-            if not (out_dir / n).is_file() or (out_dir / n).read_text(encoding="utf-8") != text
-        ]
-        for name in stale:
-            err.print(f"[red]stale[/red] {out_dir / name}")
+        stale = [p for p, text in targets.items() if not p.is_file() or p.read_text(encoding="utf-8") != text]
+        for path in stale:
+            err.print(f"[red]stale[/red] {path}")
         sys.exit(EXIT_FINDINGS if stale else EXIT_OK)
-    for name, text in files.items():
-        write_atomic(out_dir / name, text)
-    out.print(f"wrote {len(files)} schemas to {out_dir}")
+    for path, text in targets.items():
+        write_atomic(path, text)
+    out.print(
+        f"wrote {len(targets)} files: schemas to {out_dir}" + (f", the reference to {markdown}" if markdown else "")
+    )
 
 
 @cli.command()
@@ -552,6 +560,7 @@ def diff_cmd(base: str, head: str, path: Path, fmt: str) -> None:
 
 cli.add_command(model_group)
 cli.add_command(agent_group)
+cli.add_command(fleet_group)
 cli.add_command(matrix)
 cli.add_command(rollout_group)
 

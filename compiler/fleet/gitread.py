@@ -1,8 +1,9 @@
 """Reading a deploy repository with the git CLI, bounded, without ever trusting what it holds.
 
-Two private repositories in a scratch directory: one for the devices' status refs (each ref's
-commit chain, at most `depth` deep) and a sparse, blob-filtered clone of the deploy branch that
-checks out only the small files the fleet view needs (never the bundles). A handful of git
+Two private bare repositories in a scratch directory: one for the devices' status refs (each
+ref's commit chain, at most `depth` deep) and a blob-filtered clone of the deploy branch from
+which only the small files the fleet view needs are fetched (never the bundles); nothing is
+checked out. A handful of git
 processes serve any fleet size: one listing, one fetch, one commit walk, and two `cat-file`
 batches (sizes first, then only the objects within the limit are read).
 """
@@ -12,11 +13,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from compiler.bundle.tree import TreeError, read_inside
+EXPLICIT_REFSPECS = 500  # above this many refs, one glob refspec (see RefStore.fetch)
 
 
 class FleetReadError(Exception):
@@ -79,13 +80,18 @@ class RefStore:
         self.path, self.timeout = path, timeout
         git("init", "-q", "--bare", str(path), timeout=timeout)
 
-    def fetch(self, url: str, refnames: Sequence[str], depth: int) -> None:
-        """Exactly these refs, at most `depth` commits deep each (refspecs on stdin: any count)."""
+    def fetch(self, url: str, refnames: Sequence[str], depth: int, glob: str | None = None) -> None:
+        """These refs, at most `depth` commits deep each. Git matches a list of refspecs against
+        the advertised refs pairwise (5,000 refs: 85 s, against 16 s for one glob), so past
+        EXPLICIT_REFSPECS the one `glob` refspec is fetched instead and the caller reads only its refs."""
         if not refnames:
             return
-        specs = "".join(f"+{r}:{r}\n" for r in refnames).encode()
+        if glob is not None and len(refnames) > EXPLICIT_REFSPECS:
+            args, specs = [f"+{glob}:{glob}"], None
+        else:
+            args, specs = ["--stdin"], "".join(f"+{r}:{r}\n" for r in refnames).encode()
         git(
-            "fetch", "-q", "--no-tags", "--no-write-fetch-head", f"--depth={depth}", url, "--stdin",
+            "fetch", "-q", "--no-tags", "--no-write-fetch-head", f"--depth={depth}", url, *args,
             cwd=self.path, stdin=specs, timeout=self.timeout,
         )  # fmt: skip
 
@@ -138,30 +144,43 @@ class RefStore:
         return contents
 
 
-def sparse_branch(url: str, branch: str, dest: Path, patterns: Sequence[str], timeout: float = 300.0) -> Path | None:
-    """A shallow, blob-filtered clone of `branch` with only `patterns` checked out (never the bundles);
-    None when the branch does not exist. Files are read back with compiler.bundle.tree only."""
+def branch_files(
+    url: str, branch: str, dest: Path, wanted: Callable[[str], bool], limit: int, timeout: float = 300.0
+) -> dict[str, bytes] | None:
+    """The files of `branch` whose paths `wanted` accepts, as {path: bytes}; None when the branch
+    does not exist. Nothing is checked out: a shallow, blob-filtered bare clone brings the trees,
+    the wanted blobs come in one batched fetch by id (the bundles never travel), and only regular
+    files within `limit` bytes are read (their sizes are checked first). A server without filters
+    gets a plain shallow clone."""
     if not any(name == f"refs/heads/{branch}" for name, _ in list_refs(url, f"refs/heads/{branch}", 2, timeout)):
         return None
-    for extra in (["--filter=blob:none"], []):  # a server without filters gets a plain shallow clone
-        try:
-            git(
-                "clone", "-q", "--depth=1", "--single-branch", f"--branch={branch}", "--no-checkout", "--sparse",
-                *extra, url, str(dest), timeout=timeout,
-            )  # fmt: skip
-            git("sparse-checkout", "set", "--no-cone", *patterns, cwd=dest, timeout=timeout)
-            git("checkout", "-q", "--force", "--detach", f"origin/{branch}", cwd=dest, timeout=timeout)
-            return dest
-        except FleetReadError:
-            shutil.rmtree(dest, ignore_errors=True)
-            if not extra:
-                raise
-    return None
-
-
-def read_file(root: Path, rel: str, limit: int) -> bytes | None:
-    """A checked-out file inside `root`, bounded and never through a link; None when absent or refused."""
+    filtered = True
     try:
-        return read_inside(root, rel, limit)
-    except (OSError, TreeError):
-        return None
+        git("clone", "-q", "--bare", "--depth=1", "--single-branch", f"--branch={branch}", "--filter=blob:none",
+            url, str(dest), timeout=timeout)  # fmt: skip
+    except FleetReadError:
+        shutil.rmtree(dest, ignore_errors=True)
+        filtered = False
+        git("clone", "-q", "--bare", "--depth=1", "--single-branch", f"--branch={branch}", url, str(dest),
+            timeout=timeout)  # fmt: skip
+    listing = git("ls-tree", "-r", "-z", f"refs/heads/{branch}", cwd=dest, timeout=timeout)
+    blobs: dict[str, str] = {}
+    for entry in listing.split(b"\0"):
+        meta, _, raw = entry.partition(b"\t")
+        parts = meta.split()
+        path = raw.decode(errors="replace")
+        if len(parts) == 3 and parts[0] in (b"100644", b"100755") and parts[1] == b"blob" and wanted(path):
+            blobs[path] = parts[2].decode()
+    if not blobs:
+        return {}
+    oids = sorted(set(blobs.values()))
+    if filtered:
+        git("-c", "fetch.negotiationAlgorithm=noop", "fetch", "-q", "origin", "--no-tags", "--no-write-fetch-head",
+            "--recurse-submodules=no", "--filter=blob:none", "--stdin", cwd=dest,
+            stdin="".join(f"{o}\n" for o in oids).encode(), timeout=timeout)  # fmt: skip
+    store = RefStore.__new__(RefStore)
+    store.path, store.timeout = dest, timeout
+    sizes = store.sizes(oids)
+    readable = [o for o in oids if (info := sizes.get(o)) and info[1] == "blob" and info[2] <= limit]
+    contents = store.read(readable)
+    return {path: contents[oid] for path, oid in blobs.items() if oid in contents}

@@ -202,7 +202,7 @@ def read_reports(
             wanted[ref] = name
     with tempfile.TemporaryDirectory(prefix="takt-fleet-", dir=workdir) as tmp:
         store = RefStore(Path(tmp) / "status.git", timeout)
-        store.fetch(url, sorted(wanted), history)
+        store.fetch(url, sorted(wanted), history, glob=f"{STATUS_REF_PREFIX}*")
         chains, problems = _chains(store, wanted, history)
     latest: dict[str, StatusReport] = {}
     hist: dict[str, tuple[StatusReport, ...]] = {}

@@ -140,7 +140,7 @@ class _Converter:
             raise _Refused("TAKT0008", "mapping keys must be plain scalars, not lists or mappings", node)
         if node.tag not in _SCALAR_TAGS:
             raise _Refused("TAKT0007", f"tag {_short(node.tag)!r} is not allowed on a key", node)
-        return node.value
+        return str(node.value)
 
     def _mapping(self, node: MappingNode, path: Path_, in_alias: bool) -> dict[str, Any]:
         out: dict[str, Any] = {}

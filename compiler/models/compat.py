@@ -6,10 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import onnx
-
 from compiler.diagnostics import Severity
-from compiler.models.inspect import SPEC_TO_ONNX, ModelInfo, NodeUse, TensorInfo
+from compiler.models.inspect import SPEC_TO_ONNX, Formal, ModelInfo, NodeUse, TensorInfo
 from compiler.models.tables import KernelTable
 
 CPU = "CPUExecutionProvider"
@@ -62,32 +60,7 @@ class RuntimeProfile:
         return self.providers
 
 
-def _formal_types(node: NodeUse) -> tuple[list[str], list[str]] | None:
-    """The type parameter (T, T1, …) of each actual input and output, from the ONNX schema."""
-    if node.since_version is None:
-        return None
-    try:
-        schema = onnx.defs.get_schema(node.op_type, node.since_version, "" if node.domain == "ai.onnx" else node.domain)
-    except Exception:  # noqa: BLE001 - not an ONNX schema: no type check possible
-        return None
-
-    def expand(params, count: int) -> list[str]:
-        out: list[str] = []
-        for i in range(count):
-            if i < len(params):
-                out.append(params[i].type_str)
-            elif params and params[-1].option == onnx.defs.OpSchema.FormalParameterOption.Variadic:
-                out.append(params[-1].type_str)
-            else:
-                out.append("")
-        return out
-
-    return expand(schema.inputs, len(node.input_types)), expand(schema.outputs, len(node.output_types))
-
-
-def _type_ok(
-    node: NodeUse, constraints: dict[str, list[str]], formal: tuple[list[str], list[str]] | None, provider: str
-) -> bool:
+def _type_ok(node: NodeUse, constraints: dict[str, list[str]], formal: Formal | None, provider: str) -> bool:
     if formal is None:
         return True
     for params, actual in ((formal[0], node.input_types), (formal[1], node.output_types)):
@@ -107,14 +80,13 @@ def find_kernel(node: NodeUse, table: KernelTable, providers: Iterable[str]) -> 
     if (node.domain, node.op_type) in GRAPH_LEVEL_OPS:
         return "graph", ""
     version = node.since_version or node.opset or 0
-    formal = None
+    formal = node.formal  # read from the ONNX schema when the model was inspected
     found_op = False
     for provider in providers:
         ranges = table.kernels.get(provider, {}).get(node.domain, {}).get(node.op_type)
         if not ranges:
             continue
         found_op = True
-        formal = formal if formal is not None else _formal_types(node)
         for start, end, constraints in ranges:
             if start <= version <= end and _type_ok(node, constraints, formal, provider):
                 return provider, ""

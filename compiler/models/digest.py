@@ -14,6 +14,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from compiler.bundle.tree import open_file
 
@@ -29,7 +30,7 @@ def sha256_file(path: Path) -> str:
 @dataclass
 class DigestCache:
     path: Path | None = None  # None: an in-memory cache only
-    entries: dict[str, list] = field(default_factory=dict)
+    entries: dict[str, list[Any]] = field(default_factory=dict)
     hits: int = 0
     misses: int = 0
     dirty: bool = False

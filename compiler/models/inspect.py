@@ -10,33 +10,41 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import onnx
-from onnx import TensorProto
+from typing import TYPE_CHECKING
 
 from compiler.bundle.tree import TooLarge, TreeError, read_regular
 
+if TYPE_CHECKING:  # onnx is imported where a model is parsed, never by `takt validate` on a warm cache
+    import onnx
+
+# TensorProto.DataType numbers (part of ONNX's protobuf wire format, fixed forever) → ONNX names;
+# literal so that reading a cached inspection needs no onnx import (a test compares with onnx's enum).
 ELEM_TYPES: dict[int, str] = {
-    TensorProto.FLOAT: "float",
-    TensorProto.UINT8: "uint8",
-    TensorProto.INT8: "int8",
-    TensorProto.UINT16: "uint16",
-    TensorProto.INT16: "int16",
-    TensorProto.INT32: "int32",
-    TensorProto.INT64: "int64",
-    TensorProto.STRING: "string",
-    TensorProto.BOOL: "bool",
-    TensorProto.FLOAT16: "float16",
-    TensorProto.DOUBLE: "double",
-    TensorProto.UINT32: "uint32",
-    TensorProto.UINT64: "uint64",
-    TensorProto.COMPLEX64: "complex64",
-    TensorProto.COMPLEX128: "complex128",
-    TensorProto.BFLOAT16: "bfloat16",
+    1: "float",
+    2: "uint8",
+    3: "int8",
+    4: "uint16",
+    5: "int16",
+    6: "int32",
+    7: "int64",
+    8: "string",
+    9: "bool",
+    10: "float16",
+    11: "double",
+    12: "uint32",
+    13: "uint64",
+    14: "complex64",
+    15: "complex128",
+    16: "bfloat16",
+    17: "float8e4m3fn",
+    18: "float8e4m3fnuz",
+    19: "float8e5m2",
+    20: "float8e5m2fnuz",
+    21: "uint4",
+    22: "int4",
+    23: "float4e2m1",
 }
-for _name in ("FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2", "FLOAT8E5M2FNUZ", "UINT4", "INT4", "FLOAT4E2M1"):
-    if hasattr(TensorProto, _name):
-        ELEM_TYPES[getattr(TensorProto, _name)] = _name.lower()
+_EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
 
 STANDARD_DOMAINS = {"", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview.training"}
 
@@ -84,6 +92,9 @@ class TensorInfo:
     shape: tuple[int | str | None, ...] | None  # None: rank unknown; str: symbolic; None entry: unknown dim
 
 
+Formal = tuple[tuple[str, ...], tuple[str, ...]]  # the schema's type parameter of each input and output
+
+
 @dataclass(frozen=True)
 class NodeUse:
     """One operator as used in the graph, with the types it sees; identical uses are counted once."""
@@ -96,6 +107,8 @@ class NodeUse:
     output_types: tuple[str | None, ...]
     count: int = 1
     example: str = ""  # a node name, to point at
+    # the schema's type parameter (T, T1, …) of each actual input and output; None: no ONNX schema
+    formal: Formal | None = None
 
 
 @dataclass(frozen=True)
@@ -161,7 +174,7 @@ def _tensor_info(vi: onnx.ValueInfoProto) -> TensorInfo:
 
 
 def _initializer_bytes(t: onnx.TensorProto) -> int:
-    if t.data_location == TensorProto.EXTERNAL:
+    if t.data_location == _EXTERNAL:
         for kv in t.external_data:
             if kv.key == "length":
                 return int(kv.value)
@@ -173,6 +186,8 @@ def _initializer_bytes(t: onnx.TensorProto) -> int:
 
 def _graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
     """The graph and every subgraph of If/Loop/Scan bodies, depth first."""
+    import onnx
+
     yield graph
     for node in graph.node:
         for attr in node.attribute:
@@ -186,6 +201,8 @@ def _graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
 def parse_model(data: bytes) -> onnx.ModelProto | Unreadable:
     if not data:
         return Unreadable("the file is empty")
+    import onnx
+
     try:
         model = onnx.load_model_from_string(data)
     except Exception as exc:  # noqa: BLE001 - protobuf raises several types for garbage input
@@ -198,9 +215,10 @@ def parse_model(data: bytes) -> onnx.ModelProto | Unreadable:
 PROTOBUF_LIMIT = 2**31 - 1  # a single-file ONNX model cannot be larger: bigger weights live in external data
 
 
-def inspect_model(path: Path) -> ModelInfo | Unreadable:
+def read_model(path: Path) -> bytes | Unreadable:
+    """The bytes of a single-file ONNX model (a regular file within protobuf's limit)."""
     try:
-        data = read_regular(path, PROTOBUF_LIMIT, path.name)
+        return read_regular(path, PROTOBUF_LIMIT, path.name)
     except TooLarge:
         return Unreadable(
             f"{path.name} is over protobuf's 2 GiB limit for one ONNX file; store large weights as external data"
@@ -209,10 +227,19 @@ def inspect_model(path: Path) -> ModelInfo | Unreadable:
         return Unreadable(f"{path.name} {exc.reason}")
     except OSError as exc:
         return Unreadable(f"cannot read {path.name}: {exc.strerror or exc}")
+
+
+def inspect_bytes(data: bytes, path: str) -> ModelInfo | Unreadable:
+    """What the model in `data` is; depends on nothing but the bytes (and onnx), `path` is only its label."""
     model = parse_model(data)
     if isinstance(model, Unreadable):
         return model
-    return describe(model, str(path), len(data))
+    return describe(model, path, len(data))
+
+
+def inspect_model(path: Path) -> ModelInfo | Unreadable:
+    data = read_model(path)
+    return data if isinstance(data, Unreadable) else inspect_bytes(data, str(path))
 
 
 def _first_line(exc: BaseException) -> str:
@@ -220,7 +247,34 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
+def formal_types(op_type: str, domain: str, since_version: int | None, n_in: int, n_out: int) -> Formal | None:
+    """The type parameter of each actual input and output, from the ONNX schema (None: none known)."""
+    import onnx
+
+    if since_version is None:
+        return None
+    try:
+        schema = onnx.defs.get_schema(op_type, since_version, "" if domain == "ai.onnx" else domain)
+    except Exception:  # noqa: BLE001 - not an ONNX schema: no type check possible
+        return None
+
+    def expand(params, count: int) -> tuple[str, ...]:
+        out: list[str] = []
+        for i in range(count):
+            if i < len(params):
+                out.append(params[i].type_str)
+            elif params and params[-1].option == onnx.defs.OpSchema.FormalParameterOption.Variadic:
+                out.append(params[-1].type_str)
+            else:
+                out.append("")
+        return tuple(out)
+
+    return expand(schema.inputs, n_in), expand(schema.outputs, n_out)
+
+
 def describe(model: onnx.ModelProto, path: str, file_bytes: int) -> ModelInfo:
+    import onnx
+
     checker_error = None
     try:
         onnx.checker.check_model(model)
@@ -275,7 +329,10 @@ def describe(model: onnx.ModelProto, path: str, file_bytes: int) -> ModelInfo:
             )
             uses[key] += 1
             examples.setdefault(key, node.name)
-    nodes = tuple(NodeUse(*k, count=c, example=examples[k]) for k, c in uses.items())
+    nodes = tuple(
+        NodeUse(*k, count=c, example=examples[k], formal=formal_types(k[1], k[0], k[3], len(k[4]), len(k[5])))
+        for k, c in uses.items()
+    )
     graph_inputs = tuple(_tensor_info(vi) for vi in model.graph.input if vi.name not in init_names)
     activations = 0
     for name, info in infos.items():

@@ -3,6 +3,7 @@ serialized; these are for text formats, where a spec value must never become syn
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 from typing import Any
@@ -15,14 +16,20 @@ def to_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def to_yaml(obj: Any) -> str:
-    """YAML from data: every string is emitted by the YAML library, quoted where needed."""
+@functools.cache
+def _dumper() -> YAML:
+    """One configured dumper per process: setting one up costs as much as a small dump."""
     yaml = YAML(typ="safe", pure=True)
     yaml.default_flow_style = False
     yaml.sort_base_mapping_type_on_output = False  # keep the renderer's order
     yaml.width = 4096
+    return yaml
+
+
+def to_yaml(obj: Any) -> str:
+    """YAML from data: every string is emitted by the YAML library, quoted where needed."""
     buf = io.StringIO()
-    yaml.dump(obj, buf)
+    _dumper().dump(obj, buf)
     return buf.getvalue()
 
 

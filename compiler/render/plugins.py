@@ -49,6 +49,11 @@ class TargetClass:
         )
         return env
 
+    @property
+    def latency_on_build_host(self) -> bool:
+        """Whether the build host's onnxruntime timing stands for this class's devices (False: an MCU)."""
+        return bool(getattr(self.module, "LATENCY_ON_BUILD_HOST", True))
+
     def profile(self, overrides: dict[str, Any] | None) -> dict[str, Any]:
         return _merge(self.default_profile, overrides or {})
 

@@ -8,6 +8,10 @@ image) get no bins: PSI is defined per scalar feature. Deterministic: same data,
 
 from __future__ import annotations
 
+import functools
+import os
+from pathlib import Path
+
 import numpy as np
 
 import frames
@@ -42,25 +46,50 @@ def reference_statistics(inp: RenderInput) -> contract.Reference | None:
         return None
     suite, name = chosen
     spec = suite.spec.datasets[name]
-    loaded = load_dataset(inp.root, name, spec.path, spec.format, DigestCache(None))
+    bins = next((t.bins for t in suite.spec.tests if isinstance(t, DriftTest) and t.reference == name), DEFAULT_BINS)
+    inputs = tuple((t.name, tuple(f.name for f in t.features or [])) for t in inp.model.spec.inputs)
+    try:  # many bundles share one reference dataset: read and binned once per process while unchanged
+        st = os.stat(inp.root / spec.path)
+        stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+    except OSError:
+        stamp = None  # load_dataset says why
+    if stamp is None:
+        return _reference(inp.root, spec.path, spec.format, None, suite.metadata.name, name, bins, inputs)
+    return _shared_reference(inp.root, spec.path, spec.format, stamp, suite.metadata.name, name, bins, inputs)
+
+
+def _reference(
+    root: Path,
+    rel: str,
+    fmt: str | None,
+    stamp: tuple[int, ...] | None,
+    suite: str,
+    name: str,
+    bins: int,
+    inputs: tuple[tuple[str, tuple[str, ...]], ...],
+) -> contract.Reference | None:
+    """The bins of every feature of `inputs` in the dataset; depends on nothing but its arguments and the
+    file's bytes (`stamp`, its size, times and inode, stands for them in the memo)."""
+    loaded = load_dataset(root, name, rel, fmt, DigestCache(None))
     if not isinstance(loaded, Dataset):
         raise RenderError(f"reference statistics: {loaded}")
-    bins = next((t.bins for t in suite.spec.tests if isinstance(t, DriftTest) and t.reference == name), DEFAULT_BINS)
     features: list[contract.FeatureReference] = []
-    for tensor in inp.model.spec.inputs:
-        for feature in tensor.features or []:
-            column = loaded.columns.get(feature.name)
+    for tensor, feature_names in inputs:
+        for feature in feature_names:
+            column = loaded.columns.get(feature)
             if column is None or column.dtype == object or column.ndim != 1:
                 raise RenderError(
-                    f"reference statistics: dataset {name!r} of {suite.metadata.name!r} has no numeric column "
-                    f"{feature.name!r} for input {tensor.name!r}"
+                    f"reference statistics: dataset {name!r} of {suite!r} has no numeric column "
+                    f"{feature!r} for input {tensor!r}"
                 )
             ref = frames.reference_bins(column.astype(np.float64), bins)
             if ref is None:
-                raise RenderError(f"reference statistics: column {feature.name!r} has no finite values")
-            features.append(contract.FeatureReference(name=feature.name, edges=ref.edges, fractions=ref.fractions))
+                raise RenderError(f"reference statistics: column {feature!r} has no finite values")
+            features.append(contract.FeatureReference(name=feature, edges=ref.edges, fractions=ref.fractions))
     if not features:
         return None  # no scalar features (e.g. one image input): nothing to score per feature
-    return contract.Reference(
-        test_suite=suite.metadata.name, dataset=name, sha256=loaded.sha256, bins=bins, features=tuple(features)
-    )
+    return contract.Reference(test_suite=suite, dataset=name, sha256=loaded.sha256, bins=bins, features=tuple(features))
+
+
+# A refusal (RenderError) is never memoised: lru_cache keeps only returned values.
+_shared_reference = functools.lru_cache(maxsize=256)(_reference)

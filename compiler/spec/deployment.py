@@ -7,12 +7,13 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, model_validator
 
 from compiler.spec.addresses import mqtt_topic_problem, redact_url, url_problem
-from compiler.spec.datasource import WholeLiteral, _node_id
+from compiler.spec.datasource import ModbusAddress, WholeLiteral, _node_id
 from compiler.spec.types import (
     NAME_PATTERN,
     Bytes,
     Cpu,
     Duration,
+    Integer,
     LabelSelector,
     Metadata,
     Name,
@@ -122,7 +123,30 @@ class HttpOutput(_Output):
         return self
 
 
-Output = Annotated[MqttOutput | OpcUaOutput | HttpOutput, Field(discriminator="type")]
+class ModbusOutput(_Output):
+    """A prediction written to a holding register (or a coil), for a PLC that cannot subscribe."""
+
+    type: Literal["modbus"]
+    address: ModbusAddress
+    """Where and how the value is written, as a Modbus DataSource field reads it: the register holds
+    (prediction − offset) / scale, encoded by dataType, wordOrder and byteOrder."""
+    connection: Name | None = None
+    """A Modbus DataSource whose endpoint, unit id and addressing are reused."""
+    endpoint: str | None = None
+    """Modbus TCP host:port, when no DataSource talks to this device."""
+    unit_id: Integer | None = Field(default=None, ge=0, le=255)
+    """Device id behind a gateway; default: the connection's, else 1."""
+    addressing: Literal["zero-based", "one-based"] | None = None
+    """How `address.address` counts; default: the connection's, else zero-based."""
+
+    @model_validator(mode="after")
+    def _one_device(self) -> ModbusOutput:
+        if (self.connection is None) == (self.endpoint is None):
+            raise _err("TAKT1012", "give exactly one of connection (a Modbus DataSource) and endpoint (host:port)")
+        return self
+
+
+Output = Annotated[MqttOutput | OpcUaOutput | HttpOutput | ModbusOutput, Field(discriminator="type")]
 
 
 class Resources(SpecModel):

@@ -82,18 +82,37 @@ class LatencyBudget(SpecModel):
 
 
 class LatencyTest(_Test):
+    """Timed with onnxruntime on the machine that runs `takt test` or `takt build`, which every result names.
+
+    A Deployment's targets are judged each by its own budget: its entry in `budgets`, else its class's
+    entry there, else `budget`. A target class whose devices do not run the model on a CPU like the
+    build host's (embedded) is never judged by the build host's timing; the build says so instead.
+    """
+
     type: Literal["latency"]
-    budget: LatencyBudget
+    budget: LatencyBudget | None = None
+    """The budget of every target without an entry in `budgets`."""
+    budgets: dict[Name, LatencyBudget] = {}
+    """Budgets per target name or per target class (e.g. `it-server: {p99: 20ms}`)."""
     warmup: int = Field(default=10, ge=0)
     runs: int = Field(default=200, ge=10, le=1_000_000)
     batch_size: int = Field(default=1, ge=1)
 
     @model_validator(mode="after")
     def _some_budget(self) -> LatencyTest:
-        b = self.budget
-        if b.p50 is None and b.p95 is None and b.p99 is None:
-            raise _err("TAKT1012", "a latency budget needs at least one of p50, p95, p99")
+        if self.budget is None and not self.budgets:
+            raise _err("TAKT1012", "a latency test needs a budget, or budgets per target or target class")
+        for b in [self.budget, *self.budgets.values()]:
+            if b is not None and b.p50 is None and b.p95 is None and b.p99 is None:
+                raise _err("TAKT1012", "a latency budget needs at least one of p50, p95, p99")
         return self
+
+    def budget_for(self, target: str, target_class: str) -> tuple[str, LatencyBudget] | None:
+        """(which entry, budget) that judges a target, or None when no budget applies to it."""
+        for key in (target, target_class):
+            if key in self.budgets:
+                return key, self.budgets[key]
+        return ("budget", self.budget) if self.budget is not None else None
 
 
 class InvarianceTest(_Test):

@@ -24,6 +24,7 @@ def run_suites(
     A suite whose model or own document has validation errors does not run: its result says why.
     """
     cache = DigestCache.load(result.root / CACHE_DIR / "digests.json")
+    off_host = off_host_targets(result)
     sources = {d.name: d.model for d in result.index.valid("DataSource")}
     broken_files = {(d.location.file, d.location.line) for d in result.diagnostics if d.severity == Severity.ERROR}
     out = []
@@ -46,6 +47,15 @@ def run_suites(
             continue
         model = model_doc.model
         path = regular_inside(result.root, model.spec.artifact.path)  # type: ignore[attr-defined]
-        out.append(SuiteRunner(suite, model, path, result.root, cache, sources, file, memory).run(progress))  # type: ignore[arg-type]
+        out.append(SuiteRunner(suite, model, path, result.root, cache, sources, file, memory, off_host).run(progress))  # type: ignore[arg-type]
     cache.save()
     return out
+
+
+def off_host_targets(result: ValidationResult) -> frozenset[str]:
+    """Target classes, and targets of them, whose devices this host's latency figures do not stand for."""
+    from compiler.render.plugins import target_classes
+
+    classes = {name for name, tc in target_classes().items() if not tc.latency_on_build_host}
+    targets = {name for name, t in result.index.resolved_targets.items() if t.class_ in classes}
+    return frozenset(classes | targets)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import hmac
 import pickle
 import sys
 from dataclasses import dataclass, field, replace
@@ -25,8 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from compiler import __version__
-from compiler.bundle.atomic import write_atomic
-from compiler.bundle.tree import TreeError, read_regular
+from compiler.build_cache import read_sealed, write_sealed
 from compiler.diagnostics import Diagnostic
 from compiler.loader.yamldoc import Span
 from compiler.validate.document import SpecDocument
@@ -97,13 +95,9 @@ class DocumentCache:
     @classmethod
     def load(cls, path: Path, secret: bytes) -> DocumentCache:
         cache = cls(path, secret)
-        try:
-            raw = read_regular(path, MAX_BYTES)
-        except (OSError, TreeError):
-            return cache
-        head, mac, body = raw[: len(FORMAT)], raw[len(FORMAT) : len(FORMAT) + 32], raw[len(FORMAT) + 32 :]
-        if head != FORMAT or not hmac.compare_digest(mac, cache._seal(body)):
-            return cache  # damaged, forged or another user's: only a slower run
+        body = read_sealed(path, secret, FORMAT, MAX_BYTES)
+        if body is None:
+            return cache  # missing, damaged, forged or another user's: only a slower run
         try:
             stamp, entries = pickle.loads(body)  # authenticated above with the per-user secret
         except Exception:  # noqa: BLE001 - an unreadable (sealed) cache is rebuilt, whatever went wrong
@@ -111,9 +105,6 @@ class DocumentCache:
         if stamp == code_stamp() and isinstance(entries, dict):
             cache.entries = entries
         return cache
-
-    def _seal(self, body: bytes) -> bytes:
-        return hmac.new(self.secret, FORMAT + body, hashlib.sha256).digest()
 
     @staticmethod
     def key(path: Path, display: str, text: str) -> str:
@@ -148,5 +139,4 @@ class DocumentCache:
         if self.used.keys() == self.entries.keys():
             return
         body = pickle.dumps((code_stamp(), self.used), protocol=pickle.HIGHEST_PROTOCOL)
-        with contextlib.suppress(OSError):  # a read-only home: the cache is an optimisation, never a failure
-            write_atomic(self.path, FORMAT + self._seal(body) + body)
+        write_sealed(self.path, self.secret, FORMAT, body)  # a read-only home: only a slower next run

@@ -11,7 +11,8 @@ from compiler.diagnostics import Diagnostic, Severity
 from compiler.loader.yamldoc import Path_
 from compiler.models.compat import Problem, check_runtime, check_signature
 from compiler.models.digest import DigestCache
-from compiler.models.inspect import ModelInfo, Unreadable, inspect_model
+from compiler.models.inspect import ModelInfo, Unreadable
+from compiler.models.inspect_cache import InspectCache
 from compiler.models.profile import target_profile
 from compiler.spec.deployment import Deployment
 from compiler.spec.model import Model
@@ -78,7 +79,11 @@ def _inside(doc: SpecDocument, root: Path, rel: str, at: Path_, out: list[Diagno
     return None
 
 
-def check_models(index: SpecIndex, root: Path, cache: DigestCache) -> tuple[list[Diagnostic], ModelCheckResult]:
+def check_models(
+    index: SpecIndex, root: Path, cache: DigestCache, inspections: InspectCache | None = None
+) -> tuple[list[Diagnostic], ModelCheckResult]:
+    """`inspections` reuses what earlier runs found in the same model bytes (onnx is imported only on a miss)."""
+    inspections = inspections or InspectCache(None)
     out: list[Diagnostic] = []
     result = ModelCheckResult()
     for doc in index.valid("Model"):
@@ -96,7 +101,7 @@ def check_models(index: SpecIndex, root: Path, cache: DigestCache) -> tuple[list
         path = _file_digest(doc, root, art.path, art.sha256, ("spec", "artifact"), cache, out, "model artifact")
         if path is None:
             continue
-        info = inspect_model(path)
+        info = inspections.inspect(path, cache)
         if isinstance(info, Unreadable):
             out.append(doc.diag("TAKT5003", f"{art.path}: {info.reason}", ("spec", "artifact", "path")))
             continue

@@ -20,6 +20,7 @@ from compiler.validate.discover import discover, display_path
 from compiler.validate.doc_cache import DocumentCache, FileOutcome, cache_path
 from compiler.validate.document import SpecDocument
 from compiler.validate.index import SpecIndex, build_index, resolve_targets
+from compiler.validate.modbus_outputs import check_modbus_outputs
 from compiler.validate.policies import check_policies
 from compiler.validate.protocols import check_protocols
 from compiler.validate.references import check_references
@@ -30,6 +31,7 @@ from compiler.validate.structure import load_spec_document
 from compiler.validate.suppress import Suppressions
 
 if TYPE_CHECKING:
+    from compiler.models.inspect_cache import InspectCache
     from compiler.validate.models import ModelCheckResult
 
 Progress = Callable[[int, int], None]
@@ -108,16 +110,19 @@ def validate(
     index.unparsed = unparsed
     diags += idiags
     diags += resolve_targets(index)
-    for stage in (check_references, check_protocols, check_semantics, check_rollouts):
+    for stage in (check_references, check_protocols, check_modbus_outputs, check_semantics, check_rollouts):
         diags += stage(index)
     models = _model_check_result()
     if check_artifacts:
         from compiler.validate.models import check_models  # reads ONNX: only when artifacts are checked
 
         cache = DigestCache.load(disc.root / CACHE_DIR / "digests.json")
-        mdiags, models = check_models(index, disc.root, cache)
+        inspections = _open_inspections(cache_dir) if use_cache else None
+        mdiags, models = check_models(index, disc.root, cache, inspections)
         diags += mdiags
         cache.save()
+        if inspections:
+            inspections.save()
     diags += check_policies(index)
 
     codes = {c.strip().upper() for c in ignore if c.strip()}
@@ -153,6 +158,14 @@ def _open_cache(root: Path, cache_dir: Path | None) -> DocumentCache:
 
     directory = cache_dir or user_cache_dir()
     return DocumentCache.load(cache_path(directory, root), load_secret(directory))
+
+
+def _open_inspections(cache_dir: Path | None) -> InspectCache:
+    from compiler.build_cache import load_secret, user_cache_dir
+    from compiler.models.inspect_cache import FILE_NAME, InspectCache
+
+    directory = cache_dir or user_cache_dir()
+    return InspectCache.load(directory / FILE_NAME, load_secret(directory))
 
 
 def _load_file(source: SourceText, file: Path) -> FileOutcome:

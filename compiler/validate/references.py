@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from compiler.diagnostics import Diagnostic
 from compiler.spec.deployment import Deployment
 from compiler.spec.device import Device
 from compiler.spec.model import Model
-from compiler.spec.testsuite import DataTest, TestSuite
+from compiler.spec.testsuite import DataTest, LatencyTest, TestSuite
 from compiler.validate.document import did_you_mean
 from compiler.validate.index import SpecIndex
 
@@ -38,6 +40,8 @@ def check_references(index: SpecIndex) -> list[Diagnostic]:
         for i, test in enumerate(suite.spec.tests):
             if isinstance(test, DataTest) and test.source is not None:
                 index.ref(doc, "DataSource", test.source, ("spec", "tests", i, "source"), out)
+            if isinstance(test, LatencyTest):
+                out += _latency_budget_keys(index, doc, test, i)
 
     for doc in index.valid("Deployment"):
         dep: Deployment = doc.model  # type: ignore[assignment]
@@ -87,3 +91,19 @@ def check_references(index: SpecIndex) -> list[Diagnostic]:
             if parent == model.metadata.name and lineage.parent.partition("@")[2] == model.spec.version:
                 out.append(doc.diag("TAKT3003", "a model cannot be its own parent", ("spec", "lineage", "parent")))
     return out
+
+
+def _latency_budget_keys(index: SpecIndex, doc: Any, test: LatencyTest, i: int) -> list[Diagnostic]:
+    """A `budgets` key names a Target or a target class; a typo would leave its target on the default."""
+    from compiler.render.plugins import target_classes
+
+    classes = set(target_classes())
+    return [
+        doc.diag(
+            "TAKT3006",
+            f"latency budget {key!r} names no Target and no target class (classes: {', '.join(sorted(classes))})",
+            ("spec", "tests", i, "budgets", key),
+        )
+        for key in test.budgets
+        if key not in classes and index.get("Target", key) is None
+    ]

@@ -9,6 +9,7 @@ from typing import Any
 
 from compiler.bundle import runner as contract
 from runner import decode
+from runner.connect import split_host_port
 from runner.errors import StartError
 from runner.table import Table
 
@@ -19,11 +20,8 @@ class ModbusSourceRunner:
     def __init__(self, name: str, spec: contract.ModbusSource, table: Table) -> None:
         if spec.transport != "tcp":
             raise StartError(f"sources.{name}.transport", "Modbus RTU (serial) is not supported by this runner yet")
-        host, sep, port = spec.endpoint.rpartition(":")
-        if not sep or not port.isdigit():
-            host, port = spec.endpoint, "502"
         self.name, self.spec, self.table = name, spec, table
-        self.host, self.port = host.strip("[]"), int(port)
+        self.host, self.port = split_host_port(spec.endpoint, 502)
         self.shift = 1 if spec.addressing == "one-based" else 0
         table.add_source(name, [f.name for f in spec.fields], STALE_INTERVALS * spec.sampling_interval)
 
@@ -71,8 +69,8 @@ class ModbusSourceRunner:
             if a.register_type in ("coil", "discrete-input"):
                 raw = float(bool(resp.bits[0]))
             else:
-                raw = decode.registers_to_value(list(resp.registers), a.data_type, a.word_order, a.byte_order, a.bit)
+                raw = decode.field_value(list(resp.registers), a)
         except (decode.Rejected, IndexError, AttributeError):
             self.table.reject(self.name, f.name, "bad-registers")
             return
-        self.table.update(self.name, f.name, raw * a.scale + a.offset)
+        self.table.update(self.name, f.name, raw)

@@ -2,10 +2,10 @@
 onnxruntime build, the model as a C array, a config header and a CMake snippet.
 
 onnxruntime's converter is not byte-reproducible by itself (its flatbuffer layout follows hash
-maps whose order depends on memory addresses), so it runs in a subprocess with address-space
-randomisation off, in a fixed-shape temporary directory, with a fixed and complete environment
-(even the environment's size shifts the layout). Its config file's comment, which names absolute
-paths, is replaced.
+maps whose order depends on memory addresses), so its output is rewritten into one canonical
+layout (targets/embedded/ort_canonical.py) in the ORT format version the target's pinned
+onnxruntime release reads. The converter still runs in a subprocess with a fixed environment, so
+its config file is stable too; that file's comment, which names absolute paths, is replaced.
 """
 
 from __future__ import annotations
@@ -23,12 +23,14 @@ from jinja2 import Environment
 
 from compiler.render.context import RenderError, RenderInput
 from compiler.render.escape import c_identifier, to_json
+from compiler.spec.types import version_tuple
+from targets.embedded.ort_canonical import CanonicalError, for_release
 
 TARGET_CLASS = "embedded"
 
 
-def to_ort(model: Path) -> tuple[bytes, str]:
-    """(ORT-format bytes, required_operators.config text) for one ONNX model."""
+def to_ort(model: Path, release: tuple[int, ...] | None = None) -> tuple[bytes, str]:
+    """(canonical ORT-format bytes that onnxruntime `release` reads, required_operators.config text)."""
     with tempfile.TemporaryDirectory(prefix="takt-ort-") as tmp:
         work = Path(tmp)
         shutil.copyfile(model, work / "model.onnx")
@@ -56,7 +58,11 @@ def to_ort(model: Path) -> tuple[bytes, str]:
             raise RenderError(f"onnxruntime could not convert the model to ORT format: {tail[0][:300]}", "model")
         ops = [ln for ln in config_file.read_text().splitlines() if ln and not ln.startswith("#")]
         config = "# Operators of model/model.ort, for an onnxruntime minimal build (--include_ops_by_config)\n"
-        return ort_file.read_bytes(), config + "\n".join(ops) + "\n"
+        try:
+            ort = for_release(ort_file.read_bytes(), release)
+        except CanonicalError as exc:
+            raise RenderError(f"model.ort: {exc}", "model") from None
+        return ort, config + "\n".join(ops) + "\n"
 
 
 def c_array(symbol: str, data: bytes, alignment: int) -> tuple[str, str]:
@@ -106,7 +112,8 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
         raise RenderError("profile.alignment must be 4, 8, 16, 32 or 64", "profile")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,40}", symbol):
         raise RenderError("profile.symbol must be a C identifier", "profile")
-    ort, config = to_ort(inp.model_path)
+    pinned = inp.target.runtime.onnxruntime if inp.target.runtime else None
+    ort, config = to_ort(inp.model_path, version_tuple(pinned) if pinned else None)
     source, header = c_array(symbol, ort, alignment)
     intervals = [s.spec.sampling_interval for s in inp.sources.values() if s.spec.sampling_interval]
     context = {
@@ -133,7 +140,7 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
 def _gateway(inp: RenderInput) -> dict[str, Any]:
     """What the MCU cannot do itself: the gateway forwards its predictions to the Deployment's outputs.
 
-    An MCU speaks to its sensors; MQTT, OPC UA and HTTP outputs are the gateway's job, so they
+    An MCU speaks to its sensors; MQTT, OPC UA, HTTP and Modbus outputs are the gateway's job, so they
     travel to it here instead of being dropped.
     """
     dump = lambda m: m.model_dump(mode="json", by_alias=True, exclude_none=True)  # noqa: E731
@@ -143,18 +150,3 @@ def _gateway(inp: RenderInput) -> dict[str, Any]:
         "model": {"name": inp.model.metadata.name, "version": inp.model.spec.version, "sha256": inp.model_sha256},
         "outputs": [dump(o) for o in inp.deployment.spec.outputs],
     }
-
-
-def warnings(inp: RenderInput) -> list[str]:
-    """The ORT file is written by the onnxruntime installed here; say so when the target pins another."""
-    import onnxruntime
-
-    from compiler.spec.types import version_tuple
-
-    pinned = inp.target.runtime.onnxruntime if inp.target.runtime else None
-    if pinned and version_tuple(pinned)[:2] != version_tuple(onnxruntime.__version__)[:2]:
-        return [
-            f"model.ort is written by onnxruntime {onnxruntime.__version__}; target {inp.target_name} runs "
-            f"{pinned}, which may not read a newer ORT format version: build both with the same release"
-        ]
-    return []

@@ -1,0 +1,107 @@
+"""Model inspections keyed by the model file's sha256, so `takt validate` on unchanged models never imports onnx.
+
+What `inspect_bytes` finds (IR and opsets, the signature with dtypes and shapes, every operator
+with its types and schema type parameters, sizes, the checker's verdict) depends only on the
+model's bytes and on the code and onnx release that read them. An entry is keyed by the sha256
+of the bytes (the digest cache gives it without reading an unchanged file); the file holds the
+entries of one code stamp (Takt, Python, onnx, and this package's inspection code). onnx is
+imported only on a miss.
+
+The cache lives in the per-user cache directory and is sealed like the document cache
+(`compiler.build_cache.write_sealed`, the per-user secret): nothing is unpickled before the seal
+verifies. A cache that is missing, damaged, forged, or from another version is ignored and
+rebuilt: it makes a run faster, never changes its result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import pickle
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from compiler import __version__
+from compiler.build_cache import read_sealed, write_sealed
+from compiler.bundle.tree import TreeError
+from compiler.models.digest import DigestCache
+from compiler.models.inspect import ModelInfo, Unreadable, inspect_bytes, inspect_model, read_model
+
+FORMAT = b"TAKTMDL1"
+FILE_NAME = "models.bin"
+MAX_BYTES = 256 << 20
+MAX_ENTRIES = 4096  # shared by every repo of the user: the oldest entries go first
+
+
+@functools.cache
+def code_stamp() -> bytes:
+    """A digest of what an inspection depends on besides the bytes: versions and the inspecting code."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        onnx_version = version("onnx")
+    except PackageNotFoundError:
+        onnx_version = "none"
+    h = hashlib.sha256(b"\0".join([FORMAT, __version__.encode(), sys.version.encode(), onnx_version.encode()]))
+    h.update(Path(__file__).resolve().with_name("inspect.py").read_bytes())
+    return h.digest()
+
+
+@dataclass
+class InspectCache:
+    path: Path | None  # None: in memory only (nothing is written)
+    secret: bytes = b""
+    entries: dict[str, bytes] = field(default_factory=dict)  # sha256 → pickled ModelInfo | Unreadable
+    hits: int = 0
+    misses: int = 0
+    dirty: bool = False
+
+    @classmethod
+    def load(cls, path: Path, secret: bytes) -> InspectCache:
+        cache = cls(path, secret)
+        body = read_sealed(path, secret, FORMAT, MAX_BYTES)
+        if body is None:
+            return cache
+        try:
+            stamp, entries = pickle.loads(body)  # authenticated above with the per-user secret
+        except Exception:  # noqa: BLE001 - an unreadable (sealed) cache is rebuilt, whatever went wrong
+            return cache
+        if stamp == code_stamp() and isinstance(entries, dict):
+            cache.entries = entries
+        return cache
+
+    def inspect(self, path: Path, digests: DigestCache) -> ModelInfo | Unreadable:
+        """What `inspect_model(path)` says, from the cache when a file of the same bytes was inspected."""
+        try:
+            sha = digests.sha256(path)
+        except (TreeError, OSError):
+            return inspect_model(path)  # it reports why the file cannot be read, as a value
+        blob = self.entries.get(sha)
+        if blob is not None:
+            try:
+                got = pickle.loads(blob)  # part of the authenticated body
+            except Exception:  # noqa: BLE001
+                got = None
+            if isinstance(got, ModelInfo | Unreadable):
+                self.hits += 1
+                return replace(got, path=str(path)) if isinstance(got, ModelInfo) else got
+        self.misses += 1
+        data = read_model(path)
+        if isinstance(data, Unreadable):
+            return data  # about the file, not its bytes: never cached
+        info = inspect_bytes(data, str(path))
+        with contextlib.suppress(Exception):  # something unpicklable: that model is simply not cached
+            self.entries.pop(sha, None)
+            self.entries[hashlib.sha256(data).hexdigest()] = pickle.dumps(info, protocol=pickle.HIGHEST_PROTOCOL)
+            self.dirty = True
+        return info
+
+    def save(self) -> None:
+        if self.path is None or not self.dirty:
+            return
+        kept = dict(list(self.entries.items())[-MAX_ENTRIES:])
+        body = pickle.dumps((code_stamp(), kept), protocol=pickle.HIGHEST_PROTOCOL)
+        write_sealed(self.path, self.secret, FORMAT, body)
+        self.dirty = False
