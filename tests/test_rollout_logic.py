@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -138,3 +139,10 @@ def test_threat_a_rollout_record_signed_by_another_key_or_for_another_deployment
     with pytest.raises(ValueError, match="is for"):
         verified(data, sig, "other", mine.public_key())
     assert verified(data, sig, DEP, mine.public_key()) == _record(CANARY, Phase.CANARY)
+
+
+def test_fleet_status_reads_each_devices_phase_from_the_rollout_record(tmp_path: Path):
+    from compiler.fleet.status import _phases
+
+    data, _ = sealed(_record(CANARY, Phase.CANARY), load_private_key(str(keygen(tmp_path / "k")[0])))
+    assert _phases({f"rollouts/{DEP}.json": data}) == {"d1": "canary (step)", "d2": "canary"}
