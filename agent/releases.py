@@ -14,9 +14,9 @@ import re
 import shutil
 from pathlib import Path
 
-from agent.layout import DEPLOYMENTS, check_links, write_links
+from agent.layout import DEPLOYMENTS, SHADOW, check_links, write_links
 from agent.reasons import Reason
-from compiler.bundle import MANIFEST, BundleRef, DesiredState, Manifest, canonical_json, verify_bundle
+from compiler.bundle import MANIFEST, BundleRef, DesiredState, Manifest, ShadowOf, canonical_json, verify_bundle
 from compiler.bundle.atomic import fsync_dir
 from compiler.bundle.tree import TreeError, open_regular
 
@@ -141,14 +141,15 @@ def stage(
                     "releaseId": rid,
                     "device": desired.device,
                     "generation": desired.generation,
-                    "bundles": [{"name": b.name, "digest": b.digest} for b in desired.bundles],
+                    "bundles": [b.to_json() for b in desired.bundles],
                 }
             )
         )
         problems = verify_release(staging)
         if problems:
             raise StageError(Reason.STAGING_CORRUPT, f"the release differs after copying: {problems[0]}")
-        for d in (staging / "bundles", staging / DEPLOYMENTS, staging):
+        shadow_dir = [staging / SHADOW] if desired.challengers else []
+        for d in (staging / "bundles", staging / DEPLOYMENTS, *shadow_dir, staging):
             os.chmod(d, 0o755)
             fsync_dir(d)
         os.rename(staging, final)
@@ -173,7 +174,7 @@ def activate(state_dir: Path, release: Path) -> None:
     fsync_dir(state_dir)
 
 
-_RELEASE_ENTRIES = {"release.json": "file", "bundles": "dir", DEPLOYMENTS: "dir"}
+_RELEASE_ENTRIES = {"release.json": "file", "bundles": "dir", DEPLOYMENTS: "dir", SHADOW: "dir"}
 
 
 def _kind(entry: os.DirEntry) -> str:
@@ -187,7 +188,10 @@ def verify_release(release: Path) -> list[str]:
     the deployment links and nothing else (no other entry, no other link)."""
     try:
         meta = json.loads((release / "release.json").read_text())
-        bundles = [BundleRef(b["name"], b["digest"]) for b in meta.get("bundles", [])]
+        bundles = [
+            BundleRef(b["name"], b["digest"], ShadowOf(float(b["shadow"]["tolerance"])) if b.get("shadow") else None)
+            for b in meta.get("bundles", [])
+        ]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         return [f"release.json unreadable: {exc}"]
     problems = []

@@ -45,7 +45,11 @@ class Verified:
 
 def release_id(state: DesiredState) -> str:
     """A release is the set of bundles a device runs; its id binds every name and digest."""
-    lines = "".join(f"{b.name}\0{b.digest}\n" for b in sorted(state.bundles, key=lambda b: b.name))
+    # a challenger's line is marked (and its tolerance bound); states without one keep their old ids
+    lines = "".join(
+        f"{b.name}\0{b.digest}\n" if b.shadow is None else f"{b.name}\0{b.digest}\0shadow\0{b.shadow.tolerance!r}\n"
+        for b in sorted(state.bundles, key=lambda b: (b.name, b.shadow is not None))
+    )
     return hashlib.sha256(lines.encode()).hexdigest()
 
 

@@ -36,6 +36,7 @@ from compiler.models.digest import DigestCache
 from compiler.models.inspect import PROTOBUF_LIMIT
 from compiler.render.context import RenderError, RenderInput
 from compiler.render.plugins import TargetClass, target_classes
+from compiler.rollout.steps import rollout_spec
 from compiler.spec.deployment import Deployment
 from compiler.spec.testsuite import GoldenTest, TestSuite
 from compiler.validate.pipeline import CACHE_DIR, ValidationResult
@@ -66,6 +67,7 @@ class BuildResult:
     bundles: list[BuiltBundle] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     blocked: list[tuple[str, str]] = field(default_factory=list)  # (deployment, why no bundle)
+    rollouts: dict[str, dict[str, Any]] = field(default_factory=dict)  # deployment → its steps, for publish
 
     @property
     def failed(self) -> bool:
@@ -245,6 +247,9 @@ def build(
             build_result.blocked.append((dep.metadata.name, f"cannot read an input file: {exc}"))
             continue
         selected = select_devices(result.index, dep)
+        steps = rollout_spec(dep, {d.model.device_id: d.model.metadata.labels for d in selected})  # type: ignore[union-attr]
+        if steps is not None:
+            build_result.rollouts[dep.metadata.name] = steps.to_json()
         dep_digest = hashlib.sha256(canonical_json(_dump(dep))).hexdigest()
         for i, target_name in enumerate(dep.spec.targets):
             if target_name in blocked_on:
@@ -468,6 +473,7 @@ def _write_index(out: Path, res: BuildResult, provenance: dict[str, Any]) -> Non
             for b in sorted(res.bundles, key=lambda b: b.name)
         ],
         "devices": {k: sorted(v, key=lambda e: e["name"]) for k, v in sorted(devices.items())},
+        "rollouts": dict(sorted(res.rollouts.items())),
     }
     write_atomic(out / "index.json", canonical_json(index))
     live = {b.digest for b in res.bundles}

@@ -243,6 +243,21 @@ _RULES = [
         E,
         "Classes are the folders of targets/ and installed packages in the entry-point group `takt.targets`.",
     ),
+    # 4040..4049: rollouts
+    Rule(
+        "TAKT4040",
+        "Rollout section does not fit the strategy",
+        E,
+        "canary is read by strategy canary (or shadow with then: canary), shadow and then by strategy shadow.",
+    ),
+    Rule("TAKT4041", "Rollout strategy misses its section", E, "Give the section the strategy (or then) names."),
+    Rule(
+        "TAKT4042",
+        "Rollout step selects devices ambiguously",
+        E,
+        "A canary or shadow step selects its devices by exactly one of selector and percentage.",
+    ),
+    Rule("TAKT4043", "Shadow selects no device", W),
     # 5xxx: models and data on disk, and what runs where
     Rule("TAKT5001", "Artifact or dataset missing", E, "Paths are relative to the project root."),
     Rule(

@@ -28,18 +28,32 @@ from pathlib import Path
 from typing import Any
 
 import git
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from compiler.build import MODELS
 from compiler.bundle import DESIRED, MANIFEST, SIGNATURE, Activation, BundleRef, DesiredState, sign, verify_bundle
 from compiler.bundle.desired import verify_signature
+from compiler.bundle.manifest import Manifest
 from compiler.bundle.tree import TreeError, read_regular
 from compiler.clusters import ClusterSource, cluster_files, public_url
+from compiler.fleet.seen import SEEN_PATH
 from compiler.oci import PushedModel, RegistryAccess, RegistryError, RegistryRef, push_models
+from compiler.rollout.plan import plan, with_generations
+from compiler.rollout.state import (
+    ROLLOUTS,
+    TERMINAL,
+    RolloutSpec,
+    RolloutState,
+    sealed,
+    signature_path,
+    state_path,
+    verified,
+)
 from compiler.signing import load_private_key
 from compiler.spec.addresses import redact_url
 
 MAX_STATE_BYTES = 1 << 20  # a desired state or its signature larger than this was not written by publish
+MAX_RECORD_BYTES = 16 << 20  # a rollout record of ~60,000 devices
 MAX_HISTORY = 500  # commits searched for a device's last verified state when the branch's copy is bad
 _DEVICE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
 _DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -58,6 +72,8 @@ class PublishResult:
     removed_bundles: list[str] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)  # branch paths that differed from the build and were rewritten
     pushed_models: list[PushedModel] = field(default_factory=list)
+    rollouts_started: list[str] = field(default_factory=list)  # deployments whose new bundles went to a first step
+    rollouts: dict[str, str] = field(default_factory=dict)  # deployment → phase of its record after this publish
 
 
 @dataclass(frozen=True)
@@ -286,13 +302,25 @@ def _publish(
         repo, head = _clone(url, branch, Path(tmp) / "deploy.git", opts.create_branch)
         old = _tree(repo, head)
         result = PublishResult(None)
-        new: dict[str, tuple[str, bytes | Path]] = {}  # path → (mode, content or a build file)
+        new: dict[str, tuple[str, bytes | Path | _Blob]] = {}  # path → (mode, content, a build file or a branch blob)
         wanted = _wanted(index, old)
         # what devices last saw: the highest signed generation, not whatever the branch head holds now
         # (a writer without the key can replace it by an older signed state, damage or delete it)
         highest = _signed_history(repo, head, branch, old, key) if head is not None else {}
         # a device leaves the fleet only if publish itself had given it a state; a planted folder is stray data
         wanted = {d: refs for d, refs in wanted.items() if d in index["devices"] or d in highest}
+        records = _rollout_records(repo, old, key.public_key())
+        planned = plan(
+            wanted,
+            _rollout_specs(index),
+            highest,
+            {d: r[0] for d, r in records.items()},
+            now,
+            index.get("sourceCommit"),
+        )
+        wanted = planned.refs
+        result.rollouts_started = planned.started
+        states: dict[str, DesiredState] = {}
         for dev, refs in sorted(wanted.items()):
             previous = highest.get(dev)
             if previous and previous.bundles == refs and previous.expires - now > validity / 2:
@@ -303,10 +331,31 @@ def _publish(
                 result.changed.append(dev)
             new[f"devices/{dev}/{DESIRED}"] = ("100644", data)
             new[f"devices/{dev}/{SIGNATURE}"] = ("100644", sign(data, key))
-        referenced = sorted({r.digest for refs in wanted.values() for r in refs})
+            states[dev] = DesiredState.parse(data)
+        for deployment, record in sorted(planned.records.items()):
+            record = with_generations(record, states)
+            previous_record = records.get(deployment)
+            data, sig = (
+                (previous_record[1], previous_record[2])
+                if previous_record is not None and previous_record[0] == record
+                else sealed(record, key)
+            )
+            new[state_path(deployment)] = ("100644", data)
+            new[signature_path(deployment)] = ("100644", sig)
+            result.rollouts[deployment] = record.phase.value
+        seen = old.get(SEEN_PATH)
+        if seen is not None and seen.mode in _FILE_MODES.values():
+            new[SEEN_PATH] = (seen.mode, seen)  # the fleet readers' memory (written by rollout decisions) stays
+        referenced = sorted(
+            {r.digest for refs in wanted.values() for r in refs}
+            | {d for rec in planned.records.values() for d in _restorable(rec)}  # what an abort gives back
+        )
         activations: dict[str, Activation] = {}
         for digest in referenced:
             src = build_dir / "bundles" / digest
+            if not src.is_dir():  # a previous bundle that devices outside a rollout step keep: from the branch
+                activations[digest] = _copy_from_branch(repo, old, digest, new)
+                continue
             manifest, problems = verify_bundle(src, digest)
             if problems or manifest is None:
                 raise PublishError(f"bundle {digest[:16]} in {build_dir} does not verify: {problems[0]}")
@@ -326,7 +375,7 @@ def _publish(
         kept = {p.split("/")[1] for p in old if p.count("/") >= 2 and p.split("/")[0] in ("bundles", "devices")}
         kept &= set(referenced) | set(wanted)
         result.repaired = sorted(
-            p for p in old.keys() | blobs.keys() if _is_repair(p, old.get(p), blobs.get(p), result, kept)
+            p for p in old.keys() | blobs.keys() if _is_repair(p, old.get(p), blobs.get(p), result, kept, set(records))
         )
         if head is not None and tree == repo.git.rev_parse(f"{head}^{{tree}}"):
             return PublishResult(None)
@@ -335,6 +384,10 @@ def _publish(
             f"takt publish {source}: {len(result.changed)} device(s), +{len(result.added_bundles)} "
             f"-{len(result.removed_bundles)} bundle(s)"
         )
+        for deployment in result.rollouts_started:
+            record = planned.records[deployment]
+            step = ", ".join(record.step_devices()[:20]) or "no device"
+            message += f"\n\nRollout of {deployment} started: {record.phase.value} step on {step}"
         if result.repaired:
             listed = "".join(f"\n  {p!r}" for p in result.repaired[:50])
             message += f"\n\nRepaired {len(result.repaired)} path(s) that differed from the build:{listed}"
@@ -361,7 +414,77 @@ _AUTHOR = {
 }
 
 
-def _is_repair(path: str, old: _Blob | None, new: _Blob | None, result: PublishResult, kept: set[str]) -> bool:
+def _restorable(record: RolloutState) -> set[str]:
+    """Bundles a running rollout may still hand out: both sides until it is promoted or aborted."""
+    if record.phase in TERMINAL:
+        return set()
+    return {b.new.digest for b in record.devices.values()} | {
+        b.old.digest for b in record.devices.values() if b.old is not None
+    }
+
+
+def _rollout_specs(index: dict[str, Any]) -> dict[str, RolloutSpec]:
+    try:
+        return {str(d): RolloutSpec.from_json(r) for d, r in (index.get("rollouts") or {}).items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise PublishError(f"build index has an invalid rollouts section ({exc}); run takt build again") from exc
+
+
+def _rollout_records(
+    repo: git.Repo, tree: dict[str, _Blob], trusted: Ed25519PublicKey
+) -> dict[str, tuple[RolloutState, bytes, bytes]]:
+    """The branch's rollout records that the publishing key signed (with their bytes, reused unchanged).
+
+    A record that does not verify is left out: its deployment then rolls out again from what the
+    devices' signed states say, never from what an unsigned file claims.
+    """
+    out: dict[str, tuple[RolloutState, bytes, bytes]] = {}
+    for path in tree:
+        parts = path.split("/")
+        if len(parts) != 2 or parts[0] != ROLLOUTS or not parts[1].endswith(".json"):
+            continue
+        deployment = parts[1].removesuffix(".json")
+        data = _blob(repo, tree.get(path), MAX_RECORD_BYTES)
+        sig = _blob(repo, tree.get(signature_path(deployment)), MAX_STATE_BYTES)
+        if data is None or sig is None:
+            continue
+        try:
+            out[deployment] = (verified(data, sig, deployment, trusted), data, sig)
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError):
+            continue
+    return out
+
+
+def _copy_from_branch(repo: git.Repo, tree: dict[str, _Blob], digest: str, new: dict[str, Any]) -> Activation:
+    """Keep a bundle the branch holds (and a device still runs) as the same blobs; how it is activated.
+
+    Only entries its manifest names are kept, each with the manifest's mode; a missing file is an
+    error (agents would refuse the bundle): nothing is published then.
+    """
+    manifest_blob = _blob(repo, tree.get(f"bundles/{digest}/{MANIFEST}"), 64 << 20)
+    try:
+        if manifest_blob is None:
+            raise ValueError("no manifest")
+        manifest = Manifest.parse(manifest_blob)
+        if manifest.digest != digest:
+            raise ValueError("its manifest does not match its digest")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PublishError(
+            f"bundle {digest[:16]}, which devices outside a rollout step keep, is not intact on the branch ({exc}); "
+            "nothing was published"
+        ) from exc
+    new[f"bundles/{digest}/{MANIFEST}"] = ("100644", manifest_blob)
+    for entry in manifest.files:
+        blob = tree.get(f"bundles/{digest}/{entry.path}")
+        if blob is None or blob.mode not in _FILE_MODES.values():
+            raise PublishError(f"bundle {digest[:16]} on the branch lacks {entry.path!r}; nothing was published")
+        new[f"bundles/{digest}/{entry.path}"] = (_FILE_MODES[entry.mode], blob)
+    return manifest.activation
+
+
+def _is_repair(
+    path: str, old: _Blob | None, new: _Blob | None, result: PublishResult, kept: set[str], own_records: set[str]
+) -> bool:
     """Whether a branch entry differed from what publish itself last wrote (someone else changed it).
 
     Not repairs: the changes publish reports on their own — states re-signed for changed devices,
@@ -373,6 +496,8 @@ def _is_repair(path: str, old: _Blob | None, new: _Blob | None, result: PublishR
     if old is not None and old.mode not in _FILE_MODES.values():
         return True  # a link or submodule is never publish's own
     parts = path.split("/")
+    if parts[0] == ROLLOUTS:  # publish's own change, unless the branch held a record publish did not sign
+        return old is not None and parts[-1].removesuffix(".sig").removesuffix(".json") not in own_records
     second = parts[1] if len(parts) > 2 else None
     if old is None:  # missing on the branch: a repair only inside something that was there and stays
         return parts[0] in ("bundles", "devices") and second in kept and second not in result.changed
@@ -398,26 +523,32 @@ def _plumb(repo: git.Repo, args: list[str], data: bytes = b"", env: dict[str, st
 
 
 def _write_tree(
-    repo: git.Repo, entries: dict[str, tuple[str, bytes | Path]], scratch: Path
+    repo: git.Repo, entries: dict[str, tuple[str, bytes | Path | _Blob]], scratch: Path
 ) -> tuple[str, dict[str, _Blob]]:
     """Blobs and a tree object from `entries` through a private index (the clone has no work tree).
 
-    Content given as bytes goes through a scratch file, so one `git hash-object` writes every blob.
+    Content given as bytes goes into one pack through `git fast-import` (thousands of signed states
+    are one process and one file, not a scratch file and a loose object each); build files go
+    through one `git hash-object --stdin-paths`, read from disk by git itself.
     Returns the tree id and each path's (mode, blob id), to compare with the branch's tree.
     """
+    kept = {p: e[1].sha for p, e in entries.items() if isinstance(e[1], _Blob)}  # blobs already in the clone
+    inline = sorted((p, e[1]) for p, e in entries.items() if isinstance(e[1], bytes))
+    files = sorted(p for p, e in entries.items() if isinstance(e[1], Path))
+    shas = dict(kept)
+    if inline:
+        stream = bytearray()
+        for n, (_, data) in enumerate(inline, 1):
+            stream += b"blob\nmark :%d\ndata %d\n%s\n" % (n, len(data), data)
+        marks = scratch / "marks"
+        _plumb(repo, ["fast-import", "--quiet", f"--export-marks={marks}"], bytes(stream))
+        by_mark = dict(line.split(" ", 1) for line in marks.read_text("ascii").split("\n") if line)
+        shas.update((p, by_mark[f":{n}"].strip()) for n, (p, _) in enumerate(inline, 1))
+    if files:
+        listed = "".join(f"{entries[p][1]}\n" for p in files).encode()
+        out = _plumb(repo, ["hash-object", "-w", "--no-filters", "--stdin-paths"], listed)
+        shas.update(zip(files, out.decode("ascii").split(), strict=True))
     paths = sorted(entries)
-    sources: list[str] = []
-    for n, p in enumerate(paths):
-        content = entries[p][1]
-        if isinstance(content, bytes):
-            inline = scratch / f"blob-{n}"
-            inline.write_bytes(content)
-            content = inline
-        sources.append(str(content))
-    out = _plumb(
-        repo, ["hash-object", "-w", "--no-filters", "--stdin-paths"], "".join(f"{s}\n" for s in sources).encode()
-    )
-    shas = dict(zip(paths, out.decode("ascii").split(), strict=True))
     env = {"GIT_INDEX_FILE": str(scratch / "index")}
     _plumb(repo, ["read-tree", "--empty"], env=env)
     lines = "".join(f"{entries[p][0]} {shas[p]}\t{p}\0" for p in paths)

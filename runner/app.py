@@ -33,6 +33,7 @@ from runner.outputs.modbus import ModbusOutput
 from runner.outputs.mqtt import MqttOutput
 from runner.outputs.opcua import OpcUaOutput
 from runner.secrets import SecretResolver
+from runner.shadow import Challenger, ShadowCollector
 from runner.sources.file import FileSourceRunner
 from runner.sources.modbus import ModbusSourceRunner
 from runner.sources.mqtt import MqttSourceRunner
@@ -49,6 +50,7 @@ class Settings:
     http_host: str = "0.0.0.0"
     http_port: int | None = 8080  # None: no HTTP server (tests driving the engine directly)
     environ: Mapping[str, str] = field(default_factory=dict)
+    shadow_path: Path | None = None  # a shadow entry (takt/shadow/v1): a challenger beside the model
 
 
 def read_config(path: Path) -> contract.RunnerConfig:
@@ -69,6 +71,7 @@ class Runner:
         self.settings, self.config, self.model, self.table = settings, config, model, table
         self.sources, self.outputs, self.metrics = sources, outputs, metrics
         self.engine = Engine(config, model, table, outputs, metrics)
+        self.challenger: Challenger | None = None
         self.bound = sorted(self.engine.bound_sources())
         self.port: int | None = None
         table.on_reject = lambda source, reason: metrics.rejected.labels(source, reason).inc()
@@ -90,7 +93,11 @@ class Runner:
             sources.append(_source(name, config.sources[name], resolver, table, base))
         model = load_model(config, base)
         outputs = [_output(i, o, config, resolver, metrics, model) for i, o in enumerate(config.outputs)]
-        return cls(settings, config, model, table, sources, outputs, metrics)
+        runner = cls(settings, config, model, table, sources, outputs, metrics)
+        if settings.shadow_path is not None:
+            runner.challenger = runner.engine.challenger = Challenger.load(settings.shadow_path, config)
+            metrics.registry.register(ShadowCollector(runner.challenger))
+        return runner
 
     def ready(self) -> bool:
         now = self.table.clock()

@@ -23,6 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, type=Path, help="the bundle's runner.json")
     p.add_argument("--http-port", type=int, default=8080, help="health, inference and metrics port (0: any free)")
     p.add_argument("--http-host", default="0.0.0.0", help="address to listen on")
+    p.add_argument("--shadow", type=Path, help="a shadow entry (shadow.json): run its challenger beside the model")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
 
@@ -30,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
 async def _serve(args: argparse.Namespace) -> None:
     from runner.app import Runner, Settings
 
-    runner = Runner.build(Settings(args.config, args.http_host, args.http_port, dict(os.environ)))
+    runner = Runner.build(Settings(args.config, args.http_host, args.http_port, dict(os.environ), args.shadow))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

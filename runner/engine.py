@@ -20,6 +20,7 @@ import frames
 from compiler.bundle import runner as contract
 from runner.model import LoadedModel
 from runner.outputs.base import Delivery, Output
+from runner.shadow import Challenger
 from runner.table import Table
 
 DRIFT_MIN_VALUES = 100
@@ -79,6 +80,7 @@ class Engine:
             for f in i.fields:
                 self.hot.out_of_range.setdefault(f.field, 0)
         self.last: dict[str, np.ndarray] = {}  # the last outputs, for tests and the HTTP view
+        self.challenger: Challenger | None = None  # a shadow challenger: fed these frames, never written
 
     def bound_sources(self) -> set[str]:
         return {i.source for i in self.inputs}
@@ -127,6 +129,7 @@ class Engine:
             for bf in bi.fields:
                 if bf.feature in self.drift:
                     self.drift[bf.feature].add(float(sources[bf.source].fields[bf.field].value), now)
+        raw = feeds
         ready = self.stream.push(feeds)
         if ready is None:
             return False
@@ -149,6 +152,8 @@ class Engine:
             value = out.get(o.source)
             if value is not None:
                 o.submit(Delivery(_jsonable(value), uncertain, stamp))
+        if self.challenger is not None:  # after the outputs: the line never waits for the challenger
+            self.challenger.observe(raw, out)
         return True
 
     def drift_values(self, now: float) -> dict[str, float | None]:

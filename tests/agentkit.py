@@ -21,7 +21,7 @@ from compiler.bundle import DesiredState, sign
 from compiler.publish import publish
 from compiler.signing import keygen, load_private_key
 from compiler.validate.pipeline import validate
-from tests.conftest import copy_example
+from tests.conftest import copy_example, immediate_rollout
 from tests.tlskit import localhost_cert
 
 FAST_HEALTH = '#!/bin/sh\necho \'{"ok": true, "checks": [{"bundle": "*", "ok": true, "detail": "stub"}]}\'\n'
@@ -111,7 +111,7 @@ class World:
 
 def make_world(root: Path, url: str | None = None) -> World:
     spec = root / "spec"
-    copy_example("press-line-anomaly", spec)
+    immediate_rollout(copy_example("press-line-anomaly", spec))
     remote = root / "srv" / "deploy.git"
     remote.parent.mkdir(parents=True)
     git("init", "-q", "--bare", str(remote))

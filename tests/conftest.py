@@ -27,6 +27,25 @@ def copy_example(name: str, dst: Path) -> Path:
     return dst
 
 
+EXAMPLE_CANARY = """\
+  rollout:
+    strategy: canary
+    canary:
+      selector: {matchLabels: {ring: canary}}
+      healthGate: {window: 30m, maxErrorRate: 0.01, maxLatencyP95: 5ms}
+"""
+
+
+def immediate_rollout(spec: Path) -> Path:
+    """The press-line example with `rollout: all-at-once`: for tests of publish and agent mechanics,
+    where a canary step would keep a changed bundle from the devices they watch."""
+    path = spec / "specs" / "deployment.yaml"
+    text = path.read_text()
+    assert EXAMPLE_CANARY in text, "the example's rollout changed: update EXAMPLE_CANARY"
+    path.write_text(text.replace(EXAMPLE_CANARY, "  rollout: {strategy: all-at-once}\n"))
+    return spec
+
+
 PROJECT = """\
 apiVersion: takt/v1
 kind: Project

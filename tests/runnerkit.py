@@ -121,15 +121,16 @@ class RunnerProcess:
         return self.proc.returncode, err
 
 
-def runner_cmd(config: Path, port: int) -> list[str]:
+def runner_cmd(config: Path, port: int, *extra: str) -> list[str]:
     return [sys.executable, "-m", "runner", "--config", str(config), "--http-port", str(port), "--http-host",
-            "127.0.0.1"]  # fmt: skip
+            "127.0.0.1", *extra]  # fmt: skip
 
 
-def start_runner(config: Path, env: dict[str, str] | None = None, timeout: float = 60.0) -> RunnerProcess:
+def start_runner(config: Path, env: dict[str, str] | None = None, timeout: float = 60.0,
+                 extra: tuple[str, ...] = ()) -> RunnerProcess:  # fmt: skip
     port = free_port()
     proc = subprocess.Popen(
-        runner_cmd(config, port),
+        runner_cmd(config, port, *extra),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

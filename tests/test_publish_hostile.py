@@ -18,7 +18,7 @@ from compiler.bundle import DESIRED, SIGNATURE, DesiredState, load_public_key, v
 from compiler.publish import publish
 from compiler.signing import keygen
 from compiler.validate.pipeline import validate
-from tests.conftest import copy_example
+from tests.conftest import copy_example, immediate_rollout
 
 pytestmark = pytest.mark.slow  # 48 publishes to real bare repositories
 
@@ -107,7 +107,7 @@ class Deploy:
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example, built once for the module (each test gets its own copy)."""
     base = tmp_path_factory.mktemp("built")
-    copy_example("press-line-anomaly", base / "spec")
+    immediate_rollout(copy_example("press-line-anomaly", base / "spec"))
     build(validate(base / "spec"), base / "out", run_gates=False)
     return base
 

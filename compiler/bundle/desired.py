@@ -33,9 +33,25 @@ _KEY_ID = re.compile(r"[0-9a-f]{16}")
 
 
 @dataclass(frozen=True)
+class ShadowOf:
+    """Marks a bundle as a shadow challenger: the agent verifies and stages it like any bundle, the
+    runner of its deployment feeds it the same frames as the current bundle and never writes its
+    outputs. `tolerance`: regressors agree within this absolute difference, in the output's unit."""
+
+    tolerance: float = 0.0
+
+
+@dataclass(frozen=True)
 class BundleRef:
     name: str
     digest: str
+    shadow: ShadowOf | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "digest": self.digest}
+        if self.shadow is not None:  # additive: a state without challengers keeps its exact bytes
+            out["shadow"] = {"tolerance": self.shadow.tolerance}
+        return out
 
 
 @dataclass(frozen=True)
@@ -46,6 +62,15 @@ class DesiredState:
     bundles: tuple[BundleRef, ...]
     source_commit: str | None = None
 
+    @property
+    def serving(self) -> tuple[BundleRef, ...]:
+        """The bundles whose runners write outputs (challengers excluded)."""
+        return tuple(b for b in self.bundles if b.shadow is None)
+
+    @property
+    def challengers(self) -> tuple[BundleRef, ...]:
+        return tuple(b for b in self.bundles if b.shadow is not None)
+
     def to_bytes(self) -> bytes:
         return canonical_json(
             {
@@ -53,7 +78,7 @@ class DesiredState:
                 "device": self.device,
                 "generation": self.generation,
                 "expires": self.expires.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "bundles": [{"name": b.name, "digest": b.digest} for b in self.bundles],
+                "bundles": [b.to_json() for b in self.bundles],
                 "sourceCommit": self.source_commit,
             }
         )
@@ -80,10 +105,19 @@ class DesiredState:
         for b in doc["bundles"]:
             if not isinstance(b["name"], str) or not re.fullmatch(r"[0-9a-f]{64}", str(b["digest"])):
                 raise ValueError(f"bundle {_clip(b.get('name'))} has no valid name or digest")
-            bundles.append(BundleRef(b["name"], b["digest"]))
+            bundles.append(BundleRef(b["name"], b["digest"], _shadow(b.get("shadow"))))
         expires = datetime.strptime(str(doc["expires"])[:32], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
         source = doc.get("sourceCommit")
         return cls(doc["device"], gen, expires, tuple(bundles), source if isinstance(source, str) else None)
+
+
+def _shadow(value: Any) -> ShadowOf | None:
+    if value is None:
+        return None
+    tol = value["tolerance"]
+    if not isinstance(tol, int | float) or isinstance(tol, bool) or not 0 <= tol < float("inf"):
+        raise ValueError("a shadow tolerance must be a finite non-negative number")
+    return ShadowOf(float(tol))
 
 
 def key_id(public: Ed25519PublicKey) -> str:

@@ -710,3 +710,47 @@ def json_schema() -> dict[str, Any]:
         **body,
         "$defs": dict(sorted(defs.items())),
     }
+
+
+# --- the shadow entry: a challenger beside the current bundle ---------------------------------------
+
+SHADOW_API_VERSION = "takt/shadow/v1"
+SHADOW_JSON = "shadow.json"
+MAX_SHADOW_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShadowEntry:
+    """Tells a runner to feed a challenger bundle the frames of its current one, never writing its outputs.
+
+    Written on the device from a desired state's shadow bundle (`BundleRef.shadow`). `config`: the
+    challenger's runner.json, relative to this file. `tolerance`: regressors agree within this absolute
+    difference, in the output's unit.
+    """
+
+    deployment: str
+    challenger: str  # the challenger bundle's digest
+    config: str
+    tolerance: float = 0.0
+    api_version: Literal["takt/shadow/v1"] = SHADOW_API_VERSION
+
+    def to_json(self) -> bytes:
+        return dump_json(encode(self)).encode("utf-8")
+
+    @classmethod
+    def parse(cls, data: bytes) -> ShadowEntry:
+        """The entry, or ContractError naming what is wrong and where."""
+        if len(data) > MAX_SHADOW_BYTES:
+            raise ContractError(f"{len(data)} bytes is over the limit of {MAX_SHADOW_BYTES}")
+        try:
+            doc = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise ContractError(f"not JSON ({exc})") from None
+        if not isinstance(doc, dict) or doc.get("apiVersion") != SHADOW_API_VERSION:
+            raise ContractError(f"not a {SHADOW_API_VERSION} shadow entry", "apiVersion")
+        entry = decode(cls, doc)
+        if len(entry.challenger) != 64 or any(c not in "0123456789abcdef" for c in entry.challenger):
+            raise ContractError("must be a bundle digest (64 hex digits)", "challenger")
+        if not math.isfinite(entry.tolerance) or entry.tolerance < 0:
+            raise ContractError("must be a finite non-negative number", "tolerance")
+        return entry

@@ -17,6 +17,7 @@ from compiler import __version__
 from compiler.cli.fleet_cmd import fleet_group
 from compiler.cli.model_cmd import matrix, model_group
 from compiler.cli.progress import DelayedProgress
+from compiler.cli.rollout_cmd import rollout_group
 from compiler.codes import all_rules
 from compiler.diagnostics import Severity
 from compiler.report.formats import FORMATS, Report, render
@@ -563,6 +564,7 @@ cli.add_command(model_group)
 cli.add_command(agent_group)
 cli.add_command(fleet_group)
 cli.add_command(matrix)
+cli.add_command(rollout_group)
 
 
 def main() -> None:

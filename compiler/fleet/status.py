@@ -22,6 +22,7 @@ from compiler.bundle.report import RunnerHealth, StatusReport
 from compiler.fleet.gitread import FleetReadError, branch_files
 from compiler.fleet.reports import FleetReports, Ignored, declared_keys, read_reports
 from compiler.fleet.seen import MAX_SEEN_BYTES, SEEN_PATH, Seen, SeenReport, merge, parse_seen
+from compiler.rollout.state import RolloutState
 from compiler.spec.deployment import Deployment
 from compiler.spec.device import Device
 
@@ -223,6 +224,15 @@ def _phases(files: Mapping[str, bytes]) -> dict[str, str]:
         if not isinstance(doc, dict) or not isinstance(doc.get("phase"), str):
             continue
         phase = doc["phase"][:64]
+        if isinstance(doc.get("spec"), dict):  # the record `takt publish` and `takt rollout` write
+            try:
+                record = RolloutState.parse(data)
+            except ValueError:
+                continue
+            step = set(record.step_devices())
+            for device in record.devices:
+                phases[device] = f"{record.phase.value} (step)" if device in step else record.phase.value
+            continue
         per_device = doc.get("devices")
         if isinstance(per_device, dict):
             for device, p in per_device.items():

@@ -164,24 +164,32 @@ class HealthGate(SpecModel):
 class Canary(SpecModel):
     selector: LabelSelector | None = None
     percentage: int | None = Field(default=None, ge=1, le=100)
+    """A deterministic share of the deployment's devices (the same devices on every publish)."""
     health_gate: HealthGate = HealthGate()
 
-    @model_validator(mode="after")
-    def _one_way(self) -> Canary:
-        if (self.selector is None) == (self.percentage is None):
-            raise _err("TAKT1012", "a canary selects devices by exactly one of selector and percentage")
-        return self
+
+class Shadow(SpecModel):
+    """The new model runs beside the current one on these devices, fed the same frames; only the
+    current model's outputs are written. Promotion needs `minAgreement` for the whole `window`."""
+
+    selector: LabelSelector | None = None
+    percentage: int | None = Field(default=None, ge=1, le=100)
+    min_agreement: float = Field(ge=0, le=1)
+    """Classifiers: share of equal labels; regressors: share of values within `tolerance`."""
+    window: Duration = 3600.0
+    tolerance: float = Field(default=0.0, ge=0)
+    """Regressors: the largest absolute difference that still agrees, in the output's unit."""
 
 
 class Rollout(SpecModel):
-    strategy: Literal["all-at-once", "canary"] = "all-at-once"
-    canary: Canary | None = None
+    """How a changed Deployment reaches its devices. Which sections fit which strategy is checked
+    by compiler.validate.rollouts, with a location for each mistake."""
 
-    @model_validator(mode="after")
-    def _canary_given(self) -> Rollout:
-        if (self.strategy == "canary") != (self.canary is not None):
-            raise _err("TAKT1012", "strategy canary needs a canary section, and only it has one")
-        return self
+    strategy: Literal["all-at-once", "canary", "shadow"] = "all-at-once"
+    canary: Canary | None = None
+    shadow: Shadow | None = None
+    then: Literal["canary", "all-at-once"] | None = None
+    """After a shadow rollout: a canary step (needs `canary`) or every device at once."""
 
 
 class DriftMonitor(SpecModel):

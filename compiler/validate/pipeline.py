@@ -24,6 +24,7 @@ from compiler.validate.modbus_outputs import check_modbus_outputs
 from compiler.validate.policies import check_policies
 from compiler.validate.protocols import check_protocols
 from compiler.validate.references import check_references
+from compiler.validate.rollouts import check_rollouts
 from compiler.validate.secrets import find_secrets
 from compiler.validate.semantics import check_semantics
 from compiler.validate.structure import load_spec_document
@@ -109,7 +110,7 @@ def validate(
     index.unparsed = unparsed
     diags += idiags
     diags += resolve_targets(index)
-    for stage in (check_references, check_protocols, check_modbus_outputs, check_semantics):
+    for stage in (check_references, check_protocols, check_modbus_outputs, check_semantics, check_rollouts):
         diags += stage(index)
     models = _model_check_result()
     if check_artifacts:
