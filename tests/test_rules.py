@@ -617,7 +617,25 @@ def test_code_fires_at_its_location(code: str, tmp_path: Path, monkeypatch: pyte
 
 
 # Codes only an installed class emits (the built-in ones have no build warning): tested there.
-ELSEWHERE = {"TAKT6003": "tests/test_target_plugins.py::test_an_installed_class_validates_builds_and_publishes"}
+ELSEWHERE = {  # codes whose case needs a server, a store or an installed package: tested at their location there
+    "TAKT6003": "tests/test_target_plugins.py::test_an_installed_class_validates_builds_and_publishes",
+    "TAKT4040": "tests/test_rollout_spec.py::test_rollout_mistakes_are_located",
+    "TAKT4041": "tests/test_rollout_spec.py::test_rollout_mistakes_are_located",
+    "TAKT4042": "tests/test_rollout_spec.py::test_rollout_mistakes_are_located",
+    "TAKT4043": "tests/test_rollout_spec.py::test_rollout_mistakes_are_located",
+    "TAKT5024": "tests/test_stores_mlflow.py::test_without_the_extra_the_diagnostic_names_it",
+    "TAKT5025": "tests/test_stores_dvc.py::test_threat_a_dvc_cache_entry_that_is_not_its_md5",
+    "TAKT5026": "tests/test_stores_mlflow.py::test_threat_an_unknown_version_is_a_located_error",
+    "TAKT5027": "tests/test_stores_mlflow.py::test_threat_a_moved_version_is_a_located_error",
+    "TAKT5028": "tests/test_stores_mlflow.py::test_threat_a_fetch_onto_a_full_disk_keeps_nothing",
+}
+
+
+def test_codes_tested_elsewhere_name_a_test_that_mentions_them():
+    for code, where in ELSEWHERE.items():
+        file, _, name = where.partition("::")
+        text = (Path(__file__).parent.parent / file).read_text()
+        assert f"def {name}(" in text and code in text, (code, where)
 
 
 def test_every_code_has_a_case():
