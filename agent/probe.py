@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from agent.runners import RunnerSpec
 from compiler.bundle import readiness as rd
-from compiler.bundle.report import RunnerHealth
+from compiler.bundle.report import RunnerHealth, ShadowHealth
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1: never through a proxy
 
@@ -53,6 +53,7 @@ class Counters:
     skipped: dict[str, int] | None = None
     p99_ms: float | None = None
     drift_max: float | None = None
+    shadow: ShadowHealth | None = None  # a challenger's figures, when the runner has one
 
     @property
     def error_rate(self) -> float | None:
@@ -84,6 +85,25 @@ def counters(host: str, spec: RunnerSpec, timeout: float = 2.0) -> Counters:
     if buckets and buckets[-1][1] > 0:
         p99 = next((le * 1e3 for le, n in buckets if n >= 0.99 * buckets[-1][1] and math.isfinite(le)), None)
     drift = [v for _, v in samples.get(rd.DRIFT_PSI, []) if math.isfinite(v)]
+
+    def gauge(name: str) -> float | None:
+        values = [v for _, v in samples.get(name, []) if math.isfinite(v)]
+        return values[0] if values else None
+
+    challengers = [labels.get("challenger", "") for labels, _ in samples.get(rd.SHADOW_FRAMES + "_total", [])]
+    shadow = (
+        ShadowHealth(
+            challenger=challengers[0],
+            frames=total(rd.SHADOW_FRAMES + "_total"),
+            agreement=gauge(rd.SHADOW_AGREEMENT),
+            mean_abs_diff=gauge(rd.SHADOW_ABS_DIFF_MEAN),
+            p99_abs_diff=gauge(rd.SHADOW_ABS_DIFF_P99),
+            inference_p99_ms=gauge(rd.SHADOW_INFERENCE_P99_MS),
+            error_rate=gauge(rd.SHADOW_ERROR_RATE),
+        )
+        if challengers and len(challengers[0]) == 64
+        else None
+    )
     return Counters(
         frames=total(rd.FRAMES),
         inferences=total(rd.INFERENCES),
@@ -91,6 +111,7 @@ def counters(host: str, spec: RunnerSpec, timeout: float = 2.0) -> Counters:
         skipped=skipped,
         p99_ms=p99,
         drift_max=max(drift) if drift else None,
+        shadow=shadow,
     )
 
 
@@ -125,4 +146,5 @@ def health_of(spec: RunnerSpec, p: Probe, c: Counters | None, died: str | None =
         error_rate=c.error_rate,
         inference_p99_ms=c.p99_ms,
         drift_psi_max=c.drift_max,
+        shadow=c.shadow,
     )

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from agent.layout import DEPLOYMENTS, deployment_of
+from agent.layout import DEPLOYMENTS, SHADOW, deployment_of
 from compiler.bundle import runner as contract
 from compiler.bundle.atomic import write_atomic
 from compiler.bundle.tree import TreeError, read_regular
@@ -55,6 +55,7 @@ class RunnerSpec:
     port: int
     gate: contract.RunnerGate
     unit: bytes | None = None  # the bundle's rendered systemd unit
+    shadow: Path | None = None  # <state>/current/shadow/<deployment>.json: a challenger beside it (`--shadow`)
 
 
 def runner_specs(state: Path, release: Path) -> list[RunnerSpec]:
@@ -65,6 +66,8 @@ def runner_specs(state: Path, release: Path) -> list[RunnerSpec]:
     meta = json.loads(read_regular(release / "release.json", 1 << 20))
     specs = []
     for ref in meta.get("bundles", []):
+        if ref.get("shadow"):
+            continue  # a challenger runs inside its deployment's runner (`--shadow`), never on its own
         bundle = release / "bundles" / ref["digest"]
         config_file = bundle / contract.RUNNER_JSON
         if not config_file.is_file():
@@ -83,6 +86,9 @@ def runner_specs(state: Path, release: Path) -> list[RunnerSpec]:
                 port=health.http_port or DEFAULT_PORT,
                 gate=health.gate or contract.RunnerGate(window_seconds=DEFAULT_WINDOW),
                 unit=read_regular(unit, MAX_UNIT_BYTES) if unit.is_file() else None,
+                shadow=state / CURRENT / SHADOW / f"{deployment}.json"
+                if (release / SHADOW / f"{deployment}.json").is_file()
+                else None,
             )
         )
     return sorted(specs, key=lambda s: s.deployment)
@@ -156,7 +162,9 @@ class Supervisor:
         self._thread: threading.Thread | None = None
 
     def argv(self, spec: RunnerSpec) -> list[str]:
-        return [*self.command, "--config", str(spec.config), "--http-port", str(spec.port), "--http-host", self.host]
+        shadow = ["--shadow", str(spec.shadow)] if spec.shadow else []
+        argv = [*self.command, "--config", str(spec.config), "--http-port", str(spec.port), "--http-host", self.host]
+        return argv + shadow
 
     def _spawn(self, child: _Child) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)

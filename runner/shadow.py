@@ -22,6 +22,7 @@ import numpy as np
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 import frames
+from compiler.bundle import readiness as rd
 from compiler.bundle import runner as contract
 from compiler.bundle.report import ShadowHealth
 from runner.errors import StartError
@@ -155,7 +156,7 @@ class ShadowCollector:
         self.c = challenger
 
     def collect(self) -> Iterator[Metric]:
-        c, p = self.c, "takt_runner_shadow_"
+        c, p = self.c, rd.SHADOW_PREFIX
         labels = ["challenger"]
         digest = [c.entry.challenger]
 
@@ -179,3 +180,4 @@ class ShadowCollector:
                     c.mean_abs_diff())  # fmt: skip
         yield gauge("abs_diff_p99", "99th percentile absolute difference of float outputs", c.p99_abs_diff())
         yield gauge("error_rate", "Challenger runs that raised, per attempt", c.error_rate())
+        yield gauge("inference_p99_ms", "99th percentile of the challenger's inference time, ms", c.inference_p99_ms())

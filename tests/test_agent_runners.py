@@ -269,6 +269,47 @@ def test_the_gate_figures_come_from_the_runners_metrics(tmp_path: Path):
     assert (c.frames, c.inferences, c.errors) == (120, 95, 5)
     assert c.error_rate == pytest.approx(0.05) and c.skipped == {"stale": 15, "error": 5}
     assert c.p99_ms == pytest.approx(5.0) and c.drift_max == pytest.approx(0.1)
+    assert c.shadow is None  # no challenger beside this runner
+
+
+def test_a_challengers_figures_come_from_the_runners_shadow_metrics(tmp_path: Path):
+    """What the runner's ShadowCollector exports is what the agent reports as ShadowHealth."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from agent.probe import counters
+    from runner.shadow import ShadowCollector
+
+    class _Challenger:  # the figures a runner/shadow.Challenger computes, fixed
+        entry = type("E", (), {"challenger": "c" * 64})()
+        frames, runs, errors, values, agreeing = 40, 39, 1, 39, 38
+
+        def agreement(self) -> float:
+            return 38 / 39
+
+        def mean_abs_diff(self) -> float:
+            return 0.01
+
+        def p99_abs_diff(self) -> float:
+            return 0.2
+
+        def error_rate(self) -> float:
+            return 1 / 40
+
+        def inference_p99_ms(self) -> float:
+            return 2.5
+
+    registry = CollectorRegistry()
+    registry.register(ShadowCollector(_Challenger()))  # type: ignore[arg-type]
+    srv = _Http(200, METRICS + generate_latest(registry))
+    try:
+        c = counters("127.0.0.1", _with_port(tmp_path, srv.port))
+    finally:
+        srv.close()
+    assert c.shadow is not None
+    s = c.shadow
+    assert (s.challenger, s.frames) == ("c" * 64, 40)
+    assert s.agreement == pytest.approx(38 / 39) and s.error_rate == pytest.approx(0.025)
+    assert (s.mean_abs_diff, s.p99_abs_diff, s.inference_p99_ms) == (pytest.approx(0.01), pytest.approx(0.2), 2.5)
 
 
 def _with_port(tmp_path: Path, port: int):

@@ -9,6 +9,7 @@ import pytest
 
 from agent.reconcile import Reconciler
 from agent.releases import current_release, verify_release
+from agent.runners import Supervisor, runner_specs
 from compiler.bundle.runner import ShadowEntry
 from tests.agentkit import GitDaemon, make_world
 
@@ -47,6 +48,13 @@ def test_a_shadow_device_stages_both_bundles_and_the_others_only_the_current_one
         assert (study / "shadow" / entry.config).resolve() == (
             study / "shadow" / "press-anomaly-muc" / "runner.json"
         ).resolve()
+        # the deployment's one runner is started with the challenger beside it, never the challenger alone
+        (spec,) = runner_specs(states["ipc-press-2"], study)
+        assert spec.shadow == states["ipc-press-2"] / "current" / "shadow" / "press-anomaly-muc.json"
+        argv = Supervisor(("takt-runner",), tmp_path / "logs").argv(spec)
+        assert argv[-2:] == ["--shadow", str(spec.shadow)] and argv.count("--config") == 1
+        (plain,) = runner_specs(states["ipc-press-1"], current_release(states["ipc-press-1"]))
+        assert plain.shadow is None and "--shadow" not in Supervisor(("takt-runner",), tmp_path / "l").argv(plain)
         (study / "shadow" / "press-anomaly-muc.json").write_bytes(entry.to_json().replace(b"0.05", b"0.5"))
         assert verify_release(study) == ["shadow/press-anomaly-muc.json: differs from the signed state"]
         other = current_release(states["ipc-press-1"])

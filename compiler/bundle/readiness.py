@@ -29,6 +29,14 @@ SKIPPED_FRAMES = "takt_runner_skipped_frames_total"
 INFERENCE_SECONDS = "takt_runner_inference_seconds"
 SOURCE_CONNECTED = "takt_runner_source_connected"
 DRIFT_PSI = "takt_runner_drift_psi"
+# a shadow challenger beside the model (runner/shadow.py), labelled by the challenger's bundle digest
+SHADOW_PREFIX = "takt_runner_shadow_"
+SHADOW_FRAMES = SHADOW_PREFIX + "frames"  # a counter: exposed as …_total
+SHADOW_AGREEMENT = SHADOW_PREFIX + "agreement"
+SHADOW_ABS_DIFF_MEAN = SHADOW_PREFIX + "abs_diff_mean"
+SHADOW_ABS_DIFF_P99 = SHADOW_PREFIX + "abs_diff_p99"
+SHADOW_ERROR_RATE = SHADOW_PREFIX + "error_rate"
+SHADOW_INFERENCE_P99_MS = SHADOW_PREFIX + "inference_p99_ms"
 
 
 @dataclass(frozen=True)
