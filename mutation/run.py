@@ -21,6 +21,7 @@ build/mutation/report.md.
 from __future__ import annotations
 
 import argparse
+import ast
 import difflib
 import json
 import os
@@ -93,10 +94,36 @@ class Mutant:
     operator: str
     occurrence: int
     line: int
+    col: int = 0
 
     @property
     def id(self) -> str:
         return f"{self.operator}#{self.occurrence}"
+
+
+def annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Where the annotations are, in a module with `from __future__ import annotations` (else none).
+
+    They are strings there, never evaluated: `str | None` → `str & None` is the same program, so such
+    mutants are not generated rather than listed as equivalent one by one.
+    """
+    tree = ast.parse(source)
+    if not any(isinstance(n, ast.ImportFrom) and n.module == "__future__" and any(a.name == "annotations"
+               for a in n.names) for n in tree.body):
+        return []
+    spans = []
+    for node in ast.walk(tree):
+        notes = []
+        if isinstance(node, ast.arg | ast.AnnAssign) and node.annotation is not None:
+            notes.append(node.annotation)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.returns is not None:
+            notes.append(node.returns)
+        spans += [((n.lineno, n.col_offset), (n.end_lineno, n.end_col_offset)) for n in notes]
+    return spans
+
+
+def in_spans(pos: tuple[int, int], spans: list[tuple[tuple[int, int], tuple[int, int]]]) -> bool:
+    return any(start <= pos < end for start, end in spans)
 
 
 def load_modules() -> list[Module]:
@@ -150,11 +177,12 @@ def mutants_of(module: Module) -> list[Mutant]:
     subprocess.run([str(TOOL), "init", str(config), str(session)], cwd=TREE, check=True)
     dump = subprocess.run([str(TOOL), "dump", str(session)], cwd=TREE, check=True, capture_output=True, text=True)
     found = []
+    spans = annotation_spans((ROOT / module.path).read_text(encoding="utf-8"))
     for line in dump.stdout.splitlines():
         item, _ = json.loads(line)
         for m in item["mutations"]:
-            if m["operator_name"] in KEEP:
-                found.append(Mutant(m["operator_name"], m["occurrence"], m["start_pos"][0]))
+            if m["operator_name"] in KEEP and not in_spans(tuple(m["start_pos"]), spans):
+                found.append(Mutant(m["operator_name"], m["occurrence"], *m["start_pos"]))
     return sorted(found, key=lambda m: (m.line, m.operator, m.occurrence))
 
 
@@ -222,8 +250,9 @@ def run_module(module: Module, *, survivors_only: bool, log) -> dict:
             status, took, tail = run_tests(module.tests, timeout)
         finally:
             restore(module)
-        result["mutants"][mutant.id] = {"status": status, "line": mutant.line, "seconds": round(took, 1),
-                                        "source_line": lines[mutant.line - 1].strip(), "diff": diff}
+        result["mutants"][mutant.id] = {"status": status, "line": mutant.line, "col": mutant.col,
+                                        "seconds": round(took, 1), "source_line": lines[mutant.line - 1].strip(),
+                                        "diff": diff}
         log(f"  [{i}/{len(mutants)}] {mutant.id} line {mutant.line}: {status} ({took:.0f} s)")
         store.write_text(json.dumps(result, indent=1))
     store.write_text(json.dumps(result, indent=1))
@@ -242,7 +271,10 @@ def report(modules: list[Module]) -> str:
         res = json.loads(store.read_text())
         stale = res["source"] != (ROOT / module.path).read_text(encoding="utf-8")
         count = {"killed": 0, "survived": 0, "timeout": 0, "equivalent": 0}
+        spans = annotation_spans(res["source"])
         for mid, m in sorted(res["mutants"].items(), key=lambda kv: kv[1]["line"]):
+            if "col" in m and in_spans((m["line"], m["col"]), spans):
+                continue
             status = m["status"]
             why = equivalent.get((module.path, mid.split("#")[0], m["source_line"]))
             if status == "survived" and why:
