@@ -156,3 +156,12 @@ def test_fetched_paths_are_exactly_the_signed_ones(tmp_path: Path):
         verify_bundles(tmp_path, DesiredState("ipc-1", 1, NOW, s.bundles[:2]))
     assert exc.value.reason is Reason.BUNDLE_INVALID
     assert exc.value.message.startswith(f"bundle d2/t ({m2.digest[:12]}): ")
+
+
+def test_a_verified_state_cannot_be_changed_after_verification(tmp_path: Path):
+    import dataclasses
+
+    place(tmp_path, state())
+    v = check(tmp_path)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        v.release_id = "f" * 64  # type: ignore[misc]
