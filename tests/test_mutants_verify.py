@@ -165,3 +165,9 @@ def test_a_verified_state_cannot_be_changed_after_verification(tmp_path: Path):
     v = check(tmp_path)
     with pytest.raises(dataclasses.FrozenInstanceError):
         v.release_id = "f" * 64  # type: ignore[misc]
+
+
+def test_an_unreadable_manifest_skips_only_its_own_bundle(tmp_path: Path):
+    m1 = write_bundle(tmp_path / "bundles", "d1/t", "edge-pc", {"a.txt": b"1"}, PROV)
+    s = DesiredState("ipc-1", 1, NOW, (BundleRef("d0/t", "f" * 64), BundleRef("d1/t", m1.digest)))
+    assert listed_paths(tmp_path, s) == [f"/bundles/{m1.digest}/a.txt"]
