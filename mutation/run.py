@@ -313,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         print(msg, flush=True)
 
     if args.check:
+        global TREE
+        TREE = OUT / "check-tree"  # beside a running `make mutation`, never in its copy
         module = by_path[args.check[0]]
         operator, occurrence = args.check[1].rsplit("#", 1)
         tests = tuple(args.check[2:]) or module.tests

@@ -171,3 +171,11 @@ def test_an_unreadable_manifest_skips_only_its_own_bundle(tmp_path: Path):
     m1 = write_bundle(tmp_path / "bundles", "d1/t", "edge-pc", {"a.txt": b"1"}, PROV)
     s = DesiredState("ipc-1", 1, NOW, (BundleRef("d0/t", "f" * 64), BundleRef("d1/t", m1.digest)))
     assert listed_paths(tmp_path, s) == [f"/bundles/{m1.digest}/a.txt"]
+
+
+def test_the_other_devices_name_is_quoted_to_80_characters(tmp_path: Path):
+    place(tmp_path, state(device="z" * 200), device="ipc-1")
+    with pytest.raises(Refused) as exc:
+        check(tmp_path)
+    assert exc.value.reason is Reason.WRONG_DEVICE
+    assert repr("z" * 80) in exc.value.message and "z" * 81 not in exc.value.message
