@@ -299,6 +299,21 @@ def report(modules: list[Module]) -> str:
             f"\n\n{head}\n" + "\n".join(rows) + f"\n{total}\n\n## Survivors\n\n" + ("\n".join(details) or "none\n"))
 
 
+def record_check(module: Module, mutant_id: str, tests: tuple[str, ...], status: str) -> None:
+    """A survivor that mapped test files now kill is killed in the module's results (same source only)."""
+    store = results_path(module)
+    if status != "killed" or not store.exists():
+        return
+    res = json.loads(store.read_text())
+    entry = res["mutants"].get(mutant_id)
+    mapped = {t.split("::")[0] for t in module.tests}
+    if (entry is None or res["source"] != (ROOT / module.path).read_text(encoding="utf-8")
+            or not all(t.split("::")[0] in mapped for t in tests)):
+        return
+    entry.update(status="killed", killed_by=list(tests))
+    store.write_text(json.dumps(res, indent=1))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("modules", nargs="*", help="module paths of mutation/modules.toml (default: all)")
@@ -326,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             restore(module)
         print(f"{tail}\n{args.check[1]} against {' '.join(tests)}: {status} ({took:.0f} s)")
+        record_check(module, args.check[1], tests, status)
         return 0 if status == "killed" else 1
     if not args.report_only:
         chosen = [by_path[p] for p in args.modules] if args.modules else modules

@@ -179,3 +179,12 @@ def test_the_other_devices_name_is_quoted_to_80_characters(tmp_path: Path):
         check(tmp_path)
     assert exc.value.reason is Reason.WRONG_DEVICE
     assert repr("z" * 80) in exc.value.message and "z" * 81 not in exc.value.message
+
+
+def test_a_bundle_with_several_problems_is_refused_naming_the_first(tmp_path: Path):
+    m = write_bundle(tmp_path / "bundles", "d1/t", "edge-pc", {"a.txt": b"1", "b.txt": b"2"}, PROV)
+    (tmp_path / "bundles" / m.digest / "a.txt").write_bytes(b"x")
+    (tmp_path / "bundles" / m.digest / "b.txt").unlink()
+    with pytest.raises(Refused) as exc:
+        verify_bundles(tmp_path, DesiredState("ipc-1", 1, NOW, (BundleRef("d1/t", m.digest),)))
+    assert exc.value.message.startswith(f"bundle d1/t ({m.digest[:12]}): a.txt: ")
