@@ -40,3 +40,17 @@ def test_clip_keeps_a_value_of_exactly_the_limit_and_cuts_a_longer_one():
     assert clip("x" * 78) == repr("x" * 78)  # 80 characters with the quotes
     assert clip("x" * 79) == repr("x" * 79)[:80] + "… (81 characters)"
     assert clip("y" * 5000, 10) == "'yyyyyyyyy… (5,002 characters)"
+
+
+def test_the_scan_stops_early_only_past_the_limit_and_never_underestimates():
+    data = b"[" * 70_000 + b"]" * 70_000  # deeper than one 64 KiB chunk of brackets
+    assert nesting_depth(data) == 70_000
+    assert nesting_depth(data, stop_above=100_000) == 70_000
+    assert nesting_depth(data, stop_above=65_536) > 65_536
+    with pytest.raises(UntrustedJSONError, match="nests more than 65536 levels"):
+        loads_bounded(data, max_bytes=len(data), max_depth=65_536)
+
+
+def test_limits_are_keyword_only():
+    with pytest.raises(TypeError):
+        loads_bounded(b"[]", 10, 2)  # type: ignore[misc]
