@@ -14,7 +14,7 @@ UV_VERSION ?= 0.13.9
 PIP    := -m pip install -qq --disable-pip-version-check
 PYTEST := -m pytest -n 2 -q
 
-.PHONY: demo test test-fast test-latest lock tools lint bench schemas examples image image-tools image-test clean
+.PHONY: demo test test-fast test-latest lock tools lint bench schemas examples image image-tools image-test mutation mutation-lock clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
@@ -87,5 +87,22 @@ image: $(STAMP) image-tools
 image-test: $(STAMP) image-tools
 	$(PY) -m pytest -x -q -s -m image tests/test_image.py
 
+# Mutation testing of the trust path (mutation/modules.toml: each module with the tests that guard it); slow,
+# never part of `make test`. cosmic-ray lives in its own venv from its own hashed lock, so requirements.lock
+# is unchanged. MUTATION_ARGS: module paths, --survivors, --check MODULE ID [TEST ...]; report in build/mutation/.
+MUTANT := .venv-mutation
+$(MUTANT)/.installed: mutation/requirements.lock
+	@test -x $(MUTANT)/bin/python || $(PYTHON) -m venv $(MUTANT)
+	$(MUTANT)/bin/python $(PIP) --require-hashes -r mutation/requirements.lock
+	@touch $@
+
+mutation: $(STAMP) $(MUTANT)/.installed
+	nice -n 10 $(PY) mutation/run.py $(MUTATION_ARGS)
+
+mutation-lock:
+	@test -x $(LOCKER)/bin/uv || { $(PYTHON) -m venv $(LOCKER) && $(LOCKER)/bin/python $(PIP) uv==$(UV_VERSION); }
+	$(LOCKER)/bin/uv pip compile --quiet mutation/requirements.in --generate-hashes --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 --custom-compile-command "make mutation-lock" -o mutation/requirements.lock
+
 clean:
-	rm -rf $(VENV) $(LATEST) $(LOCKER) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LATEST) $(LOCKER) $(MUTANT) build *.egg-info .pytest_cache .ruff_cache

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from click.testing import CliRunner
 
-from compiler.cli.main import cli
-from compiler.diagnostics import Diagnostic
-from compiler.validate.pipeline import ValidationResult, validate
+# The CLI and the validator are imported where a test uses them: a test file that needs neither (the bundle,
+# tree and agent tests) starts without them, which is most of the per-mutant cost of `make mutation`.
+if TYPE_CHECKING:
+    from compiler.diagnostics import Diagnostic
+    from compiler.validate.pipeline import ValidationResult
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -74,11 +77,10 @@ def tiny_model(inputs: int = 2, in_type: int = 1, opset: int = 17, ir: int = 8) 
     return model.SerializeToString(deterministic=True)
 
 
-TINY = tiny_model()
-TINY_SHA = hashlib.sha256(TINY).hexdigest()
-
-# A minimal valid repo: every kind once, wired together, with its model and dataset on disk.
-BASE = {
+# A minimal valid repo: every kind once, wired together, with its model and dataset on disk. TINY, TINY_SHA and
+# BASE are made on first use (module __getattr__): building the model imports onnx, which a test that never
+# touches a spec repo should not pay for (`make mutation` starts pytest once per mutant).
+_BASE_TEXT = {
     "sources.yaml": """\
         apiVersion: takt/v1
         kind: DataSource
@@ -107,7 +109,7 @@ BASE = {
               features: [{name: temp, unit: degC}, {name: pres, unit: bar}]
           outputs:
             - {name: y, dtype: float32, shape: [batch, 1]}
-        """.replace("TINY_SHA", TINY_SHA),
+        """,
     "fleet.yaml": """\
         apiVersion: takt/v1
         kind: Target
@@ -149,9 +151,23 @@ BASE = {
             - {name: lat, type: latency, budget: {p99: 5ms}}
             - {name: dat, type: data, dataset: ref}
         """,
-    "models/m.onnx": TINY,
     "data/ref.csv": "temp,pres\n20.5,1.2\n21.0,1.3\n",
 }
+
+
+@functools.cache
+def _base() -> dict[str, object]:
+    tiny = tiny_model()
+    sha = hashlib.sha256(tiny).hexdigest()
+    base: dict[str, str | bytes] = {k: v.replace("TINY_SHA", sha) for k, v in _BASE_TEXT.items()}
+    base["models/m.onnx"] = tiny
+    return {"TINY": tiny, "TINY_SHA": sha, "BASE": base}
+
+
+def __getattr__(name: str) -> object:
+    if name in ("TINY", "TINY_SHA", "BASE"):
+        return _base()[name]
+    raise AttributeError(name)
 
 
 def write_repo(root: Path, files: dict[str, str | bytes], *, project: str | None = PROJECT) -> Path:
@@ -177,8 +193,10 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Valid
     monkeypatch.chdir(tmp_path)
 
     def run(overrides: dict[str, str | bytes | None] | None = None, *, base: bool = True, **kw) -> ValidationResult:
-        files: dict[str, str | bytes | None] = dict(BASE) if base else {}
+        files: dict[str, str | bytes | None] = dict(__getattr__("BASE")) if base else {}
         files.update(overrides or {})
+        from compiler.validate.pipeline import validate
+
         write_repo(tmp_path, {k: v for k, v in files.items() if v is not None}, project=kw.pop("project", PROJECT))
         return validate(tmp_path, **kw)
 
@@ -186,7 +204,7 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Valid
 
 
 def codes(result: ValidationResult | list[Diagnostic]) -> list[str]:
-    diags = result.diagnostics if isinstance(result, ValidationResult) else result
+    diags = result if isinstance(result, list) else result.diagnostics
     return [d.code for d in diags]
 
 
@@ -205,6 +223,10 @@ def _own_user_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
 @pytest.fixture
 def cli_run(monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int, str]]:
     monkeypatch.setenv("NO_COLOR", "1")
+
+    from click.testing import CliRunner
+
+    from compiler.cli.main import cli
 
     def run(*args: str, cwd: Path | None = None) -> tuple[int, str]:
         if cwd is not None:

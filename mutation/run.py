@@ -1,0 +1,359 @@
+"""`make mutation`: cosmic-ray mutants of the trust path, each run against the tests that guard its module.
+
+Why our own loop around `cosmic-ray init` / `cosmic-ray apply` rather than `cosmic-ray exec`: the machine is
+shared, so every mutant runs under `nice`, with a timeout derived from the module's baseline, resumably (a
+module's results are kept per mutant and an interrupted run goes on where it stopped), and survivors can be
+re-checked alone after a test was added (`--survivors`) or one mutant shown failing a test (`--check`).
+
+The tool mutates a copy of the work tree (build/mutation/tree), never the checkout, and the tests import that
+copy through PYTHONPATH (the editable install's finder comes after it), subprocesses included.
+
+    python mutation/run.py                         every module of mutation/modules.toml, smallest first
+    python mutation/run.py compiler/bundle/atomic.py   one module (more may follow)
+    python mutation/run.py --survivors MODULE      re-run only the mutants that survived last time
+    python mutation/run.py --check MODULE ID [TEST ...]   apply one mutant and run the given tests (or the mapped)
+
+Mutant ids are `<operator>#<occurrence>` as cosmic-ray numbers them. The report (killed, survived, timeout
+per module, every survivor with its diff and whether it is in mutation/equivalent.txt) is written to
+build/mutation/report.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import difflib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+OUT = ROOT / "build" / "mutation"
+TREE = OUT / "tree"
+TOOL = ROOT / ".venv-mutation" / "bin" / "cosmic-ray"
+PYTHON = ROOT / ".venv" / "bin" / "python"
+
+# One mutant per operator, the nearest wrong program (a boundary moved, a condition negated, a sum turned into a
+# difference), instead of cosmic-ray's every-operator-into-every-other (167 mutants for a 69-line module, most of
+# them `a + b` → `a << b`, killed by any test that runs the line).
+KEEP = {
+    "core/NumberReplacer",
+    "core/AddNot",
+    "core/ReplaceAndWithOr",
+    "core/ReplaceOrWithAnd",
+    "core/ReplaceTrueWithFalse",
+    "core/ReplaceFalseWithTrue",
+    "core/ZeroIterationForLoop",
+    "core/ExceptionReplacer",
+    "core/RemoveDecorator",
+    "core/ReplaceBreakWithContinue",
+    "core/ReplaceContinueWithBreak",
+    "core/ReplaceUnaryOperator_Delete_Not",
+    "core/ReplaceUnaryOperator_Delete_USub",
+    "core/ReplaceBinaryOperator_Add_Sub",
+    "core/ReplaceBinaryOperator_Sub_Add",
+    "core/ReplaceBinaryOperator_Mul_Div",
+    "core/ReplaceBinaryOperator_Div_Mul",
+    "core/ReplaceBinaryOperator_FloorDiv_Div",
+    "core/ReplaceBinaryOperator_Mod_FloorDiv",
+    "core/ReplaceBinaryOperator_Pow_Mul",
+    "core/ReplaceBinaryOperator_BitOr_BitAnd",
+    "core/ReplaceBinaryOperator_BitAnd_BitOr",
+    "core/ReplaceBinaryOperator_LShift_RShift",
+    "core/ReplaceBinaryOperator_RShift_LShift",
+    "core/ReplaceComparisonOperator_Eq_NotEq",
+    "core/ReplaceComparisonOperator_NotEq_Eq",
+    "core/ReplaceComparisonOperator_Lt_LtE",
+    "core/ReplaceComparisonOperator_LtE_Lt",
+    "core/ReplaceComparisonOperator_Gt_GtE",
+    "core/ReplaceComparisonOperator_GtE_Gt",
+    "core/ReplaceComparisonOperator_Lt_GtE",
+    "core/ReplaceComparisonOperator_LtE_Gt",
+    "core/ReplaceComparisonOperator_Gt_LtE",
+    "core/ReplaceComparisonOperator_GtE_Lt",
+    "core/ReplaceComparisonOperator_Is_IsNot",
+    "core/ReplaceComparisonOperator_IsNot_Is",
+}
+
+
+@dataclass(frozen=True)
+class Module:
+    path: str
+    tests: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    operator: str
+    occurrence: int
+    line: int
+    col: int = 0
+
+    @property
+    def id(self) -> str:
+        return f"{self.operator}#{self.occurrence}"
+
+
+def annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Where the annotations are, in a module with `from __future__ import annotations` (else none).
+
+    They are strings there, never evaluated: `str | None` → `str & None` is the same program, so such
+    mutants are not generated rather than listed as equivalent one by one.
+    """
+    tree = ast.parse(source)
+    if not any(isinstance(n, ast.ImportFrom) and n.module == "__future__" and any(a.name == "annotations"
+               for a in n.names) for n in tree.body):
+        return []
+    spans = []
+    for node in ast.walk(tree):
+        notes = []
+        if isinstance(node, ast.arg | ast.AnnAssign) and node.annotation is not None:
+            notes.append(node.annotation)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.returns is not None:
+            notes.append(node.returns)
+        spans += [((n.lineno, n.col_offset), (n.end_lineno, n.end_col_offset)) for n in notes]
+    return spans
+
+
+def in_spans(pos: tuple[int, int], spans: list[tuple[tuple[int, int], tuple[int, int]]]) -> bool:
+    return any(start <= pos < end for start, end in spans)
+
+
+def load_modules() -> list[Module]:
+    data = tomllib.loads((HERE / "modules.toml").read_text(encoding="utf-8"))
+    mods = [Module(m["path"], tuple(m["tests"])) for m in data["module"]]
+    return sorted(mods, key=lambda m: len((ROOT / m.path).read_text(encoding="utf-8").splitlines()))
+
+
+def load_equivalent() -> dict[tuple[str, str, str], str]:
+    """(module, operator, stripped source line) → why; see the header of mutation/equivalent.txt."""
+    out: dict[tuple[str, str, str], str] = {}
+    for raw in (HERE / "equivalent.txt").read_text(encoding="utf-8").splitlines():
+        if not raw.strip() or raw.startswith("#"):
+            continue
+        module, operator, line, why = (p.strip() for p in raw.split(" | ", 3))
+        out[(module, operator, line)] = why
+    return out
+
+
+def copy_tree() -> None:
+    """The tracked and untracked-but-not-ignored files of the checkout, as they are on disk now."""
+    if TREE.exists():
+        shutil.rmtree(TREE)
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, check=True, capture_output=True,
+    ).stdout.split(b"\0")
+    for rel in filter(None, files):
+        src = ROOT / os.fsdecode(rel)
+        if src.is_file() and not src.is_symlink():
+            dst = TREE / os.fsdecode(rel)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+        elif src.is_symlink():
+            dst = TREE / os.fsdecode(rel)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(os.readlink(src), dst)
+
+
+def mutants_of(module: Module) -> list[Mutant]:
+    work = OUT / "sessions"
+    work.mkdir(parents=True, exist_ok=True)
+    slug = module.path.replace("/", "_")
+    config, session = work / f"{slug}.toml", work / f"{slug}.sqlite"
+    config.write_text(
+        f'[cosmic-ray]\nmodule-path = "{module.path}"\ntimeout = 60.0\nexcluded-modules = []\n'
+        f'test-command = "false"\n[cosmic-ray.distributor]\nname = "local"\n',
+        encoding="utf-8",
+    )
+    session.unlink(missing_ok=True)
+    subprocess.run([str(TOOL), "init", str(config), str(session)], cwd=TREE, check=True)
+    dump = subprocess.run([str(TOOL), "dump", str(session)], cwd=TREE, check=True, capture_output=True, text=True)
+    found = []
+    spans = annotation_spans((ROOT / module.path).read_text(encoding="utf-8"))
+    for line in dump.stdout.splitlines():
+        item, _ = json.loads(line)
+        for m in item["mutations"]:
+            if m["operator_name"] in KEEP and not in_spans(tuple(m["start_pos"]), spans):
+                found.append(Mutant(m["operator_name"], m["occurrence"], *m["start_pos"]))
+    return sorted(found, key=lambda m: (m.line, m.operator, m.occurrence))
+
+
+def run_tests(tests: tuple[str, ...], timeout: float) -> tuple[str, float, str]:
+    """killed / survived / timeout, seconds, the tail of pytest's output."""
+    env = {**os.environ, "PYTHONPATH": str(TREE), "PYTHONDONTWRITEBYTECODE": "1"}
+    cmd = ["nice", "-n", "10", str(PYTHON), "-m", "pytest", "-x", "-q", *tests]
+    start = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, cwd=TREE, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return "timeout", time.monotonic() - start, ""
+    took = time.monotonic() - start
+    tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
+    return ("survived" if proc.returncode == 0 else "killed"), took, tail
+
+
+def apply(module: Module, mutant: Mutant) -> str:
+    """Mutate the copy; the unified diff of the mutant."""
+    path = TREE / module.path
+    before = (ROOT / module.path).read_text(encoding="utf-8")
+    path.write_text(before, encoding="utf-8")
+    subprocess.run(
+        [str(TOOL), "apply", module.path, mutant.operator, str(mutant.occurrence)],
+        cwd=TREE, check=True, capture_output=True,
+    )
+    after = path.read_text(encoding="utf-8")
+    return "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True), module.path, module.path, n=0))
+
+
+def restore(module: Module) -> None:
+    shutil.copy2(ROOT / module.path, TREE / module.path)
+
+
+def results_path(module: Module) -> Path:
+    return OUT / "results" / (module.path.replace("/", "_") + ".json")
+
+
+def run_module(module: Module, *, survivors_only: bool, log) -> dict:
+    """Every mutant of one module (or last run's survivors), resumable; the results as saved."""
+    mutants = mutants_of(module)
+    store = results_path(module)
+    store.parent.mkdir(parents=True, exist_ok=True)
+    old = json.loads(store.read_text()) if store.exists() else {}
+    same_source = old.get("source") == (ROOT / module.path).read_text(encoding="utf-8")
+    done: dict[str, dict] = old.get("mutants", {}) if same_source else {}
+    restore(module)
+    status, base_s, tail = run_tests(module.tests, timeout=3600)
+    if status != "survived":
+        raise SystemExit(f"{module.path}: the mapped tests fail without a mutant:\n{tail}")
+    timeout = max(120.0, 10 * base_s)  # a loaded machine: slow is not a hang
+    log(f"{module.path}: {len(mutants)} mutants, baseline {base_s:.0f} s, timeout {timeout:.0f} s")
+    result = {"module": module.path, "tests": list(module.tests), "baseline_s": round(base_s, 1),
+              "source": (ROOT / module.path).read_text(encoding="utf-8"), "mutants": {}}
+    lines = result["source"].splitlines()
+    for i, mutant in enumerate(mutants, 1):
+        prev = done.get(mutant.id)
+        if prev and (not survivors_only or prev["status"] != "survived") and prev["status"] != "error":
+            result["mutants"][mutant.id] = prev
+            continue
+        if survivors_only and prev is None:
+            continue
+        try:
+            diff = apply(module, mutant)
+            status, took, tail = run_tests(module.tests, timeout)
+        finally:
+            restore(module)
+        result["mutants"][mutant.id] = {"status": status, "line": mutant.line, "col": mutant.col,
+                                        "seconds": round(took, 1), "source_line": lines[mutant.line - 1].strip(),
+                                        "diff": diff}
+        log(f"  [{i}/{len(mutants)}] {mutant.id} line {mutant.line}: {status} ({took:.0f} s)")
+        store.write_text(json.dumps(result, indent=1))
+    store.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def report(modules: list[Module]) -> str:
+    equivalent = load_equivalent()
+    rows, details = [], []
+    totals = {"killed": 0, "survived": 0, "timeout": 0, "equivalent": 0}
+    for module in modules:
+        store = results_path(module)
+        if not store.exists():
+            rows.append(f"| {module.path} | not run | | | | | |")
+            continue
+        res = json.loads(store.read_text())
+        stale = res["source"] != (ROOT / module.path).read_text(encoding="utf-8")
+        count = {"killed": 0, "survived": 0, "timeout": 0, "equivalent": 0}
+        spans = annotation_spans(res["source"])
+        for mid, m in sorted(res["mutants"].items(), key=lambda kv: kv[1]["line"]):
+            if "col" in m and in_spans((m["line"], m["col"]), spans):
+                continue
+            status = m["status"]
+            why = equivalent.get((module.path, mid.split("#")[0], m["source_line"]))
+            if status == "survived" and why:
+                status = "equivalent"
+            count[status] = count.get(status, 0) + 1
+            if m["status"] == "survived":
+                details.append(f"### {module.path}:{m['line']} {mid} ({'equivalent: ' + why if why else 'SURVIVED'})"
+                               f"\n\n```diff\n{m['diff']}```\n")
+        for k in totals:
+            totals[k] += count[k]
+        n = sum(count.values())
+        score = (count["killed"] + count["timeout"]) / max(1, n - count["equivalent"])
+        rows.append(f"| {module.path}{' (source changed since)' if stale else ''} | {n} | {count['killed']} | "
+                    f"{count['survived']} | {count['equivalent']} | {count['timeout']} | {score:.0%} |")
+    n = sum(totals.values())
+    score = (totals["killed"] + totals["timeout"]) / max(1, n - totals["equivalent"])
+    head = ("| module | mutants | killed | survived | equivalent | timeout | score |\n"
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    total = (f"| **all run** | {n} | {totals['killed']} | {totals['survived']} | {totals['equivalent']} | "
+             f"{totals['timeout']} | {score:.0%} |")
+    return ("# Mutation report (cosmic-ray, mutation/run.py)\n\nScore = (killed + timeout) / (mutants − equivalent)."
+            f"\n\n{head}\n" + "\n".join(rows) + f"\n{total}\n\n## Survivors\n\n" + ("\n".join(details) or "none\n"))
+
+
+def record_check(module: Module, mutant_id: str, tests: tuple[str, ...], status: str) -> None:
+    """A survivor that mapped test files now kill is killed in the module's results (same source only)."""
+    store = results_path(module)
+    if status != "killed" or not store.exists():
+        return
+    res = json.loads(store.read_text())
+    entry = res["mutants"].get(mutant_id)
+    mapped = {t.split("::")[0] for t in module.tests}
+    if (entry is None or res["source"] != (ROOT / module.path).read_text(encoding="utf-8")
+            or not all(t.split("::")[0] in mapped for t in tests)):
+        return
+    entry.update(status="killed", killed_by=list(tests))
+    store.write_text(json.dumps(res, indent=1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("modules", nargs="*", help="module paths of mutation/modules.toml (default: all)")
+    ap.add_argument("--survivors", action="store_true", help="re-run only last run's survivors")
+    ap.add_argument("--check", nargs="+", metavar="ARG", help="MODULE MUTANT_ID [TEST ...]")
+    ap.add_argument("--report-only", action="store_true")
+    args = ap.parse_args(argv)
+    modules = load_modules()
+    by_path = {m.path: m for m in modules}
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+
+    if args.check:
+        global TREE
+        TREE = OUT / "check-tree"  # beside a running `make mutation`, never in its copy
+        module = by_path[args.check[0]]
+        operator, occurrence = args.check[1].rsplit("#", 1)
+        tests = tuple(args.check[2:]) or module.tests
+        copy_tree()
+        mutant = Mutant(operator, int(occurrence), 0)
+        try:
+            print(apply(module, mutant))
+            status, took, tail = run_tests(tests, timeout=3600)
+        finally:
+            restore(module)
+        print(f"{tail}\n{args.check[1]} against {' '.join(tests)}: {status} ({took:.0f} s)")
+        record_check(module, args.check[1], tests, status)
+        return 0 if status == "killed" else 1
+    if not args.report_only:
+        chosen = [by_path[p] for p in args.modules] if args.modules else modules
+        copy_tree()
+        for module in chosen:
+            run_module(module, survivors_only=args.survivors, log=log)
+    text = report(modules)
+    (OUT / "report.md").parent.mkdir(parents=True, exist_ok=True)
+    (OUT / "report.md").write_text(text, encoding="utf-8")
+    log(f"report: {OUT / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""desired.json and its signature file at their exact limits, field by field (the agent trusts nothing else).
+
+Each test pins one rule of compiler/bundle/desired.py that `make mutation` found unguarded by the agent tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_private_key
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from compiler.bundle.desired import (
+    MAX_DESIRED_BYTES,
+    MAX_SIGNATURE_BYTES,
+    BundleRef,
+    DesiredState,
+    key_id,
+    load_public_key,
+    sign,
+    verify_signature,
+)
+
+D = "a" * 64
+DOC = {"version": 1, "device": "ipc-1", "generation": 3, "expires": "2030-01-02T03:04:05Z",
+       "bundles": [{"name": "d/t", "digest": D}], "sourceCommit": "c" * 40}
+
+
+def parse(**change: object) -> DesiredState:
+    return DesiredState.parse(json.dumps({**DOC, **change}).encode())
+
+
+def test_a_state_parses_into_its_fields_and_back_to_the_same_bytes():
+    state = parse()
+    assert state == DesiredState("ipc-1", 3, datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC), (BundleRef("d/t", D),),
+                                 "c" * 40)
+    assert DesiredState.parse(state.to_bytes()) == state
+    local = DesiredState("x", 0, datetime(2030, 1, 2, 5, 4, 5, tzinfo=timezone(timedelta(hours=2))), ())
+    assert b'"expires":"2030-01-02T03:04:05Z"' in local.to_bytes()
+    assert parse(sourceCommit=7).source_commit is None
+    assert parse(generation=0).generation == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"version": 2}, "unsupported desired state version"),
+        ({"generation": -1}, "non-negative integer"),
+        ({"generation": True}, "non-negative integer"),
+        ({"generation": 1.0}, "non-negative integer"),
+        ({"device": 1}, "device must be a string"),
+        ({"bundles": {}}, "bundles a list"),
+        ({"bundles": [{"name": 1, "digest": D}]}, "has no valid name or digest"),
+        ({"bundles": [{"name": "d/t", "digest": D.upper()}]}, "has no valid name or digest"),
+        ({"bundles": [{"name": "d/t", "digest": D + "a"}]}, "has no valid name or digest"),
+        ({"bundles": [{"name": "d/t"}]}, "missing or mistyped field"),
+        ({"bundles": [7]}, "missing or mistyped field"),
+        ({"expires": "2030-01-02 03:04:05"}, "does not match format"),
+    ],
+)
+def test_threat_each_malformed_field_is_a_value_error(change: dict, message: str):
+    with pytest.raises(ValueError, match=message):
+        parse(**change)
+
+
+def test_threat_a_missing_field_or_a_document_that_is_no_object_is_refused():
+    for doc in ({k: v for k, v in DOC.items() if k != "device"}, [DOC], "x"):
+        with pytest.raises(ValueError, match=r"missing or mistyped field|unsupported desired state version"):
+            DesiredState.parse(json.dumps(doc).encode())
+
+
+def test_an_overlong_expiry_is_quoted_to_32_characters():
+    with pytest.raises(ValueError) as exc:
+        parse(expires="9" * 100)
+    assert repr("9" * 32) in str(exc.value) and "9" * 33 not in str(exc.value)
+
+
+def _padded(doc: dict, size: int) -> bytes:
+    data = json.dumps(doc).encode()
+    return data[:-1] + b" " * (size - len(data)) + b"}"
+
+
+def test_desired_state_size_limit_is_exact():
+    assert DesiredState.parse(_padded(DOC, MAX_DESIRED_BYTES)).device == "ipc-1"
+    assert MAX_DESIRED_BYTES == 1 << 20
+    with pytest.raises(ValueError, match="over the limit"):
+        DesiredState.parse(_padded(DOC, MAX_DESIRED_BYTES + 1))
+
+
+def test_desired_state_depth_limit_is_exact():
+    assert parse(extra=[[[[[[[]]]]]]]).device == "ipc-1"  # the object and 7 lists: 8 levels
+    with pytest.raises(ValueError, match="nests more than 8 levels"):
+        parse(extra=[[[[[[[[]]]]]]]])
+
+
+@pytest.fixture(scope="module")
+def key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+def test_key_id_is_the_first_16_hex_digits_of_the_raw_key_digest(key: Ed25519PrivateKey):
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    assert key_id(key.public_key()) == hashlib.sha256(raw).hexdigest()[:16]
+
+
+def test_a_signature_verifies_only_under_its_key_and_bytes(key: Ed25519PrivateKey):
+    data = parse().to_bytes()
+    sig = sign(data, key)
+    assert json.loads(sig) == {"keyId": key_id(key.public_key()),
+                               "signature": base64.b64encode(key.sign(data)).decode()}
+    other = Ed25519PrivateKey.generate().public_key()
+    assert verify_signature(data, sig, [other, key.public_key()]) == key_id(key.public_key())
+    with pytest.raises(ValueError, match="signed by untrusted key"):
+        verify_signature(data, sig, [other])
+    with pytest.raises(ValueError, match="bad signature by key"):
+        verify_signature(data + b" ", sig, [key.public_key()])
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        [],
+        {"keyId": 1, "signature": "AA=="},
+        {"keyId": "0" * 16},
+        {"keyId": "0" * 17, "signature": "AA=="},
+        {"keyId": "G" * 16, "signature": "AA=="},
+        {"keyId": "0" * 16, "signature": "A!=="},
+    ],
+)
+def test_threat_a_malformed_signature_file_is_refused(doc: object, key: Ed25519PrivateKey):
+    with pytest.raises(ValueError, match="malformed signature file"):
+        verify_signature(b"x", json.dumps(doc).encode(), [key.public_key()])
+
+
+def test_a_long_key_id_is_quoted_to_24_characters(key: Ed25519PrivateKey):
+    with pytest.raises(ValueError) as exc:
+        verify_signature(b"x", json.dumps({"keyId": "z" * 100, "signature": "AA=="}).encode(), [key.public_key()])
+    assert "'" + "z" * 23 + "…" in str(exc.value)
+
+
+def test_signature_file_limits_are_exact(key: Ed25519PrivateKey):
+    data = b"payload"
+    doc = json.loads(sign(data, key))
+    assert verify_signature(data, _padded(doc, MAX_SIGNATURE_BYTES), [key.public_key()])
+    with pytest.raises(ValueError, match="over the limit"):
+        verify_signature(data, _padded(doc, MAX_SIGNATURE_BYTES + 1), [key.public_key()])
+    assert MAX_SIGNATURE_BYTES == 4096
+    deep = json.dumps({**doc, "x": [[[[[[[]]]]]]]}).encode()
+    assert verify_signature(data, deep, [key.public_key()])
+    with pytest.raises(ValueError, match="nests more than 8 levels"):
+        verify_signature(data, json.dumps({**doc, "x": [[[[[[[[]]]]]]]]}).encode(), [key.public_key()])
+
+
+def test_only_an_ed25519_public_key_loads(key: Ed25519PrivateKey):
+    pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert key_id(load_public_key(pem)) == key_id(key.public_key())
+    ec = generate_private_key(SECP256R1()).public_key()
+    with pytest.raises(ValueError, match="not an ed25519 public key"):
+        load_public_key(ec.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))

@@ -1,0 +1,133 @@
+"""The render escapers, byte for byte, and systemd's own unquoting of what systemd_quote writes.
+
+A structural check (one [Service], no extra keys, `systemd-analyze verify` clean) still passes when `$` or `%`
+is no longer doubled; these assert the exact text, so each escape rule fails a test when it is weakened.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from compiler.render.escape import c_identifier, c_string, systemd_quote, systemd_text, to_json, to_yaml
+
+
+@pytest.mark.parametrize(
+    ("value", "quoted"),
+    [
+        ("plain", '"plain"'),
+        ('a"b\\c', '"a\\"b\\\\c"'),
+        ("$HOME ${PATH}", '"$$HOME $${PATH}"'),
+        ("%n %%", '"%%n %%%%"'),
+        ("a\nb", '"a\\nb"'),
+        ("\x00\x01\x1f", '"\\x00\\x01\\x1f"'),
+        (" ~\x7f\x80é", '" ~\\x7f\x80é"'),
+        (42, '"42"'),
+    ],
+)
+def test_systemd_quote_exactly(value: object, quoted: str):
+    assert systemd_quote(value) == quoted
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ("Press line 1", "Press line 1"),
+        ("100% %n", "100%% %%n"),
+        ("a\\b", "a\\\\b"),
+        ("a\nb\x1fc\x7fd", "a b c d"),
+        (" ~\x80é$", "~\x80é$"),  # `$` means nothing in free text; the outer blanks are stripped
+        ("\n x \t", "x"),
+    ],
+)
+def test_systemd_text_exactly(value: str, text: str):
+    assert systemd_text(value) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "literal"),
+    [
+        ("plain", '"plain"'),
+        ('a"b\\c', '"a\\"b\\\\c"'),
+        ("??=", '"\\?\\?="'),
+        (" ~\x1f\x7f", '" ~\\037\\177"'),
+        ("é", '"\\303\\251"'),
+    ],
+)
+def test_c_string_exactly(value: str, literal: str):
+    assert c_string(value) == literal
+
+
+@pytest.mark.parametrize(
+    ("value", "ident"),
+    [("press_1", "press_1"), ("a-b.c", "a_b_c"), ("1x", "_1x"), ("", "_"), ("é9", "_9"), ("_a", "_a")],
+)
+def test_c_identifier_exactly(value: str, ident: str):
+    assert c_identifier(value) == ident
+
+
+def test_to_json_is_canonical_text():
+    assert to_json({"b": [1], "a": "é"}) == '{\n  "a": "é",\n  "b": [\n    1\n  ]\n}\n'
+    with pytest.raises(ValueError):
+        to_json({"x": math.nan})
+
+
+def test_to_yaml_keeps_order_block_style_and_long_lines():
+    long = "w " * 100
+    text = to_yaml({"z": {"k": [1, 2]}, "a": long, "q": "yes"})
+    assert text.splitlines()[:4] == ["z:", "  k:", "  - 1", "  - 2"]
+    assert YAML(typ="safe").load(text) == {"z": {"k": [1, 2]}, "a": long, "q": "yes"}
+    assert len(text.splitlines()) == 6  # the 200-character string is one line, not folded at 80
+
+
+PROBES = ['a"b', "c\\d", "100% %n %%", "tab\there", "\x01\x1f\x7f", "sp ace", "é ~ ?"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed on this machine")
+@pytest.mark.parametrize("probe", PROBES)
+def test_systemd_unquotes_what_systemd_quote_wrote(tmp_path: Path, probe: str):
+    """systemd itself reads the word back: `systemd-analyze verify` prints an executable name it refuses
+    after unquoting and specifier expansion, so the name round-trips through systemd's own parser. (`$$` is
+    undone later, at exec time, for arguments only; test_systemd_quote_exactly pins it.)"""
+    word = "/nonexistent/\x02" + probe  # a control character makes systemd print the name it parsed
+    unit = tmp_path / "probe.service"
+    unit.write_text(f"[Unit]\nDescription=probe\n[Service]\nExecStart={systemd_quote(word)} arg\n")
+    r = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=120)
+    found = re.search(r"Executable name contains special characters: (.*?)\n[^\n]*probe\.service", r.stderr, re.S)
+    assert found, r.stderr
+    assert found.group(1) == word
+
+
+def test_the_unit_template_renders_exact_execstart_arguments():
+    from compiler.render.plugins import target_classes
+
+    unit = (
+        target_classes()["edge-pc"]
+        .templates()
+        .get_template("takt-runner.service.j2")
+        .render(
+            bundle_name="d/t",
+            description="100% line\nExecStartPre=/bin/evil",
+            user="takt",
+            nice=0,
+            workdir="/var/lib/takt/current/deployments/d",
+            command="/usr/bin/takt-runner",
+            config='c $HOME %n "q"\\.json',
+            memory_max=None,
+            cpu_quota=None,
+            http_port=8080,
+        )
+    )
+    lines = unit.splitlines()
+    assert (
+        'ExecStart=/usr/bin/env "/usr/bin/takt-runner" --config "c $$HOME %%n \\"q\\"\\\\.json" --http-port 8080'
+        in lines
+    )
+    assert "Description=100%% line ExecStartPre=/bin/evil" in lines
