@@ -286,6 +286,21 @@ def unit_paths(unit: bytes) -> tuple[str | None, str | None]:
     return workdir, config
 
 
+def with_shadow(unit: bytes, shadow: Path | None) -> bytes:
+    """The unit as installed: on a shadow device its ExecStart also names the challenger's entry (`--shadow`)."""
+    if shadow is None:
+        return unit
+    path = str(shadow)
+    if any(c in path for c in "%$\\\n'\"") or not path.isprintable():
+        raise RunnerError(f"the shadow entry {path!r} cannot be written into a systemd unit")
+    lines = unit.decode("utf-8").split("\n")
+    starts = [i for i, line in enumerate(lines) if line.startswith("ExecStart=")]
+    if len(starts) != 1:
+        raise RunnerError("the bundle's unit has no single ExecStart= to add the shadow challenger to")
+    lines[starts[0]] += f" --shadow {shlex.quote(path)}"
+    return "\n".join(lines).encode()
+
+
 @dataclass
 class SystemdUnits:
     """Each bundle's rendered unit installed into `unit_dir`; systemd runs and restarts them."""
@@ -321,7 +336,7 @@ class SystemdUnits:
         """Write the units that differ, remove ours that are no longer wanted; True when anything changed."""
         self.unit_dir.mkdir(parents=True, exist_ok=True)
         changed = False
-        wanted = {unit_name(s.deployment): self._check(s) for s in specs}
+        wanted = {unit_name(s.deployment): with_shadow(self._check(s), s.shadow) for s in specs}
         for old in sorted(self.unit_dir.glob("takt-runner-*.service")):
             if old.name not in wanted and not old.is_symlink():
                 self._ctl("disable", "--now", old.name)

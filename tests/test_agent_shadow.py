@@ -62,3 +62,21 @@ def test_a_shadow_device_stages_both_bundles_and_the_others_only_the_current_one
         assert os.readlink(other / "deployments" / "press-anomaly-muc") == before["ipc-press-1"]
     finally:
         daemon.stop()
+
+
+def test_a_systemd_unit_on_a_shadow_device_runs_the_challenger_beside_the_model(tmp_path: Path):
+    from agent.runners import RunnerError, unit_paths, with_shadow
+
+    unit = (
+        b"[Service]\nWorkingDirectory=/var/lib/takt/current/deployments/press\n"
+        b"ExecStart=/usr/bin/env takt-runner --config /var/lib/takt/current/deployments/press/runner.json"
+        b" --http-port 8080\n"
+    )
+    assert with_shadow(unit, None) == unit
+    shadow = Path("/var/lib/takt/current/shadow/press.json")
+    installed = with_shadow(unit, shadow)
+    assert installed.splitlines()[2].endswith(b" --http-port 8080 --shadow /var/lib/takt/current/shadow/press.json")
+    assert unit_paths(installed) == unit_paths(unit)  # still the agent's layout
+    for hostile in ("/var/lib/ta%kt/s.json", "/var/lib/$X/s.json", "/a\nExecStartPre=/bin/sh"):
+        with pytest.raises(RunnerError):
+            with_shadow(unit, Path(hostile))
