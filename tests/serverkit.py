@@ -5,8 +5,10 @@ again on the same port, to test outages and recovery."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -293,7 +295,10 @@ class MlflowServer:
         ]  # fmt: skip
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(workdir), "MLFLOW_HOME": str(workdir)}
         self.log = (workdir / "server.log").open("wb")
-        self.proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        # its own session: `mlflow server` runs gunicorn, whose master and workers must all stop with it
+        self.proc = subprocess.Popen(
+            cmd, cwd=workdir, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + 120  # the first start migrates the sqlite schema
         while self.proc.poll() is None and time.monotonic() < deadline:
             with socket.socket() as s:
@@ -304,10 +309,12 @@ class MlflowServer:
         raise AssertionError((workdir / "server.log").read_text()[-3000:])
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
+        """The whole process group: the server, gunicorn's master and its workers."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # whatever of the group did not stop in time
+        self.proc.wait()
         self.log.close()
