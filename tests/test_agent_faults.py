@@ -23,7 +23,8 @@ from tests.agentkit import make_world
 
 pytestmark = pytest.mark.slow  # fault injection: minutes of kill -9
 
-TRIALS = int(os.environ.get("TAKT_KILL_TRIALS", "60"))  # per chunk; 4 chunks run in the suite
+# per chunk; 4 chunks run in the suite (activate() itself is also tested deterministically, step by step)
+TRIALS = int(os.environ.get("TAKT_KILL_TRIALS", "30"))
 
 
 def _wait_group_gone(pgid: int, timeout: float = 10.0) -> None:
