@@ -155,6 +155,27 @@ def read_sealed(path: Path, secret: bytes, fmt: bytes, max_bytes: int) -> bytes 
     return body
 
 
+def read_sealed_entries(path: Path, secret: bytes, fmt: bytes, max_bytes: int, stamp: str) -> dict[str, bytes]:
+    """The entries of a sealed `(stamp, entries)` cache written by `write_sealed_entries`; {} when the file is
+    missing, damaged, forged, another user's, or from other code (another `stamp`)."""
+    import pickle
+
+    body = read_sealed(path, secret, fmt, max_bytes)
+    if body is None:
+        return {}
+    try:
+        got_stamp, entries = pickle.loads(body)  # authenticated above with the per-user secret
+    except Exception:  # noqa: BLE001 - an unreadable (sealed) cache is rebuilt, whatever went wrong
+        return {}
+    return entries if got_stamp == stamp and isinstance(entries, dict) else {}
+
+
+def write_sealed_entries(path: Path, secret: bytes, fmt: bytes, stamp: str, entries: dict[str, bytes]) -> None:
+    import pickle
+
+    write_sealed(path, secret, fmt, pickle.dumps((stamp, entries), protocol=pickle.HIGHEST_PROTOCOL))
+
+
 def write_sealed(path: Path, secret: bytes, fmt: bytes, body: bytes) -> None:
     """Write `fmt + seal + body` atomically; a read-only cache directory is only a slower next run."""
     with contextlib.suppress(OSError):

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from compiler import __version__
-from compiler.build_cache import read_sealed, write_sealed
+from compiler.build_cache import read_sealed_entries, write_sealed_entries
 from compiler.bundle.tree import TreeError
 from compiler.models.digest import DigestCache
 from compiler.models.inspect import ModelInfo, Unreadable, inspect_bytes, inspect_model, read_model
@@ -60,16 +60,8 @@ class InspectCache:
 
     @classmethod
     def load(cls, path: Path, secret: bytes) -> InspectCache:
-        cache = cls(path, secret)
-        body = read_sealed(path, secret, FORMAT, MAX_BYTES)
-        if body is None:
-            return cache
-        try:
-            stamp, entries = pickle.loads(body)  # authenticated above with the per-user secret
-        except Exception:  # noqa: BLE001 - an unreadable (sealed) cache is rebuilt, whatever went wrong
-            return cache
-        if stamp == code_stamp() and isinstance(entries, dict):
-            cache.entries = entries
+        cache = cls(path, secret)  # missing, damaged, forged, another user's or older code: only a slower run
+        cache.entries = read_sealed_entries(path, secret, FORMAT, MAX_BYTES, code_stamp())
         return cache
 
     def inspect(self, path: Path, digests: DigestCache) -> ModelInfo | Unreadable:
@@ -102,6 +94,5 @@ class InspectCache:
         if self.path is None or not self.dirty:
             return
         kept = dict(list(self.entries.items())[-MAX_ENTRIES:])
-        body = pickle.dumps((code_stamp(), kept), protocol=pickle.HIGHEST_PROTOCOL)
-        write_sealed(self.path, self.secret, FORMAT, body)
+        write_sealed_entries(self.path, self.secret, FORMAT, code_stamp(), kept)
         self.dirty = False

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from compiler import __version__
-from compiler.build_cache import read_sealed, write_sealed
+from compiler.build_cache import read_sealed_entries, write_sealed_entries
 from compiler.diagnostics import Diagnostic
 from compiler.loader.yamldoc import Span
 from compiler.validate.document import SpecDocument
@@ -94,16 +94,8 @@ class DocumentCache:
 
     @classmethod
     def load(cls, path: Path, secret: bytes) -> DocumentCache:
-        cache = cls(path, secret)
-        body = read_sealed(path, secret, FORMAT, MAX_BYTES)
-        if body is None:
-            return cache  # missing, damaged, forged or another user's: only a slower run
-        try:
-            stamp, entries = pickle.loads(body)  # authenticated above with the per-user secret
-        except Exception:  # noqa: BLE001 - an unreadable (sealed) cache is rebuilt, whatever went wrong
-            return cache
-        if stamp == code_stamp() and isinstance(entries, dict):
-            cache.entries = entries
+        cache = cls(path, secret)  # missing, damaged, forged, another user's or older code: only a slower run
+        cache.entries = read_sealed_entries(path, secret, FORMAT, MAX_BYTES, code_stamp())
         return cache
 
     @staticmethod
@@ -138,5 +130,4 @@ class DocumentCache:
         """Keep what this run used (the cache never grows past one repo's files)."""
         if self.used.keys() == self.entries.keys():
             return
-        body = pickle.dumps((code_stamp(), self.used), protocol=pickle.HIGHEST_PROTOCOL)
-        write_sealed(self.path, self.secret, FORMAT, body)  # a read-only home: only a slower next run
+        write_sealed_entries(self.path, self.secret, FORMAT, code_stamp(), self.used)  # read-only home: slower only
