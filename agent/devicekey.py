@@ -43,7 +43,8 @@ def load_device_key(path: Path) -> Ed25519PrivateKey:
     try:
         if path.stat().st_mode & 0o077:
             raise DeviceKeyError(f"{path} is readable by others (chmod 600 it)")
-        data = path.read_bytes()[: MAX_KEY_BYTES + 1]
+        with path.open("rb") as fh:  # bounded as it is read, not after: a key is a few hundred bytes
+            data = fh.read(MAX_KEY_BYTES + 1)
     except OSError as exc:
         raise DeviceKeyError(
             f"cannot read the device key {path}: {exc.strerror} (takt agent keygen makes it)"
