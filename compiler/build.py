@@ -31,6 +31,7 @@ from compiler.build_cache import BuildCache, CacheEntry, load_secret, tree_stamp
 from compiler.bundle import canonical_json, verify_bundle, write_bundle
 from compiler.bundle.atomic import write_atomic
 from compiler.bundle.tree import TreeError, first_link, read_regular, regular_inside
+from compiler.commands.errors import CommandError, ExitCode
 from compiler.diagnostics import Diagnostic, Severity
 from compiler.models.digest import DigestCache
 from compiler.models.inspect import PROTOBUF_LIMIT
@@ -48,8 +49,10 @@ if TYPE_CHECKING:
 BUILD_CACHE = ".takt-build.json"
 
 
-class BuildError(Exception):
+class BuildError(CommandError):
     """The build cannot start (an unusable output directory); the message says what to change."""
+
+    exit_code = ExitCode.USAGE
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from typing import Any
 import git
 
 from compiler.build import build
+from compiler.commands.errors import CommandError, ExitCode
 from compiler.diagnostics import Severity
 from compiler.validate.pipeline import validate
 
@@ -28,12 +29,16 @@ TEXT_SUFFIXES = {".json", ".yaml", ".yml", ".service", ".h", ".c", ".cmake", ".c
 MAX_DIFF_LINES = 400
 
 
-class DiffError(Exception):
+class DiffError(CommandError):
     """The diff cannot be computed (unknown revision, not a Git repository): a usage error."""
+
+    exit_code = ExitCode.USAGE
 
 
 class RevisionHasErrors(DiffError):
     """A revision's specs do not validate: findings, not a usage error."""
+
+    exit_code = ExitCode.FINDINGS
 
 
 @dataclass

@@ -10,12 +10,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from compiler.bundle.atomic import write_atomic
 from compiler.bundle.desired import key_id
+from compiler.commands.errors import CommandError, ExitCode
 
 PRIVATE_NAME, PUBLIC_NAME = "takt-signing.key", "takt-signing.pub"
 
 
-class KeyError_(Exception):
+class KeyError_(CommandError):
     """A key that cannot be used; the message never contains key material."""
+
+    exit_code = ExitCode.USAGE
 
 
 def keygen(out: Path, *, force: bool = False) -> tuple[Path, Path, str]:
