@@ -129,6 +129,13 @@ _RULES = [
         "Sparkplug B topics are spBv1.0/<group>/<type>/<edge node>[/<device>].",
     ),
     Rule("TAKT2012", "Invalid JSON path", E, "Use a JSONPath such as `$.sensors.temp` or `$.values[0]`."),
+    Rule(
+        "TAKT2013",
+        "MQTT field address does not fit the payload encoding",
+        E,
+        "A Sparkplug B field names its `metric` (protobuf payloads); a field of a JSON source names a `jsonPath`.",
+        split_from="TAKT2011",
+    ),
     Rule("TAKT2020", "Invalid Modbus address", E),
     Rule("TAKT2021", "Modbus data type does not fit the register type", E),
     Rule(
@@ -156,6 +163,20 @@ _RULES = [
         "An integer register holds (prediction − offset) / scale rounded: a scale keeps the decimals.",
     ),
     Rule(
+        "TAKT2026",
+        "Modbus settings do not fit the transport",
+        E,
+        "RTU needs `serial:` and a unit id 1..247; serial settings apply to RTU only.",
+        split_from="TAKT2020",
+    ),
+    Rule(
+        "TAKT2027",
+        "Modbus scale is 0",
+        E,
+        "A reading is raw × scale + offset: scale 0 makes every reading the offset, and an output divides by it.",
+        split_from="TAKT2020",
+    ),
+    Rule(
         "TAKT2029",
         "Modbus address looks like Modicon notation",
         W,
@@ -173,6 +194,13 @@ _RULES = [
         "The Deployment pins a model version that the Model spec does not have.",
     ),
     Rule("TAKT3005", "Duplicate device id", E),
+    Rule(
+        "TAKT3007",
+        "Duplicate field name in a DataSource",
+        E,
+        "Bindings name a DataSource's fields: each name once per DataSource.",
+        split_from="TAKT3002",
+    ),
     Rule("TAKT3006", "Latency budget for an unknown target or class", E, "Name a Target or a target class."),
     # 4xxx: semantics across documents
     Rule("TAKT4001", "Model input not bound", E, "Every model input must be fed by a data-source binding."),

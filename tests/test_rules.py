@@ -18,7 +18,7 @@ import pytest
 
 from compiler.codes import RULES
 from compiler.diagnostics import Diagnostic
-from compiler.validate import references, semantics
+from compiler.validate import modbus_outputs, protocols, references, semantics
 from tests.conftest import BASE, PROJECT, TINY, TINY_SHA, tiny_model, write_repo
 from tests.test_modbus_and_numbers import modbus
 from tests.test_modbus_output import MODBUS_SOURCE, _deploy
@@ -235,8 +235,21 @@ CASES: dict[str, Case] = {
         "mqtt.yaml",
         "spBv1.0/g/NDATA",
     ),
+    "TAKT2013": Case(
+        {"mqtt.yaml": MQTT.replace("TOPIC", "a/b").replace(', jsonPath: "PATH"', ", metric: t")},
+        "mqtt.yaml",
+        "metric: t",
+    ),
     "TAKT2012": Case({"mqtt.yaml": MQTT.replace("TOPIC", "a/b").replace("PATH", "$..[")}, "mqtt.yaml", "jsonPath"),
     "TAKT2020": Case({"mb.yaml": modbus(65536, data="int16")}, "mb.yaml", "address: 65536"),
+    "TAKT2026": Case(
+        {"mb.yaml": modbus(1).replace("samplingInterval: 1s", "samplingInterval: 1s\n      serial: {baudRate: 9600}")},
+        "mb.yaml",
+        "serial:",
+    ),
+    "TAKT2027": Case(
+        {"mb.yaml": modbus(1).replace("dataType: float32}", "dataType: float32, scale: 0}")}, "mb.yaml", "scale: 0"
+    ),
     "TAKT2021": Case(
         {"mb.yaml": modbus(1, kind="coil", data="float32").replace("dataType: bool", "dataType: float32")},
         "mb.yaml",
@@ -301,6 +314,19 @@ CASES: dict[str, Case] = {
         },
         "fleet.yaml",
         "id: ipc-1",
+    ),
+    "TAKT3007": Case(
+        {
+            "mb.yaml": modbus(1).replace(
+                "        - {name: a,",
+                "        - {name: a, dtype: float32,"
+                " address: {registerType: holding-register, address: 9, dataType: float32}}\n"
+                "        - {name: a,",
+            )
+        },
+        "mb.yaml",
+        "name: a",
+        nth=2,
     ),
     "TAKT3006": Case(
         {"tests.yaml": Edit("budget: {p99: 5ms}}", "budget: {p99: 5ms}, budgets: {ipc-x68: {p99: 5ms}}}")},
@@ -644,12 +670,12 @@ def test_every_code_has_a_case():
     assert sorted(set(CASES) - set(RULES)) == []
 
 
-CHECKS = references.CHECKS + semantics.CHECKS
+CHECKS = references.CHECKS + protocols.CHECKS + modbus_outputs.CHECKS + semantics.CHECKS
 
 
 def test_one_check_per_code_and_only_its_code(tmp_path: Path):
-    """The registries of the reference and semantics stages: each code has one check, and a check
-    yields nothing but its code."""
+    """The registries of the reference, protocol, Modbus output and semantics stages: each code has
+    one check, and a check yields nothing but its code."""
     codes = [c.code for c in CHECKS]
     assert len(codes) == len(set(codes)) and set(codes) <= set(RULES)
     from compiler.validate.pipeline import validate
@@ -667,7 +693,7 @@ def test_split_codes_are_documented():
     """Codes split from one that meant several things name it; the README lists the split."""
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     split = [r for r in RULES.values() if r.split_from]
-    assert {r.split_from for r in split} == {"TAKT4015", "TAKT2020"}
+    assert {r.split_from for r in split} == {"TAKT4015", "TAKT2020", "TAKT2011", "TAKT3002"}
     for r in split:
         assert r.code in readme and r.split_from in readme
 
