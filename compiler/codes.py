@@ -52,6 +52,13 @@ _RULES = [
         "Spec files are read only inside the project; commit the file itself, not a link to it.",
     ),
     Rule("TAKT0012", "Nesting too deep", E, "Specs need a few levels of nesting; deeper input is refused unread."),
+    Rule(
+        "TAKT0013",
+        "Mapping key is not a plain scalar",
+        E,
+        "Keys are plain names (`? [a, b]` and other complex keys are refused).",
+        split_from="TAKT0008",
+    ),
     # 1xxx: structure of documents
     Rule("TAKT1001", "Unknown or missing apiVersion", E, "Use `apiVersion: takt/v1`."),
     Rule("TAKT1002", "Unknown or missing kind", E),
@@ -85,6 +92,13 @@ _RULES = [
         "Invalid device public key",
         E,
         "Paste the line `takt agent keygen` printed (`ssh-ed25519 AAAA…`), or an ed25519 PEM public key.",
+    ),
+    Rule(
+        "TAKT1014",
+        "Metric threshold outside the metric's range",
+        E,
+        "Accuracy, precision, recall and F1 are proportions: their threshold is within 0..1.",
+        split_from="TAKT1007",
     ),
     # 2xxx: data-access addresses, by protocol
     Rule("TAKT2001", "Invalid OPC UA node id", E, "Use `nsu=<namespace URI>;s=<id>` or `ns=<index>;i|s|g|b=<id>`."),

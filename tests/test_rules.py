@@ -170,6 +170,7 @@ CASES: dict[str, Case] = {
     "TAKT0006": Case({"bomb.yaml": ALIAS_BOMB + "\n"}, "bomb.yaml", "a: &a"),
     "TAKT0007": Case({"tag.yaml": "apiVersion: takt/v1\nkind: !custom Model\n"}, "tag.yaml", "kind: !custom"),
     "TAKT0008": Case({"list.yaml": "- a\n- b\n"}, "list.yaml", "- a"),
+    "TAKT0013": Case({"key.yaml": "apiVersion: takt/v1\n? [a, b]\n: 1\n"}, "key.yaml", "? [a, b]"),
     "TAKT0009": Case({}, "gone.yaml", None, setup=_link("gone.yaml", "nowhere.yaml")),
     "TAKT0010": Case({"merge.yaml": "a: &x 1\nb:\n  <<: *x\n"}, "merge.yaml", "a: &x 1"),
     "TAKT0011": Case({}, "pipe.yaml", None, setup=_fifo),
@@ -199,6 +200,17 @@ CASES: dict[str, Case] = {
         {"sources.yaml": Edit('credentialsRef: "env:OPCUA"', 'credentialsRef: "bogus:x"')}, "sources.yaml", "bogus:x"
     ),
     "TAKT1012": Case({"model.yaml": Edit("path: models/m.onnx", "path: /etc/passwd")}, "model.yaml", "/etc/passwd"),
+    "TAKT1014": Case(
+        {
+            "tests.yaml": Edit(
+                "    - {name: dat, type: data, dataset: ref}",
+                "    - {name: dat, type: data, dataset: ref}\n"
+                "    - {name: acc, type: metric, metric: recall, dataset: ref, threshold: 1.5, output: y}",
+            )
+        },
+        "tests.yaml",
+        "threshold: 1.5",
+    ),
     "TAKT1013": Case(
         {"fleet.yaml": Edit("spec: {target: ipc}", 'spec: {target: ipc, publicKey: "ssh-ed25519 AAAA-not-a-key"}')},
         "fleet.yaml",
@@ -689,11 +701,20 @@ def test_one_check_per_code_and_only_its_code(tmp_path: Path):
             assert {d.code for d in check.run(index)} <= {check.code}, check.name
 
 
+def test_each_code_has_one_check_across_every_stage():
+    """The structure stage's checks (envelope, model errors) and the cross-document ones: no code twice."""
+    from compiler.validate import structure
+
+    codes = [c.code for c in (*CHECKS, structure.ENVELOPE, *structure.CHECKS, *structure.MODEL_CHECKS)]
+    assert sorted(c for c in set(codes) if codes.count(c) > 1) == []
+    assert set(codes) <= set(RULES)
+
+
 def test_split_codes_are_documented():
     """Codes split from one that meant several things name it; the README lists the split."""
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     split = [r for r in RULES.values() if r.split_from]
-    assert {r.split_from for r in split} == {"TAKT4015", "TAKT2020", "TAKT2011", "TAKT3002"}
+    assert {r.split_from for r in split} == {"TAKT4015", "TAKT2020", "TAKT2011", "TAKT3002", "TAKT0008", "TAKT1007"}
     for r in split:
         assert r.code in readme and r.split_from in readme
 

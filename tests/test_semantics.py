@@ -214,7 +214,7 @@ def test_test_suite_dataset_and_output_references(repo):
     assert only(r, "TAKT4016").hint == "did you mean 'ref'?"
     metric = TESTS + "    - {name: acc, type: metric, metric: accuracy, dataset: ref, threshold: 1.5, output: yy}\n"
     r = repo({"tests.yaml": metric})
-    assert "TAKT4016" in codes(r) and "TAKT1007" in codes(r)
+    assert "TAKT4016" in codes(r) and "TAKT1014" in codes(r)  # TAKT1014 split from TAKT1007
 
 
 def test_opcua_lints(repo):

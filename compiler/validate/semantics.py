@@ -285,7 +285,7 @@ def metric_threshold_in_range(index: SpecIndex) -> Iterator[Diagnostic]:
             and not 0 <= test.threshold <= 1
         ):
             yield doc.diag(
-                "TAKT1007", f"{test.metric} threshold must be within 0..1", ("spec", "tests", i, "threshold")
+                "TAKT1014", f"{test.metric} threshold must be within 0..1", ("spec", "tests", i, "threshold")
             )
 
 
@@ -686,7 +686,7 @@ CHECKS: tuple[Check, ...] = (
     Check("TAKT4014", model_signature_consistent),
     Check("TAKT3002", test_names_unique),
     Check("TAKT4016", test_references_resolve),
-    Check("TAKT1007", metric_threshold_in_range),
+    Check("TAKT1014", metric_threshold_in_range),
     Check("TAKT4008", outputs_exist),
     Check("TAKT4033", output_connection_protocol),
     Check("TAKT4007", gates_test_the_model),
