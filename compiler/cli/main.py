@@ -485,8 +485,9 @@ def diff_cmd(base: str, head: str, path: Path, fmt: str) -> None:
     """
     import json
 
-    from compiler.diff import diff, render_markdown
-    from compiler.diff import render_text as diff_text
+    from compiler.diff import diff
+    from compiler.report.diff import render_markdown
+    from compiler.report.diff import render_text as diff_text
 
     _, err = _consoles()
     with _failing(err):
