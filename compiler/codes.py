@@ -285,6 +285,12 @@ _RULES = [
         E,
         "Classes are the folders of targets/ and installed packages in the entry-point group `takt.targets`.",
     ),
+    Rule(
+        "TAKT4035",
+        "Target profile does not fit its class",
+        E,
+        "Each class declares its profile's fields and types (targets/<class>/profile.py); `takt validate` names the field.",
+    ),
     # 4040..4049: rollouts
     Rule(
         "TAKT4040",

@@ -465,6 +465,9 @@ CASES: dict[str, Case] = {
         "connection: plc",
     ),
     "TAKT4034": Case({"fleet.yaml": Edit("class: edge-pc", "class: jetsn")}, "fleet.yaml", "class: jetsn"),
+    "TAKT4035": Case(
+        {"fleet.yaml": Edit(RUNTIME, RUNTIME + '\n  profile: {httpPort: "8080"}')}, "fleet.yaml", "httpPort"
+    ),
     # 5xxx: models and data on disk
     "TAKT5001": Case({"models/m.onnx": None}, "model.yaml", "artifact:"),
     "TAKT5002": Case({"models/m.onnx": tiny_model(opset=16)}, "model.yaml", "artifact:"),
