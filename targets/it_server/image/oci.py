@@ -106,13 +106,8 @@ def build(root: Path, out: Path, ref: str, epoch: int) -> str:
         "architecture": "amd64",
         "os": "linux",
         "created": created,
-        "config": {
-            "User": USER,
-            "Entrypoint": ENTRYPOINT,
-            "Env": ENV,
-            "WorkingDir": "/",
-            "ExposedPorts": {"8080/tcp": {}},
-        },
+        "config": {"User": USER, "Entrypoint": ENTRYPOINT, "Env": ENV, "WorkingDir": "/",
+                   "ExposedPorts": {"8080/tcp": {}}},
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         "history": [{"created": created, "created_by": "targets/it_server/image/build.sh"}],
     }
@@ -121,14 +116,10 @@ def build(root: Path, out: Path, ref: str, epoch: int) -> str:
     manifest = {
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {
-            "mediaType": "application/vnd.oci.image.config.v1+json",
-            "digest": config_digest,
-            "size": config_size,
-        },
-        "layers": [
-            {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer_digest, "size": layer_size}
-        ],
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest,
+                   "size": config_size},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer_digest,
+                    "size": layer_size}],
         "annotations": {"org.opencontainers.image.created": created, "org.opencontainers.image.title": "takt-runner"},
     }
     manifest_digest, manifest_size = blob(out, canonical(manifest))
