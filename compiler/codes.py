@@ -208,6 +208,7 @@ _RULES = [
         "The Deployment pins a model version that the Model spec does not have.",
     ),
     Rule("TAKT3005", "Duplicate device id", E),
+    Rule("TAKT3006", "Latency budget for an unknown target or class", E, "Name a Target or a target class."),
     Rule(
         "TAKT3007",
         "Duplicate field name in a DataSource",
@@ -215,7 +216,6 @@ _RULES = [
         "Bindings name a DataSource's fields: each name once per DataSource.",
         split_from="TAKT3002",
     ),
-    Rule("TAKT3006", "Latency budget for an unknown target or class", E, "Name a Target or a target class."),
     # 4xxx: semantics across documents
     Rule("TAKT4001", "Model input not bound", E, "Every model input must be fed by a data-source binding."),
     Rule("TAKT4002", "Binding field count does not match the model input", E),
