@@ -19,11 +19,12 @@ from compiler.cli.model_cmd import matrix, model_group
 from compiler.cli.progress import DelayedProgress
 from compiler.cli.rollout_cmd import rollout_group
 from compiler.codes import all_rules
+from compiler.commands.errors import ExitCode
 from compiler.report.formats import FORMATS, Report, render
 from compiler.report.text import render_text
 from compiler.report.words import plural
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = ExitCode.OK, ExitCode.FINDINGS, ExitCode.USAGE  # the library's (compiler.commands)
 
 
 def write_atomic(path: Path, text: str) -> None:
