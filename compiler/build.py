@@ -239,10 +239,7 @@ def build(
         try:  # validation refused paths that leave the project; this read is checked again all the same
             model_path = model_file
             sample_digests = {
-                t.samples: sha_of(inside(t.samples))
-                for s in suites
-                for t in s.spec.tests
-                if isinstance(t, GoldenTest)
+                t.samples: sha_of(inside(t.samples)) for s in suites for t in s.spec.tests if isinstance(t, GoldenTest)
             }
         except (TreeError, OSError) as exc:
             build_result.blocked.append((dep.metadata.name, f"cannot read an input file: {exc}"))
