@@ -453,3 +453,21 @@ def test_bundles_rendered_in_worker_processes_are_the_bytes_of_a_serial_build(
     assert {k: v for k, v in _tree(tmp_path / "pooled").items() if k not in strip} == {
         k: v for k, v in _tree(tmp_path / "serial").items() if k not in strip
     }
+
+
+def test_source_provenance_names_the_commit_and_its_time_or_none_outside_git(tmp_path: Path):
+    from compiler.build import source_provenance
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert source_provenance(plain) == {"sourceCommit": None}  # a tmp dir: no checkout around it
+    root = tmp_path / "repo"
+    root.mkdir()
+    _git(root, "init", "-q", "-b", "main")
+    assert source_provenance(root) == {"sourceCommit": None}  # no commit yet
+    (root / "a.yaml").write_text("x: 1\n")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", "specs")
+    (root / "sub").mkdir()
+    head = _git(root, "rev-parse", "HEAD").strip()
+    assert source_provenance(root / "sub") == {"sourceCommit": head, "sourceDate": "2026-01-01T00:00:00+00:00"}
