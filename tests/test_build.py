@@ -421,3 +421,53 @@ def test_threat_a_bundle_changed_behind_its_stamp_is_verified_and_rendered_again
     again = {x.name: x for x in build(validate(root), tmp_path / "out", run_gates=False, jobs=1).bundles}
     assert not again[b.name].reused and again[b.name].digest == b.digest
     assert verify_bundle(bundle, b.digest, exact_modes=True)[1] == []
+
+
+@pytest.mark.slow
+def test_bundles_rendered_in_worker_processes_are_the_bytes_of_a_serial_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Small builds render in one process (a pool costs more than they do); a large one forks workers.
+    Both give the same tree: the pool is forced here on an example and its workers are counted."""
+    import concurrent.futures
+
+    import compiler.build as build_module
+
+    root = copy_example("press-line-anomaly", tmp_path / "spec")
+    serial = build(validate(root), tmp_path / "serial", run_gates=False, jobs=1)
+    started: list[int] = []
+    real_pool = concurrent.futures.ProcessPoolExecutor
+
+    def counting_pool(*args, **kw):
+        started.append(kw["max_workers"])
+        return real_pool(*args, **kw)
+
+    monkeypatch.setattr(build_module, "ProcessPoolExecutor", counting_pool)
+    small = build(validate(root), tmp_path / "small", run_gates=False, jobs=2)
+    assert started == []  # below MIN_PARALLEL_WORK: no pool
+    monkeypatch.setattr(build_module, "MIN_PARALLEL_WORK", 1)
+    pooled = build(validate(root), tmp_path / "pooled", run_gates=False, jobs=2)
+    assert started == [min(2, len(pooled.bundles))] and len(pooled.bundles) >= 2
+    assert [b.digest for b in pooled.bundles] == [b.digest for b in serial.bundles] == [b.digest for b in small.bundles]
+    strip = {".takt-build.json"}
+    assert {k: v for k, v in _tree(tmp_path / "pooled").items() if k not in strip} == {
+        k: v for k, v in _tree(tmp_path / "serial").items() if k not in strip
+    }
+
+
+def test_source_provenance_names_the_commit_and_its_time_or_none_outside_git(tmp_path: Path):
+    from compiler.build import source_provenance
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert source_provenance(plain) == {"sourceCommit": None}  # a tmp dir: no checkout around it
+    root = tmp_path / "repo"
+    root.mkdir()
+    _git(root, "init", "-q", "-b", "main")
+    assert source_provenance(root) == {"sourceCommit": None}  # no commit yet
+    (root / "a.yaml").write_text("x: 1\n")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", "specs")
+    (root / "sub").mkdir()
+    head = _git(root, "rev-parse", "HEAD").strip()
+    assert source_provenance(root / "sub") == {"sourceCommit": head, "sourceDate": "2026-01-01T00:00:00+00:00"}
