@@ -1,16 +1,18 @@
 """`takt test` at plant scale: the press-line example with its datasets resampled to N rows.
 
-For each N and format (Parquet, CSV) it prints, side by side: `takt test` (wall time, rows per
-second, peak RSS of the process) and a plain script that reads the same files with pyarrow and
+For each N and format (Parquet, CSV) it prints, side by side: `takt test` (wall time, CPU time, rows
+per second, peak RSS of the process) and a plain script that reads the same files with pyarrow and
 computes the same statistics with numpy and onnxruntime (recall counts, data checks, PSI, noise
-flips). With `--old DIR` it also runs `takt test` from another checkout (e.g. `git worktree add
-/tmp/old <commit>`) on the CSV files, for before/after figures.
+flips), streaming as takt does. The first row is the fixed baseline: the same suite on 10⁴ rows, where
+no budget is reached. With `--old DIR` it also runs `takt test` from another checkout (e.g.
+`git worktree add /tmp/old <commit>`) on the CSV files, for before/after figures.
 
-Run: `python bench/bench_test_data.py [N ...] [--old DIR] [--memory 256MiB,1GiB] [--formats parquet,csv]`
-(default N: 1000000 10000000; files go to a temp dir). Several budgets show whether the peak RSS of
-the whole process (interpreter, pyarrow, onnxruntime and the buffers) follows `--memory`, not only
-the data buffers. The latency test is gating: on a loaded machine its p99 budget may fail (exit 1,
-said in `result`).
+Run: `python bench/bench_test_data.py [N ...] [--memory 64MiB,1GiB] [--formats parquet,csv]
+[--csv-max 1e7] [--data DIR] [--old DIR]` (default N: 1000000 10000000). `--data` keeps the generated
+files (10⁸ rows of Parquet are ~8 GB, made once in chunks) for later runs; without it they go to a temp
+dir. CSV runs only up to `--csv-max` rows. Several budgets show whether the peak RSS of the whole
+process follows `--memory`. The latency test is gating: on a loaded machine its p99 budget may fail
+(exit 1, said in `result`).
 """
 
 from __future__ import annotations
