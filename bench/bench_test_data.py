@@ -61,7 +61,8 @@ def _write(chunks: Iterator[dict[str, np.ndarray]], stem: Path, formats: tuple[s
         for cols in chunks:
             table = pa.table(cols)
             if "parquet" in formats:
-                writers.setdefault("parquet", pq.ParquetWriter(stem.with_suffix(".parquet"), table.schema))
+                if "parquet" not in writers:  # one writer: a second one would truncate the file under the first
+                    writers["parquet"] = pq.ParquetWriter(stem.with_suffix(".parquet"), table.schema)
                 writers["parquet"].write_table(table, row_group_size=CHUNK)
             if "csv" in formats:
                 if "csv" not in writers:
