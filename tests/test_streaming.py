@@ -81,6 +81,24 @@ def test_memory_sizes(text: str, size: int):
     assert batch_rows(size, 5) <= 65_536 and sample_capacity(size, 2, 0.25) * 32 * 3 <= size * 0.25 + 96
 
 
+@pytest.mark.parametrize("total", [16 << 20, 64 << 20, 1 << 30, 8 << 30])
+def test_the_budget_shares_add_up_to_the_budget(total: int):
+    """Each stage's buffers are sized from its share, and one test's shares leave 1/8 of the budget free."""
+    b = Budget(total)
+    assert b.BATCH + b.KEEP + b.WORK <= 7 / 8
+    for columns in (1, 6, 40):
+        rows = b.batch_rows(columns)
+        assert rows * 64 * columns <= total * b.BATCH or rows == 1024  # the floor of a batch
+        assert 64 << 10 <= b.read_buffer(columns) <= 1 << 20
+        assert b.read_buffer(columns) * columns <= total * b.BATCH / 4 or b.read_buffer(columns) == 64 << 10
+        for samples in (1, 2):
+            assert b.sample_rows(columns, samples) * 3 * (8 * columns + 16) * samples <= total * b.KEEP
+    assert b.pair_rows() * 32 <= total * b.KEEP
+    for arrays in (1, 2):
+        assert b.resample_values(arrays) * 8 * (1 + arrays) <= total * b.WORK
+    assert Budget(total // 4).batch_rows(6) <= b.batch_rows(6)  # a smaller budget, smaller batches
+
+
 def _generated(n: int, seed: int, shift: float = 0.0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     temp = rng.normal(20 + shift, 4, n)
