@@ -8,7 +8,7 @@ no budget is reached. With `--old DIR` it also runs `takt test` from another che
 `git worktree add /tmp/old <commit>`) on the CSV files, for before/after figures.
 
 Run: `python bench/bench_test_data.py [N ...] [--memory 64MiB,1GiB] [--formats parquet,csv]
-[--csv-max 1e7] [--data DIR] [--old DIR]` (default N: 1000000 10000000). `--data` keeps the generated
+[--csv-max 1e7] [--plain-max N] [--data DIR] [--old DIR]` (default N: 1000000 10000000). `--data` keeps the generated
 files (10⁸ rows of Parquet are ~8 GB, made once in chunks) for later runs; without it they go to a temp
 dir. CSV runs only up to `--csv-max` rows. Several budgets show whether the peak RSS of the whole
 process follows `--memory`. The latency test is gating: on a loaded machine its p99 budget may fail
@@ -244,6 +244,7 @@ def main() -> None:
     memories: list[str | None] = list(m.split(",")) if (m := _option(args, "--memory")) else [None]
     formats = tuple(_option(args, "--formats", "parquet,csv").split(","))  # type: ignore[union-attr]
     csv_max = int(float(_option(args, "--csv-max", "1e7")))  # type: ignore[arg-type]
+    plain_max = int(float(_option(args, "--plain-max", "1e9")))  # type: ignore[arg-type]
     keep = _option(args, "--data")  # generated files kept here (made once, reused); else a temp dir
     sizes = [int(float(a)) for a in args] or [1_000_000, 10_000_000]
     print(f"load before: {os.getloadavg()[0]:.1f} (1 min), {os.cpu_count()} cores")
@@ -260,7 +261,7 @@ def main() -> None:
                 _use(project, fmt)
                 what = "baseline" if n == 10_000 else "takt"
                 runs = [(f"{what} {memory or '1GiB'}", _takt(project, memory=memory)) for memory in memories]
-                if n != 10_000:
+                if 10_000 < n <= plain_max:
                     runs.append(("plain", _measure([sys.executable, __file__, "--plain", str(project), fmt])))
                 if old is not None and fmt == "csv" and n <= OLD_MAX_ROWS:
                     runs.append(("takt (old)", _takt(project, Path(old))))
