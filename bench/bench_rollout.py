@@ -110,7 +110,7 @@ def child(n: int) -> dict[str, float]:
         _fast_import(repo, files, refs)
         keys = {d: k.public_key() for d, k in dkeys.items()}
         t = time.perf_counter()
-        res = promote(str(repo), "deploy", key, lambda seen: read_reports(str(repo), keys, seen=seen),
+        res = promote(str(repo), "deploy", key, lambda seen, only: read_reports(str(repo), keys, seen=seen, only=only),
                       T0 + timedelta(hours=1))  # fmt: skip
         seconds = time.perf_counter() - t
         assert len(res.commits) == 1 and res.decisions[0].action.value == "promote", res.decisions

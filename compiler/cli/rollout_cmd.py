@@ -35,7 +35,7 @@ def _setup(path: Path, repo_url: str | None, branch: str | None, key_ref: str | 
     if "://" not in url and not url.startswith("git@") and not Path(url).is_absolute():
         url = str((repo_base / url).resolve())
     keys = declared_keys(d.model for d in result.index.valid("Device"))  # type: ignore[misc]
-    return url, branch, key_ref, lambda seen: read_reports(url, keys, seen=seen)
+    return url, branch, key_ref, lambda seen, only: read_reports(url, keys, seen=seen, only=only)
 
 
 _common = [
@@ -72,8 +72,8 @@ def status_cmd(path: Path, repo_url: str | None, branch: str | None, key_ref: st
         key = load_private_key(key_ref)
         ignored: list = []
 
-        def reading(seen):
-            fleet = reports(seen)
+        def reading(seen, only):
+            fleet = reports(seen, only)
             ignored.extend(fleet.ignored)
             return fleet
 
@@ -101,8 +101,8 @@ def promote_cmd(
     url, branch, key_ref, reports = _setup(path, repo_url, branch, key_ref)
     ignored: list = []
 
-    def reading(seen):
-        fleet = reports(seen)
+    def reading(seen, only):
+        fleet = reports(seen, only)
         ignored.extend(fleet.ignored)
         return fleet
 

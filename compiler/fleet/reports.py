@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -181,10 +181,14 @@ def read_reports(
     *,
     seen: Seen | None = None,
     history: int = MAX_HISTORY,
+    only: Collection[str] | None = None,
     workdir: Path | None = None,
     timeout: float = 300.0,
 ) -> FleetReports:
     """Every status ref of the deploy repo at `url`, verified against `keys` (see the module doc).
+
+    `only`: read just these devices' refs (what a rollout decision needs: its step devices); the
+    refs of other declared devices are then neither fetched nor judged, and their memory is kept.
 
     Raises FleetReadError when the repository cannot be read at all; a bad report is never an error.
     """
@@ -198,7 +202,7 @@ def read_reports(
             ignored.append(Ignored(ref, clip(name, 64), Rejected.MALFORMED, "the ref does not name a device id"))
         elif name not in keys:
             ignored.append(Ignored(ref, name, Rejected.UNKNOWN_DEVICE, f"no Device spec declares {name}"))
-        else:
+        elif only is None or name in only:
             wanted[ref] = name
     with tempfile.TemporaryDirectory(prefix="takt-fleet-", dir=workdir) as tmp:
         store = RefStore(Path(tmp) / "status.git", timeout)
