@@ -132,15 +132,20 @@ class _Clusters:
     def __init__(self, repo: git.Repo, tree: Mapping[str, Blob], source: ClusterSource) -> None:
         self.repo, self.tree, self.source = repo, tree, source
         self.activations: dict[str, Activation] = {}
+        self.paths: dict[str, set[str]] = {}  # device → its paths under clusters/ (one pass, not one per device)
+        for path in tree:
+            parts = path.split("/", 2)
+            if len(parts) == 3 and parts[0] == CLUSTERS:
+                self.paths.setdefault(parts[1], set()).add(path)
 
     def rewrite(self, entries: Entries, device: str, refs: tuple[BundleRef, ...]) -> None:
         for ref in refs:
             if ref.digest not in self.activations:
                 self.activations[ref.digest] = branch_manifest(self.repo, self.tree, ref.digest)[0].activation
         files = cluster_entries(device, refs, self.activations, self.source)
-        prefix = f"{CLUSTERS}/{device}/"
-        for path in [p for p in entries if p.startswith(prefix) and p not in files]:
-            del entries[path]  # no bundle of cluster activation left (or stray data): publish writes none
+        for path in self.paths.get(device, set()) - set(files):
+            entries.pop(path, None)  # no bundle of cluster activation left (or stray data): publish writes none
+        self.paths[device] = set(files)
         for path, data in files.items():
             old = entries.get(path)
             ours = old is not None and isinstance(old[1], Blob) and old[0] in FILE_MODES.values()
