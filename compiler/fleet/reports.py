@@ -196,6 +196,7 @@ def read_reports(
     listed = list_refs(url, STATUS_REF_PREFIX, MAX_STATUS_REFS, timeout)
     ignored: list[Ignored] = []
     wanted: dict[str, str] = {}  # refname → device
+    tips = dict(listed)
     for ref, _oid in listed:
         name = ref.removeprefix(STATUS_REF_PREFIX)
         if not _DEVICE_ID.fullmatch(name):
@@ -206,8 +207,8 @@ def read_reports(
             wanted[ref] = name
     with tempfile.TemporaryDirectory(prefix="takt-fleet-", dir=workdir) as tmp:
         store = RefStore(Path(tmp) / "status.git", timeout)
-        store.fetch(url, sorted(wanted), history, glob=f"{STATUS_REF_PREFIX}*")
-        chains, problems = _chains(store, wanted, history)
+        store.fetch(url, sorted({tips[ref] for ref in wanted}), history)
+        chains, problems = _chains(store, {ref: (device, tips[ref]) for ref, device in wanted.items()}, history)
     latest: dict[str, StatusReport] = {}
     hist: dict[str, tuple[StatusReport, ...]] = {}
     sources: dict[str, str] = {}
@@ -227,19 +228,21 @@ def read_reports(
 
 
 def _chains(
-    store: RefStore, wanted: Mapping[str, str], depth: int
+    store: RefStore, wanted: Mapping[str, tuple[str, str]], depth: int
 ) -> tuple[dict[str, list[tuple[str, bytes | None, str]]], dict[str, str]]:
-    """Each wanted ref's chain of envelopes, oldest first, read in three batched git calls."""
-    tips = store.tips(STATUS_REF_PREFIX)
+    """Each wanted ref's chain of envelopes, oldest first, read in three batched git calls.
+    `wanted`: refname → (device, the tip the listing gave)."""
+    kinds = store.sizes(sorted({tip for _, tip in wanted.values()}))
     problems: dict[str, str] = {}
     commit_tips = {}
-    for ref in wanted:
-        if ref not in tips:
-            problems[ref] = "the ref vanished while it was fetched"
-        elif tips[ref][1] != "commit":
-            problems[ref] = f"the ref points at a {tips[ref][1]}, not a commit"
+    for ref, (_, tip) in wanted.items():
+        kind = kinds.get(tip)
+        if kind is None:
+            problems[ref] = "the ref's commit did not arrive with the fetch"
+        elif kind[1] != "commit":
+            problems[ref] = f"the ref points at a {kind[1]}, not a commit"
         else:
-            commit_tips[ref] = tips[ref][0]
+            commit_tips[ref] = tip
     commits = store.commits(commit_tips.values())
     walks: dict[str, list[str]] = {}
     for ref, tip in commit_tips.items():
