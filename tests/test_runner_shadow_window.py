@@ -110,3 +110,30 @@ def test_a_window_must_be_positive():
             contract.ShadowEntry(deployment="d", challenger="c" * 64, config="x", window=1.0).to_json()
             .replace(b'"window": 1.0', b'"window": -5')
         )  # fmt: skip
+
+
+def test_the_rollout_window_travels_from_the_signed_state_to_the_shadow_entry():
+    from datetime import UTC, datetime
+
+    from agent.layout import shadow_entries
+    from compiler.bundle.desired import BundleRef, DesiredState, ShadowOf
+
+    ref = BundleRef("d/t", "c" * 64, ShadowOf(0.25, 900.0))
+    state = DesiredState("dev", 3, datetime(2026, 12, 2, tzinfo=UTC), (BundleRef("d/t", "a" * 64), ref))
+    assert DesiredState.parse(state.to_bytes()).bundles == state.bundles
+    entry = contract.ShadowEntry.parse(shadow_entries(state.bundles)["d.json"])
+    assert (entry.tolerance, entry.window) == (0.25, 900.0)
+    older = BundleRef("d/t", "c" * 64, ShadowOf(0.25))  # a state signed before the window was carried
+    assert b"window" not in DesiredState("dev", 3, state.expires, (older,)).to_bytes()
+    assert contract.ShadowEntry.parse(shadow_entries((older,))["d.json"]).window == 3600.0
+
+
+def test_threat_a_state_with_a_bad_shadow_window_is_refused():
+    from compiler.bundle.desired import DesiredState
+
+    good = b'{"bundles":[{"digest":"' + b"c" * 64 + b'","name":"d/t","shadow":{"tolerance":0.1,"window":60.0}}],'
+    tail = b'"device":"dev","expires":"2026-12-09T00:00:00Z","generation":3,"version":1}'
+    assert DesiredState.parse(good + tail).bundles[0].shadow.window == 60.0
+    for bad in (b"0", b"-1", b"1e999", b"true", b'"60"'):
+        with pytest.raises(ValueError):
+            DesiredState.parse(good.replace(b'"window":60.0', b'"window":' + bad) + tail)
