@@ -59,6 +59,7 @@ def shadow_entries(bundles: Iterable[BundleRef]) -> dict[str, bytes]:
             challenger=b.digest,
             config=f"{deployment_of(b.name)}/{RUNNER_JSON}",
             tolerance=b.shadow.tolerance,
+            **({} if b.shadow.window is None else {"window": b.shadow.window}),
         ).to_json()
         for b in bundles
         if b.shadow is not None

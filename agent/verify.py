@@ -23,7 +23,7 @@ from compiler.bundle import (
     verify_bundle,
     verify_signature,
 )
-from compiler.bundle.desired import MAX_DESIRED_BYTES, MAX_SIGNATURE_BYTES
+from compiler.bundle.desired import MAX_DESIRED_BYTES, MAX_SIGNATURE_BYTES, ShadowOf
 from compiler.bundle.manifest import MAX_MANIFEST_BYTES, safe_relative
 from compiler.bundle.tree import TreeError, read_inside
 
@@ -43,11 +43,15 @@ class Verified:
     release_id: str
 
 
+def _shadow_terms(shadow: ShadowOf) -> str:
+    return f"{shadow.tolerance!r}" if shadow.window is None else f"{shadow.tolerance!r}\0window\0{shadow.window!r}"
+
+
 def release_id(state: DesiredState) -> str:
     """A release is the set of bundles a device runs; its id binds every name and digest."""
-    # a challenger's line is marked (and its tolerance bound); states without one keep their old ids
+    # a challenger's line is marked (and its tolerance and window bound); states without one keep their old ids
     lines = "".join(
-        f"{b.name}\0{b.digest}\n" if b.shadow is None else f"{b.name}\0{b.digest}\0shadow\0{b.shadow.tolerance!r}\n"
+        f"{b.name}\0{b.digest}\n" if b.shadow is None else f"{b.name}\0{b.digest}\0shadow\0{_shadow_terms(b.shadow)}\n"
         for b in sorted(state.bundles, key=lambda b: (b.name, b.shadow is not None))
     )
     return hashlib.sha256(lines.encode()).hexdigest()

@@ -16,11 +16,8 @@ Unchanged desired states are kept unless they would expire within half their val
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,14 +25,29 @@ from pathlib import Path
 from typing import Any
 
 import git
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from compiler.build import MODELS
 from compiler.bundle import DESIRED, MANIFEST, SIGNATURE, Activation, BundleRef, DesiredState, sign, verify_bundle
-from compiler.bundle.desired import verify_signature
-from compiler.bundle.manifest import Manifest
 from compiler.bundle.tree import TreeError, read_regular
-from compiler.clusters import ClusterSource, cluster_files, public_url
+from compiler.clusters import ClusterSource, public_url
+from compiler.deployrepo import (
+    AUTHOR,
+    DEVICE_ID,
+    FILE_MODES,
+    Blob,
+    Entries,
+    PublishError,
+    branch_manifest,
+    clone,
+    cluster_entries,
+    git_error,
+    plumb,
+    rollout_records,
+    signed_history,
+    tree_of,
+    write_tree,
+)
 from compiler.fleet.seen import SEEN_PATH
 from compiler.oci import PushedModel, RegistryAccess, RegistryError, RegistryRef, push_models
 from compiler.rollout.plan import plan, with_generations
@@ -47,21 +59,11 @@ from compiler.rollout.state import (
     sealed,
     signature_path,
     state_path,
-    verified,
 )
 from compiler.signing import load_private_key
 from compiler.spec.addresses import redact_url
 
-MAX_STATE_BYTES = 1 << 20  # a desired state or its signature larger than this was not written by publish
-MAX_RECORD_BYTES = 16 << 20  # a rollout record of ~60,000 devices
-MAX_HISTORY = 500  # commits searched for a device's last verified state when the branch's copy is bad
-_DEVICE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
 _DIGEST = re.compile(r"[0-9a-f]{64}")
-_FILE_MODES = {0o644: "100644", 0o755: "100755"}
-
-
-class PublishError(Exception):
-    pass
 
 
 @dataclass
@@ -90,132 +92,6 @@ class CommitSigning:
         if self.ssh_key is None:
             return []
         return ["-c", "gpg.format=ssh", "-c", f"user.signingKey={self.ssh_key}"]
-
-
-@dataclass(frozen=True)
-class _Blob:
-    mode: str  # "100644", "100755", "120000" (link), "160000" (submodule), …
-    sha: str
-
-
-def _clone(url: str, branch: str, work: Path, create: bool) -> tuple[git.Repo, str | None]:
-    """A bare, shallow clone of the branch (nothing is checked out), and the branch's commit."""
-    try:
-        heads = git.cmd.Git().ls_remote("--heads", url, f"refs/heads/{branch}")
-    except git.GitCommandError as exc:
-        raise PublishError(f"deploy repo {redact_url(url)} is unreachable: {_git_error(exc)}") from exc
-    if heads.strip():
-        try:
-            repo = git.Repo.clone_from(url, work, bare=True, branch=branch, depth=1, single_branch=True, no_tags=True)
-        except git.GitCommandError as exc:
-            raise PublishError(f"cannot clone {redact_url(url)}: {_git_error(exc)}") from exc
-        return repo, repo.git.rev_parse(f"refs/heads/{branch}")
-    if not create:
-        raise PublishError(f"branch {branch!r} does not exist in {redact_url(url)} (use --create-branch to start it)")
-    repo = git.Repo.init(work, bare=True)
-    repo.create_remote("origin", url)
-    return repo, None
-
-
-def _git_error(exc: git.GitCommandError) -> str:
-    text = (exc.stderr or str(exc)).strip().replace("stderr:", "").strip().strip("'")
-    return text.splitlines()[-1] if text else "git failed"
-
-
-def _tree(repo: git.Repo, commit: str | None, prefix: str = "") -> dict[str, _Blob]:
-    """Every entry of a commit's tree below `prefix`, by path (links and submodules included, as data)."""
-    if commit is None:
-        return {}
-    raw: bytes = repo.git.ls_tree(
-        "-r", "-z", "--full-tree", commit, *(["--", prefix] if prefix else []), stdout_as_string=False
-    )
-    out = {}
-    for record in filter(None, raw.split(b"\0")):
-        meta, _, path = record.partition(b"\t")
-        mode, _kind, sha = meta.decode("ascii").split(" ")
-        out[path.decode("utf-8", "surrogateescape")] = _Blob(mode, sha)
-    return out
-
-
-def _blob(repo: git.Repo, blob: _Blob | None, limit: int) -> bytes | None:
-    """A blob's bytes when it is a plain file within `limit`; None otherwise (never read past the limit)."""
-    if blob is None or blob.mode not in _FILE_MODES.values():
-        return None
-    info = repo.odb.info(bytes.fromhex(blob.sha))
-    if info.size > limit:
-        return None
-    return repo.odb.stream(bytes.fromhex(blob.sha)).read()
-
-
-def _verified_state(repo: git.Repo, tree: dict[str, _Blob], device: str, key: Ed25519PrivateKey) -> DesiredState | None:
-    """The device's state on this tree, if it is signed by the publishing key and names this device."""
-    data = _blob(repo, tree.get(f"devices/{device}/{DESIRED}"), MAX_STATE_BYTES)
-    sig = _blob(repo, tree.get(f"devices/{device}/{SIGNATURE}"), MAX_STATE_BYTES)
-    if data is None or sig is None:
-        return None
-    try:
-        verify_signature(data, sig, [key.public_key()])
-        state = DesiredState.parse(data)
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError):
-        return None
-    return state if state.device == device else None
-
-
-MAX_PAIRS = 64  # distinct state and signature blobs of one device tried from the history
-
-
-def _signed_history(
-    repo: git.Repo, head: str, branch: str, old: dict[str, _Blob], key: Ed25519PrivateKey
-) -> dict[str, DesiredState]:
-    """Each device's state of the highest generation signed by the publishing key in the branch's history.
-
-    Devices refuse any generation at or below one they accepted, so the next one must exceed every
-    generation publish ever signed — not only the one at the branch head, which a writer without
-    the key can replace by an older signed state or delete (a freeze of the fleet otherwise).
-    """
-    with contextlib.suppress(git.GitCommandError):  # a shallow clone: fetch the recent history (no-op when full)
-        repo.git.fetch(f"--deepen={MAX_HISTORY}", "origin", f"refs/heads/{branch}")
-    raw: bytes = repo.git.log(
-        f"--max-count={MAX_HISTORY}",
-        "--raw",
-        "--no-abbrev",
-        "--no-renames",
-        "--format=",
-        "-z",
-        head,
-        "--",
-        "devices/",
-        stdout_as_string=False,
-    )
-    seen: dict[str, tuple[list[str], list[str]]] = {}
-
-    def note(path: str, sha: str) -> None:
-        parts = path.split("/")
-        if len(parts) == 3 and parts[0] == "devices" and _DEVICE.fullmatch(parts[1]) and set(sha) != {"0"}:
-            states, sigs = seen.setdefault(parts[1], ([], []))
-            bucket = states if parts[2] == DESIRED else sigs if parts[2] == SIGNATURE else None
-            if bucket is not None and sha not in bucket and len(bucket) < MAX_PAIRS:
-                bucket.append(sha)
-
-    for path, blob in old.items():
-        note(path, blob.sha)
-    tokens = raw.split(b"\0")
-    for n, token in enumerate(tokens[:-1]):
-        meta = token.strip(b"\n")
-        if meta.startswith(b":") and meta.count(b" ") >= 4:
-            note(tokens[n + 1].decode("utf-8", "surrogateescape"), meta.decode("ascii", "replace").split(" ")[3])
-    best: dict[str, DesiredState] = {}
-    for device, (states, sigs) in seen.items():
-        for st in states:
-            for sg in sigs:
-                tree = {
-                    f"devices/{device}/{DESIRED}": _Blob("100644", st),
-                    f"devices/{device}/{SIGNATURE}": _Blob("100644", sg),
-                }
-                state = _verified_state(repo, tree, device, key)
-                if state is not None and (device not in best or state.generation > best[device].generation):
-                    best[device] = state
-    return best
 
 
 def publish(
@@ -260,7 +136,7 @@ def publish(
     except OSError as exc:  # e.g. the disk fills while objects are written: nothing was pushed
         raise PublishError(f"cannot write the deploy tree ({exc.strerror or exc}); nothing was published") from exc
     except git.GitCommandError as exc:  # a plumbing step failed (full disk, broken clone): nothing was pushed
-        raise PublishError(f"cannot write the deploy tree ({_git_error(exc)}); nothing was published") from exc
+        raise PublishError(f"cannot write the deploy tree ({git_error(exc)}); nothing was published") from exc
 
 
 def _push_models(build_dir: Path, ref: RegistryRef, access: RegistryAccess) -> list[PushedModel]:
@@ -272,15 +148,15 @@ def _push_models(build_dir: Path, ref: RegistryRef, access: RegistryAccess) -> l
         raise PublishError(f"{exc}; nothing was published") from exc
 
 
-def _wanted(index: dict[str, Any], old: dict[str, _Blob]) -> dict[str, tuple[BundleRef, ...]]:
+def _wanted(index: dict[str, Any], old: dict[str, Blob]) -> dict[str, tuple[BundleRef, ...]]:
     wanted: dict[str, tuple[BundleRef, ...]] = {}
     for dev, entries in index["devices"].items():
         refs = tuple(BundleRef(str(e["name"]), str(e["digest"])) for e in entries)
-        if not _DEVICE.fullmatch(dev) or not all(_DIGEST.fullmatch(r.digest) for r in refs):
+        if not DEVICE_ID.fullmatch(dev) or not all(_DIGEST.fullmatch(r.digest) for r in refs):
             raise PublishError(f"build index names an invalid device or digest ({dev!r})")
         wanted[dev] = refs
     leaving = {p.split("/")[1] for p in old if p.startswith("devices/") and p.count("/") >= 2} - set(wanted)
-    for dev in sorted(d for d in leaving if _DEVICE.fullmatch(d)):
+    for dev in sorted(d for d in leaving if DEVICE_ID.fullmatch(d)):
         wanted[dev] = ()  # a device left the fleet: an explicit, signed "run nothing"
     return wanted
 
@@ -299,17 +175,17 @@ def _publish(
 ) -> PublishResult:
     validity, now = opts.validity, opts.now
     with tempfile.TemporaryDirectory(prefix="takt-publish-") as tmp:
-        repo, head = _clone(url, branch, Path(tmp) / "deploy.git", opts.create_branch)
-        old = _tree(repo, head)
+        repo, head = clone(url, branch, Path(tmp) / "deploy.git", opts.create_branch)
+        old = tree_of(repo, head)
         result = PublishResult(None)
-        new: dict[str, tuple[str, bytes | Path | _Blob]] = {}  # path → (mode, content, a build file or a branch blob)
+        new: Entries = {}  # path → (mode, content, a build file or a branch blob)
         wanted = _wanted(index, old)
         # what devices last saw: the highest signed generation, not whatever the branch head holds now
         # (a writer without the key can replace it by an older signed state, damage or delete it)
-        highest = _signed_history(repo, head, branch, old, key) if head is not None else {}
+        highest = signed_history(repo, head, branch, old, key) if head is not None else {}
         # a device leaves the fleet only if publish itself had given it a state; a planted folder is stray data
         wanted = {d: refs for d, refs in wanted.items() if d in index["devices"] or d in highest}
-        records = _rollout_records(repo, old, key.public_key())
+        records = rollout_records(repo, old, key.public_key())
         planned = plan(
             wanted,
             _rollout_specs(index),
@@ -344,7 +220,7 @@ def _publish(
             new[signature_path(deployment)] = ("100644", sig)
             result.rollouts[deployment] = record.phase.value
         seen = old.get(SEEN_PATH)
-        if seen is not None and seen.mode in _FILE_MODES.values():
+        if seen is not None and seen.mode in FILE_MODES.values():
             new[SEEN_PATH] = (seen.mode, seen)  # the fleet readers' memory (written by rollout decisions) stays
         referenced = sorted(
             {r.digest for refs in wanted.values() for r in refs}
@@ -362,16 +238,15 @@ def _publish(
             activations[digest] = manifest.activation
             new[f"bundles/{digest}/{MANIFEST}"] = ("100644", src / MANIFEST)
             for entry in manifest.files:
-                new[f"bundles/{digest}/{entry.path}"] = (_FILE_MODES[entry.mode], src / entry.path)
+                new[f"bundles/{digest}/{entry.path}"] = (FILE_MODES[entry.mode], src / entry.path)
         cluster_source = ClusterSource(opts.cluster_url, branch, verify_commits=opts.commit_signing is not None)
         for dev, refs in sorted(wanted.items()):
-            on_cluster = [r.digest for r in refs if activations[r.digest] is Activation.CLUSTER]
-            if on_cluster:
-                new.update((p, ("100644", data)) for p, data in cluster_files(dev, on_cluster, cluster_source).items())
+            files = cluster_entries(dev, refs, activations, cluster_source)
+            new.update((p, ("100644", data)) for p, data in files.items())
         on_branch_bundles = {p.split("/")[1] for p in old if p.startswith("bundles/") and p.count("/") >= 2}
         result.added_bundles = [d for d in referenced if d not in on_branch_bundles]
         result.removed_bundles = sorted(on_branch_bundles - set(referenced))
-        tree, blobs = _write_tree(repo, new, Path(tmp))
+        tree, blobs = write_tree(repo, new, Path(tmp))
         kept = {p.split("/")[1] for p in old if p.count("/") >= 2 and p.split("/")[0] in ("bundles", "devices")}
         kept &= set(referenced) | set(wanted)
         result.repaired = sorted(
@@ -394,24 +269,16 @@ def _publish(
         parents = ["-p", head] if head else []
         signing = opts.commit_signing
         sign_args = [*signing.git_args(), "commit-tree", "-S"] if signing is not None else ["commit-tree"]
-        commit = _plumb(repo, [*sign_args, tree, *parents, "-F", "-"], message.encode(), _AUTHOR).decode().strip()
+        commit = plumb(repo, [*sign_args, tree, *parents, "-F", "-"], message.encode(), AUTHOR).decode().strip()
         try:
             repo.git.push("origin", f"{commit}:refs/heads/{branch}")
         except git.GitCommandError as exc:
             raise PublishError(
-                f"push to {redact_url(url)} {branch} was refused (diverged or protected?): {_git_error(exc)}; "
+                f"push to {redact_url(url)} {branch} was refused (diverged or protected?): {git_error(exc)}; "
                 "nothing was published"
             ) from exc
         result.commit = commit
         return result
-
-
-_AUTHOR = {
-    "GIT_AUTHOR_NAME": "takt",
-    "GIT_AUTHOR_EMAIL": "takt@localhost",
-    "GIT_COMMITTER_NAME": "takt",
-    "GIT_COMMITTER_EMAIL": "takt@localhost",
-}
 
 
 def _restorable(record: RolloutState) -> set[str]:
@@ -430,60 +297,27 @@ def _rollout_specs(index: dict[str, Any]) -> dict[str, RolloutSpec]:
         raise PublishError(f"build index has an invalid rollouts section ({exc}); run takt build again") from exc
 
 
-def _rollout_records(
-    repo: git.Repo, tree: dict[str, _Blob], trusted: Ed25519PublicKey
-) -> dict[str, tuple[RolloutState, bytes, bytes]]:
-    """The branch's rollout records that the publishing key signed (with their bytes, reused unchanged).
-
-    A record that does not verify is left out: its deployment then rolls out again from what the
-    devices' signed states say, never from what an unsigned file claims.
-    """
-    out: dict[str, tuple[RolloutState, bytes, bytes]] = {}
-    for path in tree:
-        parts = path.split("/")
-        if len(parts) != 2 or parts[0] != ROLLOUTS or not parts[1].endswith(".json"):
-            continue
-        deployment = parts[1].removesuffix(".json")
-        data = _blob(repo, tree.get(path), MAX_RECORD_BYTES)
-        sig = _blob(repo, tree.get(signature_path(deployment)), MAX_STATE_BYTES)
-        if data is None or sig is None:
-            continue
-        try:
-            out[deployment] = (verified(data, sig, deployment, trusted), data, sig)
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError):
-            continue
-    return out
-
-
-def _copy_from_branch(repo: git.Repo, tree: dict[str, _Blob], digest: str, new: dict[str, Any]) -> Activation:
+def _copy_from_branch(repo: git.Repo, tree: dict[str, Blob], digest: str, new: Entries) -> Activation:
     """Keep a bundle the branch holds (and a device still runs) as the same blobs; how it is activated.
 
     Only entries its manifest names are kept, each with the manifest's mode; a missing file is an
     error (agents would refuse the bundle): nothing is published then.
     """
-    manifest_blob = _blob(repo, tree.get(f"bundles/{digest}/{MANIFEST}"), 64 << 20)
     try:
-        if manifest_blob is None:
-            raise ValueError("no manifest")
-        manifest = Manifest.parse(manifest_blob)
-        if manifest.digest != digest:
-            raise ValueError("its manifest does not match its digest")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise PublishError(
-            f"bundle {digest[:16]}, which devices outside a rollout step keep, is not intact on the branch ({exc}); "
-            "nothing was published"
-        ) from exc
+        manifest, manifest_blob = branch_manifest(repo, tree, digest)
+    except PublishError as exc:
+        raise PublishError(f"{exc} (devices outside a rollout step keep it)") from None
     new[f"bundles/{digest}/{MANIFEST}"] = ("100644", manifest_blob)
     for entry in manifest.files:
         blob = tree.get(f"bundles/{digest}/{entry.path}")
-        if blob is None or blob.mode not in _FILE_MODES.values():
+        if blob is None or blob.mode not in FILE_MODES.values():
             raise PublishError(f"bundle {digest[:16]} on the branch lacks {entry.path!r}; nothing was published")
-        new[f"bundles/{digest}/{entry.path}"] = (_FILE_MODES[entry.mode], blob)
+        new[f"bundles/{digest}/{entry.path}"] = (FILE_MODES[entry.mode], blob)
     return manifest.activation
 
 
 def _is_repair(
-    path: str, old: _Blob | None, new: _Blob | None, result: PublishResult, kept: set[str], own_records: set[str]
+    path: str, old: Blob | None, new: Blob | None, result: PublishResult, kept: set[str], own_records: set[str]
 ) -> bool:
     """Whether a branch entry differed from what publish itself last wrote (someone else changed it).
 
@@ -493,7 +327,7 @@ def _is_repair(
     """
     if old == new:
         return False
-    if old is not None and old.mode not in _FILE_MODES.values():
+    if old is not None and old.mode not in FILE_MODES.values():
         return True  # a link or submodule is never publish's own
     parts = path.split("/")
     if parts[0] == ROLLOUTS:  # publish's own change, unless the branch held a record publish did not sign
@@ -506,52 +340,3 @@ def _is_repair(
     if parts[0] == "bundles" and second in result.removed_bundles:
         return False
     return not (parts[0] == "clusters" and second in result.changed)
-
-
-def _plumb(repo: git.Repo, args: list[str], data: bytes = b"", env: dict[str, str] | None = None) -> bytes:
-    """One git plumbing command with `data` on stdin (gitpython has no stdin for these)."""
-    proc = subprocess.run(
-        ["git", "--git-dir", str(repo.git_dir), *args],
-        input=data,
-        capture_output=True,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise git.GitCommandError(["git", *args], proc.returncode, proc.stderr)
-    return proc.stdout
-
-
-def _write_tree(
-    repo: git.Repo, entries: dict[str, tuple[str, bytes | Path | _Blob]], scratch: Path
-) -> tuple[str, dict[str, _Blob]]:
-    """Blobs and a tree object from `entries` through a private index (the clone has no work tree).
-
-    Content given as bytes goes into one pack through `git fast-import` (thousands of signed states
-    are one process and one file, not a scratch file and a loose object each); build files go
-    through one `git hash-object --stdin-paths`, read from disk by git itself.
-    Returns the tree id and each path's (mode, blob id), to compare with the branch's tree.
-    """
-    kept = {p: e[1].sha for p, e in entries.items() if isinstance(e[1], _Blob)}  # blobs already in the clone
-    inline = sorted((p, e[1]) for p, e in entries.items() if isinstance(e[1], bytes))
-    files = sorted(p for p, e in entries.items() if isinstance(e[1], Path))
-    shas = dict(kept)
-    if inline:
-        stream = bytearray()
-        for n, (_, data) in enumerate(inline, 1):
-            stream += b"blob\nmark :%d\ndata %d\n%s\n" % (n, len(data), data)
-        marks = scratch / "marks"
-        _plumb(repo, ["fast-import", "--quiet", f"--export-marks={marks}"], bytes(stream))
-        by_mark = dict(line.split(" ", 1) for line in marks.read_text("ascii").split("\n") if line)
-        shas.update((p, by_mark[f":{n}"].strip()) for n, (p, _) in enumerate(inline, 1))
-    if files:
-        listed = "".join(f"{entries[p][1]}\n" for p in files).encode()
-        out = _plumb(repo, ["hash-object", "-w", "--no-filters", "--stdin-paths"], listed)
-        shas.update(zip(files, out.decode("ascii").split(), strict=True))
-    paths = sorted(entries)
-    env = {"GIT_INDEX_FILE": str(scratch / "index")}
-    _plumb(repo, ["read-tree", "--empty"], env=env)
-    lines = "".join(f"{entries[p][0]} {shas[p]}\t{p}\0" for p in paths)
-    _plumb(repo, ["update-index", "-z", "--index-info"], lines.encode("utf-8", "surrogateescape"), env=env)
-    tree = _plumb(repo, ["write-tree"], env=env).decode("ascii").strip()
-    return tree, {p: _Blob(entries[p][0], shas[p]) for p in paths}

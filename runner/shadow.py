@@ -8,14 +8,20 @@ it could write. Agreement is counted over the outputs the Deployment writes (or,
 outputs both models have): a label or integer output agrees when equal, a float output when the
 absolute difference is at most the rollout's tolerance, and float differences feed the mean and
 p99 in the output's unit. The figures are what `ShadowHealth` in the device's report carries.
+
+The gauges (agreement, mean and p99 difference, error rate, latency p99) cover the sliding window
+the rollout declares (`shadow.window`), so an old disagreement ages out exactly as the gate
+expects; the counters stay totals since the start, as Prometheus counters must. The window is
+kept as WINDOW_BUCKETS time buckets (see runner.shadow_window), so memory does not grow with the
+frame rate or the window's length.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections import deque
-from collections.abc import Iterator
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +34,7 @@ from compiler.bundle.report import ShadowHealth
 from runner.errors import StartError
 from runner.metrics import LATENCY_BUCKETS, HotStats
 from runner.model import LoadedModel, load_model
-
-MAX_DIFFS = 1 << 16  # the p99 is taken over the latest this many differences (bounded memory)
+from runner.shadow_window import SlidingWindow
 
 
 def read_entry(path: Path) -> contract.ShadowEntry:
@@ -48,7 +53,7 @@ class Challenger:
     """Counts and compares; owned by the engine's loop (one thread, no locks)."""
 
     def __init__(self, entry: contract.ShadowEntry, config: contract.RunnerConfig, model: LoadedModel,
-                 current: contract.RunnerConfig) -> None:  # fmt: skip
+                 current: contract.RunnerConfig, clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         self.entry, self.config, self.model = entry, config, model
         mine = {t.name: t.dtype for t in config.model.inputs}
         theirs = {t.name: t.dtype for t in current.model.inputs}
@@ -63,14 +68,17 @@ class Challenger:
         self.pipeline = frames.Pipeline.from_steps(config.model.preprocessing, [t.name for t in config.model.inputs])
         self.stream = self.pipeline.stream()
         self.dtypes = mine
-        self.stats = HotStats()  # the challenger's own latency histogram and counts
-        self.runs = self.errors = self.frames = 0
+        self.stats = HotStats()  # the challenger's own latency histogram and counts (totals)
+        self.runs = self.errors = self.frames = 0  # totals since the start (the Prometheus counters)
         self.values = self.agreeing = 0
-        self.diff_sum, self.diff_count = 0.0, 0
-        self.diffs: deque[float] = deque(maxlen=MAX_DIFFS)
+        self.clock = clock
+        self.window = SlidingWindow(entry.window, len(LATENCY_BUCKETS) + 1)
 
     @classmethod
-    def load(cls, entry_path: Path, current: contract.RunnerConfig) -> Challenger:
+    def load(
+        cls, entry_path: Path, current: contract.RunnerConfig, clock: Callable[[], float] = time.monotonic
+    ) -> Challenger:
+        """The challenger its entry names, checked against the current model (StartError otherwise)."""
         from runner.app import read_config
 
         entry = read_entry(entry_path)
@@ -80,7 +88,7 @@ class Challenger:
             raise StartError(
                 "shadow.deployment", f"the challenger is for {entry.deployment!r}, not {current.deployment!r}"
             )
-        return cls(entry, config, load_model(config, config_path.parent), current)
+        return cls(entry, config, load_model(config, config_path.parent), current, clock)
 
     def observe(self, raw: dict[str, np.ndarray], current: dict[str, np.ndarray]) -> None:
         """Run the challenger on the frame the current model just ran (`raw`: before preprocessing)."""
@@ -88,64 +96,74 @@ class Challenger:
         if ready is None:
             return
         self.frames += 1
+        now = self.clock()
         t0 = time.perf_counter()
         try:
             out = self.model.run(frames.cast(ready, self.dtypes))
         except Exception:  # noqa: BLE001 - a challenger failing is a figure to report, never a stop
             self.errors += 1
+            self.window.run(now, None)
             return
-        self.stats.observe(time.perf_counter() - t0)
+        seconds = time.perf_counter() - t0
+        self.stats.observe(seconds)
+        self.window.run(now, bisect_left(LATENCY_BUCKETS, seconds))
         self.runs += 1
         for name in self.compared:
             a, b = current.get(name), out.get(name)
             if a is None or b is None or np.shape(a) != np.shape(b):
-                self.values += max(1, int(np.size(a)) if a is not None else 1)  # shape mismatch: disagrees
+                n = max(1, int(np.size(a)) if a is not None else 1)  # shape mismatch: disagrees
+                self.values += n
+                self.window.compare(now, n, 0)
                 continue
             if self.labels[name]:
-                self.values += int(np.size(a))
-                self.agreeing += int(np.count_nonzero(np.asarray(a) == np.asarray(b)))
+                n, agree = int(np.size(a)), int(np.count_nonzero(np.asarray(a) == np.asarray(b)))
+                self.values += n
+                self.agreeing += agree
+                self.window.compare(now, n, agree)
                 continue
             diff = np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)).ravel()
+            agree = int(np.count_nonzero(diff <= self.entry.tolerance))
             self.values += diff.size
-            self.agreeing += int(np.count_nonzero(diff <= self.entry.tolerance))
-            self.diff_sum += float(diff.sum())
-            self.diff_count += diff.size
-            self.diffs.extend(diff.tolist())
+            self.agreeing += agree
+            self.window.compare(now, diff.size, agree, diff)
 
     def agreement(self) -> float | None:
-        return self.agreeing / self.values if self.values else None
+        """Share of the values compared within the window that agree."""
+        return self.window.totals(self.clock()).agreement()
 
     def mean_abs_diff(self) -> float | None:
-        return self.diff_sum / self.diff_count if self.diff_count else None
+        return self.window.totals(self.clock()).mean_abs_diff()
 
     def p99_abs_diff(self) -> float | None:
-        return float(np.percentile(np.fromiter(self.diffs, float), 99)) if self.diffs else None
+        return self.window.totals(self.clock()).p99_abs_diff()
 
     def error_rate(self) -> float | None:
-        attempts = self.runs + self.errors
-        return self.errors / attempts if attempts else None
+        return self.window.totals(self.clock()).error_rate()
 
     def inference_p99_ms(self) -> float | None:
-        """The upper bound of the histogram bucket holding the 99th percentile (as Prometheus would say)."""
-        total = sum(self.stats.latency)
+        """The upper bound of the histogram bucket holding the window's 99th percentile (as Prometheus would say)."""
+        latency = self.window.totals(self.clock()).latency
+        total = int(latency.sum())
         if not total:
             return None
         seen = 0
-        for bound, n in zip((*LATENCY_BUCKETS, float("inf")), self.stats.latency, strict=True):
+        for bound, n in zip((*LATENCY_BUCKETS, float("inf")), latency.tolist(), strict=True):
             seen += n
             if seen >= 0.99 * total:
                 return bound * 1000 if bound != float("inf") else None
         return None
 
     def health(self) -> ShadowHealth:
+        """The report's figures, all over the window (`frames`: the frames compared in it)."""
+        w = self.window.totals(self.clock())
         return ShadowHealth(
             challenger=self.entry.challenger,
-            frames=self.frames,
-            agreement=self.agreement(),
-            mean_abs_diff=self.mean_abs_diff(),
-            p99_abs_diff=self.p99_abs_diff(),
+            frames=w.frames,
+            agreement=w.agreement(),
+            mean_abs_diff=w.mean_abs_diff(),
+            p99_abs_diff=w.p99_abs_diff(),
             inference_p99_ms=self.inference_p99_ms(),
-            error_rate=self.error_rate(),
+            error_rate=w.error_rate(),
         )
 
 

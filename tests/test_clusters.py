@@ -157,3 +157,99 @@ def test_publish_cli_signs_with_an_ssh_key(cluster: Cluster, cli_run):
     assert code == 0, out
     raw = _git("--git-dir", str(cluster.remote), "cat-file", "commit", "deploy")
     assert "-----BEGIN SSH SIGNATURE-----" in raw
+
+
+class TwoClusters(Cluster):
+    """Two it-server cluster devices in two plants, the Deployment rolled out as a canary to muc."""
+
+    def __init__(self, tmp: Path) -> None:
+        super().__init__(tmp)
+        platform = self.spec / "specs/platform.yaml"
+        text = platform.read_text()
+        second = "apiVersion: takt/v1\nkind: Device\nmetadata:\n  name: ber-cluster\n  labels: {plant: ber}\n"
+        text = text.replace("---\napiVersion: takt/v1\nkind: Deployment", f"---\n{second}spec:\n  target: k8s-cpu\n"
+                            "---\napiVersion: takt/v1\nkind: Deployment")  # fmt: skip
+        rollout = ("  rollout:\n    strategy: canary\n    canary:\n      selector: {matchLabels: {plant: muc}}\n"
+                   "      healthGate: {window: 1s, maxErrorRate: 0.01}\n")  # fmt: skip
+        platform.write_text(text.replace("  monitoring:\n", rollout + "  monitoring:\n"))
+
+    def digest_of(self, device: str) -> str:
+        return json.loads((self.out / "index.json").read_text())["devices"][device][0]["digest"]
+
+    def kustomization(self, device: str) -> dict:
+        return _objects(self.show(f"clusters/{device}/kustomization.yaml"))[0]
+
+    def healthy(self, device: str, when, quarantined: bool = False):
+        """What the canary's agent would report: the step's generation applied, its runner serving the new bundle."""
+        from compiler.bundle import DesiredState
+        from compiler.bundle.report import Condition, RunnerHealth, StatusReport
+        from compiler.fleet.reports import FleetReports
+
+        state = DesiredState.parse(self.show(f"devices/{device}/desired.json").encode())
+        runner = RunnerHealth("scratch-detector-line2", state.bundles[0].digest, ready=True, frames=900,
+                              inferences=900, errors=0, error_rate=0.0)  # fmt: skip
+        report = StatusReport(device, 1, when, state.generation, state.generation, state.bundles,
+                              (Condition("Ready", True, "Applied"),), (runner,),
+                              quarantined=(state.bundles[0].digest,) if quarantined else ())  # fmt: skip
+        return lambda seen, only: FleetReports({device: report}, {device: (report,)}, seen=dict(seen))
+
+
+def test_promote_rewrites_the_kustomization_of_every_cluster_device_it_moves(tmp_path: Path):
+    from datetime import UTC, datetime, timedelta
+
+    from compiler.rollout.promote import promote
+    from compiler.signing import load_private_key
+
+    fleet = TwoClusters(tmp_path)
+    fleet.publish(create_branch=True)  # v1 on both clusters
+    v1 = fleet.digest_of("ber-cluster")
+    assert fleet.kustomization("ber-cluster")["resources"] == [f"../../bundles/{v1}"]
+    bootstrap = fleet.show("clusters/ber-cluster/bootstrap/flux.yaml")
+    model = fleet.spec / "specs/platform.yaml"
+    model.write_text(model.read_text().replace("replicas: 2", "replicas: 3"))
+    res = fleet.publish()
+    assert res.rollouts_started == ["scratch-detector-line2"] and res.changed == ["muc-cluster"]
+    v2 = fleet.digest_of("ber-cluster")
+    assert v2 != v1
+    assert fleet.kustomization("muc-cluster")["resources"] == [f"../../bundles/{v2}"]  # the canary
+    assert fleet.kustomization("ber-cluster")["resources"] == [f"../../bundles/{v1}"]  # the rest keep v1
+
+    now = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=1)
+    done = promote(str(fleet.remote), "deploy", load_private_key(str(fleet.private)), fleet.healthy("muc-cluster", now),
+                   now)  # fmt: skip
+    assert [d.action.value for d in done.decisions] == ["promote"] and len(done.commits) == 1
+    assert fleet.kustomization("ber-cluster")["resources"] == [f"../../bundles/{v2}"]
+    assert fleet.kustomization("muc-cluster")["resources"] == [f"../../bundles/{v2}"]
+    assert fleet.show("clusters/ber-cluster/bootstrap/flux.yaml") == bootstrap  # where it pulls from is publish's
+    # exactly the files publish writes for that state: publishing again only drops the old bundle
+    clusters = {d: fleet.show(f"clusters/{d}/kustomization.yaml") for d in ("ber-cluster", "muc-cluster")}
+    again = fleet.publish()
+    assert again.changed == [] and again.removed_bundles == [v1] and again.repaired == []
+    assert {d: fleet.show(f"clusters/{d}/kustomization.yaml") for d in clusters} == clusters
+    if shutil.which("kubectl"):  # the promoted path builds the way Argo CD and Flux build it
+        out = subprocess.run(["kubectl", "kustomize", str(fleet.checkout() / "clusters/ber-cluster")],
+                             capture_output=True, text=True, check=True).stdout  # fmt: skip
+        assert sorted(o["kind"] for o in _objects(out)) == ["ConfigMap", "Deployment", "Service"]
+        assert any(o["kind"] == "Deployment" and o["spec"]["replicas"] == 3 for o in _objects(out))
+
+
+def test_abort_gives_the_canary_cluster_its_previous_kustomization_back(tmp_path: Path):
+    from datetime import UTC, datetime, timedelta
+
+    from compiler.rollout.promote import promote
+    from compiler.signing import load_private_key
+
+    fleet = TwoClusters(tmp_path)
+    fleet.publish(create_branch=True)
+    v1 = fleet.digest_of("muc-cluster")
+    model = fleet.spec / "specs/platform.yaml"
+    model.write_text(model.read_text().replace("replicas: 2", "replicas: 3"))
+    fleet.publish()
+    v2 = fleet.digest_of("muc-cluster")
+    assert fleet.kustomization("muc-cluster")["resources"] == [f"../../bundles/{v2}"]
+    now = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=1)
+    failed = fleet.healthy("muc-cluster", now, quarantined=True)  # the canary rolled the new bundle back
+    done = promote(str(fleet.remote), "deploy", load_private_key(str(fleet.private)), failed, now)
+    assert [d.action.value for d in done.decisions] == ["abort"] and len(done.commits) == 1
+    assert fleet.kustomization("muc-cluster")["resources"] == [f"../../bundles/{v1}"]
+    assert fleet.kustomization("ber-cluster")["resources"] == [f"../../bundles/{v1}"]

@@ -212,16 +212,28 @@ def test_threat_the_branch_gives_generations_and_phases_but_never_links_or_bundl
 
 
 def test_threat_hundreds_of_spam_refs_are_listed_unknown_and_the_declared_ones_still_read(tmp_path: Path) -> None:
-    from compiler.fleet.gitread import EXPLICIT_REFSPECS
-
     # spam refs of no declared device are listed from the ref listing alone, never fetched
     url = _bare(tmp_path / "deploy.git")
     a = Device(tmp_path, "press-01")
     a.send(url, 4)
     tip = first_tip(a)
-    spam = EXPLICIT_REFSPECS + 100
+    spam = 600  # more than any list of refspecs git matches quickly
     lines = "".join(f"create refs/takt/status/spam-{i:04d} {tip}\n" for i in range(spam))
     subprocess.run(["git", "--git-dir", url, "update-ref", "--stdin"], input=lines.encode(), check=True)
     fleet = read_reports(url, _keys(a))
     assert fleet.latest["press-01"].sequence == 4
     assert sum(i.reason == Rejected.UNKNOWN_DEVICE for i in fleet.ignored) == spam
+
+
+def test_threat_a_rollout_reads_only_its_step_devices_and_still_refuses_their_forgeries(tmp_path: Path) -> None:
+    url = _bare(tmp_path / "deploy.git")
+    step, forged, other = (Device(tmp_path, n) for n in ("press-01", "press-02", "press-03"))
+    step.send(url, 3)
+    forged.send(url, 4, key=Ed25519PrivateKey.generate())
+    other.send(url, 9)
+    memory = {"press-03": SeenReport(5, "0" * 64)}
+    fleet = read_reports(url, _keys(step, forged, other), seen=memory, only={"press-01", "press-02"})
+    assert set(fleet.latest) == {"press-01"} and fleet.latest["press-01"].sequence == 3
+    assert [(i.device, i.reason) for i in fleet.ignored] == [("press-02", Rejected.BAD_SIGNATURE)]
+    assert fleet.seen["press-03"] == memory["press-03"]  # not read: its memory is kept as it was
+    assert read_reports(url, _keys(step, forged, other)).latest["press-03"].sequence == 9  # all, when not restricted

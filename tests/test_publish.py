@@ -155,19 +155,19 @@ def test_publish_cli_uses_project_defaults(setup, cli_run, tmp_path: Path):
 def test_a_disk_that_fills_mid_write_publishes_nothing(setup, monkeypatch: pytest.MonkeyPatch):
     import git
 
-    import compiler.publish as pub
+    import compiler.deployrepo as pub
 
     _, remote, private, _, out = setup
     publish(out, str(remote), "deploy", str(private), create_branch=True)
     before = _git("--git-dir", str(remote), "rev-parse", "deploy")
-    real = pub._plumb
+    real = pub.plumb
 
     def full(repo, args, *rest, **kw):
         if args[0] == "hash-object":  # what git prints when the object store cannot grow
             raise git.GitCommandError(["git", *args], 128, b"error: unable to write file: No space left on device")
         return real(repo, args, *rest, **kw)
 
-    monkeypatch.setattr(pub, "_plumb", full)
+    monkeypatch.setattr(pub, "plumb", full)
     spec = out.parent / "spec"
     targets = spec / "specs/targets.yaml"
     targets.write_text(targets.read_text().replace("memory: 4Gi", "memory: 6Gi"))

@@ -55,7 +55,7 @@ def test_plan_rolls_a_new_deployment_out_at_once_and_starts_shadow_with_the_chal
     assert plan(wanted, {DEP: CANARY}, {}, {}, T0, None).refs == wanted  # nothing ran before: nothing to protect
     previous = {d: _state(d, 2, _ref(OLD)) for d in ("d1", "d2")}
     shadow = plan(wanted, {DEP: SHADOW}, previous, {}, T0, None)
-    assert shadow.refs["d1"] == (_ref(OLD), BundleRef(f"{DEP}/t", NEW, ShadowOf(0.1)))
+    assert shadow.refs["d1"] == (_ref(OLD), BundleRef(f"{DEP}/t", NEW, ShadowOf(0.1, 60.0)))  # with its window
     assert shadow.refs["d2"] == (_ref(OLD),)
     assert deployment_links(shadow.refs["d1"]) == {
         "deployments": {DEP: f"../bundles/{OLD}"},

@@ -36,9 +36,12 @@ _KEY_ID = re.compile(r"[0-9a-f]{16}")
 class ShadowOf:
     """Marks a bundle as a shadow challenger: the agent verifies and stages it like any bundle, the
     runner of its deployment feeds it the same frames as the current bundle and never writes its
-    outputs. `tolerance`: regressors agree within this absolute difference, in the output's unit."""
+    outputs. `tolerance`: regressors agree within this absolute difference, in the output's unit.
+    `window`: seconds over which the runner counts agreement (the rollout's shadow window; None in
+    states written before it was carried: the runner's default)."""
 
     tolerance: float = 0.0
+    window: float | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ class BundleRef:
         out: dict[str, Any] = {"name": self.name, "digest": self.digest}
         if self.shadow is not None:  # additive: a state without challengers keeps its exact bytes
             out["shadow"] = {"tolerance": self.shadow.tolerance}
+            if self.shadow.window is not None:  # additive too: older challengers keep their bytes
+                out["shadow"]["window"] = self.shadow.window
         return out
 
 
@@ -117,7 +122,12 @@ def _shadow(value: Any) -> ShadowOf | None:
     tol = value["tolerance"]
     if not isinstance(tol, int | float) or isinstance(tol, bool) or not 0 <= tol < float("inf"):
         raise ValueError("a shadow tolerance must be a finite non-negative number")
-    return ShadowOf(float(tol))
+    window = value.get("window")
+    if window is not None and (
+        not isinstance(window, int | float) or isinstance(window, bool) or not 0 < window < float("inf")
+    ):
+        raise ValueError("a shadow window must be a finite positive number of seconds")
+    return ShadowOf(float(tol), None if window is None else float(window))
 
 
 def key_id(public: Ed25519PublicKey) -> str:

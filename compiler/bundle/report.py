@@ -19,6 +19,7 @@ import base64
 import binascii
 import enum
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -282,10 +283,17 @@ def _digest(d: Any, k: str) -> str:
     return _hex64(d[k])
 
 
+_TIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.(\d{1,6})Z", re.ASCII)  # what _TIME_FORMAT writes
+
+
 def _time(v: Any) -> datetime:
-    if not isinstance(v, str) or len(v) > 40:
+    """The report's time, exactly as `_TIME_FORMAT` writes it (a regex and the constructor: a fleet
+    reader parses tens of thousands of these, and strptime costs 50 times as much)."""
+    m = _TIME.fullmatch(v) if isinstance(v, str) and len(v) <= 40 else None
+    if m is None:
         raise ValueError("time must be an RFC 3339 UTC string")
-    return datetime.strptime(v, _TIME_FORMAT).replace(tzinfo=UTC)
+    *fields, fraction = m.groups()
+    return datetime(*map(int, fields), int(fraction.ljust(6, "0")), tzinfo=UTC)  # type: ignore[misc]
 
 
 # --- keys and the signed envelope -------------------------------------------------------------

@@ -741,6 +741,7 @@ def json_schema() -> dict[str, Any]:
 # --- the shadow entry: a challenger beside the current bundle ---------------------------------------
 
 SHADOW_API_VERSION = "takt/shadow/v1"
+DEFAULT_SHADOW_WINDOW = 3600.0  # seconds; the Deployment's `shadow.window` default
 SHADOW_JSON = "shadow.json"
 MAX_SHADOW_BYTES = 64 * 1024
 
@@ -751,13 +752,14 @@ class ShadowEntry:
 
     Written on the device from a desired state's shadow bundle (`BundleRef.shadow`). `config`: the
     challenger's runner.json, relative to this file. `tolerance`: regressors agree within this absolute
-    difference, in the output's unit.
+    difference, in the output's unit. `window`: seconds of the sliding window agreement is counted over.
     """
 
     deployment: str
     challenger: str  # the challenger bundle's digest
     config: str
     tolerance: float = 0.0
+    window: float = DEFAULT_SHADOW_WINDOW
     api_version: Literal["takt/shadow/v1"] = SHADOW_API_VERSION
 
     def to_json(self) -> bytes:
@@ -779,4 +781,6 @@ class ShadowEntry:
             raise ContractError("must be a bundle digest (64 hex digits)", "challenger")
         if not math.isfinite(entry.tolerance) or entry.tolerance < 0:
             raise ContractError("must be a finite non-negative number", "tolerance")
+        if not math.isfinite(entry.window) or entry.window <= 0:
+            raise ContractError("must be a finite positive number of seconds", "window")
         return entry

@@ -7,7 +7,7 @@ options); 3 promote aborted a rollout in this run (a canary or shadow failed its
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from compiler.fleet.reports import FleetReports, Ignored
     from compiler.fleet.seen import Seen
     from compiler.rollout.gate import Decision
+    from compiler.rollout.promote import Reports
 
 
 @dataclass(frozen=True)
@@ -53,18 +54,18 @@ class RolloutOutcome:
         return {"commits": self.commits, "lostRace": self.lost_race} if self.promoted else None
 
 
-def _setup(request: RolloutRequest) -> tuple[DeployLocation, Callable[[Seen], FleetReports]]:
+def _setup(request: RolloutRequest) -> tuple[DeployLocation, Reports]:
     from compiler.fleet.reports import declared_keys, read_reports
 
     result = validated(request.cwd / request.path, "rollout")
     where = resolve_deploy(request.deploy, result.project, result.root, request.cwd, need_key=True)
     keys = declared_keys(d.model for d in result.index.valid("Device"))  # type: ignore[misc]
-    return where, lambda seen: read_reports(where.url, keys, seen=seen)
+    return where, lambda seen, only: read_reports(where.url, keys, seen=seen, only=only)
 
 
-def _recording(reports: Callable[[Seen], FleetReports], ignored: list[Ignored]) -> Callable[[Seen], FleetReports]:
-    def reading(seen: Seen) -> FleetReports:
-        fleet = reports(seen)
+def _recording(reports: Reports, ignored: list[Ignored]) -> Reports:
+    def reading(seen: Seen, only: Collection[str]) -> FleetReports:
+        fleet = reports(seen, only)
         ignored.extend(fleet.ignored)
         return fleet
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -181,10 +181,14 @@ def read_reports(
     *,
     seen: Seen | None = None,
     history: int = MAX_HISTORY,
+    only: Collection[str] | None = None,
     workdir: Path | None = None,
     timeout: float = 300.0,
 ) -> FleetReports:
     """Every status ref of the deploy repo at `url`, verified against `keys` (see the module doc).
+
+    `only`: read just these devices' refs (what a rollout decision needs: its step devices); the
+    refs of other declared devices are then neither fetched nor judged, and their memory is kept.
 
     Raises FleetReadError when the repository cannot be read at all; a bad report is never an error.
     """
@@ -192,18 +196,19 @@ def read_reports(
     listed = list_refs(url, STATUS_REF_PREFIX, MAX_STATUS_REFS, timeout)
     ignored: list[Ignored] = []
     wanted: dict[str, str] = {}  # refname → device
+    tips = dict(listed)
     for ref, _oid in listed:
         name = ref.removeprefix(STATUS_REF_PREFIX)
         if not _DEVICE_ID.fullmatch(name):
             ignored.append(Ignored(ref, clip(name, 64), Rejected.MALFORMED, "the ref does not name a device id"))
         elif name not in keys:
             ignored.append(Ignored(ref, name, Rejected.UNKNOWN_DEVICE, f"no Device spec declares {name}"))
-        else:
+        elif only is None or name in only:
             wanted[ref] = name
     with tempfile.TemporaryDirectory(prefix="takt-fleet-", dir=workdir) as tmp:
         store = RefStore(Path(tmp) / "status.git", timeout)
-        store.fetch(url, sorted(wanted), history, glob=f"{STATUS_REF_PREFIX}*")
-        chains, problems = _chains(store, wanted, history)
+        store.fetch(url, sorted({tips[ref] for ref in wanted}), history)
+        chains, problems = _chains(store, {ref: (device, tips[ref]) for ref, device in wanted.items()}, history)
     latest: dict[str, StatusReport] = {}
     hist: dict[str, tuple[StatusReport, ...]] = {}
     sources: dict[str, str] = {}
@@ -223,19 +228,21 @@ def read_reports(
 
 
 def _chains(
-    store: RefStore, wanted: Mapping[str, str], depth: int
+    store: RefStore, wanted: Mapping[str, tuple[str, str]], depth: int
 ) -> tuple[dict[str, list[tuple[str, bytes | None, str]]], dict[str, str]]:
-    """Each wanted ref's chain of envelopes, oldest first, read in three batched git calls."""
-    tips = store.tips(STATUS_REF_PREFIX)
+    """Each wanted ref's chain of envelopes, oldest first, read in three batched git calls.
+    `wanted`: refname → (device, the tip the listing gave)."""
+    kinds = store.sizes(sorted({tip for _, tip in wanted.values()}))
     problems: dict[str, str] = {}
     commit_tips = {}
-    for ref in wanted:
-        if ref not in tips:
-            problems[ref] = "the ref vanished while it was fetched"
-        elif tips[ref][1] != "commit":
-            problems[ref] = f"the ref points at a {tips[ref][1]}, not a commit"
+    for ref, (_, tip) in wanted.items():
+        kind = kinds.get(tip)
+        if kind is None:
+            problems[ref] = "the ref's commit did not arrive with the fetch"
+        elif kind[1] != "commit":
+            problems[ref] = f"the ref points at a {kind[1]}, not a commit"
         else:
-            commit_tips[ref] = tips[ref][0]
+            commit_tips[ref] = tip
     commits = store.commits(commit_tips.values())
     walks: dict[str, list[str]] = {}
     for ref, tip in commit_tips.items():

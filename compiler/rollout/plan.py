@@ -72,7 +72,8 @@ def assign(bundles: tuple[BundleRef, ...], deployment: str, record: RolloutState
     if serve is not None:
         kept.append(BundleRef(serve.name, serve.digest))
     if challenger is not None and record.spec.shadow is not None:
-        kept.append(BundleRef(challenger.name, challenger.digest, ShadowOf(record.spec.shadow.tolerance)))
+        shadow = ShadowOf(record.spec.shadow.tolerance, record.spec.shadow.window or None)
+        kept.append(BundleRef(challenger.name, challenger.digest, shadow))
     return tuple(sorted(kept, key=lambda b: (b.name, b.shadow is not None)))
 
 
