@@ -135,7 +135,8 @@ def _build_rev(root: Path, out: Path) -> dict[str, Any]:
     if errors:
         raise RevisionHasErrors(f"{len(errors)} spec error(s), first: {errors[0].location}: {errors[0].message}")
     build(result, out, run_gates=False)
-    return json.loads((out / "index.json").read_text())
+    index: dict[str, Any] = json.loads((out / "index.json").read_text())
+    return index
 
 
 def _files(bundle: Path) -> dict[str, dict[str, Any]]:
@@ -213,7 +214,7 @@ def diff(spec_path: Path, base: str, head: str) -> DiffResult:
 
 def grouped(d: DiffResult) -> list[tuple[list[str], list[BundleChange]]]:
     """Devices that receive exactly the same change, together: a fleet shares bundles, a review should too."""
-    groups: dict[tuple, tuple[list[str], list[BundleChange]]] = {}
+    groups: dict[tuple[tuple[str, str, str | None, str | None], ...], tuple[list[str], list[BundleChange]]] = {}
     for dev, changes in d.devices.items():
         key = tuple((c.name, c.change, c.before, c.after) for c in changes)
         groups.setdefault(key, ([], changes))[0].append(dev)

@@ -22,4 +22,5 @@ def locate(root: Path, rel: str, *, verify: bool = False) -> Located:
 
 
 def locate_path(root: Path, rel: str) -> Path:
-    return locate(root, rel).path
+    path: Path = locate(root, rel).path  # Located keeps it Any for the device side's imports
+    return path
