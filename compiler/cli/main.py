@@ -269,7 +269,7 @@ def test_cmd(
         from compiler.testing.report import ReportProvenance
 
         models = {
-            d.name: (d.model.spec.version, d.model.spec.artifact.sha256)  # type: ignore[union-attr]
+            d.name: (d.model.spec.version, d.model.spec.artifact.sha256)
             for d in result.index.valid("Model")
             if d.name
         }

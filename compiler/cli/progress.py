@@ -33,7 +33,7 @@ class DelayedProgress:
             )
             self.bar.start()
             self.task = self.bar.add_task(self.label, total=total)
-        self.bar.update(self.task, completed=done, total=total)  # type: ignore[arg-type]
+        self.bar.update(self.task, completed=done, total=total)
 
     def __enter__(self) -> DelayedProgress:
         return self

@@ -34,7 +34,7 @@ def _setup(path: Path, repo_url: str | None, branch: str | None, key_ref: str | 
         sys.exit(EXIT_USAGE)
     if "://" not in url and not url.startswith("git@") and not Path(url).is_absolute():
         url = str((repo_base / url).resolve())
-    keys = declared_keys(d.model for d in result.index.valid("Device"))  # type: ignore[misc]
+    keys = declared_keys(d.model for d in result.index.valid("Device"))
     return url, branch, key_ref, lambda seen: read_reports(url, keys, seen=seen)
 
 

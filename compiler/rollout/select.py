@@ -20,7 +20,7 @@ def pick(
 ) -> tuple[str, ...]:
     """The chosen device ids, sorted. `devices`: id → labels; `selector` has `.matches(labels)`."""
     if selector is not None:
-        return tuple(sorted(d for d, labels in devices.items() if selector.matches(dict(labels))))  # type: ignore[attr-defined]
+        return tuple(sorted(d for d, labels in devices.items() if selector.matches(dict(labels))))
     if percentage is None or not devices:
         return ()
     ranked = sorted(devices, key=lambda d: hashlib.sha256(f"{deployment}/{d}".encode()).hexdigest())

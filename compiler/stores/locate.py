@@ -22,5 +22,4 @@ def locate(root: Path, rel: str, *, verify: bool = False) -> Located:
 
 
 def locate_path(root: Path, rel: str) -> Path:
-    path: Path = locate(root, rel).path  # Located keeps it Any for the device side's imports
-    return path
+    return locate(root, rel).path

@@ -197,7 +197,7 @@ def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     return [round(first + i * step, 12) for i in range(int((hi - first) / step + 1e-9) + 1)]
 
 
-def _axis(x, ticks: list[float], y: float, unit: str = "") -> str:  # type: ignore[no-untyped-def]
+def _axis(x, ticks: list[float], y: float, unit: str = "") -> str:
     return "".join(
         f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{y:.1f}" y2="{y + 4:.1f}" stroke="#555"/>'
         f'<text x="{x(t):.1f}" y="{y + 14:.1f}" font-size="9" text-anchor="middle">{t:.4g}{unit}</text>'

@@ -540,7 +540,7 @@ class SuiteRunner:
             for cols in self.stream(test.candidate, features):
                 rows += rows_of(cols)
                 for f, c in counts.items():
-                    c += bins[f].counts(cols[f].astype(np.float64))  # type: ignore[union-attr]
+                    c += bins[f].counts(cols[f].astype(np.float64))
             how["candidate"] = Computation(rows, "exact").as_dict()
             for f in features:
                 b = bins[f]
@@ -562,7 +562,7 @@ class SuiteRunner:
             bounds = [h["cdfBound"] for h in how.values() if h["method"] == "sketch"]
             if bounds:
                 how["statisticBound"] = {"abs": sum(bounds), "probability": 1 - len(bounds) * DELTA}
-        worst = max(values, key=values.get)  # type: ignore[arg-type]
+        worst = max(values, key=values.get)
         ok = values[worst] < test.threshold
         return (
             "passed" if ok else "failed",

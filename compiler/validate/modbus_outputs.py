@@ -25,9 +25,9 @@ _FLOAT_OUTPUTS = ("float16", "bfloat16", "float32", "float64")
 def check_modbus_outputs(index: SpecIndex) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     for doc in index.valid("Deployment"):
-        dep: Deployment = doc.model  # type: ignore[assignment]
+        dep: Deployment = doc.model
         model_doc = index.get("Model", dep.spec.model.name)
-        model: Model | None = model_doc.model if model_doc else None  # type: ignore[assignment]
+        model: Model | None = model_doc.model if model_doc else None
         for i, o in enumerate(dep.spec.outputs):
             if isinstance(o, ModbusOutput):
                 _output(doc, index, model, o, ("spec", "outputs", i), out)
@@ -40,8 +40,8 @@ def _output(
     a, where = o.address, (*path, "address")
     addressing = o.addressing or "zero-based"
     conn = index.get("DataSource", o.connection) if o.connection else None
-    if conn is not None and conn.model is not None and isinstance(conn.model.spec, ModbusSource):  # type: ignore[attr-defined]
-        src: ModbusSource = conn.model.spec  # type: ignore[attr-defined]
+    if conn is not None and conn.model is not None and isinstance(conn.model.spec, ModbusSource):
+        src: ModbusSource = conn.model.spec
         addressing = o.addressing or src.addressing
         if src.transport != "tcp":
             out.append(

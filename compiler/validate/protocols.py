@@ -35,7 +35,7 @@ _WORDS = {
 def check_protocols(index: SpecIndex) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     for doc in index.valid("DataSource"):
-        src: DataSource = doc.model  # type: ignore[assignment]
+        src: DataSource = doc.model
         names: dict[str, int] = {}
         for i, f in enumerate(src.spec.fields):
             if f.name in names:
@@ -55,7 +55,7 @@ def check_protocols(index: SpecIndex) -> list[Diagnostic]:
         elif isinstance(spec, ModbusSource):
             _modbus(doc, spec, out)
     for doc in index.valid("Deployment"):
-        dep: Deployment = doc.model  # type: ignore[assignment]
+        dep: Deployment = doc.model
         for i, o in enumerate(dep.spec.outputs):
             if isinstance(o, OpcUaOutput):
                 _node_id_lints(doc, o.node_id, ("spec", "outputs", i, "nodeId"), out)

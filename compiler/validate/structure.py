@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
@@ -15,6 +15,8 @@ from compiler.loader.yamldoc import Path_, YamlDocument
 from compiler.spec.kinds import API_VERSION, KINDS, KNOWN_API_VERSIONS
 from compiler.spec.types import SpecModel
 from compiler.validate.document import SpecDocument, did_you_mean
+
+S = TypeVar("S", bound=SpecModel)
 
 _TYPE_CODES = {
     "missing": "TAKT1003",
@@ -70,7 +72,7 @@ def load_spec_document(yaml: YamlDocument, file_path: Path) -> tuple[SpecDocumen
         diags.append(probe.diag("TAKT1002", "kind Project belongs in takt.yaml at the project root", ("kind",)))
     elif kind not in KINDS:
         diags.append(probe.diag("TAKT1002", f"unknown kind {kind!r}", ("kind",), hint=did_you_mean(str(kind), KINDS)))
-    if diags:
+    if diags or not isinstance(kind, str):  # no finding: kind is one of KINDS
         return None, diags
     meta = data.get("metadata")
     raw_name = meta.get("name") if isinstance(meta, dict) else None
@@ -79,7 +81,7 @@ def load_spec_document(yaml: YamlDocument, file_path: Path) -> tuple[SpecDocumen
     return doc, errors
 
 
-def validate_model(cls: type[SpecModel], data: Any, doc: SpecDocument) -> tuple[SpecModel | None, list[Diagnostic]]:
+def validate_model(cls: type[S], data: Any, doc: SpecDocument) -> tuple[S | None, list[Diagnostic]]:
     try:
         return cls.model_validate(data), []
     except ValidationError as exc:
@@ -106,9 +108,10 @@ def _walk(data: Any, loc: tuple[Any, ...]) -> tuple[Path_, str | None]:
     path: list[str | int] = []
     cur = data
     for i, el in enumerate(loc):
-        if (isinstance(cur, dict) and isinstance(el, str) and el in cur) or (
-            isinstance(cur, list) and isinstance(el, int) and 0 <= el < len(cur)
-        ):
+        if isinstance(cur, dict) and isinstance(el, str) and el in cur:
+            path.append(el)
+            cur = cur[el]
+        elif isinstance(cur, list) and isinstance(el, int) and 0 <= el < len(cur):
             path.append(el)
             cur = cur[el]
         elif i == len(loc) - 1 and isinstance(el, str):
@@ -138,10 +141,9 @@ def pydantic_diagnostic(doc: SpecDocument, cls: type[SpecModel], err: ErrorDetai
     value = err.get("input")
     if etype.startswith("TAKT"):
         return doc.diag(etype, err["msg"], path)
-    code = _TYPE_CODES.get(etype)
     if etype == "missing" and leaf is not None:
         return doc.diag(
-            code,
+            _TYPE_CODES[etype],  # each branch below is one of the table's types
             f"missing required field {leaf!r}",
             path,
             key=True,
@@ -151,7 +153,7 @@ def pydantic_diagnostic(doc: SpecDocument, cls: type[SpecModel], err: ErrorDetai
         full = (*path, leaf) if leaf is not None else path
         name = str(full[-1]) if full else "?"
         return doc.diag(
-            code,
+            _TYPE_CODES[etype],  # each branch below is one of the table's types
             f"unknown field {name!r}",
             full,
             key=True,
@@ -161,7 +163,7 @@ def pydantic_diagnostic(doc: SpecDocument, cls: type[SpecModel], err: ErrorDetai
         disc = str(ctx.get("discriminator", "")).strip("'")
         tag = str(ctx.get("tag", ""))
         return doc.diag(
-            code,
+            _TYPE_CODES[etype],  # each branch below is one of the table's types
             f"unknown {disc} {tag!r}",
             (*path, disc),
             hint=did_you_mean(tag, _choices(str(ctx.get("expected_tags", "")))),
@@ -169,7 +171,7 @@ def pydantic_diagnostic(doc: SpecDocument, cls: type[SpecModel], err: ErrorDetai
     if etype == "union_tag_not_found":
         disc = str(ctx.get("discriminator", "")).strip("'")
         return doc.diag(
-            code,
+            _TYPE_CODES[etype],  # each branch below is one of the table's types
             f"missing {disc!r}",
             path,
             key=True,
