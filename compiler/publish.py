@@ -101,7 +101,7 @@ class _Blob:
 def _clone(url: str, branch: str, work: Path, create: bool) -> tuple[git.Repo, str | None]:
     """A bare, shallow clone of the branch (nothing is checked out), and the branch's commit."""
     try:
-        heads = git.cmd.Git().ls_remote("--heads", url, f"refs/heads/{branch}")
+        heads = str(git.cmd.Git().ls_remote("--heads", url, f"refs/heads/{branch}"))
     except git.GitCommandError as exc:
         raise PublishError(f"deploy repo {redact_url(url)} is unreachable: {_git_error(exc)}") from exc
     if heads.strip():
@@ -144,7 +144,8 @@ def _blob(repo: git.Repo, blob: _Blob | None, limit: int) -> bytes | None:
     info = repo.odb.info(bytes.fromhex(blob.sha))
     if info.size > limit:
         return None
-    return repo.odb.stream(bytes.fromhex(blob.sha)).read()
+    data: bytes = repo.odb.stream(bytes.fromhex(blob.sha)).read()  # gitdb's stream is untyped
+    return data
 
 
 def _verified_state(repo: git.Repo, tree: dict[str, _Blob], device: str, key: Ed25519PrivateKey) -> DesiredState | None:
@@ -534,7 +535,7 @@ def _write_tree(
     """
     kept = {p: e[1].sha for p, e in entries.items() if isinstance(e[1], _Blob)}  # blobs already in the clone
     inline = sorted((p, e[1]) for p, e in entries.items() if isinstance(e[1], bytes))
-    files = sorted(p for p, e in entries.items() if isinstance(e[1], Path))
+    files = sorted((p, e[1]) for p, e in entries.items() if isinstance(e[1], Path))
     shas = dict(kept)
     if inline:
         stream = bytearray()
@@ -545,9 +546,9 @@ def _write_tree(
         by_mark = dict(line.split(" ", 1) for line in marks.read_text("ascii").split("\n") if line)
         shas.update((p, by_mark[f":{n}"].strip()) for n, (p, _) in enumerate(inline, 1))
     if files:
-        listed = "".join(f"{entries[p][1]}\n" for p in files).encode()
+        listed = "".join(f"{path}\n" for _, path in files).encode()
         out = _plumb(repo, ["hash-object", "-w", "--no-filters", "--stdin-paths"], listed)
-        shas.update(zip(files, out.decode("ascii").split(), strict=True))
+        shas.update(zip((p for p, _ in files), out.decode("ascii").split(), strict=True))
     paths = sorted(entries)
     env = {"GIT_INDEX_FILE": str(scratch / "index")}
     _plumb(repo, ["read-tree", "--empty"], env=env)

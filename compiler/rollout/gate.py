@@ -14,6 +14,7 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypedDict
 
 from compiler.bundle.report import RunnerHealth, StatusReport
 from compiler.rollout.state import TERMINAL, Phase, RolloutState
@@ -37,6 +38,18 @@ class DeviceVerdict:
     mean_abs_diff: float | None = None
     p99_abs_diff: float | None = None
     challenger_error_rate: float | None = None
+
+
+class _Seen(TypedDict, total=False):
+    """The figures of a report a verdict carries (DeviceVerdict's optional fields)."""
+
+    report_time: datetime | None
+    ready: bool | None
+    error_rate: float | None
+    agreement: float | None
+    mean_abs_diff: float | None
+    p99_abs_diff: float | None
+    challenger_error_rate: float | None
 
 
 class Action(enum.StrEnum):
@@ -145,7 +158,7 @@ def _canary(record: RolloutState, device: str, history: tuple[StatusReport, ...]
     if runner is None:
         verdict = Verdict.FAIL if over else Verdict.WAIT
         return DeviceVerdict(device, verdict, "reports no runner for the deployment", report.time)
-    seen = dict(report_time=report.time, ready=runner.ready, error_rate=runner.error_rate)
+    seen = _Seen(report_time=report.time, ready=runner.ready, error_rate=runner.error_rate)
     if runner.bundle != record.devices[device].new.digest:
         return DeviceVerdict(device, Verdict.FAIL, f"runner serves {runner.bundle[:12]}, not the new bundle", **seen)
     if runner.error_rate is not None and runner.error_rate > gate.max_error_rate:
@@ -183,7 +196,7 @@ def _shadow(record: RolloutState, device: str, history: tuple[StatusReport, ...]
     if shadow is None or shadow.challenger != record.devices[device].new.digest:
         verdict = Verdict.FAIL if over else Verdict.WAIT
         return DeviceVerdict(device, verdict, "reports no comparison with the challenger", report.time)
-    seen = dict(
+    seen = _Seen(
         report_time=report.time,
         ready=got.ready if got is not None else None,
         error_rate=got.error_rate if got is not None else None,

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from compiler.bundle import DESIRED, SIGNATURE, DesiredState, sign
 from compiler.bundle.report import StatusReport
 from compiler.fleet.reports import FleetReports
-from compiler.fleet.seen import MAX_SEEN_BYTES, SEEN_PATH, Seen, merge, parse_seen, seen_to_bytes
+from compiler.fleet.seen import MAX_SEEN_BYTES, SEEN_PATH, Seen, SeenReport, merge, parse_seen, seen_to_bytes
 from compiler.publish import (
     _AUTHOR,
     PublishError,
@@ -163,7 +163,7 @@ def _histories(fleet: FleetReports) -> dict[str, tuple[StatusReport, ...]]:
     return out
 
 
-def _seen(repo: git.Repo, tree: dict[str, _Blob]) -> dict:
+def _seen(repo: git.Repo, tree: dict[str, _Blob]) -> dict[str, SeenReport]:
     """The branch's memory of believed sequences; unreadable memory is none (it only ever adds refusals)."""
     data = _blob(repo, tree.get(SEEN_PATH), MAX_SEEN_BYTES)
     try:
@@ -174,7 +174,7 @@ def _seen(repo: git.Repo, tree: dict[str, _Blob]) -> dict:
 
 def _moved(url: str, branch: str, head: str) -> bool:
     try:
-        line = git.cmd.Git().ls_remote("--heads", url, f"refs/heads/{branch}")
+        line = str(git.cmd.Git().ls_remote("--heads", url, f"refs/heads/{branch}"))
     except git.GitCommandError:
         return False
     return bool(line.strip()) and line.split()[0] != head

@@ -10,12 +10,19 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping
+from typing import Protocol
+
+
+class Selector(Protocol):
+    """A label selector (compiler.spec.types.LabelSelector)."""
+
+    def matches(self, labels: dict[str, str]) -> bool: ...
 
 
 def pick(
     deployment: str,
     devices: Mapping[str, Mapping[str, str]],
-    selector: object | None = None,
+    selector: Selector | None = None,
     percentage: int | None = None,
 ) -> tuple[str, ...]:
     """The chosen device ids, sorted. `devices`: id → labels; `selector` has `.matches(labels)`."""

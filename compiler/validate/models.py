@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from compiler.bundle.tree import TreeError, regular_inside
 from compiler.diagnostics import Diagnostic
