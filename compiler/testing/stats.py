@@ -129,14 +129,14 @@ def percentiles(samples: np.ndarray, qs: tuple[float, ...] = (50, 95, 99)) -> di
 # --- metrics -------------------------------------------------------------------------------------
 
 
-def confusion(pred: np.ndarray, truth: np.ndarray, positive) -> tuple[int, int, int, int]:
+def confusion(pred: np.ndarray, truth: np.ndarray, positive: object) -> tuple[int, int, int, int]:
     """(tp, fp, fn, tn) for one positive class."""
     p = pred == positive
     t = truth == positive
     return int(np.sum(p & t)), int(np.sum(p & ~t)), int(np.sum(~p & t)), int(np.sum(~p & ~t))
 
 
-def f1_score(pred: np.ndarray, truth: np.ndarray, positive) -> float:
+def f1_score(pred: np.ndarray, truth: np.ndarray, positive: object) -> float:
     tp, fp, fn, _ = confusion(pred, truth, positive)
     return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
 
@@ -153,7 +153,7 @@ def count_estimate(metric: str, correct: int, n: int, tp: int, fp: int, fn: int,
 
 
 def metric_estimate(
-    metric: str, pred: np.ndarray, truth: np.ndarray, confidence: float, positive=1, seed: int = 0
+    metric: str, pred: np.ndarray, truth: np.ndarray, confidence: float, positive: object = 1, seed: int = 0
 ) -> Estimate | None:
     """The metric with its bounds: Wilson for proportions, bootstrap for F1 and errors."""
     if pred.size == 0:
