@@ -24,7 +24,7 @@ def serve_metrics(metrics: Path, address: str, port: int) -> ThreadingHTTPServer
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class names it
+        def log_message(self, format: str, *args: Any) -> None:  # the base class names it `format`
             pass
 
     server = ThreadingHTTPServer((address, port), Handler)

@@ -133,7 +133,9 @@ def verify_journal(path: Path) -> tuple[bool, int]:
     return True, n
 
 
-def condition(kind: str, ok: bool, reason: Reason, message: str, now: datetime, old: list[dict[str, Any]]) -> dict[str, Any]:
+def condition(
+    kind: str, ok: bool, reason: Reason, message: str, now: datetime, old: list[dict[str, Any]]
+) -> dict[str, Any]:
     status = "True" if ok else "False"
     prior = next((c for c in old if c.get("type") == kind), None)
     since = prior["lastTransitionTime"] if prior and prior.get("status") == status else _ts(now)

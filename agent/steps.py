@@ -73,9 +73,8 @@ def verify_desired(c: Cycle) -> Outcome | None:
     """Signature by a trusted key, device, generation, expiry: before any bundle is fetched."""
     try:
         trusted = load_trusted(c.cfg.trusted_keys)
-        verified = verify_state(
-            need(c.workdir, "the clone"), c.cfg.device, trusted, c.mem.accepted_generation, c.mem.accepted_release, c.now
-        )
+        workdir, mem = need(c.workdir, "the clone"), c.mem
+        verified = verify_state(workdir, c.cfg.device, trusted, mem.accepted_generation, mem.accepted_release, c.now)
     except Refused as exc:
         return _refused(c, exc)
     c.desired, c.key_id, c.release_id = verified.state, verified.key_id, verified.release_id
@@ -117,7 +116,8 @@ def verify_bundles_step(c: Cycle) -> Outcome | None:
 
 def compare(c: Cycle) -> Outcome | None:
     """Up to date, drifted (restage), quarantined (wait), or killed mid-activation (resume)."""
-    desired, rid, mem, current = need(c.desired, "the desired state"), need(c.release_id, "the release id"), c.mem, c.current
+    desired, rid = need(c.desired, "the desired state"), need(c.release_id, "the release id")
+    mem, current = c.mem, c.current
     running = current is not None and release_id_of(current) == rid
     drift = verify_release(current) if current is not None and running else []
     if current is not None and running and not drift and mem.pending_health != current.name:

@@ -98,7 +98,12 @@ def _read(workdir: Path, rel: str, limit: int, missing: Reason, invalid: Reason)
 
 
 def verify_state(
-    workdir: Path, device: str, trusted: list[Ed25519PublicKey], accepted_generation: int, accepted_release: str | None, now: datetime
+    workdir: Path,
+    device: str,
+    trusted: list[Ed25519PublicKey],
+    accepted_generation: int,
+    accepted_release: str | None,
+    now: datetime,
 ) -> Verified:
     """The signed state of this device: signature, parse, device, generation, expiry, layout."""
     ddir = f"devices/{device}"

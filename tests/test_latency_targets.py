@@ -90,7 +90,9 @@ def test_the_health_budget_of_a_bundle_is_its_targets_entry_when_there_is_no_def
     # found by mypy: the renderer read `budget.p99` and failed when only `budgets` were given
     from compiler.bundle.runner import RUNNER_JSON, RunnerConfig
 
-    latency = "    budgets:\n      edge-pc: {p99: 30s}\n      ipc-x86: {p99: 50s}\n      embedded: {p99: 60s}\n    runs: 20\n"
+    latency = (
+        "    budgets:\n      edge-pc: {p99: 30s}\n      ipc-x86: {p99: 50s}\n      embedded: {p99: 60s}\n    runs: 20\n"
+    )
     res = _build(tmp_path, latency)
     seconds = {}
     for b in res.bundles:

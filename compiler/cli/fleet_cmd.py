@@ -46,6 +46,8 @@ def status_cmd(
     from compiler.report.fleet_json import render_fleet_json
     from compiler.report.fleet_markdown import render_fleet_markdown
     from compiler.report.fleet_text import render_fleet_text
+    from compiler.spec.deployment import Deployment
+    from compiler.spec.device import Device
 
     _, err = _consoles()
     result = _validated(path, "fleet status")
@@ -59,8 +61,8 @@ def status_cmd(
         repo_url = str(
             ((Path.cwd() if deploy is None or repo_url != deploy.repo else result.root) / repo_url).resolve()
         )
-    devices = [d.model for d in result.documents if d.kind == "Device" and d.model is not None]
-    deployments = [d.model for d in result.documents if d.kind == "Deployment" and d.model is not None]
+    devices = [d.model for d in result.documents if isinstance(d.model, Device)]  # kind Device's class
+    deployments = [d.model for d in result.documents if isinstance(d.model, Deployment)]
     memory = user_cache_dir() / "fleet" / f"{hashlib.sha256(f'{repo_url}#{branch}'.encode()).hexdigest()[:24]}.json"
     try:
         if mqtt_url:

@@ -8,6 +8,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -19,10 +20,13 @@ from compiler.cli.model_cmd import matrix, model_group
 from compiler.cli.progress import DelayedProgress
 from compiler.cli.rollout_cmd import rollout_group
 from compiler.codes import all_rules
-from compiler.diagnostics import Severity
+from compiler.diagnostics import Diagnostic, Severity
 from compiler.report.formats import FORMATS, Report, render
 from compiler.report.text import render_text
 from compiler.report.words import plural
+
+if TYPE_CHECKING:  # validation is imported where a command runs it, not for --help
+    from compiler.validate.pipeline import ValidationResult
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -41,12 +45,12 @@ def _consoles() -> tuple[Console, Console]:
     return out, err
 
 
-def _print_diagnostics(console: Console, diags: list, result, command: str) -> None:
+def _print_diagnostics(console: Console, diags: list[Diagnostic], result: ValidationResult, command: str) -> None:
     rep = Report(command, diags, result.files, len(result.documents), 0, result.sources)
     console.print(render_text(diags, result.sources, rep.summary()), end="")
 
 
-def _validated(path: Path, command: str):
+def _validated(path: Path, command: str) -> ValidationResult:
     """Validate first: spec errors stop `command` with exit 1, each printed at its location."""
     from compiler.validate.pipeline import validate as run_validate
 

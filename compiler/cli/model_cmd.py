@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -39,7 +39,7 @@ def _resolve_target(name: str, spec_root: Path) -> tuple[RuntimeProfile, str | N
     return target_profile(spec, name)
 
 
-def _tensor(t: TensorInfo) -> dict:
+def _tensor(t: TensorInfo) -> dict[str, Any]:
     """Spec dtype names (float32), so a signature can be pasted into a Model spec."""
     from compiler.models.inspect import ONNX_TO_SPEC
 
@@ -51,7 +51,7 @@ def _tensor(t: TensorInfo) -> dict:
     }
 
 
-def model_report(info: ModelInfo, problems: list[Problem], profile: RuntimeProfile, sha256: str) -> dict:
+def model_report(info: ModelInfo, problems: list[Problem], profile: RuntimeProfile, sha256: str) -> dict[str, Any]:
     errors = [p for p in problems if p.severity == Severity.ERROR]
     return {
         "model": info.path,
@@ -76,7 +76,7 @@ def model_report(info: ModelInfo, problems: list[Problem], profile: RuntimeProfi
     }
 
 
-def _print_text(console: Console, report: dict) -> None:
+def _print_text(console: Console, report: dict[str, Any]) -> None:
     console.print(
         f"[bold]{report['model']}[/bold]  sha256 {report['sha256'][:16]}…  IR {report['irVersion']}  "
         f"opsets {', '.join(f'{d} {v}' for d, v in report['opsets'].items())}"

@@ -9,15 +9,23 @@ failed its gate: CI goes red once).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
+
+if TYPE_CHECKING:  # the commands import these when they run, not for --help
+    from compiler.fleet.reports import FleetReports, Ignored
+    from compiler.fleet.seen import Seen
+    from compiler.rollout.gate import Decision
+    from compiler.rollout.promote import Reports
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ABORTED = 0, 1, 2, 3
 
 
-def _setup(path: Path, repo_url: str | None, branch: str | None, key_ref: str | None):
+def _setup(path: Path, repo_url: str | None, branch: str | None, key_ref: str | None) -> tuple[str, str, str, Reports]:
     """(url, branch, key ref, reports callable) from the options and takt.yaml; exits on errors."""
     from compiler.cli.main import _consoles, _validated
     from compiler.fleet.reports import declared_keys, read_reports
@@ -47,7 +55,7 @@ _common = [
 ]
 
 
-def _options(fn):
+def _options(fn: Callable[..., None]) -> Callable[..., None]:
     for deco in reversed(_common):
         fn = deco(fn)
     return fn
@@ -70,9 +78,9 @@ def status_cmd(path: Path, repo_url: str | None, branch: str | None, key_ref: st
     url, branch, key_ref, reports = _setup(path, repo_url, branch, key_ref)
     try:
         key = load_private_key(key_ref)
-        ignored: list = []
+        ignored: list[Ignored] = []
 
-        def reading(seen):
+        def reading(seen: Seen) -> FleetReports:
             fleet = reports(seen)
             ignored.extend(fleet.ignored)
             return fleet
@@ -99,9 +107,9 @@ def promote_cmd(
     from compiler.signing import KeyError_, load_private_key
 
     url, branch, key_ref, reports = _setup(path, repo_url, branch, key_ref)
-    ignored: list = []
+    ignored: list[Ignored] = []
 
-    def reading(seen):
+    def reading(seen: Seen) -> FleetReports:
         fleet = reports(seen)
         ignored.extend(fleet.ignored)
         return fleet
@@ -125,12 +133,14 @@ def promote_cmd(
         sys.exit(EXIT_ABORTED)
 
 
-def _render(fmt: str, decisions, ignored, extra: dict | None = None) -> None:
+def _render(
+    fmt: str, decisions: Sequence[Decision], ignored: Sequence[Ignored], extra: dict[str, Any] | None = None
+) -> None:
     from compiler.rollout.render import RENDERERS, as_json
 
     click.echo(as_json(decisions, ignored, extra) if fmt == "json" else RENDERERS[fmt](decisions, ignored), nl=False)
 
 
-def _fail(message: str, code: int) -> None:
+def _fail(message: str, code: int) -> NoReturn:
     click.echo(f"takt rollout: error: {message}", err=True)
     sys.exit(code)

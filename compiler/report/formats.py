@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import PurePath
+from typing import Any
 from xml.etree import ElementTree as ET
 
 from compiler import __version__

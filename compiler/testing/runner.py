@@ -11,7 +11,7 @@ import io
 import json
 import math
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,7 +120,9 @@ class ModelRunner:
     def columns_for(self, tensor: Tensor) -> list[str]:
         return [f.name for f in tensor.features] if tensor.features else [tensor.name]
 
-    def feeds(self, data: Dataset | dict[str, np.ndarray], rows: slice | np.ndarray | None = None) -> dict[str, np.ndarray]:
+    def feeds(
+        self, data: Dataset | dict[str, np.ndarray], rows: slice | np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
         """Model inputs from dataset columns through `frames`, the pipeline the runner runs."""
         columns = data.columns if isinstance(data, Dataset) else data
         if rows is not None:

@@ -108,7 +108,7 @@ def _walk(data: Any, loc: tuple[Any, ...]) -> tuple[Path_, str | None]:
     path: list[str | int] = []
     cur = data
     for i, el in enumerate(loc):
-        if isinstance(cur, dict) and isinstance(el, str) and el in cur:
+        if isinstance(cur, dict) and isinstance(el, str) and el in cur:  # noqa: SIM114 - one branch per type narrows `cur`
             path.append(el)
             cur = cur[el]
         elif isinstance(cur, list) and isinstance(el, int) and 0 <= el < len(cur):
