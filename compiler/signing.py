@@ -10,13 +10,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from compiler.bundle.atomic import write_atomic
 from compiler.bundle.desired import key_id, load_private_key_pem
+from compiler.commands.errors import CommandError, ExitCode
 
 PRIVATE_NAME, PUBLIC_NAME = "takt-signing.key", "takt-signing.pub"
 MAX_KEY_BYTES = 4096  # a PEM ed25519 key is about 120 bytes
 
 
-class KeyError_(Exception):
+class KeyError_(CommandError):
     """A key that cannot be used; the message never contains key material."""
+
+    exit_code = ExitCode.USAGE
 
 
 def keygen(out: Path, *, force: bool = False) -> tuple[Path, Path, str]:
