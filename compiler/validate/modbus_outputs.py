@@ -57,7 +57,7 @@ def modbus_output_writable(index: SpecIndex) -> Iterator[Diagnostic]:
                 key=True,
                 hint="write a coil, or a register of its own",
             )
-        tensor = _tensor(index, doc.model, o)  # type: ignore[arg-type]
+        tensor = _tensor(index, doc.model, o)
         if tensor is None:
             continue  # an unknown output is TAKT4008
         sizes = [d for d in tensor.shape[1:] if isinstance(d, int)]
@@ -76,7 +76,7 @@ def modbus_output_keeps_decimals(index: SpecIndex) -> Iterator[Diagnostic]:
         a = o.address
         if a.register_type in ("input-register", "discrete-input"):
             continue  # TAKT2024
-        tensor = _tensor(index, doc.model, o)  # type: ignore[arg-type]
+        tensor = _tensor(index, doc.model, o)
         integer = a.data_type not in ("float32", "float64", "bool")
         if tensor is not None and integer and tensor.dtype in _FLOAT_OUTPUTS and float(a.scale) == 1.0:
             yield doc.diag(

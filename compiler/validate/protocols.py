@@ -18,7 +18,7 @@ from compiler.spec.addresses import (
 from compiler.spec.datasource import DataSource, ModbusField, ModbusSource, MqttSource, OpcUaSource
 from compiler.spec.deployment import Deployment, ModbusOutput, OpcUaOutput
 from compiler.validate.checks import Check, run_checks
-from compiler.validate.document import SpecDocument
+from compiler.validate.document import SpecDocument, Valid
 from compiler.validate.index import SpecIndex
 from compiler.validate.semantics import conversion
 
@@ -259,7 +259,7 @@ def modbus_scale_nonzero(index: SpecIndex) -> Iterator[Diagnostic]:
             )
 
 
-def modbus_outputs(index: SpecIndex) -> Iterator[tuple[SpecDocument, ModbusOutput, Path_]]:
+def modbus_outputs(index: SpecIndex) -> Iterator[tuple[Valid[Deployment], ModbusOutput, Path_]]:
     """Every Modbus output of every Deployment, with its path."""
     for doc in index.valid("Deployment"):
         dep: Deployment = doc.model

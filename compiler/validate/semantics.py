@@ -12,6 +12,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
+
 from compiler.diagnostics import Diagnostic
 from compiler.loader.yamldoc import Path_
 from compiler.render.plugins import target_classes
@@ -176,8 +178,8 @@ def profile_fits_class(index: SpecIndex) -> Iterator[Diagnostic]:
                 )
 
 
-def _profile_fields(model: type) -> list[str]:
-    return [f.alias or name for name, f in model.model_fields.items()]  # type: ignore[attr-defined]
+def _profile_fields(model: type[BaseModel]) -> list[str]:
+    return [f.alias or name for name, f in model.model_fields.items()]
 
 
 def target_class_rules(index: SpecIndex) -> Iterator[Diagnostic]:
