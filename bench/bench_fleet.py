@@ -184,8 +184,8 @@ def fleet_status_cost(devices: int, work: Path) -> dict[str, float]:
 
 
 def measure(quick: bool = False) -> dict[str, dict]:
-    small, large = (50, 500) if quick else (50, 5000)
-    s_small, s_large = (50, 200) if quick else (500, 5000)
+    small, large = (20, 200) if quick else (50, 5000)  # quick: sizes that fit bench/run's two minutes
+    s_small, s_large = (20, 100) if quick else (500, 5000)
     got: dict[str, dict] = {}
     for n in (small, large):
         with tempfile.TemporaryDirectory(prefix="takt-bench-fleet-") as tmp:

@@ -64,7 +64,7 @@ def tree_stamp(directory: Path) -> str | None:
     so an equal stamp means the tree is as it was when the stamp was taken."""
     h = hashlib.sha256()
     count = 0
-    pending = [("", directory)]
+    pending = [("", os.fspath(directory))]  # plain strings: pathlib joins cost more than the lstat
     try:
         while pending:
             rel, path = pending.pop()
@@ -75,7 +75,7 @@ def tree_stamp(directory: Path) -> str | None:
             h.update(f"{rel}\0{st.st_mode}\0{st.st_size}\0{st.st_ino}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\n".encode())
             if stat.S_ISDIR(st.st_mode):
                 for name in sorted(os.listdir(path), reverse=True):
-                    pending.append((f"{rel}/{name}", path / name))
+                    pending.append((f"{rel}/{name}", f"{path}/{name}"))
     except (OSError, UnicodeEncodeError):
         return None
     return h.hexdigest()

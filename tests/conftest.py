@@ -49,6 +49,21 @@ def immediate_rollout(spec: Path) -> Path:
     return spec
 
 
+EXAMPLE_LATENCY = "budget: {p50: 2ms, p99: 10ms}"
+
+
+def load_free_latency(spec: Path) -> Path:
+    """The press-line example with a latency budget no host load can miss (1 s), for tests whose
+    subject is publish or the CLI and not the build host's timing: on a loaded CI machine the
+    10 ms p99 of the example's gate is a coin toss. Latency gates are tested where they are the
+    subject (test_latency_targets, test_testing)."""
+    path = spec / "specs" / "tests.yaml"
+    text = path.read_text()
+    assert EXAMPLE_LATENCY in text, "the example's latency budget changed: update EXAMPLE_LATENCY"
+    path.write_text(text.replace(EXAMPLE_LATENCY, "budget: {p50: 1s, p99: 1s}"))
+    return spec
+
+
 PROJECT = """\
 apiVersion: takt/v1
 kind: Project

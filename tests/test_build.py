@@ -15,7 +15,7 @@ from ruamel.yaml import YAML
 from compiler.build import build
 from compiler.bundle import verify_bundle
 from compiler.validate.pipeline import validate
-from tests.conftest import copy_example
+from tests.conftest import copy_example, load_free_latency
 
 GOLDEN = Path(__file__).parent / "golden"
 BINARY = (".onnx", ".npz", ".ort")
@@ -67,7 +67,7 @@ def _git(root: Path, *args: str) -> str:
 def test_same_commit_in_two_checkouts_gives_identical_bundles(tmp_path: Path):
     digests = []
     for name in ("checkout-a", "somewhere/else/checkout-b"):
-        root = copy_example("press-line-anomaly", tmp_path / name)
+        root = load_free_latency(copy_example("press-line-anomaly", tmp_path / name))
         _git(root, "init", "-q", "-b", "main")
         _git(root, "add", "-A")
         _git(root, "commit", "-q", "-m", "specs")
@@ -96,7 +96,7 @@ def test_same_commit_in_two_checkouts_gives_identical_bundles(tmp_path: Path):
 
 
 def test_only_changed_bundles_are_rendered_again(tmp_path: Path):
-    root = copy_example("press-line-anomaly", tmp_path / "spec")
+    root = load_free_latency(copy_example("press-line-anomaly", tmp_path / "spec"))
     first = {b.target: b for b in _build(root, tmp_path / "out").bundles}
     assert not any(b.reused for b in first.values())
     again = {b.target: b for b in _build(root, tmp_path / "out").bundles}
@@ -112,7 +112,7 @@ def test_only_changed_bundles_are_rendered_again(tmp_path: Path):
 
 
 def test_a_tampered_cached_bundle_is_rendered_again(tmp_path: Path):
-    root = copy_example("press-line-anomaly", tmp_path / "spec")
+    root = load_free_latency(copy_example("press-line-anomaly", tmp_path / "spec"))
     b = _build(root, tmp_path / "out").bundles[0]
     (tmp_path / "out/bundles" / b.digest / "runner.json").write_text("{}")
     again = {x.name: x for x in _build(root, tmp_path / "out").bundles}
@@ -148,7 +148,7 @@ def test_threat_a_committed_build_cache_is_never_signed_as_built(tmp_path: Path)
     from compiler.build import BUILD_CACHE
     from compiler.bundle import Manifest, write_bundle
 
-    root = copy_example("press-line-anomaly", tmp_path / "spec")
+    root = load_free_latency(copy_example("press-line-anomaly", tmp_path / "spec"))
     out = root / "out"  # the build output inside the repository, as `takt build --out out` makes it
     honest = _build(root, out)
     cache = json.loads((out / BUILD_CACHE).read_text())
@@ -175,7 +175,7 @@ def test_threat_a_committed_build_cache_is_never_signed_as_built(tmp_path: Path)
 def test_the_build_cache_hits_only_with_its_own_secret_and_survives_corruption(tmp_path: Path):
     from compiler.build import BUILD_CACHE
 
-    root = copy_example("press-line-anomaly", tmp_path / "spec")
+    root = load_free_latency(copy_example("press-line-anomaly", tmp_path / "spec"))
     first = build(validate(root), tmp_path / "out", run_gates=False)
     second = build(validate(root), tmp_path / "out", run_gates=False)
     assert all(b.reused for b in second.bundles) and second.bundles
@@ -186,7 +186,7 @@ def test_the_build_cache_hits_only_with_its_own_secret_and_survives_corruption(t
 
 
 def test_failing_gate_blocks_the_bundle(tmp_path: Path, cli_run):
-    root = copy_example("press-line-anomaly", tmp_path / "spec")
+    root = load_free_latency(copy_example("press-line-anomaly", tmp_path / "spec"))
     tests = root / "specs/tests.yaml"
     tests.write_text(tests.read_text().replace("threshold: 0.6", "threshold: 0.99"))
     code, out = cli_run("build", str(root), "--out", str(tmp_path / "out"), "--no-progress")
@@ -259,7 +259,7 @@ def test_hostile_strings_through_the_unit_template_stay_values(tmp_path: Path):
 
 
 def test_hostile_values_in_data_outputs_round_trip(tmp_path: Path):
-    root = copy_example("press-line-anomaly", tmp_path / "spec")
+    root = load_free_latency(copy_example("press-line-anomaly", tmp_path / "spec"))
     targets = root / "specs/targets.yaml"
     targets.write_text(
         targets.read_text().replace(
@@ -278,7 +278,7 @@ def test_hostile_values_in_data_outputs_round_trip(tmp_path: Path):
     [("installDir", HOSTILE), ("installDir", "relative/dir"), ("installDir", "/a/../etc"), ("runnerCommand", HOSTILE)],
 )
 def test_values_a_unit_cannot_hold_are_refused(tmp_path: Path, key: str, value: str):
-    root = copy_example("press-line-anomaly", tmp_path / "spec")
+    root = load_free_latency(copy_example("press-line-anomaly", tmp_path / "spec"))
     targets = root / "specs/targets.yaml"
     targets.write_text(
         targets.read_text().replace(
@@ -291,7 +291,7 @@ def test_values_a_unit_cannot_hold_are_refused(tmp_path: Path, key: str, value: 
 
 
 def test_invalid_profile_values_are_located_diagnostics(tmp_path: Path, cli_run):
-    root = copy_example("press-line-anomaly", tmp_path / "spec")
+    root = load_free_latency(copy_example("press-line-anomaly", tmp_path / "spec"))
     targets = root / "specs/targets.yaml"
     targets.write_text(
         targets.read_text().replace("unit: {user: takt, nice: -5}", "unit: {user: 'root\\nx', nice: 99}")
@@ -302,7 +302,7 @@ def test_invalid_profile_values_are_located_diagnostics(tmp_path: Path, cli_run)
 
 
 def test_a_commit_that_changes_nothing_rendered_keeps_every_digest(tmp_path: Path):
-    root = copy_example("press-line-anomaly", tmp_path / "spec")
+    root = load_free_latency(copy_example("press-line-anomaly", tmp_path / "spec"))
     _git(root, "init", "-q", "-b", "main")
     _git(root, "add", "-A")
     _git(root, "commit", "-q", "-m", "specs")
@@ -367,7 +367,7 @@ def _tree(out: Path) -> dict[str, bytes]:
 
 def test_warm_caches_build_byte_for_byte_what_a_cold_build_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Document, digest and build caches (warm, after a change) never change a bundle, index or finding."""
-    root = copy_example("press-line-anomaly", tmp_path / "spec")
+    root = load_free_latency(copy_example("press-line-anomaly", tmp_path / "spec"))
     warm_out = tmp_path / "warm"
     for _ in range(2):
         build(validate(root), warm_out, run_gates=False)
@@ -393,7 +393,7 @@ def test_an_unchanged_bundle_tree_is_reused_without_reading_it(tmp_path: Path, m
     """The tree stamp in the build cache stands for the bytes: a no-change build verifies no bundle again."""
     import compiler.build as build_module
 
-    root = copy_example("press-line-anomaly", tmp_path / "spec")
+    root = load_free_latency(copy_example("press-line-anomaly", tmp_path / "spec"))
     first = build(validate(root), tmp_path / "out", run_gates=False, jobs=1)
     monkeypatch.setattr(build_module, "verify_bundle", lambda *a, **k: pytest.fail("a stamped bundle was read"))
     again = build(validate(root), tmp_path / "out", run_gates=False, jobs=1)
@@ -404,7 +404,7 @@ def test_an_unchanged_bundle_tree_is_reused_without_reading_it(tmp_path: Path, m
 @pytest.mark.parametrize("damage", ["same-size-same-mtime", "extra-file", "mode"])
 def test_threat_a_bundle_changed_behind_its_stamp_is_verified_and_rendered_again(tmp_path: Path, damage: str):
     """Size and mtime can be put back; ctime and inode cannot: the stamp misses, the bytes are checked."""
-    root = copy_example("press-line-anomaly", tmp_path / "spec")
+    root = load_free_latency(copy_example("press-line-anomaly", tmp_path / "spec"))
     b = build(validate(root), tmp_path / "out", run_gates=False, jobs=1).bundles[0]
     bundle = tmp_path / "out/bundles" / b.digest
     runner = bundle / "runner.json"
@@ -421,3 +421,53 @@ def test_threat_a_bundle_changed_behind_its_stamp_is_verified_and_rendered_again
     again = {x.name: x for x in build(validate(root), tmp_path / "out", run_gates=False, jobs=1).bundles}
     assert not again[b.name].reused and again[b.name].digest == b.digest
     assert verify_bundle(bundle, b.digest, exact_modes=True)[1] == []
+
+
+@pytest.mark.slow
+def test_bundles_rendered_in_worker_processes_are_the_bytes_of_a_serial_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Small builds render in one process (a pool costs more than they do); a large one forks workers.
+    Both give the same tree: the pool is forced here on an example and its workers are counted."""
+    import concurrent.futures
+
+    import compiler.build as build_module
+
+    root = load_free_latency(copy_example("press-line-anomaly", tmp_path / "spec"))
+    serial = build(validate(root), tmp_path / "serial", run_gates=False, jobs=1)
+    started: list[int] = []
+    real_pool = concurrent.futures.ProcessPoolExecutor
+
+    def counting_pool(*args, **kw):
+        started.append(kw["max_workers"])
+        return real_pool(*args, **kw)
+
+    monkeypatch.setattr(build_module, "ProcessPoolExecutor", counting_pool)
+    small = build(validate(root), tmp_path / "small", run_gates=False, jobs=2)
+    assert started == []  # below MIN_PARALLEL_WORK: no pool
+    monkeypatch.setattr(build_module, "MIN_PARALLEL_WORK", 1)
+    pooled = build(validate(root), tmp_path / "pooled", run_gates=False, jobs=2)
+    assert started == [min(2, len(pooled.bundles))] and len(pooled.bundles) >= 2
+    assert [b.digest for b in pooled.bundles] == [b.digest for b in serial.bundles] == [b.digest for b in small.bundles]
+    strip = {".takt-build.json"}
+    assert {k: v for k, v in _tree(tmp_path / "pooled").items() if k not in strip} == {
+        k: v for k, v in _tree(tmp_path / "serial").items() if k not in strip
+    }
+
+
+def test_source_provenance_names_the_commit_and_its_time_or_none_outside_git(tmp_path: Path):
+    from compiler.build import source_provenance
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert source_provenance(plain) == {"sourceCommit": None}  # a tmp dir: no checkout around it
+    root = tmp_path / "repo"
+    root.mkdir()
+    _git(root, "init", "-q", "-b", "main")
+    assert source_provenance(root) == {"sourceCommit": None}  # no commit yet
+    (root / "a.yaml").write_text("x: 1\n")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", "specs")
+    (root / "sub").mkdir()
+    head = _git(root, "rev-parse", "HEAD").strip()
+    assert source_provenance(root / "sub") == {"sourceCommit": head, "sourceDate": "2026-01-01T00:00:00+00:00"}

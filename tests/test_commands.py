@@ -13,7 +13,7 @@ from compiler.commands.locations import DeployOptions, resolve_deploy, resolve_k
 from compiler.diff import DiffError, RevisionHasErrors
 from compiler.project import Project
 from compiler.signing import KeyError_, keygen
-from tests.conftest import copy_example, immediate_rollout
+from tests.conftest import copy_example, immediate_rollout, load_free_latency
 
 
 def _project(repo: str | None, key_ref: str | None, branch: str = "deploy") -> Project:
@@ -86,7 +86,7 @@ def _git(*args: str) -> str:
 def test_publish_takes_takt_yaml_paths_from_the_project_root_wherever_it_runs(tmp_path: Path, cli_run):
     """deploy.repo `../press-shop-deploy.git` and keyRef `file:../keys/…` in takt.yaml mean beside the
     spec repo, also when `takt publish` runs from another folder."""
-    spec = immediate_rollout(copy_example("press-line-anomaly", tmp_path / "work" / "spec"))
+    spec = load_free_latency(immediate_rollout(copy_example("press-line-anomaly", tmp_path / "work" / "spec")))
     remote = tmp_path / "work" / "press-shop-deploy.git"
     _git("init", "-q", "--bare", str(remote))
     keygen(tmp_path / "work" / "keys")

@@ -13,7 +13,7 @@ from compiler.bundle import DESIRED, SIGNATURE, DesiredState, load_public_key, v
 from compiler.publish import PublishError, publish
 from compiler.signing import KeyError_, keygen, load_private_key
 from compiler.validate.pipeline import validate
-from tests.conftest import copy_example, immediate_rollout
+from tests.conftest import copy_example, immediate_rollout, load_free_latency
 
 
 def _git(*args: str, cwd: Path | None = None) -> str:
@@ -23,7 +23,7 @@ def _git(*args: str, cwd: Path | None = None) -> str:
 @pytest.fixture
 def setup(tmp_path: Path):
     spec = tmp_path / "spec"
-    immediate_rollout(copy_example("press-line-anomaly", spec))
+    load_free_latency(immediate_rollout(copy_example("press-line-anomaly", spec)))
     remote = tmp_path / "deploy.git"
     _git("init", "-q", "--bare", str(remote))
     private, public, _ = keygen(tmp_path / "keys")

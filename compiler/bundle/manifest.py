@@ -142,17 +142,15 @@ def write_bundle(
         return manifest
     parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=parent))
-    try:
+    top = str(staging)
+    try:  # the directories are known from the paths: made once each, files written through one descriptor
+        for d in _directories(files):
+            os.mkdir(f"{top}/{d}", 0o755)
+            os.chmod(f"{top}/{d}", 0o755)  # the umask may have taken bits
         for entry in entries:
-            target = staging / entry.path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(files[entry.path])
-            os.chmod(target, entry.mode)
-        (staging / MANIFEST).write_bytes(manifest.to_bytes())
-        os.chmod(staging / MANIFEST, 0o644)
-        for d in sorted((p for p in staging.rglob("*") if p.is_dir()), reverse=True):
-            os.chmod(d, 0o755)
-        os.chmod(staging, 0o755)
+            _write_new(f"{top}/{entry.path}", files[entry.path], entry.mode)
+        _write_new(f"{top}/{MANIFEST}", manifest.to_bytes(), 0o644)
+        os.chmod(top, 0o755)
         if os.path.lexists(final):  # a damaged copy (or a link) under the right name: set it aside first
             stale = Path(tempfile.mkdtemp(prefix=".stale-", dir=parent))
             os.replace(final, stale / "old")
@@ -164,6 +162,27 @@ def write_bundle(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return manifest
+
+
+def _directories(paths: dict[str, bytes]) -> list[str]:
+    """Every directory the bundle paths need (`a/b/c` needs `a` and `a/b`), each parent before its children."""
+    out: set[str] = set()
+    for path in paths:
+        parts = path.split("/")
+        out.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    return sorted(out)
+
+
+def _write_new(path: str, data: bytes, mode: int) -> None:
+    """Create `path` (never an existing file or a link) with exactly `mode`, whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
 
 
 def verify_bundle(

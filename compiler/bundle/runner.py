@@ -519,11 +519,39 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+@cache
 def _union_args(tp: Any) -> tuple[Any, ...] | None:
     origin = typing.get_origin(tp)
     if origin is Union or origin is types.UnionType:
         return typing.get_args(tp)
     return None
+
+
+@cache
+def _shape(tp: Any) -> tuple[Any, tuple[Any, ...], bool]:
+    """(origin, args, is a dataclass) of a type, looked up once: a bundle build decodes thousands of values."""
+    return typing.get_origin(tp), typing.get_args(tp), dataclasses.is_dataclass(tp)
+
+
+@cache
+def _init_fields(cls: type) -> dict[str, tuple[str, Any, bool]]:
+    """key → (field name, type, required) of the fields a document may carry."""
+    hints = _hints(cls)
+    return {
+        _field_key(f): (
+            f.name,
+            hints[f.name],
+            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+        )
+        for f in dataclasses.fields(cls)
+        if f.init
+    }
+
+
+@cache
+def _encoded_fields(cls: type) -> tuple[tuple[str, str], ...]:
+    """(field name, key) of every field, in declaration order."""
+    return tuple((f.name, _field_key(f)) for f in dataclasses.fields(cls))
 
 
 @cache
@@ -580,16 +608,15 @@ def decode(tp: Any, value: Any, path: str = "") -> Any:
             except ContractError as exc:
                 errors.append(exc.reason)
         raise ContractError(" or ".join(errors) or "has the wrong type", path)
-    origin = typing.get_origin(tp)
+    origin, args, is_dataclass = _shape(tp)
     if origin is Literal:
-        choices = typing.get_args(tp)
+        choices = args
         if isinstance(value, bool) or value not in choices:
             raise ContractError(f"{value!r} is not one of {', '.join(repr(a) for a in choices)}", path)
         return value
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+    if is_dataclass:
         return _decode_dataclass(tp, value, path)
     if origin is tuple:
-        args = typing.get_args(tp)
         if not isinstance(value, list):
             raise ContractError("must be a list", path)
         if len(args) == 2 and args[1] is Ellipsis:
@@ -598,7 +625,7 @@ def decode(tp: Any, value: Any, path: str = "") -> Any:
             raise ContractError(f"must be a list of {len(args)}", path)
         return tuple(decode(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
     if origin is dict:
-        _, val_tp = typing.get_args(tp)
+        _, val_tp = args
         if not isinstance(value, dict):
             raise ContractError("must be an object", path)
         return {k: decode(val_tp, v, f"{path}.{k}" if path else k) for k, v in value.items()}
@@ -624,17 +651,16 @@ def decode(tp: Any, value: Any, path: str = "") -> Any:
 def _decode_dataclass(cls: type, value: Any, path: str) -> Any:
     if not isinstance(value, dict):
         raise ContractError("must be an object", path)
-    fields = {_field_key(f): f for f in dataclasses.fields(cls) if f.init}
+    fields = _init_fields(cls)
     unknown = sorted(set(value) - set(fields))
     if unknown:
         raise ContractError(f"unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(fields))})", path)
     kwargs = {}
-    hints = _hints(cls)
-    for key, f in fields.items():
+    for key, (name, hint, required) in fields.items():
         sub = f"{path}.{key}" if path else key
         if key in value:
-            kwargs[f.name] = decode(hints[f.name], value[key], sub)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            kwargs[name] = decode(hint, value[key], sub)
+        elif required:
             raise ContractError("is required", sub)
     return cls(**kwargs)
 
@@ -643,10 +669,10 @@ def encode(obj: Any) -> Any:
     """A dataclass tree as JSON data: None values omitted, tuples as lists."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         out = {}
-        for f in dataclasses.fields(obj):
-            value = getattr(obj, f.name)
+        for name, key in _encoded_fields(type(obj)):
+            value = getattr(obj, name)
             if value is not None:
-                out[_field_key(f)] = encode(value)
+                out[key] = encode(value)
         return out
     if isinstance(obj, tuple | list):
         return [encode(v) for v in obj]
