@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats
 
-from compiler.testing.stream import RowSample, batch_rows, dkw_bound, parse_memory, sample_capacity
+from compiler.testing.stream import Budget, RowSample, batch_rows, dkw_bound, parse_memory, sample_capacity
 from tests.conftest import BASE, TINY_SHA
 
 MEMORY = 16 << 20  # the smallest budget: many batches, and samples that cannot hold 200k rows
@@ -53,6 +53,25 @@ def test_row_sample_past_its_size_is_a_seeded_uniform_sample_within_the_dkw_boun
     }
 
 
+def test_row_sample_keeps_the_rows_of_the_k_smallest_seeded_keys_whatever_the_batches():
+    """Rows dropped early (above the k-th key so far) and columns cut one at a time change nothing: the
+    sample is the rows with the k smallest of the keys drawn in stream order, computed here independently."""
+    rng = np.random.default_rng(11)
+    n, k = 50_000, 3000
+    data = rng.normal(size=n)
+    for sizes in ((n,), (700,) * (n // 700) + (n % 700,), tuple(int(x) for x in rng.integers(1, 5000, 40))):
+        s = RowSample(k, seed=4)
+        start = 0
+        for size in sizes:
+            s.add({"x": data[start : start + size], "i": np.arange(start, min(start + size, n))})
+            start += size
+        seen = min(start, n)
+        keys = np.random.default_rng(4).random(seen)  # one draw per row, in stream order
+        expected = np.sort(np.argsort(keys)[:k]) if seen > k else np.arange(seen)
+        np.testing.assert_array_equal(s.columns()["i"], expected)
+        np.testing.assert_array_equal(s.columns()["x"], data[expected])
+
+
 @pytest.mark.parametrize(("text", "size"), [("1GiB", 1 << 30), ("512MiB", 512 << 20), ("2G", 2_000_000_000)])
 def test_memory_sizes(text: str, size: int):
     assert parse_memory(text) == size
@@ -60,6 +79,24 @@ def test_memory_sizes(text: str, size: int):
         with pytest.raises(ValueError):
             parse_memory(bad)
     assert batch_rows(size, 5) <= 65_536 and sample_capacity(size, 2, 0.25) * 32 * 3 <= size * 0.25 + 96
+
+
+@pytest.mark.parametrize("total", [16 << 20, 64 << 20, 1 << 30, 8 << 30])
+def test_the_budget_shares_add_up_to_the_budget(total: int):
+    """Each stage's buffers are sized from its share, and one test's shares leave 1/8 of the budget free."""
+    b = Budget(total)
+    assert b.BATCH + b.KEEP + b.WORK <= 7 / 8
+    for columns in (1, 6, 40):
+        rows = b.batch_rows(columns)
+        assert rows * 64 * columns <= total * b.BATCH or rows == 1024  # the floor of a batch
+        assert 64 << 10 <= b.read_buffer(columns) <= 1 << 20
+        assert b.read_buffer(columns) * columns <= total * b.BATCH / 4 or b.read_buffer(columns) == 64 << 10
+        for samples in (1, 2):
+            assert b.sample_rows(columns, samples) * 3 * (8 * columns + 16) * samples <= total * b.KEEP
+    assert b.pair_rows() * 32 <= total * b.KEEP
+    for arrays in (1, 2):
+        assert b.resample_values(arrays) * 8 * (1 + arrays) <= total * b.WORK
+    assert Budget(total // 4).batch_rows(6) <= b.batch_rows(6)  # a smaller budget, smaller batches
 
 
 def _generated(n: int, seed: int, shift: float = 0.0) -> dict[str, np.ndarray]:
@@ -91,18 +128,28 @@ SUITE = """\
 RANGED = BASE["sources.yaml"].replace("unit: degC,", "unit: degC, range: [10, 30],")
 
 
-def _run(repo, cli_run, tmp_path: Path, n_ref: int, n_cand: int) -> tuple[dict, dict, dict]:
+def _write(repo, n_ref: int, n_cand: int, suite: str = SUITE) -> tuple[dict, dict]:
     ref, cand = _generated(n_ref, 1), _generated(n_cand, 2, shift=1.0)
     buf = io.BytesIO()
     pq.write_table(pa.table({k: pa.array(v, from_pandas=True) for k, v in ref.items()}), buf, row_group_size=30_000)
     rows = zip(cand["temp"], cand["pres"], strict=True)
     csv = "temp,pres\n" + "".join(f"{'' if np.isnan(t) else repr(float(t))},{float(p)!r}\n" for t, p in rows)
-    files = {"tests.yaml": SUITE, "sources.yaml": RANGED, "data/ref.csv": None}
+    files = {"tests.yaml": suite, "sources.yaml": RANGED, "data/ref.csv": None}
     repo({**files, "data/ref.parquet": buf.getvalue(), "data/cand.csv": csv})
-    code, out = cli_run("test", str(tmp_path), "--format", "json", "--no-progress", "--memory", str(MEMORY))
+    return ref, cand
+
+
+def _results(cli_run, tmp_path: Path, memory: str | None) -> dict[str, dict]:
+    code, out = cli_run(
+        "test", str(tmp_path), "--format", "json", "--no-progress", *(["--memory", memory] if memory else [])
+    )
     assert code == 0, out
-    tests = {t["name"]: t for t in json.loads(out[: out.rindex("}") + 1])["suites"][0]["tests"]}
-    return tests, ref, cand
+    return {t["name"]: t for t in json.loads(out[: out.rindex("}") + 1])["suites"][0]["tests"]}
+
+
+def _run(repo, cli_run, tmp_path: Path, n_ref: int, n_cand: int) -> tuple[dict, dict, dict]:
+    ref, cand = _write(repo, n_ref, n_cand)
+    return _results(cli_run, tmp_path, str(MEMORY)), ref, cand
 
 
 def _psi(ref: np.ndarray, cand: np.ndarray, bins: int) -> float:
@@ -141,6 +188,30 @@ def test_streamed_results_equal_whole_data_computations(repo, cli_run, tmp_path:
         assert psi["perFeature"][f] == pytest.approx(_psi(ref[f], cand[f], 10), rel=1e-12)
         a, b = ref[f][np.isfinite(ref[f])], cand[f][np.isfinite(cand[f])]
         assert tests["ks"]["details"]["perFeature"][f] == pytest.approx(stats.ks_2samp(a, b).statistic, abs=1e-15)
+
+
+BOOTSTRAPPED = SUITE.replace(
+    "        - {name: lat,",
+    "        - {name: f1, type: metric, metric: f1, dataset: ref, threshold: 0.1, decisionThreshold: 11}\n"
+    "        - {name: lat,",
+)
+
+
+def test_a_tiny_budget_gives_the_results_of_the_default_budget(repo, cli_run, tmp_path: Path):
+    """Batch sizes, Parquet read buffers, sample shares and bootstrap chunks all follow --memory; on data that
+    the smallest budget still holds whole, no count, exact statistic or bootstrap bound depends on it."""
+    _write(repo, 40_000, 30_000, BOOTSTRAPPED)
+    tiny, default = _results(cli_run, tmp_path, "16MiB"), _results(cli_run, tmp_path, None)
+    assert Budget(16 << 20).batch_rows(3) < 40_000 // 3  # the tiny budget reads the data in several batches
+    assert tiny.keys() == default.keys() and "f1" in tiny
+    for name in tiny.keys() - {"lat"}:  # latency is a timing
+        small, large = tiny[name], default[name]
+        assert small["status"] == large["status"] and small["status"] in ("passed", "failed"), small
+        assert (small["value"], small["bound"], small["details"]) == (large["value"], large["bound"], large["details"])
+    assert tiny["f1"]["details"]["method"] == "bootstrap" and tiny["psi"]["details"]["computation"]["reference"] == {
+        "rows": 40_000,
+        "method": "exact",
+    }
 
 
 @pytest.mark.slow

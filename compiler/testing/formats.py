@@ -29,6 +29,7 @@ SUFFIXES = {"csv": "csv", "npz": "npz", "parquet": "parquet", "pq": "parquet", "
 SUFFIXES["feather"] = "feather"
 CSV_NULLS = ["", "NA", "NaN", "nan"]  # what the CSV reader of takt ≤ 0.1 read as missing
 BATCH_ROWS = 65_536
+READ_BUFFER = 1 << 20  # bytes of a Parquet column chunk read at a time, per column (`Budget.read_buffer`)
 
 
 class DatasetError(Exception):
@@ -167,9 +168,12 @@ class DatasetFile:
 
     # --- the rows ----------------------------------------------------------------------------------
 
-    def batches(self, names: list[str] | None = None, rows: int = BATCH_ROWS) -> Iterator[dict[str, np.ndarray]]:
+    def batches(
+        self, names: list[str] | None = None, rows: int = BATCH_ROWS, buffer: int = READ_BUFFER
+    ) -> Iterator[dict[str, np.ndarray]]:
         """The rows in batches of at most `rows`, as numpy columns (numbers as float64, missing as NaN;
-        strings as object arrays; fixed-size lists as 2-D arrays). Only `names` where given."""
+        strings as object arrays; fixed-size lists as 2-D arrays). Only `names` where given; a Parquet
+        file is read `buffer` bytes of a column at a time."""
         with self._open() as fh:
             try:
                 if self.format == "npz":
@@ -179,7 +183,7 @@ class DatasetFile:
                     for start in range(0, n, rows):
                         yield {k: v[start : start + rows] for k, v in cols.items()}
                     return
-                for batch in self._record_batches(fh, names, rows):
+                for batch in self._record_batches(fh, names, rows, buffer):
                     yield {f.name: to_numpy(batch.column(i)) for i, f in enumerate(batch.schema)}
             except DatasetError:
                 raise
@@ -187,9 +191,13 @@ class DatasetFile:
                 raise DatasetError(f"is not a readable {self.format} file ({_arrow_reason(exc)})") from None
             self._check_identity(fh)
 
-    def _record_batches(self, fh: BinaryIO, names: list[str] | None, rows: int) -> Iterator[pa.RecordBatch]:
+    def _record_batches(
+        self, fh: BinaryIO, names: list[str] | None, rows: int, buffer: int
+    ) -> Iterator[pa.RecordBatch]:
         if self.format == "parquet":
-            pf = pq.ParquetFile(fh, page_checksum_verification=True)  # pages written with a CRC are checked
+            # pages are read through a buffer, not a whole row group's column chunks at once (pre_buffer): a
+            # row group is as large as its writer chose (1 Mi rows by default), the buffer is ours
+            pf = pq.ParquetFile(fh, page_checksum_verification=True, pre_buffer=False, buffer_size=buffer)
             have = set(pf.schema_arrow.names)
             cols = [n for n in names if n in have] if names is not None else None
             for group in range(pf.num_row_groups):  # one row group at a time: iter_batches over all reads ahead

@@ -40,10 +40,9 @@ from compiler.testing.source import NUMERIC, DataUnusable, TestData, rows_of
 from compiler.testing.stream import (
     DEFAULT_MEMORY,
     DELTA,
+    Budget,
     Computation,
     RowSample,
-    batch_rows,
-    sample_capacity,
     window_batches,
 )
 
@@ -98,6 +97,7 @@ class ModelRunner:
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.intra_op_num_threads = 1  # stable latency figures, no contention with the test process
+        options.enable_cpu_mem_arena = False  # the arena keeps its largest batch's memory for good: off the budget
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.model = model
         self.inputs = {t.name: t for t in model.spec.inputs}
@@ -219,6 +219,7 @@ class SuiteRunner:
         self.suite, self.model, self.root, self.cache, self.sources = suite, model, root, cache, sources
         self.off_host = off_host
         self.model_path, self.memory = model_path, memory
+        self.budget = Budget(memory)
         self.result = SuiteResult(suite.metadata.name, model.metadata.name, file)
         self._sources: dict[str, TestData | str] = {}
 
@@ -256,14 +257,14 @@ class SuiteRunner:
         carries the rows its first window needs from the one before, so every window is formed once and
         the batch's rows are cut so its windows (rows × size) stay within the budget's batch."""
         data = self.source(name)
-        rows = batch_rows(self.memory, len(names))
+        rows, buffer = self.budget.batch_rows(len(names)), self.budget.read_buffer(len(names))
         try:
             if model and self.runner.window is not None:
                 size, stride = self.runner.window
                 rows = max(size + stride, rows // size)
-                yield from window_batches(data.batches(names, rows), size, stride)
+                yield from window_batches(data.batches(names, rows, buffer), size, stride)
             else:
-                yield from data.batches(names, rows)
+                yield from data.batches(names, rows, buffer)
         except DataUnusable as exc:
             raise _Unjudgeable(str(exc)) from None
 
@@ -385,7 +386,7 @@ class SuiteRunner:
         if isinstance(positive, str) and self.model.spec.class_labels and positive in self.model.spec.class_labels:
             positive = self.model.spec.class_labels.index(positive)
         counted = test.metric in ("accuracy", "precision", "recall")
-        cap = self.memory // 64  # rows of pairs a bootstrap may hold (16 B each, and its resamples)
+        cap = self.budget.pair_rows()  # rows of pairs a bootstrap may hold
         correct = n = tp = fp = fn = 0
         preds: list[np.ndarray] = []
         truths: list[np.ndarray] = []
@@ -421,7 +422,8 @@ class SuiteRunner:
         else:
             pred_all = np.concatenate(preds) if preds else np.empty(0)
             truth_all = np.concatenate(truths) if truths else np.empty(0)
-            est = stats.metric_estimate(test.metric, pred_all, truth_all, test.confidence, positive)
+            chunk = self.budget.resample_values(1 if test.metric in ("mae", "rmse") else 2)
+            est = stats.metric_estimate(test.metric, pred_all, truth_all, test.confidence, positive, chunk_values=chunk)
         if est is None:
             raise _Unjudgeable(
                 f"{test.metric} is undefined here: no {'positive ' if test.metric != 'accuracy' else ''}cases to count"
@@ -529,7 +531,7 @@ class SuiteRunner:
         why = ref.require(features) or cand.require(features)
         if why:
             raise _Unjudgeable(why)
-        k = sample_capacity(self.memory, len(features), 0.25)
+        k = self.budget.sample_rows(len(features), samples=2 if test.method == "ks" else 1)
         ref_sample = RowSample(k, seed=0)
         for cols in self.stream(test.reference, features):
             ref_sample.add({f: cols[f].astype(np.float64) for f in features})
@@ -667,7 +669,7 @@ class SuiteRunner:
         if unknown:
             raise _Unjudgeable(f"noise names unknown column(s) {', '.join(unknown)}")
         names = list(dict.fromkeys([*self.runner.input_columns, *test.noise]))
-        capacity = sample_capacity(self.memory, len(names), 0.25)
+        capacity = self.budget.sample_rows(len(names), samples=2)  # the rows, and their noisy copies
         if self.runner.window is not None:  # a window spans rows: a sample of rows would break every window
             capacity = max(self.runner.window[0], capacity // self.runner.window[0])
             columns, whole = self._head(test.dataset, capacity, names)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.testing.formats import DatasetError, DatasetFile, Probe
+from compiler.testing.formats import READ_BUFFER, DatasetError, DatasetFile, Probe
 
 NUMERIC = ("number", "bool")
 
@@ -37,11 +37,11 @@ class TestData:
             return f"dataset {self.name!r} has no column(s) {', '.join(missing)} (it has: {have})"
         return None
 
-    def batches(self, names: list[str], rows: int) -> Iterator[dict[str, np.ndarray]]:
+    def batches(self, names: list[str], rows: int, buffer: int = READ_BUFFER) -> Iterator[dict[str, np.ndarray]]:
         """Batches of the named columns that exist (at least one column, so rows are counted)."""
         present = [n for n in names if n in self.kinds] or [c.name for c in self.probe.columns[:1]]
         try:
-            yield from self.file.batches(present, rows)
+            yield from self.file.batches(present, rows, buffer)
         except DatasetError as exc:
             raise DataUnusable(f"dataset {self.name!r}: {self.rel} {exc.reason}") from None
 

@@ -52,14 +52,16 @@ def bootstrap(
     *,
     resamples: int = 2000,
     seed: int = 0,
+    chunk_values: int = BOOTSTRAP_CHUNK_VALUES,
 ) -> Estimate | None:
-    """Percentile bootstrap bounds (one-sided) of `statistic(*arrays)` over paired rows."""
+    """Percentile bootstrap bounds (one-sided) of `statistic(*arrays)` over paired rows; `chunk_values`
+    resample indices at a time (the draws, and so the bounds, do not depend on it)."""
     n = len(arrays[0])
     if n == 0:
         return None
     rng = np.random.default_rng(seed)
     # the index matrix in chunks of rows: the same draws as one (resamples, n) call, in bounded memory
-    chunk = max(1, min(resamples, BOOTSTRAP_CHUNK_VALUES // n))
+    chunk = max(1, min(resamples, chunk_values // n))
     values: list[float] = []
     for start in range(0, resamples, chunk):
         idx = rng.integers(0, n, size=(min(chunk, resamples - start), n))
@@ -153,21 +155,29 @@ def count_estimate(metric: str, correct: int, n: int, tp: int, fp: int, fn: int,
 
 
 def metric_estimate(
-    metric: str, pred: np.ndarray, truth: np.ndarray, confidence: float, positive: object = 1, seed: int = 0
+    metric: str,
+    pred: np.ndarray,
+    truth: np.ndarray,
+    confidence: float,
+    positive: object = 1,
+    seed: int = 0,
+    chunk_values: int = BOOTSTRAP_CHUNK_VALUES,
 ) -> Estimate | None:
-    """The metric with its bounds: Wilson for proportions, bootstrap for F1 and errors."""
+    """The metric with its bounds: Wilson for proportions, bootstrap for F1 and errors (`chunk_values`
+    resample indices at a time)."""
     if pred.size == 0:
         return None
+    boot = {"seed": seed, "chunk_values": chunk_values}
     if metric == "accuracy":
         return wilson(int(np.sum(pred == truth)), int(pred.size), confidence)
     if metric in ("precision", "recall"):
         tp, fp, fn, _ = confusion(pred, truth, positive)
         return wilson(tp, tp + fp if metric == "precision" else tp + fn, confidence)
     if metric == "f1":
-        return bootstrap(lambda p, t: f1_score(p, t, positive), (pred, truth), confidence, seed=seed)
+        return bootstrap(lambda p, t: f1_score(p, t, positive), (pred, truth), confidence, **boot)
     err = pred.astype(float) - truth.astype(float)
     if metric == "mae":
-        return bootstrap(lambda e: float(np.mean(np.abs(e))), (err,), confidence, seed=seed)
+        return bootstrap(lambda e: float(np.mean(np.abs(e))), (err,), confidence, **boot)
     if metric == "rmse":
-        return bootstrap(lambda e: float(np.sqrt(np.mean(e * e))), (err,), confidence, seed=seed)
+        return bootstrap(lambda e: float(np.sqrt(np.mean(e * e))), (err,), confidence, **boot)
     raise ValueError(f"unknown metric {metric}")

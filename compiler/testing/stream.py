@@ -35,13 +35,58 @@ def parse_memory(text: str) -> int:
     return size
 
 
+@dataclass(frozen=True)
+class Budget:
+    """`--memory` split across what one test holds at once. Tests run one after another, so each may use
+    it all; within a test the shares add up to 7/8 of it, the last 1/8 is the allocators' slack:
+
+    - `BATCH` (1/8): one record batch in flight — the Parquet read buffers, Arrow's decoded batch, its
+      numpy columns, the model's feeds and outputs (≈ 64 bytes a row per column on the way);
+    - `KEEP` (1/2): the rows a test keeps — drift's reference sample (and KS's candidate sample),
+      invariance's rows, the (prediction, truth) pairs of a bootstrap — split between the samples it
+      holds at once;
+    - `WORK` (1/4): what a test computes over the kept rows — invariance's noisy copies and
+      predictions, a bootstrap's resample indices and resampled arrays.
+
+    The process itself (interpreter, numpy, pyarrow, onnxruntime, the model's session, CSV's 1 MiB
+    blocks) is a fixed baseline on top, measured by `bench/bench_test_data.py`.
+    """
+
+    total: int
+
+    BATCH = 1 / 8
+    KEEP = 1 / 2
+    WORK = 1 / 4
+
+    def batch_rows(self, columns: int) -> int:
+        """Rows per record batch of `columns` columns."""
+        return int(min(MAX_BATCH, max(MIN_BATCH, self.total * self.BATCH // (64 * max(columns, 1)))))
+
+    def read_buffer(self, columns: int) -> int:
+        """Bytes of each Parquet column chunk read at a time (a quarter of the batch share across columns)."""
+        return int(min(1 << 20, max(64 << 10, self.total * self.BATCH // (4 * max(columns, 1)))))
+
+    def sample_rows(self, columns: int, samples: int = 1) -> int:
+        """Rows each of `samples` samples of `columns` float64 columns held at once may keep."""
+        return sample_capacity(self.total, columns, self.KEEP / samples)
+
+    def pair_rows(self) -> int:
+        """(prediction, truth) pairs a bootstrap may hold: 16 bytes each, twice while they are joined."""
+        return int(self.total * self.KEEP) // 32
+
+    def resample_values(self, arrays: int) -> int:
+        """Resample indices drawn at a time: int64 each, and each array gathered by them (8 bytes a value)."""
+        return max(1, int(self.total * self.WORK) // (8 * (1 + arrays)))
+
+
 def batch_rows(memory: int, columns: int) -> int:
-    """Rows per record batch: a small share of the budget (float64 per column, copies on the way)."""
-    return int(min(MAX_BATCH, max(MIN_BATCH, memory // (64 * 8 * max(columns, 1)))))
+    """Rows per record batch within `memory` (see `Budget.batch_rows`)."""
+    return Budget(memory).batch_rows(columns)
 
 
 def sample_capacity(memory: int, columns: int, share: float) -> int:
-    """Rows a sample of `columns` float64 columns may keep in `share` of the budget (x3 for merging)."""
+    """Rows a sample of `columns` float64 columns may keep in `share` of the budget: `RowSample` holds at
+    most 3 rows for each it keeps (new rows up to 2k, then the kept k while they are cut down column by column)."""
     per_row = 8 * max(columns, 1) + 16  # values, key and row index
     return max(MIN_BATCH, int(memory * share) // (3 * per_row))
 
@@ -76,6 +121,7 @@ class RowSample:
         self._rng = np.random.default_rng(seed)
         self._parts: list[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]] = []
         self._held = 0
+        self._cut: float | None = None  # the k-th smallest key once k rows are kept
 
     def add(self, batch: Mapping[str, np.ndarray]) -> None:
         n = len(next(iter(batch.values()))) if batch else 0
@@ -84,25 +130,35 @@ class RowSample:
         keys = self._rng.random(n)
         index = np.arange(self.seen, self.seen + n)
         self.seen += n
-        self._parts.append((keys, index, {k: np.asarray(v) for k, v in batch.items()}))
-        self._held += n
+        cols = {k: np.asarray(v) for k, v in batch.items()}
+        if self._cut is not None:  # a row above the k-th smallest key so far can never be kept
+            keep = keys < self._cut
+            keys, index, cols = keys[keep], index[keep], {k: v[keep] for k, v in cols.items()}
+        self._parts.append((keys, index, cols))
+        self._held += keys.size
         if self._held > 2 * self.k:
             self._shrink()
 
-    def _merged(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        if len(self._parts) == 1:
-            return self._parts[0]
-        keys = np.concatenate([p[0] for p in self._parts])
-        index = np.concatenate([p[1] for p in self._parts])
-        names = self._parts[0][2].keys()
-        cols = {c: np.concatenate([p[2][c] for p in self._parts]) for c in names}
-        return keys, index, cols
-
     def _shrink(self) -> None:
-        keys, index, cols = self._merged()
-        if keys.size > self.k:
-            keep = np.sort(np.argpartition(keys, self.k - 1)[: self.k])  # still in stream order
-            keys, index, cols = keys[keep], index[keep], {c: v[keep] for c, v in cols.items()}
+        """Keep the rows of the k smallest keys, in stream order; merged and cut one column at a time, each
+        part's column released as it is merged, so the peak stays near 3 rows for each kept."""
+        parts, self._parts = self._parts, []
+        keys = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+        keep = np.sort(np.argpartition(keys, self.k - 1)[: self.k]) if keys.size > self.k else None
+
+        def merged(column: list[np.ndarray]) -> np.ndarray:
+            whole = np.concatenate(column) if len(column) > 1 else column[0]
+            column.clear()
+            return whole if keep is None else whole[keep]
+
+        index = merged([p[1] for p in parts])
+        names = list(parts[0][2])
+        cols = {}
+        for name in names:
+            cols[name] = merged([p[2].pop(name) for p in parts])
+        keys = keys if keep is None else keys[keep]
+        if keep is not None:
+            self._cut = float(keys.max())
         self._parts = [(keys, index, cols)]
         self._held = keys.size
 
