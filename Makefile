@@ -14,7 +14,7 @@ UV_VERSION ?= 0.13.9
 PIP    := -m pip install -qq --disable-pip-version-check
 PYTEST := -m pytest -n 2 -q
 
-.PHONY: demo test test-fast test-latest lock tools lint bench schemas examples image image-tools image-test mutation mutation-lock clean
+.PHONY: demo test test-fast test-latest lock tools lint typecheck bench schemas examples image image-tools image-test mutation mutation-lock clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
@@ -47,6 +47,7 @@ tools:
 test: $(STAMP) tools
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports --no-cache
+	$(PY) -m mypy
 	$(PY) $(PYTEST) -m "not image"
 
 # The inner loop: everything but the tests marked slow (fault injection, real tools, servers).
@@ -63,6 +64,11 @@ test-latest: tools
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports --no-cache
+	$(PY) -m mypy
+
+# mypy --strict over the files pyproject.toml's [tool.mypy] names; its cache (.mypy_cache/) makes a rerun seconds
+typecheck: $(STAMP)
+	$(PY) -m mypy
 
 bench: $(STAMP)
 	$(PY) bench/run $(BENCH_ARGS)

@@ -7,11 +7,15 @@ import shlex
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 
 from agent.config import AgentConfig
+
+if TYPE_CHECKING:
+    from agent.cycle import Outcome  # imported by the loop when it runs, not for --help
 
 
 @click.group("agent")
@@ -128,7 +132,7 @@ def run_cmd(
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     console = Console(stderr=True, highlight=False, soft_wrap=True)
 
-    def report(outcome) -> None:
+    def report(outcome: Outcome) -> None:
         style = "green" if outcome.ready else "red"
         mark = "✔" if outcome.ready else "✖"
         console.print(f"[{style}]{mark}[/{style}] {outcome.message} ({outcome.result}; reason {outcome.reason})")

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from agent.config import AgentConfig
 from agent.reasons import Event, Reason, Result
@@ -65,6 +65,19 @@ class Cycle:
 
 
 StepFn = Callable[[Cycle], Outcome | None]
+
+T = TypeVar("T")
+
+
+class MissingContext(RuntimeError):
+    """A step ran before the step that provides what it reads: a defect of the agent's step list."""
+
+
+def need(value: T | None, what: str) -> T:
+    """What an earlier step filled in; its absence is an agent defect, reported as InternalError."""
+    if value is None:
+        raise MissingContext(f"{what} is not known yet: the step that provides it has not run")
+    return value
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import git
 
@@ -24,7 +25,7 @@ def _msg(exc: Exception) -> str:
 def remote_head(url: str, branch: str, timeout: float) -> str:
     """The commit the branch points at, without fetching anything."""
     try:
-        out = git.cmd.Git().ls_remote("--heads", url, f"refs/heads/{branch}", kill_after_timeout=timeout)
+        out = str(git.cmd.Git().ls_remote("--heads", url, f"refs/heads/{branch}", kill_after_timeout=timeout))
     except git.GitCommandError as exc:
         raise FetchError(f"cannot reach {url}: {_msg(exc)}") from exc
     if not out.strip():
@@ -36,7 +37,7 @@ def _fresh_clone(url: str, branch: str, repo_dir: Path, timeout: float, filtered
     """A shallow, sparse clone; `filtered` leaves blobs on the server until a checkout needs them."""
     shutil.rmtree(repo_dir, ignore_errors=True)
     repo_dir.parent.mkdir(parents=True, exist_ok=True)
-    extra = {"filter": "blob:none"} if filtered else {}
+    extra: dict[str, Any] = {"filter": "blob:none"} if filtered else {}
     try:
         return git.Repo.clone_from(
             url,
@@ -47,7 +48,7 @@ def _fresh_clone(url: str, branch: str, repo_dir: Path, timeout: float, filtered
             no_checkout=True,
             sparse=True,
             kill_after_timeout=timeout,
-            **extra,
+            **extra,  # git options (--filter), which GitPython's signature types as its own keywords
         )
     except git.GitCommandError as exc:
         shutil.rmtree(repo_dir, ignore_errors=True)
@@ -56,7 +57,7 @@ def _fresh_clone(url: str, branch: str, repo_dir: Path, timeout: float, filtered
 
 def _partial(repo: git.Repo) -> bool:
     try:
-        return repo.git.config("--get", "remote.origin.promisor") == "true"
+        return bool(repo.git.config("--get", "remote.origin.promisor") == "true")
     except git.GitCommandError:
         return False
 

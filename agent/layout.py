@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from compiler.bundle import BundleRef
-from compiler.bundle.runner import RUNNER_JSON, ShadowEntry
+from compiler.bundle.runner import DEFAULT_SHADOW_WINDOW, RUNNER_JSON, ShadowEntry
 
 DEPLOYMENTS = "deployments"
 SHADOW = "shadow"
@@ -59,7 +59,7 @@ def shadow_entries(bundles: Iterable[BundleRef]) -> dict[str, bytes]:
             challenger=b.digest,
             config=f"{deployment_of(b.name)}/{RUNNER_JSON}",
             tolerance=b.shadow.tolerance,
-            **({} if b.shadow.window is None else {"window": b.shadow.window}),
+            window=DEFAULT_SHADOW_WINDOW if b.shadow.window is None else b.shadow.window,
         ).to_json()
         for b in bundles
         if b.shadow is not None

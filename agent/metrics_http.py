@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 
 def serve_metrics(metrics: Path, address: str, port: int) -> ThreadingHTTPServer:
@@ -23,7 +24,7 @@ def serve_metrics(metrics: Path, address: str, port: int) -> ThreadingHTTPServer
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, *_args) -> None:
+        def log_message(self, format: str, *args: Any) -> None:  # the base class names it `format`
             pass
 
     server = ThreadingHTTPServer((address, port), Handler)

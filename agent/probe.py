@@ -76,7 +76,10 @@ def counters(host: str, spec: RunnerSpec, timeout: float = 2.0) -> Counters:
                 samples.setdefault(s.name, []).append((s.labels, s.value))
     except (ValueError, TypeError, IndexError) as exc:
         raise ValueError(f"unreadable metrics ({str(exc)[:120]})") from None
-    total = lambda name: int(sum(v for _, v in samples.get(name, []) if math.isfinite(v)))  # noqa: E731
+
+    def total(name: str) -> int:
+        return int(sum(v for _, v in samples.get(name, []) if math.isfinite(v)))
+
     skipped = {labels.get("reason", ""): int(v) for labels, v in samples.get(rd.SKIPPED_FRAMES, [])}
     buckets = sorted(
         (float(labels["le"]), v) for labels, v in samples.get(rd.INFERENCE_SECONDS + "_bucket", []) if "le" in labels

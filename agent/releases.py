@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 from agent.layout import DEPLOYMENTS, SHADOW, check_links, write_links
 from agent.reasons import Reason
@@ -177,7 +178,7 @@ def activate(state_dir: Path, release: Path) -> None:
 _RELEASE_ENTRIES = {"release.json": "file", "bundles": "dir", DEPLOYMENTS: "dir", SHADOW: "dir"}
 
 
-def _kind(entry: os.DirEntry) -> str:
+def _kind(entry: os.DirEntry[str]) -> str:
     if entry.is_symlink():
         return "link"
     return "dir" if entry.is_dir() else "file" if entry.is_file() else "other"
@@ -217,7 +218,7 @@ def prune(state_dir: Path, keep: list[str]) -> None:
             shutil.rmtree(d, ignore_errors=True)
 
 
-def release_meta(release: Path | None) -> dict:
+def release_meta(release: Path | None) -> dict[str, Any]:
     """The release's own record (generation, bundles); empty when there is none or it is unreadable."""
     try:
         meta = read_state_json(release / "release.json") if release else {}

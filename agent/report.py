@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agent.cycle import Cycle, Outcome
+from agent.cycle import Cycle, Outcome, need
 from agent.devicekey import DEVICE_KEY, DeviceKeyError, load_device_key
 from agent.reasons import Reason, Result
 from agent.releases import current_release, release_meta
@@ -136,7 +136,7 @@ def report_step(c: Cycle) -> Outcome | None:
     except DeviceKeyError as exc:
         c.fields["report"] = {"enabled": False, "reason": str(exc)}
         return None
-    outcome = c.outcome
+    outcome = need(c.outcome, "the cycle's outcome")  # an `after` step: run_steps decided it
     mem = ReportMemory.load(c.state)
     probe = build_report(c, outcome, mem.sequence + 1)
     fingerprint = _fingerprint(probe)
@@ -148,7 +148,7 @@ def report_step(c: Cycle) -> Outcome | None:
     mem.save(c.state)  # before sealing: a kill after this never reuses the sequence
     envelope = seal(probe, key)
     results: dict[str, Any] = {}
-    owed = []
+    owed: list[str] = []
     if cfg.report_git:
         try:
             commit_report(c.state, cfg.device, envelope, probe.sequence, c.now)

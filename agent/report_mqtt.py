@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
@@ -19,11 +20,11 @@ class ReportMqttError(Exception):
     pass
 
 
-def _params(url: str) -> tuple[str, int, dict]:
+def _params(url: str) -> tuple[str, int, dict[str, Any]]:
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
         raise ReportMqttError(f"report broker must be mqtt://host[:port] or mqtts://…, got {url[:80]!r}")
-    kwargs: dict = {}
+    kwargs: dict[str, Any] = {}
     if parts.username:
         kwargs["username"] = unquote(parts.username)
         kwargs["password"] = unquote(parts.password or "")

@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.cycle import Cycle, Outcome
+from agent.config import AgentConfig
+from agent.cycle import Cycle, Outcome, need
 from agent.probe import Counters, Probe, counters, health_of, not_ready_because, probe
 from agent.reasons import Event, Reason, Result
 from agent.releases import StageError, activate
@@ -63,7 +64,7 @@ class Verdict:
     degraded: Finding | None = None  # kept, but a source of the plant is down
 
 
-def control_for(cfg) -> Supervisor | SystemdUnits | None:
+def control_for(cfg: AgentConfig) -> Supervisor | SystemdUnits | None:
     """The runner control the configuration asks for (None: the agent does not run runners)."""
     if cfg.supervise:
         return Supervisor(cfg.runner_command, cfg.state_dir / "runners", cfg.runner_host, cfg.drain_seconds)
@@ -74,7 +75,7 @@ def control_for(cfg) -> Supervisor | SystemdUnits | None:
 
 def judge(c: Cycle, spec: RunnerSpec) -> Verdict:
     """Watch one freshly started runner until the gate can decide (see the module docstring)."""
-    cfg = c.cfg
+    cfg, runners = c.cfg, need(c.runners, "the runner control")
     window = float(spec.gate.window_seconds)
     if cfg.runner_window is not None:
         window = min(window, cfg.runner_window)
@@ -83,13 +84,13 @@ def judge(c: Cycle, spec: RunnerSpec) -> Verdict:
     last = Probe(False, None, "not probed")
 
     def fail(gate: str, reason: Reason, figure: str, source: str | None = None) -> Verdict:
-        died = c.runners.exited(spec.deployment)
+        died = runners.exited(spec.deployment)
         health = health_of(spec, last, None, died)
         return Verdict(health, failure=Finding(gate, reason, figure, source, spec.deployment))
 
     while True:
         now = time.monotonic()
-        died = c.runners.exited(spec.deployment)
+        died = runners.exited(spec.deployment)
         if died:
             return fail("runner-live", Reason.RUNNER_CRASHED, f"the runner died: {died}")
         last = probe(cfg.runner_host, spec)
@@ -109,7 +110,7 @@ def judge(c: Cycle, spec: RunnerSpec) -> Verdict:
             return fail("runner-ready", Reason.RUNNER_NOT_READY, f"{last.error} within the window of {window:g} s")
         time.sleep(POLL)
     time.sleep(cfg.observe_seconds)  # inferences on live data, then their error rate
-    died = c.runners.exited(spec.deployment)
+    died = runners.exited(spec.deployment)
     if died:
         return fail("runner-live", Reason.RUNNER_CRASHED, f"the runner died after it was ready: {died}")
     try:
@@ -145,7 +146,7 @@ def _start(c: Cycle, release: Path) -> tuple[list[Verdict], Finding | None]:
     """Restart the runners of `release` (now current) and judge each."""
     try:
         specs = _specs(c, release)
-        c.runners.restart(specs)
+        need(c.runners, "the runner control").restart(specs)
     except (RunnerError, OSError) as exc:  # OSError: the unit directory cannot be written
         return [], Finding("runner-start", Reason.RUNNER_START_FAILED, str(exc))
     c.record(Event.RUNNERS_STARTED, release=release.name, runners=[f"{s.deployment}:{s.port}" for s in specs])
@@ -227,7 +228,7 @@ def check_ports(c: Cycle) -> Outcome | None:
         problems = [str(exc)]
     if not problems:
         return None
-    c.mem.quarantine[c.release_id] = c.desired.generation
+    c.mem.quarantine[need(c.release_id, "the release id")] = need(c.desired, "the desired state").generation
     error = StageError(Reason.PORT_CONFLICT, "; ".join(problems))
     c.record(Event.STAGE_FAILED, reason=error.reason, message=error.message)
     return Outcome(Result.REJECTED, error.reason, f"new release not activated: {error.message}")
@@ -237,14 +238,14 @@ def gate_runners(c: Cycle) -> Outcome | None:
     """After the switch: restart the runners and judge them; a failure rolls back (see the module)."""
     if c.runners is None:
         return None
-    release = c.release
+    release = need(c.release, "the activated release")
     verdicts, failure = _start(c, release)
     if failure is None:
         _degrade(c, verdicts)
         return None  # the hook and the post check follow; they mark the release good
     mem, state = c.mem, c.state
     mem.pending_health = None
-    mem.quarantine[c.release_id] = c.desired.generation
+    mem.quarantine[need(c.release_id, "the release id")] = need(c.desired, "the desired state").generation
     c.fields["runnerGate"] = failure.details()
     c.record(Event.RUNNER_GATE_FAILED, release=release.name, **failure.details())
     previous = None if c.resumed else c.current

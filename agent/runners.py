@@ -135,7 +135,7 @@ def _tail(path: Path) -> str:
 @dataclass
 class _Child:
     spec: RunnerSpec
-    proc: subprocess.Popen | None = None
+    proc: subprocess.Popen[bytes] | None = None
     failures: int = 0  # consecutive, for the backoff
     died: str | None = None  # the first death since the last restart
     next_start: float = 0.0
@@ -184,7 +184,7 @@ class Supervisor:
 
     def _delay(self, failures: int) -> float:
         base, top = self.backoff
-        return min(top, base * 2 ** min(failures - 1, 16))
+        return min(top, base * 2.0 ** min(failures - 1, 16))
 
     def _watch(self) -> None:
         while not self._stop.wait(self.poll):

@@ -8,7 +8,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from agent.reasons import Event, Reason
 from compiler.bundle import canonical_json
@@ -72,7 +72,7 @@ def _ts(now: datetime) -> str:
     return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _line_start(fh, end: int, block: int = 65536) -> int:
+def _line_start(fh: BinaryIO, end: int, block: int = 65536) -> int:
     """The offset just after the last newline before `end` (0 if none), read backwards in blocks."""
     pos = end
     while pos > 0:
@@ -102,9 +102,10 @@ def _tail(path: Path) -> str:
         fh.seek(start)
         last = fh.read(size - start)
     try:
-        return json.loads(last)["hash"]
+        digest = json.loads(last)["hash"]
     except (ValueError, KeyError, TypeError):
         return GENESIS
+    return digest if isinstance(digest, str) else GENESIS
 
 
 def journal(state: Path, now: datetime, event: Event, **details: Any) -> None:
@@ -141,7 +142,9 @@ def verify_journal(path: Path) -> tuple[bool, int]:
     return True, n
 
 
-def condition(kind: str, ok: bool, reason: Reason, message: str, now: datetime, old: list[dict]) -> dict:
+def condition(
+    kind: str, ok: bool, reason: Reason, message: str, now: datetime, old: list[dict[str, Any]]
+) -> dict[str, Any]:
     status = "True" if ok else "False"
     prior = next((c for c in old if c.get("type") == kind), None)
     since = prior["lastTransitionTime"] if prior and prior.get("status") == status else _ts(now)

@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 from agent.config import AgentConfig
-from agent.cycle import Cycle, Outcome, Step
+from agent.cycle import Cycle, Outcome, Step, need
 from agent.gitsync import FetchError, remote_head, sync
 from agent.health import run_health
 from agent.reasons import Event, Reason, Result
@@ -73,9 +73,8 @@ def verify_desired(c: Cycle) -> Outcome | None:
     """Signature by a trusted key, device, generation, expiry: before any bundle is fetched."""
     try:
         trusted = load_trusted(c.cfg.trusted_keys)
-        verified = verify_state(
-            c.workdir, c.cfg.device, trusted, c.mem.accepted_generation, c.mem.accepted_release, c.now
-        )
+        workdir, mem = need(c.workdir, "the clone"), c.mem
+        verified = verify_state(workdir, c.cfg.device, trusted, mem.accepted_generation, mem.accepted_release, c.now)
     except Refused as exc:
         return _refused(c, exc)
     c.desired, c.key_id, c.release_id = verified.state, verified.key_id, verified.release_id
@@ -84,22 +83,25 @@ def verify_desired(c: Cycle) -> Outcome | None:
 
 def fetch_bundles(c: Cycle) -> Outcome | None:
     """The manifests the signed state names, then exactly the files they list."""
-    if not c.desired.bundles:
+    desired = need(c.desired, "the desired state")
+    if not desired.bundles:
         return None
     device = state_paths(c.cfg.device)
-    outcome = _fetched(c, [*device, *manifest_paths(c.desired)], c.commit)
+    outcome = _fetched(c, [*device, *manifest_paths(desired)], need(c.commit, "the fetched commit"))
     if outcome is None:
-        outcome = _fetched(c, [*device, *manifest_paths(c.desired), *listed_paths(c.workdir, c.desired)], c.commit)
+        listed = listed_paths(need(c.workdir, "the clone"), desired)
+        outcome = _fetched(c, [*device, *manifest_paths(desired), *listed], need(c.commit, "the fetched commit"))
     return outcome
 
 
 def verify_bundles_step(c: Cycle) -> Outcome | None:
     """Every bundle byte against its manifest; then the state is accepted (its generation remembered)."""
+    desired = need(c.desired, "the desired state")
     try:
-        c.manifests = verify_bundles(c.workdir, c.desired)
+        c.manifests = verify_bundles(need(c.workdir, "the clone"), desired)
     except Refused as exc:
         return _refused(c, exc)
-    desired, rid = c.desired, c.release_id
+    rid = c.release_id
     c.fields.update(
         desiredGeneration=desired.generation,
         desiredRelease=rid,
@@ -114,12 +116,13 @@ def verify_bundles_step(c: Cycle) -> Outcome | None:
 
 def compare(c: Cycle) -> Outcome | None:
     """Up to date, drifted (restage), quarantined (wait), or killed mid-activation (resume)."""
-    desired, rid, mem, current = c.desired, c.release_id, c.mem, c.current
+    desired, rid = need(c.desired, "the desired state"), need(c.release_id, "the release id")
+    mem, current = c.mem, c.current
     running = current is not None and release_id_of(current) == rid
-    drift = verify_release(current) if running else []
-    if running and not drift and mem.pending_health != current.name:
+    drift = verify_release(current) if current is not None and running else []
+    if current is not None and running and not drift and mem.pending_health != current.name:
         return Outcome(Result.UNCHANGED, Reason.UP_TO_DATE, f"generation {desired.generation} is running")
-    if drift:
+    if current is not None and drift:
         c.record(Event.DRIFT, release=current.name, problems=drift[:5])
     if rid in mem.quarantine and mem.quarantine[rid] == desired.generation:
         return Outcome(
@@ -128,7 +131,7 @@ def compare(c: Cycle) -> Outcome | None:
             f"release {rid[:12]} failed its health gate at generation {desired.generation}; "
             "waiting for a new desired state",
         )
-    if running and not drift and mem.pending_health == current.name:
+    if current is not None and running and not drift and mem.pending_health == current.name:
         c.release, c.resumed = current, True  # killed after the switch, before the post check
     return None
 
@@ -137,11 +140,12 @@ def stage_release(c: Cycle) -> Outcome | None:
     """Preflight (architecture, memory), then stage beside the live release."""
     if c.resumed:
         return None
-    cfg = c.cfg
+    cfg, desired = c.cfg, need(c.desired, "the desired state")
     try:
-        manifests = [c.manifests[b.digest] for b in c.desired.bundles]
+        manifests = [c.manifests[b.digest] for b in desired.bundles]
         preflight(manifests, cfg.arch or machine_arch(), cfg.memory if cfg.memory is not None else mem_available())
-        c.release = stage(c.state, c.workdir, c.desired, c.manifests, c.release_id, cfg.reserve_bytes)
+        workdir, rid = need(c.workdir, "the clone"), need(c.release_id, "the release id")
+        c.release = stage(c.state, workdir, desired, c.manifests, rid, cfg.reserve_bytes)
     except StageError as exc:
         c.record(Event.STAGE_FAILED, reason=exc.reason, message=exc.message)
         return Outcome(Result.REFUSED, exc.reason, f"{exc.message}; keeping the current release")
@@ -152,7 +156,7 @@ def pre_check(c: Cycle) -> Outcome | None:
     """The health gate in a subprocess; a newer desired state pre-empts it."""
     if c.resumed:
         return None
-    cfg = c.cfg
+    cfg, release = c.cfg, need(c.release, "the staged release")
 
     def newer() -> bool:
         try:
@@ -160,14 +164,14 @@ def pre_check(c: Cycle) -> Outcome | None:
         except FetchError:
             return False
 
-    ok, why = run_health(c.release, cfg.python, cfg.health_timeout, preempt=newer)
+    ok, why = run_health(release, cfg.python, cfg.health_timeout, preempt=newer)
     if ok:
         return None
     if why.startswith("preempted"):
-        c.record(Event.PREEMPTED, release=c.release.name)
+        c.record(Event.PREEMPTED, release=release.name)
         return Outcome(Result.PREEMPTED, Reason.PREEMPTED, "a newer desired state arrived during the check")
-    c.mem.quarantine[c.release_id] = c.desired.generation
-    c.record(Event.PRE_CHECK_FAILED, release=c.release.name, reason=why)
+    c.mem.quarantine[need(c.release_id, "the release id")] = need(c.desired, "the desired state").generation
+    c.record(Event.PRE_CHECK_FAILED, release=release.name, reason=why)
     return Outcome(Result.REJECTED, Reason.HEALTH_CHECK_FAILED, f"new release not activated: {why}")
 
 
@@ -175,10 +179,11 @@ def switch(c: Cycle) -> Outcome | None:
     """`current` to the new release in one rename, remembered as pending until it proves healthy."""
     if c.resumed:
         return None
-    c.mem.pending_health = c.release.name
+    release = need(c.release, "the staged release")
+    c.mem.pending_health = release.name
     c.mem.save(c.state)
-    activate(c.state, c.release)
-    c.record(Event.ACTIVATED, release=c.release.name, generation=c.desired.generation)
+    activate(c.state, release)
+    c.record(Event.ACTIVATED, release=release.name, generation=need(c.desired, "the desired state").generation)
     return None
 
 
@@ -207,13 +212,14 @@ def _post_check(cfg: AgentConfig, release: Path) -> tuple[bool, str]:
 
 def post_activation(c: Cycle) -> Outcome:
     """Hook and post check; any failure quarantines the release and switches back to the last known good."""
-    cfg, state, mem, release = c.cfg, c.state, c.mem, c.release
+    cfg, state, mem, release = c.cfg, c.state, c.mem, need(c.release, "the release being activated")
+    desired = need(c.desired, "the desired state")
     ok, why = hook(cfg, release)
     if ok:
         ok, why = _post_check(cfg, release)
     mem.pending_health = None
     if not ok:
-        mem.quarantine[c.release_id] = c.desired.generation
+        mem.quarantine[need(c.release_id, "the release id")] = desired.generation
         previous = None if c.resumed else c.current
         fallback = previous or (state / "releases" / mem.last_known_good if mem.last_known_good else None)
         if fallback is not None and fallback.is_dir() and fallback != release:
@@ -231,8 +237,8 @@ def post_activation(c: Cycle) -> Outcome:
     mem.last_known_good = release.name
     mem.good = [*[g for g in mem.good if g != release.name][-cfg.keep_releases :], release.name]
     prune(state, mem.good)
-    c.record(Event.HEALTHY, release=release.name, generation=c.desired.generation)
-    return Outcome(Result.APPLIED, Reason.APPLIED, f"generation {c.desired.generation} is running")
+    c.record(Event.HEALTHY, release=release.name, generation=desired.generation)
+    return Outcome(Result.APPLIED, Reason.APPLIED, f"generation {desired.generation} is running")
 
 
 STEPS: tuple[Step, ...] = (

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from agent.layout import deployment_links
 from agent.reasons import Reason
 from compiler.bundle import (
@@ -57,7 +59,7 @@ def release_id(state: DesiredState) -> str:
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
-def load_trusted(paths: tuple[Path, ...]):
+def load_trusted(paths: tuple[Path, ...]) -> list[Ed25519PublicKey]:
     keys = []
     for p in paths:
         try:
@@ -100,7 +102,12 @@ def _read(workdir: Path, rel: str, limit: int, missing: Reason, invalid: Reason)
 
 
 def verify_state(
-    workdir: Path, device: str, trusted, accepted_generation: int, accepted_release: str | None, now: datetime
+    workdir: Path,
+    device: str,
+    trusted: list[Ed25519PublicKey],
+    accepted_generation: int,
+    accepted_release: str | None,
+    now: datetime,
 ) -> Verified:
     """The signed state of this device: signature, parse, device, generation, expiry, layout."""
     ddir = f"devices/{device}"

@@ -117,7 +117,7 @@ def _gates(result: ValidationResult, progress: Callable[[str], None] | None) -> 
     """Run every suite some deployment gates on, once; suite name → its result."""
     from compiler.testing.session import run_suites
 
-    names = sorted({g for d in result.index.valid("Deployment") for g in d.model.spec.gates})  # type: ignore[union-attr]
+    names = sorted({g for d in result.index.valid("Deployment") for g in d.model.spec.gates})
     return {suite.suite: suite for suite in (run_suites(result, names, progress) if names else [])}
 
 
@@ -158,7 +158,7 @@ def gate_failures(
     return failures, notes
 
 
-def _lineage(model: Any, suites: tuple[TestSuite, ...], lineage: dict[str, dict]) -> dict[str, Any]:
+def _lineage(model: Any, suites: tuple[TestSuite, ...], lineage: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Where the model and the gates' datasets came from (DVC revision and md5, MLflow run, params and
     metrics), for the bundle's provenance; nothing for files that live in the spec tree."""
     art = model.spec.artifact
@@ -180,9 +180,9 @@ def build(
     progress: Callable[[str], None] | None = None,
     cache_secret_dir: Path | None = None,
 ) -> BuildResult:
-    inside = result.root.resolve() if Path(os.path.abspath(out)).is_relative_to(result.root.resolve()) else None
+    within = result.root.resolve() if Path(os.path.abspath(out)).is_relative_to(result.root.resolve()) else None
     for path in (out, out / "bundles", out / MODELS):  # a link here would make the build write or delete elsewhere
-        link = first_link(path, inside) if inside is not None else (path if path.is_symlink() else None)
+        link = first_link(path, within) if within is not None else (path if path.is_symlink() else None)
         if link is not None:
             raise BuildError(f"{link} is a symbolic link: the build output must be real directories")
     build_result = BuildResult()
@@ -217,7 +217,7 @@ def build(
         return got
 
     for dep_index, doc in enumerate(sorted(result.index.valid("Deployment"), key=lambda d: d.name or "")):
-        dep: Deployment = doc.model  # type: ignore[assignment]
+        dep: Deployment = doc.model
         blocked_on: dict[str, str] = {}  # target → why its bundle is not built
         for i, target_name in enumerate(dep.spec.targets):
             target = result.index.resolved_targets[target_name]
@@ -226,11 +226,11 @@ def build(
             for g in dep.spec.gates:
                 if g not in gates:
                     continue
-                fails, notes = gate_failures(
+                fails, gate_notes = gate_failures(
                     gates[g], target_name, target.class_ or "", tc is None or tc.latency_on_build_host
                 )
                 why += [f"gate {g} failed: {'; '.join(fails)}"] if fails else []
-                build_result.diagnostics += [doc.diag("TAKT6004", note, ("spec", "targets", i)) for note in notes]
+                build_result.diagnostics += [doc.diag("TAKT6004", note, ("spec", "targets", i)) for note in gate_notes]
             if why:
                 blocked_on[target_name] = "; ".join(why)
         if blocked_on and len(blocked_on) == len(dep.spec.targets) and len(set(blocked_on.values())) == 1:
@@ -243,10 +243,12 @@ def build(
         if model is None or model_file is None:
             build_result.blocked.append((dep.metadata.name, "the model has no local artifact to bundle"))
             continue
-        suites: tuple[TestSuite, ...] = tuple(
-            result.index.get("TestSuite", g).model
-            for g in dep.spec.gates  # type: ignore[union-attr,misc]
-        )
+        gate_docs = [(g, result.index.get("TestSuite", g)) for g in dep.spec.gates]
+        suites = tuple(d.model for _, d in gate_docs if d is not None and d.model is not None)
+        if len(suites) != len(gate_docs):  # validation reports it (TAKT3001); a library caller gets a reason
+            missing = next(g for g, d in gate_docs if d is None or d.model is None)
+            build_result.blocked.append((dep.metadata.name, f"gate {missing} is not a valid TestSuite"))
+            continue
         try:  # validation refused paths that leave the project; this read is checked again all the same
             model_path = model_file
             sample_digests = {
@@ -256,7 +258,7 @@ def build(
             build_result.blocked.append((dep.metadata.name, f"cannot read an input file: {exc}"))
             continue
         selected = select_devices(result.index, dep)
-        steps = rollout_spec(dep, {d.model.device_id: d.model.metadata.labels for d in selected})  # type: ignore[union-attr]
+        steps = rollout_spec(dep, {d.model.device_id: d.model.metadata.labels for d in selected})
         if steps is not None:
             build_result.rollouts[dep.metadata.name] = steps.to_json()
         dep_digest = hashlib.sha256(canonical_json(_dump(dep))).hexdigest()
@@ -268,7 +270,7 @@ def build(
             if tc is None:  # validation reports it (TAKT4034); a library caller that skipped it gets a reason
                 build_result.blocked.append((dep.metadata.name, f"target class {target.class_!r} is not installed"))
                 continue
-            devices = tuple(sorted(d.model.device_id for d in selected if d.model.spec.target == target_name))  # type: ignore[union-attr]
+            devices = tuple(sorted(d.model.device_id for d in selected if d.model.spec.target == target_name))
             try:
                 profile = tc.profile(target.profile)
             except ProfileError as exc:  # validation reports it (TAKT4035); a caller that skipped it gets a reason
@@ -277,12 +279,12 @@ def build(
             inp = RenderInput(
                 deployment=dep,
                 model=model,
-                model_path=model_path,  # type: ignore[arg-type]
+                model_path=model_path,
                 model_sha256=sha_of(model_path),
                 target_name=target_name,
                 target=target,
                 profile=profile,
-                sources=sources,  # type: ignore[arg-type]
+                sources=sources,
                 gates=suites,
                 root=result.root,
                 devices=devices,
@@ -295,7 +297,7 @@ def build(
                     "deployment": dep.metadata.name,
                     "model": {
                         "name": model.metadata.name,
-                        "version": model.spec.version,  # type: ignore[attr-defined]
+                        "version": model.spec.version,
                         "sha256": sha_of(model_path),
                     },
                     "datasets": {n: ds.sha256 for s in suites for n, ds in s.spec.datasets.items() if ds.sha256},

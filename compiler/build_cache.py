@@ -106,9 +106,11 @@ class BuildCache:
             if not isinstance(entry, dict):
                 continue
             digest, stamp, mac = entry.get("digest"), entry.get("stamp", ""), entry.get("mac")
-            if not all(isinstance(v, str) and _HEX.fullmatch(v) for v in (key, digest, mac)):
+            if not isinstance(key, str) or not isinstance(digest, str) or not isinstance(mac, str):
+                continue
+            if not all(_HEX.fullmatch(v) for v in (key, digest, mac)):
                 continue  # not ours: hex only (a crafted entry must miss, never crash the build)
-            if not (stamp == "" or (isinstance(stamp, str) and _HEX.fullmatch(stamp))):
+            if not isinstance(stamp, str) or not (stamp == "" or _HEX.fullmatch(stamp)):
                 continue
             if hmac.compare_digest(mac, cache._mac(key, digest, stamp)):
                 cache.entries[key] = CacheEntry(digest, stamp)
@@ -155,7 +157,7 @@ def read_sealed(path: Path, secret: bytes, fmt: bytes, max_bytes: int) -> bytes 
     return body
 
 
-def read_sealed_entries(path: Path, secret: bytes, fmt: bytes, max_bytes: int, stamp: str) -> dict[str, bytes]:
+def read_sealed_entries(path: Path, secret: bytes, fmt: bytes, max_bytes: int, stamp: bytes) -> dict[str, bytes]:
     """The entries of a sealed `(stamp, entries)` cache written by `write_sealed_entries`; {} when the file is
     missing, damaged, forged, another user's, or from other code (another `stamp`)."""
     import pickle
@@ -170,7 +172,7 @@ def read_sealed_entries(path: Path, secret: bytes, fmt: bytes, max_bytes: int, s
     return entries if got_stamp == stamp and isinstance(entries, dict) else {}
 
 
-def write_sealed_entries(path: Path, secret: bytes, fmt: bytes, stamp: str, entries: dict[str, bytes]) -> None:
+def write_sealed_entries(path: Path, secret: bytes, fmt: bytes, stamp: bytes, entries: dict[str, bytes]) -> None:
     import pickle
 
     write_sealed(path, secret, fmt, pickle.dumps((stamp, entries), protocol=pickle.HIGHEST_PROTOCOL))

@@ -65,7 +65,7 @@ def clone(url: str, branch: str, work: Path, create: bool) -> tuple[git.Repo, st
         heads = git.cmd.Git().ls_remote("--heads", url, f"refs/heads/{branch}")
     except git.GitCommandError as exc:
         raise PublishError(f"deploy repo {redact_url(url)} is unreachable: {git_error(exc)}") from exc
-    if heads.strip():
+    if str(heads).strip():
         try:
             repo = git.Repo.clone_from(url, work, bare=True, branch=branch, depth=1, single_branch=True, no_tags=True)
         except git.GitCommandError as exc:
@@ -143,7 +143,8 @@ def write_tree(repo: git.Repo, entries: Entries, scratch: Path) -> tuple[str, di
     """
     kept = {p: e[1].sha for p, e in entries.items() if isinstance(e[1], Blob)}  # blobs already in the clone
     inline = sorted((p, e[1]) for p, e in entries.items() if isinstance(e[1], bytes))
-    files = sorted(p for p, e in entries.items() if isinstance(e[1], Path))
+    on_disk = {p: e[1] for p, e in sorted(entries.items()) if isinstance(e[1], Path)}
+    files = list(on_disk)
     shas = dict(kept)
     if inline:
         stream = bytearray()
@@ -154,7 +155,7 @@ def write_tree(repo: git.Repo, entries: Entries, scratch: Path) -> tuple[str, di
         by_mark = dict(line.split(" ", 1) for line in marks.read_text("ascii").split("\n") if line)
         shas.update((p, by_mark[f":{n}"].strip()) for n, (p, _) in enumerate(inline, 1))
     if files:
-        listed = "".join(f"{entries[p][1]}\n" for p in files).encode()
+        listed = "".join(f"{source}\n" for source in on_disk.values()).encode()
         out = plumb(repo, ["hash-object", "-w", "--no-filters", "--stdin-paths"], listed)
         shas.update(zip(files, out.decode("ascii").split(), strict=True))
     paths = sorted(entries)

@@ -140,7 +140,8 @@ def _build_rev(root: Path, out: Path) -> dict[str, Any]:
     if errors:
         raise RevisionHasErrors(f"{len(errors)} spec error(s), first: {errors[0].location}: {errors[0].message}")
     build(result, out, run_gates=False)
-    return json.loads((out / "index.json").read_text())
+    index: dict[str, Any] = json.loads((out / "index.json").read_text())
+    return index
 
 
 def _files(bundle: Path) -> dict[str, dict[str, Any]]:

@@ -42,11 +42,11 @@ def stale_pins(result: ValidationResult) -> tuple[list[Pin], list[PinProblem]]:
     problems: list[PinProblem] = []
     wanted: list[tuple[SpecDocument, str, str, Path_, str]] = []
     for doc in result.index.valid("Model"):
-        art = doc.model.spec.artifact  # type: ignore[union-attr]
+        art = doc.model.spec.artifact
         if art.path is not None:
             wanted.append((doc, art.path, art.sha256, ("spec", "artifact", "sha256"), "model artifact"))
     for doc in result.index.valid("TestSuite"):
-        for name, ds in doc.model.spec.datasets.items():  # type: ignore[union-attr]
+        for name, ds in doc.model.spec.datasets.items():
             if ds.sha256 is not None:
                 wanted.append((doc, ds.path, ds.sha256, ("spec", "datasets", name, "sha256"), "dataset"))
     for doc, rel, declared, at, what in wanted:

@@ -37,7 +37,6 @@ from compiler.deployrepo import (
     FILE_MODES,
     Blob,
     Entries,
-    PublishError,
     branch_manifest,
     clone,
     cluster_entries,
@@ -47,6 +46,9 @@ from compiler.deployrepo import (
     signed_history,
     tree_of,
     write_tree,
+)
+from compiler.deployrepo import (
+    PublishError as PublishError,  # re-exported: callers catch it from here
 )
 from compiler.fleet.seen import SEEN_PATH
 from compiler.oci import PushedModel, RegistryAccess, RegistryError, RegistryRef, push_models

@@ -158,7 +158,8 @@ def tiny_model_bytes() -> bytes:
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     model.producer_name = "takt-init"
-    return model.SerializeToString(deterministic=True)
+    data: bytes = model.SerializeToString(deterministic=True)
+    return data
 
 
 def scaffold(directory: Path) -> list[Path]:

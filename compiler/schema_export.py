@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pydantic import BaseModel
+
 from compiler.bundle import runner as runner_contract
 from compiler.project import Project
 from compiler.spec.kinds import KINDS
@@ -20,7 +22,8 @@ def schema_files() -> dict[str, str]:
     """File name → content: one schema per kind, the project file, `takt.json` for any kind, and `runner.json`."""
     files: dict[str, str] = {}
     branches = []
-    for kind, cls in {**KINDS, "Project": Project}.items():
+    kinds: dict[str, type[BaseModel]] = {**KINDS, "Project": Project}
+    for kind, cls in kinds.items():
         schema = cls.model_json_schema(by_alias=True, mode="validation")
         name = f"{kind.lower()}.json"
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

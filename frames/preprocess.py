@@ -53,7 +53,10 @@ def _elementwise(step: Step) -> Callable[[np.ndarray], np.ndarray]:
 def _step_from(obj: Any, default_input: str) -> Step:
     op = getattr(obj, "op", None)
     name = getattr(obj, "input", None) or default_input
-    floats = lambda v: tuple(float(x) for x in (v if isinstance(v, list | tuple) else [v]))  # noqa: E731
+
+    def floats(v: Any) -> tuple[float, ...]:
+        return tuple(float(x) for x in (v if isinstance(v, list | tuple) else [v]))
+
     if op == "standardize":
         std = floats(obj.std)
         if any(s == 0 for s in std):

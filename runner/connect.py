@@ -53,7 +53,8 @@ def mqtt_params(
 
 async def opcua_client(source: contract.OpcUaSource, resolver: SecretResolver, what: str) -> Any:
     """An asyncua Client configured with the source's security mode, policy, certificate and user."""
-    from asyncua import Client, ua
+    from asyncua import ua
+    from asyncua.client.client import Client  # the module that defines it (asyncua re-exports it implicitly)
     from asyncua.crypto import security_policies
 
     client = Client(source.endpoint, timeout=4)

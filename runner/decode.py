@@ -13,9 +13,12 @@ from __future__ import annotations
 import math
 import re
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from compiler.bundle.runner import ModbusAddress
 
 MAX_PATH_STEPS = 32
 _STEP = re.compile(r"""\.([A-Za-z_][A-Za-z0-9_-]*)|\[([0-9]+)\]|\['([^']*)'\]|\["([^"]*)"\]""")
@@ -159,8 +162,8 @@ def value_to_registers(value: float, data_type: str, word_order: str, byte_order
     return words if word_order == "big" else list(reversed(words))
 
 
-def field_value(registers: list[int], address: Any) -> float:
-    """A Modbus field's reading: the decoded registers × scale + offset (`address`: the contract's ModbusAddress)."""
+def field_value(registers: list[int], address: ModbusAddress) -> float:
+    """A Modbus field's reading: the decoded registers × scale + offset."""
     raw = registers_to_value(registers, address.data_type, address.word_order, address.byte_order, address.bit)
     return raw * address.scale + address.offset
 

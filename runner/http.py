@@ -81,7 +81,10 @@ class Api:
     async def metadata(self, request: web.Request) -> web.Response:
         if request.match_info["name"] != self.model.name:
             return _error(404, f"no model {request.match_info['name'][:64]!r}")
-        tensor = lambda t: {"name": t.name, "datatype": V2_TYPES[t.dtype], "shape": _shape(list(t.shape))}  # noqa: E731
+
+        def tensor(t: Any) -> dict[str, Any]:  # a contract Tensor
+            return {"name": t.name, "datatype": V2_TYPES[t.dtype], "shape": _shape(list(t.shape))}
+
         return web.json_response(
             {
                 "name": self.model.name,
@@ -111,9 +114,10 @@ class Api:
         except Exception as exc:  # noqa: BLE001 - onnxruntime refusing the tensors is the client's 400
             return _error(400, f"inference failed: {str(exc).splitlines()[0][:200]}")
         wanted = [o.get("name") for o in doc.get("outputs", []) if isinstance(o, dict)] or list(out)
-        unknown = [w for w in wanted if w not in out]
+        unknown = [w for w in wanted if not isinstance(w, str) or w not in out]
         if unknown:
             return _error(400, f"unknown output(s) {unknown[:5]}")
+        names = [w for w in wanted if isinstance(w, str)]  # all of them: none is unknown
         return web.json_response(
             {
                 "model_name": self.model.name,
@@ -126,7 +130,7 @@ class Api:
                         "shape": list(out[n].shape),
                         "data": out[n].reshape(-1).tolist(),
                     }
-                    for n in wanted
+                    for n in names
                 ],
             },
             dumps=lambda o: json.dumps(o, allow_nan=True),
@@ -141,7 +145,7 @@ class Api:
                 raise ValueError(f"inputs[{i}] is not an object")
             name, shape, datatype, data = (item.get(k) for k in ("name", "shape", "datatype", "data"))
             tensor = self.tensors.get(name) if isinstance(name, str) else None
-            if tensor is None:
+            if tensor is None or not isinstance(name, str):
                 raise ValueError(f"inputs[{i}]: {str(name)[:64]!r} is not a model input")
             if datatype != V2_TYPES[tensor.dtype]:
                 raise ValueError(f"inputs[{i}]: datatype must be {V2_TYPES[tensor.dtype]}, not {str(datatype)[:16]}")

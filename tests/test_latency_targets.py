@@ -84,3 +84,21 @@ def test_a_budget_for_an_unknown_target_is_reported_at_its_key(tmp_path: Path) -
     assert d.location.file.endswith("specs/tests.yaml")
     assert lines[d.location.line - 1].strip().startswith("ipc-x68:")
     assert "ipc-x68" in d.message and "embedded" in d.message
+
+
+def test_the_health_budget_of_a_bundle_is_its_targets_entry_when_there_is_no_default(tmp_path: Path) -> None:
+    # found by mypy: the renderer read `budget.p99` and failed when only `budgets` were given
+    from compiler.bundle.runner import RUNNER_JSON, RunnerConfig
+
+    latency = (
+        "    budgets:\n      edge-pc: {p99: 30s}\n      ipc-x86: {p99: 50s}\n      embedded: {p99: 60s}\n    runs: 20\n"
+    )
+    res = _build(tmp_path, latency)
+    seconds = {}
+    for b in res.bundles:
+        if b.target in ("ipc-x86", "ipc-arm"):
+            (path,) = (tmp_path / "out/bundles" / b.digest).rglob(RUNNER_JSON)
+            health = RunnerConfig.parse(path.read_bytes()).health
+            assert health is not None
+            seconds[b.target] = health.latency_seconds
+    assert seconds == {"ipc-x86": 50.0, "ipc-arm": 30.0}

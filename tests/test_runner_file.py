@@ -122,6 +122,8 @@ def test_kserve_v2_endpoints(tmp_path: Path):
             ({"inputs": []}, "missing input(s) ['x']"),
             ({"nothing": 1}, "needs an inputs list"),
             (b"{oops", "not JSON"),
+            # an output named by a list is unknown (found by mypy: it was a TypeError, a 500)
+            ({"inputs": body["inputs"], "outputs": [{"name": ["y"]}]}, "unknown output(s)"),
         ]
         for req, words in bad:
             code, res = rp.post("/v2/models/m/infer", req)

@@ -292,8 +292,10 @@ def _time(v: Any) -> datetime:
     m = _TIME.fullmatch(v) if isinstance(v, str) and len(v) <= 40 else None
     if m is None:
         raise ValueError("time must be an RFC 3339 UTC string")
-    *fields, fraction = m.groups()
-    return datetime(*map(int, fields), int(fraction.ljust(6, "0")), tzinfo=UTC)  # type: ignore[misc]
+    year, month, day, hour, minute, second, fraction = m.groups()
+    return datetime(
+        int(year), int(month), int(day), int(hour), int(minute), int(second), int(fraction.ljust(6, "0")), tzinfo=UTC
+    )
 
 
 # --- keys and the signed envelope -------------------------------------------------------------

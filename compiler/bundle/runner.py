@@ -17,9 +17,9 @@ import types
 import typing
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, Literal, Union
+from typing import Any, Final, Literal, Union
 
-API_VERSION = "takt/runner/v1"
+API_VERSION: Final = "takt/runner/v1"
 RUNNER_JSON = "runner.json"
 MAX_BYTES = 16 << 20  # the reference statistics of a few hundred features fit many times over
 MAX_DEPTH = 24  # the deepest v1 path is 6 levels; anything far deeper is not a runner config
@@ -447,7 +447,7 @@ class RunnerConfig:
                 f"contract version {version!r} is not supported: this runner reads {API_VERSION} only",
                 key,
             )
-        config = decode(cls, doc)
+        config: RunnerConfig = decode(cls, doc)
         _check_references(config)
         return config
 
@@ -509,8 +509,9 @@ def _camel(name: str) -> str:
     return head + "".join(p[:1].upper() + p[1:] for p in rest)
 
 
-def _field_key(f: dataclasses.Field) -> str:
-    return f.metadata.get("key") or _camel(f.name)
+def _field_key(f: dataclasses.Field[Any]) -> str:
+    key = f.metadata.get("key")
+    return key if isinstance(key, str) and key else _camel(f.name)
 
 
 @cache
@@ -563,6 +564,14 @@ def _tag(cls: type) -> tuple[str, Any] | None:
     return None
 
 
+def _tag_of(cls: type) -> tuple[str, Any]:
+    """The discriminator of a dataclass in a tagged union; a union member without one is a bug here."""
+    tag = _tag(cls)
+    if tag is None:
+        raise TypeError(f"{cls.__name__} is in a union of dataclasses but has no one-value Literal field")
+    return tag
+
+
 def _type_name(tp: Any) -> str:
     if isinstance(tp, type):
         return {"str": "a string", "int": "an integer", "float": "a number", "bool": "a boolean"}.get(
@@ -580,15 +589,15 @@ def decode(tp: Any, value: Any, path: str = "") -> Any:
         present = [m for m in members if m is not type(None)]
         if len(present) == 1:
             return decode(present[0], value, path)
-        classes = [m for m in present if dataclasses.is_dataclass(m)]
+        classes = [m for m in present if isinstance(m, type) and dataclasses.is_dataclass(m)]
         if classes and len(classes) == len(present):
             if not isinstance(value, dict):
                 raise ContractError("must be an object", path)
-            key = _tag(classes[0])[0]  # type: ignore[index]
+            key = _tag_of(classes[0])[0]
             for cls in classes:
-                if value.get(key) == _tag(cls)[1]:  # type: ignore[index]
+                if value.get(key) == _tag_of(cls)[1]:
                     return decode(cls, value, path)
-            allowed = ", ".join(repr(_tag(c)[1]) for c in classes)  # type: ignore[index]
+            allowed = ", ".join(repr(_tag_of(c)[1]) for c in classes)
             raise ContractError(f"{key} {value.get(key)!r} is not one of {allowed}", path)
         errors = []
         for m in members:
@@ -601,9 +610,9 @@ def decode(tp: Any, value: Any, path: str = "") -> Any:
         raise ContractError(" or ".join(errors) or "has the wrong type", path)
     origin, args, is_dataclass = _shape(tp)
     if origin is Literal:
-        allowed = args
-        if isinstance(value, bool) or value not in allowed:
-            raise ContractError(f"{value!r} is not one of {', '.join(repr(a) for a in allowed)}", path)
+        choices = args
+        if isinstance(value, bool) or value not in choices:
+            raise ContractError(f"{value!r} is not one of {', '.join(repr(a) for a in choices)}", path)
         return value
     if is_dataclass:
         return _decode_dataclass(tp, value, path)
@@ -683,7 +692,7 @@ def _schema(tp: Any, defs: dict[str, Any]) -> dict[str, Any]:
     origin = typing.get_origin(tp)
     if origin is Literal:
         return {"enum": list(typing.get_args(tp))}
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         name = tp.__name__.lstrip("_")
         if name not in defs:
             defs[name] = {}  # placeholder against recursion
@@ -740,7 +749,7 @@ def json_schema() -> dict[str, Any]:
 
 # --- the shadow entry: a challenger beside the current bundle ---------------------------------------
 
-SHADOW_API_VERSION = "takt/shadow/v1"
+SHADOW_API_VERSION: Final = "takt/shadow/v1"
 DEFAULT_SHADOW_WINDOW = 3600.0  # seconds; the Deployment's `shadow.window` default
 SHADOW_JSON = "shadow.json"
 MAX_SHADOW_BYTES = 64 * 1024
@@ -776,7 +785,7 @@ class ShadowEntry:
             raise ContractError(f"not JSON ({exc})") from None
         if not isinstance(doc, dict) or doc.get("apiVersion") != SHADOW_API_VERSION:
             raise ContractError(f"not a {SHADOW_API_VERSION} shadow entry", "apiVersion")
-        entry = decode(cls, doc)
+        entry: ShadowEntry = decode(cls, doc)
         if len(entry.challenger) != 64 or any(c not in "0123456789abcdef" for c in entry.challenger):
             raise ContractError("must be a bundle digest (64 hex digits)", "challenger")
         if not math.isfinite(entry.tolerance) or entry.tolerance < 0:

@@ -8,6 +8,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -23,6 +24,10 @@ from compiler.commands.errors import ExitCode
 from compiler.report.formats import FORMATS, Report, render
 from compiler.report.text import render_text
 from compiler.report.words import plural
+
+if TYPE_CHECKING:  # validation is imported where a command runs it, not for --help
+    from compiler.diagnostics import Diagnostic
+    from compiler.validate.pipeline import ValidationResult
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = ExitCode.OK, ExitCode.FINDINGS, ExitCode.USAGE  # the library's (compiler.commands)
 
@@ -41,12 +46,12 @@ def _consoles() -> tuple[Console, Console]:
     return out, err
 
 
-def _print_diagnostics(console: Console, diags: list, result, command: str) -> None:
+def _print_diagnostics(console: Console, diags: list[Diagnostic], result: ValidationResult, command: str) -> None:
     rep = Report(command, diags, result.files, len(result.documents), 0, result.sources)
     console.print(render_text(diags, result.sources, rep.summary()), end="")
 
 
-def _validated(path: Path, command: str):
+def _validated(path: Path, command: str) -> ValidationResult:
     """Validate first: spec errors stop `command` with exit 1, each printed at its location."""
     from compiler.commands.validated import validated
 

@@ -6,7 +6,7 @@ import time
 from types import TracebackType
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 
 class DelayedProgress:
@@ -15,12 +15,12 @@ class DelayedProgress:
         self.enabled = enabled and console.is_terminal
         self.started = time.monotonic()
         self.bar: Progress | None = None
-        self.task = None
+        self.task: TaskID | None = None  # set with the bar
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled:
             return
-        if self.bar is None:
+        if self.bar is None or self.task is None:
             if time.monotonic() - self.started < self.delay:
                 return
             self.bar = Progress(
@@ -33,7 +33,7 @@ class DelayedProgress:
             )
             self.bar.start()
             self.task = self.bar.add_task(self.label, total=total)
-        self.bar.update(self.task, completed=done, total=total)  # type: ignore[arg-type]
+        self.bar.update(self.task, completed=done, total=total)
 
     def __enter__(self) -> DelayedProgress:
         return self

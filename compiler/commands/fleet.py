@@ -52,18 +52,20 @@ def run_fleet_status(request: FleetStatusRequest) -> FleetStatusOutcome:
     from compiler.fleet.reports import declared_keys
     from compiler.fleet.seen import load_seen_file, save_seen_file
     from compiler.fleet.status import FleetReadError, load_fleet
+    from compiler.spec.deployment import Deployment
+    from compiler.spec.device import Device
 
     result = validated(request.cwd / request.path, "fleet status")
     where = resolve_deploy(request.deploy, result.project, result.root, request.cwd, need_key=False)
-    devices = [d.model for d in result.documents if d.kind == "Device" and d.model is not None]
-    deployments = [d.model for d in result.documents if d.kind == "Deployment" and d.model is not None]
+    devices = [d.model for d in result.documents if isinstance(d.model, Device)]  # kind Device's class
+    deployments = [d.model for d in result.documents if isinstance(d.model, Deployment)]
     digest = hashlib.sha256(f"{where.url}#{where.branch}".encode()).hexdigest()[:24]
     memory = (request.cache_dir or user_cache_dir()) / "fleet" / f"{digest}.json"
     try:
         if request.mqtt_url:
             from compiler.fleet.mqtt import read_mqtt_reports  # aiomqtt only when a broker is asked for
-        mqtt = read_mqtt_reports(request.mqtt_url, declared_keys(devices)) if request.mqtt_url else None  # type: ignore[arg-type]
-        status = load_fleet(devices, deployments, where.url, where.branch, request.now,  # type: ignore[arg-type]
+        mqtt = read_mqtt_reports(request.mqtt_url, declared_keys(devices)) if request.mqtt_url else None
+        status = load_fleet(devices, deployments, where.url, where.branch, request.now,
                             seen=load_seen_file(memory), mqtt=mqtt, stale_after=request.stale_after)  # fmt: skip
     except FleetReadError as exc:
         raise FleetUnreadable(str(exc)) from exc

@@ -59,7 +59,7 @@ def _setup(request: RolloutRequest) -> tuple[DeployLocation, Reports]:
 
     result = validated(request.cwd / request.path, "rollout")
     where = resolve_deploy(request.deploy, result.project, result.root, request.cwd, need_key=True)
-    keys = declared_keys(d.model for d in result.index.valid("Device"))  # type: ignore[misc]
+    keys = declared_keys(d.model for d in result.index.valid("Device"))
     return where, lambda seen, only: read_reports(where.url, keys, seen=seen, only=only)
 
 

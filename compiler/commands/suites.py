@@ -62,7 +62,7 @@ def _provenance(result: ValidationResult) -> ReportProvenance:
     from compiler.testing.report import ReportProvenance
 
     models = {
-        d.name: (d.model.spec.version, d.model.spec.artifact.sha256)  # type: ignore[union-attr]
+        d.name: (d.model.spec.version, d.model.spec.artifact.sha256)
         for d in result.index.valid("Model")
         if d.name
     }

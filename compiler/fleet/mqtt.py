@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
@@ -29,7 +30,7 @@ async def _collect(url: str, timeout: float, settle: float) -> dict[str, bytes]:
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
         raise FleetReadError(f"broker must be mqtt://host[:port] or mqtts://…, got {url[:80]!r}")
-    kwargs: dict = {}
+    kwargs: dict[str, Any] = {}
     if parts.username:
         kwargs.update(username=unquote(parts.username), password=unquote(parts.password or ""))
     if parts.scheme == "mqtts":

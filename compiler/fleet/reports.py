@@ -25,6 +25,7 @@ import tempfile
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -72,7 +73,7 @@ class Ignored:
     message: str
     sequence: int | None = None  # when the report parsed
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "source": self.source,
             "device": self.device,
@@ -246,7 +247,8 @@ def _chains(
     commits = store.commits(commit_tips.values())
     walks: dict[str, list[str]] = {}
     for ref, tip in commit_tips.items():
-        walk, oid = [], tip
+        walk: list[str] = []
+        oid: str | None = tip
         while oid is not None and oid in commits and len(walk) < depth:
             walk.append(oid)
             oid = commits[oid].parent
@@ -257,7 +259,7 @@ def _chains(
     contents = store.read(readable)
     chains: dict[str, list[tuple[str, bytes | None, str]]] = {}
     for ref, walk in walks.items():
-        chain = []
+        chain: list[tuple[str, bytes | None, str]] = []
         for commit in walk:
             info = sizes.get(f"{commit}:{REPORT_FILE}")
             if info is None:

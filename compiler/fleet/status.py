@@ -10,7 +10,7 @@ this view; nothing here prints.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -297,7 +297,7 @@ def fleet_status(
     return FleetStatus(now, stale_after, tuple(rows), reports.ignored, reports.seen)
 
 
-def _max(values) -> float | None:
+def _max(values: Iterable[float | None]) -> float | None:
     got = [v for v in values if v is not None]
     return max(got) if got else None
 

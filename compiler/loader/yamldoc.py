@@ -188,8 +188,9 @@ def _syntax_diag(source: SourceText, exc: Exception) -> Diagnostic:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     line = mark.line + 1 if mark is not None else 0
     col = mark.column + 1 if mark is not None else 0
-    if mark is None and getattr(exc, "position", None) is not None:  # ReaderError: char offset
-        before = source.text[: exc.position]  # type: ignore[attr-defined]
+    position = getattr(exc, "position", None)
+    if mark is None and position is not None:  # ReaderError: char offset
+        before = source.text[:position]
         line = before.count("\n") + 1
         col = len(before) - (before.rfind("\n") + 1) + 1
     tab = _tab_in_indentation(source.text, line)

@@ -3,13 +3,14 @@ quantization, and the declared signature. Problems are values; callers place the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from compiler.codes import rule
 from compiler.diagnostics import Severity
 from compiler.models.inspect import SPEC_TO_ONNX, Formal, ModelInfo, NodeUse, TensorInfo
 from compiler.models.tables import KernelTable
+from compiler.spec.model import Tensor
 
 CPU = "CPUExecutionProvider"
 # Handled by onnxruntime's graph loader, not by a kernel: constants become initializers.
@@ -205,7 +206,9 @@ def _dims_match(declared: list[int | str], real: tuple[int | str | None, ...]) -
     return None
 
 
-def check_signature(declared: list, real: tuple[TensorInfo, ...], side: str) -> list[tuple[int | None, Problem]]:
+def check_signature(
+    declared: Sequence[Tensor], real: tuple[TensorInfo, ...], side: str
+) -> list[tuple[int | None, Problem]]:
     """Declared spec tensors vs the model's; each problem with the index of the spec tensor at fault."""
     out: list[tuple[int | None, Problem]] = []
     real_by_name = {t.name: t for t in real}

@@ -7,7 +7,7 @@ External weights are not loaded (sizes come from the metadata), so huge models s
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -258,7 +258,7 @@ def formal_types(op_type: str, domain: str, since_version: int | None, n_in: int
     except Exception:  # noqa: BLE001 - not an ONNX schema: no type check possible
         return None
 
-    def expand(params, count: int) -> tuple[str, ...]:
+    def expand(params: Sequence[onnx.defs.OpSchema.FormalParameter], count: int) -> tuple[str, ...]:
         out: list[str] = []
         for i in range(count):
             if i < len(params):
@@ -270,6 +270,10 @@ def formal_types(op_type: str, domain: str, since_version: int | None, n_in: int
         return tuple(out)
 
     return expand(schema.inputs, n_in), expand(schema.outputs, n_out)
+
+
+# (domain, op type, opset, since version, input types, output types): the fields NodeUse starts with
+_UseKey = tuple[str, str, int | None, int | None, tuple[str | None, ...], tuple[str | None, ...]]
 
 
 def describe(model: onnx.ModelProto, path: str, file_bytes: int) -> ModelInfo:
@@ -307,8 +311,8 @@ def describe(model: onnx.ModelProto, path: str, file_bytes: int) -> ModelInfo:
             types[init.name] = f"tensor({ELEM_TYPES.get(init.data_type, '?')})"
             init_names.add(init.name)
             param_bytes += _initializer_bytes(init)
-    uses: Counter[tuple] = Counter()
-    examples: dict[tuple, str] = {}
+    uses: Counter[_UseKey] = Counter()
+    examples: dict[_UseKey, str] = {}
     for g in _graphs(inferred.graph):
         for node in g.node:
             dom = domain_name(node.domain)
@@ -319,7 +323,7 @@ def describe(model: onnx.ModelProto, path: str, file_bytes: int) -> ModelInfo:
                     since = onnx.defs.get_schema(node.op_type, opset, node.domain).since_version
                 except Exception:  # noqa: BLE001 - unknown to this onnx (custom or future op)
                     since = None
-            key = (
+            key: _UseKey = (
                 dom,
                 node.op_type,
                 opset,

@@ -25,9 +25,9 @@ class Cell:
 def compatibility_matrix(result: ValidationResult) -> tuple[list[str], list[str], list[Cell]]:
     deployed = {
         (d.model.spec.model.name, t)
-        for d in result.index.valid("Deployment")  # type: ignore[union-attr]
+        for d in result.index.valid("Deployment")
         for t in d.model.spec.targets
-    }  # type: ignore[union-attr]
+    }
     models = sorted(result.models.infos)
     targets = sorted(result.index.resolved_targets)
     cells = []

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from compiler.bundle import runner as contract
 from compiler.render.profile import TargetProfile
 from compiler.spec.datasource import DataSource
@@ -46,6 +48,11 @@ class RenderError(Exception):
         self.message, self.where = message, where
 
 
+def spec_json(m: BaseModel) -> dict[str, Any]:
+    """A spec object as the JSON data a renderer passes on (aliases, no unset options)."""
+    return m.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
 def runner_config(inp: RenderInput, model_file: str) -> contract.RunnerConfig:
     """The runner's configuration, shared by target classes that run the takt runner.
 
@@ -53,31 +60,30 @@ def runner_config(inp: RenderInput, model_file: str) -> contract.RunnerConfig:
     field the contract does not know fails here, at build time, not on the device.
     """
     spec = inp.deployment.spec
-    dump = lambda m: m.model_dump(mode="json", by_alias=True, exclude_none=True)  # noqa: E731
-    used = {b.source for b in spec.bindings} | {o.connection for o in spec.outputs if getattr(o, "connection", None)}
+    used = {b.source for b in spec.bindings} | {c for o in spec.outputs if (c := getattr(o, "connection", None))}
     try:
         model = contract.ModelSection(
             name=inp.model.metadata.name,
             version=inp.model.spec.version,
             file=model_file,
             sha256=inp.model_sha256,
-            inputs=tuple(contract.decode(contract.Tensor, dump(t)) for t in inp.model.spec.inputs),
-            outputs=tuple(contract.decode(contract.Tensor, dump(t)) for t in inp.model.spec.outputs),
-            preprocessing=tuple(contract.decode(contract.Step, dump(p)) for p in inp.model.spec.preprocessing),
+            inputs=tuple(contract.decode(contract.Tensor, spec_json(t)) for t in inp.model.spec.inputs),
+            outputs=tuple(contract.decode(contract.Tensor, spec_json(t)) for t in inp.model.spec.outputs),
+            preprocessing=tuple(contract.decode(contract.Step, spec_json(p)) for p in inp.model.spec.preprocessing),
         )
         return contract.RunnerConfig(
             deployment=inp.deployment.metadata.name,
             target=inp.target_name,
             model=model,
             sources={
-                name: contract.decode(contract.Source, dump(inp.sources[name].spec), f"sources.{name}")
+                name: contract.decode(contract.Source, spec_json(inp.sources[name].spec), f"sources.{name}")
                 for name in sorted(used)
                 if name in inp.sources
             },
-            bindings=tuple(contract.decode(contract.Binding, dump(b)) for b in spec.bindings),
-            outputs=tuple(contract.decode(contract.Output, dump(o)) for o in spec.outputs),
-            resources=contract.decode(contract.Resources, dump(spec.resources) if spec.resources else {}),
-            monitoring=contract.decode(contract.Monitoring, dump(spec.monitoring) if spec.monitoring else {}),
+            bindings=tuple(contract.decode(contract.Binding, spec_json(b)) for b in spec.bindings),
+            outputs=tuple(contract.decode(contract.Output, spec_json(o)) for o in spec.outputs),
+            resources=contract.decode(contract.Resources, spec_json(spec.resources) if spec.resources else {}),
+            monitoring=contract.decode(contract.Monitoring, spec_json(spec.monitoring) if spec.monitoring else {}),
         )
     except contract.ContractError as exc:
         raise RenderError(f"the runner contract {contract.API_VERSION} cannot carry this deployment: {exc}") from exc

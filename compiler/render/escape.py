@@ -22,7 +22,8 @@ def _dumper(pure: bool) -> YAML:
     """One configured dumper per process and kind: setting one up costs as much as a small dump."""
     yaml = YAML(typ="safe", pure=pure)  # pure=False: libyaml's emitter when ruamel.yaml.clib is there
     yaml.default_flow_style = False
-    yaml.sort_base_mapping_type_on_output = False  # keep the renderer's order
+    # keep the renderer's order; ruamel leaves the attribute untyped at its default None, so mypy infers None
+    yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]
     yaml.width = 4096
     return yaml
 

@@ -8,7 +8,7 @@ from compiler.diff import BundleChange, DiffResult
 
 def grouped(d: DiffResult) -> list[tuple[list[str], list[BundleChange]]]:
     """Devices that receive exactly the same change, together: a fleet shares bundles, a review should too."""
-    groups: dict[tuple, tuple[list[str], list[BundleChange]]] = {}
+    groups: dict[tuple[tuple[str, str, str | None, str | None], ...], tuple[list[str], list[BundleChange]]] = {}
     for dev, changes in d.devices.items():
         key = tuple((c.name, c.change, c.before, c.after) for c in changes)
         groups.setdefault(key, ([], changes))[0].append(dev)

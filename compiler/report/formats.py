@@ -6,6 +6,7 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import PurePath
+from typing import Any
 from xml.etree import ElementTree as ET
 
 from compiler import __version__
@@ -42,7 +43,7 @@ class Report:
         return f"{mark} {', '.join(parts)} in {where}{tail}\n"
 
 
-def _loc_json(loc: Location) -> dict:
+def _loc_json(loc: Location) -> dict[str, Any]:
     return {
         "file": loc.file,
         "line": loc.line,
@@ -84,7 +85,7 @@ def _uri(file: str) -> str:
     return PurePath(file).as_posix()
 
 
-def _region(loc: Location) -> dict:
+def _region(loc: Location) -> dict[str, int]:
     region = {"startLine": loc.line, "startColumn": max(loc.column, 1)}
     if loc.end_line >= loc.line and loc.end_column > 0:
         region["endLine"] = loc.end_line
@@ -94,8 +95,8 @@ def _region(loc: Location) -> dict:
     return region
 
 
-def _physical(loc: Location) -> dict:
-    phys: dict = {"artifactLocation": {"uri": _uri(loc.file), "uriBaseId": "%SRCROOT%"}}
+def _physical(loc: Location) -> dict[str, Any]:
+    phys: dict[str, Any] = {"artifactLocation": {"uri": _uri(loc.file), "uriBaseId": "%SRCROOT%"}}
     if loc.line > 0:
         phys["region"] = _region(loc)
     return {"physicalLocation": phys}

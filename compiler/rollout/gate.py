@@ -14,6 +14,7 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypedDict
 
 from compiler.bundle.report import RunnerHealth, StatusReport
 from compiler.rollout.state import TERMINAL, Phase, RolloutState
@@ -37,6 +38,18 @@ class DeviceVerdict:
     mean_abs_diff: float | None = None
     p99_abs_diff: float | None = None
     challenger_error_rate: float | None = None
+
+
+class _Seen(TypedDict, total=False):
+    """The figures of a report a verdict carries (DeviceVerdict's optional fields)."""
+
+    report_time: datetime | None
+    ready: bool | None
+    error_rate: float | None
+    agreement: float | None
+    mean_abs_diff: float | None
+    p99_abs_diff: float | None
+    challenger_error_rate: float | None
 
 
 class Action(enum.StrEnum):
@@ -145,20 +158,20 @@ def _canary(record: RolloutState, device: str, history: tuple[StatusReport, ...]
     if runner is None:
         verdict = Verdict.FAIL if over else Verdict.WAIT
         return DeviceVerdict(device, verdict, "reports no runner for the deployment", report.time)
-    seen = dict(report_time=report.time, ready=runner.ready, error_rate=runner.error_rate)
+    seen = _Seen(report_time=report.time, ready=runner.ready, error_rate=runner.error_rate)
     if runner.bundle != record.devices[device].new.digest:
-        return DeviceVerdict(device, Verdict.FAIL, f"runner serves {runner.bundle[:12]}, not the new bundle", **seen)  # type: ignore[arg-type]
+        return DeviceVerdict(device, Verdict.FAIL, f"runner serves {runner.bundle[:12]}, not the new bundle", **seen)
     if runner.error_rate is not None and runner.error_rate > gate.max_error_rate:
         why = f"error rate {runner.error_rate:.4f} above {gate.max_error_rate}"
-        return DeviceVerdict(device, Verdict.FAIL, why, **seen)  # type: ignore[arg-type]
+        return DeviceVerdict(device, Verdict.FAIL, why, **seen)
     if not over:
-        return DeviceVerdict(device, Verdict.WAIT, "inside the health window", **seen)  # type: ignore[arg-type]
+        return DeviceVerdict(device, Verdict.WAIT, "inside the health window", **seen)
     if not runner.ready:
         why = f"runner not ready after the window ({runner.reason or 'no reason given'})"
-        return DeviceVerdict(device, Verdict.FAIL, why, **seen)  # type: ignore[arg-type]
+        return DeviceVerdict(device, Verdict.FAIL, why, **seen)
     if runner.inferences == 0 or runner.error_rate is None:
-        return DeviceVerdict(device, Verdict.FAIL, "ran no inference in the whole window", **seen)  # type: ignore[arg-type]
-    return DeviceVerdict(device, Verdict.PASS, "healthy for the whole window", **seen)  # type: ignore[arg-type]
+        return DeviceVerdict(device, Verdict.FAIL, "ran no inference in the whole window", **seen)
+    return DeviceVerdict(device, Verdict.PASS, "healthy for the whole window", **seen)
 
 
 def _shadow(record: RolloutState, device: str, history: tuple[StatusReport, ...], now: datetime) -> DeviceVerdict:
@@ -183,7 +196,7 @@ def _shadow(record: RolloutState, device: str, history: tuple[StatusReport, ...]
     if shadow is None or shadow.challenger != record.devices[device].new.digest:
         verdict = Verdict.FAIL if over else Verdict.WAIT
         return DeviceVerdict(device, verdict, "reports no comparison with the challenger", report.time)
-    seen = dict(
+    seen = _Seen(
         report_time=report.time,
         ready=got.ready if got is not None else None,
         error_rate=got.error_rate if got is not None else None,
@@ -193,10 +206,10 @@ def _shadow(record: RolloutState, device: str, history: tuple[StatusReport, ...]
         challenger_error_rate=shadow.error_rate,
     )
     if not over:
-        return DeviceVerdict(device, Verdict.WAIT, "inside the shadow window", **seen)  # type: ignore[arg-type]
+        return DeviceVerdict(device, Verdict.WAIT, "inside the shadow window", **seen)
     if shadow.frames == 0 or shadow.agreement is None:
-        return DeviceVerdict(device, Verdict.FAIL, "compared no frame in the whole window", **seen)  # type: ignore[arg-type]
+        return DeviceVerdict(device, Verdict.FAIL, "compared no frame in the whole window", **seen)
     if shadow.agreement < gate.min_agreement:
         why = f"agreement {shadow.agreement:.4f} below {gate.min_agreement}"
-        return DeviceVerdict(device, Verdict.FAIL, why, **seen)  # type: ignore[arg-type]
-    return DeviceVerdict(device, Verdict.PASS, f"agreement {shadow.agreement:.4f} for the whole window", **seen)  # type: ignore[arg-type]
+        return DeviceVerdict(device, Verdict.FAIL, why, **seen)
+    return DeviceVerdict(device, Verdict.PASS, f"agreement {shadow.agreement:.4f} for the whole window", **seen)

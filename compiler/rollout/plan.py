@@ -45,7 +45,7 @@ def plan(
         old = {dev: _serving(previous.get(dev), deployment) for dev in new}
         record = _continued(records.get(deployment), new, old)
         if record is None:
-            if all(old[d] is not None and old[d].digest == r.digest for d, r in new.items()):
+            if all((was := old[d]) is not None and was.digest == r.digest for d, r in new.items()):
                 continue  # nothing changed (or a change was reverted): no rollout
             if all(o is None for o in old.values()):
                 continue  # a new Deployment: nothing to protect, it goes out at once

@@ -40,7 +40,7 @@ from compiler.deployrepo import (
     write_tree,
 )
 from compiler.fleet.reports import FleetReports
-from compiler.fleet.seen import MAX_SEEN_BYTES, SEEN_PATH, Seen, merge, parse_seen, seen_to_bytes
+from compiler.fleet.seen import MAX_SEEN_BYTES, SEEN_PATH, Seen, SeenReport, merge, parse_seen, seen_to_bytes
 from compiler.rollout.gate import Action, Decision, decide
 from compiler.rollout.plan import assign, with_generations
 from compiler.rollout.state import TERMINAL, RolloutState, sealed, signature_path, state_path
@@ -209,7 +209,7 @@ def _histories(fleet: FleetReports) -> dict[str, tuple[StatusReport, ...]]:
     return out
 
 
-def _seen(repo: git.Repo, tree: dict[str, Blob]) -> dict:
+def _seen(repo: git.Repo, tree: dict[str, Blob]) -> dict[str, SeenReport]:
     """The branch's memory of believed sequences; unreadable memory is none (it only ever adds refusals)."""
     data = read_blob(repo, tree.get(SEEN_PATH), MAX_SEEN_BYTES)
     try:
@@ -220,7 +220,7 @@ def _seen(repo: git.Repo, tree: dict[str, Blob]) -> dict:
 
 def _moved(url: str, branch: str, head: str) -> bool:
     try:
-        line = git.cmd.Git().ls_remote("--heads", url, f"refs/heads/{branch}")
+        line = str(git.cmd.Git().ls_remote("--heads", url, f"refs/heads/{branch}"))
     except git.GitCommandError:
         return False
     return bool(line.strip()) and line.split()[0] != head

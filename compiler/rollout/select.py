@@ -10,17 +10,24 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping
+from typing import Protocol
+
+
+class Selector(Protocol):
+    """A label selector (compiler.spec.types.LabelSelector)."""
+
+    def matches(self, labels: dict[str, str]) -> bool: ...
 
 
 def pick(
     deployment: str,
     devices: Mapping[str, Mapping[str, str]],
-    selector: object | None = None,
+    selector: Selector | None = None,
     percentage: int | None = None,
 ) -> tuple[str, ...]:
     """The chosen device ids, sorted. `devices`: id → labels; `selector` has `.matches(labels)`."""
     if selector is not None:
-        return tuple(sorted(d for d, labels in devices.items() if selector.matches(dict(labels))))  # type: ignore[attr-defined]
+        return tuple(sorted(d for d, labels in devices.items() if selector.matches(dict(labels))))
     if percentage is None or not devices:
         return ()
     ranked = sorted(devices, key=lambda d: hashlib.sha256(f"{deployment}/{d}".encode()).hexdigest())

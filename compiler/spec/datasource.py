@@ -99,7 +99,7 @@ class OpcUaSecurity(SpecModel):
         return self
 
 
-def _endpoint(schemes: tuple[str, ...]):
+def _endpoint(schemes: tuple[str, ...]) -> AfterValidator:
     def check(value: str) -> str:
         problem = url_problem(value, schemes)
         if problem:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 MAX_ENTRIES = 200  # params or metrics carried into a bundle: a hostile server cannot flood the lineage
@@ -13,7 +14,7 @@ MAX_TEXT = 500
 class Located:
     """A file read where it lives; `lineage` goes into the bundle's provenance as is (JSON values)."""
 
-    path: Any  # pathlib.Path; Any keeps this module free of imports for the device side's sake
+    path: Path
     lineage: dict[str, Any] = field(default_factory=dict)
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from xml.etree import ElementTree as ET
 
 from rich.text import Text
@@ -107,7 +109,7 @@ def text_lines(suites: list[SuiteResult]) -> Text:
     return out
 
 
-def _result_json(r: TestResult) -> dict:
+def _result_json(r: TestResult) -> dict[str, Any]:
     return {
         "name": r.name,
         "type": r.type,
@@ -197,7 +199,7 @@ def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     return [round(first + i * step, 12) for i in range(int((hi - first) / step + 1e-9) + 1)]
 
 
-def _axis(x, ticks: list[float], y: float, unit: str = "") -> str:  # type: ignore[no-untyped-def]
+def _axis(x: Callable[[float], float], ticks: list[float], y: float, unit: str = "") -> str:
     return "".join(
         f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{y:.1f}" y2="{y + 4:.1f}" stroke="#555"/>'
         f'<text x="{x(t):.1f}" y="{y + 14:.1f}" font-size="9" text-anchor="middle">{t:.4g}{unit}</text>'
@@ -220,7 +222,10 @@ def _svg_histogram(counts: list[int], edges: list[float], budgets: dict[str, flo
     shown = {k: v for k, v in budgets.items() if v <= hi * 1.5}
     hi = max(hi, *shown.values()) if shown else hi
     span = (hi - lo) or 1.0
-    x = lambda v: pad + (v - lo) / span * (w - 2 * pad)  # noqa: E731
+
+    def x(v: float) -> float:
+        return pad + (v - lo) / span * (w - 2 * pad)
+
     bars = "".join(
         f'<rect x="{x(edges[i]):.1f}" y="{h - pad - c / peak * (h - 2 * pad - 12):.1f}" '
         f'width="{max(x(edges[i + 1]) - x(edges[i]) - 1, 1):.1f}" height="{c / peak * (h - 2 * pad - 12):.1f}" '
@@ -260,7 +265,10 @@ def _svg_interval(low: float, value: float, high: float, threshold: float) -> st
     lo, hi = min(finite), max(finite)
     span = (hi - lo) or 1.0
     lo, hi = lo - 0.1 * span, hi + 0.1 * span
-    x = lambda v: pad + (min(max(v, lo), hi) - lo) / (hi - lo) * (w - 2 * pad)  # noqa: E731
+
+    def x(v: float) -> float:
+        return pad + (min(max(v, lo), hi) - lo) / (hi - lo) * (w - 2 * pad)
+
     return (
         f'<svg width="{w}" height="{h}" role="img" aria-label="metric with its interval">'
         f'<line x1="{x(low):.1f}" x2="{x(high):.1f}" y1="22" y2="22" stroke="#4a78b5" stroke-width="6"/>'
@@ -306,7 +314,7 @@ def _plot(r: TestResult) -> str:
     return ""
 
 
-def _how_one(h: dict) -> str:
+def _how_one(h: dict[str, Any]) -> str:
     if h.get("method") == "sketch":
         return (
             f"sketch from a seeded sample of {h['sampleRows']:,} of {h['rows']:,} rows "

@@ -11,7 +11,7 @@ import io
 import json
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,7 +120,9 @@ class ModelRunner:
     def columns_for(self, tensor: Tensor) -> list[str]:
         return [f.name for f in tensor.features] if tensor.features else [tensor.name]
 
-    def feeds(self, data: Dataset | dict[str, np.ndarray], rows: slice | np.ndarray | None = None) -> dict:
+    def feeds(
+        self, data: Dataset | dict[str, np.ndarray], rows: slice | np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
         """Model inputs from dataset columns through `frames`, the pipeline the runner runs."""
         columns = data.columns if isinstance(data, Dataset) else data
         if rows is not None:
@@ -157,7 +159,8 @@ def _labels_from(output: np.ndarray, decision_threshold: float | None) -> np.nda
     if out.ndim >= 2 and out.shape[-1] == 1:
         out = out.reshape(out.shape[:-1])
     if out.ndim == 2:
-        return out.argmax(axis=1)
+        labels: np.ndarray = out.argmax(axis=1)
+        return labels
     if out.dtype == np.bool_:
         return out.astype(np.int64)
     if np.issubdtype(out.dtype, np.floating):
@@ -249,7 +252,7 @@ class SuiteRunner:
             raise _Unjudgeable(loaded)
         return loaded
 
-    def stream(self, name: str, names: list[str], model: bool = False) -> Iterator[dict[str, np.ndarray]]:
+    def stream(self, name: str, names: list[str], model: bool = False) -> Generator[dict[str, np.ndarray]]:
         """Batches of the named columns of a dataset. For the model (`model`) of a windowed model, each batch
         carries the rows its first window needs from the one before, so every window is formed once and
         the batch's rows are cut so its windows (rows × size) stay within the budget's batch."""
@@ -271,7 +274,8 @@ class SuiteRunner:
         except Exception as exc:  # noqa: BLE001 - onnxruntime refusing the model is a finding, not a crash
             self.result.error = f"onnxruntime cannot load {self.model_path.name}: {str(exc).splitlines()[0][:300]}"
             return self.result
-        handlers = {
+        # each handler takes the test of its own type (the key is the test's `type` tag)
+        handlers: dict[str, Callable[[Any], tuple[str, str, dict[str, Any]]]] = {
             "golden": self.golden,
             "metric": self.metric,
             "data": self.data,
@@ -305,7 +309,7 @@ class SuiteRunner:
 
     # --- the tests ---------------------------------------------------------------------------------
 
-    def golden(self, test: GoldenTest) -> tuple[str, str, dict]:
+    def golden(self, test: GoldenTest) -> tuple[str, str, dict[str, Any]]:
         try:
             data = read_inside(self.root, test.samples, MAX_SAMPLE_BYTES)
         except FileNotFoundError:
@@ -331,7 +335,7 @@ class SuiteRunner:
         missing = [n for n in self.runner.inputs if n not in inputs]
         if missing:
             raise _Unjudgeable(f"golden samples lack input(s) {', '.join(missing)}")
-        feeds = {
+        feeds: dict[str, np.ndarray] = {
             k: v.astype(NP_DTYPES[self.runner.inputs[k].dtype]) for k, v in inputs.items() if k in self.runner.inputs
         }
         actual = self.runner.run(feeds)
@@ -373,7 +377,7 @@ class SuiteRunner:
             return np.array([index[v] for v in truth])
         return truth
 
-    def metric(self, test: MetricTest) -> tuple[str, str, dict]:
+    def metric(self, test: MetricTest) -> tuple[str, str, dict[str, Any]]:
         """Accuracy, precision and recall from counts streamed batch by batch; F1 and errors keep
         the (prediction, truth) pairs their bootstrap resamples, within the memory budget."""
         out_name = test.output or _classlike_output(self.runner, None)
@@ -450,7 +454,7 @@ class SuiteRunner:
             },
         )
 
-    def data(self, test: DataTest) -> tuple[str, str, dict]:
+    def data(self, test: DataTest) -> tuple[str, str, dict[str, Any]]:
         """Per-column counts streamed batch by batch: values, non-finite ones, finite ones outside the range."""
         data = self.source(test.dataset)
         needed = list(self.runner.input_columns)
@@ -514,7 +518,7 @@ class SuiteRunner:
         how = Computation(rows, "exact").as_dict()
         return status, summary, {"details": {"columns": per_column, "rows": rows, "computation": how}}
 
-    def drift(self, test: DriftTest) -> tuple[str, str, dict]:
+    def drift(self, test: DriftTest) -> tuple[str, str, dict[str, Any]]:
         """The reference's bins (or both samples, for KS) from a seeded sample that holds every row
         within the memory budget (exact), else a uniform sample whose CDF bound the result states;
         the candidate's bin counts for PSI are exact, streamed."""
@@ -532,17 +536,18 @@ class SuiteRunner:
         for cols in self.stream(test.reference, features):
             ref_sample.add({f: cols[f].astype(np.float64) for f in features})
         ref_cols = ref_sample.columns()
-        how: dict[str, dict] = {"reference": ref_sample.computation().as_dict()}
+        how: dict[str, dict[str, Any]] = {"reference": ref_sample.computation().as_dict()}
         values: dict[str, float] = {}
         pvalues: dict[str, float] = {}
         if test.method == "psi":
             bins = {f: frames.reference_bins(ref_cols[f], test.bins) if ref_cols else None for f in features}
-            counts = {f: np.zeros(len(b.fractions), dtype=np.int64) for f, b in bins.items() if b is not None}
+            binned = {f: b for f, b in bins.items() if b is not None}
+            counts = {f: np.zeros(len(b.fractions), dtype=np.int64) for f, b in binned.items()}
             rows = 0
             for cols in self.stream(test.candidate, features):
                 rows += rows_of(cols)
                 for f, c in counts.items():
-                    c += bins[f].counts(cols[f].astype(np.float64))  # type: ignore[union-attr]
+                    c += binned[f].counts(cols[f].astype(np.float64))
             how["candidate"] = Computation(rows, "exact").as_dict()
             for f in features:
                 b = bins[f]
@@ -564,7 +569,7 @@ class SuiteRunner:
             bounds = [h["cdfBound"] for h in how.values() if h["method"] == "sketch"]
             if bounds:
                 how["statisticBound"] = {"abs": sum(bounds), "probability": 1 - len(bounds) * DELTA}
-        worst = max(values, key=values.get)  # type: ignore[arg-type]
+        worst = max(values, key=values.__getitem__)
         ok = values[worst] < test.threshold
         return (
             "passed" if ok else "failed",
@@ -595,7 +600,7 @@ class SuiteRunner:
             return {}, True
         return {k: np.concatenate([p[k] for p in parts])[:rows] for k in parts[0]}, whole
 
-    def latency(self, test: LatencyTest) -> tuple[str, str, dict]:
+    def latency(self, test: LatencyTest) -> tuple[str, str, dict[str, Any]]:
         rng = np.random.default_rng(0)
         batch = self.runner.fixed_batch or test.batch_size
         source = next(iter(self.suite.spec.datasets), None)
@@ -653,7 +658,7 @@ class SuiteRunner:
             },
         )
 
-    def invariance(self, test: InvarianceTest) -> tuple[str, str, dict]:
+    def invariance(self, test: InvarianceTest) -> tuple[str, str, dict[str, Any]]:
         """On every row within the memory budget, else on a seeded uniform sample of rows (stated)."""
         out_name = _classlike_output(self.runner, None)
         tensor = next(t for t in self.model.spec.outputs if t.name == out_name)

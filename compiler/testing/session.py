@@ -28,7 +28,7 @@ def run_suites(
     broken_files = {(d.location.file, d.location.line) for d in result.diagnostics if d.severity == Severity.ERROR}
     out = []
     for doc in sorted(result.index.valid("TestSuite"), key=lambda d: d.name or ""):
-        suite: TestSuite = doc.model  # type: ignore[assignment]
+        suite: TestSuite = doc.model
         if names and suite.metadata.name not in names:
             continue
         model_doc = result.index.get("Model", suite.spec.model)
@@ -46,7 +46,7 @@ def run_suites(
             continue
         model = model_doc.model
         path = result.models.artifacts[suite.spec.model]  # the tree's file, DVC's cached copy or MLflow's download
-        out.append(SuiteRunner(suite, model, path, result.root, cache, sources, file, memory, off_host).run(progress))  # type: ignore[arg-type]
+        out.append(SuiteRunner(suite, model, path, result.root, cache, sources, file, memory, off_host).run(progress))
     cache.save()
     return out
 

@@ -131,14 +131,14 @@ def percentiles(samples: np.ndarray, qs: tuple[float, ...] = (50, 95, 99)) -> di
 # --- metrics -------------------------------------------------------------------------------------
 
 
-def confusion(pred: np.ndarray, truth: np.ndarray, positive) -> tuple[int, int, int, int]:
+def confusion(pred: np.ndarray, truth: np.ndarray, positive: object) -> tuple[int, int, int, int]:
     """(tp, fp, fn, tn) for one positive class."""
     p = pred == positive
     t = truth == positive
     return int(np.sum(p & t)), int(np.sum(p & ~t)), int(np.sum(~p & t)), int(np.sum(~p & ~t))
 
 
-def f1_score(pred: np.ndarray, truth: np.ndarray, positive) -> float:
+def f1_score(pred: np.ndarray, truth: np.ndarray, positive: object) -> float:
     tp, fp, fn, _ = confusion(pred, truth, positive)
     return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
 
@@ -159,7 +159,7 @@ def metric_estimate(
     pred: np.ndarray,
     truth: np.ndarray,
     confidence: float,
-    positive=1,
+    positive: object = 1,
     seed: int = 0,
     chunk_values: int = BOOTSTRAP_CHUNK_VALUES,
 ) -> Estimate | None:

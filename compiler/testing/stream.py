@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -104,8 +105,8 @@ class Computation:
     bound: float | None = None  # ε: sup |F_sample − F| ≤ ε with probability 1 − delta
     delta: float | None = None
 
-    def as_dict(self) -> dict:
-        d: dict = {"rows": self.rows, "method": self.method}
+    def as_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"rows": self.rows, "method": self.method}
         if self.method == "sketch":
             d.update(sampleRows=self.sample_rows, cdfBound=self.bound, delta=self.delta)
         return d

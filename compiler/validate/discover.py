@@ -61,11 +61,11 @@ def _load_project(root: Path) -> tuple[Project | None, list[Diagnostic], SourceT
         )
     doc = SpecDocument(docs[0], path, "Project", None)
     model, errors = validate_model(Project, docs[0].data, doc)
-    return model, errors, source  # type: ignore[return-value]
+    return model, errors, source
 
 
 def _walk(root: Path) -> list[Path]:
-    found = []
+    found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
         found.extend(Path(dirpath, f) for f in filenames)

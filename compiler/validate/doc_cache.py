@@ -26,7 +26,7 @@ from typing import Any
 from compiler import __version__
 from compiler.build_cache import read_sealed_entries, write_sealed_entries
 from compiler.diagnostics import Diagnostic
-from compiler.loader.yamldoc import Span
+from compiler.loader.yamldoc import Path_, Span
 from compiler.validate.document import SpecDocument
 
 FORMAT = b"TAKTDOC1"
@@ -44,7 +44,7 @@ class FileOutcome:
     inline: dict[int, frozenset[str]]
 
 
-class _Spans(dict):  # type: ignore[type-arg]
+class _Spans(dict[Path_, Any]):  # holds (line, column, end_line, end_column) tuples, hands out Spans
     """Node spans kept as tuples until a diagnostic asks for one: unpickling thousands of small
     objects per file costs as much as parsing it. Only `in` and `[]` are used on span tables."""
 

@@ -6,7 +6,7 @@ import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from compiler.codes import rule
 from compiler.diagnostics import Diagnostic, Location
@@ -58,6 +58,24 @@ class SpecDocument:
 
     def __repr__(self) -> str:
         return f"<{self.kind} {self.name} at {self.yaml.file}>"
+
+
+M = TypeVar("M", bound=SpecModel, covariant=True)
+
+
+class Named(SpecDocument, Generic[M]):
+    """How the index hands out a document of one kind: named (the index keys it by name), and its
+    model, if the structure stage accepted it, of that kind's class. A view for the type checker:
+    the objects are the index's SpecDocuments, whose kind and name the index guarantees."""
+
+    name: str
+    model: M | None
+
+
+class Valid(Named[M]):
+    """A document of one kind that passed the structure stage: its model is that kind's class."""
+
+    model: M
 
 
 def dotted(path: Path_) -> str:

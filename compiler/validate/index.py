@@ -6,13 +6,19 @@ import functools
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, cast, overload
 
 from compiler.diagnostics import Diagnostic
 from compiler.loader.yamldoc import Path_
-from compiler.spec.target import TargetSpec
-from compiler.spec.types import LabelSelector
-from compiler.validate.document import SpecDocument, did_you_mean
+from compiler.spec.datasource import DataSource
+from compiler.spec.deployment import Deployment
+from compiler.spec.device import Device
+from compiler.spec.model import Model
+from compiler.spec.policy import Policy
+from compiler.spec.target import Target, TargetSpec
+from compiler.spec.testsuite import TestSuite
+from compiler.spec.types import LabelSelector, SpecModel
+from compiler.validate.document import Named, SpecDocument, Valid, did_you_mean
 
 
 @dataclass
@@ -22,35 +28,71 @@ class SpecIndex:
     resolved_targets: dict[str, TargetSpec] = field(default_factory=dict)
     unparsed: dict[str, str] = field(default_factory=dict)  # display path → text of files that did not parse
 
-    def get(self, kind: str, name: str) -> SpecDocument | None:
-        return self.by_kind.get(kind, {}).get(name)
+    @overload
+    def get(self, kind: Literal["DataSource"], name: str) -> Named[DataSource] | None: ...
+    @overload
+    def get(self, kind: Literal["Model"], name: str) -> Named[Model] | None: ...
+    @overload
+    def get(self, kind: Literal["TestSuite"], name: str) -> Named[TestSuite] | None: ...
+    @overload
+    def get(self, kind: Literal["Target"], name: str) -> Named[Target] | None: ...
+    @overload
+    def get(self, kind: Literal["Device"], name: str) -> Named[Device] | None: ...
+    @overload
+    def get(self, kind: Literal["Deployment"], name: str) -> Named[Deployment] | None: ...
+    @overload
+    def get(self, kind: Literal["Policy"], name: str) -> Named[Policy] | None: ...
+    @overload
+    def get(self, kind: str, name: str) -> Named[SpecModel] | None: ...
+    def get(self, kind: str, name: str) -> Named[SpecModel] | None:
+        """The document of a kind by name; its model is that kind's class (or None: refused)."""
+        # by_kind holds only named documents, filed under the kind whose class parsed them
+        return cast("Named[SpecModel] | None", self.by_kind.get(kind, {}).get(name))
 
     def _maybe_unparsed(self, name: str) -> bool:
         """A name that appears in a file that did not parse: its syntax error is the one finding."""
         word = re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])")
         return any(word.search(text) for text in self.unparsed.values())
 
-    _valid: dict[str, tuple[int, list[SpecDocument]]] = field(default_factory=dict, repr=False, compare=False)
+    _valid: dict[str, tuple[int, list[Valid[SpecModel]]]] = field(default_factory=dict, repr=False, compare=False)
 
-    def valid(self, kind: str) -> list[SpecDocument]:
+    @overload
+    def valid(self, kind: Literal["DataSource"]) -> list[Valid[DataSource]]: ...
+    @overload
+    def valid(self, kind: Literal["Model"]) -> list[Valid[Model]]: ...
+    @overload
+    def valid(self, kind: Literal["TestSuite"]) -> list[Valid[TestSuite]]: ...
+    @overload
+    def valid(self, kind: Literal["Target"]) -> list[Valid[Target]]: ...
+    @overload
+    def valid(self, kind: Literal["Device"]) -> list[Valid[Device]]: ...
+    @overload
+    def valid(self, kind: Literal["Deployment"]) -> list[Valid[Deployment]]: ...
+    @overload
+    def valid(self, kind: Literal["Policy"]) -> list[Valid[Policy]]: ...
+    @overload
+    def valid(self, kind: str) -> list[Valid[SpecModel]]: ...
+    def valid(self, kind: str) -> list[Valid[Any]]:
         """Documents of a kind that passed the structure stage (a new list; computed once per kind,
         again only if documents of that kind were added: selectors call this for every deployment)."""
         docs = self.by_kind.get(kind, {})
         known = self._valid.get(kind)
         if known is None or known[0] != len(docs):
-            known = (len(docs), [d for d in docs.values() if d.model is not None])
+            # named (by_kind holds no other), and a model of the kind's class: the structure stage's
+            accepted = cast("list[Valid[SpecModel]]", [d for d in docs.values() if d.model is not None])
+            known = (len(docs), accepted)
             self._valid[kind] = known
         return list(known[1])
 
     @functools.cached_property
-    def _devices_by_label(self) -> dict[tuple[str, str], list[SpecDocument]]:
-        by_label: dict[tuple[str, str], list[SpecDocument]] = defaultdict(list)
+    def _devices_by_label(self) -> dict[tuple[str, str], list[Valid[Device]]]:
+        by_label: dict[tuple[str, str], list[Valid[Device]]] = defaultdict(list)
         for doc in self.valid("Device"):
-            for item in doc.model.metadata.labels.items():  # type: ignore[union-attr]
+            for item in doc.model.metadata.labels.items():
                 by_label[item].append(doc)
         return by_label
 
-    def devices(self, selector: LabelSelector | None) -> list[SpecDocument]:
+    def devices(self, selector: LabelSelector | None) -> list[Valid[Device]]:
         """Valid Devices matching a selector, in document order; an inverted label index keeps a
         fleet of thousands of devices and deployments linear."""
         devices = self.valid("Device")
@@ -62,10 +104,12 @@ class SpecIndex:
             others = [{id(d) for d in g} for g in groups if g is not smallest]
             devices = [d for d in smallest if all(id(d) in o for o in others)]
         if selector.match_expressions:
-            devices = [d for d in devices if selector.matches(d.model.metadata.labels)]  # type: ignore[union-attr]
+            devices = [d for d in devices if selector.matches(d.model.metadata.labels)]
         return devices
 
-    def ref(self, src: SpecDocument, kind: str, name: str, path: Path_, out: list[Diagnostic]) -> SpecDocument | None:
+    def ref(
+        self, src: SpecDocument, kind: str, name: str, path: Path_, out: list[Diagnostic]
+    ) -> Named[SpecModel] | None:
         """Resolve a reference or record TAKT3001 at the referring node."""
         target = self.get(kind, name)
         if target is None and not self._maybe_unparsed(name):
@@ -116,10 +160,10 @@ def resolve_targets(index: SpecIndex) -> list[Diagnostic]:
     """Follow `extends` chains, report dangling parents and cycles, and store merged specs."""
     out: list[Diagnostic] = []
     for doc in index.valid("Target"):
-        chain: list[SpecDocument] = [doc]
+        chain: list[Valid[Target]] = [doc]
         broken = False
         while True:
-            spec: TargetSpec = chain[-1].model.spec  # type: ignore[union-attr]
+            spec: TargetSpec = chain[-1].model.spec
             if spec.extends is None:
                 break
             parent = index.get("Target", spec.extends)
@@ -137,12 +181,12 @@ def resolve_targets(index: SpecIndex) -> list[Diagnostic]:
             if parent.model is None:
                 broken = True
                 break
-            chain.append(parent)
+            chain.append(cast("Valid[Target]", parent))  # its model is not None: checked just above
         if broken:
             continue
         merged: dict[str, Any] = {}
         for link in reversed(chain):
-            merged = _deep_merge(merged, link.model.spec.model_dump(by_alias=True, exclude_none=True))  # type: ignore[union-attr]
+            merged = _deep_merge(merged, link.model.spec.model_dump(by_alias=True, exclude_none=True))
         merged.pop("extends", None)
-        index.resolved_targets[doc.name] = TargetSpec.model_validate(merged)  # type: ignore[index]
+        index.resolved_targets[doc.name] = TargetSpec.model_validate(merged)
     return out

@@ -27,7 +27,7 @@ def check_modbus_outputs(index: SpecIndex) -> list[Diagnostic]:
 
 def _tensor(index: SpecIndex, dep: Deployment, o: ModbusOutput) -> Tensor | None:
     model_doc = index.get("Model", dep.spec.model.name)
-    model: Model | None = model_doc.model if model_doc else None  # type: ignore[assignment]
+    model: Model | None = model_doc.model if model_doc else None
     return next((t for t in model.spec.outputs if t.name == o.from_), None) if model else None
 
 
@@ -36,7 +36,7 @@ def modbus_output_writable(index: SpecIndex) -> Iterator[Diagnostic]:
     for doc, o, path in modbus_outputs(index):
         a, where = o.address, (*path, "address")
         conn = index.get("DataSource", o.connection) if o.connection else None
-        src = conn.model.spec if conn is not None and conn.model is not None else None  # type: ignore[attr-defined]
+        src = conn.model.spec if conn is not None and conn.model is not None else None
         if isinstance(src, ModbusSource) and src.transport != "tcp":
             yield doc.diag(
                 "TAKT2024", f"DataSource {o.connection!r} is Modbus RTU; outputs write over TCP", (*path, "connection")
@@ -57,7 +57,7 @@ def modbus_output_writable(index: SpecIndex) -> Iterator[Diagnostic]:
                 key=True,
                 hint="write a coil, or a register of its own",
             )
-        tensor = _tensor(index, doc.model, o)  # type: ignore[arg-type]
+        tensor = _tensor(index, doc.model, o)
         if tensor is None:
             continue  # an unknown output is TAKT4008
         sizes = [d for d in tensor.shape[1:] if isinstance(d, int)]
@@ -76,7 +76,7 @@ def modbus_output_keeps_decimals(index: SpecIndex) -> Iterator[Diagnostic]:
         a = o.address
         if a.register_type in ("input-register", "discrete-input"):
             continue  # TAKT2024
-        tensor = _tensor(index, doc.model, o)  # type: ignore[arg-type]
+        tensor = _tensor(index, doc.model, o)
         integer = a.data_type not in ("float32", "float64", "bool")
         if tensor is not None and integer and tensor.dtype in _FLOAT_OUTPUTS and float(a.scale) == 1.0:
             yield doc.diag(

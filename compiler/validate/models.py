@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from compiler.bundle.tree import TreeError, regular_inside
 from compiler.diagnostics import Diagnostic
@@ -31,7 +32,7 @@ class ModelCheckResult:
     runtime: dict[tuple[str, str], list[Problem]] = field(default_factory=dict)  # (model, target) → problems
     notes: dict[str, str] = field(default_factory=dict)  # target → note about its kernel table
     artifacts: dict[str, Path] = field(default_factory=dict)  # model name → the local file of its artifact
-    lineage: dict[str, dict] = field(default_factory=dict)  # spec path or uri → DVC / MLflow lineage
+    lineage: dict[str, dict[str, Any]] = field(default_factory=dict)  # spec path or uri → DVC / MLflow lineage
 
 
 def _file_digest(
@@ -43,7 +44,7 @@ def _file_digest(
     cache: DigestCache,
     out: list[Diagnostic],
     what: str,
-    lineage: dict[str, dict],
+    lineage: dict[str, dict[str, Any]],
 ) -> Path | None:
     path = stored.inside(doc, root, rel, (*base, "path"), out, what, lineage)
     if path is None:
@@ -91,7 +92,7 @@ def check_models(
     out: list[Diagnostic] = []
     result = ModelCheckResult()
     for doc in index.valid("Model"):
-        model: Model = doc.model  # type: ignore[assignment]
+        model: Model = doc.model
         art = model.spec.artifact
         if stored.is_mlflow(art):
             from compiler.validate.pipeline import CACHE_DIR  # pipeline imports this module lazily
@@ -132,7 +133,7 @@ def check_models(
                 path_: Path_ = ("spec", side, i) if i is not None else ("spec", side)
                 out.append(doc.diag(problem.code, problem.message, path_, key=i is None))
     for doc in index.valid("TestSuite"):
-        suite: TestSuite = doc.model  # type: ignore[assignment]
+        suite: TestSuite = doc.model
         present = {}
         for name, ds in suite.spec.datasets.items():
             at = ("spec", "datasets", name)
@@ -143,7 +144,7 @@ def check_models(
             if isinstance(test, GoldenTest):
                 _inside(doc, root, test.samples, ("spec", "tests", i, "samples"), out, "golden samples")
     for doc in index.valid("Deployment"):
-        dep: Deployment = doc.model  # type: ignore[assignment]
+        dep: Deployment = doc.model
         info = result.infos.get(dep.spec.model.name)
         if info is None:
             continue

@@ -183,7 +183,7 @@ def _load_file(source: SourceText, file: Path) -> FileOutcome:
 
 
 def _unknown_codes(codes: set[str], index: SpecIndex, root: Path) -> list[Diagnostic]:
-    policy_ids = {d.model.spec.rule_id for d in index.valid("Policy")}  # type: ignore[union-attr]
+    policy_ids = {d.model.spec.rule_id for d in index.valid("Policy")}
     known = all_rules()
     out = []
     for code in sorted(codes):

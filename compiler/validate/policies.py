@@ -63,7 +63,7 @@ def _bad_regexes(node: Any, path: Path_) -> Iterator[tuple[Path_, str]]:
 def _compile(index: SpecIndex, out: list[Diagnostic]) -> list[_Compiled]:
     compiled = []
     for doc in index.valid("Policy"):
-        policy: Policy = doc.model  # type: ignore[assignment]
+        policy: Policy = doc.model
         bad = list(_bad_regexes(doc.data["spec"]["schema"], ("spec", "schema")))
         for path, problem in bad:
             out.append(doc.diag("TAKT8001", f"invalid regex: {problem}", path))

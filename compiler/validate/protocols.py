@@ -18,7 +18,7 @@ from compiler.spec.addresses import (
 from compiler.spec.datasource import DataSource, ModbusField, ModbusSource, MqttSource, OpcUaSource
 from compiler.spec.deployment import Deployment, ModbusOutput, OpcUaOutput
 from compiler.validate.checks import Check, run_checks
-from compiler.validate.document import SpecDocument
+from compiler.validate.document import SpecDocument, Valid
 from compiler.validate.index import SpecIndex
 from compiler.validate.semantics import conversion
 
@@ -44,7 +44,7 @@ def check_protocols(index: SpecIndex) -> list[Diagnostic]:
 
 def _sources(index: SpecIndex, spec_type: type[_S]) -> Iterator[tuple[SpecDocument, _S]]:
     for doc in index.valid("DataSource"):
-        spec = doc.model.spec  # type: ignore[union-attr]
+        spec = doc.model.spec
         if isinstance(spec, spec_type):
             yield doc, spec
 
@@ -52,7 +52,7 @@ def _sources(index: SpecIndex, spec_type: type[_S]) -> Iterator[tuple[SpecDocume
 def field_names_unique(index: SpecIndex) -> Iterator[Diagnostic]:
     """TAKT3007: a DataSource's field names are unique (bindings name them)."""
     for doc in index.valid("DataSource"):
-        src: DataSource = doc.model  # type: ignore[assignment]
+        src: DataSource = doc.model
         names: dict[str, int] = {}
         for i, f in enumerate(src.spec.fields):
             if f.name in names:
@@ -90,7 +90,7 @@ def _node_ids(index: SpecIndex) -> Iterator[tuple[SpecDocument, str, Path_]]:
         for i, f in enumerate(spec.fields):
             yield doc, f.address.node_id, ("spec", "fields", i, "address", "nodeId")
     for doc in index.valid("Deployment"):
-        dep: Deployment = doc.model  # type: ignore[assignment]
+        dep: Deployment = doc.model
         for i, o in enumerate(dep.spec.outputs):
             if isinstance(o, OpcUaOutput):
                 yield doc, o.node_id, ("spec", "outputs", i, "nodeId")
@@ -259,10 +259,10 @@ def modbus_scale_nonzero(index: SpecIndex) -> Iterator[Diagnostic]:
             )
 
 
-def modbus_outputs(index: SpecIndex) -> Iterator[tuple[SpecDocument, ModbusOutput, Path_]]:
+def modbus_outputs(index: SpecIndex) -> Iterator[tuple[Valid[Deployment], ModbusOutput, Path_]]:
     """Every Modbus output of every Deployment, with its path."""
     for doc in index.valid("Deployment"):
-        dep: Deployment = doc.model  # type: ignore[assignment]
+        dep: Deployment = doc.model
         for i, o in enumerate(dep.spec.outputs):
             if isinstance(o, ModbusOutput):
                 yield doc, o, ("spec", "outputs", i)
@@ -271,7 +271,7 @@ def modbus_outputs(index: SpecIndex) -> Iterator[tuple[SpecDocument, ModbusOutpu
 def output_addressing(index: SpecIndex, o: ModbusOutput) -> str:
     """The output's own addressing, else its connection's, else zero-based."""
     conn = index.get("DataSource", o.connection) if o.connection else None
-    src = conn.model.spec if conn is not None and conn.model is not None else None  # type: ignore[attr-defined]
+    src = conn.model.spec if conn is not None and conn.model is not None else None
     return o.addressing or (src.addressing if isinstance(src, ModbusSource) else "zero-based")
 
 

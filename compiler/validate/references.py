@@ -24,16 +24,16 @@ def references_resolve(index: SpecIndex) -> Iterator[Diagnostic]:
     """TAKT3001: every document a spec names exists (and the parts of it named: dataset, input, field)."""
     out: list[Diagnostic] = []
     for doc in index.valid("Device"):
-        dev: Device = doc.model  # type: ignore[assignment]
+        dev: Device = doc.model
         index.ref(doc, "Target", dev.spec.target, ("spec", "target"), out)
     for doc in index.valid("TestSuite"):
-        suite: TestSuite = doc.model  # type: ignore[assignment]
+        suite: TestSuite = doc.model
         index.ref(doc, "Model", suite.spec.model, ("spec", "model"), out)
         for i, test in enumerate(suite.spec.tests):
             if isinstance(test, DataTest) and test.source is not None:
                 index.ref(doc, "DataSource", test.source, ("spec", "tests", i, "source"), out)
     for doc in index.valid("Deployment"):
-        spec = doc.model.spec  # type: ignore[union-attr]
+        spec = doc.model.spec
         index.ref(doc, "Model", spec.model.name, ("spec", "model"), out)
         for i, binding in enumerate(spec.bindings):
             index.ref(doc, "DataSource", binding.source, ("spec", "bindings", i, "source"), out)
@@ -48,8 +48,8 @@ def references_resolve(index: SpecIndex) -> Iterator[Diagnostic]:
         drift = spec.monitoring.drift if spec.monitoring else None
         if drift is not None:
             suite_doc = index.ref(doc, "TestSuite", drift.test_suite, ("spec", "monitoring", "drift", "testSuite"), out)
-            if suite_doc is not None and suite_doc.model is not None:
-                datasets = suite_doc.model.spec.datasets  # type: ignore[attr-defined]
+            if suite_doc is not None and isinstance(suite_doc.model, TestSuite):
+                datasets = suite_doc.model.spec.datasets
                 if drift.dataset not in datasets:
                     out.append(
                         doc.diag(
@@ -66,7 +66,7 @@ def references_resolve(index: SpecIndex) -> Iterator[Diagnostic]:
 def device_ids_unique(index: SpecIndex) -> Iterator[Diagnostic]:
     seen: dict[str, tuple[Device, SpecDocument]] = {}
     for doc in index.valid("Device"):
-        dev: Device = doc.model  # type: ignore[assignment]
+        dev: Device = doc.model
         first = seen.get(dev.device_id)
         if first is None:
             seen[dev.device_id] = (dev, doc)
@@ -82,11 +82,11 @@ def device_ids_unique(index: SpecIndex) -> Iterator[Diagnostic]:
 
 def pinned_version_exists(index: SpecIndex) -> Iterator[Diagnostic]:
     for doc in index.valid("Deployment"):
-        dep: Deployment = doc.model  # type: ignore[assignment]
+        dep: Deployment = doc.model
         spec = dep.spec
         model_doc = index.get("Model", spec.model.name)
         if model_doc is not None and model_doc.model is not None and spec.model.version is not None:
-            have = model_doc.model.spec.version  # type: ignore[attr-defined]
+            have = model_doc.model.spec.version
             if have != spec.model.version:
                 yield doc.diag(
                     "TAKT3004",
@@ -99,7 +99,7 @@ def pinned_version_exists(index: SpecIndex) -> Iterator[Diagnostic]:
 def model_not_its_own_parent(index: SpecIndex) -> Iterator[Diagnostic]:
     """TAKT3003 (extends cycles of Targets are found where targets are resolved, in the index)."""
     for doc in index.valid("Model"):
-        model: Model = doc.model  # type: ignore[assignment]
+        model: Model = doc.model
         lineage = model.spec.lineage
         if lineage and lineage.parent:
             parent, _, version = lineage.parent.partition("@")
@@ -109,7 +109,7 @@ def model_not_its_own_parent(index: SpecIndex) -> Iterator[Diagnostic]:
 
 def latency_budgets_name_targets(index: SpecIndex) -> Iterator[Diagnostic]:
     for doc in index.valid("TestSuite"):
-        for i, test in enumerate(doc.model.spec.tests):  # type: ignore[union-attr]
+        for i, test in enumerate(doc.model.spec.tests):
             if isinstance(test, LatencyTest):
                 yield from _latency_budget_keys(index, doc, test, i)
 
@@ -130,7 +130,7 @@ def _latency_budget_keys(index: SpecIndex, doc: Any, test: LatencyTest, i: int) 
     ]
 
 
-CHECKS: tuple[Check, ...] = (
+CHECKS: tuple[Check[SpecIndex], ...] = (
     Check("TAKT3001", references_resolve),
     Check("TAKT3003", model_not_its_own_parent),
     Check("TAKT3004", pinned_version_exists),

@@ -17,7 +17,7 @@ _ROLLOUT = ("spec", "rollout")
 def check_rollouts(index: SpecIndex) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     for doc in index.valid("Deployment"):
-        dep: Deployment = doc.model  # type: ignore[assignment]
+        dep: Deployment = doc.model
         r = dep.spec.rollout
         canary_step = r.strategy == "canary" or (r.strategy == "shadow" and r.then == "canary")
         if r.strategy == "canary" and r.canary is None:

@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from pydantic import BaseModel
 
 from compiler.diagnostics import Diagnostic
 from compiler.loader.yamldoc import Path_
 from compiler.render.plugins import target_classes
 from compiler.spec.datasource import FieldBase
 from compiler.spec.deployment import Binding, Deployment
-from compiler.spec.model import Feature, Model, Tensor
+from compiler.spec.device import Device
+from compiler.spec.model import Feature, Model, Standardize, Tensor
 from compiler.spec.target import TargetSpec
 from compiler.spec.testsuite import DataTest, DriftTest, InvarianceTest, MetricTest, TestSuite
 from compiler.validate.checks import Check, run_checks
-from compiler.validate.document import SpecDocument, did_you_mean
+from compiler.validate.document import SpecDocument, Valid, did_you_mean
 from compiler.validate.index import SpecIndex
 
 CPU = "CPUExecutionProvider"  # compiler.models.compat's, without importing onnx here
@@ -134,7 +137,7 @@ def target_complete(index: SpecIndex) -> Iterator[Diagnostic]:
         spec = index.resolved_targets.get(doc.name or "")
         missing = _missing(spec) if spec is not None else []  # extends unresolved: the reference stage's
         if missing:
-            via = " (after extends)" if doc.model.spec.extends else ""  # type: ignore[union-attr]
+            via = " (after extends)" if doc.model.spec.extends else ""
             yield doc.diag("TAKT4013", f"Target needs {', '.join(missing)}{via}", ("spec",), key=True)
 
 
@@ -142,7 +145,7 @@ def target_class_known(index: SpecIndex) -> Iterator[Diagnostic]:
     """Checked here, not in the (cached) structure stage: installing a class package changes the answer."""
     known = target_classes()
     for doc in index.valid("Target"):
-        own = doc.model.spec.class_  # type: ignore[union-attr]
+        own = doc.model.spec.class_
         if own is not None and own not in known:
             yield doc.diag(
                 "TAKT4034",
@@ -175,8 +178,8 @@ def profile_fits_class(index: SpecIndex) -> Iterator[Diagnostic]:
                 )
 
 
-def _profile_fields(model: type) -> list[str]:
-    return [f.alias or name for name, f in model.model_fields.items()]  # type: ignore[attr-defined]
+def _profile_fields(model: type[BaseModel]) -> list[str]:
+    return [f.alias or name for name, f in model.model_fields.items()]
 
 
 def target_class_rules(index: SpecIndex) -> Iterator[Diagnostic]:
@@ -207,8 +210,8 @@ def model_signature_consistent(index: SpecIndex) -> Iterator[Diagnostic]:
         yield from _model_signature(doc)
 
 
-def _model_signature(doc: SpecDocument) -> Iterator[Diagnostic]:
-    model: Model = doc.model  # type: ignore[assignment]
+def _model_signature(doc: Valid[Model]) -> Iterator[Diagnostic]:
+    model: Model = doc.model
     for side in ("inputs", "outputs"):
         tensors: list[Tensor] = getattr(model.spec, side)
         counts = Counter(t.name for t in tensors)
@@ -241,7 +244,7 @@ def _model_signature(doc: SpecDocument) -> Iterator[Diagnostic]:
                     f"{attr} has {len(values)} values for {width} features",
                     ("spec", "preprocessing", i, attr),
                 )
-        if getattr(step, "std", None) and any(s == 0 for s in step.std):  # type: ignore[union-attr]
+        if isinstance(step, Standardize) and any(s == 0 for s in step.std):
             yield doc.diag(
                 "TAKT4014", "std contains 0: standardizing would divide by zero", ("spec", "preprocessing", i, "std")
             )
@@ -259,14 +262,14 @@ def _width(tensor: Tensor) -> int | None:
 
 def _tests(index: SpecIndex) -> Iterator[tuple[SpecDocument, TestSuite, int, Any]]:
     for doc in index.valid("TestSuite"):
-        suite: TestSuite = doc.model  # type: ignore[assignment]
+        suite: TestSuite = doc.model
         for i, test in enumerate(suite.spec.tests):
             yield doc, suite, i, test
 
 
 def test_names_unique(index: SpecIndex) -> Iterator[Diagnostic]:
     for doc in index.valid("TestSuite"):
-        tests = doc.model.spec.tests  # type: ignore[union-attr]
+        tests = doc.model.spec.tests
         names = Counter(t.name for t in tests)
         for i, test in enumerate(tests):
             if names[test.name] > 1:
@@ -292,7 +295,7 @@ def test_references_resolve(index: SpecIndex) -> Iterator[Diagnostic]:
                     hint=did_you_mean(name, datasets),
                 )
         model_doc = index.get("Model", suite.spec.model)
-        model: Model | None = model_doc.model if model_doc else None  # type: ignore[assignment]
+        model: Model | None = model_doc.model if model_doc else None
         if isinstance(test, MetricTest) and model is not None and test.output is not None:
             outputs = [t.name for t in model.spec.outputs]
             if test.output not in outputs:
@@ -319,17 +322,17 @@ def metric_threshold_in_range(index: SpecIndex) -> Iterator[Diagnostic]:
 # --- Deployment --------------------------------------------------------------------------------
 
 
-def select_devices(index: SpecIndex, dep: Deployment) -> list[SpecDocument]:
+def select_devices(index: SpecIndex, dep: Deployment) -> list[Valid[Device]]:
     """Devices running one of the deployment's targets and matching its selector."""
     targets = set(dep.spec.targets)
-    return [d for d in index.devices(dep.spec.selector) if d.model.spec.target in targets]  # type: ignore[union-attr]
+    return [d for d in index.devices(dep.spec.selector) if d.model.spec.target in targets]
 
 
-def _deployments(index: SpecIndex) -> Iterator[tuple[SpecDocument, Deployment, Model | None]]:
+def _deployments(index: SpecIndex) -> Iterator[tuple[Valid[Deployment], Deployment, Model | None]]:
     for doc in index.valid("Deployment"):
-        dep: Deployment = doc.model  # type: ignore[assignment]
+        dep: Deployment = doc.model
         model_doc = index.get("Model", dep.spec.model.name)
-        yield doc, dep, model_doc.model if model_doc else None  # type: ignore[misc]
+        yield doc, dep, model_doc.model if model_doc else None
 
 
 def outputs_exist(index: SpecIndex) -> Iterator[Diagnostic]:
@@ -353,7 +356,7 @@ def output_connection_protocol(index: SpecIndex) -> Iterator[Diagnostic]:
             conn = getattr(o, "connection", None)
             conn_doc = index.get("DataSource", conn) if conn else None
             if conn_doc is not None and conn_doc.model is not None:
-                protocol = conn_doc.model.spec.protocol  # type: ignore[attr-defined]
+                protocol = conn_doc.model.spec.protocol
                 if protocol != o.type:
                     yield doc.diag(
                         "TAKT4033",
@@ -368,7 +371,7 @@ def gates_test_the_model(index: SpecIndex) -> Iterator[Diagnostic]:
         for i, gate in enumerate(spec.gates):
             suite_doc = index.get("TestSuite", gate)
             if suite_doc is not None and suite_doc.model is not None:
-                tested = suite_doc.model.spec.model  # type: ignore[attr-defined]
+                tested = suite_doc.model.spec.model
                 if tested != spec.model.name:
                     yield doc.diag(
                         "TAKT4007",
@@ -385,7 +388,7 @@ class _Bound:
     index: int
     binding: Binding
     tensor: Tensor
-    fields: dict[str, FieldBase]
+    fields: Mapping[str, FieldBase]
     better: list[str] | None  # the order the fields fit the features in, when the given one does not
 
     @property
@@ -400,7 +403,7 @@ class _Bound:
                 yield j, name, f
 
 
-def _binding_walk(index: SpecIndex) -> Iterator[tuple[SpecDocument, Model, int, Binding, str]]:
+def _binding_walk(index: SpecIndex) -> Iterator[tuple[Valid[Deployment], Model, int, Binding, str]]:
     """Every binding of a deployment whose model resolved: 'unknown' input, 'twice' bound, or 'ok'."""
     for doc, dep, model in _deployments(index):
         if model is None:
@@ -423,7 +426,7 @@ def _bound(index: SpecIndex) -> Iterator[_Bound]:
         if status != "ok" or src_doc is None or src_doc.model is None:
             continue
         tensor = next(t for t in model.spec.inputs if t.name == b.input)
-        fields = {f.name: f for f in src_doc.model.spec.fields}  # type: ignore[attr-defined]
+        fields = {f.name: f for f in src_doc.model.spec.fields}
         yield _Bound(doc, i, b, tensor, fields, _better_order(b.fields, fields, tensor.features or []))
 
 
@@ -452,7 +455,7 @@ def binding_parts_resolve(index: SpecIndex) -> Iterator[Diagnostic]:
 def input_bound_once(index: SpecIndex) -> Iterator[Diagnostic]:
     for doc, _model, i, b, status in _binding_walk(index):
         if status == "twice":
-            dep: Deployment = doc.model  # type: ignore[assignment]
+            dep: Deployment = doc.model
             first = next(n for n, other in enumerate(dep.spec.bindings) if other.input == b.input)
             yield doc.diag(
                 "TAKT4006", f"input {b.input!r} is already bound by bindings[{first}]", ("spec", "bindings", i, "input")
@@ -607,7 +610,7 @@ def _unit_fits(f: FieldBase, feature: Feature) -> bool:
     return not (feature.unit and f.unit and _unit(feature.unit) != _unit(f.unit))
 
 
-def _better_order(names: list[str], fields: dict[str, FieldBase], features: list[Feature]) -> list[str] | None:
+def _better_order(names: list[str], fields: Mapping[str, FieldBase], features: list[Feature]) -> list[str] | None:
     """The bound fields reordered to fit the features — by name when they carry the features' names,
     else by unit — when the order given does not fit and the reordered one does."""
     if not features or len(names) != len(features) or len(set(names)) != len(names):
@@ -621,7 +624,7 @@ def _better_order(names: list[str], fields: dict[str, FieldBase], features: list
     return candidate if all(_unit_fits(fields[n], ft) for n, ft in zip(candidate, features, strict=True)) else None
 
 
-def _order_by_unit(names: list[str], fields: dict[str, FieldBase], features: list[Feature]) -> list[str] | None:
+def _order_by_unit(names: list[str], fields: Mapping[str, FieldBase], features: list[Feature]) -> list[str] | None:
     """Only when the given order mismatches a unit: each feature takes the first free field of its unit."""
     if all(_unit_fits(fields[n], ft) for n, ft in zip(names, features, strict=True)):
         return None
@@ -654,7 +657,7 @@ def selected_devices_run_listed_targets(index: SpecIndex) -> Iterator[Diagnostic
         spec = dep.spec
         if spec.selector is None:
             continue
-        elsewhere = [d for d in index.devices(spec.selector) if d.model.spec.target not in spec.targets]  # type: ignore[union-attr]
+        elsewhere = [d for d in index.devices(spec.selector) if d.model.spec.target not in spec.targets]
         if elsewhere:
             names = ", ".join(repr(d.name) for d in elsewhere[:5]) + (" …" if len(elsewhere) > 5 else "")
             yield doc.diag(
@@ -706,7 +709,7 @@ def resources_fit_targets(index: SpecIndex) -> Iterator[Diagnostic]:
 
 # --- the stage's registry: one check per code (the class rules yield the class's own codes) -----
 
-CHECKS: tuple[Check, ...] = (
+CHECKS: tuple[Check[SpecIndex], ...] = (
     Check("TAKT4013", target_complete),
     Check("TAKT4034", target_class_known),
     Check("TAKT4035", profile_fits_class),

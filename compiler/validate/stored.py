@@ -40,7 +40,12 @@ def inside(
 
 
 def remote_model(
-    doc: SpecDocument, art: Artifact, cache: Path, env: Mapping[str, str], out: list[Diagnostic], lineage: dict
+    doc: SpecDocument,
+    art: Artifact,
+    cache: Path,
+    env: Mapping[str, str],
+    out: list[Diagnostic],
+    lineage: dict[str, Any],
 ) -> Path | None:
     """An MLflow-held artifact fetched into the cache and pinned; None (with a diagnostic) otherwise."""
     assert art.uri is not None

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
@@ -40,6 +40,8 @@ _VALUE_ERRORS = (
     "multiple_of",
     "finite_number",
 )
+
+S = TypeVar("S", bound=SpecModel)
 
 
 def document_is_mapping(probe: SpecDocument) -> Iterator[Diagnostic]:
@@ -96,7 +98,7 @@ def load_spec_document(yaml: YamlDocument, file_path: Path) -> tuple[SpecDocumen
     return doc, errors
 
 
-def validate_model(cls: type[SpecModel], data: Any, doc: SpecDocument) -> tuple[SpecModel | None, list[Diagnostic]]:
+def validate_model(cls: type[S], data: Any, doc: SpecDocument) -> tuple[S | None, list[Diagnostic]]:
     try:
         return cls.model_validate(data), []
     except ValidationError as exc:
@@ -123,9 +125,10 @@ def _walk(data: Any, loc: tuple[Any, ...]) -> tuple[Path_, str | None]:
     path: list[str | int] = []
     cur = data
     for i, el in enumerate(loc):
-        if (isinstance(cur, dict) and isinstance(el, str) and el in cur) or (
-            isinstance(cur, list) and isinstance(el, int) and 0 <= el < len(cur)
-        ):
+        if isinstance(cur, dict) and isinstance(el, str) and el in cur:  # noqa: SIM114 - one branch per type narrows `cur`
+            path.append(el)
+            cur = cur[el]
+        elif isinstance(cur, list) and isinstance(el, int) and 0 <= el < len(cur):
             path.append(el)
             cur = cur[el]
         elif i == len(loc) - 1 and isinstance(el, str):

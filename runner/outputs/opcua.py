@@ -24,6 +24,7 @@ class OpcUaOutput(Output):
 
     async def run(self) -> None:
         from asyncua import ua
+        from asyncua.ua.status_codes import StatusCodes
 
         delay = 0.2
         while True:
@@ -36,7 +37,7 @@ class OpcUaOutput(Output):
                     while True:
                         item = await self.queue.get()
                         self.busy = True
-                        status = ua.StatusCodes.Uncertain if item.uncertain else ua.StatusCodes.Good
+                        status = StatusCodes.Uncertain if item.uncertain else StatusCodes.Good
                         value = _scalar(item.value)
                         if vtype == ua.VariantType.Boolean:
                             value = bool(value)
@@ -45,7 +46,8 @@ class OpcUaOutput(Output):
                         elif isinstance(value, bool | float | int):
                             value = int(value)
                         try:
-                            await node.write_value(ua.DataValue(ua.Variant(value, vtype), ua.StatusCode(status)))
+                            code = ua.StatusCode(ua.UInt32(status))
+                            await node.write_value(ua.DataValue(ua.Variant(value, vtype), code))
                         except Exception:
                             self.queue.put(item)
                             raise

@@ -66,7 +66,10 @@ def health(inp: RenderInput, files: dict[str, bytes], port: int | None = None) -
                 files[name] = data
                 samples = contract.HealthSamples(file=name, abs=test.tolerance.abs, rel=test.tolerance.rel)
             if isinstance(test, LatencyTest) and latency is None:
-                latency = test.budget.p99 or test.budget.p95 or test.budget.p50
+                judged = test.budget_for(inp.target_name, inp.target.class_ or "")  # this target's own entry
+                if judged is not None:
+                    budget = judged[1]
+                    latency = budget.p99 or budget.p95 or budget.p50
     return contract.Health(
         timeout_seconds=timeout, samples=samples, latency_seconds=latency, http_port=port, gate=runner_gate(inp)
     )

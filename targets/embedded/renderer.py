@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from compiler.render.context import RenderError, RenderInput
+from compiler.render.context import RenderError, RenderInput, spec_json
 from compiler.render.escape import c_identifier, to_json
 from compiler.spec.types import version_tuple
 from targets.embedded.ort_canonical import CanonicalError, for_release
@@ -147,10 +147,9 @@ def _gateway(inp: RenderInput) -> dict[str, Any]:
     An MCU speaks to its sensors; MQTT, OPC UA, HTTP and Modbus outputs are the gateway's job, so they
     travel to it here instead of being dropped.
     """
-    dump = lambda m: m.model_dump(mode="json", by_alias=True, exclude_none=True)  # noqa: E731
     return {
         "apiVersion": "takt/gateway/v1",
         "deployment": inp.deployment.metadata.name,
         "model": {"name": inp.model.metadata.name, "version": inp.model.spec.version, "sha256": inp.model_sha256},
-        "outputs": [dump(o) for o in inp.deployment.spec.outputs],
+        "outputs": [spec_json(o) for o in inp.deployment.spec.outputs],
     }

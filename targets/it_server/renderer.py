@@ -132,7 +132,7 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
             if v
         }
         resources = {"requests": req, "limits": dict(req)}
-    probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10}
+    probe: dict[str, Any] = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10}
     init_containers, extra_volumes = _model_init_containers(inp)
     deployment = {
         "apiVersion": "apps/v1",
@@ -156,7 +156,7 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
                             "args": ["--config", f"/etc/takt/{contract.RUNNER_JSON}", "--http-port", str(port)],
                             **({"env": pod_secrets.env} if pod_secrets.env else {}),
                             "ports": [{"name": "http", "containerPort": port}],
-                            "readinessProbe": {**probe, "httpGet": {"path": "/readyz", "port": "http"}},
+                            "readinessProbe": dict(probe, httpGet={"path": "/readyz", "port": "http"}),
                             "livenessProbe": probe,
                             "resources": resources,
                             "securityContext": {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False},

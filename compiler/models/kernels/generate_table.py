@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import defaultdict
+from typing import Any
 
 import onnx
 import onnxruntime
@@ -24,14 +25,15 @@ def _domain(d: str) -> str:
     return d or "ai.onnx"
 
 
-def build_table() -> dict:
+def build_table() -> dict[str, Any]:
     """The table of the onnxruntime importable here (used live for the installed release too)."""
     max_opset: dict[str, int] = defaultdict(int)
     functions: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     onnx_functions = {
         (s.domain, s.name, s.since_version)
         for s in onnx.defs.get_all_schemas_with_history()
-        if s.has_function or s.has_context_dependent_function
+        # onnx's stub of OpSchema lacks these two properties, which the C++ binding has
+        if s.has_function or s.has_context_dependent_function  # type: ignore[attr-defined]
     }
     for schema in C.get_all_operator_schema():
         dom = _domain(schema.domain)
@@ -41,7 +43,7 @@ def build_table() -> dict:
             functions[dom][schema.name].append(schema.since_version)
     core = max_opset["ai.onnx"]
     irs = [ir for _, ir, op, *_ in onnx.helper.VERSION_TABLE if op == core]
-    merged: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
+    merged: dict[str, Any] = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
     for k in C.get_all_opkernel_def():
         start, end = k.version_range
         slot = merged[k.provider][_domain(k.domain)][k.op_name].setdefault((start, min(end, UNBOUNDED)), {})

@@ -18,7 +18,7 @@ import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, Protocol
 
 USER = "10001:10001"
 ENTRYPOINT = ["/usr/local/bin/takt-runner"]
@@ -38,8 +38,15 @@ def walk(root: Path) -> Iterator[str]:
         stack.extend(sorted((f"{rel}/{n}" if rel else n for n in os.listdir(full)), reverse=True))
 
 
+class Sink(Protocol):
+    """Where a HashingWriter passes its bytes on: a file or a GzipFile."""
+
+    def write(self, data: bytes, /) -> object: ...
+    def flush(self) -> object: ...
+
+
 class HashingWriter:
-    def __init__(self, out: IO[bytes]) -> None:
+    def __init__(self, out: Sink) -> None:
         self.out, self.sha, self.size = out, hashlib.sha256(), 0
 
     def write(self, data: bytes) -> int:
@@ -57,9 +64,9 @@ def write_layer(root: Path, epoch: int, dest: Path) -> tuple[str, str, int]:
     links: dict[tuple[int, int], str] = {}
     with dest.open("wb") as raw:
         compressed = HashingWriter(raw)
-        with gzip.GzipFile(filename="", mode="wb", fileobj=compressed, mtime=0, compresslevel=6) as gz:  # type: ignore[arg-type]
-            plain = HashingWriter(gz)  # type: ignore[arg-type]
-            with tarfile.open(fileobj=plain, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[arg-type]
+        with gzip.GzipFile(filename="", mode="wb", fileobj=compressed, mtime=0, compresslevel=6) as gz:
+            plain = HashingWriter(gz)
+            with tarfile.open(fileobj=plain, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]  # typeshed asks every mode's fileobj for read/seek/tell/close; a 'w|' stream only writes
                 for rel in walk(root):
                     full = root / rel
                     st = full.lstat()
