@@ -26,7 +26,11 @@ def runner_gate(inp: RenderInput) -> contract.RunnerGate | None:
     """The Deployment's rollout health gate, which the agent applies to the runner after activation."""
     rollout = inp.deployment.spec.rollout
     gate = rollout.canary.health_gate if rollout and rollout.canary else None
-    return contract.RunnerGate(window_seconds=gate.window, max_error_rate=gate.max_error_rate) if gate else None
+    if gate is None:
+        return None
+    return contract.RunnerGate(
+        window_seconds=gate.window, max_error_rate=gate.max_error_rate, max_latency_p95_seconds=gate.max_latency_p95
+    )
 
 
 def http_port(inp: RenderInput) -> int:
