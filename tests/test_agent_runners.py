@@ -677,7 +677,8 @@ def test_the_gate_judges_max_latency_p95_from_the_runners_histogram(fleet: Fleet
     if not fails:
         assert verdict.failure is None and verdict.health.ready
         return
-    assert verdict.failure is not None and (verdict.failure.gate, verdict.failure.reason) == ("latency-p95", "LatencyExceeded")
+    assert verdict.failure is not None
+    assert (verdict.failure.gate, verdict.failure.reason) == ("latency-p95", "LatencyExceeded")
     # rank 95 of 100 lies in the (10, 25] ms bucket, 5 of its 10: 17.5 ms
     assert verdict.failure.figure == (
         "inference latency p95 17.50 ms > maxLatencyP95 5 ms "
