@@ -121,7 +121,8 @@ def status(state_dir: str) -> None:
     for r in doc.get("runners", []):
         state = "ready and serving" if r.get("ready") else f"NOT ready: {r.get('reason')}"
         print(f"  runner of {r['deployment']}: {state}, {r.get('inferences', 0)} inferences, {r.get('errors', 0)} errors")
-    print(f"  the device runs release {doc.get('release')} (generation {doc.get('generation')})")
+    print(f"  the device runs release {doc.get('appliedRelease')} (generation {doc.get('appliedGeneration')}); "
+          f"desired: generation {doc.get('desiredGeneration')}")  # fmt: skip
 
 
 COMMANDS = {"free-port": free_port, "historian": historian, "wait-ready": wait_ready, "points": points,
