@@ -243,6 +243,12 @@ def build(
                 for t in s.spec.tests
                 if isinstance(t, GoldenTest)
             }
+            bound = {b.source for b in dep.spec.bindings}  # type: ignore[union-attr]
+            recordings = {  # a file DataSource's recording travels in edge bundles: its bytes key the render
+                name: cache.sha256(inside(src.spec.path))  # type: ignore[union-attr]
+                for name, src in sources.items()
+                if name in bound and getattr(src.spec, "protocol", None) == "file"
+            }
         except (TreeError, OSError) as exc:
             build_result.blocked.append((dep.metadata.name, f"cannot read an input file: {exc}"))
             continue
@@ -303,6 +309,7 @@ def build(
                         "sources": sources_digest,
                         "gates": [digest_of(s) for s in suites],
                         "samples": sample_digests,
+                        "recordings": recordings,
                         "provenance": inp.provenance,
                         "deploymentIndex": dep_index,
                     }

@@ -34,10 +34,10 @@ def free_port() -> None:
 
 
 def historian(port: str, out: str) -> None:
-    sink = Path(out).open("a", encoding="utf-8")
+    sink = Path(out).open("a", encoding="utf-8")  # noqa: SIM115 - open while the server runs, closed below
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             body = self.rfile.read(min(int(self.headers.get("Content-Length", 0)), 1 << 16))
             try:
                 point = json.loads(body)
@@ -88,7 +88,8 @@ def points(path: str) -> None:
     print(f"  the historian received {len(lines)} points: {len(scores)} scores and {len(alarms)} alarm flags")
     for p in scores[:3]:
         print(f"    {p['path']}  {json.dumps({k: p[k] for k in ('value', 'quality', 'model', 'version')})}")
-    print(f"  the alarm was raised on {len(raised)} of {len(alarms)} frames (the bearing knock at 2-3 s of the recording)")
+    print(f"  the alarm was raised on {len(raised)} of {len(alarms)} frames "
+          "(the bearing knock at 2-3 s of the recording)")  # fmt: skip
 
 
 def metrics(port: str) -> None:
@@ -120,7 +121,8 @@ def status(state_dir: str) -> None:
         print(f"  the {gate['gate']} gate failed ({gate['reason']}): {gate['figure']}")
     for r in doc.get("runners", []):
         state = "ready and serving" if r.get("ready") else f"NOT ready: {r.get('reason')}"
-        print(f"  runner of {r['deployment']}: {state}, {r.get('inferences', 0)} inferences, {r.get('errors', 0)} errors")
+        n, errors = r.get("inferences", 0), r.get("errors", 0)
+        print(f"  runner of {r['deployment']}: {state}, {n} inferences, {errors} errors")
     print(f"  the device runs release {doc.get('appliedRelease')} (generation {doc.get('appliedGeneration')}); "
           f"desired: generation {doc.get('desiredGeneration')}")  # fmt: skip
 

@@ -194,9 +194,9 @@ def press_bench(root: Path) -> None:
     wide = _press_heavy_branch(onnx.load(root / "models/press_anomaly.onnx"), rows=64, width=1024, layers=3)
     update = root / "updates/bench-1.4.0"
     digest = _save(wide, update / "models/press_anomaly_wide.onnx")
-    _set_digests(update / "specs/bench/model.yaml", {("Model", "press-anomaly-bench", "spec", "artifact", "sha256"): digest})
-    _set_digests(root / "bench/specs/bench/model.yaml",
-                 {("Model", "press-anomaly-bench", "spec", "artifact", "sha256"): _digest(root / "models/press_anomaly.onnx")})  # fmt: skip
+    key = ("Model", "press-anomaly-bench", "spec", "artifact", "sha256")
+    _set_digests(update / "specs/bench/model.yaml", {key: digest})
+    _set_digests(root / "bench/specs/bench/model.yaml", {key: _digest(root / "models/press_anomaly.onnx")})
 
 
 # --- visual inspection: a tiny CNN on 16x16 grey frames --------------------------------

@@ -82,7 +82,8 @@ def test_the_demo_rolls_back_the_second_revision_on_its_latency_gate(demo):
     assert os.readlink(out / "device" / "current").endswith(status["lastKnownGood"])
     assert (status["result"], status["reason"]) == ("rolled-back", "RolledBack")
     gate = status["runnerGate"]
-    assert (gate["gate"], gate["reason"], gate["deployment"]) == ("latency-p95", "LatencyExceeded", "press-anomaly-bench")
+    assert (gate["gate"], gate["reason"]) == ("latency-p95", "LatencyExceeded")
+    assert gate["deployment"] == "press-anomaly-bench"
     p95 = re.match(r"inference latency p95 (\d+\.\d+) ms > maxLatencyP95 5 ms \(estimated from", gate["figure"])
     assert p95 and float(p95.group(1)) > 5, gate["figure"]
     (runner,) = status["runners"]  # the restored runner, checked healthy before "rolled back" was said
