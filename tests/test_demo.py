@@ -126,7 +126,7 @@ def test_a_fresh_clone_installs_from_the_lock_with_make(tmp_path: Path):
         assert run.returncode == 0 and "usage" in run.stdout.lower(), (tool, run.stdout, run.stderr)
     # the installed Takt is the clone's own (editable), not the worktree's
     where = subprocess.run([str(clone / ".venv/bin/python"), "-c", "import compiler; print(compiler.__file__)"],
-                           env=env, capture_output=True, text=True)  # fmt: skip
+                           env=env, cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
     assert where.stdout.strip().startswith(str(clone)), where
     again = subprocess.run(["make", ".venv/.takt-installed"], cwd=clone, env=env, capture_output=True, text=True)
     assert again.returncode == 0 and "up to date" in again.stdout, again.stdout  # the stamp holds: nothing redone
