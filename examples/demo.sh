@@ -57,7 +57,10 @@ step "takt model check   (one ONNX file against a target's pinned onnxruntime re
 say "The ARM PC's older onnxruntime can load this model: every operator and the opset are supported there."
 
 step "takt build   (one bundle per deployment x target; a second run renders nothing)"
-"$TAKT" build "$SPEC" --out "$WORK/out" --no-progress
+"$TAKT" build "$SPEC" --out "$WORK/out" --no-progress || {
+  say "A deployment was blocked by its gate (above): build renders no bundle for it, and the demo stops here."
+  exit 1
+}
 "$TAKT" build "$SPEC" --out "$WORK/out" --no-progress
 say "One bundle per deployment and target, named by its content: unchanged inputs give the same bundles."
 

@@ -142,6 +142,7 @@ def press_line(root: Path) -> None:
             ),
         },
     )
+    press_bench(root)
 
 
 # --- press line, commissioning bench: a recorded shift to replay, and a too-slow update ---------------
@@ -412,7 +413,6 @@ def soft_sensor(root: Path) -> None:
 
 if __name__ == "__main__":
     press_line(HERE / "press-line-anomaly")
-    press_bench(HERE / "press-line-anomaly")
     visual_inspection(HERE / "visual-inspection")
     motor_current(HERE / "motor-current")
     soft_sensor(HERE / "soft-sensor")
