@@ -62,7 +62,10 @@ def test_the_demo_applies_the_first_revision_and_the_bench_runner_serves_predict
     points = [json.loads(ln) for ln in (out / "historian.jsonl").read_text().splitlines()]
     scores = [p for p in points if p["path"].endswith("press-anomaly-score")]
     alarms = [p["value"] for p in points if p["path"].endswith("press-anomaly-alarm")]
-    assert len(scores) >= 10 and all(p["model"] == "press-anomaly-bench" and p["version"] == "1.3.0" for p in scores)
+    # (the historian keeps listening while the agent runs 1.4.0's runner and the restored one: their points too)
+    first = [p for p in scores if p["version"] == "1.3.0"]
+    assert len(first) >= 10 and {p["model"] for p in scores} == {"press-anomaly-bench"}, scores[:3]
+    assert {p["version"] for p in scores} <= {"1.3.0", "1.4.0"}
     assert all(isinstance(p["value"], float) and p["quality"] == "good" for p in scores)
     assert True in alarms and False in alarms  # the bearing knock at 2-3 s of the recording, and normal running
     # /metrics as the demo showed it, the infer endpoint, and a clean stop on SIGTERM
