@@ -108,6 +108,21 @@ def _reachable(url: str) -> str | None:
     return None
 
 
+def _run_group(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+    """`cmd` in its own process group, so a timeout stops make and the pip it started, not make alone."""
+    import signal
+
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"{' '.join(cmd)} did not finish within {timeout:g} s")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 def test_a_fresh_clone_installs_from_the_lock_with_make(tmp_path: Path):
     """`make test`'s install step (the .venv stamp target) on a clean clone; pip may use its cache."""
     if shutil.which("make") is None:
@@ -119,8 +134,7 @@ def test_a_fresh_clone_installs_from_the_lock_with_make(tmp_path: Path):
     subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(ROOT), str(clone)], check=True, timeout=120)
     cache = subprocess.run([sys.executable, "-m", "pip", "cache", "dir"], capture_output=True, text=True).stdout.strip()
     env = _env(tmp_path / "home", **({"PIP_CACHE_DIR": cache} if cache else {}))
-    r = subprocess.run(["make", ".venv/.takt-installed"], cwd=clone, env=env, capture_output=True, text=True,
-                       timeout=900)  # fmt: skip
+    r = _run_group(["make", ".venv/.takt-installed"], clone, env, timeout=1800)
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     assert (clone / ".venv/.takt-installed").is_file()
     assert "WARNING" not in r.stderr and "DEPRECATION" not in r.stderr, r.stderr[-2000:]  # a quiet install
