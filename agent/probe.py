@@ -45,6 +45,26 @@ def probe(host: str, spec: RunnerSpec, timeout: float = 1.0) -> Probe:
     return Probe(True, state)
 
 
+def histogram_quantile(buckets: list[tuple[float, float]], q: float) -> tuple[float, float, float] | None:
+    """The q-quantile of a Prometheus histogram's cumulative (le, count) buckets, as Prometheus's own
+    histogram_quantile estimates it: linear interpolation inside the bucket that holds the q-th
+    observation. Returns (estimate, bucket lower bound, bucket upper bound) in the histogram's unit;
+    None without observations. In the +Inf bucket the estimate is the largest finite bound (a floor)."""
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    rank = q * buckets[-1][1]
+    lower, below = 0.0, 0.0
+    for le, count in buckets:
+        if count >= rank:
+            if not math.isfinite(le):
+                return lower, lower, le
+            inside = count - below
+            share = (rank - below) / inside if inside > 0 else 1.0
+            return lower + (le - lower) * share, lower, le
+        lower, below = le, count
+    return None
+
+
 @dataclass(frozen=True)
 class Counters:
     frames: int = 0
@@ -52,6 +72,8 @@ class Counters:
     errors: int = 0
     skipped: dict[str, int] | None = None
     p99_ms: float | None = None
+    p95: tuple[float, float, float] | None = None  # seconds: (estimate, bucket from, bucket to), histogram_quantile
+    timed: int = 0  # inferences in the latency histogram (the p95's sample size)
     drift_max: float | None = None
     shadow: ShadowHealth | None = None  # a challenger's figures, when the runner has one
 
@@ -113,6 +135,8 @@ def counters(host: str, spec: RunnerSpec, timeout: float = 2.0) -> Counters:
         errors=total(rd.INFERENCE_ERRORS),
         skipped=skipped,
         p99_ms=p99,
+        p95=histogram_quantile(buckets, 0.95),
+        timed=int(buckets[-1][1]) if buckets else 0,
         drift_max=max(drift) if drift else None,
         shadow=shadow,
     )

@@ -70,6 +70,7 @@ class Reason(StrEnum):
     RUNNER_NOT_READY = "RunnerNotReady"  # no answer within the health-gate window
     SOURCE_REFUSED = "SourceRefused"  # a server refused the release's node id, topic, register or credential
     ERROR_RATE_EXCEEDED = "ErrorRateExceeded"  # inference errors above the gate's maxErrorRate
+    LATENCY_EXCEEDED = "LatencyExceeded"  # the runner's p95 inference latency above the gate's maxLatencyP95
     RUNNER_START_FAILED = "RunnerStartFailed"  # the unit could not be installed or started
     PORT_CONFLICT = "PortConflict"  # two runners of one release on one port
     SOURCE_UNAVAILABLE = "SourceUnavailable"  # Degraded, release kept: the plant (a PLC off, a broker down)

@@ -2,11 +2,11 @@
 release by what its runner shows — not the plant.
 
 - ready within the Deployment's health-gate window, then an inference error rate at most its
-  maxErrorRate: the release passes;
+  maxErrorRate and a p95 inference latency at most its maxLatencyP95: the release passes;
 - live but not ready only because a source is unreachable or stale (a PLC off, a broker down —
   the old release would fare no better): the release is kept, the device Degraded, the source named;
 - the runner died, a server refused what the release asks for (a node id, topic, register or
-  credential), no answer in the window, or failing inferences: the release is quarantined for this
+  credential), no answer in the window, failing or too slow inferences: the release is quarantined for this
   generation and the agent rolls back to the last known good, restarts that runner and checks it
   again — "rolled back" is only said once the restored runner is seen healthy, else Stalled.
 
@@ -37,7 +37,7 @@ POLL = 0.2
 class Finding:
     """What a gate found: the gate, the reason, the figure it judged by and the source at fault."""
 
-    gate: str  # runner-live | runner-ready | error-rate | runner-start | runner-ports
+    gate: str  # runner-live | runner-ready | error-rate | latency-p95 | runner-start | runner-ports
     reason: Reason
     figure: str
     source: str | None = None
@@ -125,7 +125,28 @@ def judge(c: Cycle, spec: RunnerSpec) -> Verdict:
             f"({figures.errors} failed of {figures.errors + figures.inferences} inferences)"
         )
         return Verdict(health, failure=Finding("error-rate", Reason.ERROR_RATE_EXCEEDED, figure, None, spec.deployment))
+    slow = latency_over_budget(spec.gate.max_latency_p95_seconds, figures)
+    if slow is not None:
+        return Verdict(health, failure=Finding("latency-p95", Reason.LATENCY_EXCEEDED, slow, None, spec.deployment))
     return Verdict(health)
+
+
+def latency_over_budget(budget: float | None, figures: Counters) -> str | None:
+    """The figure of a p95 inference latency above `budget` (seconds), else None.
+
+    The p95 is estimated from the runner's own histogram (`takt_runner_inference_seconds`) as
+    Prometheus's histogram_quantile does, over every inference since the gate restarted the runner
+    (the gate window); no inferences, no budget: nothing to judge."""
+    if budget is None or figures.p95 is None:
+        return None
+    p95, low, high = figures.p95
+    if p95 <= budget:
+        return None
+    within = f"above {low * 1e3:g} ms" if high == float("inf") else f"in the {low * 1e3:g}-{high * 1e3:g} ms bucket"
+    return (
+        f"inference latency p95 {p95 * 1e3:.2f} ms > maxLatencyP95 {budget * 1e3:g} ms "
+        f"(estimated from the runner's latency histogram of {figures.timed} inferences, {within})"
+    )
 
 
 def _kept(spec: RunnerSpec, p: Probe, for_seconds: float) -> Verdict:

@@ -41,6 +41,7 @@ from compiler.render.context import RenderError, RenderInput
 from compiler.render.plugins import TargetClass, target_classes
 from compiler.render.profile import ProfileError
 from compiler.rollout.steps import rollout_spec
+from compiler.spec.datasource import FileSource
 from compiler.spec.deployment import Deployment
 from compiler.spec.testsuite import GoldenTest, TestSuite
 from compiler.validate.pipeline import CACHE_DIR, ValidationResult
@@ -254,6 +255,12 @@ def build(
             sample_digests = {
                 t.samples: sha_of(inside(t.samples)) for s in suites for t in s.spec.tests if isinstance(t, GoldenTest)
             }
+            bound = {b.source for b in dep.spec.bindings}
+            recordings = {  # a file DataSource's recording travels in edge bundles: its bytes key the render
+                name: cache.sha256(inside(src.spec.path))
+                for name, src in sources.items()
+                if name in bound and isinstance(src.spec, FileSource)
+            }
         except (TreeError, OSError) as exc:
             build_result.blocked.append((dep.metadata.name, f"cannot read an input file: {exc}"))
             continue
@@ -319,6 +326,7 @@ def build(
                         "sources": sources_digest,
                         "gates": [digest_of(s) for s in suites],
                         "samples": sample_digests,
+                        "recordings": recordings,
                         "provenance": inp.provenance,
                         "deploymentIndex": dep_index,
                     }

@@ -142,6 +142,62 @@ def press_line(root: Path) -> None:
             ),
         },
     )
+    press_bench(root)
+
+
+# --- press line, commissioning bench: a recorded shift to replay, and a too-slow update ---------------
+
+
+def _press_heavy_branch(model: onnx.ModelProto, rows: int, width: int, layers: int) -> onnx.ModelProto:
+    """The same model plus a wide dense stage whose result is weighted by zero: the same scores, but
+    `layers` matrix products of [rows, width] x [width, width] per run, whatever the batch size."""
+    g = model.graph
+    width_shape = numpy_helper.from_array(np.array([width, width], dtype=np.int64), "wide_shape")
+    rows_shape = numpy_helper.from_array(np.array([rows, width], dtype=np.int64), "wide_rows")
+    zero = numpy_helper.from_array(np.array(0.0, dtype=np.float32), "wide_zero")
+    g.initializer.extend([width_shape, rows_shape, zero])
+    fill = helper.make_tensor("wide_fill", TensorProto.FLOAT, [1], [1.0 / width])
+    nodes = [
+        helper.make_node("ConstantOfShape", ["wide_shape"], ["wide_w"], value=fill),
+        helper.make_node("ReduceMean", ["z"], ["wide_seed"], keepdims=0),
+        helper.make_node("Expand", ["wide_seed", "wide_rows"], ["wide_0"]),
+    ]
+    for i in range(layers):
+        nodes.append(helper.make_node("MatMul", [f"wide_{i}", "wide_w"], [f"wide_{i + 1}"]))
+    nodes += [
+        helper.make_node("ReduceSum", [f"wide_{layers}"], ["wide_sum"], keepdims=0),
+        helper.make_node("Mul", ["wide_sum", "wide_zero"], ["wide_nothing"]),
+    ]
+    # score = ReduceSum(sq) + 0 · wide: rename the original score, add the branch in front of the outputs
+    for node in g.node:
+        node.output[:] = ["score_pca" if o == "score" else o for o in node.output]
+        node.input[:] = ["score_pca" if i == "score" else i for i in node.input]
+    g.node.extend([*nodes, helper.make_node("Add", ["score_pca", "wide_nothing"], ["score"])])
+    return model
+
+
+def press_bench(root: Path) -> None:
+    """The commissioning bench (bench/): two minutes of the press recorded at 10 Hz, with a bearing
+    knock from 2 s to 3 s, for the file source; and updates/bench-1.4.0, the model with a wide stage."""
+    rng = np.random.default_rng(11)
+    n = 1200
+    load = rng.normal(0, 1, n)
+    vib = np.stack([4 + 1.2 * load, 3 + 0.9 * load, 2 + 0.5 * load], 1) + rng.normal(0, 0.25, (n, 3))
+    vib = np.maximum(vib, 0.05)
+    process = np.stack([180 + 12 * load, 45 + 2 * load], 1) + rng.normal(0, [2.0, 0.5], (n, 2))
+    knock = slice(20, 30)
+    vib[knock] += np.abs(rng.normal(0, 6, (10, 3)))
+    t = (np.arange(n) / 10).round(1)
+    rows = np.concatenate([t[:, None], vib, process], 1).astype(object)
+    rows[:, 0] = [f"{v:.1f}" for v in t]
+    _write_csv(root / "bench/data/recorded-shift.csv", ["timestamp", "vib_x", "vib_y", "vib_z", "pressure",
+                                                         "oil_temp"], rows)  # fmt: skip
+    wide = _press_heavy_branch(onnx.load(root / "models/press_anomaly.onnx"), rows=64, width=1024, layers=3)
+    update = root / "updates/bench-1.4.0"
+    digest = _save(wide, update / "models/press_anomaly_wide.onnx")
+    key = ("Model", "press-anomaly-bench", "spec", "artifact", "sha256")
+    _set_digests(update / "specs/bench/model.yaml", {key: digest})
+    _set_digests(root / "bench/specs/bench/model.yaml", {key: _digest(root / "models/press_anomaly.onnx")})
 
 
 # --- visual inspection: a tiny CNN on 16x16 grey frames --------------------------------

@@ -22,16 +22,17 @@ DEVICE = "edge-1"
 
 
 def file_config(csv: Path, version: str = "1.0.0", port: int | None = None, window: float = 15.0,
-                deployment: str = "d", **kw) -> contract.RunnerConfig:  # fmt: skip
-    """A runner replaying `csv` (columns a, b), serving on `port`, gated within `window` seconds."""
+                deployment: str = "d", latency_p95: float | None = None, **kw) -> contract.RunnerConfig:  # fmt: skip
+    """A runner replaying `csv` (columns a, b), serving on `port`, gated within `window` seconds
+    (and, with `latency_p95`, by that p95 inference latency budget in seconds)."""
     fields = tuple(contract.FileField(name=n, dtype="float64", address=contract.FileAddress(column=n)) for n in "ab")
     src = contract.FileSource(path=str(csv), format="csv", fields=fields)
-    return with_health(config_for("f", src, **kw), version, port, window, deployment)
+    return with_health(config_for("f", src, **kw), version, port, window, deployment, latency_p95)
 
 
 def with_health(config: contract.RunnerConfig, version: str, port: int | None, window: float,
-                deployment: str = "d") -> contract.RunnerConfig:  # fmt: skip
-    gate = contract.RunnerGate(window_seconds=window, max_error_rate=0.01)
+                deployment: str = "d", latency_p95: float | None = None) -> contract.RunnerConfig:  # fmt: skip
+    gate = contract.RunnerGate(window_seconds=window, max_error_rate=0.01, max_latency_p95_seconds=latency_p95)
     model = dataclasses.replace(config.model, version=version)
     health = contract.Health(http_port=port or free_port(), gate=gate)
     return config.with_(model=model, health=health, deployment=deployment)

@@ -621,3 +621,98 @@ def test_the_runner_exports_the_metric_names_the_gate_reads():
     for name in (rd.FRAMES, rd.INFERENCES, rd.INFERENCE_ERRORS, rd.SKIPPED_FRAMES, rd.SOURCE_CONNECTED, rd.DRIFT_PSI):
         assert f"\n{name}" in text, name
     assert f"\n{rd.INFERENCE_SECONDS}_bucket" in text
+
+
+# --- the latency gate: healthGate.maxLatencyP95 against the runner's own histogram -----------------
+
+
+def test_histogram_quantile_interpolates_inside_the_bucket_that_holds_the_rank():
+    from agent.probe import histogram_quantile
+
+    inf = float("inf")
+    # 100 observations: 90 up to 1 ms, 8 in (1, 5] ms, 2 in (5, 10] ms: the 95th is the 5th of the 8
+    buckets = [(0.001, 90.0), (0.005, 98.0), (0.01, 100.0), (inf, 100.0)]
+    p95, low, high = histogram_quantile(buckets, 0.95)
+    assert (low, high) == (0.001, 0.005) and p95 == pytest.approx(0.001 + 0.004 * 5 / 8)
+    assert histogram_quantile(buckets, 0.5) == pytest.approx((0.001 * 50 / 90, 0.0, 0.001))
+    # the rank in the +Inf bucket: the largest finite bound is all that is known (a floor)
+    assert histogram_quantile([(0.001, 1.0), (inf, 10.0)], 0.95) == (0.001, 0.001, inf)
+    assert histogram_quantile([(0.001, 0.0), (inf, 0.0)], 0.95) is None and histogram_quantile([], 0.95) is None
+
+
+SLOW_METRICS = b"""# TYPE takt_runner_inferences counter
+takt_runner_inferences_total 100.0
+# TYPE takt_runner_inference_errors counter
+takt_runner_inference_errors_total 0.0
+# TYPE takt_runner_inference_seconds histogram
+takt_runner_inference_seconds_bucket{le="0.001"} 10.0
+takt_runner_inference_seconds_bucket{le="0.005"} 20.0
+takt_runner_inference_seconds_bucket{le="0.01"} 90.0
+takt_runner_inference_seconds_bucket{le="0.025"} 100.0
+takt_runner_inference_seconds_bucket{le="+Inf"} 100.0
+takt_runner_inference_seconds_count 100.0
+takt_runner_inference_seconds_sum 0.8
+"""
+
+
+@pytest.mark.parametrize("budget, fails", [(0.005, True), (0.025, False), (None, False)])
+def test_the_gate_judges_max_latency_p95_from_the_runners_histogram(fleet: Fleet, tmp_path: Path, budget, fails):
+    import dataclasses
+    from datetime import UTC, datetime
+
+    from agent.cycle import Cycle
+    from agent.runner_gate import judge
+    from agent.status import Memory
+    from compiler.bundle.runner import RunnerGate
+
+    body = {"ready": True, "sources": [{"name": "f", "connected": True, "fresh": True, "refused": None}]}
+    srv = _Http(200, b"", {"/v2/health/ready": json.dumps(body).encode(), "/metrics": SLOW_METRICS})
+    spec = dataclasses.replace(_spec(tmp_path), port=srv.port, gate=RunnerGate(max_latency_p95_seconds=budget))
+    try:
+        c = Cycle(fleet.config(tmp_path / "s", observe_seconds=0), tmp_path, datetime.now(UTC), Memory(),
+                  runners=_FakeControl())  # fmt: skip
+        verdict = judge(c, spec)
+    finally:
+        srv.close()
+    if not fails:
+        assert verdict.failure is None and verdict.health.ready
+        return
+    assert verdict.failure is not None
+    assert (verdict.failure.gate, verdict.failure.reason) == ("latency-p95", "LatencyExceeded")
+    # rank 95 of 100 lies in the (10, 25] ms bucket, 5 of its 10: 17.5 ms
+    assert verdict.failure.figure == (
+        "inference latency p95 17.50 ms > maxLatencyP95 5 ms "
+        "(estimated from the runner's latency histogram of 100 inferences, in the 10-25 ms bucket)"
+    )
+
+
+def _rows(tmp_path: Path, n: int = 40) -> Path:
+    path = tmp_path / "rows.csv"
+    path.write_text("a,b\n" + "".join(f"{i / 10},{i / 20}\n" for i in range(n)))
+    return path
+
+
+def test_a_runner_slower_than_max_latency_p95_is_rolled_back_and_one_within_is_kept(
+    fleet: Fleet, tmp_path: Path, supervisor
+):
+    """Real runners and their real histograms: a budget of 10 s holds; one of 1 µs no onnxruntime
+    run can meet, so the release is rolled back, naming the gate and the figure."""
+    import re
+
+    state, port, csv = tmp_path / "state", free_port(), _rows(tmp_path)
+    fleet.release(file_config(csv, "1.0.0", port, latency_p95=10.0))
+    out = _cycle(fleet, state, supervisor)
+    assert (out.result, out.reason) == ("applied", "Applied"), out  # within the budget: kept
+    good = current_release(state)
+    fleet.release(file_config(csv, "2.0.0", port, latency_p95=1e-6))
+    out = _cycle(fleet, state, supervisor)
+    assert (out.result, out.reason) == ("rolled-back", "RolledBack"), out
+    gate = read_status(state)["runnerGate"]
+    assert (gate["gate"], gate["reason"]) == ("latency-p95", "LatencyExceeded"), gate
+    assert re.fullmatch(
+        r"inference latency p95 \d+\.\d\d ms > maxLatencyP95 0\.001 ms \(estimated from the runner's latency "
+        r"histogram of [1-9]\d* inferences, in the [\d.]+-[\d.]+ ms bucket\)",
+        gate["figure"],
+    ), gate["figure"]
+    assert "latency-p95 gate" in out.message and out.message.endswith("its runner is healthy again")
+    assert current_release(state) == good and _version(port) == "1.0.0"  # the old runner serves again

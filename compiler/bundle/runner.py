@@ -361,10 +361,12 @@ class HealthSamples:
 @dataclass(frozen=True, kw_only=True)
 class RunnerGate:
     """The agent's post-activation gate: the runner ready within the window, then an inference error
-    rate at most the maximum (the Deployment's rollout health gate)."""
+    rate at most the maximum and, when set, a p95 inference latency at most the budget (the
+    Deployment's rollout health gate)."""
 
     window_seconds: Number = 300
     max_error_rate: float = 0.01
+    max_latency_p95_seconds: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,12 +1,14 @@
-"""Render an edge-pc bundle: model, runner config, systemd unit, compose file, health samples."""
+"""Render an edge-pc bundle: model, runner config, systemd unit, compose file, health samples, and
+the recordings that `file` DataSources replay."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import TYPE_CHECKING, Any
 
 from compiler.bundle import runner as contract
-from compiler.bundle.tree import read_inside, read_regular
+from compiler.bundle.tree import TreeError, read_inside, read_regular
 from compiler.models.inspect import PROTOBUF_LIMIT
 from compiler.render.context import RenderError, RenderInput, runner_config
 from compiler.render.escape import to_yaml
@@ -21,6 +23,22 @@ TARGET_CLASS = "edge-pc"
 _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _ABS_PATH = re.compile(r"^(/[A-Za-z0-9._-]+)+/?$")
 _COMMAND = re.compile(r"^[A-Za-z0-9._/-]{1,255}$")
+MAX_REPLAY_BYTES = 64 << 20  # a recording for a bench or a demo, not a historian's archive
+
+
+def replay_files(inp: RenderInput, config: contract.RunnerConfig, files: dict[str, bytes]) -> contract.RunnerConfig:
+    """A `file` DataSource's recording travels in the bundle (`data/<source>.<format>`), so the device
+    replays exactly the bytes that were validated; the runner reads it relative to its runner.json."""
+    sources = dict(config.sources)
+    for name, src in config.sources.items():
+        if isinstance(src, contract.FileSource):
+            rel = f"data/{name}.{src.format}"
+            try:
+                files[rel] = read_inside(inp.root, src.path, MAX_REPLAY_BYTES)
+            except (OSError, TreeError) as exc:
+                raise RenderError(f"the recording of DataSource {name} cannot be bundled: {exc}", "sources") from None
+            sources[name] = dataclasses.replace(src, path=rel)
+    return config.with_(sources=sources) if sources != config.sources else config
 
 
 def _profile(inp: RenderInput) -> EdgePcProfile:
@@ -32,7 +50,11 @@ def runner_gate(inp: RenderInput) -> contract.RunnerGate | None:
     """The Deployment's rollout health gate, which the agent applies to the runner after activation."""
     rollout = inp.deployment.spec.rollout
     gate = rollout.canary.health_gate if rollout and rollout.canary else None
-    return contract.RunnerGate(window_seconds=gate.window, max_error_rate=gate.max_error_rate) if gate else None
+    if gate is None:
+        return None
+    return contract.RunnerGate(
+        window_seconds=gate.window, max_error_rate=gate.max_error_rate, max_latency_p95_seconds=gate.max_latency_p95
+    )
 
 
 def http_port(inp: RenderInput) -> int:
@@ -96,6 +118,7 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
     # the agent exposes each deployment's bundle of the active release here (a link it keeps current)
     workdir = f"{install_dir.rstrip('/')}/deployments/{inp.deployment.metadata.name}"
     config = runner_config(inp, model_file).with_(health=health(inp, files, port), reference=reference_statistics(inp))
+    config = replay_files(inp, config, files)
     files[contract.RUNNER_JSON] = config.to_json()
     res = inp.deployment.spec.resources
     files["takt-runner.service"] = (
