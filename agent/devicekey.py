@@ -49,6 +49,8 @@ def load_device_key(path: Path) -> Ed25519PrivateKey:
         raise DeviceKeyError(
             f"cannot read the device key {path}: {exc.strerror} (takt agent keygen makes it)"
         ) from None
+    if len(data) > MAX_KEY_BYTES:
+        raise DeviceKeyError(f"{path} is larger than {MAX_KEY_BYTES} bytes: not a device key")
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:

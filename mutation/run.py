@@ -217,14 +217,32 @@ def restore(module: Module) -> None:
     shutil.copy2(ROOT / module.path, TREE / module.path)
 
 
-def results_path(module: Module) -> Path:
-    return OUT / "results" / (module.path.replace("/", "_") + ".json")
+def results_path(module: Module, shard: tuple[int, int] | None = None) -> Path:
+    """One file per module, or per shard of it (`--shard K/N`: two runs of one module side by side)."""
+    name = module.path.replace("/", "_") + ".json"
+    return OUT / "results" / (f"{name}.{shard[0]}of{shard[1]}" if shard else name)
 
 
-def run_module(module: Module, *, survivors_only: bool, log) -> dict:
-    """Every mutant of one module (or last run's survivors), resumable; the results as saved."""
+def load_results(module: Module) -> dict | None:
+    """The module's results, its shards' merged in; None when it was never run."""
+    stores = sorted((OUT / "results").glob(module.path.replace("/", "_") + ".json*"))
+    parts = [json.loads(p.read_text()) for p in stores]
+    if not parts:
+        return None
+    current = (ROOT / module.path).read_text(encoding="utf-8")
+    fresh = [r for r in parts if r["source"] == current] or parts
+    merged = {**fresh[0], "mutants": {}}
+    for r in fresh:
+        merged["mutants"].update(r["mutants"])
+    return merged
+
+
+def run_module(module: Module, *, survivors_only: bool, log, shard: tuple[int, int] | None = None) -> dict:
+    """Every mutant of one module (or last run's survivors, or every N-th), resumable; the results as saved."""
     mutants = mutants_of(module)
-    store = results_path(module)
+    if shard:
+        mutants = mutants[shard[0]::shard[1]]
+    store = results_path(module, shard)
     store.parent.mkdir(parents=True, exist_ok=True)
     old = json.loads(store.read_text()) if store.exists() else {}
     same_source = old.get("source") == (ROOT / module.path).read_text(encoding="utf-8")
@@ -264,11 +282,10 @@ def report(modules: list[Module]) -> str:
     rows, details = [], []
     totals = {"killed": 0, "survived": 0, "timeout": 0, "equivalent": 0}
     for module in modules:
-        store = results_path(module)
-        if not store.exists():
+        res = load_results(module)
+        if res is None:
             rows.append(f"| {module.path} | not run | | | | | |")
             continue
-        res = json.loads(store.read_text())
         stale = res["source"] != (ROOT / module.path).read_text(encoding="utf-8")
         count = {"killed": 0, "survived": 0, "timeout": 0, "equivalent": 0}
         spans = annotation_spans(res["source"])
@@ -301,9 +318,11 @@ def report(modules: list[Module]) -> str:
 
 def record_check(module: Module, mutant_id: str, tests: tuple[str, ...], status: str) -> None:
     """A survivor that mapped test files now kill is killed in the module's results (same source only)."""
-    store = results_path(module)
-    if status != "killed" or not store.exists():
+    stores = [p for p in sorted((OUT / "results").glob(module.path.replace("/", "_") + ".json*"))
+              if mutant_id in json.loads(p.read_text())["mutants"]]
+    if status != "killed" or not stores:
         return
+    store = stores[0]
     res = json.loads(store.read_text())
     entry = res["mutants"].get(mutant_id)
     mapped = {t.split("::")[0] for t in module.tests}
@@ -320,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--survivors", action="store_true", help="re-run only last run's survivors")
     ap.add_argument("--check", nargs="+", metavar="ARG", help="MODULE MUTANT_ID [TEST ...]")
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--shard", metavar="K/N", help="only every N-th mutant from the K-th (0-based), own results file")
     args = ap.parse_args(argv)
     modules = load_modules()
     by_path = {m.path: m for m in modules}
@@ -327,8 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(msg, flush=True)
 
+    global TREE
     if args.check:
-        global TREE
         TREE = OUT / "check-tree"  # beside a running `make mutation`, never in its copy
         module = by_path[args.check[0]]
         operator, occurrence = args.check[1].rsplit("#", 1)
@@ -345,9 +365,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if status == "killed" else 1
     if not args.report_only:
         chosen = [by_path[p] for p in args.modules] if args.modules else modules
+        # One copy per set of modules: two runs over different modules can go side by side.
+        shard = tuple(int(x) for x in args.shard.split("/")) if args.shard else None
+        TREE = OUT / "trees" / (("-".join(m.path.replace("/", "_") for m in chosen) if args.modules else "all")
+                                + (f"-{shard[0]}of{shard[1]}" if shard else ""))
         copy_tree()
         for module in chosen:
-            run_module(module, survivors_only=args.survivors, log=log)
+            run_module(module, survivors_only=args.survivors, log=log, shard=shard)
     text = report(modules)
     (OUT / "report.md").parent.mkdir(parents=True, exist_ok=True)
     (OUT / "report.md").write_text(text, encoding="utf-8")
