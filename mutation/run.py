@@ -39,6 +39,9 @@ OUT = ROOT / "build" / "mutation"
 TREE = OUT / "tree"
 TOOL = ROOT / ".venv-mutation" / "bin" / "cosmic-ray"
 PYTHON = ROOT / ".venv" / "bin" / "python"
+# Every tool and test run is niced here, once: `make mutation` itself is not run under nice, or the tests would
+# run at 19 and crawl on a machine whose other work runs at 10.
+NICE = ("nice", "-n", "10")
 
 # One mutant per operator, the nearest wrong program (a boundary moved, a condition negated, a sum turned into a
 # difference), instead of cosmic-ray's every-operator-into-every-other (167 mutants for a 69-line module, most of
@@ -164,7 +167,7 @@ def copy_tree() -> None:
 
 
 def mutants_of(module: Module) -> list[Mutant]:
-    work = OUT / "sessions"
+    work = TREE.parent / f"{TREE.name}.sessions"  # one per run: runs side by side never share a session
     work.mkdir(parents=True, exist_ok=True)
     slug = module.path.replace("/", "_")
     config, session = work / f"{slug}.toml", work / f"{slug}.sqlite"
@@ -174,8 +177,9 @@ def mutants_of(module: Module) -> list[Mutant]:
         encoding="utf-8",
     )
     session.unlink(missing_ok=True)
-    subprocess.run([str(TOOL), "init", str(config), str(session)], cwd=TREE, check=True)
-    dump = subprocess.run([str(TOOL), "dump", str(session)], cwd=TREE, check=True, capture_output=True, text=True)
+    subprocess.run([*NICE, str(TOOL), "init", str(config), str(session)], cwd=TREE, check=True)
+    dump = subprocess.run([*NICE, str(TOOL), "dump", str(session)], cwd=TREE, check=True, capture_output=True,
+                          text=True)
     found = []
     spans = annotation_spans((ROOT / module.path).read_text(encoding="utf-8"))
     for line in dump.stdout.splitlines():
@@ -189,7 +193,7 @@ def mutants_of(module: Module) -> list[Mutant]:
 def run_tests(tests: tuple[str, ...], timeout: float) -> tuple[str, float, str]:
     """killed / survived / timeout, seconds, the tail of pytest's output."""
     env = {**os.environ, "PYTHONPATH": str(TREE), "PYTHONDONTWRITEBYTECODE": "1"}
-    cmd = ["nice", "-n", "10", str(PYTHON), "-m", "pytest", "-x", "-q", *tests]
+    cmd = [*NICE, str(PYTHON), "-m", "pytest", "-x", "-q", *tests]
     start = time.monotonic()
     try:
         proc = subprocess.run(cmd, cwd=TREE, env=env, capture_output=True, text=True, timeout=timeout)
@@ -206,7 +210,7 @@ def apply(module: Module, mutant: Mutant) -> str:
     before = (ROOT / module.path).read_text(encoding="utf-8")
     path.write_text(before, encoding="utf-8")
     subprocess.run(
-        [str(TOOL), "apply", module.path, mutant.operator, str(mutant.occurrence)],
+        [*NICE, str(TOOL), "apply", module.path, mutant.operator, str(mutant.occurrence)],
         cwd=TREE, check=True, capture_output=True,
     )
     after = path.read_text(encoding="utf-8")
@@ -225,8 +229,8 @@ def results_path(module: Module, shard: tuple[int, int] | None = None) -> Path:
 
 def load_results(module: Module) -> dict | None:
     """The module's results, its shards' merged in; None when it was never run."""
-    stores = sorted((OUT / "results").glob(module.path.replace("/", "_") + ".json*"))
-    parts = [json.loads(p.read_text()) for p in stores]
+    stores = sorted((OUT / "results").glob(module.path.replace("/", "_") + ".json*"), key=lambda p: p.stat().st_mtime)
+    parts = [json.loads(p.read_text()) for p in stores]  # oldest first: a later run's verdict wins
     if not parts:
         return None
     current = (ROOT / module.path).read_text(encoding="utf-8")
@@ -244,7 +248,7 @@ def run_module(module: Module, *, survivors_only: bool, log, shard: tuple[int, i
         mutants = mutants[shard[0]::shard[1]]
     store = results_path(module, shard)
     store.parent.mkdir(parents=True, exist_ok=True)
-    old = json.loads(store.read_text()) if store.exists() else {}
+    old = load_results(module) or {}  # every shard's results: a mutant run once is never run again
     same_source = old.get("source") == (ROOT / module.path).read_text(encoding="utf-8")
     done: dict[str, dict] = old.get("mutants", {}) if same_source else {}
     restore(module)

@@ -162,3 +162,44 @@ def test_only_an_ed25519_public_key_loads(key: Ed25519PrivateKey):
     ec = generate_private_key(SECP256R1()).public_key()
     with pytest.raises(ValueError, match="not an ed25519 public key"):
         load_public_key(ec.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+
+
+# --- shadow challengers and the value types (survivors of the 2026-12-02 run) ---------------------------------
+
+def test_a_challenger_round_trips_and_is_split_from_the_serving_bundles():
+    from compiler.bundle.desired import ShadowOf
+
+    e = "e" * 64
+    state = parse(bundles=[{"name": "d/t", "digest": D}, {"name": "d/t", "digest": e, "shadow": {"tolerance": 0.25}}])
+    assert state.bundles[1] == BundleRef("d/t", e, ShadowOf(0.25))
+    assert state.serving == (BundleRef("d/t", D),) and state.challengers == (BundleRef("d/t", e, ShadowOf(0.25)),)
+    assert DesiredState.parse(state.to_bytes()) == state
+    assert b'"shadow":{"tolerance":0.25}' in state.to_bytes()
+    assert b"shadow" not in parse().to_bytes()  # a state without challengers keeps its exact bytes
+    assert parse(bundles=[{"name": "d/t", "digest": e, "shadow": {"tolerance": 0}}]).bundles[0].shadow == ShadowOf()
+    assert ShadowOf().tolerance == 0.0
+
+
+@pytest.mark.parametrize("tolerance", [True, -0.5, float("inf"), float("nan"), "1", None])
+def test_threat_a_tolerance_that_is_no_finite_non_negative_number_is_refused(tolerance: object):
+    with pytest.raises(ValueError, match="a shadow tolerance must be a finite non-negative number"):
+        parse(bundles=[{"name": "d/t", "digest": D, "shadow": {"tolerance": tolerance}}])
+
+
+def test_a_shadow_without_a_tolerance_is_a_missing_field():
+    with pytest.raises(ValueError, match="missing or mistyped field"):
+        parse(bundles=[{"name": "d/t", "digest": D, "shadow": {}}])
+
+
+def test_the_contract_values_are_frozen_and_hashable():
+    """They cross to the device and are compared and kept in sets: a mutable one could change under a check."""
+    import dataclasses
+
+    from compiler.bundle.desired import ShadowOf
+
+    state = parse(bundles=[{"name": "d/t", "digest": D, "shadow": {"tolerance": 0.5}}])
+    for value, field in ((state, "generation"), (state.bundles[0], "digest"), (state.bundles[0].shadow, "tolerance")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(value, field, 1)
+    assert len({state, parse(bundles=[{"name": "d/t", "digest": D, "shadow": {"tolerance": 0.5}}])}) == 1
+    assert len({ShadowOf(0.5), ShadowOf(0.5), BundleRef("d/t", D), BundleRef("d/t", D)}) == 2
