@@ -270,6 +270,9 @@ def run_module(module: Module, *, survivors_only: bool, log, shard: tuple[int, i
         try:
             diff = apply(module, mutant)
             status, took, tail = run_tests(module.tests, timeout)
+        except subprocess.CalledProcessError as exc:  # cosmic-ray cannot make it (`except (A, mod.B)`)
+            diff, status, took = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-1:], "error", 0.0
+            diff = "".join(diff)
         finally:
             restore(module)
         result["mutants"][mutant.id] = {"status": status, "line": mutant.line, "col": mutant.col,
@@ -283,7 +286,7 @@ def run_module(module: Module, *, survivors_only: bool, log, shard: tuple[int, i
 
 def report(modules: list[Module]) -> str:
     equivalent = load_equivalent()
-    rows, details = [], []
+    rows, details, errors = [], [], []
     totals = {"killed": 0, "survived": 0, "timeout": 0, "equivalent": 0}
     for module in modules:
         res = load_results(module)
@@ -295,6 +298,9 @@ def report(modules: list[Module]) -> str:
         spans = annotation_spans(res["source"])
         for mid, m in sorted(res["mutants"].items(), key=lambda kv: kv[1]["line"]):
             if "col" in m and in_spans((m["line"], m["col"]), spans):
+                continue
+            if m["status"] == "error":  # the tool could not apply it: no mutant, named under the table
+                errors.append(f"{module.path}:{m['line']} {mid}: {m['diff']}")
                 continue
             status = m["status"]
             why = equivalent.get((module.path, mid.split("#")[0], m["source_line"]))
@@ -317,7 +323,10 @@ def report(modules: list[Module]) -> str:
     total = (f"| **all run** | {n} | {totals['killed']} | {totals['survived']} | {totals['equivalent']} | "
              f"{totals['timeout']} | {score:.0%} |")
     return ("# Mutation report (cosmic-ray, mutation/run.py)\n\nScore = (killed + timeout) / (mutants − equivalent)."
-            f"\n\n{head}\n" + "\n".join(rows) + f"\n{total}\n\n## Survivors\n\n" + ("\n".join(details) or "none\n"))
+            f"\n\n{head}\n" + "\n".join(rows) + f"\n{total}\n\n"
+            + ("Not generated (cosmic-ray could not apply them):\n\n" + "".join(f"- {e}\n" for e in errors) + "\n"
+               if errors else "")
+            + "## Survivors\n\n" + ("\n".join(details) or "none\n"))
 
 
 def record_check(module: Module, mutant_id: str, tests: tuple[str, ...], status: str) -> None:
