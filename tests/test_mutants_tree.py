@@ -39,5 +39,5 @@ def test_threat_an_absolute_path_argument_outside_the_root_is_refused(root: Path
     (other / "f").write_text("x")
     with pytest.raises(TreeError, match="is outside the project"):
         resolve_inside(root, other / "f")
-    with pytest.raises(TreeError, match="leaves the project with '..'"):
+    with pytest.raises(TreeError, match=r"leaves the project with '\.\.'"):
         resolve_inside(root, Path("a/../../f"))
