@@ -203,3 +203,16 @@ def test_the_contract_values_are_frozen_and_hashable():
             setattr(value, field, 1)
     assert len({state, parse(bundles=[{"name": "d/t", "digest": D, "shadow": {"tolerance": 0.5}}])}) == 1
     assert len({ShadowOf(0.5), ShadowOf(0.5), BundleRef("d/t", D), BundleRef("d/t", D)}) == 2
+
+
+@pytest.mark.parametrize("junk", ["!", "\n", " ", "*"])
+def test_threat_a_signature_with_a_non_base64_character_is_refused_even_if_the_rest_verifies(
+    junk: str, key: Ed25519PrivateKey
+):
+    """A lenient decoder would drop the stray character and accept the signature: the file must be exact."""
+    data = b"payload"
+    doc = json.loads(sign(data, key))
+    assert verify_signature(data, json.dumps(doc).encode(), [key.public_key()])
+    doc["signature"] = doc["signature"][:10] + junk + doc["signature"][10:]
+    with pytest.raises(ValueError, match="malformed signature file"):
+        verify_signature(data, json.dumps(doc).encode(), [key.public_key()])

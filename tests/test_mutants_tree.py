@@ -3,6 +3,7 @@ Windows-style absolute forms and the Path arguments that resolve_inside takes be
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,47 @@ def test_threat_an_absolute_path_argument_outside_the_root_is_refused(root: Path
         resolve_inside(root, other / "f")
     with pytest.raises(TreeError, match=r"leaves the project with '\.\.'"):
         resolve_inside(root, Path("a/../../f"))
+
+
+_CTTY = """
+import os
+import os
+from pathlib import Path
+from compiler.bundle.tree import TreeError, open_regular
+master, slave = os.openpty()
+name = os.ttyname(slave)
+os.close(slave)
+try:
+    open_regular(Path(name))
+except TreeError as exc:
+    print(exc.reason)
+try:
+    os.close(os.open("/dev/tty", os.O_RDWR))
+    print("a controlling terminal")
+except OSError:
+    print("no controlling terminal")
+"""
+
+
+def test_threat_a_tree_that_names_a_terminal_never_gives_the_reader_a_controlling_terminal() -> None:
+    """O_NOCTTY: a session leader without a terminal that opens one would own it (and its hang-ups and
+    signals). A new session opens a pty's slave through open_regular: refused, and still no terminal."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _CTTY], start_new_session=True, capture_output=True, text=True,
+                         timeout=60, check=True).stdout.splitlines()
+    assert out == ["is not a regular file (a character device)", "no controlling terminal"]
+
+
+def test_a_refusal_names_the_path_as_the_caller_shows_it(tmp_path: Path) -> None:
+    from compiler.bundle.tree import open_regular
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(TreeError) as shown:
+        open_regular(fifo, "bundle/fifo")
+    assert (shown.value.path, shown.value.reason) == ("bundle/fifo", "is not a regular file (a FIFO)")
+    with pytest.raises(TreeError) as plain:
+        open_regular(fifo)
+    assert plain.value.path == str(fifo)
