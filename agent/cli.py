@@ -151,10 +151,10 @@ def run_cmd(
 @click.option("--format", "-f", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def status_cmd(state_dir: Path, fmt: str) -> None:
     """Show the agent's status. Exit 0 when Ready, 1 when not, 2 when there is no status yet."""
-    from agent.status import JOURNAL, STATUS, verify_journal
+    from agent.status import JOURNAL, STATUS, read_state_json, verify_journal
 
     try:
-        doc = json.loads((state_dir / STATUS).read_text())
+        doc = read_state_json(state_dir / STATUS)
     except (OSError, ValueError):
         Console(stderr=True).print(f"no status in {state_dir} (has the agent run?)")
         sys.exit(2)

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from compiler.bundle.atomic import write_atomic
+from compiler.bundle.desired import load_private_key_pem
 from compiler.bundle.report import openssh_public_key
 
 DEVICE_KEY, DEVICE_PUB = "device-key.pem", "device-key.pub"
@@ -52,9 +53,6 @@ def load_device_key(path: Path) -> Ed25519PrivateKey:
     if len(data) > MAX_KEY_BYTES:
         raise DeviceKeyError(f"{path} is larger than {MAX_KEY_BYTES} bytes: not a device key")
     try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
-        raise DeviceKeyError(f"{path} is not a PEM private key: {exc}") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise DeviceKeyError(f"{path} is not an ed25519 key")
-    return key
+        return load_private_key_pem(data)
+    except ValueError as exc:
+        raise DeviceKeyError(f"{path} is {exc}") from None

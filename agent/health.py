@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from agent.status import read_state_json
 from compiler.bundle import runner as runner_contract
 from compiler.bundle.tree import read_regular
 
@@ -23,7 +24,7 @@ def check_release(release: Path) -> dict:
     import onnxruntime as ort
 
     checks = []
-    meta = json.loads((release / "release.json").read_text())
+    meta = read_state_json(release / "release.json")
     for b in meta["bundles"]:
         bundle = release / "bundles" / b["digest"]
         model = next((bundle / m for m in ("model/model.onnx", "model/model.ort") if (bundle / m).is_file()), None)

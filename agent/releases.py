@@ -8,7 +8,6 @@ current -> releases/…      switched by renaming a new symlink over the old one
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from agent.layout import DEPLOYMENTS, SHADOW, check_links, write_links
 from agent.reasons import Reason
+from agent.status import read_state_json
 from compiler.bundle import MANIFEST, BundleRef, DesiredState, Manifest, ShadowOf, canonical_json, verify_bundle
 from compiler.bundle.atomic import fsync_dir
 from compiler.bundle.tree import TreeError, open_regular
@@ -187,7 +187,7 @@ def verify_release(release: Path) -> list[str]:
     """The whole release against what was staged (drift detection): every bundle byte and mode,
     the deployment links and nothing else (no other entry, no other link)."""
     try:
-        meta = json.loads((release / "release.json").read_text())
+        meta = read_state_json(release / "release.json")
         bundles = [
             BundleRef(b["name"], b["digest"], ShadowOf(float(b["shadow"]["tolerance"])) if b.get("shadow") else None)
             for b in meta.get("bundles", [])
@@ -220,7 +220,7 @@ def prune(state_dir: Path, keep: list[str]) -> None:
 def release_meta(release: Path | None) -> dict:
     """The release's own record (generation, bundles); empty when there is none or it is unreadable."""
     try:
-        meta = json.loads((release / "release.json").read_text()) if release else {}
+        meta = read_state_json(release / "release.json") if release else {}
     except (OSError, ValueError):
         return {}
     return meta if isinstance(meta, dict) else {}

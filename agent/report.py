@@ -10,7 +10,6 @@ restarts and kills; a report is only re-sent unchanged once the interval has pas
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,7 +21,7 @@ from agent.reasons import Reason, Result
 from agent.releases import current_release, release_meta
 from agent.report_git import ReportPushError, commit_report, push_report
 from agent.report_mqtt import ReportMqttError, publish_report
-from agent.status import STATUS
+from agent.status import STATUS, read_state_json
 from compiler.bundle import BundleRef, canonical_json
 from compiler.bundle.atomic import write_atomic
 from compiler.bundle.report import Condition, RunnerHealth, StatusReport, runner_from_json, seal
@@ -40,7 +39,7 @@ class ReportMemory:
     @classmethod
     def load(cls, state: Path) -> ReportMemory:
         try:
-            d = json.loads((state / REPORT_STATE).read_text())
+            d = read_state_json(state / REPORT_STATE)
             return cls(int(d["sequence"]), d.get("sentAt"), d.get("fingerprint"), tuple(d.get("owed", ())))
         except (OSError, ValueError, KeyError, TypeError):
             return cls()
@@ -78,7 +77,7 @@ def runners(c: Cycle) -> tuple[RunnerHealth, ...]:
     raw = list(observed.values()) if isinstance(observed, dict) and observed else c.fields.get("runners")
     if raw is None:
         try:
-            raw = json.loads((c.state / STATUS).read_text()).get("runners")
+            raw = read_state_json(c.state / STATUS).get("runners")
         except (OSError, ValueError, AttributeError):
             raw = None
     out = []

@@ -13,6 +13,7 @@ from typing import Any
 from agent.reasons import Event, Reason
 from compiler.bundle import canonical_json
 from compiler.bundle.atomic import write_atomic
+from compiler.bundle.boundedjson import load_bounded
 
 MEMORY, STATUS, JOURNAL, METRICS = "agent.json", "status.json", "journal.log", "metrics.prom"
 GENESIS = "0" * 64
@@ -20,6 +21,14 @@ GENESIS = "0" * 64
 # signed (a 20 MiB key id must not become a 20 MiB status file or journal entry).
 MAX_TEXT, MAX_ITEMS, MAX_ENTRY = 1024, 64, 16 << 10
 MAX_STATUS_ITEMS = 5000  # as many bundles as a desired state can name
+# The agent's own state files are read back bounded too: a full disk, a bad restore or another
+# process may have left anything there, and a reader must not be the one that exhausts memory.
+MAX_STATE_BYTES, MAX_STATE_DEPTH = 32 << 20, 64
+
+
+def read_state_json(path: Path) -> Any:
+    """One of the agent's state documents (status, memory, release.json); OSError or ValueError."""
+    return load_bounded(path, max_bytes=MAX_STATE_BYTES, max_depth=MAX_STATE_DEPTH)
 
 
 def bounded(value: Any, items: int = MAX_ITEMS, depth: int = 6) -> Any:
@@ -50,7 +59,7 @@ class Memory:
     @classmethod
     def load(cls, state: Path) -> Memory:
         try:
-            data = json.loads((state / MEMORY).read_text())
+            data = read_state_json(state / MEMORY)
             return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
         except (OSError, ValueError, TypeError):
             return cls()
@@ -153,7 +162,7 @@ def write_status(
     degraded_by: tuple[Reason, str] | None = None,  # Degraded's own reason when the cycle itself succeeded
 ) -> dict[str, Any]:
     try:
-        old = json.loads((state / STATUS).read_text()).get("conditions", [])
+        old = read_state_json(state / STATUS).get("conditions", [])
     except (OSError, ValueError, AttributeError):
         old = []
     message = bounded(message)

@@ -31,11 +31,13 @@ from compiler.build_cache import BuildCache, CacheEntry, load_secret, tree_stamp
 from compiler.bundle import canonical_json, verify_bundle, write_bundle
 from compiler.bundle.atomic import write_atomic
 from compiler.bundle.tree import TreeError, first_link, read_regular, regular_inside
+from compiler.commands.errors import CommandError, ExitCode
 from compiler.diagnostics import Diagnostic, Severity
 from compiler.models.digest import DigestCache
 from compiler.models.inspect import PROTOBUF_LIMIT
 from compiler.render.context import RenderError, RenderInput
 from compiler.render.plugins import TargetClass, target_classes
+from compiler.render.profile import ProfileError
 from compiler.rollout.steps import rollout_spec
 from compiler.spec.deployment import Deployment
 from compiler.spec.testsuite import GoldenTest, TestSuite
@@ -48,8 +50,10 @@ if TYPE_CHECKING:
 BUILD_CACHE = ".takt-build.json"
 
 
-class BuildError(Exception):
+class BuildError(CommandError):
     """The build cannot start (an unusable output directory); the message says what to change."""
+
+    exit_code = ExitCode.USAGE
 
 
 @dataclass(frozen=True)
@@ -260,6 +264,11 @@ def build(
                 build_result.blocked.append((dep.metadata.name, f"target class {target.class_!r} is not installed"))
                 continue
             devices = tuple(sorted(d.model.device_id for d in selected if d.model.spec.target == target_name))  # type: ignore[union-attr]
+            try:
+                profile = tc.profile(target.profile)
+            except ProfileError as exc:  # validation reports it (TAKT4035); a caller that skipped it gets a reason
+                build_result.blocked.append((dep.metadata.name, f"target {target_name!r}: {exc}"))
+                continue
             inp = RenderInput(
                 deployment=dep,
                 model=model,
@@ -267,7 +276,7 @@ def build(
                 model_sha256=cache.sha256(model_path),
                 target_name=target_name,
                 target=target,
-                profile=tc.profile(target.profile),
+                profile=profile,
                 sources=sources,  # type: ignore[arg-type]
                 gates=suites,
                 root=result.root,
@@ -299,7 +308,7 @@ def build(
                         "model": digest_of(model),
                         "modelSha": inp.model_sha256,
                         "target": digest_of(target),
-                        "profile": inp.profile,
+                        "profile": inp.profile.model_dump(mode="json"),
                         "sources": sources_digest,
                         "gates": [digest_of(s) for s in suites],
                         "samples": sample_digests,

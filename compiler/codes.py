@@ -52,6 +52,13 @@ _RULES = [
         "Spec files are read only inside the project; commit the file itself, not a link to it.",
     ),
     Rule("TAKT0012", "Nesting too deep", E, "Specs need a few levels of nesting; deeper input is refused unread."),
+    Rule(
+        "TAKT0013",
+        "Mapping key is not a plain scalar",
+        E,
+        "Keys are plain names (`? [a, b]` and other complex keys are refused).",
+        split_from="TAKT0008",
+    ),
     # 1xxx: structure of documents
     Rule("TAKT1001", "Unknown or missing apiVersion", E, "Use `apiVersion: takt/v1`."),
     Rule("TAKT1002", "Unknown or missing kind", E),
@@ -85,6 +92,13 @@ _RULES = [
         "Invalid device public key",
         E,
         "Paste the line `takt agent keygen` printed (`ssh-ed25519 AAAA…`), or an ed25519 PEM public key.",
+    ),
+    Rule(
+        "TAKT1014",
+        "Metric threshold outside the metric's range",
+        E,
+        "Accuracy, precision, recall and F1 are proportions: their threshold is within 0..1.",
+        split_from="TAKT1007",
     ),
     # 2xxx: data-access addresses, by protocol
     Rule("TAKT2001", "Invalid OPC UA node id", E, "Use `nsu=<namespace URI>;s=<id>` or `ns=<index>;i|s|g|b=<id>`."),
@@ -129,6 +143,13 @@ _RULES = [
         "Sparkplug B topics are spBv1.0/<group>/<type>/<edge node>[/<device>].",
     ),
     Rule("TAKT2012", "Invalid JSON path", E, "Use a JSONPath such as `$.sensors.temp` or `$.values[0]`."),
+    Rule(
+        "TAKT2013",
+        "MQTT field address does not fit the payload encoding",
+        E,
+        "A Sparkplug B field names its `metric` (protobuf payloads); a field of a JSON source names a `jsonPath`.",
+        split_from="TAKT2011",
+    ),
     Rule("TAKT2020", "Invalid Modbus address", E),
     Rule("TAKT2021", "Modbus data type does not fit the register type", E),
     Rule(
@@ -156,6 +177,20 @@ _RULES = [
         "An integer register holds (prediction − offset) / scale rounded: a scale keeps the decimals.",
     ),
     Rule(
+        "TAKT2026",
+        "Modbus settings do not fit the transport",
+        E,
+        "RTU needs `serial:` and a unit id 1..247; serial settings apply to RTU only.",
+        split_from="TAKT2020",
+    ),
+    Rule(
+        "TAKT2027",
+        "Modbus scale is 0",
+        E,
+        "A reading is raw × scale + offset: scale 0 makes every reading the offset, and an output divides by it.",
+        split_from="TAKT2020",
+    ),
+    Rule(
         "TAKT2029",
         "Modbus address looks like Modicon notation",
         W,
@@ -174,6 +209,13 @@ _RULES = [
     ),
     Rule("TAKT3005", "Duplicate device id", E),
     Rule("TAKT3006", "Latency budget for an unknown target or class", E, "Name a Target or a target class."),
+    Rule(
+        "TAKT3007",
+        "Duplicate field name in a DataSource",
+        E,
+        "Bindings name a DataSource's fields: each name once per DataSource.",
+        split_from="TAKT3002",
+    ),
     # 4xxx: semantics across documents
     Rule("TAKT4001", "Model input not bound", E, "Every model input must be fed by a data-source binding."),
     Rule("TAKT4002", "Binding field count does not match the model input", E),
@@ -242,6 +284,12 @@ _RULES = [
         "Unknown target class",
         E,
         "Classes are the folders of targets/ and installed packages in the entry-point group `takt.targets`.",
+    ),
+    Rule(
+        "TAKT4035",
+        "Target profile does not fit its class",
+        E,
+        "Each class declares its profile's fields and types (targets/<class>/profile.py); `takt validate` names the field.",
     ),
     # 4040..4049: rollouts
     Rule(

@@ -9,13 +9,17 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from compiler.bundle.atomic import write_atomic
-from compiler.bundle.desired import key_id
+from compiler.bundle.desired import key_id, load_private_key_pem
+from compiler.commands.errors import CommandError, ExitCode
 
 PRIVATE_NAME, PUBLIC_NAME = "takt-signing.key", "takt-signing.pub"
+MAX_KEY_BYTES = 4096  # a PEM ed25519 key is about 120 bytes
 
 
-class KeyError_(Exception):
+class KeyError_(CommandError):
     """A key that cannot be used; the message never contains key material."""
+
+    exit_code = ExitCode.USAGE
 
 
 def keygen(out: Path, *, force: bool = False) -> tuple[Path, Path, str]:
@@ -48,13 +52,13 @@ def load_private_key(ref: str) -> Ed25519PrivateKey:
     else:
         path = Path(ref.removeprefix("file:"))
         try:
-            data, where = path.read_bytes(), str(path)
+            with path.open("rb") as fh:  # a key is a few hundred bytes: bounded as it is read
+                data, where = fh.read(MAX_KEY_BYTES + 1), str(path)
         except OSError as exc:
             raise KeyError_(f"cannot read signing key {path}: {exc.strerror or exc}") from exc
+    if len(data) > MAX_KEY_BYTES:
+        raise KeyError_(f"{where} is larger than {MAX_KEY_BYTES} bytes: not a signing key")
     try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
-        raise KeyError_(f"{where} is not an unencrypted PEM private key") from exc
-    if not isinstance(key, Ed25519PrivateKey):
-        raise KeyError_(f"{where} is not an ed25519 key")
-    return key
+        return load_private_key_pem(data)
+    except ValueError as exc:
+        raise KeyError_(f"{where} is {exc}") from None

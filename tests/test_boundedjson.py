@@ -103,3 +103,38 @@ def test_a_huge_key_id_is_refused_and_never_repeated(length: int):
 def test_malformed_desired_states_raise_value_error_only(doc):
     with pytest.raises(ValueError):
         DesiredState.parse(json.dumps(doc).encode())
+
+
+def test_threat_a_huge_state_file_is_refused_without_reading_it_whole(tmp_path, monkeypatch):
+    from agent.report import ReportMemory
+    from agent.status import MAX_STATE_BYTES
+    from compiler.bundle.boundedjson import load_bounded
+
+    path = tmp_path / "report.json"
+    with path.open("wb") as fh:  # sparse: 1 GiB on the file system, no disk used
+        fh.write(b'{"sequence": 7, "pad": "')
+        fh.truncate(1 << 30)
+    reads: list[int] = []
+    real_open = type(path).open
+
+    def spying_open(self, *a, **k):
+        fh = real_open(self, *a, **k)
+        real_read = fh.read
+        fh.read = lambda n=-1: reads.append(n) or real_read(n)  # type: ignore[method-assign]
+        return fh
+
+    monkeypatch.setattr(type(path), "open", spying_open)
+    with pytest.raises(UntrustedJSONError, match="over the limit"):
+        load_bounded(path, max_bytes=1024, max_depth=8)
+    assert reads == [1025]
+    # the agent's own reader: a state file past its limit is forgotten (sequence 0), not parsed
+    assert ReportMemory.load(tmp_path).sequence == 0
+    assert max(reads) == MAX_STATE_BYTES + 1
+
+
+def test_a_state_file_within_the_limits_is_read(tmp_path):
+    from agent.report import ReportMemory
+
+    (tmp_path / "report.json").write_text(json.dumps({"sequence": 7, "owed": ["git"]}))
+    memory = ReportMemory.load(tmp_path)
+    assert (memory.sequence, memory.owed) == (7, ("git",))

@@ -124,7 +124,7 @@ def test_merge_of_a_scalar_is_refused():
 
 
 def test_complex_keys_are_refused():
-    assert one_diag("? [a, b]\n: 1\n").code == "TAKT0008"
+    assert one_diag("? [a, b]\n: 1\n").code == "TAKT0013"  # split from TAKT0008
 
 
 def test_control_characters_are_refused_with_position():

@@ -192,3 +192,29 @@ def test_a_relative_deploy_repo_on_the_command_line_is_relative_to_the_working_d
     assert code == 0, out
     assert _tree(remote), "published into the deploy repo beside the working directory"
     assert not (spec / remote.name).exists()
+
+
+def test_threat_an_oversized_key_file_is_refused_before_parsing(tmp_path: Path):
+    from agent.devicekey import DeviceKeyError, load_device_key
+    from compiler.signing import KeyError_, load_private_key
+
+    big = tmp_path / "big.key"
+    big.write_bytes(b"-----BEGIN PRIVATE KEY-----\n" + b"A" * 10_000)
+    big.chmod(0o600)
+    with pytest.raises(KeyError_, match="larger than 4096 bytes"):
+        load_private_key(str(big))
+    with pytest.raises(DeviceKeyError, match="larger than 4096 bytes"):
+        load_device_key(big)
+    ecdsa = tmp_path / "not-ed25519.key"
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    ecdsa.write_bytes(pem)
+    ecdsa.chmod(0o600)
+    with pytest.raises(KeyError_, match="not an ed25519 key"):
+        load_private_key(str(ecdsa))
+    with pytest.raises(DeviceKeyError, match="not an ed25519 key"):
+        load_device_key(ecdsa)

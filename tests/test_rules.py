@@ -18,7 +18,7 @@ import pytest
 
 from compiler.codes import RULES
 from compiler.diagnostics import Diagnostic
-from compiler.validate import references, semantics
+from compiler.validate import modbus_outputs, protocols, references, semantics
 from tests.conftest import BASE, PROJECT, TINY, TINY_SHA, tiny_model, write_repo
 from tests.test_modbus_and_numbers import modbus
 from tests.test_modbus_output import MODBUS_SOURCE, _deploy
@@ -170,6 +170,7 @@ CASES: dict[str, Case] = {
     "TAKT0006": Case({"bomb.yaml": ALIAS_BOMB + "\n"}, "bomb.yaml", "a: &a"),
     "TAKT0007": Case({"tag.yaml": "apiVersion: takt/v1\nkind: !custom Model\n"}, "tag.yaml", "kind: !custom"),
     "TAKT0008": Case({"list.yaml": "- a\n- b\n"}, "list.yaml", "- a"),
+    "TAKT0013": Case({"key.yaml": "apiVersion: takt/v1\n? [a, b]\n: 1\n"}, "key.yaml", "? [a, b]"),
     "TAKT0009": Case({}, "gone.yaml", None, setup=_link("gone.yaml", "nowhere.yaml")),
     "TAKT0010": Case({"merge.yaml": "a: &x 1\nb:\n  <<: *x\n"}, "merge.yaml", "a: &x 1"),
     "TAKT0011": Case({}, "pipe.yaml", None, setup=_fifo),
@@ -199,6 +200,17 @@ CASES: dict[str, Case] = {
         {"sources.yaml": Edit('credentialsRef: "env:OPCUA"', 'credentialsRef: "bogus:x"')}, "sources.yaml", "bogus:x"
     ),
     "TAKT1012": Case({"model.yaml": Edit("path: models/m.onnx", "path: /etc/passwd")}, "model.yaml", "/etc/passwd"),
+    "TAKT1014": Case(
+        {
+            "tests.yaml": Edit(
+                "    - {name: dat, type: data, dataset: ref}",
+                "    - {name: dat, type: data, dataset: ref}\n"
+                "    - {name: acc, type: metric, metric: recall, dataset: ref, threshold: 1.5, output: y}",
+            )
+        },
+        "tests.yaml",
+        "threshold: 1.5",
+    ),
     "TAKT1013": Case(
         {"fleet.yaml": Edit("spec: {target: ipc}", 'spec: {target: ipc, publicKey: "ssh-ed25519 AAAA-not-a-key"}')},
         "fleet.yaml",
@@ -235,8 +247,21 @@ CASES: dict[str, Case] = {
         "mqtt.yaml",
         "spBv1.0/g/NDATA",
     ),
+    "TAKT2013": Case(
+        {"mqtt.yaml": MQTT.replace("TOPIC", "a/b").replace(', jsonPath: "PATH"', ", metric: t")},
+        "mqtt.yaml",
+        "metric: t",
+    ),
     "TAKT2012": Case({"mqtt.yaml": MQTT.replace("TOPIC", "a/b").replace("PATH", "$..[")}, "mqtt.yaml", "jsonPath"),
     "TAKT2020": Case({"mb.yaml": modbus(65536, data="int16")}, "mb.yaml", "address: 65536"),
+    "TAKT2026": Case(
+        {"mb.yaml": modbus(1).replace("samplingInterval: 1s", "samplingInterval: 1s\n      serial: {baudRate: 9600}")},
+        "mb.yaml",
+        "serial:",
+    ),
+    "TAKT2027": Case(
+        {"mb.yaml": modbus(1).replace("dataType: float32}", "dataType: float32, scale: 0}")}, "mb.yaml", "scale: 0"
+    ),
     "TAKT2021": Case(
         {"mb.yaml": modbus(1, kind="coil", data="float32").replace("dataType: bool", "dataType: float32")},
         "mb.yaml",
@@ -301,6 +326,19 @@ CASES: dict[str, Case] = {
         },
         "fleet.yaml",
         "id: ipc-1",
+    ),
+    "TAKT3007": Case(
+        {
+            "mb.yaml": modbus(1).replace(
+                "        - {name: a,",
+                "        - {name: a, dtype: float32,"
+                " address: {registerType: holding-register, address: 9, dataType: float32}}\n"
+                "        - {name: a,",
+            )
+        },
+        "mb.yaml",
+        "name: a",
+        nth=2,
     ),
     "TAKT3006": Case(
         {"tests.yaml": Edit("budget: {p99: 5ms}}", "budget: {p99: 5ms}, budgets: {ipc-x68: {p99: 5ms}}}")},
@@ -427,6 +465,9 @@ CASES: dict[str, Case] = {
         "connection: plc",
     ),
     "TAKT4034": Case({"fleet.yaml": Edit("class: edge-pc", "class: jetsn")}, "fleet.yaml", "class: jetsn"),
+    "TAKT4035": Case(
+        {"fleet.yaml": Edit(RUNTIME, RUNTIME + '\n  profile: {httpPort: "8080"}')}, "fleet.yaml", "httpPort"
+    ),
     # 5xxx: models and data on disk
     "TAKT5001": Case({"models/m.onnx": None}, "model.yaml", "artifact:"),
     "TAKT5002": Case({"models/m.onnx": tiny_model(opset=16)}, "model.yaml", "artifact:"),
@@ -644,12 +685,12 @@ def test_every_code_has_a_case():
     assert sorted(set(CASES) - set(RULES)) == []
 
 
-CHECKS = references.CHECKS + semantics.CHECKS
+CHECKS = references.CHECKS + protocols.CHECKS + modbus_outputs.CHECKS + semantics.CHECKS
 
 
 def test_one_check_per_code_and_only_its_code(tmp_path: Path):
-    """The registries of the reference and semantics stages: each code has one check, and a check
-    yields nothing but its code."""
+    """The registries of the reference, protocol, Modbus output and semantics stages: each code has
+    one check, and a check yields nothing but its code."""
     codes = [c.code for c in CHECKS]
     assert len(codes) == len(set(codes)) and set(codes) <= set(RULES)
     from compiler.validate.pipeline import validate
@@ -663,11 +704,20 @@ def test_one_check_per_code_and_only_its_code(tmp_path: Path):
             assert {d.code for d in check.run(index)} <= {check.code}, check.name
 
 
+def test_each_code_has_one_check_across_every_stage():
+    """The structure stage's checks (envelope, model errors) and the cross-document ones: no code twice."""
+    from compiler.validate import structure
+
+    codes = [c.code for c in (*CHECKS, structure.ENVELOPE, *structure.CHECKS, *structure.MODEL_CHECKS)]
+    assert sorted(c for c in set(codes) if codes.count(c) > 1) == []
+    assert set(codes) <= set(RULES)
+
+
 def test_split_codes_are_documented():
     """Codes split from one that meant several things name it; the README lists the split."""
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     split = [r for r in RULES.values() if r.split_from]
-    assert {r.split_from for r in split} == {"TAKT4015", "TAKT2020"}
+    assert {r.split_from for r in split} == {"TAKT4015", "TAKT2020", "TAKT2011", "TAKT3002", "TAKT0008", "TAKT1007"}
     for r in split:
         assert r.code in readme and r.split_from in readme
 

@@ -214,7 +214,7 @@ def test_test_suite_dataset_and_output_references(repo):
     assert only(r, "TAKT4016").hint == "did you mean 'ref'?"
     metric = TESTS + "    - {name: acc, type: metric, metric: accuracy, dataset: ref, threshold: 1.5, output: yy}\n"
     r = repo({"tests.yaml": metric})
-    assert "TAKT4016" in codes(r) and "TAKT1007" in codes(r)
+    assert "TAKT4016" in codes(r) and "TAKT1014" in codes(r)  # TAKT1014 split from TAKT1007
 
 
 def test_opcua_lints(repo):
@@ -262,7 +262,10 @@ def test_modbus_rules(repo):
     assert "scale 0" in by_path["spec.fields[4].address.scale"].message
     assert "serial" in by_path["spec"].message
     assert by_path["spec.endpoint"].code == "TAKT2006"
-    assert by_path["spec.unitId"].code == "TAKT2020"
+    assert by_path["spec.unitId"].code == "TAKT2026"  # split from TAKT2020: settings of the transport
+    assert by_path["spec"].code == "TAKT2026"
+    assert by_path["spec.fields[4].address.scale"].code == "TAKT2027"
+    assert by_path["spec.fields[1].address.address"].code == "TAKT2020"
 
 
 def test_sparkplug_rules(repo):

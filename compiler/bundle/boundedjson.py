@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from itertools import accumulate
+from pathlib import Path
 from typing import Any
 
 # A JSON string, skipped so that brackets inside it do not count. Possessive, and it matches an
@@ -67,3 +68,11 @@ def loads_bounded(data: bytes, *, max_bytes: int, max_depth: int, what: str = "d
     if depth > max_depth:
         raise UntrustedJSONError(f"{what} nests more than {max_depth} levels deep")
     return json.loads(data.decode("utf-8"))
+
+
+def load_bounded(path: Path, *, max_bytes: int, max_depth: int) -> Any:
+    """`loads_bounded` of a file, read no further than `max_bytes` + 1: a huge file is refused
+    without being read whole. OSError as `open` raises it."""
+    with path.open("rb") as fh:
+        data = fh.read(max_bytes + 1)
+    return loads_bounded(data, max_bytes=max_bytes, max_depth=max_depth, what=str(path))

@@ -131,6 +131,19 @@ def sign(data: bytes, private: Ed25519PrivateKey) -> bytes:
     )
 
 
+def load_private_key_pem(pem: bytes) -> Ed25519PrivateKey:
+    """An unencrypted PEM ed25519 private key; ValueError saying why not (never echoing the bytes).
+
+    One parser for the publisher's signing key and the device's report key."""
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError):
+        raise ValueError("not an unencrypted PEM private key") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError("not an ed25519 key")
+    return key
+
+
 def load_public_key(pem: bytes) -> Ed25519PublicKey:
     key = serialization.load_pem_public_key(pem)
     if not isinstance(key, Ed25519PublicKey):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,48 +36,29 @@ def status_cmd(
     """Per device: desired and applied generation, rollout phase, Ready/Degraded/Stalled with the reason,
     runner health and drift, and the age of its last report. Exit 0; 1 when a device is not Ready or
     is stale, or the specs have errors; 2 when the deploy repo cannot be read."""
-    from compiler.build_cache import user_cache_dir
-    from compiler.cli.main import EXIT_USAGE, _consoles, _validated, write_atomic
-    from compiler.fleet.reports import declared_keys
-    from compiler.fleet.seen import load_seen_file, save_seen_file
-    from compiler.fleet.status import FleetReadError, load_fleet
+    from compiler.cli.main import _consoles, _failing, write_atomic
+    from compiler.commands.fleet import FleetStatusRequest, run_fleet_status
+    from compiler.commands.locations import DeployOptions
     from compiler.report.fleet_html import render_fleet_html
     from compiler.report.fleet_json import render_fleet_json
     from compiler.report.fleet_markdown import render_fleet_markdown
     from compiler.report.fleet_text import render_fleet_text
 
     _, err = _consoles()
-    result = _validated(path, "fleet status")
-    deploy = result.project.spec.deploy if result.project else None
-    repo_url = repo_url or (deploy.repo if deploy else None)
-    branch = branch or (deploy.branch if deploy else "deploy")
-    if not repo_url:
-        err.print("[red]error:[/red] give --deploy-repo (or spec.deploy.repo in takt.yaml)")
-        sys.exit(EXIT_USAGE)
-    if "://" not in repo_url and not repo_url.startswith("git@") and not Path(repo_url).is_absolute():
-        repo_url = str(
-            ((Path.cwd() if deploy is None or repo_url != deploy.repo else result.root) / repo_url).resolve()
+    request = FleetStatusRequest(
+        path, Path.cwd(), datetime.now(UTC), DeployOptions(repo_url, branch), stale_after, mqtt_url
+    )
+    with _failing(err):
+        outcome = run_fleet_status(request)
+    if outcome.memory_error is not None:
+        err.print(
+            f"[yellow]warning:[/yellow] cannot keep the report memory in {outcome.memory}: {outcome.memory_error}"
         )
-    devices = [d.model for d in result.documents if d.kind == "Device" and d.model is not None]
-    deployments = [d.model for d in result.documents if d.kind == "Deployment" and d.model is not None]
-    memory = user_cache_dir() / "fleet" / f"{hashlib.sha256(f'{repo_url}#{branch}'.encode()).hexdigest()[:24]}.json"
-    try:
-        if mqtt_url:
-            from compiler.fleet.mqtt import read_mqtt_reports  # aiomqtt only when a broker is asked for
-        mqtt = read_mqtt_reports(mqtt_url, declared_keys(devices)) if mqtt_url else None
-        status = load_fleet(devices, deployments, repo_url, branch, datetime.now(UTC),
-                            seen=load_seen_file(memory), mqtt=mqtt, stale_after=stale_after)  # fmt: skip
-    except FleetReadError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        sys.exit(EXIT_USAGE)
-    try:
-        save_seen_file(memory, status.seen)
-    except OSError as exc:
-        err.print(f"[yellow]warning:[/yellow] cannot keep the report memory in {memory}: {exc}")
+    status = outcome.status
     render = {"json": render_fleet_json, "markdown": render_fleet_markdown, "html": render_fleet_html}
     text = render.get(fmt, render_fleet_text)(status)
     if output:
         write_atomic(output, text)
     else:
         click.echo(text, nl=False)
-    sys.exit(0 if all(d.state == "Ready" and not d.stale for d in status.devices) else 1)
+    sys.exit(outcome.exit_code)

@@ -19,12 +19,12 @@ from compiler.cli.model_cmd import matrix, model_group
 from compiler.cli.progress import DelayedProgress
 from compiler.cli.rollout_cmd import rollout_group
 from compiler.codes import all_rules
-from compiler.diagnostics import Severity
+from compiler.commands.errors import ExitCode
 from compiler.report.formats import FORMATS, Report, render
 from compiler.report.text import render_text
 from compiler.report.words import plural
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = ExitCode.OK, ExitCode.FINDINGS, ExitCode.USAGE  # the library's (compiler.commands)
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -48,16 +48,34 @@ def _print_diagnostics(console: Console, diags: list, result, command: str) -> N
 
 def _validated(path: Path, command: str):
     """Validate first: spec errors stop `command` with exit 1, each printed at its location."""
-    from compiler.validate.pipeline import validate as run_validate
+    from compiler.commands.validated import validated
 
     _, err = _consoles()
-    result = run_validate(path)
-    errors = [d for d in result.diagnostics if d.severity == Severity.ERROR]
-    if errors:
-        _print_diagnostics(err, errors, result, "validate")
-        err.print(f"takt {command}: fix the spec errors above first")
-        sys.exit(EXIT_FINDINGS)
-    return result
+    with _failing(err):
+        return validated(path, command)
+
+
+@contextlib.contextmanager
+def _failing(err: Console, prefix: str = "") -> Iterator[None]:
+    """Render a library CommandError and exit with the code it carries (never by its message text)."""
+    from compiler.commands.errors import CommandError, SpecErrors
+    from compiler.commands.publish import BuildBlocked
+
+    try:
+        yield
+    except SpecErrors as exc:
+        _print_diagnostics(err, exc.errors, exc.result, "validate")
+        err.print(str(exc))
+        sys.exit(exc.exit_code)
+    except BuildBlocked as exc:
+        for dep, why in exc.built.blocked:
+            err.print(f"[red]blocked[/red] {dep}: {why}")
+        _print_diagnostics(err, exc.built.diagnostics, exc.validation, "build")
+        err.print(str(exc))
+        sys.exit(exc.exit_code)
+    except CommandError as exc:
+        err.print(f"{prefix}[red]error:[/red] {exc}")
+        sys.exit(exc.exit_code)
 
 
 @contextlib.contextmanager
@@ -78,10 +96,6 @@ def _spinner(console: Console, label: str, enabled: bool) -> Iterator[Callable[[
 @click.version_option(__version__, prog_name="takt")
 def cli() -> None:
     """Takt: validate, test, build and publish ML deployments for the factory floor."""
-
-
-def _split_codes(values: tuple[str, ...]) -> list[str]:
-    return [c.strip() for v in values for c in v.split(",") if c.strip()]
 
 
 @cli.command()
@@ -118,15 +132,13 @@ def validate(
     Several PATHs, or files, restrict the report to them; references still resolve
     across the whole project.
     """
-    from compiler.validate.pipeline import validate as run_validate
+    from compiler.commands.check import ValidateRequest, run_validate
 
     out, err = _consoles()
-    targets = list(paths) or [Path(".")]
-    roots = {p.resolve() if p.is_dir() else p.resolve().parent for p in targets}
-    only = [p for p in targets if p.is_file()] or None
-    start = min(roots, key=lambda p: len(p.parts))
+    request = ValidateRequest(paths, Path.cwd(), ignore, fail_level)
     with DelayedProgress(err, "validating", enabled=progress) as bar:
-        result = run_validate(start, ignore=_split_codes(ignore), only=only, progress=bar)
+        outcome = run_validate(request, bar)
+    result = outcome.result
     report = Report(
         "validate", result.diagnostics, result.files, len(result.documents), result.silenced, result.sources
     )
@@ -137,8 +149,7 @@ def validate(
         out.print(render_text(report.diagnostics, report.sources, report.summary()), end="")
     else:
         click.echo(render(fmt, report), nl=False)
-    threshold = Severity.parse(fail_level)
-    sys.exit(EXIT_FINDINGS if any(d.severity >= threshold for d in result.diagnostics) else EXIT_OK)
+    sys.exit(outcome.exit_code)
 
 
 @cli.command()
@@ -247,34 +258,16 @@ def test_cmd(
     memory: str,
 ) -> None:
     """Run the TestSuites with onnxruntime. Exit 1 when a gating test fails or specs have errors."""
+    from compiler.commands.suites import TestRequest, run_tests
     from compiler.testing.report import render_html, render_json, render_junit, summary, text_lines
-    from compiler.testing.session import run_suites
-    from compiler.testing.stream import parse_memory
 
     out, err = _consoles()
-    try:
-        budget = parse_memory(memory)
-    except ValueError as exc:
-        err.print(f"[red]error:[/red] --memory: {exc}")
-        sys.exit(EXIT_USAGE)
-    result = _validated(path, "test")
-    unknown = sorted(set(suites) - {d.name for d in result.index.valid("TestSuite")})
-    if unknown:
-        err.print(f"[red]error:[/red] no TestSuite named {', '.join(unknown)}")
-        sys.exit(EXIT_USAGE)
-    with _spinner(err, "running", progress) as step:
-        results = run_suites(result, list(suites) or None, step, budget)
-    if report is not None:
-        from compiler.build import source_provenance
-        from compiler.testing.report import ReportProvenance
-
-        models = {
-            d.name: (d.model.spec.version, d.model.spec.artifact.sha256)  # type: ignore[union-attr]
-            for d in result.index.valid("Model")
-            if d.name
-        }
-        provenance = ReportProvenance.here(source_provenance(result.root).get("sourceCommit"), models)
-        write_atomic(report, render_html(results, provenance))
+    request = TestRequest(path, Path.cwd(), suites, memory, provenance=report is not None)
+    with _failing(err), _spinner(err, "running", progress) as step:
+        outcome = run_tests(request, step)
+    results = outcome.suites
+    if report is not None and outcome.provenance is not None:
+        write_atomic(report, render_html(results, outcome.provenance))
     text = render_json(results) if fmt == "json" else render_junit(results) if fmt == "junit" else None
     if text is not None and output is not None:
         write_atomic(output, text)
@@ -290,7 +283,7 @@ def test_cmd(
         out.print(("✖ " if s["blocking"] else "✔ ") + line)
     else:
         err.print(line)
-    sys.exit(EXIT_FINDINGS if s["blocking"] else EXIT_OK)
+    sys.exit(outcome.exit_code)
 
 
 @cli.command("build")
@@ -312,16 +305,12 @@ def build_cmd(path: Path, out_dir: Path, jobs: int, skip_gates: bool, progress: 
     Exit 1 when specs have errors, a bundle cannot be rendered, or a gating test fails (that
     deployment gets no bundle).
     """
-    from compiler.build import BuildError, build
+    from compiler.commands.build import BuildRequest, run_build
 
     out, err = _consoles()
-    result = _validated(path, "build")
-    with _spinner(err, "building", progress) as step:
-        try:
-            res = build(result, out_dir, jobs=jobs, run_gates=not skip_gates, progress=step)
-        except BuildError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            sys.exit(EXIT_USAGE)
+    with _failing(err), _spinner(err, "building", progress) as step:
+        outcome = run_build(BuildRequest(path, Path.cwd(), out_dir, jobs, not skip_gates), step)
+    res, result = outcome.result, outcome.validation
     for b in res.bundles:
         state = "[dim]unchanged[/dim]" if b.reused else "[green]rendered[/green]"
         out.print(f"  {state}  {b.name:<40} {b.digest[:16]}  devices: {', '.join(b.devices) or '—'}")
@@ -334,7 +323,7 @@ def build_cmd(path: Path, out_dir: Path, jobs: int, skip_gates: bool, progress: 
         f"{'✖' if res.failed else '✔'} {plural(len(res.bundles), 'bundle')} ({rendered} rendered, "
         f"{len(res.bundles) - rendered} unchanged), {len(res.blocked)} blocked → {out_dir}"
     )
-    sys.exit(EXIT_FINDINGS if res.failed else EXIT_OK)
+    sys.exit(outcome.exit_code)
 
 
 @cli.command()
@@ -342,15 +331,11 @@ def build_cmd(path: Path, out_dir: Path, jobs: int, skip_gates: bool, progress: 
 @click.option("--force", is_flag=True, help="Replace existing key files.")
 def keygen(out_dir: Path, force: bool) -> None:
     """Create an ed25519 signing key pair: the private key for CI, the public key for agents."""
-    from compiler.signing import KeyError_
     from compiler.signing import keygen as make_key
 
     out, err = _consoles()
-    try:
+    with _failing(err):
         private, public, kid = make_key(out_dir, force=force)
-    except KeyError_ as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        sys.exit(EXIT_USAGE)
     out.print(f"private key {private} (mode 0600: keep it in CI secrets, never in a repo)")
     out.print(f"public key  {public} (give it to agents with --trust)  key id {kid}")
 
@@ -411,65 +396,27 @@ def publish(
     registry_ca: Path | None,
 ) -> None:
     """Build, then publish bundles and signed desired states to the deploy branch in one commit."""
-    from datetime import timedelta
-
-    from compiler.build import BuildError, build
-    from compiler.oci import RegistryAccess, RegistryError, RegistryRef
-    from compiler.publish import CommitSigning, PublishError
-    from compiler.publish import publish as do_publish
-    from compiler.signing import KeyError_
-    from compiler.validate.pipeline import CACHE_DIR
+    from compiler.commands.locations import DeployOptions
+    from compiler.commands.publish import PublishRequest, run_publish
 
     out, err = _consoles()
-    try:
-        registry = RegistryRef.parse(model_registry) if model_registry else None
-    except RegistryError as exc:
-        err.print(f"[red]error:[/red] --model-registry: {exc}")
-        sys.exit(EXIT_USAGE)
-    access = RegistryAccess.from_environment(os.environ, str(registry_ca) if registry_ca else None)
-    result = _validated(path, "publish")
-    deploy = result.project.spec.deploy if result.project else None
-    signing = result.project.spec.signing if result.project else None
-    # a path on the command line is relative to the working directory; one in takt.yaml to the project root
-    repo_base = Path.cwd() if repo_url else result.root
-    repo_url = repo_url or (deploy.repo if deploy else None)
-    branch = branch or (deploy.branch if deploy else "deploy")
-    key_ref = key_ref or (signing.key_ref if signing else None)
-    if not repo_url or not key_ref:
-        err.print("[red]error:[/red] give --deploy-repo and --key (or spec.deploy / spec.signing in takt.yaml)")
-        sys.exit(EXIT_USAGE)
-    if "://" not in repo_url and not repo_url.startswith("git@") and not Path(repo_url).is_absolute():
-        repo_url = str((repo_base / repo_url).resolve())
-    build_dir = build_dir or result.root / CACHE_DIR / "build"
-    try:
-        built = build(result, build_dir)
-    except BuildError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        sys.exit(EXIT_USAGE)
-    if built.failed:
-        for dep, why in built.blocked:
-            err.print(f"[red]blocked[/red] {dep}: {why}")
-        _print_diagnostics(err, built.diagnostics, result, "build")
-        err.print("takt publish: nothing published")
-        sys.exit(EXIT_FINDINGS)
-    try:
-        res = do_publish(
-            build_dir,
-            repo_url,
-            branch,
-            key_ref,
-            validity=timedelta(days=validity_days),
-            create_branch=create_branch,
-            cluster_url=cluster_repo_url,
-            commit_signing=CommitSigning(ssh_signing_key.resolve() if ssh_signing_key else None)
-            if sign_commits or ssh_signing_key
-            else None,
-            model_registry=registry,
-            registry_access=access,
-        )
-    except (PublishError, KeyError_) as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        sys.exit(EXIT_USAGE if isinstance(exc, KeyError_) else EXIT_FINDINGS)
+    request = PublishRequest(
+        path=path,
+        cwd=Path.cwd(),
+        deploy=DeployOptions(repo_url, branch, key_ref),
+        build_dir=build_dir,
+        validity_days=validity_days,
+        create_branch=create_branch,
+        cluster_repo_url=cluster_repo_url,
+        sign_commits=sign_commits,
+        ssh_signing_key=ssh_signing_key,
+        model_registry=model_registry,
+        registry_ca=registry_ca,
+        environ=dict(os.environ),
+    )
+    with _failing(err):
+        outcome = run_publish(request)
+    res, branch = outcome.result, outcome.branch
     if res.commit is None:
         out.print(f"✔ {branch} is up to date: nothing to publish")
     else:
@@ -495,16 +442,12 @@ def pin(path: Path, check: bool) -> None:
 
     Only the stale digests change; comments, quoting and every other byte of the files stay.
     """
+    from compiler.commands.validated import validated
     from compiler.pin import apply_pins, stale_pins
-    from compiler.validate.pipeline import validate as run_validate
 
     out, err = _consoles()
-    result = run_validate(path, check_artifacts=False)
-    errors = [d for d in result.diagnostics if d.severity == Severity.ERROR]
-    if errors:
-        _print_diagnostics(err, errors, result, "validate")
-        err.print("takt pin: fix the spec errors above first")
-        sys.exit(EXIT_FINDINGS)
+    with _failing(err):
+        result = validated(path, "pin", check_artifacts=False)
     pins, problems = stale_pins(result)
     if not check:
         problems += apply_pins(result, pins)
@@ -543,15 +486,13 @@ def diff_cmd(base: str, head: str, path: Path, fmt: str) -> None:
     """
     import json
 
-    from compiler.diff import DiffError, RevisionHasErrors, diff, render_markdown
-    from compiler.diff import render_text as diff_text
+    from compiler.diff import diff
+    from compiler.report.diff import render_markdown
+    from compiler.report.diff import render_text as diff_text
 
     _, err = _consoles()
-    try:
+    with _failing(err):
         result = diff(path, base, head)
-    except DiffError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        sys.exit(EXIT_FINDINGS if isinstance(exc, RevisionHasErrors) else EXIT_USAGE)
     if fmt == "json":
         click.echo(json.dumps(result.as_json(), indent=2))
     elif fmt == "markdown":

@@ -1,42 +1,16 @@
-"""`takt rollout status|promote`: thin — the decisions are compiler.rollout's, the reports compiler.fleet's.
-
-Exit codes: 0 read or decided (including nothing to decide, and a promote that another job beat
-to the branch: it changed nothing); 1 spec errors or the deploy repo / reports cannot be read or
-written; 2 usage (keys, options); 3 promote aborted a rollout in this run (a canary or shadow
-failed its gate: CI goes red once).
+"""`takt rollout status|promote`: thin — requests are compiler.commands.rollout's (which also decides
+the exit codes: 0 read or decided, 1 spec errors or an unreadable deploy repo, 2 usage, 3 promote
+aborted a rollout in this run), the decisions compiler.rollout's, the renderers compiler.report.rollout's.
 """
 
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ABORTED = 0, 1, 2, 3
-
-
-def _setup(path: Path, repo_url: str | None, branch: str | None, key_ref: str | None):
-    """(url, branch, key ref, reports callable) from the options and takt.yaml; exits on errors."""
-    from compiler.cli.main import _consoles, _validated
-    from compiler.fleet.reports import declared_keys, read_reports
-
-    _, err = _consoles()
-    result = _validated(path, "rollout")
-    project = result.project.spec if result.project else None
-    repo_base = Path.cwd() if repo_url else result.root
-    url = repo_url or (project.deploy.repo if project and project.deploy else None)
-    branch = branch or (project.deploy.branch if project and project.deploy else "deploy")
-    key_ref = key_ref or (project.signing.key_ref if project and project.signing else None)
-    if not url or not key_ref:
-        err.print("[red]error:[/red] give --deploy-repo and --key (or spec.deploy / spec.signing in takt.yaml)")
-        sys.exit(EXIT_USAGE)
-    if "://" not in url and not url.startswith("git@") and not Path(url).is_absolute():
-        url = str((repo_base / url).resolve())
-    keys = declared_keys(d.model for d in result.index.valid("Device"))  # type: ignore[misc]
-    return url, branch, key_ref, lambda seen: read_reports(url, keys, seen=seen)
-
 
 _common = [
     click.argument("path", type=click.Path(exists=True, path_type=Path), default=Path(".")),
@@ -47,7 +21,7 @@ _common = [
 ]
 
 
-def _options(fn):
+def _options(fn: Any) -> Any:
     for deco in reversed(_common):
         fn = deco(fn)
     return fn
@@ -58,31 +32,25 @@ def rollout_group() -> None:
     """Canary and shadow rollouts: their phase from the devices' reports, and the decision that follows."""
 
 
+def _request(path: Path, repo_url: str | None, branch: str | None, key_ref: str | None, validity_days: int = 7) -> Any:
+    from compiler.commands.locations import DeployOptions
+    from compiler.commands.rollout import RolloutRequest
+
+    return RolloutRequest(path, Path.cwd(), datetime.now(UTC), DeployOptions(repo_url, branch, key_ref), validity_days)
+
+
 @rollout_group.command("status")
 @_options
 def status_cmd(path: Path, repo_url: str | None, branch: str | None, key_ref: str | None, fmt: str) -> None:
     """Each rollout's phase and its step devices' health and agreement (read only)."""
-    from compiler.fleet.gitread import FleetReadError
-    from compiler.publish import PublishError
-    from compiler.rollout.promote import status
-    from compiler.signing import KeyError_, load_private_key
+    from compiler.cli.main import _consoles, _failing
+    from compiler.commands.rollout import run_rollout_status
 
-    url, branch, key_ref, reports = _setup(path, repo_url, branch, key_ref)
-    try:
-        key = load_private_key(key_ref)
-        ignored: list = []
-
-        def reading(seen):
-            fleet = reports(seen)
-            ignored.extend(fleet.ignored)
-            return fleet
-
-        decisions = status(url, branch, key.public_key(), reading, datetime.now(UTC))
-    except KeyError_ as exc:
-        _fail(str(exc), EXIT_USAGE)
-    except (PublishError, FleetReadError) as exc:
-        _fail(str(exc), EXIT_FAILED)
-    _render(fmt, decisions, ignored)
+    _, err = _consoles()
+    with _failing(err, "takt rollout: "):
+        outcome = run_rollout_status(_request(path, repo_url, branch, key_ref))
+    _render(fmt, outcome)
+    sys.exit(outcome.exit_code)
 
 
 @rollout_group.command("promote")
@@ -92,45 +60,26 @@ def promote_cmd(
     path: Path, repo_url: str | None, branch: str | None, key_ref: str | None, fmt: str, validity_days: int
 ) -> None:
     """Promote, advance or abort each rollout whose step has decided; one commit per decision."""
-    from compiler.fleet.gitread import FleetReadError
-    from compiler.publish import PublishError
-    from compiler.rollout.gate import Action
-    from compiler.rollout.promote import promote
-    from compiler.signing import KeyError_, load_private_key
+    from compiler.cli.main import _consoles, _failing
+    from compiler.commands.rollout import run_promote
 
-    url, branch, key_ref, reports = _setup(path, repo_url, branch, key_ref)
-    ignored: list = []
-
-    def reading(seen):
-        fleet = reports(seen)
-        ignored.extend(fleet.ignored)
-        return fleet
-
-    try:
-        key = load_private_key(key_ref)
-        res = promote(url, branch, key, reading, datetime.now(UTC), validity=timedelta(days=validity_days))
-    except KeyError_ as exc:
-        _fail(str(exc), EXIT_USAGE)
-    except (PublishError, FleetReadError) as exc:
-        _fail(str(exc), EXIT_FAILED)
-    _render(fmt, res.decisions, ignored, {"commits": res.commits, "lostRace": res.lost_race})
-    if res.lost_race:
+    _, err = _consoles()
+    with _failing(err, "takt rollout: "):
+        outcome = run_promote(_request(path, repo_url, branch, key_ref, validity_days))
+    _render(fmt, outcome)
+    if outcome.lost_race:
         click.echo("another promote moved the branch first: this run changed nothing", err=True)
-    elif res.commits:
-        click.echo(f"committed {len(res.commits)} decision(s) to {branch}: {', '.join(c[:12] for c in res.commits)}",
-                   err=True)  # fmt: skip
+    elif outcome.commits:
+        shown = ", ".join(c[:12] for c in outcome.commits)
+        click.echo(f"committed {len(outcome.commits)} decision(s) to {outcome.branch}: {shown}", err=True)
     else:
         click.echo("nothing to decide: no commit", err=True)
-    if not res.lost_race and any(d.action == Action.ABORT for d in res.decisions):
-        sys.exit(EXIT_ABORTED)
+    sys.exit(outcome.exit_code)
 
 
-def _render(fmt: str, decisions, ignored, extra: dict | None = None) -> None:
-    from compiler.rollout.render import RENDERERS, as_json
+def _render(fmt: str, outcome: Any) -> None:
+    from compiler.report.rollout import RENDERERS, as_json
 
-    click.echo(as_json(decisions, ignored, extra) if fmt == "json" else RENDERERS[fmt](decisions, ignored), nl=False)
-
-
-def _fail(message: str, code: int) -> None:
-    click.echo(f"takt rollout: error: {message}", err=True)
-    sys.exit(code)
+    decisions, ignored = outcome.decisions, outcome.ignored
+    text = as_json(decisions, ignored, outcome.extra()) if fmt == "json" else RENDERERS[fmt](decisions, ignored)
+    click.echo(text, nl=False)

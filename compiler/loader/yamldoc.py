@@ -138,7 +138,7 @@ class _Converter:
 
     def _key(self, node: Node) -> str:
         if not isinstance(node, ScalarNode):
-            raise _Refused("TAKT0008", "mapping keys must be plain scalars, not lists or mappings", node)
+            raise _Refused("TAKT0013", "mapping keys must be plain scalars, not lists or mappings", node)
         if node.tag not in _SCALAR_TAGS:
             raise _Refused("TAKT0007", f"tag {_short(node.tag)!r} is not allowed on a key", node)
         return str(node.value)

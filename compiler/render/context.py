@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from compiler.bundle import runner as contract
+from compiler.render.profile import TargetProfile
 from compiler.spec.datasource import DataSource
 from compiler.spec.deployment import Deployment
 from compiler.spec.model import Model
@@ -22,7 +23,7 @@ class RenderInput:
     model_sha256: str
     target_name: str
     target: TargetSpec
-    profile: dict[str, Any]  # the class's default profile overlaid with the target's own
+    profile: TargetProfile  # the class's typed profile: its defaults overlaid with the target's own
     sources: dict[str, DataSource]
     gates: tuple[TestSuite, ...]
     root: Path

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from ruamel.yaml import YAML
 
 from compiler.bundle.activation import Activation
+from compiler.render.profile import OpenProfile, TargetProfile, parse_profile
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -61,6 +62,12 @@ class TargetClassPlugin(Protocol):
     def rules(self) -> Sequence[Rule]:
         """The codes `validate` yields beyond compiler/codes.py (a third-party class's own; severities
         come from here, never from the call site)."""
+        ...
+
+    @property
+    def profile(self) -> type[TargetProfile]:
+        """The class's profile: a pydantic model whose defaults are the class's defaults; a Target's
+        `spec.profile` overrides its fields (`profile.yaml` in the class folder may override defaults)."""
         ...
 
     @property
@@ -114,6 +121,7 @@ class ClassPlugin:
     validate: Callable[[SpecDocument, TargetSpec], Iterable[Diagnostic]] = _no_findings
     warnings: Callable[[RenderInput], Sequence[str]] = _no_warnings
     rules: Sequence[Rule] = ()
+    profile: type[TargetProfile] = OpenProfile
     model_in_flash: bool = False
     model_by_reference: bool = False
     executable: frozenset[str] = field(default=frozenset())
@@ -162,9 +170,10 @@ class TargetClass:
         )
         return env
 
-    def profile(self, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
-        """The class defaults overlaid with a Target's `spec.profile`."""
-        return _merge(dict(self.default_profile), dict(overrides or {}))
+    def profile(self, overrides: Mapping[str, Any] | None) -> TargetProfile:
+        """The class's typed profile: its defaults overlaid with a Target's `spec.profile`; ProfileError
+        when the overrides do not fit it."""
+        return parse_profile(self.plugin.profile, _merge(dict(self.default_profile), dict(overrides or {})))
 
     @property
     def latency_on_build_host(self) -> bool:

@@ -1,6 +1,8 @@
-"""One rule, one check (cfn-lint's model): each cross-document code is produced by one small
-function over the spec index, registered in its stage's `CHECKS` with the code it yields.
+"""One rule, one check (cfn-lint's model): each code is produced by one small function, registered
+in its stage's `CHECKS` with the code it yields.
 
+A stage's checks share one subject: the spec index for the cross-document stages (references,
+protocols, Modbus outputs, semantics), one document for the structure stage's envelope.
 Adding a check is one function, one line in a `CHECKS` tuple and one case in tests/test_rules.py.
 Severities come from the rule table (compiler/codes.py) through `SpecDocument.diag`; a check never
 states one.
@@ -10,26 +12,28 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from compiler.diagnostics import Diagnostic
 from compiler.validate.index import SpecIndex
 
+T = TypeVar("T")
 CheckFn = Callable[[SpecIndex], Iterable[Diagnostic]]
 
 
 @dataclass(frozen=True)
-class Check:
+class Check(Generic[T]):
     code: str
     """The one code this check yields (tests/test_rules.py holds it to that)."""
-    run: CheckFn
+    run: Callable[[T], Iterable[Diagnostic]]
 
     @property
     def name(self) -> str:
         return self.run.__name__
 
 
-def run_checks(checks: Sequence[Check], index: SpecIndex) -> list[Diagnostic]:
+def run_checks(checks: Sequence[Check[T]], subject: T) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     for check in checks:
-        out.extend(check.run(index))
+        out.extend(check.run(subject))
     return out

@@ -152,6 +152,33 @@ def target_class_known(index: SpecIndex) -> Iterator[Diagnostic]:
             )
 
 
+def profile_fits_class(index: SpecIndex) -> Iterator[Diagnostic]:
+    """TAKT4035: a Target's `profile` parses as its class's typed profile (the renderer reads that model)."""
+    from compiler.render.profile import ProfileError
+
+    known = target_classes()
+    for doc, spec in _complete_targets(index):
+        tc = known.get(spec.class_ or "")
+        if tc is None:
+            continue
+        try:
+            tc.profile(spec.profile)
+        except ProfileError as exc:
+            for path, message in exc.problems:
+                where = ".".join(str(p) for p in path)
+                yield doc.diag(
+                    "TAKT4035",
+                    f"profile.{where}: {message} (class {tc.name})",
+                    ("spec", "profile", *path),
+                    key=message.startswith("Extra inputs"),
+                    hint=did_you_mean(str(path[0]), _profile_fields(tc.plugin.profile)) if len(path) == 1 else "",
+                )
+
+
+def _profile_fields(model: type) -> list[str]:
+    return [f.alias or name for name, f in model.model_fields.items()]  # type: ignore[attr-defined]
+
+
 def target_class_rules(index: SpecIndex) -> Iterator[Diagnostic]:
     """Each complete Target through its class's own `validate` hook (the class's codes)."""
     known = target_classes()
@@ -285,7 +312,7 @@ def metric_threshold_in_range(index: SpecIndex) -> Iterator[Diagnostic]:
             and not 0 <= test.threshold <= 1
         ):
             yield doc.diag(
-                "TAKT1007", f"{test.metric} threshold must be within 0..1", ("spec", "tests", i, "threshold")
+                "TAKT1014", f"{test.metric} threshold must be within 0..1", ("spec", "tests", i, "threshold")
             )
 
 
@@ -682,11 +709,12 @@ def resources_fit_targets(index: SpecIndex) -> Iterator[Diagnostic]:
 CHECKS: tuple[Check, ...] = (
     Check("TAKT4013", target_complete),
     Check("TAKT4034", target_class_known),
+    Check("TAKT4035", profile_fits_class),
     Check("TAKT4032", cpu_fallback_needs_accelerator),
     Check("TAKT4014", model_signature_consistent),
     Check("TAKT3002", test_names_unique),
     Check("TAKT4016", test_references_resolve),
-    Check("TAKT1007", metric_threshold_in_range),
+    Check("TAKT1014", metric_threshold_in_range),
     Check("TAKT4008", outputs_exist),
     Check("TAKT4033", output_connection_protocol),
     Check("TAKT4007", gates_test_the_model),

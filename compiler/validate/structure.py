@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from compiler.diagnostics import Diagnostic
 from compiler.loader.yamldoc import Path_, YamlDocument
 from compiler.spec.kinds import API_VERSION, KINDS, KNOWN_API_VERSIONS
 from compiler.spec.types import SpecModel
+from compiler.validate.checks import Check, run_checks
 from compiler.validate.document import SpecDocument, did_you_mean
 
 _TYPE_CODES = {
@@ -39,39 +42,53 @@ _VALUE_ERRORS = (
 )
 
 
-def load_spec_document(yaml: YamlDocument, file_path: Path) -> tuple[SpecDocument | None, list[Diagnostic]]:
-    """Check the envelope, then validate against the kind's model; every error is located."""
-    data = yaml.data
-    probe = SpecDocument(yaml, file_path, "?", None)
+def document_is_mapping(probe: SpecDocument) -> Iterator[Diagnostic]:
+    """TAKT0008: a document is a mapping (apiVersion, kind, metadata, spec)."""
+    data = probe.data
     if not isinstance(data, dict):
         got = type(data).__name__ if data is not None else "nothing"
-        return None, [probe.diag("TAKT0008", f"a document must be a mapping, got {got}")]
-    diags: list[Diagnostic] = []
-    api = data.get("apiVersion")
+        yield probe.diag("TAKT0008", f"a document must be a mapping, got {got}")
+
+
+def api_version_known(probe: SpecDocument) -> Iterator[Diagnostic]:
+    """TAKT1001: the document names a known apiVersion."""
+    api = probe.data.get("apiVersion")
     if api is not None and not isinstance(api, str):
-        diags.append(probe.diag("TAKT1001", f"apiVersion must be a string, got {_describe(api)}", ("apiVersion",)))
+        yield probe.diag("TAKT1001", f"apiVersion must be a string, got {_describe(api)}", ("apiVersion",))
     elif api is None:
-        diags.append(probe.diag("TAKT1001", "missing apiVersion", hint=f"add `apiVersion: {API_VERSION}`"))
+        yield probe.diag("TAKT1001", "missing apiVersion", hint=f"add `apiVersion: {API_VERSION}`")
     elif api not in KNOWN_API_VERSIONS:
-        diags.append(
-            probe.diag(
-                "TAKT1001",
-                f"unknown apiVersion {api!r}",
-                ("apiVersion",),
-                hint=did_you_mean(str(api), KNOWN_API_VERSIONS),
-            )
+        yield probe.diag(
+            "TAKT1001", f"unknown apiVersion {api!r}", ("apiVersion",), hint=did_you_mean(str(api), KNOWN_API_VERSIONS)
         )
-    kind = data.get("kind")
+
+
+def kind_known(probe: SpecDocument) -> Iterator[Diagnostic]:
+    """TAKT1002: the document is one of the spec kinds (Project belongs in takt.yaml)."""
+    kind = probe.data.get("kind")
     if kind is not None and not isinstance(kind, str):
-        diags.append(probe.diag("TAKT1002", f"kind must be a string, got {_describe(kind)}", ("kind",)))
+        yield probe.diag("TAKT1002", f"kind must be a string, got {_describe(kind)}", ("kind",))
     elif kind is None:
-        diags.append(probe.diag("TAKT1002", "missing kind", hint="expected one of: " + ", ".join(KINDS)))
+        yield probe.diag("TAKT1002", "missing kind", hint="expected one of: " + ", ".join(KINDS))
     elif kind == "Project":
-        diags.append(probe.diag("TAKT1002", "kind Project belongs in takt.yaml at the project root", ("kind",)))
+        yield probe.diag("TAKT1002", "kind Project belongs in takt.yaml at the project root", ("kind",))
     elif kind not in KINDS:
-        diags.append(probe.diag("TAKT1002", f"unknown kind {kind!r}", ("kind",), hint=did_you_mean(str(kind), KINDS)))
+        yield probe.diag("TAKT1002", f"unknown kind {kind!r}", ("kind",), hint=did_you_mean(str(kind), KINDS))
+
+
+ENVELOPE = Check("TAKT0008", document_is_mapping)
+CHECKS: tuple[Check[SpecDocument], ...] = (Check("TAKT1001", api_version_known), Check("TAKT1002", kind_known))
+"""The envelope's checks, on a document that is a mapping (ENVELOPE)."""
+
+
+def load_spec_document(yaml: YamlDocument, file_path: Path) -> tuple[SpecDocument | None, list[Diagnostic]]:
+    """Check the envelope, then validate against the kind's model; every error is located."""
+    probe = SpecDocument(yaml, file_path, "?", None)
+    diags = run_checks((ENVELOPE,), probe) or run_checks(CHECKS, probe)
     if diags:
         return None, diags
+    data = yaml.data
+    kind = data["kind"]
     meta = data.get("metadata")
     raw_name = meta.get("name") if isinstance(meta, dict) else None
     doc = SpecDocument(yaml, file_path, kind, raw_name if isinstance(raw_name, str) else None)
@@ -131,64 +148,123 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {text[:60] + '…' if len(text) > 60 else text}"
 
 
-def pydantic_diagnostic(doc: SpecDocument, cls: type[SpecModel], err: ErrorDetails) -> Diagnostic:
-    etype = err["type"]
-    ctx = err.get("ctx") or {}
-    path, leaf = _walk(doc.data, tuple(err["loc"]))
-    value = err.get("input")
-    if etype.startswith("TAKT"):
-        return doc.diag(etype, err["msg"], path)
-    code = _TYPE_CODES.get(etype)
-    if etype == "missing" and leaf is not None:
-        return doc.diag(
-            code,
-            f"missing required field {leaf!r}",
-            path,
+@dataclass(frozen=True)
+class ModelError:
+    """One pydantic error of one document, located: the subject of the model checks below."""
+
+    doc: SpecDocument
+    cls: type[SpecModel]
+    err: ErrorDetails
+    path: Path_
+    leaf: str | None
+
+    @property
+    def type(self) -> str:
+        return self.err["type"]
+
+    @property
+    def ctx(self) -> dict[str, Any]:
+        return dict(self.err.get("ctx") or {})
+
+    @property
+    def full(self) -> Path_:
+        return (*self.path, self.leaf) if self.leaf is not None and self.leaf != "" else self.path
+
+    @property
+    def message(self) -> str:
+        return self.err["msg"].replace("Input should be", "expected").replace("input should be", "expected")
+
+
+def _is_type_error(etype: str) -> bool:
+    return etype.endswith(("_type", "_parsing")) or etype in ("model_attributes_type", "is_instance_of")
+
+
+def missing_field(e: ModelError) -> Iterator[Diagnostic]:
+    """TAKT1003: a required key is absent."""
+    if e.type == "missing" and e.leaf is not None:
+        yield e.doc.diag(
+            "TAKT1003",
+            f"missing required field {e.leaf!r}",
+            e.path,
             key=True,
-            hint=f"add `{leaf}:` under `{path[-1] if path else 'the document'}`",
+            hint=f"add `{e.leaf}:` under `{e.path[-1] if e.path else 'the document'}`",
         )
-    if etype == "extra_forbidden":
-        full = (*path, leaf) if leaf is not None else path
+
+
+def unknown_field(e: ModelError) -> Iterator[Diagnostic]:
+    """TAKT1004: a key the kind does not have (typos never pass silently)."""
+    if e.type == "extra_forbidden":
+        full = (*e.path, e.leaf) if e.leaf is not None else e.path
         name = str(full[-1]) if full else "?"
-        return doc.diag(
-            code,
+        yield e.doc.diag(
+            "TAKT1004",
             f"unknown field {name!r}",
             full,
             key=True,
-            hint=did_you_mean(name, allowed_fields(cls, doc.data, full[:-1])),
+            hint=did_you_mean(name, allowed_fields(e.cls, e.doc.data, full[:-1])),
         )
-    if etype == "union_tag_invalid":
-        disc = str(ctx.get("discriminator", "")).strip("'")
-        tag = str(ctx.get("tag", ""))
-        return doc.diag(
-            code,
-            f"unknown {disc} {tag!r}",
-            (*path, disc),
-            hint=did_you_mean(tag, _choices(str(ctx.get("expected_tags", "")))),
-        )
-    if etype == "union_tag_not_found":
-        disc = str(ctx.get("discriminator", "")).strip("'")
-        return doc.diag(
-            code,
+
+
+def unknown_variant(e: ModelError) -> Iterator[Diagnostic]:
+    """TAKT1008: the discriminator (type:, protocol:, …) names no variant, or is missing."""
+    disc = str(e.ctx.get("discriminator", "")).strip("'")
+    choices = _choices(str(e.ctx.get("expected_tags", "")))
+    if e.type == "union_tag_invalid":
+        tag = str(e.ctx.get("tag", ""))
+        yield e.doc.diag("TAKT1008", f"unknown {disc} {tag!r}", (*e.path, disc), hint=did_you_mean(tag, choices))
+    elif e.type == "union_tag_not_found":
+        yield e.doc.diag(
+            "TAKT1008",
             f"missing {disc!r}",
-            path,
+            e.path,
             key=True,
-            hint="expected one of: " + ", ".join(repr(c) for c in _choices(str(ctx.get("expected_tags", "")))),
+            hint="expected one of: " + ", ".join(repr(c) for c in choices),
         )
-    full = (*path, leaf) if leaf is not None and leaf != "" else path
-    message = err["msg"].replace("Input should be", "expected").replace("input should be", "expected")
-    hint = ""
-    if etype == "literal_error":
-        hint = did_you_mean(str(value), _choices(str(ctx.get("expected", ""))))
-        return doc.diag("TAKT1007", f"{message}, got {_describe(value)}", full, hint=hint)
-    if etype in _VALUE_ERRORS:
-        return doc.diag("TAKT1007", f"{message}, got {_describe(value)}", full)
-    if etype.endswith(("_type", "_parsing")) or etype in ("model_attributes_type", "is_instance_of"):
-        if etype == "string_type" and isinstance(value, int | float | bool):
+
+
+def value_not_allowed(e: ModelError) -> Iterator[Diagnostic]:
+    """TAKT1007: a value of the right type outside what the field allows (choices, bounds, patterns)."""
+    if e.type in _VALUE_ERRORS:
+        value = e.err.get("input")
+        hint = did_you_mean(str(value), _choices(str(e.ctx.get("expected", "")))) if e.type == "literal_error" else ""
+        yield e.doc.diag("TAKT1007", f"{e.message}, got {_describe(value)}", e.full, hint=hint)
+
+
+def wrong_type(e: ModelError) -> Iterator[Diagnostic]:
+    """TAKT1005: a value of another type (a list for a mapping, a number for text)."""
+    if _is_type_error(e.type) and e.type not in _VALUE_ERRORS:
+        value = e.err.get("input")
+        hint = ""
+        if e.type == "string_type" and isinstance(value, int | float | bool):
             hint = "YAML read this as a number or boolean; quote it to keep it text"
-        return doc.diag("TAKT1005", f"{message}, got {_describe(value)}", full, hint=hint)
-    text = err["msg"].removeprefix("Value error, ")
-    return doc.diag("TAKT1012", text, full)
+        yield e.doc.diag("TAKT1005", f"{e.message}, got {_describe(value)}", e.full, hint=hint)
+
+
+def invalid_value(e: ModelError) -> Iterator[Diagnostic]:
+    """TAKT1012: a value a model's own validator refused without a code of its own."""
+    handled = e.type in _VALUE_ERRORS or _is_type_error(e.type) or e.type in _TYPE_CODES
+    if not handled and not e.type.startswith("TAKT"):
+        yield e.doc.diag("TAKT1012", e.err["msg"].removeprefix("Value error, "), e.full)
+
+
+MODEL_CHECKS: tuple[Check[ModelError], ...] = (
+    Check("TAKT1003", missing_field),
+    Check("TAKT1004", unknown_field),
+    Check("TAKT1008", unknown_variant),
+    Check("TAKT1007", value_not_allowed),
+    Check("TAKT1005", wrong_type),
+    Check("TAKT1012", invalid_value),
+)
+"""Each pydantic error type belongs to one of them; an error a spec model's validator raised with a
+code (TAKT1009, TAKT2001, …) keeps that code: the validator is its check."""
+
+
+def pydantic_diagnostic(doc: SpecDocument, cls: type[SpecModel], err: ErrorDetails) -> Diagnostic:
+    path, leaf = _walk(doc.data, tuple(err["loc"]))
+    if err["type"].startswith("TAKT"):
+        return doc.diag(err["type"], err["msg"], path)
+    found = run_checks(MODEL_CHECKS, ModelError(doc, cls, err, path, leaf))
+    return found[0] if found else doc.diag("TAKT1012", err["msg"].removeprefix("Value error, "), path)
 
 
 @functools.cache

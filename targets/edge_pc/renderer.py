@@ -12,6 +12,7 @@ from compiler.render.context import RenderError, RenderInput, runner_config
 from compiler.render.escape import to_yaml
 from compiler.render.reference import reference_statistics
 from compiler.spec.testsuite import MAX_SAMPLE_BYTES, GoldenTest, LatencyTest
+from targets.edge_pc.profile import EdgePcProfile
 
 if TYPE_CHECKING:
     from jinja2 import Environment  # the templates arrive built; validate never imports jinja2
@@ -20,6 +21,11 @@ TARGET_CLASS = "edge-pc"
 _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _ABS_PATH = re.compile(r"^(/[A-Za-z0-9._-]+)+/?$")
 _COMMAND = re.compile(r"^[A-Za-z0-9._/-]{1,255}$")
+
+
+def _profile(inp: RenderInput) -> EdgePcProfile:
+    assert isinstance(inp.profile, EdgePcProfile)  # the plugin declares it; TargetClass.profile parses it
+    return inp.profile
 
 
 def runner_gate(inp: RenderInput) -> contract.RunnerGate | None:
@@ -32,7 +38,7 @@ def runner_gate(inp: RenderInput) -> contract.RunnerGate | None:
 def http_port(inp: RenderInput) -> int:
     """profile.httpPort plus the deployment's index: runners of several deployments on one device
     never share a port, and the same deployment gets the same port on every device."""
-    base = inp.profile.get("httpPort", 8080)
+    base = _profile(inp).http_port
     if isinstance(base, bool) or not isinstance(base, int) or not 1 <= base <= 65535:
         raise RenderError("profile.httpPort must be an integer 1..65535", "profile")
     port = base + inp.deployment_index
@@ -47,7 +53,7 @@ def http_port(inp: RenderInput) -> int:
 def health(inp: RenderInput, files: dict[str, bytes], port: int | None = None) -> contract.Health:
     """What the agent replays before and after activation: golden samples and a latency budget;
     and where and how it judges the running runner (its port, the Deployment's health gate)."""
-    timeout = inp.profile.get("health", {}).get("timeoutSeconds", 30)
+    timeout = _profile(inp).health.timeout_seconds
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 3600:
         raise RenderError("profile.health.timeoutSeconds must be a number of seconds in (0, 3600]", "profile")
     samples: contract.HealthSamples | None = None
@@ -67,18 +73,17 @@ def health(inp: RenderInput, files: dict[str, bytes], port: int | None = None) -
 
 
 def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
-    profile = inp.profile
-    unit = profile.get("unit", {})
-    user = str(unit.get("user", "takt"))
+    profile = _profile(inp)
+    user = profile.unit.user
     if not _USER.match(user):
         raise RenderError(f"profile.unit.user {user!r} is not a valid user name", "profile")
-    nice = unit.get("nice", 0)
+    nice = profile.unit.nice
     if not isinstance(nice, int) or isinstance(nice, bool) or not -20 <= nice <= 19:
         raise RenderError("profile.unit.nice must be an integer -20..19", "profile")
-    install_dir = str(profile.get("installDir", "/var/lib/takt/current"))
+    install_dir = profile.install_dir
     if not _ABS_PATH.match(install_dir) or "/../" in f"{install_dir}/":
         raise RenderError(f"profile.installDir {install_dir!r} must be an absolute path of plain segments", "profile")
-    command = str(profile.get("runnerCommand", "takt-runner"))
+    command = profile.runner_command
     if not _COMMAND.match(command):
         raise RenderError(f"profile.runnerCommand {command!r} must be a program name or path", "profile")
     port = http_port(inp)
@@ -108,7 +113,7 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
         .encode()
     )
     service: dict[str, Any] = {
-        "image": str(profile.get("image")),
+        "image": profile.image,
         "command": ["--config", f"/bundle/{contract.RUNNER_JSON}", "--http-port", str(port)],
         "working_dir": "/bundle",
         "volumes": [{"type": "bind", "source": workdir, "target": "/bundle", "read_only": True}],

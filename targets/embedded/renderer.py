@@ -23,6 +23,7 @@ from compiler.render.context import RenderError, RenderInput
 from compiler.render.escape import c_identifier, to_json
 from compiler.spec.types import version_tuple
 from targets.embedded.ort_canonical import CanonicalError, for_release
+from targets.embedded.profile import EmbeddedProfile
 
 if TYPE_CHECKING:
     from jinja2 import Environment  # the templates arrive built; validate never imports jinja2
@@ -107,8 +108,10 @@ def _fields(inp: RenderInput) -> list[dict[str, Any]]:
 
 
 def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
-    symbol = c_identifier(str(inp.profile.get("symbol", "takt_model")))
-    alignment = inp.profile.get("alignment", 16)
+    profile = inp.profile
+    assert isinstance(profile, EmbeddedProfile)  # the plugin declares it; TargetClass.profile parses it
+    symbol = c_identifier(profile.symbol)
+    alignment = profile.alignment
     if not isinstance(alignment, int) or alignment not in (4, 8, 16, 32, 64):
         raise RenderError("profile.alignment must be 4, 8, 16, 32 or 64", "profile")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,40}", symbol):

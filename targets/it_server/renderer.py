@@ -16,6 +16,7 @@ from compiler.bundle import runner as contract
 from compiler.render.context import RenderError, RenderInput, runner_config
 from compiler.render.escape import to_yaml
 from compiler.render.reference import reference_statistics
+from targets.it_server.profile import ItServerProfile
 from targets.it_server.secrets import PodSecrets, rewrite_refs
 
 if TYPE_CHECKING:
@@ -29,11 +30,16 @@ CHECK = 'echo "$MODEL_SHA256  /models/model.onnx" | sha256sum -c -'
 _REGISTRY = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?/[a-z0-9]+([._/-][a-z0-9]+)*$")
 
 
+def _profile(inp: RenderInput) -> ItServerProfile:
+    assert isinstance(inp.profile, ItServerProfile)  # the plugin declares it; TargetClass.profile parses it
+    return inp.profile
+
+
 def _model_url(inp: RenderInput) -> str:
     art = inp.model.spec.artifact
     if art.uri and art.uri.startswith("https://"):
         return art.uri
-    store = inp.profile.get("modelStore")
+    store = _profile(inp).model_store
     if not isinstance(store, str) or not store.startswith("https://"):
         raise RenderError(
             "it-server targets need profile.modelStore (an https:// URL serving "
@@ -45,14 +51,14 @@ def _model_url(inp: RenderInput) -> str:
 
 def _model_init_containers(inp: RenderInput) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(init containers, extra volumes) that put the pinned model at /models/model.onnx."""
-    p = inp.profile
+    p = _profile(inp)
     mount = {"name": "models", "mountPath": "/models"}
     digest_env = {"name": "MODEL_SHA256", "value": inp.model_sha256}
-    registry = p.get("modelRegistry")
+    registry = p.model_registry
     if registry is None:
         fetch = {
             "name": "fetch-model",
-            "image": str(p.get("fetchImage")),
+            "image": p.fetch_image,
             "command": ["sh", "-c", FETCH],
             "env": [{"name": "MODEL_URL", "value": _model_url(inp)}, digest_env],
             "volumeMounts": [mount],
@@ -62,12 +68,12 @@ def _model_init_containers(inp: RenderInput) -> tuple[list[dict[str, Any]], list
         raise RenderError(f"profile.modelRegistry {registry!r} must be REGISTRY/REPOSITORY", "profile")
     pull: dict[str, Any] = {
         "name": "fetch-model",
-        "image": str(p.get("orasImage")),
+        "image": p.oras_image,
         "args": ["blob", "fetch", "--output", "/models/model.onnx", f"{registry}@sha256:{inp.model_sha256}"],
         "volumeMounts": [mount],
     }
     volumes: list[dict[str, Any]] = []
-    secret = p.get("modelRegistrySecret")
+    secret = p.model_registry_secret
     if secret is not None:
         if not isinstance(secret, str) or not _DNS.match(secret):
             raise RenderError(f"profile.modelRegistrySecret {secret!r} is not a Secret name", "profile")
@@ -81,7 +87,7 @@ def _model_init_containers(inp: RenderInput) -> tuple[list[dict[str, Any]], list
         )
     check = {
         "name": "check-model",
-        "image": str(p.get("fetchImage")),
+        "image": p.fetch_image,
         "command": ["sh", "-c", CHECK],
         "env": [digest_env],
         "volumeMounts": [mount],
@@ -90,13 +96,12 @@ def _model_init_containers(inp: RenderInput) -> tuple[list[dict[str, Any]], list
 
 
 def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
-    p = inp.profile
+    p = _profile(inp)
     name = inp.deployment.metadata.name
-    namespace = p.get("namespace")
+    namespace = p.namespace
     if namespace is not None and (not isinstance(namespace, str) or not _DNS.match(namespace)):
         raise RenderError(f"profile.namespace {namespace!r} is not a DNS label", "profile")
-    replicas = p.get("replicas", 1)
-    port = p.get("port", 8080)
+    replicas, port = p.replicas, p.port
     if not isinstance(replicas, int) or isinstance(replicas, bool) or not 0 <= replicas <= 1000:
         raise RenderError("profile.replicas must be an integer 0..1000", "profile")
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
@@ -107,7 +112,7 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
         "takt.dev/model": inp.model.metadata.name,
     }
     selector = {"app.kubernetes.io/name": name}
-    injector = p.get("secretInjector")
+    injector = p.secret_injector
     if injector not in (None, "vault-agent"):
         raise RenderError(f"profile.secretInjector {injector!r} is not known (vault-agent)", "profile")
     pod_secrets = PodSecrets()
@@ -147,7 +152,7 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
                     "containers": [
                         {
                             "name": "runner",
-                            "image": str(p.get("image")),
+                            "image": p.image,
                             "args": ["--config", f"/etc/takt/{contract.RUNNER_JSON}", "--http-port", str(port)],
                             **({"env": pod_secrets.env} if pod_secrets.env else {}),
                             "ports": [{"name": "http", "containerPort": port}],
