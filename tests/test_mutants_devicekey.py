@@ -82,9 +82,9 @@ def test_the_size_bound_is_exact(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("data", "why"),
     [
-        (b"not a key\n", "is not a PEM private key"),  # ValueError from the loader
-        (None, "is not a PEM private key"),  # an encrypted key: TypeError (no password given)
-        (b"", "is not a PEM private key"),
+        (b"not a key\n", "is not an unencrypted PEM private key"),  # ValueError from the loader
+        (None, "is not an unencrypted PEM private key"),  # an encrypted key: TypeError (no password given)
+        (b"", "is not an unencrypted PEM private key"),
     ],
 )
 def test_what_is_not_a_pem_private_key_is_refused(tmp_path: Path, data: bytes | None, why: str) -> None:
