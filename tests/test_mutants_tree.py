@@ -86,3 +86,49 @@ def test_a_refusal_names_the_path_as_the_caller_shows_it(tmp_path: Path) -> None
     with pytest.raises(TreeError) as plain:
         open_regular(fifo)
     assert plain.value.path == str(fifo)
+
+
+def test_a_link_or_a_file_used_as_a_directory_is_refused_as_a_link_and_a_read_fd_blocks(tmp_path: Path) -> None:
+    from compiler.bundle.tree import open_regular
+
+    (tmp_path / "f").write_text("x")
+    (tmp_path / "l").symlink_to("f")
+    for path in (tmp_path / "l", tmp_path / "f" / "x"):  # ELOOP, ENOTDIR
+        with pytest.raises(TreeError) as err:
+            open_regular(path)
+        assert err.value.reason == "is a symbolic link, not a regular file"
+    fd = open_regular(tmp_path / "f")
+    try:
+        assert os.get_blocking(fd)  # opened O_NONBLOCK (never hang on a FIFO), then blocking for the read
+    finally:
+        os.close(fd)
+
+
+def test_first_link_reports_the_first_link_below_top_only(tmp_path: Path) -> None:
+    from compiler.bundle.tree import first_link
+
+    (tmp_path / "real" / "d").mkdir(parents=True)
+    (tmp_path / "real" / "d" / "f").write_text("x")
+    (tmp_path / "top").mkdir()
+    (tmp_path / "top" / "via").symlink_to(tmp_path / "real")
+    assert first_link(tmp_path / "top" / "via" / "d" / "f") == tmp_path / "top" / "via"
+    assert first_link(tmp_path / "top" / "via" / "d" / "f", tmp_path / "top") == tmp_path / "top" / "via"
+    assert first_link(tmp_path / "real" / "d" / "f", tmp_path / "real") is None
+    assert first_link(tmp_path / "top" / "via", tmp_path / "top" / "via") is None  # top itself is not below top
+
+
+def test_regular_inside_refuses_a_directory_and_entries_are_frozen(tmp_path: Path) -> None:
+    import dataclasses
+
+    from compiler.bundle.tree import Entry, regular_inside, walk
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").write_text("x")
+    with pytest.raises(TreeError, match=r"is not a regular file \(a directory\)"):
+        regular_inside(tmp_path, "d")
+    assert regular_inside(tmp_path, "d/f") == tmp_path.resolve() / "d/f"
+    entries = list(walk(tmp_path))
+    assert entries == [Entry("d", "dir"), Entry("d/f", "file")]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        entries[0].kind = "file"  # type: ignore[misc]
+    assert len(set(entries)) == 2
