@@ -132,3 +132,16 @@ def test_regular_inside_refuses_a_directory_and_entries_are_frozen(tmp_path: Pat
     with pytest.raises(dataclasses.FrozenInstanceError):
         entries[0].kind = "file"  # type: ignore[misc]
     assert len(set(entries)) == 2
+
+
+def test_walk_of_a_file_is_empty_and_read_regular_names_the_shown_path(tmp_path: Path) -> None:
+    from compiler.bundle.tree import TooLarge, read_regular, walk
+
+    (tmp_path / "f").write_text("xy")
+    assert list(walk(tmp_path / "f")) == []
+    with pytest.raises(TooLarge) as shown:
+        read_regular(tmp_path / "f", 1, "bundle/f")
+    assert shown.value.path == "bundle/f"
+    with pytest.raises(TooLarge) as plain:
+        read_regular(tmp_path / "f", 1)
+    assert plain.value.path == str(tmp_path / "f")
