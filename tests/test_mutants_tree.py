@@ -145,3 +145,11 @@ def test_walk_of_a_file_is_empty_and_read_regular_names_the_shown_path(tmp_path:
     with pytest.raises(TooLarge) as plain:
         read_regular(tmp_path / "f", 1)
     assert plain.value.path == str(tmp_path / "f")
+
+
+def test_walk_skips_only_the_named_entries(tmp_path: Path) -> None:
+    from compiler.bundle.tree import Entry, walk
+
+    for name in ("a", "b", "c"):
+        (tmp_path / name).write_text("x")
+    assert list(walk(tmp_path, frozenset({"a"}))) == [Entry("b", "file"), Entry("c", "file")]
