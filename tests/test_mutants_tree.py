@@ -153,3 +153,21 @@ def test_walk_skips_only_the_named_entries(tmp_path: Path) -> None:
     for name in ("a", "b", "c"):
         (tmp_path / name).write_text("x")
     assert list(walk(tmp_path, frozenset({"a"}))) == [Entry("b", "file"), Entry("c", "file")]
+
+
+def test_a_file_that_grew_while_it_was_read_is_refused(tmp_path: Path, monkeypatch) -> None:
+    """fstat said 0 bytes (the file grew after it): the read itself must notice it is past the limit."""
+    from compiler.bundle.tree import TooLarge, read_regular
+
+    (tmp_path / "f").write_bytes(b"xyz")
+    real = os.fstat
+
+    def stale(fd: int) -> os.stat_result:
+        st = real(fd)
+        return os.stat_result((st.st_mode, st.st_ino, st.st_dev, st.st_nlink, st.st_uid, st.st_gid, 0,
+                               st.st_atime, st.st_mtime, st.st_ctime))
+
+    monkeypatch.setattr(os, "fstat", stale)
+    with pytest.raises(TooLarge, match="grew past the limit of 2 bytes while it was read"):
+        read_regular(tmp_path / "f", 2)
+    assert read_regular(tmp_path / "f", 3) == b"xyz"
