@@ -216,3 +216,15 @@ def test_threat_a_signature_with_a_non_base64_character_is_refused_even_if_the_r
     doc["signature"] = doc["signature"][:10] + junk + doc["signature"][10:]
     with pytest.raises(ValueError, match="malformed signature file"):
         verify_signature(data, json.dumps(doc).encode(), [key.public_key()])
+
+
+def test_every_trusted_key_with_the_signing_key_id_is_tried(key: Ed25519PrivateKey, monkeypatch):
+    """Two trusted keys whose ids collide (forced here: 64 bits cannot be made to collide in a test): a
+    failure under the first is no verdict, the second key's signature still verifies."""
+    import compiler.bundle.desired as desired
+
+    monkeypatch.setattr(desired, "key_id", lambda _public: "0" * 16)
+    data = b"payload"
+    sig = sign(data, key)
+    other = Ed25519PrivateKey.generate().public_key()
+    assert verify_signature(data, sig, [other, key.public_key()]) == "0" * 16
