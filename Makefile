@@ -103,7 +103,7 @@ $(MUTANT)/.installed: mutation/requirements.lock
 	@touch $@
 
 mutation: $(STAMP) $(MUTANT)/.installed
-	nice -n 10 $(PY) mutation/run.py $(MUTATION_ARGS)
+	$(PY) mutation/run.py $(MUTATION_ARGS)  # it nices each test run itself
 
 mutation-lock:
 	@test -x $(LOCKER)/bin/uv || { $(PYTHON) -m venv $(LOCKER) && $(LOCKER)/bin/python $(PIP) uv==$(UV_VERSION); }

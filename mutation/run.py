@@ -39,6 +39,9 @@ OUT = ROOT / "build" / "mutation"
 TREE = OUT / "tree"
 TOOL = ROOT / ".venv-mutation" / "bin" / "cosmic-ray"
 PYTHON = ROOT / ".venv" / "bin" / "python"
+# Every tool and test run is niced here, once: `make mutation` itself is not run under nice, or the tests would
+# run at 19 and crawl on a machine whose other work runs at 10.
+NICE = ("nice", "-n", "10")
 
 # One mutant per operator, the nearest wrong program (a boundary moved, a condition negated, a sum turned into a
 # difference), instead of cosmic-ray's every-operator-into-every-other (167 mutants for a 69-line module, most of
@@ -164,7 +167,7 @@ def copy_tree() -> None:
 
 
 def mutants_of(module: Module) -> list[Mutant]:
-    work = OUT / "sessions"
+    work = TREE.parent / f"{TREE.name}.sessions"  # one per run: runs side by side never share a session
     work.mkdir(parents=True, exist_ok=True)
     slug = module.path.replace("/", "_")
     config, session = work / f"{slug}.toml", work / f"{slug}.sqlite"
@@ -174,8 +177,9 @@ def mutants_of(module: Module) -> list[Mutant]:
         encoding="utf-8",
     )
     session.unlink(missing_ok=True)
-    subprocess.run([str(TOOL), "init", str(config), str(session)], cwd=TREE, check=True)
-    dump = subprocess.run([str(TOOL), "dump", str(session)], cwd=TREE, check=True, capture_output=True, text=True)
+    subprocess.run([*NICE, str(TOOL), "init", str(config), str(session)], cwd=TREE, check=True)
+    dump = subprocess.run([*NICE, str(TOOL), "dump", str(session)], cwd=TREE, check=True, capture_output=True,
+                          text=True)
     found = []
     spans = annotation_spans((ROOT / module.path).read_text(encoding="utf-8"))
     for line in dump.stdout.splitlines():
@@ -189,7 +193,7 @@ def mutants_of(module: Module) -> list[Mutant]:
 def run_tests(tests: tuple[str, ...], timeout: float) -> tuple[str, float, str]:
     """killed / survived / timeout, seconds, the tail of pytest's output."""
     env = {**os.environ, "PYTHONPATH": str(TREE), "PYTHONDONTWRITEBYTECODE": "1"}
-    cmd = ["nice", "-n", "10", str(PYTHON), "-m", "pytest", "-x", "-q", *tests]
+    cmd = [*NICE, str(PYTHON), "-m", "pytest", "-x", "-q", *tests]
     start = time.monotonic()
     try:
         proc = subprocess.run(cmd, cwd=TREE, env=env, capture_output=True, text=True, timeout=timeout)
@@ -206,7 +210,7 @@ def apply(module: Module, mutant: Mutant) -> str:
     before = (ROOT / module.path).read_text(encoding="utf-8")
     path.write_text(before, encoding="utf-8")
     subprocess.run(
-        [str(TOOL), "apply", module.path, mutant.operator, str(mutant.occurrence)],
+        [*NICE, str(TOOL), "apply", module.path, mutant.operator, str(mutant.occurrence)],
         cwd=TREE, check=True, capture_output=True,
     )
     after = path.read_text(encoding="utf-8")
@@ -217,16 +221,34 @@ def restore(module: Module) -> None:
     shutil.copy2(ROOT / module.path, TREE / module.path)
 
 
-def results_path(module: Module) -> Path:
-    return OUT / "results" / (module.path.replace("/", "_") + ".json")
+def results_path(module: Module, shard: tuple[int, int] | None = None) -> Path:
+    """One file per module, or per shard of it (`--shard K/N`: two runs of one module side by side)."""
+    name = module.path.replace("/", "_") + ".json"
+    return OUT / "results" / (f"{name}.{shard[0]}of{shard[1]}" if shard else name)
 
 
-def run_module(module: Module, *, survivors_only: bool, log) -> dict:
-    """Every mutant of one module (or last run's survivors), resumable; the results as saved."""
+def load_results(module: Module) -> dict | None:
+    """The module's results, its shards' merged in; None when it was never run."""
+    stores = sorted((OUT / "results").glob(module.path.replace("/", "_") + ".json*"), key=lambda p: p.stat().st_mtime)
+    parts = [json.loads(p.read_text()) for p in stores]  # oldest first: a later run's verdict wins
+    if not parts:
+        return None
+    current = (ROOT / module.path).read_text(encoding="utf-8")
+    fresh = [r for r in parts if r["source"] == current] or parts
+    merged = {**fresh[0], "mutants": {}}
+    for r in fresh:
+        merged["mutants"].update(r["mutants"])
+    return merged
+
+
+def run_module(module: Module, *, survivors_only: bool, log, shard: tuple[int, int] | None = None) -> dict:
+    """Every mutant of one module (or last run's survivors, or every N-th), resumable; the results as saved."""
     mutants = mutants_of(module)
-    store = results_path(module)
+    if shard:
+        mutants = mutants[shard[0]::shard[1]]
+    store = results_path(module, shard)
     store.parent.mkdir(parents=True, exist_ok=True)
-    old = json.loads(store.read_text()) if store.exists() else {}
+    old = load_results(module) or {}  # every shard's results: a mutant run once is never run again
     same_source = old.get("source") == (ROOT / module.path).read_text(encoding="utf-8")
     done: dict[str, dict] = old.get("mutants", {}) if same_source else {}
     restore(module)
@@ -248,6 +270,9 @@ def run_module(module: Module, *, survivors_only: bool, log) -> dict:
         try:
             diff = apply(module, mutant)
             status, took, tail = run_tests(module.tests, timeout)
+        except subprocess.CalledProcessError as exc:  # cosmic-ray cannot make it (`except (A, mod.B)`)
+            diff, status, took = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-1:], "error", 0.0
+            diff = "".join(diff)
         finally:
             restore(module)
         result["mutants"][mutant.id] = {"status": status, "line": mutant.line, "col": mutant.col,
@@ -261,19 +286,21 @@ def run_module(module: Module, *, survivors_only: bool, log) -> dict:
 
 def report(modules: list[Module]) -> str:
     equivalent = load_equivalent()
-    rows, details = [], []
+    rows, details, errors = [], [], []
     totals = {"killed": 0, "survived": 0, "timeout": 0, "equivalent": 0}
     for module in modules:
-        store = results_path(module)
-        if not store.exists():
+        res = load_results(module)
+        if res is None:
             rows.append(f"| {module.path} | not run | | | | | |")
             continue
-        res = json.loads(store.read_text())
         stale = res["source"] != (ROOT / module.path).read_text(encoding="utf-8")
         count = {"killed": 0, "survived": 0, "timeout": 0, "equivalent": 0}
         spans = annotation_spans(res["source"])
         for mid, m in sorted(res["mutants"].items(), key=lambda kv: kv[1]["line"]):
             if "col" in m and in_spans((m["line"], m["col"]), spans):
+                continue
+            if m["status"] == "error":  # the tool could not apply it: no mutant, named under the table
+                errors.append(f"{module.path}:{m['line']} {mid}: {m['diff']}")
                 continue
             status = m["status"]
             why = equivalent.get((module.path, mid.split("#")[0], m["source_line"]))
@@ -296,14 +323,19 @@ def report(modules: list[Module]) -> str:
     total = (f"| **all run** | {n} | {totals['killed']} | {totals['survived']} | {totals['equivalent']} | "
              f"{totals['timeout']} | {score:.0%} |")
     return ("# Mutation report (cosmic-ray, mutation/run.py)\n\nScore = (killed + timeout) / (mutants − equivalent)."
-            f"\n\n{head}\n" + "\n".join(rows) + f"\n{total}\n\n## Survivors\n\n" + ("\n".join(details) or "none\n"))
+            f"\n\n{head}\n" + "\n".join(rows) + f"\n{total}\n\n"
+            + ("Not generated (cosmic-ray could not apply them):\n\n" + "".join(f"- {e}\n" for e in errors) + "\n"
+               if errors else "")
+            + "## Survivors\n\n" + ("\n".join(details) or "none\n"))
 
 
 def record_check(module: Module, mutant_id: str, tests: tuple[str, ...], status: str) -> None:
     """A survivor that mapped test files now kill is killed in the module's results (same source only)."""
-    store = results_path(module)
-    if status != "killed" or not store.exists():
+    stores = [p for p in sorted((OUT / "results").glob(module.path.replace("/", "_") + ".json*"))
+              if mutant_id in json.loads(p.read_text())["mutants"]]
+    if status != "killed" or not stores:
         return
+    store = stores[0]
     res = json.loads(store.read_text())
     entry = res["mutants"].get(mutant_id)
     mapped = {t.split("::")[0] for t in module.tests}
@@ -320,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--survivors", action="store_true", help="re-run only last run's survivors")
     ap.add_argument("--check", nargs="+", metavar="ARG", help="MODULE MUTANT_ID [TEST ...]")
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--shard", metavar="K/N", help="only every N-th mutant from the K-th (0-based), own results file")
     args = ap.parse_args(argv)
     modules = load_modules()
     by_path = {m.path: m for m in modules}
@@ -327,8 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(msg, flush=True)
 
+    global TREE
     if args.check:
-        global TREE
         TREE = OUT / "check-tree"  # beside a running `make mutation`, never in its copy
         module = by_path[args.check[0]]
         operator, occurrence = args.check[1].rsplit("#", 1)
@@ -345,9 +378,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if status == "killed" else 1
     if not args.report_only:
         chosen = [by_path[p] for p in args.modules] if args.modules else modules
+        # One copy per set of modules: two runs over different modules can go side by side.
+        shard = tuple(int(x) for x in args.shard.split("/")) if args.shard else None
+        TREE = OUT / "trees" / (("-".join(m.path.replace("/", "_") for m in chosen) if args.modules else "all")
+                                + (f"-{shard[0]}of{shard[1]}" if shard else ""))
         copy_tree()
         for module in chosen:
-            run_module(module, survivors_only=args.survivors, log=log)
+            run_module(module, survivors_only=args.survivors, log=log, shard=shard)
     text = report(modules)
     (OUT / "report.md").parent.mkdir(parents=True, exist_ok=True)
     (OUT / "report.md").write_text(text, encoding="utf-8")

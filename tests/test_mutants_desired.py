@@ -162,3 +162,69 @@ def test_only_an_ed25519_public_key_loads(key: Ed25519PrivateKey):
     ec = generate_private_key(SECP256R1()).public_key()
     with pytest.raises(ValueError, match="not an ed25519 public key"):
         load_public_key(ec.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+
+
+# --- shadow challengers and the value types (survivors of the 2026-12-02 run) ---------------------------------
+
+def test_a_challenger_round_trips_and_is_split_from_the_serving_bundles():
+    from compiler.bundle.desired import ShadowOf
+
+    e = "e" * 64
+    state = parse(bundles=[{"name": "d/t", "digest": D}, {"name": "d/t", "digest": e, "shadow": {"tolerance": 0.25}}])
+    assert state.bundles[1] == BundleRef("d/t", e, ShadowOf(0.25))
+    assert state.serving == (BundleRef("d/t", D),) and state.challengers == (BundleRef("d/t", e, ShadowOf(0.25)),)
+    assert DesiredState.parse(state.to_bytes()) == state
+    assert b'"shadow":{"tolerance":0.25}' in state.to_bytes()
+    assert b"shadow" not in parse().to_bytes()  # a state without challengers keeps its exact bytes
+    assert parse(bundles=[{"name": "d/t", "digest": e, "shadow": {"tolerance": 0}}]).bundles[0].shadow == ShadowOf()
+    assert ShadowOf().tolerance == 0.0
+
+
+@pytest.mark.parametrize("tolerance", [True, -0.5, float("inf"), float("nan"), "1", None])
+def test_threat_a_tolerance_that_is_no_finite_non_negative_number_is_refused(tolerance: object):
+    with pytest.raises(ValueError, match="a shadow tolerance must be a finite non-negative number"):
+        parse(bundles=[{"name": "d/t", "digest": D, "shadow": {"tolerance": tolerance}}])
+
+
+def test_a_shadow_without_a_tolerance_is_a_missing_field():
+    with pytest.raises(ValueError, match="missing or mistyped field"):
+        parse(bundles=[{"name": "d/t", "digest": D, "shadow": {}}])
+
+
+def test_the_contract_values_are_frozen_and_hashable():
+    """They cross to the device and are compared and kept in sets: a mutable one could change under a check."""
+    import dataclasses
+
+    from compiler.bundle.desired import ShadowOf
+
+    state = parse(bundles=[{"name": "d/t", "digest": D, "shadow": {"tolerance": 0.5}}])
+    for value, field in ((state, "generation"), (state.bundles[0], "digest"), (state.bundles[0].shadow, "tolerance")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(value, field, 1)
+    assert len({state, parse(bundles=[{"name": "d/t", "digest": D, "shadow": {"tolerance": 0.5}}])}) == 1
+    assert len({ShadowOf(0.5), ShadowOf(0.5), BundleRef("d/t", D), BundleRef("d/t", D)}) == 2
+
+
+@pytest.mark.parametrize("junk", ["!", "\n", " ", "*"])
+def test_threat_a_signature_with_a_non_base64_character_is_refused_even_if_the_rest_verifies(
+    junk: str, key: Ed25519PrivateKey
+):
+    """A lenient decoder would drop the stray character and accept the signature: the file must be exact."""
+    data = b"payload"
+    doc = json.loads(sign(data, key))
+    assert verify_signature(data, json.dumps(doc).encode(), [key.public_key()])
+    doc["signature"] = doc["signature"][:10] + junk + doc["signature"][10:]
+    with pytest.raises(ValueError, match="malformed signature file"):
+        verify_signature(data, json.dumps(doc).encode(), [key.public_key()])
+
+
+def test_every_trusted_key_with_the_signing_key_id_is_tried(key: Ed25519PrivateKey, monkeypatch):
+    """Two trusted keys whose ids collide (forced here: 64 bits cannot be made to collide in a test): a
+    failure under the first is no verdict, the second key's signature still verifies."""
+    import compiler.bundle.desired as desired
+
+    monkeypatch.setattr(desired, "key_id", lambda _public: "0" * 16)
+    data = b"payload"
+    sig = sign(data, key)
+    other = Ed25519PrivateKey.generate().public_key()
+    assert verify_signature(data, sig, [other, key.public_key()]) == "0" * 16

@@ -131,3 +131,16 @@ def test_the_unit_template_renders_exact_execstart_arguments():
         in lines
     )
     assert "Description=100%% line ExecStartPre=/bin/evil" in lines
+
+
+def test_to_yaml_folds_a_line_only_past_4096_columns():
+    """`k: ` and 4091 characters end at column 4094, a blank and `b` fit the 4096 width: one line; one more
+    character and the dumper folds at the blank. Pins the width itself, not just "longer than 80"."""
+    assert to_yaml({"k": "a" * 4091 + " b"}).count("\n") == 1
+    assert to_yaml({"k": "a" * 4092 + " b"}).count("\n") == 2
+
+
+def test_to_yaml_writes_line_breaks_as_escapes_in_one_double_quoted_scalar():
+    """The pure emitter (the one configured) writes a line break inside a value as `\\n` in one double-quoted
+    scalar; the C emitter would write a folded single-quoted block, other bytes for the same data."""
+    assert to_yaml({"k": "line1\nline2\n"}) == 'k: "line1\\nline2\\n"\n'

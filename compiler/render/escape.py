@@ -52,6 +52,11 @@ def to_yaml(obj: Any) -> str:
     return buf.getvalue()
 
 
+def _control(ch: str) -> bool:
+    """C0 controls and DEL: never literal in a unit file (both systemd escapers share this one rule)."""
+    return ord(ch) < 0x20 or ord(ch) == 0x7F
+
+
 def systemd_text(value: Any) -> str:
     """A free-text unit setting (Description=): no line breaks, specifiers and escapes neutralised."""
     text = str(value)
@@ -61,7 +66,7 @@ def systemd_text(value: Any) -> str:
             out.append("%%")
         elif ch == "\\":
             out.append("\\\\")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+        elif _control(ch):
             out.append(" ")
         else:
             out.append(ch)
@@ -81,7 +86,7 @@ def systemd_quote(value: Any) -> str:
             out.append("%%")
         elif ch == "\n":
             out.append("\\n")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+        elif _control(ch):
             out.append(f"\\x{ord(ch):02x}")
         else:
             out.append(ch)

@@ -1,0 +1,71 @@
+"""compiler/bundle/manifest.py's bounds at their exact edges: a manifest is read before it is trusted, so each
+limit (file size, manifest bytes and depth, path length) is asserted at the limit and one past it; a bound
+moved either way fails here (`make mutation`: the NumberReplacer mutants of these constants)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from compiler.bundle import MANIFEST, FileEntry, Manifest, verify_bundle, write_bundle
+from compiler.bundle.manifest import MAX_FILE_BYTES, MAX_MANIFEST_BYTES, MAX_MANIFEST_DEPTH, safe_relative
+
+
+def _nested(levels: int) -> object:
+    value: object = 1
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def test_the_bounds_are_the_documented_ones() -> None:
+    assert (MAX_FILE_BYTES, MAX_MANIFEST_BYTES, MAX_MANIFEST_DEPTH) == (4 * 2**30, 16 * 2**20, 32)
+
+
+def test_a_file_of_exactly_the_maximum_size_parses_and_one_byte_more_is_impossible() -> None:
+    ok = Manifest("a/b", "edge-pc", (FileEntry("m.onnx", MAX_FILE_BYTES, "0" * 64),))
+    assert Manifest.parse(ok.to_bytes()).files[0].size == 4 * 2**30
+    big = Manifest("a/b", "edge-pc", (FileEntry("m.onnx", 4 * 2**30 + 1, "0" * 64),))
+    with pytest.raises(ValueError, match=r"file 'm\.onnx' has an impossible size"):
+        Manifest.parse(big.to_bytes())
+    neg = Manifest("a/b", "edge-pc", (FileEntry("m.onnx", -1, "0" * 64),))
+    with pytest.raises(ValueError, match="impossible size"):
+        Manifest.parse(neg.to_bytes())
+    assert Manifest.parse(Manifest("a/b", "edge-pc", (FileEntry("e", 0, "0" * 64),)).to_bytes()).files[0].size == 0
+
+
+def test_a_manifest_32_levels_deep_parses_and_33_is_refused() -> None:
+    # the document (1), provenance (2) and 30 lists: 32 levels
+    assert Manifest.parse(Manifest("a/b", "edge-pc", (), {"x": _nested(30)}).to_bytes()).provenance["x"]
+    with pytest.raises(ValueError, match="nests more than 32 levels deep"):
+        Manifest.parse(Manifest("a/b", "edge-pc", (), {"x": _nested(31)}).to_bytes())
+
+
+def _manifest_of_size(size: int) -> Manifest:
+    base = len(Manifest("a/b", "edge-pc", (), {"pad": ""}).to_bytes())
+    return Manifest("a/b", "edge-pc", (), {"pad": "x" * (size - base)})
+
+
+def test_the_manifest_byte_bound_is_applied_exactly_where_it_is_read(tmp_path: Path, monkeypatch) -> None:
+    """The limit itself is pinned above; here a small stand-in shows both readers (parse, verify_bundle) take
+    a manifest of exactly the limit and refuse one byte more (16 MiB documents would take a minute here)."""
+    limit = 4096
+    monkeypatch.setattr("compiler.bundle.manifest.MAX_MANIFEST_BYTES", limit)
+    exact = _manifest_of_size(limit)
+    assert len(exact.to_bytes()) == limit
+    assert Manifest.parse(exact.to_bytes()).digest == exact.digest
+    d = write_bundle(tmp_path, "a/b", "edge-pc", {}, exact.provenance)
+    assert verify_bundle(tmp_path / d.digest, d.digest) == (exact, [])
+    over = _manifest_of_size(limit + 1)
+    with pytest.raises(ValueError, match="over the limit of 4,096"):
+        Manifest.parse(over.to_bytes())
+    (tmp_path / d.digest / MANIFEST).write_bytes(over.to_bytes())
+    manifest, problems = verify_bundle(tmp_path / d.digest)
+    assert manifest is None and problems == ["MANIFEST.json: is 4,097 bytes, over the limit of 4,096 bytes"]
+
+
+def test_a_path_of_512_characters_is_safe_and_513_is_not() -> None:
+    assert safe_relative("a/" * 255 + "bb")  # 512 characters
+    assert not safe_relative("a/" * 255 + "bbb")
+    assert not safe_relative("a" * 513)
