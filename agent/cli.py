@@ -182,8 +182,12 @@ def status_cmd(state_dir: Path, fmt: str) -> None:
                 f"  release      {doc['lastKnownGood']} (last known good; a release is named for the signed "
                 "list of bundles it holds, each bundle for its own content digest)"
             )
+        applied = doc.get("appliedBundles") or []
+        for b in applied:
+            out.print(f"  bundle       {b.get('name')}  {str(b.get('digest'))[:16]}…  (running)")
         for b in doc.get("desiredBundles") or []:
-            out.print(f"  bundle       {b.get('name')}  {str(b.get('digest'))[:16]}…")
+            if b not in applied:  # after a rollback: what was asked for, and is not what runs
+                out.print(f"  desired      {b.get('name')}  {str(b.get('digest'))[:16]}…  (not applied)")
         for r in doc.get("runners") or []:
             state = "ready" if r.get("ready") else f"not ready: {r.get('reason')}"
             rate = r.get("errorRate")

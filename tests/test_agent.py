@@ -510,3 +510,24 @@ def test_the_rendered_unit_names_paths_that_exist_after_a_real_apply(world: Worl
         live_config = state / "current" / config.removeprefix(install + "/")
         assert live_dir.is_dir() and live_config.is_file(), (workdir, config)
         assert live_config.resolve().parent == unit.parent.resolve()  # the unit's own bundle, via the deployment link
+
+
+def test_status_after_a_rollback_shows_the_running_bundle_and_the_refused_one_apart(tmp_path: Path, cli_run):
+    state = tmp_path / "state"
+    state.mkdir()
+    running, refused = "a" * 64, "b" * 64
+    doc = {
+        "device": "ipc-press-1", "appliedGeneration": 1, "desiredGeneration": 2,
+        "conditions": [{"type": "Ready", "status": "True", "reason": "RolledBack", "message": "gate failed"}],
+        "appliedBundles": [{"name": "press/ipc", "digest": running}],
+        "desiredBundles": [{"name": "press/ipc", "digest": refused}],
+    }  # fmt: skip
+    (state / "status.json").write_text(json.dumps(doc))
+    code, out = cli_run("agent", "status", "--state-dir", str(state))
+    assert code == 0
+    assert re.search(rf"bundle +press/ipc +{running[:16]}… +\(running\)", out)
+    assert re.search(rf"desired +press/ipc +{refused[:16]}… +\(not applied\)", out)
+    doc["desiredBundles"] = doc["appliedBundles"]
+    (state / "status.json").write_text(json.dumps(doc))
+    code, out = cli_run("agent", "status", "--state-dir", str(state))
+    assert "desired " not in out and "(running)" in out
