@@ -38,7 +38,9 @@ def test_each_deployment_on_a_device_gets_its_own_port_everywhere_it_is_named(tm
         unit = re.search(r"--http-port (\d+)$", (bundle / "takt-runner.service").read_text(), re.M).group(1)
         compose = (bundle / "compose.yaml").read_text()
         assert f"- '{health['httpPort']}'" in compose and int(unit) == health["httpPort"]
-        assert health["gate"] == {"maxErrorRate": 0.01, "windowSeconds": 1800.0}  # the Deployment's rollout gate
+        assert health["gate"] == {  # the Deployment's rollout gate: 30m, 1 %, p95 5 ms
+            "maxErrorRate": 0.01, "maxLatencyP95Seconds": 0.005, "windowSeconds": 1800.0,
+        }  # fmt: skip
         ports.setdefault(b.deployment, set()).add(health["httpPort"])
     # sorted by name: press-anomaly-aux is index 0, press-anomaly-muc index 1
     assert ports == {"press-anomaly-aux": {8080}, "press-anomaly-muc": {8081}}
