@@ -6,22 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-from pydantic.alias_generators import to_camel
+from pydantic import ConfigDict, ValidationError
+
+from compiler.spec.types import SpecModel
 
 
-class TargetProfile(BaseModel):
-    """Base of every class's profile: camelCase keys like the specs, unknown keys refused, immutable."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        alias_generator=to_camel,
-        validate_by_alias=True,
-        validate_by_name=False,
-        serialize_by_alias=True,
-        frozen=True,
-        use_attribute_docstrings=True,
-    )
+class TargetProfile(SpecModel):
+    """Base of every class's profile: the spec objects' model config (camelCase keys, unknown keys
+    refused, immutable, no inf or nan), since a profile is written in a Target spec."""
 
 
 class OpenProfile(TargetProfile):
