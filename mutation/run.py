@@ -32,6 +32,7 @@ import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -135,15 +136,39 @@ def load_modules() -> list[Module]:
     return sorted(mods, key=lambda m: len((ROOT / m.path).read_text(encoding="utf-8").splitlines()))
 
 
-def load_equivalent() -> dict[tuple[str, str, str], str]:
-    """(module, operator, stripped source line) → why; see the header of mutation/equivalent.txt."""
-    out: dict[tuple[str, str, str], str] = {}
-    for raw in (HERE / "equivalent.txt").read_text(encoding="utf-8").splitlines():
+Equivalents = dict[tuple[str, str, str], list[tuple[str | None, str]]]
+
+
+def load_equivalent(text: str | None = None) -> Equivalents:
+    """(module, operator, stripped source line) → [(mutated line or None for every variant, why)].
+
+    A line field `SOURCE -> MUTATED` names one variant of the operator on that line (NumberReplacer
+    makes `+ 0` and `+ 2` of `+ 1`: one may be equivalent where the other is a real hole); a plain
+    `SOURCE` covers every variant. See the header of mutation/equivalent.txt."""
+    out: Equivalents = {}
+    text = (HERE / "equivalent.txt").read_text(encoding="utf-8") if text is None else text
+    for raw in text.splitlines():
         if not raw.strip() or raw.startswith("#"):
             continue
         module, operator, line, why = (p.strip() for p in raw.split(" | ", 3))
-        out[(module, operator, line)] = why
+        source, arrow, mutated = line.partition(" -> ")
+        out.setdefault((module, operator, source.strip()), []).append((mutated.strip() if arrow else None, why))
     return out
+
+
+def mutated_line(diff: str) -> str | None:
+    """The first line the mutant's unified diff adds, stripped."""
+    for line in diff.splitlines():
+        if line.startswith("+") and not line.startswith("+++"):
+            return line[1:].strip()
+    return None
+
+
+def equivalent_because(equivalent: Equivalents, module: str, mutant_id: str, mutant: dict[str, Any]) -> str | None:
+    """Why a surviving mutant is equivalent, or None when the list does not name it (variant included)."""
+    entries = equivalent.get((module, mutant_id.split("#")[0], mutant["source_line"]), [])
+    got = mutated_line(mutant.get("diff", ""))
+    return next((why for want, why in entries if want is None or want == got), None)
 
 
 def copy_tree() -> None:
@@ -303,7 +328,7 @@ def report(modules: list[Module]) -> str:
                 errors.append(f"{module.path}:{m['line']} {mid}: {m['diff']}")
                 continue
             status = m["status"]
-            why = equivalent.get((module.path, mid.split("#")[0], m["source_line"]))
+            why = equivalent_because(equivalent, module.path, mid, m)
             if status == "survived" and why:
                 status = "equivalent"
             count[status] = count.get(status, 0) + 1
