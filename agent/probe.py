@@ -106,9 +106,10 @@ def counters(host: str, spec: RunnerSpec, timeout: float = 2.0) -> Counters:
     buckets = sorted(
         (float(labels["le"]), v) for labels, v in samples.get(rd.INFERENCE_SECONDS + "_bucket", []) if "le" in labels
     )
-    p99 = None
-    if buckets and buckets[-1][1] > 0:
-        p99 = next((le * 1e3 for le, n in buckets if n >= 0.99 * buckets[-1][1] and math.isfinite(le)), None)
+    # p99 as the upper bound of the bucket that holds it (a ceiling, as reports have always said it;
+    # none when it lies in +Inf); the gate's p95 is the interpolated estimate inside its bucket
+    q99 = histogram_quantile(buckets, 0.99)
+    p99 = q99[2] * 1e3 if q99 is not None and math.isfinite(q99[2]) else None
     drift = [v for _, v in samples.get(rd.DRIFT_PSI, []) if math.isfinite(v)]
 
     def gauge(name: str) -> float | None:
