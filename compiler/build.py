@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import hashlib
 import multiprocessing
 import os
@@ -35,6 +36,7 @@ from compiler.bundle.atomic import write_atomic
 from compiler.bundle.tree import TreeError, first_link, read_regular, regular_inside
 from compiler.commands.errors import CommandError, ExitCode
 from compiler.diagnostics import Diagnostic, Severity
+from compiler.gcpause import collections_paused, frozen_for_fork
 from compiler.models.digest import DigestCache
 from compiler.models.inspect import PROTOBUF_LIMIT
 from compiler.render.context import RenderError, RenderInput
@@ -180,6 +182,18 @@ def build(
     run_gates: bool = True,
     progress: Callable[[str], None] | None = None,
     cache_secret_dir: Path | None = None,
+) -> BuildResult:
+    with collections_paused():
+        return _build(result, out, jobs, run_gates, progress, cache_secret_dir)
+
+
+def _build(
+    result: ValidationResult,
+    out: Path,
+    jobs: int,
+    run_gates: bool,
+    progress: Callable[[str], None] | None,
+    cache_secret_dir: Path | None,
 ) -> BuildResult:
     within = result.root.resolve() if Path(os.path.abspath(out)).is_relative_to(result.root.resolve()) else None
     for path in (out, out / "bundles", out / MODELS):  # a link here would make the build write or delete elsewhere
@@ -470,7 +484,9 @@ def _worker_map(jobs: int, work: int) -> Iterator[Callable[[Callable[[Any], Any]
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     workers = min(jobs, work)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    # forked from a heap of the whole validated repo: frozen, so the workers' collectors (enabled again
+    # in each) never walk it, and the parent's pause of the collector is not inherited
+    with frozen_for_fork(), ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=gc.enable) as pool:
 
         def pmap(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
             if len(items) <= 1:

@@ -64,7 +64,6 @@ def _validated(path: Path, command: str) -> ValidationResult:
 def _failing(err: Console, prefix: str = "") -> Iterator[None]:
     """Render a library CommandError and exit with the code it carries (never by its message text)."""
     from compiler.commands.errors import CommandError, SpecErrors
-    from compiler.commands.publish import BuildBlocked
 
     try:
         yield
@@ -72,14 +71,16 @@ def _failing(err: Console, prefix: str = "") -> Iterator[None]:
         _print_diagnostics(err, exc.errors, exc.result, "validate")
         err.print(str(exc))
         sys.exit(exc.exit_code)
-    except BuildBlocked as exc:
-        for dep, why in exc.built.blocked:
-            err.print(f"[red]blocked[/red] {dep}: {why}")
-        _print_diagnostics(err, exc.built.diagnostics, exc.validation, "build")
-        err.print(str(exc))
-        sys.exit(exc.exit_code)
     except CommandError as exc:
-        err.print(f"{prefix}[red]error:[/red] {exc}")
+        # only publish raises BuildBlocked: its module (GitPython with it) is imported when it has been already
+        publish = sys.modules.get("compiler.commands.publish")
+        if publish is not None and isinstance(exc, publish.BuildBlocked):
+            for dep, why in exc.built.blocked:
+                err.print(f"[red]blocked[/red] {dep}: {why}")
+            _print_diagnostics(err, exc.built.diagnostics, exc.validation, "build")
+            err.print(str(exc))
+        else:
+            err.print(f"{prefix}[red]error:[/red] {exc}")
         sys.exit(exc.exit_code)
 
 

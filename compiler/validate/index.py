@@ -55,6 +55,9 @@ class SpecIndex:
         return any(word.search(text) for text in self.unparsed.values())
 
     _valid: dict[str, tuple[int, list[Valid[SpecModel]]]] = field(default_factory=dict, repr=False, compare=False)
+    # views that several checks walk (the resolved bindings of every deployment), computed once per index
+    # state: the key names what the view depends on, so adding documents recomputes it
+    derived: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False, compare=False)
 
     @overload
     def valid(self, kind: Literal["DataSource"]) -> list[Valid[DataSource]]: ...

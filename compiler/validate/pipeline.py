@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from compiler.codes import all_rules, located
 from compiler.diagnostics import Diagnostic, Location, Severity, sort_diagnostics
+from compiler.gcpause import collections_paused
 from compiler.loader.source import DEFAULT_MAX_FILE_BYTES, SourceText, inline_ignores, read_source
 from compiler.loader.yamldoc import STOPS_FILE, load_documents
 from compiler.models.digest import DigestCache
@@ -70,6 +71,19 @@ def validate(
     `only` restricts reported findings to some files (the whole project is still loaded, so
     references across files resolve), which is what pre-commit style callers pass.
     """
+    with collections_paused():
+        return _validate(path, ignore, only, progress, check_artifacts, cache_dir, use_cache)
+
+
+def _validate(
+    path: Path,
+    ignore: Iterable[str],
+    only: Iterable[Path] | None,
+    progress: Progress | None,
+    check_artifacts: bool,
+    cache_dir: Path | None,
+    use_cache: bool,
+) -> ValidationResult:
     disc = discover(path)
     limit = disc.project.spec.limits.max_file_bytes if disc.project else DEFAULT_MAX_FILE_BYTES
     diags = list(disc.diagnostics)

@@ -420,7 +420,16 @@ def _binding_walk(index: SpecIndex) -> Iterator[tuple[Valid[Deployment], Model, 
                 yield doc, model, i, b, "ok"
 
 
-def _bound(index: SpecIndex) -> Iterator[_Bound]:
+def _bound(index: SpecIndex) -> list[_Bound]:
+    """The resolved bindings, walked once per index: seven checks read them (a fleet has thousands)."""
+    key = ("bound", len(index.by_kind.get("Deployment", {})), len(index.by_kind.get("DataSource", {})))
+    if key not in index.derived:
+        index.derived[key] = list(_walk_bound(index))
+    bound: list[_Bound] = index.derived[key]
+    return bound
+
+
+def _walk_bound(index: SpecIndex) -> Iterator[_Bound]:
     for doc, model, i, b, status in _binding_walk(index):
         src_doc = index.get("DataSource", b.source)
         if status != "ok" or src_doc is None or src_doc.model is None:

@@ -19,7 +19,6 @@ from targets.edge_pc.profile import EdgePcProfile
 if TYPE_CHECKING:
     from jinja2 import Environment  # the templates arrive built; validate never imports jinja2
 
-TARGET_CLASS = "edge-pc"
 _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _ABS_PATH = re.compile(r"^(/[A-Za-z0-9._-]+)+/?$")
 _COMMAND = re.compile(r"^[A-Za-z0-9._/-]{1,255}$")

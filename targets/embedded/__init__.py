@@ -1,10 +1,28 @@
 """embedded: an MCU or gateway-flashed device; a gateway agent hands the bundle to a flash/build hook."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from compiler.bundle.activation import Activation
 from compiler.render.plugins import ClassPlugin
 from targets.embedded.profile import EmbeddedProfile
-from targets.embedded.renderer import TARGET_CLASS, render
 from targets.embedded.rules import validate
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
+    from compiler.render.context import RenderInput
+
+TARGET_CLASS = "embedded"
+
+
+def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
+    """The renderer, imported when a bundle is rendered (validation loads the class without it)."""
+    from targets.embedded.renderer import render as render_bundle
+
+    return render_bundle(inp, templates)
+
 
 PLUGIN = ClassPlugin(
     name=TARGET_CLASS,

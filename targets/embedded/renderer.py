@@ -28,7 +28,6 @@ from targets.embedded.profile import EmbeddedProfile
 if TYPE_CHECKING:
     from jinja2 import Environment  # the templates arrive built; validate never imports jinja2
 
-TARGET_CLASS = "embedded"
 
 
 def to_ort(model: Path, release: tuple[int, ...] | None = None) -> tuple[bytes, str]:

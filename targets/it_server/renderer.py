@@ -22,8 +22,6 @@ from targets.it_server.secrets import PodSecrets, rewrite_refs
 if TYPE_CHECKING:
     from jinja2 import Environment  # the templates arrive built; validate never imports jinja2
 
-TARGET_CLASS = "it-server"
-MODEL_BY_REFERENCE = True  # the bundle names its model by digest; publish pushes the bytes to the registry
 _DNS = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 FETCH = 'wget -q -O /models/model.onnx "$MODEL_URL" && echo "$MODEL_SHA256  /models/model.onnx" | sha256sum -c -'
 CHECK = 'echo "$MODEL_SHA256  /models/model.onnx" | sha256sum -c -'
