@@ -197,3 +197,23 @@ def test_tabs_inside_quotes_flow_and_comments_stay_valid(text: str):
     """YAML 1.2 allows tabs as separation (not as indentation): libyaml reads these, and so does takt."""
     docs, diags = load(text)
     assert diags == [] and len(docs) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("a: !<tag:yaml.org,2002:%73tr> 12\n", "12"),  # a percent-encoded standard tag is that tag
+        ("a: !<tag:yaml.org,2002:int> 12\n", 12),
+        ("a: !!str 12\n", "12"),
+    ],
+)
+def test_tags_read_by_the_fast_path_mean_what_ruamel_decodes_them_to(text: str, value: object):
+    docs, diags = load(text)
+    assert not diags
+    assert docs[0].data == {"a": value}
+
+
+def test_threat_a_percent_encoded_foreign_tag_is_refused_like_the_plain_one():
+    d = one_diag("a: !<tag:yaml.org,2002:python/name:os.%73ystem> x\n")
+    assert d.code == "TAKT0007"
+    assert "os.system" in d.message

@@ -71,6 +71,16 @@ class _Refused(Exception):
         self.code, self.message, self.node, self.hint = code, message, node, hint
 
 
+def _tag(node: Node) -> str | None:
+    """The node's resolved tag. ruamel's `Node.tag` percent-decodes the tag's suffix character by
+    character on every node (a third of composing a spec file); a suffix without `%` is its own
+    decoding, so it is read as it is, and anything else through `Node.tag`."""
+    ctag = node.ctag
+    if ctag is not None and ctag.handle is None and isinstance(ctag.suffix, str) and "%" not in ctag.suffix:
+        return ctag.suffix
+    return node.tag
+
+
 def _span(node: Node) -> Span:
     s, e = node.start_mark, node.end_mark
     return Span(s.line + 1, s.column + 1, e.line + 1, e.column + 1)
@@ -116,11 +126,12 @@ class _Converter:
         raise _Refused("TAKT0007", f"unsupported YAML node {type(node).__name__}", node)
 
     def _check_tag(self, node: Node, expected: str) -> None:
-        if node.tag != expected:
-            raise _Refused("TAKT0007", f"tag {_short(node.tag)!r} is not allowed", node)
+        tag = _tag(node)
+        if tag != expected:
+            raise _Refused("TAKT0007", f"tag {_short(tag)!r} is not allowed", node)
 
     def _scalar(self, node: ScalarNode) -> Any:
-        tag = node.tag
+        tag = _tag(node)
         if tag not in _SCALAR_TAGS:
             raise _Refused("TAKT0007", f"tag {_short(tag)!r} is not allowed", node)
         if tag.endswith(("str", "timestamp")):
@@ -139,8 +150,9 @@ class _Converter:
     def _key(self, node: Node) -> str:
         if not isinstance(node, ScalarNode):
             raise _Refused("TAKT0013", "mapping keys must be plain scalars, not lists or mappings", node)
-        if node.tag not in _SCALAR_TAGS:
-            raise _Refused("TAKT0007", f"tag {_short(node.tag)!r} is not allowed on a key", node)
+        tag = _tag(node)
+        if tag not in _SCALAR_TAGS:
+            raise _Refused("TAKT0007", f"tag {_short(tag)!r} is not allowed on a key", node)
         return str(node.value)
 
     def _mapping(self, node: MappingNode, path: Path_, in_alias: bool) -> dict[str, Any]:
@@ -148,7 +160,7 @@ class _Converter:
         explicit: set[str] = set()
         merged: list[tuple[Node, Node]] = []
         for key_node, value_node in node.value:
-            if isinstance(key_node, ScalarNode) and key_node.tag == _MERGE_TAG:
+            if isinstance(key_node, ScalarNode) and _tag(key_node) == _MERGE_TAG:
                 sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
                 for src in sources:
                     if not isinstance(src, MappingNode):
@@ -315,7 +327,7 @@ def _compose(source: SourceText, *, pure: bool) -> tuple[list[YamlDocument], lis
     diags: list[Diagnostic] = []
     try:
         for index, root in enumerate(yaml.compose_all(source.text)):
-            if root is None or (isinstance(root, ScalarNode) and root.tag == f"{_TAG}null"):
+            if root is None or (isinstance(root, ScalarNode) and _tag(root) == f"{_TAG}null"):
                 continue  # an empty document, e.g. a trailing `---`
             doc = YamlDocument(source.display, index, None, _span(root))
             converter = _Converter(doc, yaml.constructor)
