@@ -8,6 +8,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from compiler.validate.pipeline import validate
 from tests.conftest import EXAMPLES
 
@@ -45,3 +47,37 @@ def test_validate_never_imports_onnxruntime_or_jinja2():
     example = str(EXAMPLES / "press-line-anomaly")
     code = f"from pathlib import Path\nfrom compiler.validate.pipeline import validate\nvalidate(Path({example!r}))"
     assert not _imported_by(code) & {"onnxruntime", "jinja2"}
+
+
+def _modules_after(code: str) -> set[str]:
+    probe = f"import sys\n{code}\nprint(' '.join(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    return set(out.split())
+
+
+def test_target_classes_load_without_their_renderers():
+    """Validation needs a class's profile and rules; its renderer (and numpy, pyarrow, jinja2) only a render."""
+    loaded = _modules_after("from compiler.render.plugins import target_classes\nprint(sorted(target_classes()))")
+    assert {"targets.edge_pc", "targets.it_server", "targets.embedded"} <= loaded
+    assert not {m for m in loaded if m.endswith(".renderer")}
+    assert not loaded & {"jinja2", "pyarrow", "numpy"}
+
+
+@pytest.mark.slow
+def test_a_no_change_build_renders_nothing_and_loads_no_renderer_or_git_library(tmp_path: Path):
+    generate(tmp_path / "repo", 4, lines=2, models=2)
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    code = (
+        "import os\n"
+        f"os.environ['XDG_CACHE_HOME'] = {str(cache)!r}\n"
+        "from compiler.cli.main import cli\n"
+        "try:\n"
+        f"    cli(['build', {str(tmp_path / 'repo')!r}, '--out', {str(out)!r}, '--skip-gates', '--no-progress'])\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 0, exc.code\n"
+    )
+    first = _modules_after(code)
+    assert "targets.edge_pc.renderer" in first and "jinja2" in first  # the probe sees a render when there is one
+    again = _modules_after(code)
+    assert not {m for m in again if m.endswith(".renderer")}
+    assert not again & {"jinja2", "git", "compiler.publish"}
