@@ -373,7 +373,13 @@ def _build(
                 )
         to_render = [n for n, outcome in enumerate(outcomes) if outcome is None]
         tasks = [(jobs_in[n][2].name, jobs_in[n][1], bundles_dir) for n in to_render]
-        rendered_all = pmap(render_one, tasks)
+        # the first bundle of each class renders here, before any worker is forked: the workers then
+        # inherit its renderer, jinja2 and the compiled templates instead of each importing them again
+        first = {task[0]: k for k, task in reversed(list(enumerate(tasks)))}
+        warm = {k: render_one(tasks[k]) for k in sorted(first.values())} if len(tasks) >= MIN_PARALLEL_WORK else {}
+        rest = [k for k in range(len(tasks)) if k not in warm]
+        rendered_rest = dict(zip(rest, pmap(render_one, [tasks[k] for k in rest]), strict=True))
+        rendered_all = [warm[k] if k in warm else rendered_rest[k] for k in range(len(tasks))]
     for n, rendered in zip(to_render, rendered_all, strict=True):
         _key, inp, _tc, (doc, i) = jobs_in[n]
         if progress:
