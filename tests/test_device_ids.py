@@ -53,12 +53,20 @@ def test_an_accepted_id_is_a_path_segment_and_a_ref_git_accepts(value: str):
 
 
 def test_the_bounds_are_exact():
-    assert is_device_id("x" * DEVICE_ID_MAX) and not is_device_id("x" * (DEVICE_ID_MAX + 1))
+    assert DEVICE_ID_MAX == 128  # the README's and the schema's figure: ids of deployed fleets depend on it
+    assert is_device_id("x" * 128) and not is_device_id("x" * 129)
     assert is_device_id("a.b") and not is_device_id("a..b") and not is_device_id("a.lock") and is_device_id("a.locks")
 
 
 def _fleet(id_field: str) -> str:
     return textwrap.dedent(str(BASE["fleet.yaml"])).replace("spec: {target: ipc}", f"spec: {{target: ipc, {id_field}}}")
+
+
+def test_each_refusal_says_its_own_reason():
+    for value in ("a/b", "", "-lead", "x" * 129, "ümlaut"):
+        assert "letters, digits" in str(device_id_problem(value)), value
+    for value in ("a..b", "line.lock", "ends."):
+        assert "Git ref component" in str(device_id_problem(value)), value
 
 
 @pytest.mark.parametrize("value", ["a..b", "line.lock", "ends.", "x" * (DEVICE_ID_MAX + 1), "-lead"])

@@ -76,7 +76,30 @@ def test_no_cause_line_falls_back_to_the_last_line_and_nothing_to_git_failed():
 
 def test_a_long_message_is_cut_to_its_bound():
     text = summary("fatal: " + "x" * 1000)
-    assert len(text) == MAX_CHARS and text.endswith("…")
+    assert len(text) == MAX_CHARS == 300 and text.endswith("…")
+    assert summary("fatal: " + "x" * 300) == "x" * 300 and summary("fatal: " + "x" * 301) == "x" * 299 + "…"
+
+
+def test_only_a_whole_quoting_is_taken_off():
+    assert summary("stderr: 'fatal: boom'") == "boom"
+    assert summary("''") == "git failed" and summary("'") == "'" and summary("'x'") == "x"
+    assert summary("stderr: 'fatal: it's gone") == "'fatal: it's gone"  # no closing quote: nothing taken off
+
+
+def test_causes_after_a_blank_line_and_continuations_of_the_latest_cause():
+    assert summary("fatal: a\n\nfatal: b\n") == "a; b"
+    assert summary("fatal: a\nfatal: b\n  on the next line\n") == "a; b on the next line"
+    assert summary("fatal: a\n\nnot continued\n") == "a"  # a blank line ends a cause
+
+
+def test_advice_and_other_lines_never_continue_a_cause():
+    assert summary("error: failed to push some refs to 'x'\nhint: Updates were rejected\nhint: pull first\n") == (
+        "failed to push some refs to 'x'"
+    )
+    assert summary(" ! [rejected] a -> b (fetch first)\nnot a cause\n") == "! [rejected] a -> b (fetch first)"
+    assert summary("remote: refused by policy\nnot a cause\n") == "remote: refused by policy"
+    assert summary("fatal: a\nTo ../remote.git\ntail\n") == "a"  # a line that is no continuation ends it
+    assert summary("just words\nfatal: a\n") == "a"
 
 
 def test_threat_a_password_in_a_url_never_reaches_the_message():

@@ -11,6 +11,7 @@ import re
 
 MAX_CHARS = 300
 _PROGRESS = ("Enumerating", "Counting", "Compressing", "Total", "Resolving", "Receiving", "Writing")
+_ADVICE = ("hint:", "warning:", "To ")  # Git's advice and the push target: never part of a cause
 
 
 def redact_url(text: str) -> str:
@@ -45,8 +46,10 @@ def summary(stderr: str, limit: int = MAX_CHARS) -> str:
             if said and "%" not in said and not said.startswith(_PROGRESS):
                 found.append(f"remote: {said}")
             continued = False
-        elif continued and found:
+        elif continued and not line.startswith(_ADVICE):
             found[-1] = f"{found[-1]} {line}"
+        else:
+            continued = False
     picked = list(dict.fromkeys(found)) or ([last] if last else ["git failed"])
     joined = redact_url("; ".join(picked))
     return joined if len(joined) <= limit else joined[: limit - 1] + "…"
