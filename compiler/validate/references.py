@@ -130,7 +130,7 @@ def _latency_budget_keys(index: SpecIndex, doc: Any, test: LatencyTest, i: int) 
     ]
 
 
-CHECKS: tuple[Check[SpecIndex], ...] = (
+CHECKS: tuple[Check[SpecIndex, Diagnostic], ...] = (
     Check("TAKT3001", references_resolve),
     Check("TAKT3003", model_not_its_own_parent),
     Check("TAKT3004", pinned_version_exists),

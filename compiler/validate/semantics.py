@@ -709,7 +709,7 @@ def resources_fit_targets(index: SpecIndex) -> Iterator[Diagnostic]:
 
 # --- the stage's registry: one check per code (the class rules yield the class's own codes) -----
 
-CHECKS: tuple[Check[SpecIndex], ...] = (
+CHECKS: tuple[Check[SpecIndex, Diagnostic], ...] = (
     Check("TAKT4013", target_complete),
     Check("TAKT4034", target_class_known),
     Check("TAKT4035", profile_fits_class),

@@ -79,7 +79,10 @@ def kind_known(probe: SpecDocument) -> Iterator[Diagnostic]:
 
 
 ENVELOPE = Check("TAKT0008", document_is_mapping)
-CHECKS: tuple[Check[SpecDocument], ...] = (Check("TAKT1001", api_version_known), Check("TAKT1002", kind_known))
+CHECKS: tuple[Check[SpecDocument, Diagnostic], ...] = (
+    Check("TAKT1001", api_version_known),
+    Check("TAKT1002", kind_known),
+)
 """The envelope's checks, on a document that is a mapping (ENVELOPE)."""
 
 
@@ -250,7 +253,7 @@ def invalid_value(e: ModelError) -> Iterator[Diagnostic]:
         yield e.doc.diag("TAKT1012", e.err["msg"].removeprefix("Value error, "), e.full)
 
 
-MODEL_CHECKS: tuple[Check[ModelError], ...] = (
+MODEL_CHECKS: tuple[Check[ModelError, Diagnostic], ...] = (
     Check("TAKT1003", missing_field),
     Check("TAKT1004", unknown_field),
     Check("TAKT1008", unknown_variant),
