@@ -199,7 +199,7 @@ _RULES = [
     ),
     # 3xxx: references between documents
     Rule("TAKT3001", "Reference does not resolve", E),
-    Rule("TAKT3002", "Duplicate name", E, "Names are unique per kind across the whole spec repo."),
+    Rule("TAKT3002", "Duplicate document name", E, "Names are unique per kind across the whole spec repo."),
     Rule("TAKT3003", "Cycle in extends", E),
     Rule(
         "TAKT3004",
@@ -214,6 +214,13 @@ _RULES = [
         "Duplicate field name in a DataSource",
         E,
         "Bindings name a DataSource's fields: each name once per DataSource.",
+        split_from="TAKT3002",
+    ),
+    Rule(
+        "TAKT3008",
+        "Duplicate test name in a TestSuite",
+        E,
+        "Reports, gates and `takt test --suite` name a suite's tests: each name once per suite.",
         split_from="TAKT3002",
     ),
     # 4xxx: semantics across documents

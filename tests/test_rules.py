@@ -340,6 +340,12 @@ CASES: dict[str, Case] = {
         "name: a",
         nth=2,
     ),
+    "TAKT3008": Case(
+        {"tests.yaml": Edit("    - {name: dat, type: data", "    - {name: lat, type: data")},
+        "tests.yaml",
+        "name: lat",
+        nth=2,
+    ),
     "TAKT3006": Case(
         {"tests.yaml": Edit("budget: {p99: 5ms}}", "budget: {p99: 5ms}, budgets: {ipc-x68: {p99: 5ms}}}")},
         "tests.yaml",

@@ -106,10 +106,9 @@ def validate(
     if doc_cache:
         doc_cache.save()
 
-    index, idiags = build_index(documents)
+    index = build_index(documents)
     index.unparsed = unparsed
-    diags += idiags
-    diags += resolve_targets(index)
+    resolve_targets(index)
     for stage in (check_references, check_protocols, check_modbus_outputs, check_semantics, check_rollouts):
         diags += stage(index)
     models = _model_check_result()
