@@ -26,6 +26,9 @@ PACKAGE_UNITS = ("compiler/loader", "compiler/spec", "compiler/stores")
 """Packages whose modules share one job: each is one emitter (a code twice inside one is one place)."""
 
 
+Fn = tuple[str, str]  # (file, function name); ("file", "") is the module's top level
+
+
 @dataclass(frozen=True)
 class Site:
     code: str
@@ -41,16 +44,16 @@ class Site:
 class Scan:
     sites: list[Site] = field(default_factory=list)
     registrations: list[tuple[str, str, str]] = field(default_factory=list)  # (code, module file, function)
-    calls: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (file, function) → names it calls
+    calls: dict[Fn, set[Fn]] = field(default_factory=dict)  # function → the functions it calls
 
-    def reach(self, file: str, function: str) -> set[str]:
-        """The functions of `file` that `function` calls, directly or through others of the module."""
-        seen, todo = {function}, [function]
+    def reach(self, start: Fn) -> set[Fn]:
+        """The functions `start` calls, directly or through others (of its module, or imported by name)."""
+        seen, todo = {start}, [start]
         while todo:
-            for name in self.calls.get((file, todo.pop()), ()):
-                if name not in seen and (file, name) in self.calls:
-                    seen.add(name)
-                    todo.append(name)
+            for fn in self.calls.get(todo.pop(), ()):
+                if fn not in seen and fn in self.calls:
+                    seen.add(fn)
+                    todo.append(fn)
         return seen
 
 
@@ -75,6 +78,18 @@ def _callee(node: ast.Call) -> str:
 class _Visitor(ast.NodeVisitor):
     def __init__(self, scan: Scan, file: str) -> None:
         self.scan, self.file, self.stack = scan, file, [""]
+        self.imported: dict[str, Fn] = {}  # a name imported from a scanned module → where it is defined
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        module = node.module or ""
+        if module.split(".")[0] in SCANNED:
+            path = ROOT / (module.replace(".", "/") + ".py")
+            for alias in node.names:
+                self.imported[alias.asname or alias.name] = (path.relative_to(ROOT).as_posix(), alias.name)
+        self.generic_visit(node)
+
+    def _fn(self, name: str) -> Fn:
+        return self.imported.get(name, (self.file, name))
 
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         self.scan.calls.setdefault((self.file, node.name), set())
@@ -87,10 +102,12 @@ class _Visitor(ast.NodeVisitor):
     def visit_Call(self, node: ast.Call) -> None:
         here = self.stack[-1]
         name = _callee(node)
-        self.scan.calls.setdefault((self.file, here), set()).add(name)
+        called = self.scan.calls.setdefault((self.file, here), set())
+        if isinstance(node.func, ast.Name):
+            called.add(self._fn(name))
         for arg in node.args:  # a function passed as an argument is called by whoever takes it
             if isinstance(arg, ast.Name):
-                self.scan.calls[(self.file, here)].add(arg.id)
+                called.add(self._fn(arg.id))
         code = _literal_code(node.args[0]) if node.args else None
         if code and name == "Check":
             fn = node.args[1] if len(node.args) > 1 else None
@@ -135,10 +152,10 @@ def registered_checks() -> Iterator[Registered]:
 
 def owners(found: Scan, checks: list[Registered]) -> dict[str, dict[str, list[Site]]]:
     """code → owner (a registered check `file::function`, or a unit) → its emission sites."""
-    reach = {c: found.reach(c.file, c.function) for c in checks}
+    reach = {c: found.reach((c.file, c.function)) for c in checks}
     out: dict[str, dict[str, list[Site]]] = defaultdict(lambda: defaultdict(list))
     for site in found.sites:
-        by = [c for c in checks if c.file == site.file and site.function in reach[c]]
+        by = [c for c in checks if (site.file, site.function) in reach[c]]
         for c in by or [None]:
             owner = f"{c.file}::{c.function}" if c else _unit(site.file)
             out[site.code][owner].append(site)
