@@ -26,6 +26,7 @@ from compiler.spec.types import (
     SecretRef,
     SpecModel,
     _err,
+    _invalid,
     yaml_number,
 )
 
@@ -46,7 +47,7 @@ class FieldBase(SpecModel):
     @classmethod
     def _ordered(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
         if value is not None and value[0] > value[1]:
-            raise _err("TAKT1012", "range [{lo}, {hi}] must be [min, max]", lo=value[0], hi=value[1])
+            raise _invalid("range [{lo}, {hi}] must be [min, max]", lo=value[0], hi=value[1])
         return value
 
 

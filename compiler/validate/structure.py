@@ -15,7 +15,7 @@ from pydantic_core import ErrorDetails
 from compiler.diagnostics import Diagnostic
 from compiler.loader.yamldoc import Path_, YamlDocument
 from compiler.spec.kinds import API_VERSION, KINDS, KNOWN_API_VERSIONS
-from compiler.spec.types import SpecModel
+from compiler.spec.types import YAML_TYPE_ERROR, SpecModel
 from compiler.validate.checks import Check, run_checks
 from compiler.validate.document import SpecDocument, did_you_mean
 
@@ -243,14 +243,20 @@ def wrong_type(e: ModelError) -> Iterator[Diagnostic]:
         hint = ""
         if e.type == "string_type" and isinstance(value, int | float | bool):
             hint = "YAML read this as a number or boolean; quote it to keep it text"
-        yield e.doc.diag("TAKT1005", f"{e.message}, got {_describe(value)}", e.full, hint=hint)
+        message = e.message if e.type == YAML_TYPE_ERROR else f"{e.message}, got {_describe(value)}"
+        yield e.doc.diag("TAKT1005", message, e.full, hint=hint)
 
 
 def invalid_value(e: ModelError) -> Iterator[Diagnostic]:
     """TAKT1012: a value a model's own validator refused without a code of its own."""
     handled = e.type in _VALUE_ERRORS or _is_type_error(e.type) or e.type in _TYPE_CODES
     if not handled and not e.type.startswith("TAKT"):
-        yield e.doc.diag("TAKT1012", e.err["msg"].removeprefix("Value error, "), e.full)
+        yield _invalid_value(e)
+
+
+def _invalid_value(e: ModelError) -> Diagnostic:
+    """Also what an error no other check takes becomes (at the node, its leaf unknown)."""
+    return e.doc.diag("TAKT1012", e.err["msg"].removeprefix("Value error, "), e.full)
 
 
 MODEL_CHECKS: tuple[Check[ModelError, Diagnostic], ...] = (
@@ -270,7 +276,7 @@ def pydantic_diagnostic(doc: SpecDocument, cls: type[SpecModel], err: ErrorDetai
     if err["type"].startswith("TAKT"):
         return doc.diag(err["type"], err["msg"], path)
     found = run_checks(MODEL_CHECKS, ModelError(doc, cls, err, path, leaf))
-    return found[0] if found else doc.diag("TAKT1012", err["msg"].removeprefix("Value error, "), path)
+    return found[0] if found else _invalid_value(ModelError(doc, cls, err, path, None))
 
 
 @functools.cache
