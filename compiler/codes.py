@@ -121,7 +121,7 @@ _RULES = [
         W,
         "Basic128Rsa15 and Basic256 are deprecated (SHA-1); use Basic256Sha256 or newer.",
     ),
-    Rule("TAKT2006", "Invalid endpoint URL", E),
+    Rule("TAKT2006", "Invalid endpoint URL", E, "OPC UA endpoints, MQTT brokers and HTTP outputs are URLs of their schemes."),
     Rule(
         "TAKT2007",
         "OPC UA null node id",
@@ -189,6 +189,13 @@ _RULES = [
         E,
         "A reading is raw × scale + offset: scale 0 makes every reading the offset, and an output divides by it.",
         split_from="TAKT2020",
+    ),
+    Rule(
+        "TAKT2028",
+        "Invalid Modbus endpoint",
+        E,
+        "Modbus TCP: host:port (usually port 502); Modbus RTU: a serial device such as /dev/ttyUSB0 or COM3.",
+        split_from="TAKT2006",
     ),
     Rule(
         "TAKT2029",

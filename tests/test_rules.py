@@ -305,6 +305,7 @@ CASES: dict[str, Case] = {
         "dataType: int16",
     ),
     "TAKT2029": Case({"mb.yaml": modbus(40001)}, "mb.yaml", "address: 40001"),
+    "TAKT2028": Case({"mb.yaml": modbus(1).replace("endpoint: gw:502", "endpoint: gw")}, "mb.yaml", "endpoint: gw"),
     # 3xxx: references
     "TAKT3001": Case({"deploy.yaml": Edit("model: m", "model: mm")}, "deploy.yaml", "model: mm"),
     "TAKT3002": Case({"m2.yaml": OTHER_MODEL.replace("name: m2", "name: m")}, "model.yaml", "metadata: {name: m}"),
@@ -747,7 +748,7 @@ def test_split_codes_are_documented():
     split = [r for r in RULES.values() if r.split_from]
     assert {r.split_from for r in split} == {
         *("TAKT4015", "TAKT2020", "TAKT2011", "TAKT3002", "TAKT0008", "TAKT1007"),
-        *("TAKT5001", "TAKT5009", "TAKT5012", "TAKT5014"),
+        *("TAKT5001", "TAKT5009", "TAKT5012", "TAKT5014", "TAKT2006"),
     }
     for r in split:
         assert r.code in readme and r.split_from in readme
