@@ -117,14 +117,17 @@ class _Visitor(ast.NodeVisitor):
         self.generic_visit(node)
 
 
+def scan_source(out: Scan, text: str, rel: str) -> None:
+    _Visitor(out, rel).visit(ast.parse(text, rel))
+
+
 def scan() -> Scan:
     out = Scan()
     for top in SCANNED:
         for path in sorted((ROOT / top).rglob("*.py")):
             if path == TABLE or "rootfs" in path.parts:
                 continue
-            rel = path.relative_to(ROOT).as_posix()
-            _Visitor(out, rel).visit(ast.parse(path.read_text(encoding="utf-8"), rel))
+            scan_source(out, path.read_text(encoding="utf-8"), path.relative_to(ROOT).as_posix())
     return out
 
 
