@@ -282,10 +282,10 @@ def test_cmd(
     show_default=True,
     help="Output directory: bundles/<digest>/ and index.json.",
 )
-@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=os.cpu_count() or 2, show_default="cores")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None, show_default="cores")
 @click.option("--skip-gates", is_flag=True, help="Do not run gating TestSuites (for local iteration only).")
 @click.option("--progress/--no-progress", default=True)
-def build_cmd(path: Path, out_dir: Path, jobs: int, skip_gates: bool, progress: bool) -> None:
+def build_cmd(path: Path, out_dir: Path, jobs: int | None, skip_gates: bool, progress: bool) -> None:
     """Render one bundle per (deployment, target), in parallel and incrementally.
 
     Exit 1 when specs have errors, a bundle cannot be rendered, or a gating test fails (that
