@@ -3,6 +3,7 @@ quantization, and the declared signature. Problems are values; callers place the
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -126,11 +127,15 @@ class Fit:
         """The effective providers that have a kernel table (the others are TAKT5029)."""
         return [p for p in self.rt.effective_providers if p in self.rt.table.kernels]
 
-    def nodes(self) -> Iterator[tuple[NodeUse, str]]:
-        """Each node of a domain the runtime knows (unknown domains are TAKT5015), with its display name."""
-        for node in sorted(self.info.nodes, key=lambda n: (n.domain, n.op_type)):
-            if node.domain in self.rt.table.max_opset:
-                yield node, node.op_type if node.domain == "ai.onnx" else f"{node.domain}:{node.op_type}"
+    @functools.cached_property
+    def named_nodes(self) -> tuple[tuple[NodeUse, str], ...]:
+        """Each node of a domain the runtime knows (unknown domains are TAKT5015), with its display name;
+        sorted once for the node checks that share it."""
+        return tuple(
+            (node, node.op_type if node.domain == "ai.onnx" else f"{node.domain}:{node.op_type}")
+            for node in sorted(self.info.nodes, key=lambda n: (n.domain, n.op_type))
+            if node.domain in self.rt.table.max_opset
+        )
 
 
 def ir_version_readable(fit: Fit) -> Iterator[Problem]:
@@ -182,7 +187,7 @@ def provider_tables_shipped(fit: Fit) -> Iterator[Problem]:
 def operators_have_kernels(fit: Fit) -> Iterator[Problem]:
     """TAKT5007: a kernel of the target's providers implements each node (version and types)."""
     providers = fit.providers
-    for node, name in fit.nodes():
+    for node, name in fit.named_nodes:
         provider, why = find_kernel(node, fit.rt.table, providers)
         if provider is None:
             yield Problem(
@@ -194,7 +199,7 @@ def operators_have_kernels(fit: Fit) -> Iterator[Problem]:
 
 def operators_environment_free(fit: Fit) -> Iterator[Problem]:
     """TAKT5016: operators whose result depends on what the device has installed."""
-    for node, name in fit.nodes():
+    for node, name in fit.named_nodes:
         if node.op_type == "StringNormalizer":
             yield Problem(
                 "TAKT5016",
@@ -208,7 +213,7 @@ def operators_in_minimal_build(fit: Fit) -> Iterator[Problem]:
     allowed = fit.rt.allowed_operators
     if allowed is None:
         return
-    for node, name in fit.nodes():
+    for node, name in fit.named_nodes:
         if name not in allowed and node.op_type not in allowed:
             yield Problem("TAKT5008", f"operator {name} is not in the target's minimal build", subject=name)
 
