@@ -48,6 +48,15 @@ def _wrong_type(message: str, **ctx: Any) -> PydanticCustomError:
     return PydanticCustomError(YAML_TYPE_ERROR, message.format(**ctx), None)
 
 
+NOT_ALLOWED_ERROR = "not_allowed"
+"""The error type of a value of the right type that the field does not allow, said in the validator's words."""
+
+
+def _not_allowed(message: str, **ctx: Any) -> PydanticCustomError:
+    """What the structure stage's one TAKT1007 check (`value_not_allowed`) reports as is."""
+    return PydanticCustomError(NOT_ALLOWED_ERROR, message.format(**ctx), None)
+
+
 def _invalid(message: str, **ctx: Any) -> PydanticCustomError:
     """A value a validator refuses without a code of its own: a value error, which the structure stage's
     one TAKT1012 check (compiler/validate/structure.py `invalid_value`) reports at the value."""

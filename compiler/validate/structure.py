@@ -15,7 +15,7 @@ from pydantic_core import ErrorDetails
 from compiler.diagnostics import Diagnostic
 from compiler.loader.yamldoc import Path_, YamlDocument
 from compiler.spec.kinds import API_VERSION, KINDS, KNOWN_API_VERSIONS
-from compiler.spec.types import YAML_TYPE_ERROR, SpecModel
+from compiler.spec.types import NOT_ALLOWED_ERROR, YAML_TYPE_ERROR, SpecModel
 from compiler.validate.checks import Check, run_checks
 from compiler.validate.document import SpecDocument, did_you_mean
 
@@ -230,7 +230,9 @@ def unknown_variant(e: ModelError) -> Iterator[Diagnostic]:
 
 def value_not_allowed(e: ModelError) -> Iterator[Diagnostic]:
     """TAKT1007: a value of the right type outside what the field allows (choices, bounds, patterns)."""
-    if e.type in _VALUE_ERRORS:
+    if e.type == NOT_ALLOWED_ERROR:
+        yield e.doc.diag("TAKT1007", e.message, e.full)  # a spec validator's words, which name the value
+    elif e.type in _VALUE_ERRORS:
         value = e.err.get("input")
         hint = did_you_mean(str(value), _choices(str(e.ctx.get("expected", "")))) if e.type == "literal_error" else ""
         yield e.doc.diag("TAKT1007", f"{e.message}, got {_describe(value)}", e.full, hint=hint)
@@ -249,7 +251,7 @@ def wrong_type(e: ModelError) -> Iterator[Diagnostic]:
 
 def invalid_value(e: ModelError) -> Iterator[Diagnostic]:
     """TAKT1012: a value a model's own validator refused without a code of its own."""
-    handled = e.type in _VALUE_ERRORS or _is_type_error(e.type) or e.type in _TYPE_CODES
+    handled = e.type in _VALUE_ERRORS or e.type == NOT_ALLOWED_ERROR or _is_type_error(e.type) or e.type in _TYPE_CODES
     if not handled and not e.type.startswith("TAKT"):
         yield _invalid_value(e)
 
