@@ -8,7 +8,7 @@ from pydantic import AfterValidator, Field, JsonValue
 
 from compiler.bundle.deviceid import DEVICE_ID_MAX, DEVICE_ID_PATTERN, device_id_problem
 from compiler.bundle.report import load_device_public_key
-from compiler.spec.types import Metadata, Name, SpecModel, _err
+from compiler.spec.types import Metadata, Name, SpecModel, _err, _not_allowed
 
 MAX_PUBLIC_KEY_CHARS = 4096  # a PEM ed25519 key is 113 characters, the OpenSSH line ~100
 
@@ -20,7 +20,7 @@ def _device_id(value: str) -> str:
     """One check, one message in words (the schema shows the pattern); a ref component also refuses `..`, `.lock`."""
     problem = device_id_problem(value)
     if problem is not None:
-        raise _err("TAKT1007", "id {value!r}: {problem}", value=value, problem=problem)
+        raise _not_allowed("id {value!r}: {problem}", value=value, problem=problem)
     return value
 
 
