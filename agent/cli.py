@@ -13,9 +13,18 @@ import click
 from rich.console import Console
 
 from agent.config import AgentConfig
+from compiler.bundle.deviceid import device_id_problem
 
 if TYPE_CHECKING:
     from agent.cycle import Outcome  # imported by the loop when it runs, not for --help
+
+
+def _device_id(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """Refused before anything is read or written: the id names a folder and a Git ref."""
+    problem = device_id_problem(value)
+    if problem is not None:
+        raise click.BadParameter(f"{value!r}: {problem}")
+    return value
 
 
 @click.group("agent")
@@ -26,7 +35,9 @@ def agent_group() -> None:
 @agent_group.command("run")
 @click.option("--repo", required=True, help="Deploy repository: file, git://, https:// or ssh URL, or a path.")
 @click.option("--branch", required=True)
-@click.option("--device", "device", required=True, help="This device's id (devices/<id>/ on the branch).")
+@click.option(
+    "--device", "device", required=True, callback=_device_id, help="This device's id (devices/<id>/ on the branch)."
+)
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option(
     "--trust",

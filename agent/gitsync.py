@@ -10,6 +10,8 @@ from typing import Any
 
 import git
 
+from compiler.bundle.gitmessage import redact_url, summary
+
 
 class FetchError(Exception):
     """A transient fault (network, server, Git): keep the last known good and retry."""
@@ -18,8 +20,7 @@ class FetchError(Exception):
 def _msg(exc: Exception) -> str:
     if isinstance(exc, git.InvalidGitRepositoryError | git.NoSuchPathError):
         return f"not a usable Git repository ({exc})"
-    text = (getattr(exc, "stderr", "") or str(exc)).strip().replace("stderr:", "").strip().strip("'")
-    return (text.splitlines() or ["git failed"])[-1][:300]
+    return summary(getattr(exc, "stderr", "") or str(exc))
 
 
 def remote_head(url: str, branch: str, timeout: float) -> str:
@@ -27,9 +28,9 @@ def remote_head(url: str, branch: str, timeout: float) -> str:
     try:
         out = str(git.cmd.Git().ls_remote("--heads", url, f"refs/heads/{branch}", kill_after_timeout=timeout))
     except git.GitCommandError as exc:
-        raise FetchError(f"cannot reach {url}: {_msg(exc)}") from exc
+        raise FetchError(f"cannot reach {redact_url(url)}: {_msg(exc)}") from exc
     if not out.strip():
-        raise FetchError(f"branch {branch!r} does not exist in {url}")
+        raise FetchError(f"branch {branch!r} does not exist in {redact_url(url)}")
     return out.split()[0]
 
 
@@ -52,7 +53,7 @@ def _fresh_clone(url: str, branch: str, repo_dir: Path, timeout: float, filtered
         )
     except git.GitCommandError as exc:
         shutil.rmtree(repo_dir, ignore_errors=True)
-        raise FetchError(f"cannot clone {url}: {_msg(exc)}") from exc
+        raise FetchError(f"cannot clone {redact_url(url)}: {_msg(exc)}") from exc
 
 
 def _partial(repo: git.Repo) -> bool:

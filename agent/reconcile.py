@@ -18,6 +18,7 @@ from agent.runner_gate import control_for
 from agent.runners import RunnerControl
 from agent.status import Memory, write_metrics, write_status
 from agent.steps import STEPS
+from compiler.bundle.gitmessage import redact_url
 
 __all__ = ["Outcome", "Reconciler"]
 
@@ -45,7 +46,7 @@ class Reconciler:
         t0 = time.perf_counter()
         clean_staging(state)
         cycle = Cycle(cfg, state, cfg.clock(), Memory.load(state), current=current_release(state), runners=self.runners)
-        cycle.fields.update(device=cfg.device, repo=cfg.repo, branch=cfg.branch)
+        cycle.fields.update(device=cfg.device, repo=redact_url(cfg.repo), branch=cfg.branch)
         outcome = run_steps(cycle, self.steps)
         self._finish(cycle, outcome, t0)
         return outcome

@@ -121,7 +121,7 @@ _RULES = [
         W,
         "Basic128Rsa15 and Basic256 are deprecated (SHA-1); use Basic256Sha256 or newer.",
     ),
-    Rule("TAKT2006", "Invalid endpoint URL", E),
+    Rule("TAKT2006", "Invalid endpoint URL", E, "OPC UA endpoints, MQTT brokers and HTTP outputs are URLs of their schemes."),
     Rule(
         "TAKT2007",
         "OPC UA null node id",
@@ -191,6 +191,13 @@ _RULES = [
         split_from="TAKT2020",
     ),
     Rule(
+        "TAKT2028",
+        "Invalid Modbus endpoint",
+        E,
+        "Modbus TCP: host:port (usually port 502); Modbus RTU: a serial device such as /dev/ttyUSB0 or COM3.",
+        split_from="TAKT2006",
+    ),
+    Rule(
         "TAKT2029",
         "Modbus address looks like Modicon notation",
         W,
@@ -199,7 +206,7 @@ _RULES = [
     ),
     # 3xxx: references between documents
     Rule("TAKT3001", "Reference does not resolve", E),
-    Rule("TAKT3002", "Duplicate name", E, "Names are unique per kind across the whole spec repo."),
+    Rule("TAKT3002", "Duplicate document name", E, "Names are unique per kind across the whole spec repo."),
     Rule("TAKT3003", "Cycle in extends", E),
     Rule(
         "TAKT3004",
@@ -214,6 +221,13 @@ _RULES = [
         "Duplicate field name in a DataSource",
         E,
         "Bindings name a DataSource's fields: each name once per DataSource.",
+        split_from="TAKT3002",
+    ),
+    Rule(
+        "TAKT3008",
+        "Duplicate test name in a TestSuite",
+        E,
+        "Reports, gates and `takt test --suite` name a suite's tests: each name once per suite.",
         split_from="TAKT3002",
     ),
     # 4xxx: semantics across documents
@@ -322,16 +336,16 @@ _RULES = [
         "No kernel of the target's onnxruntime release and execution providers implements it.",
     ),
     Rule("TAKT5008", "Operator not in the minimal build", E),
-    Rule("TAKT5009", "Declared signature differs from the model", E),
+    Rule("TAKT5009", "Declared tensor missing from the model", E, "The model has no input or output of that name."),
     Rule("TAKT5010", "Declared dtype differs from the model", E),
     Rule("TAKT5011", "Declared shape differs from the model", E),
-    Rule("TAKT5012", "Model does not fit the target", E),
+    Rule("TAKT5012", "Model does not fit the target's memory", E, "File plus activations exceed `memory:`."),
     Rule("TAKT5013", "Quantization required by the target", E),
     Rule(
         "TAKT5014",
         "Kernel table approximated",
         W,
-        "The target's onnxruntime release or provider has no shipped kernel table.",
+        "The target's onnxruntime release has no shipped kernel table: the nearest older one stands in.",
     ),
     Rule("TAKT5015", "Custom operator domain", E, "The operator needs a custom-op library registered on the device."),
     Rule("TAKT5016", "Operator depends on the device environment", W),
@@ -385,6 +399,35 @@ _RULES = [
         "Fetched artifact cannot be stored",
         E,
         "Not enough free space, or the cache is not writable; nothing partial is kept.",
+    ),
+    # 5029..5032: split from TAKT5014, 5012, 5001 and 5009, which once meant two things each
+    Rule(
+        "TAKT5029",
+        "No kernel table for an execution provider",
+        W,
+        "Takt ships kernel tables for the CPU provider (and a few others): operators are checked against the rest only.",
+        split_from="TAKT5014",
+    ),
+    Rule(
+        "TAKT5030",
+        "Model file exceeds the target's flash",
+        E,
+        "The class links the model into firmware: the file must fit `flash:`.",
+        split_from="TAKT5012",
+    ),
+    Rule(
+        "TAKT5031",
+        "Artifact or dataset cannot be read",
+        E,
+        "The file exists but reading it failed (permissions, I/O error); the message says why.",
+        split_from="TAKT5001",
+    ),
+    Rule(
+        "TAKT5032",
+        "Model tensor not declared in the spec",
+        E,
+        "Declare every input and output the model has, so bindings and outputs can name them.",
+        split_from="TAKT5009",
     ),
     # 6xxx: rendering and bundles
     Rule("TAKT6002", "Target class cannot render this deployment", E),

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -23,6 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from compiler.bundle import DESIRED, MANIFEST, SIGNATURE, Activation, BundleRef, DesiredState
 from compiler.bundle.desired import verify_signature
+from compiler.bundle.deviceid import is_device_id
+from compiler.bundle.gitmessage import summary
 from compiler.bundle.manifest import Manifest
 from compiler.clusters import ClusterSource, cluster_files
 from compiler.fleet.gitread import FleetReadError, RefStore
@@ -35,7 +36,6 @@ MAX_MANIFEST_BYTES = 64 << 20
 MAX_HISTORY = 500  # commits searched for a device's last verified state when the branch's copy is bad
 MAX_PAIRS = 64  # distinct state and signature blobs of one device tried from the history
 CLUSTERS = "clusters"
-DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
 FILE_MODES = {0o644: "100644", 0o755: "100755"}
 AUTHOR = {
     "GIT_AUTHOR_NAME": "takt",
@@ -79,8 +79,7 @@ def clone(url: str, branch: str, work: Path, create: bool) -> tuple[git.Repo, st
 
 
 def git_error(exc: git.GitCommandError) -> str:
-    text = (exc.stderr or str(exc)).strip().replace("stderr:", "").strip().strip("'")
-    return text.splitlines()[-1] if text else "git failed"
+    return summary(exc.stderr or str(exc))
 
 
 def tree_of(repo: git.Repo, commit: str | None, prefix: str = "") -> dict[str, Blob]:
@@ -199,7 +198,7 @@ def signed_history(
 
     def note(path: str, sha: str) -> None:
         parts = path.split("/")
-        if len(parts) == 3 and parts[0] == "devices" and DEVICE_ID.fullmatch(parts[1]) and set(sha) != {"0"}:
+        if len(parts) == 3 and parts[0] == "devices" and is_device_id(parts[1]) and set(sha) != {"0"}:
             states, sigs = seen.setdefault(parts[1], ([], []))
             bucket = states if parts[2] == DESIRED else sigs if parts[2] == SIGNATURE else None
             if bucket is not None and sha not in bucket and len(bucket) < MAX_PAIRS:

@@ -29,11 +29,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from compiler.build import MODELS
 from compiler.bundle import DESIRED, MANIFEST, SIGNATURE, Activation, BundleRef, DesiredState, sign, verify_bundle
+from compiler.bundle.deviceid import is_device_id
 from compiler.bundle.tree import TreeError, read_regular
 from compiler.clusters import ClusterSource, public_url
 from compiler.deployrepo import (
     AUTHOR,
-    DEVICE_ID,
     FILE_MODES,
     Blob,
     Entries,
@@ -154,11 +154,11 @@ def _wanted(index: dict[str, Any], old: dict[str, Blob]) -> dict[str, tuple[Bund
     wanted: dict[str, tuple[BundleRef, ...]] = {}
     for dev, entries in index["devices"].items():
         refs = tuple(BundleRef(str(e["name"]), str(e["digest"])) for e in entries)
-        if not DEVICE_ID.fullmatch(dev) or not all(_DIGEST.fullmatch(r.digest) for r in refs):
+        if not is_device_id(dev) or not all(_DIGEST.fullmatch(r.digest) for r in refs):
             raise PublishError(f"build index names an invalid device or digest ({dev!r})")
         wanted[dev] = refs
     leaving = {p.split("/")[1] for p in old if p.startswith("devices/") and p.count("/") >= 2} - set(wanted)
-    for dev in sorted(d for d in leaving if DEVICE_ID.fullmatch(d)):
+    for dev in sorted(d for d in leaving if is_device_id(d)):
         wanted[dev] = ()  # a device left the fleet: an explicit, signed "run nothing"
     return wanted
 

@@ -109,3 +109,46 @@ def test_publish_without_a_deploy_repo_exits_2_with_what_to_give(tmp_path: Path,
     code, out = cli_run("publish", str(spec), cwd=tmp_path)
     assert code == 2
     assert "give --deploy-repo and --key (or spec.deploy / spec.signing in takt.yaml)" in out
+
+
+def test_init_refuses_a_directory_that_is_not_empty_and_resolves_against_cwd(tmp_path: Path):
+    from compiler.commands.init import InitRequest, run_init
+
+    cwd = tmp_path / "work"
+    (cwd / "repo").mkdir(parents=True)
+    (cwd / "repo" / "notes.txt").write_text("mine\n")
+    with pytest.raises(UsageError) as exc:
+        run_init(InitRequest(Path("repo"), cwd))
+    assert exc.value.exit_code is ExitCode.USAGE and "repo is not empty" in str(exc.value)
+    assert [p.name for p in (cwd / "repo").iterdir()] == ["notes.txt"]  # nothing written
+    outcome = run_init(InitRequest(Path("repo"), cwd, force=True))
+    assert Path("repo/takt.yaml") in outcome.written and (cwd / "repo" / "takt.yaml").is_file()
+    assert all(not p.is_absolute() and (cwd / p).exists() for p in outcome.written)  # as the user named them
+
+
+def test_schema_check_names_stale_files_and_writes_nothing(tmp_path: Path):
+    from compiler.commands.schema import SchemaRequest, run_schema
+
+    written = run_schema(SchemaRequest(tmp_path, Path("s"), Path("ref.md")))
+    assert written.exit_code is ExitCode.OK and Path("ref.md") in written.files
+    assert run_schema(SchemaRequest(tmp_path, Path("s"), Path("ref.md"), check=True)).stale == []
+    first = written.files[0]
+    (tmp_path / first).write_text("{}\n")
+    (tmp_path / "ref.md").unlink()
+    checked = run_schema(SchemaRequest(tmp_path, Path("s"), Path("ref.md"), check=True))
+    assert checked.exit_code is ExitCode.FINDINGS and checked.stale == [first, Path("ref.md")]
+    assert (tmp_path / first).read_text() == "{}\n" and not (tmp_path / "ref.md").exists()
+
+
+def test_pin_exit_codes_come_from_the_outcome(tmp_path: Path):
+    from compiler.commands.pin import PinRequest, run_pin
+
+    copy_example("press-line-anomaly", tmp_path / "spec")
+    assert run_pin(PinRequest(Path("spec"), tmp_path, check=True)).exit_code is ExitCode.OK
+    with (tmp_path / "spec/data/reference.csv").open("a") as fh:
+        fh.write("0.1,0.2,0.3,0.4,0.5,0\n")
+    stale = run_pin(PinRequest(Path("spec"), tmp_path, check=True))
+    assert stale.exit_code is ExitCode.FINDINGS and len(stale.pins) == 1 and stale.problems == []
+    pinned = run_pin(PinRequest(Path("spec"), tmp_path))
+    assert pinned.exit_code is ExitCode.OK and len(pinned.pins) == 1
+    assert run_pin(PinRequest(Path("spec"), tmp_path, check=True)).pins == []

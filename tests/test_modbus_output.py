@@ -109,7 +109,7 @@ def test_a_modbus_output_validates_clean(repo):
         (
             "{type: modbus, from: y, endpoint: 'gw:99999', address: {registerType: holding-register, address: 1, "
             "dataType: float32}}",
-            "TAKT2006",
+            "TAKT2028",
             "'gw:99999'",
             "host:port",
         ),

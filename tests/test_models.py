@@ -66,10 +66,11 @@ def test_signature_mismatches_point_at_the_declared_tensor(repo):
     r = repo(_with_model(tiny_model(in_type=TensorProto.DOUBLE)))
     assert {d.path for d in r.diagnostics if d.code == "TAKT5010"} == {"spec.inputs[0]", "spec.outputs[0]"}
     r = repo({**_with_model(TINY), "model.yaml": _with_model(TINY)["model.yaml"].replace("- name: x", "- name: input")})
-    messages = sorted(d.message for d in r.diagnostics if d.code == "TAKT5009")
-    assert messages == [
-        "the model has no input 'input' (it has: x)",
-        "the model's input 'x' is not declared in the spec",
+    assert [(d.path, d.message) for d in r.diagnostics if d.code == "TAKT5009"] == [
+        ("spec.inputs[0]", "the model has no input 'input' (it has: x)")
+    ]
+    assert [(d.path, d.message) for d in r.diagnostics if d.code == "TAKT5032"] == [
+        ("spec.inputs", "the model's input 'x' is not declared in the spec")
     ]
 
 
@@ -104,6 +105,21 @@ def test_unknown_runtime_release_uses_nearest_table_with_a_warning(repo):
     r = repo({"fleet.yaml": FLEET.replace('onnxruntime: "1.20"', 'onnxruntime: "1.18"')})
     d = only(r, "TAKT5014")
     assert "checked against 1.16.3" in d.message
+
+
+def test_an_artifact_that_cannot_be_read_is_located(repo, monkeypatch: pytest.MonkeyPatch):
+    """TAKT5031 (split from 5001): the file is there, reading it fails (as a mode-000 file does for a user)."""
+    from compiler.models import digest
+
+    def denied(path: Path) -> str:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(digest, "sha256_file", denied)
+    r = repo({})
+    d = only(r, "TAKT5031")
+    assert (d.location.file, d.path) == ("model.yaml", "spec.artifact.path")
+    assert d.location.line == 7 and d.message == "cannot read model artifact 'models/m.onnx': Permission denied"
+    assert "TAKT5001" not in codes(r)
 
 
 def test_golden_samples_must_exist(repo):

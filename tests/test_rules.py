@@ -305,6 +305,7 @@ CASES: dict[str, Case] = {
         "dataType: int16",
     ),
     "TAKT2029": Case({"mb.yaml": modbus(40001)}, "mb.yaml", "address: 40001"),
+    "TAKT2028": Case({"mb.yaml": modbus(1).replace("endpoint: gw:502", "endpoint: gw")}, "mb.yaml", "endpoint: gw"),
     # 3xxx: references
     "TAKT3001": Case({"deploy.yaml": Edit("model: m", "model: mm")}, "deploy.yaml", "model: mm"),
     "TAKT3002": Case({"m2.yaml": OTHER_MODEL.replace("name: m2", "name: m")}, "model.yaml", "metadata: {name: m}"),
@@ -338,6 +339,12 @@ CASES: dict[str, Case] = {
         },
         "mb.yaml",
         "name: a",
+        nth=2,
+    ),
+    "TAKT3008": Case(
+        {"tests.yaml": Edit("    - {name: dat, type: data", "    - {name: lat, type: data")},
+        "tests.yaml",
+        "name: lat",
         nth=2,
     ),
     "TAKT3006": Case(
@@ -503,6 +510,27 @@ CASES: dict[str, Case] = {
     "TAKT5012": Case({"fleet.yaml": Edit("memory: 4Gi", "memory: 100")}, "deploy.yaml", "targets: [ipc]"),
     "TAKT5013": Case(_runtime("quantization: int8"), "deploy.yaml", "targets: [ipc]"),
     "TAKT5014": Case({"fleet.yaml": Edit(RUNTIME, 'runtime: {onnxruntime: "1.18"}')}, "deploy.yaml", "targets: [ipc]"),
+    "TAKT5029": Case(_runtime("executionProviders: [TensorrtExecutionProvider]"), "deploy.yaml", "targets: [ipc]"),
+    "TAKT5030": Case(
+        {
+            "mcu.yaml": MCU.replace("memory: 512Ki", "memory: 512Ki\n  flash: 100").replace(
+                'runtime: {onnxruntime: "1.20"}', 'runtime: {onnxruntime: "1.20", minimalBuild: true}'
+            ),
+            "deploy.yaml": Edit("targets: [ipc]", "targets: [ipc, mcu]"),
+        },
+        "deploy.yaml",
+        "targets: [ipc, mcu]",
+    ),
+    "TAKT5032": Case(
+        {
+            "model.yaml": Edit(
+                "outputs:\n    - {name: y, dtype: float32, shape: [batch, 1]}",
+                "outputs:\n    - {name: z, dtype: float32, shape: [batch, 1]}",
+            ),
+        },
+        "model.yaml",
+        "outputs:",
+    ),
     "TAKT5015": Case(_model(_custom_domain_model()), "deploy.yaml", "targets: [ipc]"),
     "TAKT5016": Case(
         {
@@ -664,6 +692,7 @@ ELSEWHERE = {  # codes whose case needs a server, a store or an installed packag
     "TAKT4041": "tests/test_rollout_spec.py::test_rollout_mistakes_are_located",
     "TAKT4042": "tests/test_rollout_spec.py::test_rollout_mistakes_are_located",
     "TAKT4043": "tests/test_rollout_spec.py::test_rollout_mistakes_are_located",
+    "TAKT5031": "tests/test_models.py::test_an_artifact_that_cannot_be_read_is_located",
     "TAKT5024": "tests/test_stores_mlflow.py::test_without_the_extra_the_diagnostic_names_it",
     "TAKT5025": "tests/test_stores_dvc.py::test_threat_a_dvc_cache_entry_that_is_not_its_md5",
     "TAKT5026": "tests/test_stores_mlflow.py::test_threat_an_unknown_version_is_a_located_error",
@@ -717,7 +746,10 @@ def test_split_codes_are_documented():
     """Codes split from one that meant several things name it; the README lists the split."""
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     split = [r for r in RULES.values() if r.split_from]
-    assert {r.split_from for r in split} == {"TAKT4015", "TAKT2020", "TAKT2011", "TAKT3002", "TAKT0008", "TAKT1007"}
+    assert {r.split_from for r in split} == {
+        *("TAKT4015", "TAKT2020", "TAKT2011", "TAKT3002", "TAKT0008", "TAKT1007"),
+        *("TAKT5001", "TAKT5009", "TAKT5012", "TAKT5014", "TAKT2006"),
+    }
     for r in split:
         assert r.code in readme and r.split_from in readme
 

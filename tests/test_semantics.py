@@ -261,7 +261,7 @@ def test_modbus_rules(repo):
     assert "Modicon" in by_path["spec.fields[3].address.address"].message
     assert "scale 0" in by_path["spec.fields[4].address.scale"].message
     assert "serial" in by_path["spec"].message
-    assert by_path["spec.endpoint"].code == "TAKT2006"
+    assert by_path["spec.endpoint"].code == "TAKT2028"  # split from TAKT2006: a Modbus endpoint is no URL
     assert by_path["spec.unitId"].code == "TAKT2026"  # split from TAKT2020: settings of the transport
     assert by_path["spec"].code == "TAKT2026"
     assert by_path["spec.fields[4].address.scale"].code == "TAKT2027"

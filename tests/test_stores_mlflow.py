@@ -128,6 +128,8 @@ def test_threat_an_unknown_version_is_a_located_error(server: MlflowServer, tmp_
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
     found = [d for d in validate(root).diagnostics if d.code == "TAKT5026"]
     assert len(found) == 1 and "models:/nobody/7" in found[0].message, found
+    line = next(i for i, t in enumerate((root / "model.yaml").read_text().splitlines(), 1) if "models:/nobody" in t)
+    assert found[0].location.file.endswith("model.yaml") and found[0].location.line == line
 
 
 def test_no_tracking_uri_is_a_located_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

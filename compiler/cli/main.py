@@ -29,12 +29,12 @@ if TYPE_CHECKING:  # validation is imported where a command runs it, not for --h
     from compiler.diagnostics import Diagnostic
     from compiler.validate.pipeline import ValidationResult
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = ExitCode.OK, ExitCode.FINDINGS, ExitCode.USAGE  # the library's (compiler.commands)
+EXIT_USAGE = ExitCode.USAGE  # what the entry point exits with on click usage errors and crashes
 
 
 def write_atomic(path: Path, text: str) -> None:
     """Write an output file; imported on use (it loads the bundle and signing modules)."""
-    from compiler.cli.output import write_atomic as write
+    from compiler.commands.files import write_atomic as write
 
     write(path, text)
 
@@ -176,23 +176,16 @@ def validate(
 )
 def schema(out_dir: Path, check: bool, markdown: Path | None) -> None:
     """Write the JSON Schema of every kind (for editors: `# yaml-language-server: $schema=…`)."""
-    from compiler.schema_export import schema_files
-    from compiler.spec_reference import reference_markdown
+    from compiler.commands.schema import SchemaRequest, run_schema
 
     out, err = _consoles()
-    targets = {out_dir / name: text for name, text in schema_files().items()}
-    if markdown is not None:
-        targets[markdown] = reference_markdown()
-    if check:
-        stale = [p for p, text in targets.items() if not p.is_file() or p.read_text(encoding="utf-8") != text]
-        for path in stale:
+    outcome = run_schema(SchemaRequest(Path.cwd(), out_dir, markdown, check))
+    if outcome.check:
+        for path in outcome.stale:
             err.print(f"[red]stale[/red] {path}")
-        sys.exit(EXIT_FINDINGS if stale else EXIT_OK)
-    for path, text in targets.items():
-        write_atomic(path, text)
-    out.print(
-        f"wrote {len(targets)} files: schemas to {out_dir}" + (f", the reference to {markdown}" if markdown else "")
-    )
+        sys.exit(outcome.exit_code)
+    reference = f", the reference to {markdown}" if markdown else ""
+    out.print(f"wrote {len(outcome.files)} files: schemas to {out_dir}{reference}")
 
 
 @cli.command()
@@ -200,40 +193,28 @@ def schema(out_dir: Path, check: bool, markdown: Path | None) -> None:
 @click.option("--force", is_flag=True, help="Write into a non-empty directory.")
 def init(directory: Path, force: bool) -> None:
     """Scaffold a valid spec repo in DIRECTORY: project file, specs, a tiny ONNX model and data."""
-    from compiler.scaffold import scaffold
+    from compiler.commands.init import InitRequest, run_init
 
     out, err = _consoles()
-    if directory.exists() and any(directory.iterdir()) and not force:
-        err.print(f"[red]error:[/red] {directory} is not empty (use --force to write into it)")
-        sys.exit(EXIT_USAGE)
-    written = scaffold(directory)
-    for path in written:
+    with _failing(err):
+        outcome = run_init(InitRequest(directory, Path.cwd(), force))
+    for path in outcome.written:
         out.print(f"  created {path}")
-    out.print(f"next: [bold]takt validate {directory}[/bold]")
+    out.print(f"next: [bold]takt validate {outcome.directory}[/bold]")
 
 
 @cli.command()
 @click.option("--format", "-f", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def rules(fmt: str) -> None:
     """List every diagnostic code with its severity and meaning."""
-    if fmt == "json":
-        import json
+    from compiler.report.rules import rules_json, rules_text
 
-        click.echo(
-            json.dumps(
-                [
-                    {"code": r.code, "severity": r.severity.label, "title": r.title, "help": r.help}
-                    | ({"splitFrom": r.split_from} if r.split_from else {})
-                    for r in all_rules().values()
-                ],
-                indent=2,
-            )
-        )
+    if fmt == "json":
+        click.echo(rules_json(all_rules().values()))
         return
     out, _ = _consoles()
-    for r in all_rules().values():
-        split = f"  (split from {r.split_from})" if r.split_from else ""
-        out.print(f"{r.code}  {r.severity.label:<7}  {r.title}{split}")
+    for line in rules_text(all_rules().values()):
+        out.print(line)
 
 
 @cli.command("test")
@@ -302,10 +283,10 @@ def test_cmd(
     show_default=True,
     help="Output directory: bundles/<digest>/ and index.json.",
 )
-@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=os.cpu_count() or 2, show_default="cores")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None, show_default="cores")
 @click.option("--skip-gates", is_flag=True, help="Do not run gating TestSuites (for local iteration only).")
 @click.option("--progress/--no-progress", default=True)
-def build_cmd(path: Path, out_dir: Path, jobs: int, skip_gates: bool, progress: bool) -> None:
+def build_cmd(path: Path, out_dir: Path, jobs: int | None, skip_gates: bool, progress: bool) -> None:
     """Render one bundle per (deployment, target), in parallel and incrementally.
 
     Exit 1 when specs have errors, a bundle cannot be rendered, or a gating test fails (that
@@ -448,27 +429,24 @@ def pin(path: Path, check: bool) -> None:
 
     Only the stale digests change; comments, quoting and every other byte of the files stay.
     """
-    from compiler.commands.validated import validated
-    from compiler.pin import apply_pins, stale_pins
+    from compiler.commands.pin import PinRequest, run_pin
 
     out, err = _consoles()
     with _failing(err):
-        result = validated(path, "pin", check_artifacts=False)
-    pins, problems = stale_pins(result)
-    if not check:
-        problems += apply_pins(result, pins)
+        outcome = run_pin(PinRequest(path, Path.cwd(), check))
+    pins = outcome.pins
     for p in pins:
-        verb = "stale" if check else "pinned"
+        verb = "stale" if outcome.check else "pinned"
         out.print(f"  {verb}  {p.file}:{p.line}  {p.what}  {p.old[:12]} → {p.new[:12]}")
-    for problem in problems:
+    for problem in outcome.problems:
         err.print(f"[red]error:[/red] {problem.file}:{problem.line}: {problem.message}")
-    if not pins and not problems:
+    if not pins and not outcome.problems:
         out.print("✔ every pinned digest matches its file")
-    elif check and pins:
+    elif outcome.check and pins:
         out.print(f"✖ {plural(len(pins), 'digest')} out of date: run `takt pin`")
     elif pins:
         out.print(f"✔ {plural(len(pins), 'digest')} pinned")
-    sys.exit(EXIT_FINDINGS if problems or (check and pins) else EXIT_OK)
+    sys.exit(outcome.exit_code)
 
 
 @cli.command("diff")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,8 @@ class BuildRequest:
     cwd: Path
     out_dir: Path = Path("out")
     """Relative to `cwd`, like every path on the command line."""
-    jobs: int = 2
+    jobs: int | None = None
+    """Worker processes; None: one per core."""
     run_gates: bool = True
 
 
@@ -39,5 +41,6 @@ def run_build(request: BuildRequest, progress: Callable[[str], None] | None = No
 
     result = validated(request.cwd / request.path, "build")
     out_dir = request.cwd / request.out_dir
-    res = build(result, out_dir, jobs=request.jobs, run_gates=request.run_gates, progress=progress)
+    jobs = request.jobs or os.cpu_count() or 2
+    res = build(result, out_dir, jobs=jobs, run_gates=request.run_gates, progress=progress)
     return BuildOutcome(result, res, out_dir)

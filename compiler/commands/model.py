@@ -37,7 +37,7 @@ class ModelCheckOutcome:
         return ExitCode.OK if self.report["runnable"] else ExitCode.FINDINGS
 
 
-def _resolve_target(name: str, spec_root: Path) -> tuple[RuntimeProfile, str | None]:
+def _resolve_target(name: str, spec_root: Path) -> RuntimeProfile:
     from compiler.models.profile import target_profile
     from compiler.validate.pipeline import validate
 
@@ -92,7 +92,7 @@ def model_report(info: ModelInfo, problems: list[Problem], profile: RuntimeProfi
 
 def run_model_check(request: ModelCheckRequest) -> ModelCheckOutcome:
     """UsageError (exit 2) for an unreadable model or an unknown target."""
-    from compiler.models.compat import Problem, check_runtime
+    from compiler.models.compat import check_model, check_runtime
     from compiler.models.digest import sha256_file
     from compiler.models.inspect import Unreadable, inspect_model
     from compiler.models.profile import installed_profile
@@ -102,14 +102,10 @@ def run_model_check(request: ModelCheckRequest) -> ModelCheckOutcome:
     if isinstance(info, Unreadable):
         raise UsageError(f"{request.model}: {info.reason}")
     if request.target:
-        profile, note = _resolve_target(request.target, request.cwd / request.spec_root)
+        profile = _resolve_target(request.target, request.cwd / request.spec_root)
     else:
-        profile, note = installed_profile(), None
-    problems = check_runtime(info, profile)
-    if info.checker_error:
-        problems.insert(0, Problem("TAKT5004", f"invalid ONNX model: {info.checker_error}"))
-    if note:
-        problems.append(Problem("TAKT5014", note))
+        profile = installed_profile()
+    problems = check_model(info) + check_runtime(info, profile)
     return ModelCheckOutcome(model_report(info, problems, profile, sha256_file(model)))
 
 

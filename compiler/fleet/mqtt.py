@@ -7,7 +7,6 @@ takes the retained messages the broker sends at once, and stops after a quiet `s
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -16,13 +15,12 @@ import aiomqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from compiler.bundle.boundedjson import clip
+from compiler.bundle.deviceid import is_device_id
 from compiler.bundle.report import MAX_ENVELOPE_BYTES, MQTT_TOPIC_PREFIX, Rejected
 from compiler.fleet.gitread import FleetReadError
 from compiler.fleet.reports import FleetReports, Ignored, verify_chain
 from compiler.fleet.seen import Seen
-from compiler.spec.device import DEVICE_ID_PATTERN
 
-_DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 MAX_MESSAGES = 100_000
 
 
@@ -70,7 +68,7 @@ def read_mqtt_reports(
     for topic, payload in sorted(messages.items()):
         name = topic.removeprefix(MQTT_TOPIC_PREFIX)
         source = f"mqtt:{topic}"
-        if not _DEVICE_ID.fullmatch(name):
+        if not is_device_id(name):
             ignored.append(Ignored(source, clip(name, 64), Rejected.MALFORMED, "the topic does not name a device id"))
             continue
         if name not in keys:

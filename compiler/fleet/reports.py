@@ -20,7 +20,6 @@ with strictly growing sequences, is its history (what the fleet page charts).
 
 from __future__ import annotations
 
-import re
 import tempfile
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from compiler.bundle.boundedjson import clip
+from compiler.bundle.deviceid import is_device_id
 from compiler.bundle.report import (
     MAX_ENVELOPE_BYTES,
     MQTT_TOPIC_PREFIX,
@@ -43,7 +43,7 @@ from compiler.bundle.report import (
 )
 from compiler.fleet.gitread import FleetReadError, RefStore, list_refs
 from compiler.fleet.seen import Seen, SeenReport, envelope_digest, merge
-from compiler.spec.device import DEVICE_ID_PATTERN, Device
+from compiler.spec.device import Device
 
 MAX_STATUS_REFS = 100_000  # refs listed under refs/takt/status/ before the read is refused
 MAX_HISTORY = 32  # reports read per device (the charts' window); the agent keeps its chain near this
@@ -59,8 +59,6 @@ __all__ = [
     "read_reports",
     "verify_chain",
 ]
-
-_DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -200,7 +198,7 @@ def read_reports(
     tips = dict(listed)
     for ref, _oid in listed:
         name = ref.removeprefix(STATUS_REF_PREFIX)
-        if not _DEVICE_ID.fullmatch(name):
+        if not is_device_id(name):
             ignored.append(Ignored(ref, clip(name, 64), Rejected.MALFORMED, "the ref does not name a device id"))
         elif name not in keys:
             ignored.append(Ignored(ref, name, Rejected.UNKNOWN_DEVICE, f"no Device spec declares {name}"))

@@ -23,20 +23,15 @@ class Cell:
 
 
 def compatibility_matrix(result: ValidationResult) -> tuple[list[str], list[str], list[Cell]]:
-    deployed = {
-        (d.model.spec.model.name, t)
-        for d in result.index.valid("Deployment")
-        for t in d.model.spec.targets
-    }
+    deployed = {(d.model.spec.model.name, t) for d in result.index.valid("Deployment") for t in d.model.spec.targets}
     models = sorted(result.models.infos)
     targets = sorted(result.index.resolved_targets)
     cells = []
     for target in targets:
-        profile, note = target_profile(result.index.resolved_targets[target], target)
+        profile = target_profile(result.index.resolved_targets[target], target)
         for model in models:
             problems = result.models.runtime.get((model, target))
             if problems is None:
                 problems = check_runtime(result.models.infos[model], profile)
-            extra = [Problem("TAKT5014", note)] if note else []
-            cells.append(Cell(model, target, (model, target) in deployed, tuple(problems + extra)))
+            cells.append(Cell(model, target, (model, target) in deployed, tuple(problems)))
     return models, targets, cells

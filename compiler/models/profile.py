@@ -20,14 +20,14 @@ def installed_profile() -> RuntimeProfile:
     return RuntimeProfile(table, label=f"installed, {CPU}")
 
 
-def target_profile(spec: TargetSpec, name: str) -> tuple[RuntimeProfile, str | None]:
-    """The profile of a resolved target, and a note when its release has no kernel table."""
+def target_profile(spec: TargetSpec, name: str) -> RuntimeProfile:
+    """The profile of a resolved target; its `note` says when its release has no kernel table (TAKT5014)."""
     rt = spec.runtime
     version = rt.onnxruntime if rt and rt.onnxruntime else installed_table().version
     table, note = table_for(version)
     providers = tuple(rt.execution_providers) if rt and rt.execution_providers else (CPU,)
     allowed = frozenset(rt.allowed_operators) if rt and rt.allowed_operators else None
-    profile = RuntimeProfile(
+    return RuntimeProfile(
         table=table,
         providers=providers,
         cpu_fallback=not (rt and rt.disable_cpu_fallback),
@@ -38,5 +38,5 @@ def target_profile(spec: TargetSpec, name: str) -> tuple[RuntimeProfile, str | N
         memory=spec.memory,
         flash=spec.flash if _model_in_flash(spec) else None,
         label=f"target {name}",
+        note=note or "",
     )
-    return profile, note

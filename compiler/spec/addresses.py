@@ -12,6 +12,8 @@ import unicodedata
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from compiler.bundle.gitmessage import redact_url as redact_url  # one redaction, build side and device
+
 # OPC UA node ids: Part 6 §5.1.12 (string form), §5.3.1.10–11; Part 3 §8.2.4 (identifier values).
 OPCUA_NAMESPACE_URI = "http://opcfoundation.org/UA/"
 MAX_IDENTIFIER = 4096  # Part 3 §8.2.4: characters of a String, bytes of an Opaque identifier
@@ -276,11 +278,6 @@ _JSONPATH_RE = re.compile(r"""^\$(\.[A-Za-z_][A-Za-z0-9_-]*|\[[0-9]+\]|\['[^']*'
 def json_path_problem(path: str) -> str | None:
     """A subset of JSONPath that addresses exactly one value (no filters or wildcards)."""
     return None if _JSONPATH_RE.match(path) else "use a JSONPath to one value, e.g. $.sensors.temp or $.v[0]"
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced, for messages that end up in CI logs."""
-    return re.sub(r"(://[^/\s:@]+:)[^/\s@]+@", r"\1***@", url)
 
 
 def url_problem(url: str, schemes: tuple[str, ...], *, default_port_required: bool = False) -> str | None:

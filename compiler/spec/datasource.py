@@ -9,7 +9,6 @@ from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, fie
 from compiler.spec.addresses import (
     MAX_REGISTER,
     json_path_problem,
-    modicon_reference,
     mqtt_topic_problem,
     parse_opcua_node_id,
     redact_url,
@@ -26,6 +25,7 @@ from compiler.spec.types import (
     SecretRef,
     SpecModel,
     _err,
+    _invalid,
     yaml_number,
 )
 
@@ -46,7 +46,7 @@ class FieldBase(SpecModel):
     @classmethod
     def _ordered(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
         if value is not None and value[0] > value[1]:
-            raise _err("TAKT1012", "range [{lo}, {hi}] must be [min, max]", lo=value[0], hi=value[1])
+            raise _invalid("range [{lo}, {hi}] must be [min, max]", lo=value[0], hi=value[1])
         return value
 
 
@@ -170,30 +170,8 @@ class MqttSource(SpecModel):
 # --- Modbus ------------------------------------------------------------------------------------
 
 
-def _register_address(value: int) -> int:
-    """Registers are 0..65535 (1..65536 counted from 1); a 6-digit Modicon reference is named as one."""
-    if 0 <= value <= MAX_REGISTER + 1:
-        return value
-    ref = modicon_reference(value)
-    if ref is not None:
-        raise _err(
-            "TAKT2020",
-            "address {value} is past the last register; it looks like Modicon notation ({pattern}) for "
-            "{kind} {number}: write registerType: {kind}, address: {offset} (or {number} with addressing: one-based)",
-            value=value,
-            pattern=ref.pattern,
-            kind=ref.register_type,
-            number=ref.offset + 1,
-            offset=ref.offset,
-        )
-    raise _err("TAKT2020", "address {value} is outside 0..65535 (1..65536 with addressing: one-based)", value=value)
-
-
-RegisterAddress = Annotated[
-    Integer,
-    AfterValidator(_register_address),
-    WithJsonSchema({"type": "integer", "minimum": 0, "maximum": MAX_REGISTER + 1}),
-]
+RegisterAddress = Annotated[Integer, WithJsonSchema({"type": "integer", "minimum": 0, "maximum": MAX_REGISTER + 1})]
+"""Which registers exist depends on the addressing and the data type (TAKT2020: compiler/validate/protocols.py)."""
 BitIndex = Annotated[Integer, Field(ge=0, le=15), WithJsonSchema({"type": "integer", "minimum": 0, "maximum": 15})]
 DataTypeName = Literal["bool", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64"]
 WholeLiteral = BeforeValidator(yaml_number)

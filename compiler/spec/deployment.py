@@ -21,6 +21,7 @@ from compiler.spec.types import (
     SpecModel,
     Version,
     _err,
+    _invalid,
 )
 
 
@@ -87,7 +88,7 @@ class MqttOutput(_Output):
     @model_validator(mode="after")
     def _one_broker(self) -> MqttOutput:
         if (self.connection is None) == (self.broker is None):
-            raise _err("TAKT1012", "give exactly one of connection (an MQTT DataSource) and broker (a URL)")
+            raise _invalid("give exactly one of connection (an MQTT DataSource) and broker (a URL)")
         if self.broker is not None:
             problem = url_problem(self.broker, ("mqtt", "mqtts", "ws", "wss"))
             if problem:
@@ -142,7 +143,7 @@ class ModbusOutput(_Output):
     @model_validator(mode="after")
     def _one_device(self) -> ModbusOutput:
         if (self.connection is None) == (self.endpoint is None):
-            raise _err("TAKT1012", "give exactly one of connection (a Modbus DataSource) and endpoint (host:port)")
+            raise _invalid("give exactly one of connection (a Modbus DataSource) and endpoint (host:port)")
         return self
 
 

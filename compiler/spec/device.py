@@ -4,15 +4,24 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, JsonValue
 
+from compiler.bundle.deviceid import DEVICE_ID_MAX, DEVICE_ID_PATTERN, device_id_problem
 from compiler.bundle.report import load_device_public_key
-from compiler.spec.types import Metadata, Name, SpecModel, _err
-
-DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-
+from compiler.spec.types import Metadata, Name, SpecModel, _err, _not_allowed
 
 MAX_PUBLIC_KEY_CHARS = 4096  # a PEM ed25519 key is 113 characters, the OpenSSH line ~100
+
+
+_ID_SCHEMA: dict[str, JsonValue] = {"pattern": DEVICE_ID_PATTERN, "maxLength": DEVICE_ID_MAX}
+
+
+def _device_id(value: str) -> str:
+    """One check, one message in words (the schema shows the pattern); a ref component also refuses `..`, `.lock`."""
+    problem = device_id_problem(value)
+    if problem is not None:
+        raise _not_allowed("id {value!r}: {problem}", value=value, problem=problem)
+    return value
 
 
 def _public_key(value: str) -> str:
@@ -28,7 +37,7 @@ def _public_key(value: str) -> str:
 
 class DeviceSpec(SpecModel):
     target: Name
-    id: Annotated[str, Field(pattern=DEVICE_ID_PATTERN)] | None = None
+    id: Annotated[str, Field(json_schema_extra=_ID_SCHEMA), AfterValidator(_device_id)] | None = None
     """Device id used on the deploy branch (devices/<id>/); defaults to metadata.name."""
     hostname: str | None = None
     public_key: Annotated[str, AfterValidator(_public_key)] | None = None

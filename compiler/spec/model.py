@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from compiler.spec.types import DType, Identifier, Metadata, RelativePath, Sha256, SpecModel, Version, _err
+from compiler.spec.types import DType, Identifier, Metadata, RelativePath, Sha256, SpecModel, Version, _invalid
 
 SYMBOL_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _SYMBOL_RE = re.compile(SYMBOL_PATTERN)
@@ -15,9 +15,9 @@ _SYMBOL_RE = re.compile(SYMBOL_PATTERN)
 
 def _check_dim(value: int | str) -> int | str:
     if isinstance(value, int) and value < 1:
-        raise _err("TAKT1012", "dimension {value} must be >= 1, or a symbolic name such as 'batch'", value=value)
+        raise _invalid("dimension {value} must be >= 1, or a symbolic name such as 'batch'", value=value)
     if isinstance(value, str) and not _SYMBOL_RE.match(value):
-        raise _err("TAKT1012", "symbolic dimension {value!r} must be an identifier such as 'batch'", value=value[:80])
+        raise _invalid("symbolic dimension {value!r} must be an identifier such as 'batch'", value=value[:80])
     return value
 
 
@@ -51,12 +51,11 @@ class Artifact(SpecModel):
     @model_validator(mode="after")
     def _one_location(self) -> Artifact:
         if (self.path is None) == (self.uri is None):
-            raise _err("TAKT1012", "give exactly one of artifact.path and artifact.uri")
+            raise _invalid("give exactly one of artifact.path and artifact.uri")
         if self.uri is not None and not re.match(
             r"^((https|s3|gs|oci|az)://\S+|models:/[^/\s]+/\d+|runs:/[0-9a-zA-Z]{1,64}/\S+)$", self.uri
         ):
-            raise _err(
-                "TAKT1012",
+            raise _invalid(
                 "artifact uri {uri!r} must be https://, s3://, gs://, az://, oci://, models:/<name>/<version>"
                 " or runs:/<run-id>/<path>",
                 uri=self.uri[:120],

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from compiler.spec.types import Duration, Identifier, Metadata, Name, RelativePath, Sha256, SpecModel, _err
+from compiler.spec.types import Duration, Identifier, Metadata, Name, RelativePath, Sha256, SpecModel, _invalid
 
 
 class Dataset(SpecModel):
@@ -101,10 +101,10 @@ class LatencyTest(_Test):
     @model_validator(mode="after")
     def _some_budget(self) -> LatencyTest:
         if self.budget is None and not self.budgets:
-            raise _err("TAKT1012", "a latency test needs a budget, or budgets per target or target class")
+            raise _invalid("a latency test needs a budget, or budgets per target or target class")
         for b in [self.budget, *self.budgets.values()]:
             if b is not None and b.p50 is None and b.p95 is None and b.p99 is None:
-                raise _err("TAKT1012", "a latency budget needs at least one of p50, p95, p99")
+                raise _invalid("a latency budget needs at least one of p50, p95, p99")
         return self
 
     def budget_for(self, target: str, target_class: str) -> tuple[str, LatencyBudget] | None:

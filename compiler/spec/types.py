@@ -38,6 +38,31 @@ def _err(code: str, message: str, **ctx: Any) -> PydanticCustomError:
     return PydanticCustomError(code, message.format(**ctx), None)
 
 
+YAML_TYPE_ERROR = "yaml_type"
+"""The error type of a value YAML read as another type than the field's (a boolean or text for a number)."""
+
+
+def _wrong_type(message: str, **ctx: Any) -> PydanticCustomError:
+    """A type error whose message already says what YAML read: the structure stage's one TAKT1005 check
+    (compiler/validate/structure.py `wrong_type`) reports it as is."""
+    return PydanticCustomError(YAML_TYPE_ERROR, message.format(**ctx), None)
+
+
+NOT_ALLOWED_ERROR = "not_allowed"
+"""The error type of a value of the right type that the field does not allow, said in the validator's words."""
+
+
+def _not_allowed(message: str, **ctx: Any) -> PydanticCustomError:
+    """What the structure stage's one TAKT1007 check (`value_not_allowed`) reports as is."""
+    return PydanticCustomError(NOT_ALLOWED_ERROR, message.format(**ctx), None)
+
+
+def _invalid(message: str, **ctx: Any) -> PydanticCustomError:
+    """A value a validator refuses without a code of its own: a value error, which the structure stage's
+    one TAKT1012 check (compiler/validate/structure.py `invalid_value`) reports at the value."""
+    return PydanticCustomError("value_error", message.format(**ctx), None)
+
+
 # --- names -------------------------------------------------------------------------------
 
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -67,8 +92,7 @@ _IDENT_RE = re.compile(IDENT_PATTERN)
 
 def _check_ident(value: str) -> str:
     if not _IDENT_RE.match(value):
-        raise _err(
-            "TAKT1012",
+        raise _invalid(
             "invalid identifier {value!r}: start with a letter or '_', then letters, digits, "
             "'_', '.', ':', '/' or '-' (at most 128 characters)",
             value=value[:80],
@@ -86,14 +110,12 @@ _LABEL_VALUE_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?
 def _check_labels(value: dict[str, str]) -> dict[str, str]:
     for key, val in value.items():
         if not _LABEL_KEY_RE.match(key) or len(key) > 253:
-            raise _err(
-                "TAKT1012",
+            raise _invalid(
                 "invalid label key {key!r}: use [prefix/]name with letters, digits, '-', '_', '.'",
                 key=key[:80],
             )
         if not _LABEL_VALUE_RE.match(val):
-            raise _err(
-                "TAKT1012",
+            raise _invalid(
                 "invalid label value {val!r} for {key!r}: at most 63 letters, digits, '-', '_', '.'",
                 key=key[:80],
                 val=val[:80],
@@ -148,20 +170,19 @@ def version_tuple(version: str) -> tuple[int, ...]:
 def yaml_number(value: Any) -> Any:
     """Refuse booleans and text where a number belongs, naming what YAML read."""
     if isinstance(value, bool):
-        raise _err(
-            "TAKT1005",
+        raise _wrong_type(
             "expected a number, got the boolean {value}: YAML reads true/false as booleans, not 1/0",
             value=str(value).lower(),
         )
     if isinstance(value, str):
-        raise _err("TAKT1005", "expected a number, got the text {value!r}: write numbers unquoted", value=value[:40])
+        raise _wrong_type("expected a number, got the text {value!r}: write numbers unquoted", value=value[:40])
     return value
 
 
 def _whole_number(value: Any) -> Any:
     value = yaml_number(value)
     if isinstance(value, float) and not value.is_integer():
-        raise _err("TAKT1005", "expected a whole number, got {value}", value=repr(value))
+        raise _wrong_type("expected a whole number, got {value}", value=repr(value))
     return value
 
 
@@ -271,7 +292,7 @@ _SHA_RE = re.compile(SHA256_PATTERN)
 
 def _check_sha256(value: str) -> str:
     if not _SHA_RE.match(value):
-        raise _err("TAKT1012", "invalid sha256 {value!r}: 64 lower-case hex digits", value=value[:80])
+        raise _invalid("invalid sha256 {value!r}: 64 lower-case hex digits", value=value[:80])
     return value
 
 
@@ -303,9 +324,9 @@ DType = RunnerDType
 def relative_path_check(value: str) -> str:
     """Paths in specs are relative to the project root and stay inside it: no `..`, no NUL."""
     if not value or "\x00" in value or value.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", value):
-        raise _err("TAKT1012", "path {value!r} must be relative to the project root", value=value[:80])
+        raise _invalid("path {value!r} must be relative to the project root", value=value[:80])
     if ".." in re.split(r"[/\\]", value):
-        raise _err("TAKT1012", "path {value!r} must not leave the spec repo ('..')", value=value[:80])
+        raise _invalid("path {value!r} must not leave the spec repo ('..')", value=value[:80])
     return value
 
 

@@ -70,7 +70,7 @@ def pointer(root: Path, rel: str) -> Pointer | None:
         lock_rel = posixpath.join(folder, "dvc.lock") if folder else "dvc.lock"
         lock = _yaml(root, lock_rel)
     except TreeError as exc:
-        raise Refused("TAKT5019", f"the DVC pointer of {rel} {exc.reason}", "path") from None
+        raise TreeError(rel, f"has a DVC pointer that {exc.reason}") from None  # TAKT5019, as for the file
     stages = lock.get("stages") if isinstance(lock, dict) else None
     for stage, body in (stages or {}).items() if isinstance(stages, dict) else ():
         for out in (body.get("outs") or []) if isinstance(body, dict) else ():

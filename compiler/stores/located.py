@@ -8,6 +8,8 @@ from typing import Any
 
 MAX_ENTRIES = 200  # params or metrics carried into a bundle: a hostile server cannot flood the lineage
 MAX_TEXT = 500
+STORE_CODES = ("TAKT5024", "TAKT5025", "TAKT5026", "TAKT5027", "TAKT5028")
+"""The codes a `Refused` carries; the model stage has one check per code (compiler/validate/models.py)."""
 
 
 @dataclass(frozen=True)

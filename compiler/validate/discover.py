@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from compiler.diagnostics import Diagnostic, Location
 from compiler.loader.source import SourceText, read_source
 from compiler.loader.yamldoc import load_documents
 from compiler.project import DEFAULT_SPECS, PROJECT_FILE, Project
+from compiler.validate.checks import Check, run_checks
 from compiler.validate.document import SpecDocument
 from compiler.validate.structure import validate_model
 
@@ -25,6 +27,11 @@ class Discovery:
     files: list[Path] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     project_source: SourceText | None = None
+    has_project_file: bool = True
+    project_documents: int = 1
+    """How many YAML documents takt.yaml holds (it must hold one)."""
+    unmatched: list[str] = field(default_factory=list)
+    """Spec globs of takt.yaml that match no file."""
 
 
 def display_path(path: Path) -> str:
@@ -43,25 +50,51 @@ def find_root(start: Path) -> Path | None:
     return None
 
 
-def _load_project(root: Path) -> tuple[Project | None, list[Diagnostic], SourceText | None]:
+def _load_project(root: Path) -> Discovery:
     path = root / PROJECT_FILE
-    display = display_path(path)
-    source = read_source(path, display, root=root)
+    source = read_source(path, display_path(path), root=root)
     if isinstance(source, Diagnostic):
-        return None, [source], None
+        return Discovery(root, None, diagnostics=[source])
     docs, diags = load_documents(source)
-    if diags:
-        return None, diags, source
-    if len(docs) != 1:
-        loc = Location(display, 1, 1, 1, 1)
-        return (
-            None,
-            [located("TAKT9003", f"{PROJECT_FILE} must hold exactly one document", loc)],
-            source,
-        )
+    if diags or len(docs) != 1:
+        count = 1 if diags else len(docs)  # a YAML error is the one finding
+        return Discovery(root, None, diagnostics=diags, project_source=source, project_documents=count)
     doc = SpecDocument(docs[0], path, "Project", None)
     model, errors = validate_model(Project, docs[0].data, doc)
-    return model, errors, source
+    return Discovery(root, model, diagnostics=errors, project_source=source)
+
+
+def project_file_present(disc: Discovery) -> Iterator[Diagnostic]:
+    """TAKT9001: a spec repo has a takt.yaml (without one, every YAML file below is validated)."""
+    if not disc.has_project_file:
+        yield located(
+            "TAKT9001",
+            f"no {PROJECT_FILE} in {display_path(disc.root)} or above; validating every YAML file below it",
+            Location(display_path(disc.root)),
+            "run `takt init` to create one",
+        )
+
+
+def globs_match(disc: Discovery) -> Iterator[Diagnostic]:
+    """TAKT9002: every spec glob of takt.yaml matches a file."""
+    for pattern in disc.unmatched:
+        yield located(
+            "TAKT9002", f"spec glob {pattern!r} matches no file", Location(display_path(disc.root / PROJECT_FILE))
+        )
+
+
+def project_is_one_document(disc: Discovery) -> Iterator[Diagnostic]:
+    """TAKT9003: takt.yaml holds exactly one YAML document."""
+    if disc.has_project_file and disc.project_documents != 1 and disc.project_source is not None:
+        loc = Location(disc.project_source.display, 1, 1, 1, 1)
+        yield located("TAKT9003", f"{PROJECT_FILE} must hold exactly one document", loc)
+
+
+CHECKS: tuple[Check[Discovery, Diagnostic], ...] = (
+    Check("TAKT9001", project_file_present),
+    Check("TAKT9003", project_is_one_document),
+    Check("TAKT9002", globs_match),
+)
 
 
 def _walk(root: Path) -> list[Path]:
@@ -77,21 +110,12 @@ def discover(start: Path) -> Discovery:
     root = find_root(start)
     if root is None:
         root = start.resolve() if start.is_dir() else start.resolve().parent
-        disc = Discovery(root, None)
-        disc.diagnostics.append(
-            located(
-                "TAKT9001",
-                f"no {PROJECT_FILE} in {display_path(root)} or above; validating every YAML file below it",
-                Location(display_path(root)),
-                "run `takt init` to create one",
-            )
-        )
-        patterns, excludes = list(DEFAULT_SPECS), []
+        disc = Discovery(root, None, has_project_file=False)
     else:
-        project, diags, source = _load_project(root)
-        disc = Discovery(root, project, diagnostics=diags, project_source=source)
-        patterns = project.spec.specs if project else list(DEFAULT_SPECS)
-        excludes = project.spec.exclude if project else []
+        disc = _load_project(root)
+    project = disc.project
+    patterns = project.spec.specs if project else list(DEFAULT_SPECS)
+    excludes = project.spec.exclude if project else []
     candidates = [(p, p.relative_to(root).as_posix()) for p in _walk(root)]
     excluded = [glob_regex(ex) for ex in excludes]
     chosen: set[Path] = set()
@@ -99,16 +123,11 @@ def discover(start: Path) -> Discovery:
         rx = glob_regex(pattern)
         matched = [p for p, rel in candidates if rx.fullmatch(rel) and not any(e.fullmatch(rel) for e in excluded)]
         if not matched and disc.project is not None:
-            disc.diagnostics.append(
-                located(
-                    "TAKT9002",
-                    f"spec glob {pattern!r} matches no file",
-                    Location(display_path(root / PROJECT_FILE)),
-                )
-            )
+            disc.unmatched.append(pattern)
         chosen.update(matched)
     chosen.discard(root / PROJECT_FILE)
     disc.files = sorted(chosen)
+    disc.diagnostics[:0] = run_checks(CHECKS, disc)
     return disc
 
 

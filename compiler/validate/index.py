@@ -8,8 +8,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast, overload
 
-from compiler.diagnostics import Diagnostic
-from compiler.loader.yamldoc import Path_
 from compiler.spec.datasource import DataSource
 from compiler.spec.deployment import Deployment
 from compiler.spec.device import Device
@@ -18,7 +16,7 @@ from compiler.spec.policy import Policy
 from compiler.spec.target import Target, TargetSpec
 from compiler.spec.testsuite import TestSuite
 from compiler.spec.types import LabelSelector, SpecModel
-from compiler.validate.document import Named, SpecDocument, Valid, did_you_mean
+from compiler.validate.document import Named, SpecDocument, Valid
 
 
 @dataclass
@@ -49,7 +47,7 @@ class SpecIndex:
         # by_kind holds only named documents, filed under the kind whose class parsed them
         return cast("Named[SpecModel] | None", self.by_kind.get(kind, {}).get(name))
 
-    def _maybe_unparsed(self, name: str) -> bool:
+    def maybe_unparsed(self, name: str) -> bool:
         """A name that appears in a file that did not parse: its syntax error is the one finding."""
         word = re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])")
         return any(word.search(text) for text in self.unparsed.values())
@@ -110,42 +108,14 @@ class SpecIndex:
             devices = [d for d in devices if selector.matches(d.model.metadata.labels)]
         return devices
 
-    def ref(
-        self, src: SpecDocument, kind: str, name: str, path: Path_, out: list[Diagnostic]
-    ) -> Named[SpecModel] | None:
-        """Resolve a reference or record TAKT3001 at the referring node."""
-        target = self.get(kind, name)
-        if target is None and not self._maybe_unparsed(name):
-            out.append(
-                src.diag(
-                    "TAKT3001",
-                    f"{kind} {name!r} does not exist",
-                    path,
-                    hint=did_you_mean(name, self.by_kind.get(kind, {})),
-                )
-            )
-        return target
 
-
-def build_index(documents: list[SpecDocument]) -> tuple[SpecIndex, list[Diagnostic]]:
+def build_index(documents: list[SpecDocument]) -> SpecIndex:
+    """Documents by kind and name; the first of a duplicate name is indexed (references.py reports the rest)."""
     index = SpecIndex(documents)
-    out: list[Diagnostic] = []
     for doc in documents:
-        if doc.name is None:
-            continue
-        first = index.by_kind[doc.kind].get(doc.name)
-        if first is not None:
-            out.append(
-                doc.diag(
-                    "TAKT3002",
-                    f"{doc.kind} {doc.name!r} is already defined at {first.locate(())}",
-                    ("metadata", "name"),
-                    related=[first.locate(("metadata", "name"))],
-                )
-            )
-            continue
-        index.by_kind[doc.kind][doc.name] = doc
-    return index, out
+        if doc.name is not None:
+            index.by_kind[doc.kind].setdefault(doc.name, doc)
+    return index
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -159,9 +129,9 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def resolve_targets(index: SpecIndex) -> list[Diagnostic]:
-    """Follow `extends` chains, report dangling parents and cycles, and store merged specs."""
-    out: list[Diagnostic] = []
+def resolve_targets(index: SpecIndex) -> None:
+    """Follow `extends` chains and store merged specs; a chain with a missing or invalid parent, or a
+    cycle, is skipped (references.py reports dangling parents and cycles)."""
     for doc in index.valid("Target"):
         chain: list[Valid[Target]] = [doc]
         broken = False
@@ -170,18 +140,7 @@ def resolve_targets(index: SpecIndex) -> list[Diagnostic]:
             if spec.extends is None:
                 break
             parent = index.get("Target", spec.extends)
-            if parent is None:
-                if chain[-1] is doc:
-                    index.ref(doc, "Target", spec.extends, ("spec", "extends"), out)
-                broken = True
-                break
-            if parent in chain:
-                if parent is doc:
-                    names = " → ".join(d.name or "?" for d in [*chain, parent])
-                    out.append(doc.diag("TAKT3003", f"extends forms a cycle: {names}", ("spec", "extends")))
-                broken = True
-                break
-            if parent.model is None:
+            if parent is None or parent in chain or parent.model is None:
                 broken = True
                 break
             chain.append(cast("Valid[Target]", parent))  # its model is not None: checked just above
@@ -192,4 +151,3 @@ def resolve_targets(index: SpecIndex) -> list[Diagnostic]:
             merged = _deep_merge(merged, link.model.spec.model_dump(by_alias=True, exclude_none=True))
         merged.pop("extends", None)
         index.resolved_targets[doc.name] = TargetSpec.model_validate(merged)
-    return out

@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from compiler.codes import all_rules, located
-from compiler.diagnostics import Diagnostic, Location, Severity, sort_diagnostics
+from compiler.diagnostics import Diagnostic, Severity, sort_diagnostics
 from compiler.gcpause import collections_paused
 from compiler.loader.source import DEFAULT_MAX_FILE_BYTES, SourceText, inline_ignores, read_source
 from compiler.loader.yamldoc import STOPS_FILE, load_documents
@@ -20,6 +19,7 @@ from compiler.project import Project
 from compiler.validate.discover import discover, display_path
 from compiler.validate.doc_cache import DocumentCache, FileOutcome, cache_path
 from compiler.validate.document import SpecDocument
+from compiler.validate.ignores import check_ignores
 from compiler.validate.index import SpecIndex, build_index, resolve_targets
 from compiler.validate.modbus_outputs import check_modbus_outputs
 from compiler.validate.policies import check_policies
@@ -120,10 +120,9 @@ def _validate(
     if doc_cache:
         doc_cache.save()
 
-    index, idiags = build_index(documents)
+    index = build_index(documents)
     index.unparsed = unparsed
-    diags += idiags
-    diags += resolve_targets(index)
+    resolve_targets(index)
     for stage in (check_references, check_protocols, check_modbus_outputs, check_semantics, check_rollouts):
         diags += stage(index)
     models = _model_check_result()
@@ -142,7 +141,7 @@ def _validate(
     codes = {c.strip().upper() for c in ignore if c.strip()}
     if disc.project:
         codes |= {c.upper() for c in disc.project.spec.ignore}
-    diags += _unknown_codes(codes, index, disc.root)
+    diags += check_ignores(codes, index, disc.root)
     suppress.global_codes = frozenset(codes)
     if only is not None:
         wanted = {display_path(p) for p in only}
@@ -195,19 +194,3 @@ def _load_file(source: SourceText, file: Path) -> FileOutcome:
             diags.extend(find_secrets(doc))
     return FileOutcome(documents, diags, inline_ignores(source.text))
 
-
-def _unknown_codes(codes: set[str], index: SpecIndex, root: Path) -> list[Diagnostic]:
-    policy_ids = {d.model.spec.rule_id for d in index.valid("Policy")}
-    known = all_rules()
-    out = []
-    for code in sorted(codes):
-        if "*" in code or "?" in code or code in known or code in policy_ids:
-            continue
-        out.append(
-            located(
-                "TAKT9004",
-                f"ignore list names unknown code {code!r}",
-                Location(display_path(root / "takt.yaml")),
-            )
-        )
-    return out

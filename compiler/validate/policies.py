@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import cerberus
@@ -13,6 +13,7 @@ from cerberus.errors import BasicErrorHandler, ValidationError
 from compiler.diagnostics import Diagnostic, Severity
 from compiler.loader.yamldoc import Path_
 from compiler.spec.policy import Policy
+from compiler.validate.checks import Check, run_checks
 from compiler.validate.document import SpecDocument
 from compiler.validate.index import SpecIndex
 
@@ -60,27 +61,50 @@ def _bad_regexes(node: Any, path: Path_) -> Iterator[tuple[Path_, str]]:
             yield from _bad_regexes(value, (*path, i))
 
 
-def _compile(index: SpecIndex, out: list[Diagnostic]) -> list[_Compiled]:
+@dataclass(frozen=True)
+class _Refused:
+    """A Policy that cannot run (TAKT8001): a bad regex or schema, or a rule that failed on a document."""
+
+    doc: SpecDocument
+    message: str
+    path: Path_
+
+
+@dataclass(frozen=True)
+class _Violation:
+    policy: _Compiled
+    doc: SpecDocument
+    error: ValidationError
+
+
+@dataclass
+class PolicyRun:
+    """Every Policy compiled and run once over the documents it applies to: the subject of the checks."""
+
+    refused: list[_Refused] = field(default_factory=list)
+    violations: list[_Violation] = field(default_factory=list)
+
+
+def _compile(index: SpecIndex, run: PolicyRun) -> list[_Compiled]:
     compiled = []
     for doc in index.valid("Policy"):
         policy: Policy = doc.model
         bad = list(_bad_regexes(doc.data["spec"]["schema"], ("spec", "schema")))
-        for path, problem in bad:
-            out.append(doc.diag("TAKT8001", f"invalid regex: {problem}", path))
+        run.refused.extend(_Refused(doc, f"invalid regex: {problem}", path) for path, problem in bad)
         if bad:
             continue
         try:
             validator = cerberus.Validator(policy.spec.rules, allow_unknown=True)
         except Exception as exc:  # noqa: BLE001 - SchemaError and friends: the user's schema is wrong
-            out.append(doc.diag("TAKT8001", f"invalid cerberus schema: {exc}", ("spec", "schema")))
+            run.refused.append(_Refused(doc, f"invalid cerberus schema: {exc}", ("spec", "schema")))
             continue
         compiled.append(_Compiled(doc, policy, validator))
     return compiled
 
 
-def check_policies(index: SpecIndex) -> list[Diagnostic]:
-    out: list[Diagnostic] = []
-    policies = _compile(index, out)
+def run_policies(index: SpecIndex) -> PolicyRun:
+    run = PolicyRun()
+    policies = _compile(index, run)
     for doc in index.documents:
         if doc.model is None or doc.kind == "Policy":
             continue
@@ -91,24 +115,40 @@ def check_policies(index: SpecIndex) -> list[Diagnostic]:
             try:
                 ok = c.validator.validate(doc.data)
             except Exception as exc:  # noqa: BLE001 - a user rule that fails while running
-                out.append(
-                    c.doc.diag("TAKT8001", f"policy failed on {doc.kind} {doc.name!r}: {exc}", ("spec", "schema"))
+                run.refused.append(
+                    _Refused(c.doc, f"policy failed on {doc.kind} {doc.name!r}: {exc}", ("spec", "schema"))
                 )
                 continue
-            if ok:
-                continue
-            severity = Severity.parse(c.policy.spec.severity)
-            for err in _leaves(list(c.validator._errors)):
-                path = tuple(err.document_path)
-                missing = err.rule == "required"
-                out.append(
-                    doc.diag(
-                        c.policy.spec.rule_id,
-                        f"{c.policy.spec.message} ({_explain(err)})",
-                        path[:-1] if missing else path,
-                        key=missing,
-                        hint=f"policy {c.policy.metadata.name!r}",
-                        related=[c.doc.locate(("metadata", "name"))],
-                    ).with_severity(severity)  # a user rule: its severity is its Policy's, the user's rule table
-                )
-    return out
+            if not ok:
+                run.violations.extend(_Violation(c, doc, err) for err in _leaves(list(c.validator._errors)))
+    return run
+
+
+def policies_run(run: PolicyRun) -> Iterator[Diagnostic]:
+    """TAKT8001: every Policy compiles, and runs on each document it applies to."""
+    for r in run.refused:
+        yield r.doc.diag("TAKT8001", r.message, r.path)
+
+
+def placed_violations(run: PolicyRun) -> Iterator[Diagnostic]:
+    """The users' own rules: each violation under its Policy's id and severity (the user's rule table)."""
+    for v in run.violations:
+        c, err = v.policy, v.error
+        path = tuple(err.document_path)
+        missing = err.rule == "required"
+        yield v.doc.diag(
+            c.policy.spec.rule_id,
+            f"{c.policy.spec.message} ({_explain(err)})",
+            path[:-1] if missing else path,
+            key=missing,
+            hint=f"policy {c.policy.metadata.name!r}",
+            related=[c.doc.locate(("metadata", "name"))],
+        ).with_severity(Severity.parse(c.policy.spec.severity))
+
+
+CHECKS: tuple[Check[PolicyRun, Diagnostic], ...] = (Check("TAKT8001", policies_run),)
+
+
+def check_policies(index: SpecIndex) -> list[Diagnostic]:
+    run = run_policies(index)
+    return run_checks(CHECKS, run) + list(placed_violations(run))

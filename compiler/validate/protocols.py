@@ -177,24 +177,24 @@ def tcp_endpoint_problem(endpoint: str) -> bool:
 
 
 def modbus_endpoint(index: SpecIndex) -> Iterator[Diagnostic]:
-    """TAKT2006: an RTU endpoint is a serial device, a TCP one host:port."""
+    """TAKT2028: an RTU endpoint is a serial device, a TCP one host:port."""
     for doc, spec in _sources(index, ModbusSource):
         if spec.transport == "rtu" and not re.match(r"^(/dev/\S+|COM[0-9]+)$", spec.endpoint):
             yield doc.diag(
-                "TAKT2006",
+                "TAKT2028",
                 f"Modbus RTU endpoint {spec.endpoint!r} must be a serial device such as /dev/ttyUSB0",
                 ("spec", "endpoint"),
             )
         elif spec.transport != "rtu" and tcp_endpoint_problem(spec.endpoint):
             yield doc.diag(
-                "TAKT2006",
+                "TAKT2028",
                 f"Modbus TCP endpoint {spec.endpoint!r} must be host:port (usually port 502)",
                 ("spec", "endpoint"),
             )
     for doc, o, path in modbus_outputs(index):
         if o.endpoint is not None and tcp_endpoint_problem(o.endpoint):
             yield doc.diag(
-                "TAKT2006",
+                "TAKT2028",
                 f"Modbus TCP endpoint {o.endpoint!r} must be host:port (usually port 502)",
                 (*path, "endpoint"),
             )
@@ -284,15 +284,36 @@ def modbus_address_exists(index: SpecIndex) -> Iterator[Diagnostic]:
     for doc, o, path in modbus_outputs(index):
         a = o.address
         if a.register_type in _READ_ONLY:
-            continue  # TAKT2024
+            problem = _register_number_problem(a.address)
+            if problem:
+                yield doc.diag("TAKT2020", problem, (*path, "address", "address"))
+            continue  # no span to judge: TAKT2024
         words = 1 if a.register_type == "coil" else _WORDS[a.data_type]
         yield from _address(doc, a.address, a.data_type, words, output_addressing(index, o) == "one-based", path)
+
+
+def _register_number_problem(value: int) -> str | None:
+    """Registers are 0..65535 (1..65536 counted from 1); a 6-digit Modicon reference is named as one."""
+    if 0 <= value <= MAX_REGISTER + 1:
+        return None
+    ref = modicon_reference(value)
+    if ref is not None:
+        return (
+            f"address {value} is past the last register; it looks like Modicon notation ({ref.pattern}) for "
+            f"{ref.register_type} {ref.offset + 1}: write registerType: {ref.register_type}, address: {ref.offset} "
+            f"(or {ref.offset + 1} with addressing: one-based)"
+        )
+    return f"address {value} is outside 0..65535 (1..65536 with addressing: one-based)"
 
 
 def _address(
     doc: SpecDocument, address: int, data_type: str, words: int, one_based: bool, path: Path_
 ) -> Iterator[Diagnostic]:
     at = (*path, "address", "address")
+    problem = _register_number_problem(address)
+    if problem:
+        yield doc.diag("TAKT2020", problem, at)
+        return  # no register table holds it: its span says nothing more
     if one_based and address == 0:
         yield doc.diag(
             "TAKT2020",
@@ -322,6 +343,8 @@ def modbus_fields_disjoint(index: SpecIndex) -> Iterator[Diagnostic]:
 def modbus_modicon_notation(index: SpecIndex) -> Iterator[Diagnostic]:
     """TAKT2029: a 5-digit address that reads as Modicon notation is probably one."""
     for doc, spec, i, f in _modbus_fields(index):
+        if _register_number_problem(f.address.address):
+            continue  # not a register number at all: TAKT2020 names its Modicon reading
         d = _modicon_hint(
             doc,
             f.address.address,
@@ -451,7 +474,7 @@ CHECKS = (
     Check("TAKT2008", node_id_has_namespace),
     Check("TAKT2011", sparkplug_topic),
     Check("TAKT2013", mqtt_payload_address),
-    Check("TAKT2006", modbus_endpoint),
+    Check("TAKT2028", modbus_endpoint),
     Check("TAKT2026", modbus_transport_settings),
     Check("TAKT2021", modbus_data_type_fits_register),
     Check("TAKT2027", modbus_scale_nonzero),

@@ -6,12 +6,15 @@ from collections.abc import Iterator
 from typing import Any
 
 from compiler.diagnostics import Diagnostic
+from compiler.loader.yamldoc import Path_
 from compiler.spec.deployment import Deployment
 from compiler.spec.device import Device
 from compiler.spec.model import Model
+from compiler.spec.target import Target
 from compiler.spec.testsuite import DataTest, LatencyTest, TestSuite
+from compiler.spec.types import SpecModel
 from compiler.validate.checks import Check, run_checks
-from compiler.validate.document import SpecDocument, did_you_mean
+from compiler.validate.document import Named, SpecDocument, Valid, did_you_mean
 from compiler.validate.index import SpecIndex
 from compiler.validate.semantics import binding_parts_resolve
 
@@ -20,34 +23,57 @@ def check_references(index: SpecIndex) -> list[Diagnostic]:
     return run_checks(CHECKS, index)
 
 
+def _ref(
+    index: SpecIndex, src: SpecDocument, kind: str, name: str, path: Path_, out: list[Diagnostic]
+) -> Named[SpecModel] | None:
+    """Resolve a reference, or record TAKT3001 at the referring node."""
+    target = index.get(kind, name)
+    if target is None and not index.maybe_unparsed(name):
+        out.append(
+            src.diag(
+                "TAKT3001",
+                f"{kind} {name!r} does not exist",
+                path,
+                hint=did_you_mean(name, index.by_kind.get(kind, {})),
+            )
+        )
+    return target
+
+
 def references_resolve(index: SpecIndex) -> Iterator[Diagnostic]:
     """TAKT3001: every document a spec names exists (and the parts of it named: dataset, input, field)."""
     out: list[Diagnostic] = []
+    for doc in index.valid("Target"):
+        extends = doc.model.spec.extends
+        if extends is not None:
+            _ref(index, doc, "Target", extends, ("spec", "extends"), out)
     for doc in index.valid("Device"):
         dev: Device = doc.model
-        index.ref(doc, "Target", dev.spec.target, ("spec", "target"), out)
+        _ref(index, doc, "Target", dev.spec.target, ("spec", "target"), out)
     for doc in index.valid("TestSuite"):
         suite: TestSuite = doc.model
-        index.ref(doc, "Model", suite.spec.model, ("spec", "model"), out)
+        _ref(index, doc, "Model", suite.spec.model, ("spec", "model"), out)
         for i, test in enumerate(suite.spec.tests):
             if isinstance(test, DataTest) and test.source is not None:
-                index.ref(doc, "DataSource", test.source, ("spec", "tests", i, "source"), out)
+                _ref(index, doc, "DataSource", test.source, ("spec", "tests", i, "source"), out)
     for doc in index.valid("Deployment"):
         spec = doc.model.spec
-        index.ref(doc, "Model", spec.model.name, ("spec", "model"), out)
+        _ref(index, doc, "Model", spec.model.name, ("spec", "model"), out)
         for i, binding in enumerate(spec.bindings):
-            index.ref(doc, "DataSource", binding.source, ("spec", "bindings", i, "source"), out)
+            _ref(index, doc, "DataSource", binding.source, ("spec", "bindings", i, "source"), out)
         for i, name in enumerate(spec.targets):
-            index.ref(doc, "Target", name, ("spec", "targets", i), out)
+            _ref(index, doc, "Target", name, ("spec", "targets", i), out)
         for i, name in enumerate(spec.gates):
-            index.ref(doc, "TestSuite", name, ("spec", "gates", i), out)
+            _ref(index, doc, "TestSuite", name, ("spec", "gates", i), out)
         for i, output in enumerate(spec.outputs):
             conn = getattr(output, "connection", None)
             if conn is not None:
-                index.ref(doc, "DataSource", conn, ("spec", "outputs", i, "connection"), out)
+                _ref(index, doc, "DataSource", conn, ("spec", "outputs", i, "connection"), out)
         drift = spec.monitoring.drift if spec.monitoring else None
         if drift is not None:
-            suite_doc = index.ref(doc, "TestSuite", drift.test_suite, ("spec", "monitoring", "drift", "testSuite"), out)
+            suite_doc = _ref(
+                index, doc, "TestSuite", drift.test_suite, ("spec", "monitoring", "drift", "testSuite"), out
+            )
             if suite_doc is not None and isinstance(suite_doc.model, TestSuite):
                 datasets = suite_doc.model.spec.datasets
                 if drift.dataset not in datasets:
@@ -96,8 +122,39 @@ def pinned_version_exists(index: SpecIndex) -> Iterator[Diagnostic]:
                 )
 
 
-def model_not_its_own_parent(index: SpecIndex) -> Iterator[Diagnostic]:
-    """TAKT3003 (extends cycles of Targets are found where targets are resolved, in the index)."""
+def document_names_unique(index: SpecIndex) -> Iterator[Diagnostic]:
+    """TAKT3002: names are unique per kind across the spec repo (the index keeps the first)."""
+    for doc in index.documents:
+        first = index.by_kind[doc.kind].get(doc.name) if doc.name is not None else None
+        if first is not None and first is not doc:
+            yield doc.diag(
+                "TAKT3002",
+                f"{doc.kind} {doc.name!r} is already defined at {first.locate(())}",
+                ("metadata", "name"),
+                related=[first.locate(("metadata", "name"))],
+            )
+
+
+def _extends_cycle(index: SpecIndex, doc: Valid[Target]) -> list[str] | None:
+    """The names around a cycle of `extends` that returns to `doc`, if one does."""
+    chain: list[Named[SpecModel]] = [doc]
+    while True:
+        model = chain[-1].model
+        extends = model.spec.extends if isinstance(model, Target) else None
+        parent = index.get("Target", extends) if extends is not None else None
+        if parent is None or parent.model is None:
+            return None
+        if parent in chain:
+            return [d.name or "?" for d in [*chain, parent]] if parent is doc else None
+        chain.append(parent)
+
+
+def no_cycles(index: SpecIndex) -> Iterator[Diagnostic]:
+    """TAKT3003: no Target extends itself through others; no Model is its own lineage parent."""
+    for doc in index.valid("Target"):
+        names = _extends_cycle(index, doc)
+        if names:
+            yield doc.diag("TAKT3003", f"extends forms a cycle: {' → '.join(names)}", ("spec", "extends"))
     for doc in index.valid("Model"):
         model: Model = doc.model
         lineage = model.spec.lineage
@@ -130,9 +187,10 @@ def _latency_budget_keys(index: SpecIndex, doc: Any, test: LatencyTest, i: int) 
     ]
 
 
-CHECKS: tuple[Check[SpecIndex], ...] = (
+CHECKS: tuple[Check[SpecIndex, Diagnostic], ...] = (
     Check("TAKT3001", references_resolve),
-    Check("TAKT3003", model_not_its_own_parent),
+    Check("TAKT3002", document_names_unique),
+    Check("TAKT3003", no_cycles),
     Check("TAKT3004", pinned_version_exists),
     Check("TAKT3005", device_ids_unique),
     Check("TAKT3006", latency_budgets_name_targets),

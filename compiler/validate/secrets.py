@@ -13,6 +13,7 @@ from typing import Any
 from compiler.diagnostics import Diagnostic
 from compiler.loader.yamldoc import Path_
 from compiler.spec.types import SECRET_REF_PATTERN
+from compiler.validate.checks import Check, run_checks
 from compiler.validate.document import SpecDocument
 
 _SECRET_KEYS = {
@@ -65,6 +66,11 @@ def _strings(data: Any, path: Path_) -> Iterator[tuple[Path_, str | None, str]]:
 
 
 def find_secrets(doc: SpecDocument) -> list[Diagnostic]:
+    return run_checks(CHECKS, doc)
+
+
+def no_literal_secrets(doc: SpecDocument) -> Iterator[Diagnostic]:
+    """TAKT1010: no secret written into a spec (a key that names one, or a value that looks like one)."""
     out: list[Diagnostic] = []
     for path, key, value in _strings(doc.data, ()):
         if not value.strip():
@@ -102,4 +108,7 @@ def find_secrets(doc: SpecDocument) -> list[Diagnostic]:
                     )
                 )
                 break
-    return out
+    yield from out
+
+
+CHECKS: tuple[Check[SpecDocument, Diagnostic], ...] = (Check("TAKT1010", no_literal_secrets),)

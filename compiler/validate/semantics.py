@@ -268,12 +268,13 @@ def _tests(index: SpecIndex) -> Iterator[tuple[SpecDocument, TestSuite, int, Any
 
 
 def test_names_unique(index: SpecIndex) -> Iterator[Diagnostic]:
+    """TAKT3008: a suite's test names are unique (reports and gates name them)."""
     for doc in index.valid("TestSuite"):
         tests = doc.model.spec.tests
         names = Counter(t.name for t in tests)
         for i, test in enumerate(tests):
             if names[test.name] > 1:
-                yield doc.diag("TAKT3002", f"test name {test.name!r} is used twice", ("spec", "tests", i, "name"))
+                yield doc.diag("TAKT3008", f"test name {test.name!r} is used twice", ("spec", "tests", i, "name"))
 
 
 def test_references_resolve(index: SpecIndex) -> Iterator[Diagnostic]:
@@ -718,13 +719,13 @@ def resources_fit_targets(index: SpecIndex) -> Iterator[Diagnostic]:
 
 # --- the stage's registry: one check per code (the class rules yield the class's own codes) -----
 
-CHECKS: tuple[Check[SpecIndex], ...] = (
+CHECKS: tuple[Check[SpecIndex, Diagnostic], ...] = (
     Check("TAKT4013", target_complete),
     Check("TAKT4034", target_class_known),
     Check("TAKT4035", profile_fits_class),
     Check("TAKT4032", cpu_fallback_needs_accelerator),
     Check("TAKT4014", model_signature_consistent),
-    Check("TAKT3002", test_names_unique),
+    Check("TAKT3008", test_names_unique),
     Check("TAKT4016", test_references_resolve),
     Check("TAKT1014", metric_threshold_in_range),
     Check("TAKT4008", outputs_exist),

@@ -1,61 +1,96 @@
-"""Model artifacts and datasets held by DVC or MLflow: resolved to local files for the model checks,
-with their lineage kept for the bundle; each refusal a located diagnostic."""
+"""Where a file a spec names really is: inside the project, DVC's cached copy, or fetched from MLflow.
+
+Resolution gives typed outcomes, never diagnostics: the model stage's checks (compiler/validate/models.py)
+turn each kind of outcome into its own code, so a refusal is reported by one check whoever found it.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from compiler.bundle.tree import TreeError
-from compiler.diagnostics import Diagnostic
+from compiler.bundle.tree import TreeError, regular_inside
 from compiler.loader.yamldoc import Path_
 from compiler.spec.model import Artifact
 from compiler.stores import mlflow_models
 from compiler.stores.locate import locate
 from compiler.stores.located import Refused
-from compiler.validate.document import SpecDocument
 
 
-def inside(
-    doc: SpecDocument, root: Path, rel: str, at: Path_, out: list[Diagnostic], what: str, lineage: dict[str, Any]
-) -> Path | None:
-    """The real file a spec path names (DVC's cached copy when DVC tracks it), or a located diagnostic."""
+@dataclass(frozen=True)
+class Found:
+    path: Path
+
+
+@dataclass(frozen=True)
+class Missing:
+    """No such file (TAKT5001)."""
+
+
+@dataclass(frozen=True)
+class CannotRead:
+    """The file is there but cannot be read (TAKT5031)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Escapes:
+    """A link out of the project, a device or a FIFO (TAKT5019)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class StoreRefused:
+    """DVC or MLflow refused the file: its own code, message and the spec key it is located at."""
+
+    code: str
+    message: str
+    at: Path_
+
+
+@dataclass(frozen=True)
+class DigestDiffers:
+    """The file's sha256 is not the pinned one (TAKT5002)."""
+
+    actual: str
+
+
+Outcome = Found | Missing | CannotRead | Escapes | StoreRefused | DigestDiffers
+
+
+def locate_file(root: Path, rel: str, at: Path_, what: str, lineage: dict[str, Any], *, dvc: bool = True) -> Outcome:
+    """The real file a spec path names (DVC's cached copy when DVC tracks it and `dvc`)."""
     try:
+        if not dvc:
+            return Found(regular_inside(root, rel))
         found = locate(root, rel, verify=True)
     except FileNotFoundError:
-        out.append(doc.diag("TAKT5001", f"{what} {rel!r} does not exist (paths are relative to the project root)", at))
+        return Missing()
     except TreeError as exc:
-        out.append(doc.diag("TAKT5019", f"{what} {rel!r} {exc.reason}", at))
+        return Escapes(exc.reason)
     except Refused as exc:
-        out.append(doc.diag(exc.code, f"{what} {exc.message}", at))
+        return StoreRefused(exc.code, f"{what} {exc.message}", at)
     except OSError as exc:
-        out.append(doc.diag("TAKT5001", f"cannot read {what} {rel!r}: {exc.strerror or exc}", at))
-    else:
-        if found.lineage:
-            lineage[rel] = found.lineage
-        return found.path
-    return None
+        return CannotRead(str(exc.strerror or exc))
+    if found.lineage:
+        lineage[rel] = found.lineage
+    return Found(found.path)
 
 
-def remote_model(
-    doc: SpecDocument,
-    art: Artifact,
-    cache: Path,
-    env: Mapping[str, str],
-    out: list[Diagnostic],
-    lineage: dict[str, Any],
-) -> Path | None:
-    """An MLflow-held artifact fetched into the cache and pinned; None (with a diagnostic) otherwise."""
+def remote_model(art: Artifact, cache: Path, env: Mapping[str, str], lineage: dict[str, Any]) -> Outcome:
+    """An MLflow-held artifact fetched into the cache and pinned, or the store's refusal."""
     assert art.uri is not None
     try:
         found = mlflow_models.resolve(art.uri, art.sha256, env.get(mlflow_models.ENV), cache)
     except Refused as exc:
-        out.append(doc.diag(exc.code, exc.message, ("spec", "artifact", exc.at)))
-        return None
+        return StoreRefused(exc.code, exc.message, ("spec", "artifact", exc.at))
     lineage[art.uri] = found.lineage
-    return found.path
+    return Found(found.path)
 
 
 def is_mlflow(art: Artifact) -> bool:

@@ -15,7 +15,7 @@ from pydantic_core import ErrorDetails
 from compiler.diagnostics import Diagnostic
 from compiler.loader.yamldoc import Path_, YamlDocument
 from compiler.spec.kinds import API_VERSION, KINDS, KNOWN_API_VERSIONS
-from compiler.spec.types import SpecModel
+from compiler.spec.types import NOT_ALLOWED_ERROR, YAML_TYPE_ERROR, SpecModel
 from compiler.validate.checks import Check, run_checks
 from compiler.validate.document import SpecDocument, did_you_mean
 
@@ -79,7 +79,10 @@ def kind_known(probe: SpecDocument) -> Iterator[Diagnostic]:
 
 
 ENVELOPE = Check("TAKT0008", document_is_mapping)
-CHECKS: tuple[Check[SpecDocument], ...] = (Check("TAKT1001", api_version_known), Check("TAKT1002", kind_known))
+CHECKS: tuple[Check[SpecDocument, Diagnostic], ...] = (
+    Check("TAKT1001", api_version_known),
+    Check("TAKT1002", kind_known),
+)
 """The envelope's checks, on a document that is a mapping (ENVELOPE)."""
 
 
@@ -227,7 +230,9 @@ def unknown_variant(e: ModelError) -> Iterator[Diagnostic]:
 
 def value_not_allowed(e: ModelError) -> Iterator[Diagnostic]:
     """TAKT1007: a value of the right type outside what the field allows (choices, bounds, patterns)."""
-    if e.type in _VALUE_ERRORS:
+    if e.type == NOT_ALLOWED_ERROR:
+        yield e.doc.diag("TAKT1007", e.message, e.full)  # a spec validator's words, which name the value
+    elif e.type in _VALUE_ERRORS:
         value = e.err.get("input")
         hint = did_you_mean(str(value), _choices(str(e.ctx.get("expected", "")))) if e.type == "literal_error" else ""
         yield e.doc.diag("TAKT1007", f"{e.message}, got {_describe(value)}", e.full, hint=hint)
@@ -240,17 +245,23 @@ def wrong_type(e: ModelError) -> Iterator[Diagnostic]:
         hint = ""
         if e.type == "string_type" and isinstance(value, int | float | bool):
             hint = "YAML read this as a number or boolean; quote it to keep it text"
-        yield e.doc.diag("TAKT1005", f"{e.message}, got {_describe(value)}", e.full, hint=hint)
+        message = e.message if e.type == YAML_TYPE_ERROR else f"{e.message}, got {_describe(value)}"
+        yield e.doc.diag("TAKT1005", message, e.full, hint=hint)
 
 
 def invalid_value(e: ModelError) -> Iterator[Diagnostic]:
     """TAKT1012: a value a model's own validator refused without a code of its own."""
-    handled = e.type in _VALUE_ERRORS or _is_type_error(e.type) or e.type in _TYPE_CODES
+    handled = e.type in _VALUE_ERRORS or e.type == NOT_ALLOWED_ERROR or _is_type_error(e.type) or e.type in _TYPE_CODES
     if not handled and not e.type.startswith("TAKT"):
-        yield e.doc.diag("TAKT1012", e.err["msg"].removeprefix("Value error, "), e.full)
+        yield _invalid_value(e)
 
 
-MODEL_CHECKS: tuple[Check[ModelError], ...] = (
+def _invalid_value(e: ModelError) -> Diagnostic:
+    """Also what an error no other check takes becomes (at the node, its leaf unknown)."""
+    return e.doc.diag("TAKT1012", e.err["msg"].removeprefix("Value error, "), e.full)
+
+
+MODEL_CHECKS: tuple[Check[ModelError, Diagnostic], ...] = (
     Check("TAKT1003", missing_field),
     Check("TAKT1004", unknown_field),
     Check("TAKT1008", unknown_variant),
@@ -267,7 +278,7 @@ def pydantic_diagnostic(doc: SpecDocument, cls: type[SpecModel], err: ErrorDetai
     if err["type"].startswith("TAKT"):
         return doc.diag(err["type"], err["msg"], path)
     found = run_checks(MODEL_CHECKS, ModelError(doc, cls, err, path, leaf))
-    return found[0] if found else doc.diag("TAKT1012", err["msg"].removeprefix("Value error, "), path)
+    return found[0] if found else _invalid_value(ModelError(doc, cls, err, path, None))
 
 
 @functools.cache

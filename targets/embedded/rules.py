@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from compiler.diagnostics import Diagnostic
+from compiler.render.platforms import MICROCONTROLLER, platform_fits
 from compiler.spec.target import TargetSpec
 from compiler.validate.document import SpecDocument
-
-MCU_OS = ("none", "zephyr", "freertos")
 
 
 def validate(doc: SpecDocument, spec: TargetSpec) -> Iterator[Diagnostic]:
     yield from flash_declared(doc, spec)
-    yield from mcu_os(doc, spec)
+    yield from platform_fits(doc, spec, MICROCONTROLLER)
     yield from minimal_build(doc, spec)
 
 
@@ -21,14 +20,6 @@ def flash_declared(doc: SpecDocument, spec: TargetSpec) -> Iterator[Diagnostic]:
     """TAKT4030: the model is linked into flash, so its size must be known."""
     if spec.flash is None:
         yield doc.diag("TAKT4030", "embedded targets declare their flash size", ("spec",), key=True)
-
-
-def mcu_os(doc: SpecDocument, spec: TargetSpec) -> Iterator[Diagnostic]:
-    """TAKT4015: bare metal or an RTOS, never a host operating system."""
-    if spec.os not in MCU_OS:
-        yield doc.diag(
-            "TAKT4015", f"embedded targets run bare metal, zephyr or freertos, not {spec.os}", ("spec", "os")
-        )
 
 
 def minimal_build(doc: SpecDocument, spec: TargetSpec) -> Iterator[Diagnostic]:

@@ -1,4 +1,5 @@
-"""Writing reports: to stdout, or atomically to a file so CI never reads half a SARIF."""
+"""Files a command writes for the user (schemas, reports): atomically, so CI never reads half a SARIF,
+and with the user's umask, like any tool's output."""
 
 from __future__ import annotations
 
