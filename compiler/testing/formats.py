@@ -5,11 +5,21 @@ file) and pyarrow reads the file object it returns. `probe` reads only what the 
 (a Parquet footer, an IPC schema message, the first CSV block); `batches` streams the rows as
 named numpy columns, batch by batch. A file that is unreadable, truncated or changes while it is
 read raises `DatasetError` with the reason in the user's terms, never a pyarrow traceback.
+
+Parsing CSV text is most of what a pass over a CSV file costs, and a suite reads its reference
+dataset several times (metric, data, drift, invariance): `DatasetFile.take_snapshot` parses a CSV
+once, with the options of every direct pass (so each column's type, values and missing ones are
+those a direct pass gives), into an Arrow IPC file that the later passes stream. The snapshot is an
+anonymous temporary file (unlinked from the start: nothing is left behind, not even after kill -9).
+A CSV that cannot be parsed whole, or a disk without room for it, gets no snapshot: its passes read
+the CSV directly and report what they find exactly as without one.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -113,6 +123,7 @@ class DatasetFile:
             raise DatasetError(f"unknown format {fmt!r} ({', '.join(FORMATS)})")
         self.path, self.format, self.display = path, fmt, display
         self._identity: tuple[int, int, int] | None = None
+        self._snapshot: BinaryIO | None = None  # the CSV's rows as Arrow IPC (`take_snapshot`)
 
     def _open(self) -> BinaryIO:
         try:
@@ -166,6 +177,58 @@ class DatasetFile:
             except _ARROW_ERRORS as exc:
                 raise DatasetError(f"is not a readable {self.format} file ({_arrow_reason(exc)})") from None
 
+    # --- a CSV parsed once -----------------------------------------------------------------------------
+
+    @property
+    def snapshotted(self) -> bool:
+        return self._snapshot is not None
+
+    def take_snapshot(self, rows: int = BATCH_ROWS, directory: str | None = None) -> bool:
+        """CSV only: parse the file once into an anonymous Arrow IPC file (in `directory`, else the temp
+        dir) of batches of `rows` rows, which every later `batches` streams. False, and no snapshot, for
+        another format, a file that does not parse whole or changes meanwhile, or no room on the disk."""
+        if self.format != "csv" or self._snapshot is not None:
+            return self._snapshot is not None
+        try:
+            fh = self._open()
+        except DatasetError:
+            return False  # the direct pass says what is wrong, where it always did
+        with fh:
+            try:
+                if shutil.disk_usage(directory or tempfile.gettempdir()).free < os.fstat(fh.fileno()).st_size:
+                    return False  # float64 columns take about what their text does
+                scratch = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 - kept open: it is the snapshot
+            except OSError:
+                return False
+            try:
+                self._write_snapshot(fh, scratch, rows)
+                self._check_identity(fh)
+            except (DatasetError, *_ARROW_ERRORS):  # OSError: e.g. the disk filled meanwhile
+                scratch.close()
+                return False
+        self._snapshot = scratch
+        return True
+
+    def _write_snapshot(self, fh: BinaryIO, scratch: BinaryIO, rows: int) -> None:
+        reader = self._csv_reader(fh)
+        pending: list[pa.RecordBatch] = []
+        held = 0
+        with ipc.new_file(scratch, reader.schema) as writer:
+            for batch in reader:  # CSV blocks are ~1 MiB of text: joined into batches of `rows`
+                pending.append(batch)
+                held += batch.num_rows
+                if held >= rows:
+                    writer.write_table(pa.Table.from_batches(pending).combine_chunks())
+                    pending, held = [], 0
+            if pending:
+                writer.write_table(pa.Table.from_batches(pending).combine_chunks())
+
+    def release(self) -> None:
+        """Drop the snapshot (its disk space is freed as the file closes); later passes read the CSV."""
+        if self._snapshot is not None:
+            self._snapshot.close()
+            self._snapshot = None
+
     # --- the rows ----------------------------------------------------------------------------------
 
     def batches(
@@ -203,7 +266,13 @@ class DatasetFile:
             for group in range(pf.num_row_groups):  # one row group at a time: iter_batches over all reads ahead
                 yield from pf.iter_batches(batch_size=rows, row_groups=[group], columns=cols, use_threads=False)
             return
-        if self.format == "csv":
+        if self.format == "csv" and self._snapshot is not None:  # fh, the CSV, is open for its identity
+            snap = self._snapshot
+            fields = ipc.open_file(snap).schema.names
+            keep = [i for i, n in enumerate(fields) if names is None or n in names]
+            f = ipc.open_file(snap, options=ipc.IpcReadOptions(included_fields=keep))
+            reader = (f.get_batch(i) for i in range(f.num_record_batches))
+        elif self.format == "csv":
             reader = self._csv_reader(fh, names)
         else:
             try:
