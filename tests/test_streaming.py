@@ -94,6 +94,10 @@ def test_the_budget_shares_add_up_to_the_budget(total: int):
         for samples in (1, 2):
             assert b.sample_rows(columns, samples) * 3 * (8 * columns + 16) * samples <= total * b.KEEP
     assert b.pair_rows() * 32 <= total * b.KEEP
+    for row_bytes in (20, 4 * 224 * 224 * 3):  # five float32 features; an image
+        rows = b.model_rows(row_bytes)
+        assert 1 <= rows <= 65_536 and (rows * 8 * row_bytes <= total * b.BATCH or rows == 1)
+    assert b.model_rows(20) > 256 and b.model_rows(4 * 224 * 224 * 3) < 256  # 256 rows a call, as before, fit neither
     for arrays in (1, 2):
         assert b.resample_values(arrays) * 8 * (1 + arrays) <= total * b.WORK
     assert Budget(total // 4).batch_rows(6) <= b.batch_rows(6)  # a smaller budget, smaller batches
