@@ -17,11 +17,12 @@ the CSV directly and report what they find exactly as without one.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -39,6 +40,8 @@ SUFFIXES = {"csv": "csv", "npz": "npz", "parquet": "parquet", "pq": "parquet", "
 SUFFIXES["feather"] = "feather"
 CSV_NULLS = ["", "NA", "NaN", "nan"]  # what the CSV reader of takt ≤ 0.1 read as missing
 BATCH_ROWS = 65_536
+CSV_BLOCK = 1 << 20  # a CSV's column types are pyarrow's inference from its first block of this many bytes
+CSV_READ_BLOCK = 128 << 10  # then it is read in blocks of this many (pyarrow reads up to 32 blocks ahead)
 READ_BUFFER = 1 << 20  # bytes of a Parquet column chunk read at a time, per column (`Budget.read_buffer`)
 
 
@@ -124,6 +127,7 @@ class DatasetFile:
         self.path, self.format, self.display = path, fmt, display
         self._identity: tuple[int, int, int] | None = None
         self._snapshot: BinaryIO | None = None  # the CSV's rows as Arrow IPC (`take_snapshot`)
+        self._head: _CsvHead | None = None  # the CSV's columns and types from its first block
 
     def _open(self) -> BinaryIO:
         try:
@@ -163,6 +167,9 @@ class DatasetFile:
                         fh.seek(0)
                         return Probe(self.format, _columns_of(ipc.open_stream(fh).schema), None)
                 if self.format == "csv":
+                    head = self._csv_head(fh)
+                    if head is not None:
+                        return Probe(self.format, _columns_of(head.schema), 0 if head.rows == 0 else None)
                     reader = self._csv_reader(fh)
                     try:
                         first: int | None = reader.read_next_batch().num_rows
@@ -211,17 +218,9 @@ class DatasetFile:
 
     def _write_snapshot(self, fh: BinaryIO, scratch: BinaryIO, rows: int) -> None:
         reader = self._csv_reader(fh)
-        pending: list[pa.RecordBatch] = []
-        held = 0
         with ipc.new_file(scratch, reader.schema) as writer:
-            for batch in reader:  # CSV blocks are ~1 MiB of text: joined into batches of `rows`
-                pending.append(batch)
-                held += batch.num_rows
-                if held >= rows:
-                    writer.write_table(pa.Table.from_batches(pending).combine_chunks())
-                    pending, held = [], 0
-            if pending:
-                writer.write_table(pa.Table.from_batches(pending).combine_chunks())
+            for batch in _joined(reader, rows):  # CSV blocks of 128 KiB, joined into batches of `rows`
+                writer.write_batch(batch)
 
     def release(self) -> None:
         """Drop the snapshot (its disk space is freed as the file closes); later passes read the CSV."""
@@ -273,7 +272,7 @@ class DatasetFile:
             f = ipc.open_file(snap, options=ipc.IpcReadOptions(included_fields=keep))
             reader = (f.get_batch(i) for i in range(f.num_record_batches))
         elif self.format == "csv":
-            reader = self._csv_reader(fh, names)
+            reader = _joined(self._csv_reader(fh, names), rows)
         else:
             try:
                 f = ipc.open_file(fh)
@@ -288,20 +287,39 @@ class DatasetFile:
                 yield batch.slice(start, rows)
 
     def _csv_reader(self, fh: BinaryIO, names: list[str] | None = None) -> pacsv.CSVStreamingReader:
-        convert = pacsv.ConvertOptions(
-            null_values=CSV_NULLS,
-            strings_can_be_null=False,
-            true_values=[],  # booleans were never inferred from CSV: "true" stays a string
-            false_values=[],
-            include_columns=names,
-            include_missing_columns=False,
-        )
-        if names is not None:
-            header = pacsv.open_csv(fh, read_options=pacsv.ReadOptions(block_size=1 << 16)).schema.names
-            fh.seek(0)
-            convert.include_columns = [n for n in names if n in header]
-        read = pacsv.ReadOptions(block_size=1 << 20, use_threads=False)
+        """The CSV's rows with the column types pyarrow infers from its first 1 MiB block, read in blocks of
+        `CSV_READ_BLOCK` (pyarrow's reader reads up to 32 blocks ahead: 4 MiB, where 1 MiB blocks held 32)."""
+        head = self._csv_head(fh)
+        convert = _csv_convert(names if head is None or names is None else [n for n in names if n in head.names])
+        if head is None:  # no line ends in the first block: pyarrow infers the types as it reads
+            if names is not None:
+                header = pacsv.open_csv(fh, read_options=pacsv.ReadOptions(block_size=1 << 16)).schema.names
+                fh.seek(0)
+                convert.include_columns = [n for n in names if n in header]
+            read = pacsv.ReadOptions(block_size=CSV_BLOCK, use_threads=False)
+            return pacsv.open_csv(fh, read_options=read, convert_options=convert)
+        convert.column_types = {f.name: f.type for f in head.schema}
+        read = pacsv.ReadOptions(block_size=CSV_READ_BLOCK, use_threads=False)
         return pacsv.open_csv(fh, read_options=read, convert_options=convert)
+
+    def _csv_head(self, fh: BinaryIO) -> _CsvHead | None:
+        """The columns and types of the CSV as pyarrow infers them from its first block (`CSV_BLOCK` bytes,
+        cut at the last line end, as pyarrow's chunker cuts it), parsed from that block alone; None when
+        the block holds no line end. `fh` is at the start after."""
+        if self._head is None:
+            fh.seek(0)
+            block = fh.read(CSV_BLOCK)
+            whole = len(block) < CSV_BLOCK or not fh.read(1)
+            fh.seek(0)
+            if not whole:
+                end = max(block.rfind(b"\n"), block.rfind(b"\r"))
+                if end < 0:
+                    return None
+                block = block[: end + 1]
+            read = pacsv.ReadOptions(block_size=CSV_BLOCK, use_threads=False)
+            table = pacsv.read_csv(io.BytesIO(block), read_options=read, convert_options=_csv_convert(None))
+            self._head = _CsvHead(table.schema, table.num_rows if whole else None)
+        return self._head
 
     def _npz(self, fh: BinaryIO) -> dict[str, np.ndarray]:
         try:
@@ -312,6 +330,41 @@ class DatasetFile:
         if len({len(v) if v.ndim else 1 for v in cols.values()}) > 1:
             raise DatasetError("the arrays of the NPZ file have different lengths along their first axis")
         return cols
+
+
+@dataclass(frozen=True)
+class _CsvHead:
+    schema: pa.Schema
+    rows: int | None  # rows of the file when its first block is the whole file
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.schema.names)
+
+
+def _csv_convert(names: list[str] | None) -> pacsv.ConvertOptions:
+    return pacsv.ConvertOptions(
+        null_values=CSV_NULLS,
+        strings_can_be_null=False,
+        true_values=[],  # booleans were never inferred from CSV: "true" stays a string
+        false_values=[],
+        include_columns=names,
+        include_missing_columns=False,
+    )
+
+
+def _joined(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """Record batches joined into batches of at least `rows` rows (the last may hold fewer)."""
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for batch in batches:
+        pending.append(batch)
+        held += batch.num_rows
+        if held >= rows:
+            yield from pa.Table.from_batches(pending).combine_chunks().to_batches()
+            pending, held = [], 0
+    if pending:
+        yield from pa.Table.from_batches(pending).combine_chunks().to_batches()
 
 
 def to_numpy(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
