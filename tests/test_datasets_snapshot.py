@@ -82,6 +82,7 @@ def _open_scratch_files(scratch: Path) -> list[str]:
     return fds
 
 
+@pytest.mark.slow
 def test_a_csv_read_by_several_tests_is_parsed_once_with_the_results_of_streaming_it(
     csv_repo: Path, cli_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
@@ -148,6 +149,7 @@ def test_a_csv_that_changes_during_its_snapshot_is_read_directly_and_refused(
         next(file.batches(["temp"]))
 
 
+@pytest.mark.slow
 def test_a_csv_that_changes_after_its_snapshot_is_a_located_error(
     csv_repo: Path, cli_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
@@ -172,6 +174,7 @@ def test_a_csv_that_changes_after_its_snapshot_is_a_located_error(
     assert not _open_scratch_files(csv_repo)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("failure", ["no room", "disk fills"])
 def test_a_disk_without_room_for_the_snapshot_gives_the_same_results_read_directly(
     csv_repo: Path, cli_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
@@ -198,6 +201,7 @@ class Abort(BaseException):
     """What no test handler turns into an error result (as a crash of the process would not be)."""
 
 
+@pytest.mark.slow
 def test_threat_a_run_that_fails_midway_leaves_no_snapshot_behind(
     csv_repo: Path, cli_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
