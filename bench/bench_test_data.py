@@ -4,15 +4,17 @@ For each N and format (Parquet, CSV) it prints, side by side: `takt test` (wall 
 per second, peak RSS of the process) and a plain script that reads the same files with pyarrow and
 computes the same statistics with numpy and onnxruntime (recall counts, data checks, PSI, noise
 flips), streaming as takt does. The first row is the fixed baseline: the same suite on 10⁴ rows, where
-no budget is reached. With `--old DIR` it also runs `takt test` from another checkout (e.g.
-`git worktree add /tmp/old <commit>`) on the CSV files, for before/after figures.
+no budget is reached. On CSV up to 2·10⁶ rows it also times the hand-written CSV reader takt had
+before pyarrow (`bench/baseline_csv_reader.py`, read only: each dataset whole, once), and with `--old
+DIR` or `--old git:REV` (extracted by `git archive`, e.g. `git:92b0b6f^`, the last takt with that
+reader) the whole `takt test` of that checkout, for before/after figures.
 
 Run: `python bench/bench_test_data.py [N ...] [--memory 64MiB,1GiB] [--formats parquet,csv]
-[--csv-max 1e7] [--plain-max N] [--data DIR] [--old DIR]` (default N: 1000000 10000000). `--data` keeps the generated
-files (10⁸ rows of Parquet are ~8 GB, made once in chunks) for later runs; without it they go to a temp
-dir. CSV runs only up to `--csv-max` rows. Several budgets show whether the peak RSS of the whole
-process follows `--memory`. The latency test is gating: on a loaded machine its p99 budget may fail
-(exit 1, said in `result`).
+[--csv-max 1e7] [--plain-max N] [--data DIR] [--old DIR|git:REV]` (default N: 1000000 10000000).
+`--data` keeps the generated files (10⁸ rows of Parquet are ~8 GB, made once in chunks) for later
+runs; without it they go to a temp dir. CSV runs only up to `--csv-max` rows. Several budgets show
+whether the peak RSS of the whole process follows `--memory`. The latency test is gating: on a loaded
+machine its p99 budget may fail (exit 1, said in `result`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "press-line-anomaly"
 FEATURES = ["vib_x", "vib_y", "vib_z", "pressure", "oil_temp"]
 OLD_MAX_ROWS = 2_000_000  # the whole-in-memory reader needs ~0.7 kB a row: 10⁷ rows would take ~7 GB
+BASELINE_READER = Path(__file__).resolve().parent / "baseline_csv_reader.py"
 
 
 CHUNK = 1_000_000  # rows generated and written at a time: 10⁸ rows never sit in this process's memory
@@ -111,11 +114,13 @@ def _use(project: Path, fmt: str) -> None:
     spec.write_text(text)
 
 
-def _measure(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float, int, str]:
+def _measure(
+    argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+) -> tuple[float, float, float, int, str]:
     """(wall seconds, CPU seconds user+sys, peak RSS in MB, exit code, last line on stderr) of a child."""
     with tempfile.TemporaryFile() as err:
         t = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, env=env)
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=cwd)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -133,9 +138,8 @@ def _takt(
         env["PYTHONPATH"] = str(pythonpath)
     code = "import sys; from compiler.cli.main import main; sys.argv = ['takt'] + sys.argv[1:]; main()"
     extra = ["--memory", memory] if memory else []
-    return _measure(
-        [sys.executable, "-c", code, "test", str(project), "--format", "json", "--no-progress", *extra], env
-    )
+    argv = [sys.executable, "-c", code, "test", str(project), "--format", "json", "--no-progress", *extra]
+    return _measure(argv, env, cwd=pythonpath)  # `-c` puts the working directory first on the path
 
 
 PLAIN_BATCH = 65_536
@@ -246,6 +250,11 @@ def main() -> None:
     csv_max = int(float(_option(args, "--csv-max", "1e7")))  # type: ignore[arg-type]
     plain_max = int(float(_option(args, "--plain-max", "1e9")))  # type: ignore[arg-type]
     keep = _option(args, "--data")  # generated files kept here (made once, reused); else a temp dir
+    old_dir = tempfile.TemporaryDirectory() if old and old.startswith("git:") else None
+    if old_dir is not None and old is not None:  # the old checkout's files, never a worktree of this repo
+        tree = subprocess.run(["git", "-C", str(ROOT), "archive", old[4:]], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", old_dir.name], input=tree, check=True)
+        old = old_dir.name
     sizes = [int(float(a)) for a in args] or [1_000_000, 10_000_000]
     print(f"load before: {os.getloadavg()[0]:.1f} (1 min), {os.cpu_count()} cores")
     head = ("rows", "format", "what", "wall s", "CPU s", "rows/s", "peak RSS MB", "exit")
@@ -263,7 +272,10 @@ def main() -> None:
                 runs = [(f"{what} {memory or '1GiB'}", _takt(project, memory=memory)) for memory in memories]
                 if 10_000 < n <= plain_max:
                     runs.append(("plain", _measure([sys.executable, __file__, "--plain", str(project), fmt])))
-                if old is not None and fmt == "csv" and n <= OLD_MAX_ROWS:
+                if fmt == "csv" and 10_000 < n <= OLD_MAX_ROWS:
+                    files = [str(project / f"data/{name}.csv") for name in ("reference", "candidate")]
+                    runs.append(("old reader", _measure([sys.executable, str(BASELINE_READER), *files])))
+                if old is not None and fmt == "csv" and 10_000 < n <= OLD_MAX_ROWS:
                     runs.append(("takt (old)", _takt(project, Path(old))))
                 for label, (wall, cpu, rss, code, last) in runs:
                     row = f"{n:>11,} {fmt:>8} {label:>12} {wall:>8.1f} {cpu:>8.1f} {n / wall:>11,.0f}"
@@ -273,6 +285,8 @@ def main() -> None:
             if not keep:
                 shutil.rmtree(project)
     print(f"load after: {os.getloadavg()[0]:.1f} (1 min)")
+    if old_dir is not None:
+        old_dir.cleanup()
 
 
 if __name__ == "__main__":

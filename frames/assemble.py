@@ -57,8 +57,16 @@ def assemble(specs: Sequence[InputSpec], columns: Mapping[str, np.ndarray]) -> d
         if missing:
             raise MissingColumns(spec.name, missing)
         if spec.layout == "features":
+            parts = [np.asarray(columns[c]) for c in spec.columns]
+            if all(p.ndim == 1 for p in parts) and len({p.shape for p in parts}) == 1:
+                # (rows, fields) filled a column at a time: a single allocation and copy, not a transpose's two
+                out = np.empty((parts[0].shape[0], len(parts)), dtype=np.float64)
+                for i, part in enumerate(parts):
+                    out[:, i] = part
+                feeds[spec.name] = out
+                continue
             # one array (fields, rows, …) then fields last: a single allocation, also for one live row
-            arr = np.array([columns[c] for c in spec.columns], dtype=np.float64)
+            arr = np.array(parts, dtype=np.float64)
             feeds[spec.name] = np.ascontiguousarray(arr.T if arr.ndim == 2 else np.moveaxis(arr, 0, -1))
         else:
             feeds[spec.name] = np.asarray(columns[spec.columns[0]])
@@ -68,4 +76,3 @@ def assemble(specs: Sequence[InputSpec], columns: Mapping[str, np.ndarray]) -> d
 def cast(feeds: Mapping[str, np.ndarray], dtypes: Mapping[str, str]) -> dict[str, np.ndarray]:
     """Every array in its input's declared dtype (no copy where it already is)."""
     return {k: v.astype(NP_DTYPES[dtypes[k]], copy=False) for k, v in feeds.items()}
-

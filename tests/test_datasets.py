@@ -175,3 +175,54 @@ def test_the_example_gives_the_same_results_from_arrow_files(cli_run, tmp_path: 
         return [{k: v for k, v in t.items() if k != "seconds"} for t in tests if t["type"] != "latency"]
 
     assert results(press) == results(EXAMPLES / "press-line-anomaly")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("line_end", ["\n", "\r\n"])
+def test_csv_column_types_are_pyarrows_inference_from_the_first_mib(tmp_path: Path, line_end: str):
+    """takt infers a CSV's types from its first 1 MiB block alone (pyarrow's own reader would read 32 blocks
+    ahead) and reads the rest in small blocks: for a string in a number column at each row around the
+    block's end, the types, and whether the rows read, are those of pyarrow's reader with 1 MiB blocks."""
+    from compiler.testing.formats import DatasetError, DatasetFile, _csv_convert
+
+    rows = [f"{i / 7:.6f},{i},x{i}" for i in range(60_000)]
+    body = ("a,b,c" + line_end + line_end.join(rows) + line_end).encode()
+    outcomes = set()
+    for shift in range(-48, 48, 4):
+        start = body.rfind(line_end.encode(), 0, (1 << 20) + shift) + len(line_end)
+        data = body[:start] + b"warm" + body[body.index(b",", start) :]
+        read = pacsv.ReadOptions(block_size=1 << 20, use_threads=False)
+        reader = pacsv.open_csv(io.BytesIO(data), read_options=read, convert_options=_csv_convert(None))
+        want = [(f.name, str(f.type)) for f in reader.schema]
+        try:
+            want_rows = sum(b.num_rows for b in reader)
+        except pa.ArrowInvalid:
+            want_rows = None
+        (tmp_path / "d.csv").write_bytes(data)
+        file = DatasetFile(tmp_path / "d.csv", "csv", "d.csv")
+        got = [(c.name, c.type) for c in file.probe().columns]
+        try:
+            got_rows = sum(len(b["a"]) for b in file.batches(["a", "b"]))
+        except DatasetError:
+            got_rows = None
+        assert (got, got_rows) == (want, want_rows), shift
+        outcomes.add((want[0][1], want_rows))
+    assert outcomes == {("string", 60_000), ("double", None)}  # both sides of the block's end were tried
+
+
+@pytest.mark.slow
+def test_a_csv_is_read_a_few_blocks_ahead_of_its_rows_not_32_mib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from compiler.testing import formats
+
+    path = tmp_path / "d.csv"
+    path.write_text("a,b\n" + "".join(f"{i / 3:.9f},{i}\n" for i in range(1_500_000)))  # ~29 MB
+    opened: list = []
+    real = formats.open_file
+    monkeypatch.setattr(formats, "open_file", lambda *a: opened.append(real(*a)) or opened[-1])
+    file = formats.DatasetFile(path, "csv", "d.csv")
+    file.probe()
+    batches = file.batches(["a"], 4096)
+    first = next(batches)
+    ahead = opened[-1].tell()  # what the reader has taken from the file for its first 4,096 rows
+    assert len(first["a"]) == 4096 and ahead <= 32 * formats.CSV_READ_BLOCK + (1 << 20) < path.stat().st_size // 4
+    assert sum(len(b["a"]) for b in batches) == 1_500_000 - 4096

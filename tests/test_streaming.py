@@ -94,6 +94,10 @@ def test_the_budget_shares_add_up_to_the_budget(total: int):
         for samples in (1, 2):
             assert b.sample_rows(columns, samples) * 3 * (8 * columns + 16) * samples <= total * b.KEEP
     assert b.pair_rows() * 32 <= total * b.KEEP
+    for row_bytes in (20, 4 * 224 * 224 * 3):  # five float32 features; an image
+        rows = b.model_rows(row_bytes)
+        assert 1 <= rows <= 65_536 and (rows * 8 * row_bytes <= total * b.BATCH or rows == 1)
+    assert b.model_rows(20) > 256 and b.model_rows(4 * 224 * 224 * 3) < 256  # 256 rows a call, as before, fit neither
     for arrays in (1, 2):
         assert b.resample_values(arrays) * 8 * (1 + arrays) <= total * b.WORK
     assert Budget(total // 4).batch_rows(6) <= b.batch_rows(6)  # a smaller budget, smaller batches
@@ -327,3 +331,89 @@ def test_window_batches_form_every_window_of_the_stream_exactly_once():
         got = [w for b in batches for w in windows(b["x"], size, stride)]
         assert got == windows(x, size, stride), (n, size, stride, cuts)
         assert all(len(b["x"]) <= max(len(p) for p in parts) + size + stride for b in batches)
+
+
+def _reference_of(root: Path, rel: str, memory: int):
+    from compiler.render.reference import _reference
+
+    inputs = (("x", ("temp", "pres")),)
+    return _reference(root, rel, None, None, "suite", "ref", 10, inputs, memory)
+
+
+def test_build_time_drift_bins_stream_and_equal_the_whole_data_bins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The edge bundle's reference bins come from the dataset streamed in batches within the budget; while
+    its sample holds every row they are the whole column's quantile bins, bit for bit."""
+    import frames
+    from compiler.testing import formats
+
+    ref = _generated(40_000, 1)
+    pq.write_table(pa.table({k: pa.array(v, from_pandas=True) for k, v in ref.items()}), tmp_path / "r.parquet")
+    sizes: list[int] = []
+    real = formats.DatasetFile.batches
+
+    def counted(self, names=None, rows=formats.BATCH_ROWS, buffer=formats.READ_BUFFER):
+        for batch in real(self, names, rows, buffer):
+            sizes.append(len(next(iter(batch.values()))))
+            assert sorted(batch) == ["pres", "temp"]  # the feature columns only, never the label
+            yield batch
+
+    monkeypatch.setattr(formats.DatasetFile, "batches", counted)
+    got = _reference_of(tmp_path, "r.parquet", MEMORY)
+    assert len(sizes) >= 3 and max(sizes) <= Budget(MEMORY).batch_rows(2)  # streamed, in the budget's batches
+    assert got is not None and [f.name for f in got.features] == ["temp", "pres"]
+    for feature in got.features:
+        whole = frames.reference_bins(ref[feature.name], 10)
+        assert whole is not None and (feature.edges, feature.fractions) == (whole.edges, whole.fractions)
+
+
+@pytest.mark.slow
+def test_build_time_drift_bins_past_the_budget_are_within_the_dkw_bound(tmp_path: Path):
+    ref = _generated(300_000, 3)
+    pq.write_table(pa.table({k: pa.array(v, from_pandas=True) for k, v in ref.items()}), tmp_path / "r.parquet")
+    got = _reference_of(tmp_path, "r.parquet", MEMORY)
+    k = Budget(MEMORY).sample_rows(2)
+    assert k < 300_000 and got is not None
+    for feature in got.features:
+        column = ref[feature.name][np.isfinite(ref[feature.name])]
+        cdf = np.searchsorted(np.sort(column), feature.edges, side="left") / column.size
+        stated = np.cumsum(feature.fractions)[:-1]  # the sample's share below each edge
+        assert np.max(np.abs(cdf - stated)) <= dkw_bound(k)
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (None, "reference statistics: dataset 'ref': r.csv does not exist"),
+        ("temp,pres\n1,warm\n", "dataset 'ref' of 'suite' has no numeric column 'pres' for input 'x'"),
+        ("temp,pres\n1,\n", "reference statistics: column 'pres' has no finite values"),
+    ],
+)
+def test_build_time_drift_bins_refuse_unusable_data_by_name(tmp_path: Path, content: str | None, words: str):
+    from compiler.render.context import RenderError
+
+    if content is not None:
+        (tmp_path / "r.csv").write_text(content)
+    with pytest.raises(RenderError) as err:
+        _reference_of(tmp_path, "r.csv", MEMORY)
+    assert words in str(err.value)
+
+
+def test_the_model_feeds_are_the_stacked_columns_and_clip_is_np_clip_bit_for_bit():
+    """The batch path fills (rows, fields) a column at a time and clips by maximum/minimum (faster on the
+    rows a test holds): the same bytes as stacking the columns and np.clip, NaN and ±0 included."""
+    from types import SimpleNamespace
+
+    import frames
+    from frames.assemble import InputSpec
+
+    rng = np.random.default_rng(4)
+    cols = {c: rng.normal(0, 30, 5000) for c in "abc"}
+    cols["b"][::7] = np.nan
+    cols["c"][::5] = -0.0
+    cols["a"] = cols["a"].astype(np.float32)
+    feeds = frames.assemble([InputSpec("x", ("a", "b", "c"), "float32", "features")], cols)
+    stacked = np.ascontiguousarray(np.array([cols["a"], cols["b"], cols["c"]], dtype=np.float64).T)
+    assert feeds["x"].tobytes() == stacked.tobytes() and feeds["x"].flags.c_contiguous
+    step = SimpleNamespace(op="clip", input="x", min=-0.0, max=25)
+    pipe = frames.Pipeline.from_steps([step], ["x"])
+    assert pipe.apply(feeds)["x"].tobytes() == np.clip(stacked, -0.0, 25.0).tobytes()

@@ -5,13 +5,24 @@ file) and pyarrow reads the file object it returns. `probe` reads only what the 
 (a Parquet footer, an IPC schema message, the first CSV block); `batches` streams the rows as
 named numpy columns, batch by batch. A file that is unreadable, truncated or changes while it is
 read raises `DatasetError` with the reason in the user's terms, never a pyarrow traceback.
+
+Parsing CSV text is most of what a pass over a CSV file costs, and a suite reads its reference
+dataset several times (metric, data, drift, invariance): `DatasetFile.take_snapshot` parses a CSV
+once, with the options of every direct pass (so each column's type, values and missing ones are
+those a direct pass gives), into an Arrow IPC file that the later passes stream. The snapshot is an
+anonymous temporary file (unlinked from the start: nothing is left behind, not even after kill -9).
+A CSV that cannot be parsed whole, or a disk without room for it, gets no snapshot: its passes read
+the CSV directly and report what they find exactly as without one.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import shutil
+import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -29,6 +40,8 @@ SUFFIXES = {"csv": "csv", "npz": "npz", "parquet": "parquet", "pq": "parquet", "
 SUFFIXES["feather"] = "feather"
 CSV_NULLS = ["", "NA", "NaN", "nan"]  # what the CSV reader of takt ≤ 0.1 read as missing
 BATCH_ROWS = 65_536
+CSV_BLOCK = 1 << 20  # a CSV's column types are pyarrow's inference from its first block of this many bytes
+CSV_READ_BLOCK = 128 << 10  # then it is read in blocks of this many (pyarrow reads up to 32 blocks ahead)
 READ_BUFFER = 1 << 20  # bytes of a Parquet column chunk read at a time, per column (`Budget.read_buffer`)
 
 
@@ -113,6 +126,8 @@ class DatasetFile:
             raise DatasetError(f"unknown format {fmt!r} ({', '.join(FORMATS)})")
         self.path, self.format, self.display = path, fmt, display
         self._identity: tuple[int, int, int] | None = None
+        self._snapshot: BinaryIO | None = None  # the CSV's rows as Arrow IPC (`take_snapshot`)
+        self._head: _CsvHead | None = None  # the CSV's columns and types from its first block
 
     def _open(self) -> BinaryIO:
         try:
@@ -152,6 +167,9 @@ class DatasetFile:
                         fh.seek(0)
                         return Probe(self.format, _columns_of(ipc.open_stream(fh).schema), None)
                 if self.format == "csv":
+                    head = self._csv_head(fh)
+                    if head is not None:
+                        return Probe(self.format, _columns_of(head.schema), 0 if head.rows == 0 else None)
                     reader = self._csv_reader(fh)
                     try:
                         first: int | None = reader.read_next_batch().num_rows
@@ -165,6 +183,50 @@ class DatasetFile:
                 raise
             except _ARROW_ERRORS as exc:
                 raise DatasetError(f"is not a readable {self.format} file ({_arrow_reason(exc)})") from None
+
+    # --- a CSV parsed once -----------------------------------------------------------------------------
+
+    @property
+    def snapshotted(self) -> bool:
+        return self._snapshot is not None
+
+    def take_snapshot(self, rows: int = BATCH_ROWS, directory: str | None = None) -> bool:
+        """CSV only: parse the file once into an anonymous Arrow IPC file (in `directory`, else the temp
+        dir) of batches of `rows` rows, which every later `batches` streams. False, and no snapshot, for
+        another format, a file that does not parse whole or changes meanwhile, or no room on the disk."""
+        if self.format != "csv" or self._snapshot is not None:
+            return self._snapshot is not None
+        try:
+            fh = self._open()
+        except DatasetError:
+            return False  # the direct pass says what is wrong, where it always did
+        with fh:
+            try:
+                if shutil.disk_usage(directory or tempfile.gettempdir()).free < os.fstat(fh.fileno()).st_size:
+                    return False  # float64 columns take about what their text does
+                scratch = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 - kept open: it is the snapshot
+            except OSError:
+                return False
+            try:
+                self._write_snapshot(fh, scratch, rows)
+                self._check_identity(fh)
+            except (DatasetError, *_ARROW_ERRORS):  # OSError: e.g. the disk filled meanwhile
+                scratch.close()
+                return False
+        self._snapshot = scratch
+        return True
+
+    def _write_snapshot(self, fh: BinaryIO, scratch: BinaryIO, rows: int) -> None:
+        reader = self._csv_reader(fh)
+        with ipc.new_file(scratch, reader.schema) as writer:
+            for batch in _joined(reader, rows):  # CSV blocks of 128 KiB, joined into batches of `rows`
+                writer.write_batch(batch)
+
+    def release(self) -> None:
+        """Drop the snapshot (its disk space is freed as the file closes); later passes read the CSV."""
+        if self._snapshot is not None:
+            self._snapshot.close()
+            self._snapshot = None
 
     # --- the rows ----------------------------------------------------------------------------------
 
@@ -203,8 +265,14 @@ class DatasetFile:
             for group in range(pf.num_row_groups):  # one row group at a time: iter_batches over all reads ahead
                 yield from pf.iter_batches(batch_size=rows, row_groups=[group], columns=cols, use_threads=False)
             return
-        if self.format == "csv":
-            reader = self._csv_reader(fh, names)
+        if self.format == "csv" and self._snapshot is not None:  # fh, the CSV, is open for its identity
+            snap = self._snapshot
+            fields = ipc.open_file(snap).schema.names
+            keep = [i for i, n in enumerate(fields) if names is None or n in names]
+            f = ipc.open_file(snap, options=ipc.IpcReadOptions(included_fields=keep))
+            reader = (f.get_batch(i) for i in range(f.num_record_batches))
+        elif self.format == "csv":
+            reader = _joined(self._csv_reader(fh, names), rows)
         else:
             try:
                 f = ipc.open_file(fh)
@@ -219,20 +287,39 @@ class DatasetFile:
                 yield batch.slice(start, rows)
 
     def _csv_reader(self, fh: BinaryIO, names: list[str] | None = None) -> pacsv.CSVStreamingReader:
-        convert = pacsv.ConvertOptions(
-            null_values=CSV_NULLS,
-            strings_can_be_null=False,
-            true_values=[],  # booleans were never inferred from CSV: "true" stays a string
-            false_values=[],
-            include_columns=names,
-            include_missing_columns=False,
-        )
-        if names is not None:
-            header = pacsv.open_csv(fh, read_options=pacsv.ReadOptions(block_size=1 << 16)).schema.names
-            fh.seek(0)
-            convert.include_columns = [n for n in names if n in header]
-        read = pacsv.ReadOptions(block_size=1 << 20, use_threads=False)
+        """The CSV's rows with the column types pyarrow infers from its first 1 MiB block, read in blocks of
+        `CSV_READ_BLOCK` (pyarrow's reader reads up to 32 blocks ahead: 4 MiB, where 1 MiB blocks held 32)."""
+        head = self._csv_head(fh)
+        convert = _csv_convert(names if head is None or names is None else [n for n in names if n in head.names])
+        if head is None:  # no line ends in the first block: pyarrow infers the types as it reads
+            if names is not None:
+                header = pacsv.open_csv(fh, read_options=pacsv.ReadOptions(block_size=1 << 16)).schema.names
+                fh.seek(0)
+                convert.include_columns = [n for n in names if n in header]
+            read = pacsv.ReadOptions(block_size=CSV_BLOCK, use_threads=False)
+            return pacsv.open_csv(fh, read_options=read, convert_options=convert)
+        convert.column_types = {f.name: f.type for f in head.schema}
+        read = pacsv.ReadOptions(block_size=CSV_READ_BLOCK, use_threads=False)
         return pacsv.open_csv(fh, read_options=read, convert_options=convert)
+
+    def _csv_head(self, fh: BinaryIO) -> _CsvHead | None:
+        """The columns and types of the CSV as pyarrow infers them from its first block (`CSV_BLOCK` bytes,
+        cut at the last line end, as pyarrow's chunker cuts it), parsed from that block alone; None when
+        the block holds no line end. `fh` is at the start after."""
+        if self._head is None:
+            fh.seek(0)
+            block = fh.read(CSV_BLOCK)
+            whole = len(block) < CSV_BLOCK or not fh.read(1)
+            fh.seek(0)
+            if not whole:
+                end = max(block.rfind(b"\n"), block.rfind(b"\r"))
+                if end < 0:
+                    return None
+                block = block[: end + 1]
+            read = pacsv.ReadOptions(block_size=CSV_BLOCK, use_threads=False)
+            table = pacsv.read_csv(io.BytesIO(block), read_options=read, convert_options=_csv_convert(None))
+            self._head = _CsvHead(table.schema, table.num_rows if whole else None)
+        return self._head
 
     def _npz(self, fh: BinaryIO) -> dict[str, np.ndarray]:
         try:
@@ -243,6 +330,41 @@ class DatasetFile:
         if len({len(v) if v.ndim else 1 for v in cols.values()}) > 1:
             raise DatasetError("the arrays of the NPZ file have different lengths along their first axis")
         return cols
+
+
+@dataclass(frozen=True)
+class _CsvHead:
+    schema: pa.Schema
+    rows: int | None  # rows of the file when its first block is the whole file
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.schema.names)
+
+
+def _csv_convert(names: list[str] | None) -> pacsv.ConvertOptions:
+    return pacsv.ConvertOptions(
+        null_values=CSV_NULLS,
+        strings_can_be_null=False,
+        true_values=[],  # booleans were never inferred from CSV: "true" stays a string
+        false_values=[],
+        include_columns=names,
+        include_missing_columns=False,
+    )
+
+
+def _joined(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """Record batches joined into batches of at least `rows` rows (the last may hold fewer)."""
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for batch in batches:
+        pending.append(batch)
+        held += batch.num_rows
+        if held >= rows:
+            yield from pa.Table.from_batches(pending).combine_chunks().to_batches()
+            pending, held = [], 0
+    if pending:
+        yield from pa.Table.from_batches(pending).combine_chunks().to_batches()
 
 
 def to_numpy(col: pa.Array | pa.ChunkedArray) -> np.ndarray:

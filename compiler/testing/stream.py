@@ -74,6 +74,12 @@ class Budget:
         """(prediction, truth) pairs a bootstrap may hold: 16 bytes each, twice while they are joined."""
         return int(self.total * self.KEEP) // 32
 
+    def model_rows(self, row_bytes: int) -> int:
+        """Rows the model runs on at once: their feeds within the batch share, with room for 8 times their
+        size in the model's activations and outputs (one call per batch, not per 256 rows: onnxruntime's
+        per-call cost was most of a test's time)."""
+        return int(min(MAX_BATCH, max(1, self.total * self.BATCH // (8 * max(row_bytes, 1)))))
+
     def resample_values(self, arrays: int) -> int:
         """Resample indices drawn at a time: int64 each, and each array gathered by them (8 bytes a value)."""
         return max(1, int(self.total * self.WORK) // (8 * (1 + arrays)))
