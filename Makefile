@@ -22,14 +22,15 @@ PYTEST := -m pytest -n 2 -q
 
 # uv reads no pip.conf: it installs from PyPI unless UV_DEFAULT_INDEX (or UV_INDEX_URL) names a mirror. First from
 # uv's cache alone (--offline): the hashes pin every file's bytes, so when the cache holds them all the index
-# need not be asked again (seconds); else from the index.
+# need not be asked again (seconds); else from the index, trusting the system's certificate store as pip does
+# (a proxy's own root, e.g., is there and not in uv's bundled roots).
 $(STAMP): pyproject.toml $(LOCK) $(UV_LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
 	@if [ -e $(STAMP) ] && [ $(LOCK) -nt $(STAMP) ]; then echo "$(LOCK) changed: a new $(VENV)"; rm -rf $(VENV); fi
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) $(PIP) --require-hashes -r $(UV_LOCK)
 	$(UV) pip install -q --python $(PY) --require-hashes --offline -r $(LOCK) 2>/dev/null \
-	  || $(UV) pip install -q --python $(PY) --require-hashes -r $(LOCK)
+	  || $(UV) pip install -q --python $(PY) --require-hashes --system-certs -r $(LOCK)
 	$(UV) pip install -q --python $(PY) --no-deps --no-build-isolation -e .
 	@$(UV) pip check -q --python $(PY) >/dev/null 2>&1 || { $(UV) pip check --python $(PY); \
 	  echo "$(LOCK) does not satisfy pyproject.toml: run 'make lock' and commit $(LOCK)" >&2; exit 1; }
