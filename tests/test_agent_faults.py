@@ -1,7 +1,13 @@
-"""Fault injection: kill -9 the agent at random instants of an apply, hundreds of times.
+"""Fault injection: kill -9 the agent at random instants of an apply, 80 times.
 
 After every kill the device must run a whole, verified release — the old one or the new one,
 never a mix — and the next start must converge on the new one with an intact journal.
+
+The instants are stratified: the 80 kills fall one in each of 80 equal slices of the apply (4 chunks
+of 20, interleaved, each spread over the whole apply), so they cover it evenly where 120 uniform
+draws left gaps and clumps. The switch itself (activate()) is crashed deterministically before each
+of its filesystem calls in tests/test_agent_steps.py; these kills cover the rest of the apply
+(fetch, stage, journal, status, memory) under a real SIGKILL.
 """
 
 from __future__ import annotations
@@ -23,8 +29,8 @@ from tests.agentkit import make_world
 
 pytestmark = pytest.mark.slow  # fault injection: minutes of kill -9
 
-# per chunk; 4 chunks run in the suite (activate() itself is also tested deterministically, step by step)
-TRIALS = int(os.environ.get("TAKT_KILL_TRIALS", "30"))
+CHUNKS = 4  # test cases (xdist spreads them over workers)
+TRIALS = 20  # per chunk
 
 
 def _wait_group_gone(pgid: int, timeout: float = 10.0) -> None:
@@ -57,7 +63,21 @@ def scene(tmp_path_factory: pytest.TempPathFactory):
     return world, template, old, new, duration
 
 
-@pytest.mark.parametrize("chunk", range(4))
+def kill_delay(chunk: int, trial: int, duration: float, rng: random.Random) -> float:
+    """A random instant within slice `trial * CHUNKS + chunk` of CHUNKS * TRIALS equal slices of
+    [0, 1.2 × duration] (past the end too: a kill after the apply finished)."""
+    slices = CHUNKS * TRIALS
+    return (trial * CHUNKS + chunk + rng.random()) / slices * duration * 1.2
+
+
+def test_the_kill_instants_fall_one_in_each_slice_of_the_apply():
+    rng = random.Random(0)
+    delays = sorted(kill_delay(c, i, 1.0, rng) for c in range(CHUNKS) for i in range(TRIALS))
+    width = 1.2 / (CHUNKS * TRIALS)
+    assert [int(d // width) for d in delays] == list(range(CHUNKS * TRIALS))
+
+
+@pytest.mark.parametrize("chunk", range(CHUNKS))
 def test_kill_minus_nine_at_random_points(scene, tmp_path: Path, chunk: int):
     world, template, old, new, duration = scene
     rng = random.Random(chunk)
@@ -72,7 +92,7 @@ def test_kill_minus_nine_at_random_points(scene, tmp_path: Path, chunk: int):
                 Reconciler(world.config(state, fast=True)).run_once()
             finally:
                 os._exit(0)
-        time.sleep(rng.uniform(0, duration * 1.2))
+        time.sleep(kill_delay(chunk, i, duration, rng))
         with contextlib.suppress(ProcessLookupError):  # it may have finished first
             os.killpg(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
