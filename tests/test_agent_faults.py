@@ -55,12 +55,35 @@ def scene(tmp_path_factory: pytest.TempPathFactory):
     world.republish(("specs/deployment.yaml", "cpu: 500m", "cpu: 750m"))
     probe = root / "probe"
     shutil.copytree(template, probe, symlinks=True)
-    t = time.perf_counter()
     assert Reconciler(world.config(probe, fast=True)).run_once().result == "applied"
-    duration = time.perf_counter() - t
     new = release_id_of(current_release(probe))
     assert old != new
-    return world, template, old, new, duration
+    return world, template, old, new
+
+
+def _start_agent(world, template: Path, state: Path) -> int:
+    """A copy of the template's state and, forked, the agent applying the new release to it in its own
+    process group (killed with its children, as systemd does)."""
+    shutil.copytree(template, state, symlinks=True)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setpgid(0, 0)
+            Reconciler(world.config(state, fast=True)).run_once()
+        finally:
+            os._exit(0)
+    return pid
+
+
+def _apply_seconds(world, template: Path, state: Path) -> float:
+    """How long a whole forked apply takes now (the load of the moment, fork included): the time scale
+    of the kills that follow, measured per chunk rather than once at setup."""
+    t = time.perf_counter()
+    pid = _start_agent(world, template, state)
+    os.waitpid(pid, 0)
+    seconds = time.perf_counter() - t
+    shutil.rmtree(state)
+    return seconds
 
 
 def kill_delay(chunk: int, trial: int, duration: float, rng: random.Random) -> float:
@@ -77,35 +100,44 @@ def test_the_kill_instants_fall_one_in_each_slice_of_the_apply():
     assert [int(d // width) for d in delays] == list(range(CHUNKS * TRIALS))
 
 
-@pytest.mark.parametrize("chunk", range(CHUNKS))
+def _kill_trial(world, template: Path, state: Path, delay: float, old: str, new: str, i: int) -> str:
+    """kill -9 the apply `delay` seconds in; the device runs a whole old or new release, and a restart
+    converges on the new one with an intact journal. Returns the release the kill left."""
+    pid = _start_agent(world, template, state)
+    time.sleep(delay)
+    with contextlib.suppress(ProcessLookupError):  # it may have finished first
+        os.killpg(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    _wait_group_gone(pid)
+    current = current_release(state)
+    assert current is not None, f"trial {i}: no current release"
+    assert verify_release(current) == [], f"trial {i}: current release is not whole"
+    rid = release_id_of(current)
+    assert rid in (old, new), f"trial {i}: unknown release {current.name}"
+    out = Reconciler(world.config(state, fast=True)).run_once()  # restart converges
+    assert out.ready, f"trial {i}: {out}"
+    assert release_id_of(current_release(state)) == new
+    assert verify_journal(state / "journal.log")[0], f"trial {i}: journal chain broken"
+    shutil.rmtree(state)
+    return rid
+
+
+# two chunks per xdist group: each group's worker builds the scene once and runs its two chunks in a row
+@pytest.mark.parametrize(
+    "chunk", [pytest.param(c, marks=pytest.mark.xdist_group(f"kill-9-{c // 2}")) for c in range(CHUNKS)]
+)
 def test_kill_minus_nine_at_random_points(scene, tmp_path: Path, chunk: int):
-    world, template, old, new, duration = scene
+    world, template, old, new = scene
     rng = random.Random(chunk)
+    duration = _apply_seconds(world, template, tmp_path / "calibrate")
     seen = {old: 0, new: 0}
     for i in range(TRIALS):
-        state = tmp_path / f"t{i}"
-        shutil.copytree(template, state, symlinks=True)
-        pid = os.fork()
-        if pid == 0:  # the agent, killed at some instant of its apply, with its children (as systemd does)
-            try:
-                os.setpgid(0, 0)
-                Reconciler(world.config(state, fast=True)).run_once()
-            finally:
-                os._exit(0)
-        time.sleep(kill_delay(chunk, i, duration, rng))
-        with contextlib.suppress(ProcessLookupError):  # it may have finished first
-            os.killpg(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        _wait_group_gone(pid)
-        current = current_release(state)
-        assert current is not None, f"trial {i}: no current release"
-        assert verify_release(current) == [], f"trial {i}: current release is not whole"
-        rid = release_id_of(current)
-        assert rid in (old, new), f"trial {i}: unknown release {current.name}"
-        seen[rid] += 1
-        out = Reconciler(world.config(state, fast=True)).run_once()  # restart converges
-        assert out.ready, f"trial {i}: {out}"
-        assert release_id_of(current_release(state)) == new
-        assert verify_journal(state / "journal.log")[0], f"trial {i}: journal chain broken"
-        shutil.rmtree(state)
+        seen[_kill_trial(world, template, tmp_path / f"t{i}", kill_delay(chunk, i, duration, rng), old, new, i)] += 1
+    # Load that changed within the chunk can shift every instant to one side of the switch: then a few
+    # more kills, later (or earlier) each time, until both sides are seen, with every check as above.
+    for k in range(8):
+        if seen[old] and seen[new]:
+            break
+        delay = duration * 1.5**k if not seen[new] else rng.uniform(0, duration / 4) / 2**k
+        seen[_kill_trial(world, template, tmp_path / f"extra{k}", delay, old, new, TRIALS + k)] += 1
     assert seen[old] and seen[new], f"kills should land both before and after the switch: {seen}"
