@@ -16,8 +16,9 @@ UV_LOCK := requirements-uv.lock
 UV     := $(VENV)/bin/uv
 # pip reports errors only (not a warning for every index a machine's pip.conf names)
 PIP    := -m pip install -qq --disable-pip-version-check
-# loadgroup: one test or xdist_group at a time to the free worker, longest first (tests/conftest.py LONG_TESTS)
-PYTEST := -m pytest -n 2 --dist loadgroup -q
+# --maxschedchunk 1: xdist tops each worker up one test at a time (two queued), in collection order, which
+# tests/conftest.py starts with the longest tests (LONG_TESTS): none starts last and makes the tail
+PYTEST := -m pytest -n 2 --maxschedchunk 1 -q
 
 .PHONY: demo test test-fast test-latest lock uv-lock tools lint typecheck bench schemas examples image image-tools image-test mutation mutation-lock clean
 

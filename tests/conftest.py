@@ -286,13 +286,15 @@ def pytest_configure(config):
 
 
 # Tests of several seconds, by node-id prefix, with their seconds in a clean-clone run (`--durations`, rounded):
-# they start first. `make test` runs `-n 2 --dist loadgroup`, where xdist hands one test (or one xdist_group)
-# at a time to whichever worker is free, so longest-first keeps a long test from starting last and making the
-# tail. Only tests whose module-scoped fixtures are theirs alone (or cheap) are listed: moving a test away from
-# its module's other tests sets such a fixture up once more.
+# they start first. `make test` runs `-n 2 --maxschedchunk 1`, where xdist hands out the tests one at a time in
+# collection order, keeping two queued on each worker, so longest-first keeps a long test from starting last and
+# making the tail. The demo's two tests come first, side by side: the first worker gets both as its first two,
+# and they share one run of the demo fixture. (xdist's loadgroup cannot group them: with pytest 9.2 its
+# group suffix on the node id is lost.) Only tests whose module-scoped fixtures are theirs alone (or cheap) are
+# listed: moving a test away from its module's other tests sets such a fixture up once more.
 LONG_TESTS = {
-    "tests/test_demo.py::test_the_demo_": 55,  # the demo fixture's run, for both its tests (one xdist group)
-    "tests/test_agent_faults.py::test_kill_minus_nine_at_random_points": 35,  # two groups of two chunks
+    "tests/test_demo.py::test_the_demo_": 55,  # the demo fixture's run, for both its tests
+    "tests/test_agent_faults.py::test_kill_minus_nine_at_random_points": 35,
     "tests/test_demo.py::test_a_fresh_clone_installs_from_the_lock_with_make": 30,
     "tests/test_agent_runners.py::test_a_plc_down_during_an_update": 17,
     "tests/test_runner_opcua.py::test_outage_and_a_moved_namespace_index_after_restart": 12,

@@ -122,10 +122,7 @@ def _kill_trial(world, template: Path, state: Path, delay: float, old: str, new:
     return rid
 
 
-# two chunks per xdist group: each group's worker builds the scene once and runs its two chunks in a row
-@pytest.mark.parametrize(
-    "chunk", [pytest.param(c, marks=pytest.mark.xdist_group(f"kill-9-{c // 2}")) for c in range(CHUNKS)]
-)
+@pytest.mark.parametrize("chunk", range(CHUNKS))
 def test_kill_minus_nine_at_random_points(scene, tmp_path: Path, chunk: int):
     world, template, old, new = scene
     rng = random.Random(chunk)

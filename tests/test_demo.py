@@ -60,7 +60,6 @@ def demo(tmp_path_factory) -> tuple[Path, str]:
     return out, text
 
 
-@pytest.mark.xdist_group("demo")  # one worker runs the demo fixture for both tests
 def test_the_demo_applies_the_first_revision_and_the_bench_runner_serves_predictions(demo):
     out, text = demo
     # the first reconcile: applied, the status Ready/Applied, the release kept where the demo says
@@ -86,7 +85,6 @@ def test_the_demo_applies_the_first_revision_and_the_bench_runner_serves_predict
     assert "the runner delivered what was queued and exited with code 0 (0 = a clean stop)" in text
 
 
-@pytest.mark.xdist_group("demo")
 def test_the_demo_rolls_back_the_second_revision_on_its_latency_gate(demo):
     out, text = demo
     status = json.loads((out / "device" / "status.json").read_text())
