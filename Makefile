@@ -9,20 +9,32 @@ STAMP  := $(VENV)/.takt-installed
 LOCK   := requirements.lock
 LATEST ?= .venv-latest
 LOCKER := .venv-lock
+# uv installs requirements.lock (seconds from its cache, where pip took minutes); uv itself comes by pip
+# from its own hashed lock (`make uv-lock` writes it for UV_VERSION)
 UV_VERSION ?= 0.13.9
+UV_LOCK := requirements-uv.lock
+UV     := $(VENV)/bin/uv
 # pip reports errors only (not a warning for every index a machine's pip.conf names)
 PIP    := -m pip install -qq --disable-pip-version-check
-PYTEST := -m pytest -n 2 -q
+# --maxschedchunk 1: xdist tops each worker up one test at a time (two queued), in collection order, which
+# tests/conftest.py starts with the longest tests (LONG_TESTS): none starts last and makes the tail
+PYTEST := -m pytest -n 2 --maxschedchunk 1 -q
 
-.PHONY: demo test test-fast test-latest lock tools lint typecheck bench schemas examples image image-tools image-test mutation mutation-lock clean
+.PHONY: demo test test-fast test-latest lock uv-lock tools lint typecheck bench schemas examples image image-tools image-test mutation mutation-lock clean
 
-$(STAMP): pyproject.toml $(LOCK)
+# uv reads no pip.conf: it installs from PyPI unless UV_DEFAULT_INDEX (or UV_INDEX_URL) names a mirror. First from
+# uv's cache alone (--offline): the hashes pin every file's bytes, so when the cache holds them all the index
+# need not be asked again (seconds); else from the index, trusting the system's certificate store as pip does
+# (a proxy's own root, e.g., is there and not in uv's bundled roots).
+$(STAMP): pyproject.toml $(LOCK) $(UV_LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
 	@if [ -e $(STAMP) ] && [ $(LOCK) -nt $(STAMP) ]; then echo "$(LOCK) changed: a new $(VENV)"; rm -rf $(VENV); fi
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) $(PIP) --require-hashes -r $(LOCK)
-	$(PY) $(PIP) --no-deps --no-build-isolation -e .
-	@$(PY) -m pip check >/dev/null || { $(PY) -m pip check; \
+	$(PY) $(PIP) --require-hashes -r $(UV_LOCK)
+	$(UV) pip install -q --python $(PY) --require-hashes --offline -r $(LOCK) 2>/dev/null \
+	  || $(UV) pip install -q --python $(PY) --require-hashes --system-certs -r $(LOCK)
+	$(UV) pip install -q --python $(PY) --no-deps --no-build-isolation -e .
+	@$(UV) pip check -q --python $(PY) >/dev/null 2>&1 || { $(UV) pip check --python $(PY); \
 	  echo "$(LOCK) does not satisfy pyproject.toml: run 'make lock' and commit $(LOCK)" >&2; exit 1; }
 	@touch $(STAMP)
 
@@ -30,7 +42,7 @@ $(STAMP): pyproject.toml $(LOCK)
 # test extra, the build backend and pip. Pins already in the file are kept and new dependencies
 # added; `make lock LOCK_ARGS=--upgrade` moves every pin to the newest allowed version.
 lock:
-	@test -x $(LOCKER)/bin/uv || { $(PYTHON) -m venv $(LOCKER) && $(LOCKER)/bin/python $(PIP) uv==$(UV_VERSION); }
+	@test -x $(LOCKER)/bin/uv || { $(PYTHON) -m venv $(LOCKER) && $(LOCKER)/bin/python $(PIP) --require-hashes -r $(UV_LOCK); }
 	@$(PYTHON) -c 'import tomllib; print("pip", *tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
 	  | $(LOCKER)/bin/uv pip compile --quiet pyproject.toml - --extra test --generate-hashes \
 	      --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
@@ -105,8 +117,14 @@ $(MUTANT)/.installed: mutation/requirements.lock
 mutation: $(STAMP) $(MUTANT)/.installed
 	$(PY) mutation/run.py $(MUTATION_ARGS)  # it nices each test run itself
 
-mutation-lock:
+# uv's own hashed lock (every platform's wheel of UV_VERSION), which the install step and `make lock` bootstrap from
+uv-lock:
 	@test -x $(LOCKER)/bin/uv || { $(PYTHON) -m venv $(LOCKER) && $(LOCKER)/bin/python $(PIP) uv==$(UV_VERSION); }
+	echo "uv==$(UV_VERSION)" | $(LOCKER)/bin/uv pip compile --quiet - --generate-hashes --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 --custom-compile-command "make uv-lock" -o $(UV_LOCK)
+
+mutation-lock:
+	@test -x $(LOCKER)/bin/uv || { $(PYTHON) -m venv $(LOCKER) && $(LOCKER)/bin/python $(PIP) --require-hashes -r $(UV_LOCK); }
 	$(LOCKER)/bin/uv pip compile --quiet mutation/requirements.in --generate-hashes --python-version 3.11 \
 	  --python-platform x86_64-manylinux_2_28 --custom-compile-command "make mutation-lock" -o mutation/requirements.lock
 

@@ -7,6 +7,7 @@ latency budget. Prints one JSON line; exit 0 healthy, 1 unhealthy.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -97,7 +98,8 @@ def run_health(
                 proc.kill()
                 proc.wait()
                 return False, "preempted by a newer desired state"
-        time.sleep(poll)
+        with contextlib.suppress(subprocess.TimeoutExpired):  # back as soon as the check exits, not a poll later
+            proc.wait(timeout=poll)
     out, err = proc.communicate()
     try:
         report = json.loads(out.strip().splitlines()[-1])

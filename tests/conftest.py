@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 import shutil
 import textwrap
 from collections.abc import Callable
@@ -49,18 +50,22 @@ def immediate_rollout(spec: Path) -> Path:
     return spec
 
 
-EXAMPLE_LATENCY = "budget: {p50: 2ms, p99: 10ms}"
+_LATENCY_BUDGET = re.compile(r"(type: latency,?\s+budget: \{)([^}]*)\}")
 
 
 def load_free_latency(spec: Path) -> Path:
-    """The press-line example with a latency budget no host load can miss (1 s), for tests whose
-    subject is publish or the CLI and not the build host's timing: on a loaded CI machine the
-    10 ms p99 of the example's gate is a coin toss. Latency gates are tested where they are the
-    subject (test_latency_targets, test_testing)."""
+    """An example with latency budgets no host load can miss (1 s for each percentile it names), for tests
+    whose subject is publish, the CLI or the demo and not the build host's timing: on a loaded CI machine
+    the examples' 5-20 ms budgets are a coin toss. The latency tests still run and are judged; latency
+    gates are tested where they are the subject (test_latency_targets, test_testing)."""
     path = spec / "specs" / "tests.yaml"
     text = path.read_text()
-    assert EXAMPLE_LATENCY in text, "the example's latency budget changed: update EXAMPLE_LATENCY"
-    path.write_text(text.replace(EXAMPLE_LATENCY, "budget: {p50: 1s, p99: 1s}"))
+    loose, count = _LATENCY_BUDGET.subn(
+        lambda m: m.group(1) + ", ".join(f"{kv.split(':')[0].strip()}: 1s" for kv in m.group(2).split(",")) + "}",
+        text,
+    )
+    assert count, f"no latency budget in {path}: update load_free_latency"
+    path.write_text(loose)
     return spec
 
 
@@ -278,3 +283,39 @@ def pytest_configure(config):
     unless pyproject already does."""
     if not any(line.startswith("slow") for line in config.getini("markers")):
         config.addinivalue_line("markers", "slow: tests against real servers or long runs (deselect: -m 'not slow')")
+
+
+# Tests of several seconds, by node-id prefix, with their seconds in a clean-clone run (`--durations`, rounded):
+# they start first. `make test` runs `-n 2 --maxschedchunk 1`, where xdist hands out the tests one at a time in
+# collection order, keeping two queued on each worker, so longest-first keeps a long test from starting last and
+# making the tail. The demo's two tests come first, side by side: the first worker gets both as its first two,
+# and they share one run of the demo fixture. (xdist's loadgroup cannot group them: with pytest 9.2 its
+# group suffix on the node id is lost.) Only tests whose module-scoped fixtures are theirs alone (or cheap) are
+# listed: moving a test away from its module's other tests sets such a fixture up once more.
+LONG_TESTS = {
+    "tests/test_demo.py::test_the_demo_": 55,  # the demo fixture's run, for both its tests
+    "tests/test_agent_faults.py::test_kill_minus_nine_at_random_points": 35,
+    "tests/test_demo.py::test_a_fresh_clone_installs_from_the_lock_with_make": 30,
+    "tests/test_agent_runners.py::test_a_plc_down_during_an_update": 17,
+    "tests/test_runner_opcua.py::test_outage_and_a_moved_namespace_index_after_restart": 12,
+    "tests/test_runner_opcua.py::test_wrong_credentials_never_ready": 9,
+    "tests/test_agent_runners.py::test_a_release_whose_node_id_the_server_rejects_is_rolled_back": 8,
+    "tests/test_fleet.py::test_twenty_devices_report_at_once_over_git_and_mqtt_and_none_is_lost": 8,
+    "tests/test_rollout_git.py::test_a_healthy_canary_is_promoted": 7,
+    "tests/test_runner_shadow.py::test_the_challenger_never_writes": 7,
+    "tests/test_ort_canonical.py::test_conversions_in_different_environments": 7,
+    "tests/test_inspect_cache.py::test_takt_help_and_validate_never_import": 7,
+    "tests/test_agent_runners.py::test_a_runner_": 6,
+    "tests/test_agent_runners.py::test_a_failing_post_check_rolls_back": 6,
+    "tests/test_fleet.py::test_threat_forged_replayed_and_other_device_reports": 6,
+    "tests/test_properties.py::test_renamed_references_are_reported_at_the_referring_node": 5,
+}
+
+
+def _known_seconds(nodeid: str) -> float:
+    return max((s for prefix, s in LONG_TESTS.items() if nodeid.startswith(prefix)), default=0.0)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The long tests first, longest first (a stable sort: all others keep their order)."""
+    items.sort(key=lambda item: -_known_seconds(item.nodeid))

@@ -345,6 +345,21 @@ def test_a_newer_state_preempts_a_running_check(tmp_path: Path):
     assert not ok and "timed out" in why
 
 
+def test_the_health_check_is_read_when_it_exits_not_a_poll_interval_later(tmp_path: Path):
+    """Every apply runs the check twice (pre and post): waiting out the poll interval after it exited
+    made each apply slower by up to two intervals."""
+    import time
+
+    from agent.health import run_health
+
+    fast = tmp_path / "fast-python"
+    fast.write_text('#!/bin/sh\necho \'{"ok": true, "checks": [{"bundle": "b", "ok": true, "detail": "d"}]}\'\n')
+    fast.chmod(0o755)
+    t = time.monotonic()
+    assert run_health(tmp_path, str(fast), timeout=600, poll=300) == (True, "b: d")
+    assert time.monotonic() - t < 60  # the check exits in milliseconds; the old loop slept the whole 300 s
+
+
 def test_status_cli_and_tampered_journal(world: World, tmp_path: Path, cli_run):
     state = tmp_path / "state"
     _applied(world, state)

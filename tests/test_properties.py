@@ -8,6 +8,7 @@ the referring node).
 
 from __future__ import annotations
 
+import functools
 import io
 import shutil
 from pathlib import Path
@@ -231,25 +232,33 @@ REFERENCES = [  # (kind, path inside the document, referred kind)
 ]
 
 
+@functools.cache
+def _references(example: Path) -> tuple[list[tuple[Path, int, tuple[str | int, ...], str]], dict[str, frozenset[str]]]:
+    """The example's references (file, document, path, referred kind) and its names by kind, read once per
+    example: each case restores the file it renamed in, so the originals are the same for every case."""
+    yaml = YAML(typ="safe", pure=True)
+    candidates, names = [], {}
+    for f in _spec_files(example):
+        for i, doc in enumerate(yaml.load_all(f.read_text(encoding="utf-8"))):
+            names.setdefault(doc.get("kind"), set()).add((doc.get("metadata") or {}).get("name"))
+            for kind, path, referred in REFERENCES:
+                if doc.get("kind") == kind:
+                    candidates.append((f, i, path, referred))
+    return candidates, {kind: frozenset(v) for kind, v in names.items()}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", [p.name for p in EXAMPLE_DIRS])
 @SETTINGS
 @given(data=st.data(), new=st.from_regex(r"[a-z][a-z0-9]{2,12}", fullmatch=True))
 def test_renamed_references_are_reported_at_the_referring_node(workdir: Path, name: str, data: st.DataObject, new: str):
     example = workdir / name
-    files = _spec_files(example)
     yaml = YAML(typ="safe", pure=True)
-    candidates = []
-    for f in files:
-        for i, doc in enumerate(yaml.load_all(f.read_text(encoding="utf-8"))):
-            for kind, path, referred in REFERENCES:
-                if doc.get("kind") == kind:
-                    candidates.append((f, i, path, referred))
+    candidates, names = _references(example)
     f, i, path, referred = data.draw(st.sampled_from(candidates))
     original = f.read_text(encoding="utf-8")
     docs = list(yaml.load_all(original))
-    existing = {d["metadata"]["name"] for g in files for d in yaml.load_all(g.read_text()) if d.get("kind") == referred}
-    if new in existing:
+    if new in names.get(referred, ()):
         return
     _get(docs[i], path[:-1])[path[-1]] = new
     buf = io.StringIO()
