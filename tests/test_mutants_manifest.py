@@ -4,12 +4,22 @@ moved either way fails here (`make mutation`: the NumberReplacer mutants of thes
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import re
 from pathlib import Path
 
 import pytest
 
 from compiler.bundle import MANIFEST, FileEntry, Manifest, verify_bundle, write_bundle
-from compiler.bundle.manifest import MAX_FILE_BYTES, MAX_MANIFEST_BYTES, MAX_MANIFEST_DEPTH, safe_relative
+from compiler.bundle.manifest import (
+    MAX_FILE_BYTES,
+    MAX_MANIFEST_BYTES,
+    MAX_MANIFEST_DEPTH,
+    canonical_json,
+    safe_relative,
+)
 
 
 def _nested(levels: int) -> object:
@@ -69,3 +79,31 @@ def test_a_path_of_512_characters_is_safe_and_513_is_not() -> None:
     assert safe_relative("a/" * 255 + "bb")  # 512 characters
     assert not safe_relative("a/" * 255 + "bbb")
     assert not safe_relative("a" * 513)
+
+
+def test_canonical_json_writes_utf8_not_escapes_and_refuses_nan() -> None:
+    # the digest is taken over these bytes: escaping `é` as `\u00e9` or writing NaN would be another format
+    assert canonical_json({"b": "é", "a": [1, 2.5]}) == '{"a":[1,2.5],"b":"é"}\n'.encode()
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        canonical_json({"x": float("nan")})
+
+
+def test_a_manifest_and_its_entries_cannot_change_after_their_digest_was_taken() -> None:
+    m = Manifest("a/b", "edge-pc", (FileEntry("f", 1, "0" * 64),))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        m.name = "other"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        m.files[0].size = 2  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("doc", "shown"), [({"version": 2}, "2"), ([1], "'?'"), ({}, "None")])
+def test_threat_a_document_of_another_version_or_shape_is_refused_by_its_version(doc: object, shown: str) -> None:
+    with pytest.raises(ValueError, match=f"^unsupported manifest version {re.escape(shown)}$"):
+        Manifest.parse(json.dumps(doc).encode())
+
+
+def test_threat_a_version_2_manifest_is_refused_for_its_version_even_with_a_matching_digest() -> None:
+    body = {**Manifest("a/b", "edge-pc", ()).body(), "version": 2}
+    data = canonical_json({**body, "digest": hashlib.sha256(canonical_json(body)).hexdigest()})
+    with pytest.raises(ValueError, match=r"^unsupported manifest version 2$"):
+        Manifest.parse(data)
