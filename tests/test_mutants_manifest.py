@@ -7,7 +7,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import re
+import stat
 from pathlib import Path
 
 import pytest
@@ -107,3 +109,68 @@ def test_threat_a_version_2_manifest_is_refused_for_its_version_even_with_a_matc
     data = canonical_json({**body, "digest": hashlib.sha256(canonical_json(body)).hexdigest()})
     with pytest.raises(ValueError, match=r"^unsupported manifest version 2$"):
         Manifest.parse(data)
+
+
+FILES = {"runner.json": b"{}\n", "model/m.onnx": b"m", "bin/start": b"#!/bin/sh\n"}
+
+
+def test_a_cached_bundle_that_verifies_is_kept_as_it_is(tmp_path: Path) -> None:
+    m = write_bundle(tmp_path, "a/b", "edge-pc", FILES, {})
+    inode = (tmp_path / m.digest).stat().st_ino
+    assert write_bundle(tmp_path, "a/b", "edge-pc", FILES, {}) == m
+    assert (tmp_path / m.digest).stat().st_ino == inode  # not written again
+    assert sorted(p.name for p in tmp_path.iterdir()) == [m.digest]
+
+
+def test_threat_a_tampered_cached_bundle_is_replaced_by_one_that_verifies(tmp_path: Path) -> None:
+    m = write_bundle(tmp_path, "a/b", "edge-pc", FILES, {})
+    (tmp_path / m.digest / "runner.json").write_bytes(b"{}")
+    assert verify_bundle(tmp_path / m.digest, m.digest)[1] == ["runner.json: 2 bytes, manifest says 3"]
+    write_bundle(tmp_path, "a/b", "edge-pc", FILES, {})
+    assert verify_bundle(tmp_path / m.digest, m.digest, exact_modes=True) == (m, [])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [m.digest]  # nothing staged or stale left
+
+
+def test_threat_a_link_named_for_the_digest_is_replaced_and_its_target_left_alone(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    m = write_bundle(elsewhere, "a/b", "edge-pc", FILES, {})
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / m.digest).symlink_to(elsewhere / m.digest)  # a valid bundle, but reached through a link
+    write_bundle(out, "a/b", "edge-pc", FILES, {})
+    assert not (out / m.digest).is_symlink() and verify_bundle(out / m.digest, m.digest) == (m, [])
+    assert verify_bundle(elsewhere / m.digest, m.digest) == (m, [])
+
+
+def test_a_bundle_is_written_into_a_parent_that_does_not_exist_yet(tmp_path: Path) -> None:
+    m = write_bundle(tmp_path / "x" / "y", "a/b", "edge-pc", FILES, {})
+    assert verify_bundle(tmp_path / "x" / "y" / m.digest, m.digest) == (m, [])
+
+
+def test_every_directory_and_the_manifest_get_exactly_their_modes_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o077)
+    try:
+        m = write_bundle(tmp_path, "a/b", "edge-pc", FILES, {}, executable=frozenset({"bin/start"}))
+    finally:
+        os.umask(old)
+    top = tmp_path / m.digest
+    modes = {p.relative_to(top).as_posix(): stat.S_IMODE(p.lstat().st_mode) for p in [top, *top.rglob("*")]}
+    assert modes == {".": 0o755, "bin": 0o755, "model": 0o755, "bin/start": 0o755, "model/m.onnx": 0o644,
+                     "runner.json": 0o644, MANIFEST: 0o644}
+
+
+def _with_mode(mode: str) -> bytes:
+    """A manifest whose one file's mode is written as `mode`, with the digest of its canonical form."""
+    m = Manifest("a/b", "edge-pc", (FileEntry("f", 1, "0" * 64),))
+    doc = json.loads(m.to_bytes())
+    doc["files"][0]["mode"] = mode
+    return json.dumps(doc).encode()
+
+
+def test_threat_a_mode_is_read_from_at_most_8_characters() -> None:
+    # the int parse is bounded: 8 octal digits are read, a ninth makes it another (refused) mode
+    assert Manifest.parse(_with_mode("00000644")).files[0].mode == 0o644
+    with pytest.raises(ValueError, match="file 'f' has mode '000000644'"):
+        Manifest.parse(_with_mode("000000644"))
+    with pytest.raises(ValueError, match="has mode '0600'"):
+        Manifest.parse(_with_mode("0600"))

@@ -95,3 +95,13 @@ def test_threat_names_and_refusals_are_clipped_at_300_characters():
     assert got.sources[0].refused == "r" * 300 + "…"
     assert Readiness(True, (SourceReadiness(over, True, True, exact),)).to_json()["sources"][0]["refused"] == exact
     assert Readiness.parse(body({"ready": True, "sources": [{"name": ""}]})).sources[0].name == ""
+
+
+def test_a_readiness_cannot_change_once_parsed():
+    from dataclasses import FrozenInstanceError
+
+    state = Readiness.parse(b'{"ready": true, "sources": [{"name": "a"}]}')
+    with pytest.raises(FrozenInstanceError):
+        state.ready = False  # type: ignore[misc]
+    with pytest.raises(FrozenInstanceError):
+        state.sources[0].connected = True  # type: ignore[misc]
