@@ -174,3 +174,36 @@ def test_threat_a_mode_is_read_from_at_most_8_characters() -> None:
         Manifest.parse(_with_mode("000000644"))
     with pytest.raises(ValueError, match="has mode '0600'"):
         Manifest.parse(_with_mode("0600"))
+
+
+def _unlink_fails_inside_trees(monkeypatch: pytest.MonkeyPatch) -> None:
+    """rmtree removes by descriptor (`dir_fd`); make that fail, as a read-only or busy tree would for a non-root."""
+    real = os.unlink
+
+    def unlink(path, *, dir_fd=None):  # type: ignore[no-untyped-def]
+        if dir_fd is not None:
+            raise PermissionError(13, "Permission denied", path)
+        return real(path)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+
+
+def test_threat_an_old_copy_that_cannot_be_removed_never_fails_the_write(tmp_path: Path, monkeypatch) -> None:
+    m = write_bundle(tmp_path, "a/b", "edge-pc", FILES, {})
+    (tmp_path / m.digest / "runner.json").write_bytes(b"{}")
+    _unlink_fails_inside_trees(monkeypatch)
+    assert write_bundle(tmp_path, "a/b", "edge-pc", FILES, {}) == m
+    monkeypatch.undo()
+    assert verify_bundle(tmp_path / m.digest, m.digest) == (m, [])
+
+
+def test_threat_a_write_that_fails_leaves_no_staging_behind_and_raises_its_own_error(tmp_path: Path,
+                                                                                     monkeypatch) -> None:
+    clash = {"0": b"0", "a": b"1", "a/b": b"2"}  # `a` is made a directory for `a/b`, then cannot be a file
+    with pytest.raises(OSError) as info:
+        write_bundle(tmp_path, "a/b", "edge-pc", clash, {})
+    assert not isinstance(info.value, PermissionError) and list(tmp_path.iterdir()) == []
+    _unlink_fails_inside_trees(monkeypatch)  # the cleanup fails too: the caller still sees why the write failed
+    with pytest.raises(OSError) as info:
+        write_bundle(tmp_path, "a/b", "edge-pc", clash, {})
+    assert not isinstance(info.value, PermissionError)
