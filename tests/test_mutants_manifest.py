@@ -207,3 +207,18 @@ def test_threat_a_write_that_fails_leaves_no_staging_behind_and_raises_its_own_e
     with pytest.raises(OSError) as info:
         write_bundle(tmp_path, "a/b", "edge-pc", clash, {})
     assert not isinstance(info.value, PermissionError)
+
+
+def test_threat_a_bundle_file_is_only_ever_created_never_written_through_an_existing_name(tmp_path: Path) -> None:
+    from compiler.bundle.manifest import _write_new
+
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"keep")
+    (tmp_path / "link").symlink_to(target)
+    (tmp_path / "file").write_bytes(b"keep")
+    for name in ("link", "file"):
+        with pytest.raises(FileExistsError):
+            _write_new(str(tmp_path / name), b"new", 0o644)
+    assert target.read_bytes() == (tmp_path / "file").read_bytes() == b"keep"
+    _write_new(str(tmp_path / "fresh"), b"new", 0o755)
+    assert (tmp_path / "fresh").read_bytes() == b"new" and stat.S_IMODE((tmp_path / "fresh").stat().st_mode) == 0o755
