@@ -222,3 +222,11 @@ def test_threat_a_bundle_file_is_only_ever_created_never_written_through_an_exis
     assert target.read_bytes() == (tmp_path / "file").read_bytes() == b"keep"
     _write_new(str(tmp_path / "fresh"), b"new", 0o755)
     assert (tmp_path / "fresh").read_bytes() == b"new" and stat.S_IMODE((tmp_path / "fresh").stat().st_mode) == 0o755
+
+
+def test_exact_modes_is_keyword_only(tmp_path: Path) -> None:
+    # a bare True after the digest would read as a mode policy nobody named at the call
+    m = write_bundle(tmp_path, "a/b", "edge-pc", FILES, {})
+    with pytest.raises(TypeError, match="positional argument"):
+        verify_bundle(tmp_path / m.digest, m.digest, True)  # type: ignore[misc]
+    assert verify_bundle(tmp_path / m.digest, m.digest, exact_modes=True) == (m, [])
