@@ -316,3 +316,19 @@ def test_threat_a_pem_key_of_another_algorithm_is_refused() -> None:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
     with pytest.raises(ValueError, match="not an ed25519 public key"):
         rp.load_device_public_key(pem)
+
+
+def test_a_runner_health_names_only_what_it_knows_the_rest_defaults_to_live_and_zero() -> None:
+    r = RunnerHealth("d", "a" * 64, True)
+    assert (r.live, r.reason, r.frames, r.inferences, r.errors) == (True, "", 0, 0, 0)
+    assert (r.error_rate, r.inference_p99_ms, r.drift_psi_max, r.shadow) == (None, None, None, None)
+    assert Condition("Ready", True, "Applied").message == ""
+
+
+@pytest.mark.parametrize("value", [
+    ShadowHealth("c" * 64, 1, None, None, None, None, None), RunnerHealth("d", "a" * 64, True),
+    Condition("Ready", True, "Applied")], ids=type)
+def test_what_a_report_holds_cannot_change_after_it_was_signed(value: object) -> None:
+    name = next(iter(value.__dataclass_fields__))  # type: ignore[attr-defined]
+    with pytest.raises(FrozenInstanceError):
+        setattr(value, name, None)
