@@ -327,7 +327,7 @@ def test_a_runner_health_names_only_what_it_knows_the_rest_defaults_to_live_and_
 
 @pytest.mark.parametrize("value", [
     ShadowHealth("c" * 64, 1, None, None, None, None, None), RunnerHealth("d", "a" * 64, True),
-    Condition("Ready", True, "Applied")], ids=type)
+    Condition("Ready", True, "Applied")], ids=lambda v: type(v).__name__)
 def test_what_a_report_holds_cannot_change_after_it_was_signed(value: object) -> None:
     name = next(iter(value.__dataclass_fields__))  # type: ignore[attr-defined]
     with pytest.raises(FrozenInstanceError):
