@@ -230,3 +230,26 @@ def test_exact_modes_is_keyword_only(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="positional argument"):
         verify_bundle(tmp_path / m.digest, m.digest, True)  # type: ignore[misc]
     assert verify_bundle(tmp_path / m.digest, m.digest, exact_modes=True) == (m, [])
+
+
+def test_threat_every_bad_file_is_reported_not_only_the_first(tmp_path: Path) -> None:
+    m = write_bundle(tmp_path, "a/b", "edge-pc", {n: n.encode() for n in "abcde"}, {})
+    d = tmp_path / m.digest
+    (d / "a").unlink()
+    (d / "b").unlink()
+    (d / "b").symlink_to("e")  # inside the bundle: reached through a link
+    (d / "c").unlink()
+    os.mkfifo(d / "c")
+    (d / "d").write_bytes(b"x")
+    _, problems = verify_bundle(d, m.digest)
+    assert problems == ["a: missing", "b: reached through a symbolic link",
+                        "c: not a regular file (symlink, device or directory)", "d: content differs from the manifest"]
+
+
+def test_threat_an_unsafe_path_does_not_hide_the_next_problem(tmp_path: Path) -> None:
+    entry = {"size": 1, "sha256": "0" * 64, "mode": "0644"}
+    body = {"version": 1, "name": "n", "targetClass": "edge-pc", "provenance": {},
+            "files": [{"path": "../escape", **entry}, {"path": "z", **entry}]}
+    digest = hashlib.sha256(canonical_json(body)).hexdigest()
+    (tmp_path / MANIFEST).write_bytes(canonical_json({**body, "digest": digest}))
+    assert verify_bundle(tmp_path)[1] == ["unsafe path '../escape'", "z: missing"]

@@ -332,3 +332,8 @@ def test_what_a_report_holds_cannot_change_after_it_was_signed(value: object) ->
     name = next(iter(value.__dataclass_fields__))  # type: ignore[attr-defined]
     with pytest.raises(FrozenInstanceError):
         setattr(value, name, None)
+
+
+def test_what_a_reader_adds_beside_a_report_is_no_part_of_it() -> None:
+    r = report(extra={"receivedVia": "mqtt"})
+    assert StatusReport.parse(r.to_bytes()) == r and "extra" not in r.to_json()

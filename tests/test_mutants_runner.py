@@ -43,8 +43,8 @@ def test_every_contract_class_is_frozen_and_keyword_only(cls: type) -> None:
     names = [f.name for f in dataclasses.fields(cls)]
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(object.__new__(cls), names[0], None)
-    with pytest.raises(TypeError, match="positional argument"):
-        cls(*names)  # a field added in the middle must never shift what a caller passes
+    with pytest.raises(TypeError, match="takes 1 positional argument but 2 were given"):
+        cls(names[0])  # a field added in the middle must never shift what a caller passes
 
 
 def test_the_limits_and_names_are_the_contract() -> None:
