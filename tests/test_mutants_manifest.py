@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import re
@@ -253,3 +254,38 @@ def test_threat_an_unsafe_path_does_not_hide_the_next_problem(tmp_path: Path) ->
     digest = hashlib.sha256(canonical_json(body)).hexdigest()
     (tmp_path / MANIFEST).write_bytes(canonical_json({**body, "digest": digest}))
     assert verify_bundle(tmp_path)[1] == ["unsafe path '../escape'", "z: missing"]
+
+
+def test_a_git_work_tree_compares_only_the_owners_executable_bit(tmp_path: Path) -> None:
+    m = write_bundle(tmp_path, "a/b", "edge-pc", FILES, {}, executable=frozenset({"bin/start"}))
+    d = tmp_path / m.digest
+    os.chmod(d / "runner.json", 0o655)  # group and others may execute: Git records only the owner's bit
+    os.chmod(d / "bin/start", 0o744)
+    assert verify_bundle(d, m.digest)[1] == []
+    os.chmod(d / "runner.json", 0o744)
+    assert verify_bundle(d, m.digest)[1] == [
+        "runner.json: mode 0744, manifest says 0644 (executable bit differs)"]
+
+
+class _Growing:
+    """A bundle file that grew between the size check and the read: fstat says `size`, the read yields more."""
+
+    def __init__(self, path: Path, content: bytes) -> None:
+        self._fh, self._data = path.open("rb"), io.BytesIO(content)
+
+    def fileno(self) -> int:
+        return self._fh.fileno()
+
+    def read(self, n: int = -1) -> bytes:
+        return self._data.read(n)
+
+
+def test_threat_a_file_that_grows_while_it_is_hashed_is_refused(tmp_path: Path) -> None:
+    from compiler.bundle.manifest import _check_file
+
+    data = b"x" * 10
+    (tmp_path / "f").write_bytes(data)
+    entry = FileEntry("f", 10, hashlib.sha256(data).hexdigest())
+    assert _check_file(_Growing(tmp_path / "f", data), entry, False) == []  # type: ignore[arg-type]
+    grown = _Growing(tmp_path / "f", data + b"y")  # the first 10 bytes still match the manifest
+    assert _check_file(grown, entry, False) == ["f: content differs from the manifest"]  # type: ignore[arg-type]
