@@ -289,3 +289,11 @@ def test_threat_a_file_that_grows_while_it_is_hashed_is_refused(tmp_path: Path) 
     assert _check_file(_Growing(tmp_path / "f", data), entry, False) == []  # type: ignore[arg-type]
     grown = _Growing(tmp_path / "f", data + b"y")  # the first 10 bytes still match the manifest
     assert _check_file(grown, entry, False) == ["f: content differs from the manifest"]  # type: ignore[arg-type]
+
+
+def test_a_file_larger_than_one_read_is_hashed_to_its_end(tmp_path: Path) -> None:
+    big = bytes(range(256)) * (3 * 4096 + 7)  # about 3 MiB: several 1 MiB reads
+    m = write_bundle(tmp_path, "a/b", "edge-pc", {"model.onnx": big}, {})
+    assert verify_bundle(tmp_path / m.digest, m.digest) == (m, [])
+    (tmp_path / m.digest / "model.onnx").write_bytes(big[:-1] + b"\x00")
+    assert verify_bundle(tmp_path / m.digest, m.digest)[1] == ["model.onnx: content differs from the manifest"]
