@@ -65,6 +65,14 @@ def test_defaults_a_document_may_leave_out() -> None:
     assert (address.word_order, address.byte_order, address.scale, address.offset) == ("big", "big", 1.0, 0.0)
     mqtt = contract.MqttSource(broker="b", fields=())
     assert (mqtt.qos, mqtt.sparkplug, mqtt.protocol) == (1, False, "mqtt")
+    modbus = contract.ModbusSource(transport="tcp", endpoint="e", sampling_interval=1.0, fields=())
+    assert (modbus.unit_id, modbus.addressing, modbus.serial) == (1, "zero-based", None)
+    out = contract.MqttOutput(from_="y", topic="t")
+    assert (out.qos, out.retain, contract.HttpOutput(from_="y", url="u").method) == (1, False, "POST")
+    assert (contract.HealthSamples(file="f").abs, contract.HealthSamples(file="f").rel) == (0.0, 0.0)
+    assert contract.Binding(input="x", source="s", fields=()).layout == "features"
+    shadow = contract.ShadowEntry(deployment="d", challenger="c", config="x")
+    assert (shadow.window, shadow.tolerance) == (3600.0, 0.0)
 
 
 def test_a_tensor_names_its_columns_by_feature_or_by_itself() -> None:
