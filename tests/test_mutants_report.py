@@ -337,3 +337,12 @@ def test_what_a_report_holds_cannot_change_after_it_was_signed(value: object) ->
 def test_what_a_reader_adds_beside_a_report_is_no_part_of_it() -> None:
     r = report(extra={"receivedVia": "mqtt"})
     assert StatusReport.parse(r.to_bytes()) == r and "extra" not in r.to_json()
+
+
+@pytest.mark.parametrize("field", ["payload", "signature"])
+def test_threat_base64_with_stray_characters_is_malformed_not_skipped(field: str) -> None:
+    doc = json.loads(seal(report(), KEY))
+    doc[field] = "!" + doc[field]  # a lenient decoder would drop the `!` and accept the rest
+    with pytest.raises(ReportRejected, match="malformed status envelope") as info:
+        open_envelope(json.dumps(doc).encode(), {"dev-1": PUB}, None)
+    assert info.value.reason is Rejected.MALFORMED
