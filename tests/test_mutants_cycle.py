@@ -5,6 +5,7 @@ cycles against a Git server, too slow to run once per mutant."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from agent.config import AgentConfig
 from agent.cycle import Cycle, MissingContext, Outcome, Step, need, run_steps
 from agent.reasons import Event, Reason, Result
 from agent.status import Memory
-from tests.agentkit import journal_events
+from tests.statekit import journal_events
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -31,6 +32,14 @@ def test_need_returns_what_is_known_even_when_it_is_falsy_and_refuses_only_none(
     assert need([], "nothing") == []
     with pytest.raises(MissingContext, match="the clone is not known yet"):
         need(None, "the clone")
+
+
+def test_a_decided_outcome_cannot_be_changed_by_a_later_step() -> None:
+    out = Outcome(Result.APPLIED, Reason.APPLIED, "ok")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        out.result = Result.FAILED  # type: ignore[misc]
+    assert out == Outcome(Result.APPLIED, Reason.APPLIED, "ok")
+    assert {out: 1}[Outcome(Result.APPLIED, Reason.APPLIED, "ok")] == 1  # hashable by value
 
 
 @pytest.mark.parametrize("result", list(Result))

@@ -20,7 +20,7 @@ from agent.releases import RELEASES, activate
 from agent.runners import Supervisor
 from agent.status import Memory
 from compiler.bundle.report import RunnerHealth
-from tests.agentkit import read_status
+from tests.statekit import read_status
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 RID = "ab" * 32

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import agent.releases as releases
 from agent.reasons import Reason
 from agent.releases import (
     CURRENT,
@@ -270,3 +271,32 @@ def test_clean_staging_removes_only_staging_and_switch_leftovers(tmp_path: Path)
     assert [p.name for p in (state / RELEASES).iterdir()] == [f"{RID}.1"]
     assert sorted(p.name for p in state.iterdir()) == [".current.keep", RELEASES]
     clean_staging(tmp_path / "fresh")  # no releases directory yet
+
+
+def test_a_staging_leftover_that_is_not_a_directory_never_stops_the_clean_up(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    (state / RELEASES).mkdir(parents=True)
+    (state / RELEASES / ".staging-junk").write_text("x")  # rmtree cannot remove it: ignored, not raised
+    (state / RELEASES / ".staging-b.2").mkdir()
+    clean_staging(state)
+    assert [p.name for p in (state / RELEASES).iterdir()] == [".staging-junk"]
+
+
+@pytest.mark.parametrize(
+    ("text", "free"),
+    [
+        ("MemTotal:       16384 kB\nMemFree:  1024 kB\nMemAvailable:    2048 kB\nBuffers: 8 kB\n", 2048 * 1024),
+        ("MemTotal:       16384 kB\nMemFree:  1024 kB\n", None),  # an old kernel: unknown, not zero
+        ("MemTotal:       16384 kB\nMemAvailable: lots kB\n", None),
+        ("MemTotal:       16384 kB\nMemAvailable:\n", None),
+        (None, None),  # no /proc
+    ],
+)
+def test_free_memory_is_the_kernel_s_mem_available_in_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str | None, free: int | None
+) -> None:
+    meminfo = tmp_path / "meminfo"
+    if text is not None:
+        meminfo.write_text(text)
+    monkeypatch.setattr(releases, "Path", lambda p: meminfo if p == "/proc/meminfo" else Path(p))
+    assert releases.mem_available() == free

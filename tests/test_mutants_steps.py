@@ -24,7 +24,7 @@ from agent.releases import CURRENT, RELEASES, activate, current_release, stage
 from agent.status import Memory
 from agent.verify import listed_paths, manifest_paths, release_id, state_paths
 from compiler.bundle import BundleRef, DesiredState, key_id, sign, write_bundle
-from tests.agentkit import journal_events
+from tests.statekit import journal_events
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 KEY = Ed25519PrivateKey.generate()
