@@ -300,3 +300,24 @@ def test_free_memory_is_the_kernel_s_mem_available_in_bytes(
         meminfo.write_text(text)
     monkeypatch.setattr(releases, "Path", lambda p: meminfo if p == "/proc/meminfo" else Path(p))
     assert releases.mem_available() == free
+
+
+def test_a_bundle_file_nested_in_directories_no_other_file_creates_is_staged(tmp_path: Path) -> None:
+    m = write_bundle(tmp_path / "work" / "bundles", "deep/edge", "edge-pc", {"model/a/b/weights.bin": b"w"}, {})
+    desired = DesiredState("dev-1", 1, datetime(2030, 1, 1, tzinfo=UTC), (BundleRef(m.name, m.digest),))
+    release = stage(tmp_path / "state", tmp_path / "work", desired, {m.digest: m}, RID, reserve=0)
+    assert (release / "bundles" / m.digest / "model/a/b/weights.bin").read_bytes() == b"w"
+    assert verify_release(release) == []
+
+
+def test_every_directory_of_a_release_is_0755_whatever_the_agent_s_umask(tmp_path: Path) -> None:
+    old = os.umask(0o077)  # directories would be made 0700: a runner under another user could not enter them
+    try:
+        _, release, _ = _staged(tmp_path)
+    finally:
+        os.umask(old)
+    dirs = [release, *(p for p in release.rglob("*") if p.is_dir() and not p.is_symlink())]
+    assert len(dirs) > 4
+    assert {str(p.relative_to(release)): p.stat().st_mode & 0o777 for p in dirs} == {
+        str(p.relative_to(release)): 0o755 for p in dirs
+    }
