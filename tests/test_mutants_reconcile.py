@@ -170,3 +170,9 @@ def test_the_total_time_of_a_cycle_is_in_its_timings_rounded_to_a_tenth_of_a_mil
     state = tmp_path / "state"
     Reconciler(_cfg(state), steps=_decide(Outcome(Result.UNCHANGED, Reason.UP_TO_DATE, "")), runners=None).run_once()
     assert read_status(state)["timings"]["totalSeconds"] == pytest.approx(1.2346, abs=1e-9)
+
+
+def test_the_state_directory_is_created_with_its_parents(tmp_path: Path) -> None:
+    state = tmp_path / "var" / "lib" / "takt"
+    Reconciler(_cfg(state), steps=_decide(Outcome(Result.UNCHANGED, Reason.UP_TO_DATE, "")), runners=None).run_once()
+    assert read_status(state)["result"] == "unchanged"
