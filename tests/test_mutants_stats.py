@@ -4,6 +4,8 @@ drawn at a time, exactly."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -17,3 +19,10 @@ def test_the_bootstrap_bounds_do_not_depend_on_the_chunk_size(chunk_values: int)
     chunked = bootstrap(lambda x: float(np.mean(x)), (e,), 0.9, resamples=300, seed=5, chunk_values=chunk_values)
     assert chunked == one_call
     assert one_call is not None and one_call.low < one_call.value < one_call.high
+
+
+def test_an_estimate_is_a_value_that_cannot_be_changed_after_it_is_judged() -> None:
+    est = bootstrap(lambda x: float(np.mean(x)), (np.arange(10.0),), 0.9, resamples=50)
+    assert est is not None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        est.low = 0.0  # type: ignore[misc]

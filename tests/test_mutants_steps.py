@@ -283,6 +283,16 @@ def test_a_drifted_release_is_staged_again_and_the_drift_journaled(tmp_path: Pat
     assert details["release"] == release.name and len(details["problems"]) == 1
 
 
+def test_a_drift_journal_entry_names_the_first_five_problems(tmp_path: Path) -> None:
+    c = _verified(tmp_path)
+    release = _live(c)
+    for i in range(7):
+        (release / f"stray-{i}").write_bytes(b"x")
+    assert steps.compare(c) is None
+    [(_, details)] = [e for e in _events(c) if e[0] == str(Event.DRIFT)]
+    assert details["problems"] == [f"stray-{i}: unexpected entry" for i in range(5)]
+
+
 def test_another_running_release_is_no_drift_and_is_replaced(tmp_path: Path) -> None:
     c = _verified(tmp_path)
     other = c.state / RELEASES / f"{'cd' * 32}.1"
