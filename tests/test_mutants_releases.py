@@ -6,6 +6,7 @@ left them green; each test here names the exact outcome, so such a mutant fails 
 from __future__ import annotations
 
 import os
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -321,3 +322,14 @@ def test_every_directory_of_a_release_is_0755_whatever_the_agent_s_umask(tmp_pat
     assert {str(p.relative_to(release)): p.stat().st_mode & 0o777 for p in dirs} == {
         str(p.relative_to(release)): 0o755 for p in dirs
     }
+
+
+@pytest.mark.parametrize("kind", ["missing", "a file"])
+def test_a_release_without_its_bundles_directory_is_drift_not_a_crash(tmp_path: Path, kind: str) -> None:
+    _, release, desired = _staged(tmp_path)
+    shutil.rmtree(release / "bundles")
+    if kind == "a file":
+        (release / "bundles").write_text("x")
+    problems = verify_release(release)
+    assert problems and all(b.name in " ".join(problems) for b in desired.bundles)
+    assert ("bundles: unexpected entry" in problems) is (kind == "a file")
