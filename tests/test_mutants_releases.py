@@ -333,3 +333,47 @@ def test_a_release_without_its_bundles_directory_is_drift_not_a_crash(tmp_path: 
     problems = verify_release(release)
     assert problems and all(b.name in " ".join(problems) for b in desired.bundles)
     assert ("bundles: unexpected entry" in problems) is (kind == "a file")
+
+
+def test_a_file_whose_mode_changed_in_a_release_is_drift(tmp_path: Path) -> None:
+    _, release, desired = _staged(tmp_path)
+    (release / "bundles" / desired.bundles[0].digest / "runner.json").chmod(0o600)
+    assert [p for p in verify_release(release) if "runner.json" in p]
+
+
+def test_a_staging_that_differs_after_copying_names_its_first_problem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    desired, manifests = _bundles(tmp_path / "work")
+    monkeypatch.setattr(releases, "verify_release", lambda release: ["first: bad", "second: bad"])
+    with pytest.raises(StageError) as exc:
+        stage(tmp_path / "state", tmp_path / "work", desired, manifests, RID, reserve=0)
+    assert (exc.value.reason, exc.value.message) == (
+        Reason.STAGING_CORRUPT, "the release differs after copying: first: bad"
+    )
+
+
+def test_junk_where_the_staging_directory_goes_is_a_staging_failure_not_a_crash(tmp_path: Path) -> None:
+    desired, manifests = _bundles(tmp_path / "work")
+    state = tmp_path / "state"
+    (state / RELEASES).mkdir(parents=True)
+    (state / RELEASES / f".staging-{RID}.{os.getpid()}").write_text("x")  # neither removable nor a directory
+    with pytest.raises(StageError) as exc:
+        stage(state, tmp_path / "work", desired, manifests, RID, reserve=0)
+    assert exc.value.reason is Reason.STAGING_FAILED
+
+
+def test_an_interrupt_before_the_staging_directory_exists_is_the_interrupt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    desired, manifests = _bundles(tmp_path / "work")
+    real = Path.mkdir
+
+    def mkdir(self: Path, *a, **kw) -> None:
+        if self.name == "bundles" and self.parent.name.startswith(".staging-"):
+            raise KeyboardInterrupt
+        real(self, *a, **kw)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    with pytest.raises(KeyboardInterrupt):
+        stage(tmp_path / "state", tmp_path / "work", desired, manifests, RID, reserve=0)
