@@ -377,3 +377,12 @@ def test_an_interrupt_before_the_staging_directory_exists_is_the_interrupt(
     monkeypatch.setattr(Path, "mkdir", mkdir)
     with pytest.raises(KeyboardInterrupt):
         stage(tmp_path / "state", tmp_path / "work", desired, manifests, RID, reserve=0)
+
+
+def test_a_file_named_like_a_release_never_stops_pruning(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    (state / RELEASES).mkdir(parents=True)
+    (state / RELEASES / f"{RID}.1").write_text("x")  # rmtree cannot remove a file: ignored, not raised
+    (state / RELEASES / f"{RID}.2").mkdir()
+    prune(state, keep=[])
+    assert [p.name for p in (state / RELEASES).iterdir()] == [f"{RID}.1"]
