@@ -4,7 +4,6 @@ served by a real `git daemon` on 127.0.0.1), and helpers to publish honest or ho
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import socket
 import subprocess
@@ -22,6 +21,8 @@ from compiler.publish import publish
 from compiler.signing import keygen, load_private_key
 from compiler.validate.pipeline import validate
 from tests.conftest import copy_example, immediate_rollout
+from tests.statekit import journal_events as journal_events  # re-exported: the agent tests import them here
+from tests.statekit import read_status as read_status
 from tests.tlskit import localhost_cert
 
 FAST_HEALTH = '#!/bin/sh\necho \'{"ok": true, "checks": [{"bundle": "*", "ok": true, "detail": "stub"}]}\'\n'
@@ -138,17 +139,8 @@ def served_world(root: Path, receive_pack: bool = False) -> Iterator[World]:
             daemon.stop()
 
 
-def read_status(state: Path) -> dict:
-    return json.loads((state / "status.json").read_text())
-
-
 def condition(state: Path, kind: str) -> dict:
     return next(c for c in read_status(state)["conditions"] if c["type"] == kind)
-
-
-def journal_events(state: Path) -> list[dict]:
-    path = state / "journal.log"
-    return [json.loads(line) for line in path.read_bytes().splitlines()] if path.is_file() else []
 
 
 def free_port() -> int:

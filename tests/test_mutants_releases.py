@@ -6,11 +6,13 @@ left them green; each test here names the exact outcome, so such a mutant fails 
 from __future__ import annotations
 
 import os
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+import agent.releases as releases
 from agent.reasons import Reason
 from agent.releases import (
     CURRENT,
@@ -270,3 +272,117 @@ def test_clean_staging_removes_only_staging_and_switch_leftovers(tmp_path: Path)
     assert [p.name for p in (state / RELEASES).iterdir()] == [f"{RID}.1"]
     assert sorted(p.name for p in state.iterdir()) == [".current.keep", RELEASES]
     clean_staging(tmp_path / "fresh")  # no releases directory yet
+
+
+def test_a_staging_leftover_that_is_not_a_directory_never_stops_the_clean_up(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    (state / RELEASES).mkdir(parents=True)
+    (state / RELEASES / ".staging-junk").write_text("x")  # rmtree cannot remove it: ignored, not raised
+    (state / RELEASES / ".staging-b.2").mkdir()
+    clean_staging(state)
+    assert [p.name for p in (state / RELEASES).iterdir()] == [".staging-junk"]
+
+
+@pytest.mark.parametrize(
+    ("text", "free"),
+    [
+        ("MemTotal:       16384 kB\nMemFree:  1024 kB\nMemAvailable:    2048 kB\nBuffers: 8 kB\n", 2048 * 1024),
+        ("MemTotal:       16384 kB\nMemFree:  1024 kB\n", None),  # an old kernel: unknown, not zero
+        ("MemTotal:       16384 kB\nMemAvailable: lots kB\n", None),
+        ("MemTotal:       16384 kB\nMemAvailable:\n", None),
+        (None, None),  # no /proc
+    ],
+)
+def test_free_memory_is_the_kernel_s_mem_available_in_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str | None, free: int | None
+) -> None:
+    meminfo = tmp_path / "meminfo"
+    if text is not None:
+        meminfo.write_text(text)
+    monkeypatch.setattr(releases, "Path", lambda p: meminfo if p == "/proc/meminfo" else Path(p))
+    assert releases.mem_available() == free
+
+
+def test_a_bundle_file_nested_in_directories_no_other_file_creates_is_staged(tmp_path: Path) -> None:
+    m = write_bundle(tmp_path / "work" / "bundles", "deep/edge", "edge-pc", {"model/a/b/weights.bin": b"w"}, {})
+    desired = DesiredState("dev-1", 1, datetime(2030, 1, 1, tzinfo=UTC), (BundleRef(m.name, m.digest),))
+    release = stage(tmp_path / "state", tmp_path / "work", desired, {m.digest: m}, RID, reserve=0)
+    assert (release / "bundles" / m.digest / "model/a/b/weights.bin").read_bytes() == b"w"
+    assert verify_release(release) == []
+
+
+def test_every_directory_of_a_release_is_0755_whatever_the_agent_s_umask(tmp_path: Path) -> None:
+    old = os.umask(0o077)  # directories would be made 0700: a runner under another user could not enter them
+    try:
+        _, release, _ = _staged(tmp_path)
+    finally:
+        os.umask(old)
+    dirs = [release, *(p for p in release.rglob("*") if p.is_dir() and not p.is_symlink())]
+    assert len(dirs) > 4
+    assert {str(p.relative_to(release)): p.stat().st_mode & 0o777 for p in dirs} == {
+        str(p.relative_to(release)): 0o755 for p in dirs
+    }
+
+
+@pytest.mark.parametrize("kind", ["missing", "a file"])
+def test_a_release_without_its_bundles_directory_is_drift_not_a_crash(tmp_path: Path, kind: str) -> None:
+    _, release, desired = _staged(tmp_path)
+    shutil.rmtree(release / "bundles")
+    if kind == "a file":
+        (release / "bundles").write_text("x")
+    problems = verify_release(release)
+    assert problems and all(b.name in " ".join(problems) for b in desired.bundles)
+    assert ("bundles: unexpected entry" in problems) is (kind == "a file")
+
+
+def test_a_file_whose_mode_changed_in_a_release_is_drift(tmp_path: Path) -> None:
+    _, release, desired = _staged(tmp_path)
+    (release / "bundles" / desired.bundles[0].digest / "runner.json").chmod(0o600)
+    assert [p for p in verify_release(release) if "runner.json" in p]
+
+
+def test_a_staging_that_differs_after_copying_names_its_first_problem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    desired, manifests = _bundles(tmp_path / "work")
+    monkeypatch.setattr(releases, "verify_release", lambda release: ["first: bad", "second: bad"])
+    with pytest.raises(StageError) as exc:
+        stage(tmp_path / "state", tmp_path / "work", desired, manifests, RID, reserve=0)
+    assert (exc.value.reason, exc.value.message) == (
+        Reason.STAGING_CORRUPT, "the release differs after copying: first: bad"
+    )
+
+
+def test_junk_where_the_staging_directory_goes_is_a_staging_failure_not_a_crash(tmp_path: Path) -> None:
+    desired, manifests = _bundles(tmp_path / "work")
+    state = tmp_path / "state"
+    (state / RELEASES).mkdir(parents=True)
+    (state / RELEASES / f".staging-{RID}.{os.getpid()}").write_text("x")  # neither removable nor a directory
+    with pytest.raises(StageError) as exc:
+        stage(state, tmp_path / "work", desired, manifests, RID, reserve=0)
+    assert exc.value.reason is Reason.STAGING_FAILED
+
+
+def test_an_interrupt_before_the_staging_directory_exists_is_the_interrupt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    desired, manifests = _bundles(tmp_path / "work")
+    real = Path.mkdir
+
+    def mkdir(self: Path, *a, **kw) -> None:
+        if self.name == "bundles" and self.parent.name.startswith(".staging-"):
+            raise KeyboardInterrupt
+        real(self, *a, **kw)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    with pytest.raises(KeyboardInterrupt):
+        stage(tmp_path / "state", tmp_path / "work", desired, manifests, RID, reserve=0)
+
+
+def test_a_file_named_like_a_release_never_stops_pruning(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    (state / RELEASES).mkdir(parents=True)
+    (state / RELEASES / f"{RID}.1").write_text("x")  # rmtree cannot remove a file: ignored, not raised
+    (state / RELEASES / f"{RID}.2").mkdir()
+    prune(state, keep=[])
+    assert [p.name for p in (state / RELEASES).iterdir()] == [f"{RID}.1"]
