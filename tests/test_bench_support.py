@@ -81,3 +81,35 @@ def test_a_no_change_build_renders_nothing_and_loads_no_renderer_or_git_library(
     again = _modules_after(code)
     assert not {m for m in again if m.endswith(".renderer")}
     assert not again & {"jinja2", "git", "compiler.publish"}
+
+
+def _bench_run_module():
+    import importlib.machinery
+    import importlib.util
+
+    loader = importlib.machinery.SourceFileLoader("bench_run", str(Path(__file__).parent.parent / "bench" / "run"))
+    spec = importlib.util.spec_from_loader("bench_run", loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def test_every_row_of_a_merged_table_says_when_and_at_what_load_it_was_measured():
+    """A merged results table holds rows of several runs: each row carries its own run's date and load, and
+    the header gives the latest run's load, never the worst of all the merged runs."""
+    bench = _bench_run_module()
+    info = {"cpus": 2, "machine": "x86_64", "system": "Linux", "python": "3.11", "kapitan": "0.36.3",
+            "quick": False, "loadavg_start": [0.3, 1.0, 2.0], "loadavg_end": [1.4, 1.0, 2.0],
+            "total_seconds": 10.0, "cpu_seconds": 12.0}  # fmt: skip
+    rows = [
+        {"name": "new", "unit": "s", "takt": 1.5, "runs": [1.5],
+         "measured": {"date": "2026-12-02", "load": [0.3, 1.4]}},
+        {"name": "old", "unit": "s", "takt": 2.0, "runs": [2.0, 2.1, 1.9]},
+    ]
+    text = bench.markdown(rows, info, merged=True)
+    header, _, head, _, new, old = text.splitlines()
+    assert "latest run" in header and "[0.3, 1.0, 2.0] at the start, [1.4, 1.0, 2.0] at the end" in header
+    assert head.endswith("| measured (date, 1-min load at its run's start and end) |")
+    assert new == "| new (one run) | 1.5 s |  |  | 2026-12-02, 0.3–1.4 |"
+    assert old.endswith("| before figures were stamped |")
