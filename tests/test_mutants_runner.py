@@ -323,3 +323,67 @@ def test_threat_a_shadow_entry_is_bounded_and_json() -> None:
             contract.ShadowEntry.parse(bad)
     with pytest.raises(contract.ContractError, match="not a takt/shadow/v1 shadow entry"):
         contract.ShadowEntry.parse(b"[]")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Spelled:
+    """A field whose key is spelled apart from its name (as `from_` is `from`), and one whose key metadata is
+    not a string (ignored: the camel-case name is its key)."""
+
+    odd_name: str = dataclasses.field(metadata=contract._key("x-key"))
+    plain_name: int = dataclasses.field(default=0, metadata={"key": 5})
+
+
+def test_an_explicit_key_is_the_documents_key_and_a_non_string_one_is_ignored() -> None:
+    assert contract.decode(_Spelled, {"x-key": "v", "plainName": 3}) == _Spelled(odd_name="v", plain_name=3)
+    assert contract.encode(_Spelled(odd_name="v")) == {"x-key": "v", "plainName": 0}
+    with pytest.raises(contract.ContractError):
+        contract.decode(_Spelled, {"oddName": "v"})
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Tagged:
+    kind: Literal["t"]
+    n: int = 0
+
+
+def test_a_union_of_a_tagged_class_and_a_plain_type_tries_each_member() -> None:
+    """Only a union of dataclasses alone is decoded by its tag; one with a plain type tries each member."""
+    assert contract.decode(_Tagged | str, "text") == "text"
+    assert contract.decode(_Tagged | str, {"kind": "t", "n": 2}) == _Tagged(kind="t", n=2)
+
+
+def test_a_union_with_none_among_its_members_tries_the_members_after_it() -> None:
+    assert contract.decode(int | None | str, "x") == "x"
+    assert contract.decode(int | None | str, None) is None and contract.decode(int | None | str, 3) == 3
+
+
+def _contract_unions() -> list[tuple[str, tuple[type, ...]]]:
+    """Every union of dataclasses alone a field of the contract is typed with (through tuples and dicts too)."""
+    found: list[tuple[str, tuple[type, ...]]] = []
+
+    def walk(where: str, tp: Any) -> None:
+        members = contract._union_args(tp)
+        if members is not None:
+            present = tuple(m for m in members if m is not type(None))
+            if len(present) > 1 and all(isinstance(m, type) and dataclasses.is_dataclass(m) for m in present):
+                found.append((where, present))
+            for m in present:
+                walk(where, m)
+            return
+        for arg in contract._shape(tp)[1]:
+            walk(where, arg)
+
+    for name, cls in vars(contract).items():
+        if isinstance(cls, type) and dataclasses.is_dataclass(cls) and cls.__module__ == contract.__name__:
+            for f in dataclasses.fields(cls):
+                walk(f"{name}.{f.name}", contract._hints(cls)[f.name])
+    return found
+
+
+def test_every_tagged_union_of_the_contract_discriminates_on_one_key() -> None:
+    """The decoder reads the tag key off the union's first class: every member must name the same key."""
+    unions = _contract_unions()
+    assert unions, "the contract has tagged unions (sources, outputs, steps): the walk must find them"
+    for where, members in unions:
+        assert len({contract._tag_of(m)[0] for m in members}) == 1, (where, members)
