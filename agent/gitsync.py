@@ -10,6 +10,7 @@ from typing import Any
 
 import git
 
+from compiler.bundle.gitcred import git_remote
 from compiler.bundle.gitmessage import redact_url, summary
 
 
@@ -25,8 +26,13 @@ def _msg(exc: Exception) -> str:
 
 def remote_head(url: str, branch: str, timeout: float) -> str:
     """The commit the branch points at, without fetching anything."""
+    remote = git_remote(url)
     try:
-        out = str(git.cmd.Git().ls_remote("--heads", url, f"refs/heads/{branch}", kill_after_timeout=timeout))
+        out = str(
+            git.cmd.Git().ls_remote(
+                "--heads", remote.url, f"refs/heads/{branch}", kill_after_timeout=timeout, env=dict(remote.env)
+            )
+        )
     except git.GitCommandError as exc:
         raise FetchError(f"cannot reach {redact_url(url)}: {_msg(exc)}") from exc
     if not out.strip():
@@ -39,9 +45,10 @@ def _fresh_clone(url: str, branch: str, repo_dir: Path, timeout: float, filtered
     shutil.rmtree(repo_dir, ignore_errors=True)
     repo_dir.parent.mkdir(parents=True, exist_ok=True)
     extra: dict[str, Any] = {"filter": "blob:none"} if filtered else {}
+    remote = git_remote(url)
     try:
-        return git.Repo.clone_from(
-            url,
+        repo = git.Repo.clone_from(
+            remote.url,
             repo_dir,
             branch=branch,
             depth=1,
@@ -49,11 +56,24 @@ def _fresh_clone(url: str, branch: str, repo_dir: Path, timeout: float, filtered
             no_checkout=True,
             sparse=True,
             kill_after_timeout=timeout,
+            env=dict(remote.env),
             **extra,  # git options (--filter), which GitPython's signature types as its own keywords
         )
     except git.GitCommandError as exc:
         shutil.rmtree(repo_dir, ignore_errors=True)
         raise FetchError(f"cannot clone {redact_url(url)}: {_msg(exc)}") from exc
+    repo.git.update_environment(**remote.env)  # lazy blob fetches of the checkout ask for it too
+    return repo
+
+
+def _reopen(url: str, repo_dir: Path) -> git.Repo:
+    """The existing clone, its origin set to the URL without a password (an older agent stored it)."""
+    remote = git_remote(url)
+    repo = git.Repo(repo_dir)
+    repo.git.update_environment(**remote.env)
+    if repo.git.config("--get", "remote.origin.url") != remote.url:
+        repo.git.config("remote.origin.url", remote.url)
+    return repo
 
 
 def _partial(repo: git.Repo) -> bool:
@@ -76,7 +96,10 @@ def sync(url: str, branch: str, repo_dir: Path, head: str, paths: list[str], tim
     last: Exception | None = None
     for filtered in attempts:
         try:
-            repo = git.Repo(repo_dir) if filtered is None else _fresh_clone(url, branch, repo_dir, timeout, filtered)
+            if filtered is None:
+                repo = _reopen(url, repo_dir)
+            else:
+                repo = _fresh_clone(url, branch, repo_dir, timeout, filtered)
             if filtered is None and repo.git.rev_parse(remote_ref, kill_after_timeout=timeout) != head:
                 args = [
                     "--depth",

@@ -15,6 +15,8 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
+from compiler.bundle.gitcred import git_remote
+from compiler.bundle.gitmessage import summary
 from compiler.bundle.report import REPORT_FILE, STATUS_REF_PREFIX
 
 STATUS_REPO = "status.git"  # in the agent's state directory
@@ -33,9 +35,8 @@ def _git(repo: Path, *args: str, stdin: bytes | None = None, env: dict[str, str]
         proc = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout, env=full_env)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ReportPushError(f"git {args[0]} failed: {exc}") from None
-    if proc.returncode != 0:
-        last = (proc.stderr.decode(errors="replace").strip().splitlines() or ["git failed"])[-1]
-        raise ReportPushError(f"git {args[0]}: {last[:300]}")
+    if proc.returncode != 0:  # the cause, never a URL's password: the message goes into status.json
+        raise ReportPushError(f"git {args[0]}: {summary(proc.stderr.decode(errors='replace')) or 'git failed'}")
     return proc.stdout.decode().strip()
 
 
@@ -84,4 +85,6 @@ def push_report(state: Path, url: str, device: str, timeout: float) -> None:
     Forced, so that a re-chained history replaces the old one; the reader's sequence memory, not
     the ref's history, is what refuses a report older than one already seen."""
     ref = f"{STATUS_REF_PREFIX}{device}"
-    _git(state / STATUS_REPO, "push", "-q", "--no-verify", url, f"+{ref}:{ref}", timeout=timeout)
+    remote = git_remote(url)  # its password by the environment, never in `ps`
+    _git(state / STATUS_REPO, "push", "-q", "--no-verify", remote.url, f"+{ref}:{ref}", env=dict(remote.env),
+         timeout=timeout)  # fmt: skip

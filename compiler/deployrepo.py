@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from compiler.bundle import DESIRED, MANIFEST, SIGNATURE, Activation, BundleRef, DesiredState
 from compiler.bundle.desired import verify_signature
 from compiler.bundle.deviceid import is_device_id
+from compiler.bundle.gitcred import git_remote
 from compiler.bundle.gitmessage import summary
 from compiler.bundle.manifest import Manifest
 from compiler.clusters import ClusterSource, cluster_files
@@ -61,20 +62,24 @@ Entries = dict[str, tuple[str, bytes | Path | Blob]]
 
 def clone(url: str, branch: str, work: Path, create: bool) -> tuple[git.Repo, str | None]:
     """A bare, shallow clone of the branch (nothing is checked out), and the branch's commit."""
+    remote = git_remote(url)  # the clone's git runs get its password by their environment only
     try:
-        heads = git.cmd.Git().ls_remote("--heads", url, f"refs/heads/{branch}")
+        heads = git.cmd.Git().ls_remote("--heads", remote.url, f"refs/heads/{branch}", env=dict(remote.env))
     except git.GitCommandError as exc:
         raise PublishError(f"deploy repo {redact_url(url)} is unreachable: {git_error(exc)}") from exc
     if str(heads).strip():
         try:
-            repo = git.Repo.clone_from(url, work, bare=True, branch=branch, depth=1, single_branch=True, no_tags=True)
+            repo = git.Repo.clone_from(remote.url, work, bare=True, branch=branch, depth=1, single_branch=True,
+                                       no_tags=True, env=dict(remote.env))  # fmt: skip
         except git.GitCommandError as exc:
             raise PublishError(f"cannot clone {redact_url(url)}: {git_error(exc)}") from exc
+        repo.git.update_environment(**remote.env)  # the fetches and the push that follow
         return repo, repo.git.rev_parse(f"refs/heads/{branch}")
     if not create:
         raise PublishError(f"branch {branch!r} does not exist in {redact_url(url)} (use --create-branch to start it)")
     repo = git.Repo.init(work, bare=True)
-    repo.create_remote("origin", url)
+    repo.create_remote("origin", remote.url)
+    repo.git.update_environment(**remote.env)
     return repo, None
 
 

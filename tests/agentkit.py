@@ -202,25 +202,38 @@ def in_days(days: float) -> datetime:
 
 class HttpsGitServer:
     """Smart-HTTP Git over TLS on 127.0.0.1: `git http-backend` behind a tiny threaded HTTPS server,
-    with a self-signed certificate the client trusts through GIT_SSL_CAINFO."""
+    with a self-signed certificate the client trusts through GIT_SSL_CAINFO. With `login`
+    (user, password) every request needs HTTP basic auth, and an authenticated one may push."""
 
-    def __init__(self, base: Path, certdir: Path) -> None:
+    def __init__(self, base: Path, certdir: Path, login: tuple[str, str] | None = None) -> None:
         self.base, self.certdir, self.port = base, certdir, free_port()
         self.server = None
+        self.login = login
+        self.requests: list[tuple[str, bool]] = []  # (path with query, authenticated)
 
     @property
     def url(self) -> str:
         return f"https://127.0.0.1:{self.port}/deploy.git"
 
     def start(self) -> HttpsGitServer:
+        import base64
         import ssl
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-        base = self.base
+        base, login, seen = self.base, self.login, self.requests
+        expected = "Basic " + base64.b64encode(":".join(login).encode()).decode() if login else None
 
         class Handler(BaseHTTPRequestHandler):
             def _cgi(self) -> None:
+                authenticated = expected is not None and self.headers.get("Authorization") == expected
+                seen.append((self.path, authenticated))
+                if expected is not None and not authenticated:
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="deploy"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 path, _, query = self.path.partition("?")
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 env = {
@@ -234,6 +247,7 @@ class HttpsGitServer:
                     "CONTENT_LENGTH": str(len(body)),
                     "HTTP_GIT_PROTOCOL": self.headers.get("Git-Protocol", ""),
                     "PATH": "/usr/bin:/bin",
+                    **({"REMOTE_USER": login[0]} if login else {}),  # http-backend lets it push
                 }
                 out = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True).stdout
                 head, _, payload = out.partition(b"\r\n\r\n")

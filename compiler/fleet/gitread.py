@@ -13,40 +13,53 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from compiler.bundle.gitcred import git_remote
+from compiler.bundle.gitmessage import redact_url, summary
 
 
 class FleetReadError(Exception):
     """The deploy repository cannot be read (unreachable, not a repository, over a bound)."""
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_PROTOCOL": "version=2", "LC_ALL": "C"}
+def _env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """git's environment; `extra` carries a URL's password (compiler.bundle.gitcred), never argv."""
+    return {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_PROTOCOL": "version=2", "LC_ALL": "C", **(extra or {})}
+
+
+def _cause(stderr: bytes, fallback: str) -> str:
+    return summary(stderr.decode(errors="replace")) or fallback
 
 
 def git(
-    *args: str, cwd: Path | None = None, stdin: bytes | None = None, timeout: float = 300.0, check: bool = True
+    *args: str,
+    cwd: Path | None = None,
+    stdin: bytes | None = None,
+    timeout: float = 300.0,
+    check: bool = True,
+    env: Mapping[str, str] | None = None,
 ) -> bytes:
     cmd = ["git", "-c", "protocol.version=2", "-c", "gc.auto=0", "-c", "core.quotePath=false", *args]
     try:
-        proc = subprocess.run(cmd, cwd=cwd, input=stdin, capture_output=True, timeout=timeout, env=_env())
+        proc = subprocess.run(cmd, cwd=cwd, input=stdin, capture_output=True, timeout=timeout, env=_env(env))
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise FleetReadError(f"git {args[0]} failed: {exc}") from None
+        raise FleetReadError(redact_url(f"git {args[0]} failed: {exc}")) from None
     if check and proc.returncode != 0:
-        last = (proc.stderr.decode(errors="replace").strip().splitlines() or ["git failed"])[-1]
-        raise FleetReadError(f"git {args[0]}: {last[:300]}")
+        raise FleetReadError(f"git {args[0]}: {_cause(proc.stderr, 'git failed')}")
     return proc.stdout
 
 
 def list_refs(url: str, prefix: str, limit: int, timeout: float) -> list[tuple[str, str]]:
     """(refname, oid) of the remote's refs under `prefix` (protocol v2 sends the prefix, so the
     server lists only those); more than `limit` is refused unread past the limit."""
-    cmd = ["git", "-c", "protocol.version=2", "ls-remote", "--refs", url, f"{prefix}*"]
+    remote = git_remote(url)
+    cmd = ["git", "-c", "protocol.version=2", "ls-remote", "--refs", remote.url, f"{prefix}*"]
     refs: list[tuple[str, str]] = []
     try:
-        with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env()) as proc:
+        with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(remote.env)) as proc:
             assert proc.stdout is not None
             for line in proc.stdout:
                 oid, _, name = line.decode(errors="replace").rstrip("\n").partition("\t")
@@ -58,10 +71,9 @@ def list_refs(url: str, prefix: str, limit: int, timeout: float) -> list[tuple[s
                 refs.append((name, oid))
             _, err = proc.communicate(timeout=timeout)
             if proc.returncode != 0:
-                last = (err.decode(errors="replace").strip().splitlines() or ["git ls-remote failed"])[-1]
-                raise FleetReadError(f"cannot list {url}: {last[:300]}")
+                raise FleetReadError(f"cannot list {redact_url(url)}: {_cause(err, 'git ls-remote failed')}")
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise FleetReadError(f"cannot list {url}: {exc}") from None
+        raise FleetReadError(f"cannot list {redact_url(url)}: {redact_url(str(exc))}") from None
     return refs
 
 
@@ -93,9 +105,10 @@ class RefStore:
         still yields the listed report."""
         if not oids:
             return
+        remote = git_remote(url)
         git(
-            "fetch", "-q", "--no-tags", "--no-write-fetch-head", f"--depth={depth}", "--stdin", url,
-            cwd=self.path, stdin="".join(f"{o}\n" for o in oids).encode(), timeout=self.timeout,
+            "fetch", "-q", "--no-tags", "--no-write-fetch-head", f"--depth={depth}", "--stdin", remote.url,
+            cwd=self.path, stdin="".join(f"{o}\n" for o in oids).encode(), timeout=self.timeout, env=remote.env,
         )  # fmt: skip
 
     def commits(self, tips: Iterable[str]) -> dict[str, Commit]:
@@ -149,14 +162,15 @@ def branch_files(
     if not any(name == f"refs/heads/{branch}" for name, _ in list_refs(url, f"refs/heads/{branch}", 2, timeout)):
         return None
     filtered = True
+    remote = git_remote(url)
     try:
         git("clone", "-q", "--bare", "--depth=1", "--single-branch", f"--branch={branch}", "--filter=blob:none",
-            url, str(dest), timeout=timeout)  # fmt: skip
+            remote.url, str(dest), timeout=timeout, env=remote.env)  # fmt: skip
     except FleetReadError:
         shutil.rmtree(dest, ignore_errors=True)
         filtered = False
-        git("clone", "-q", "--bare", "--depth=1", "--single-branch", f"--branch={branch}", url, str(dest),
-            timeout=timeout)  # fmt: skip
+        git("clone", "-q", "--bare", "--depth=1", "--single-branch", f"--branch={branch}", remote.url, str(dest),
+            timeout=timeout, env=remote.env)  # fmt: skip
     listing = git("ls-tree", "-r", "-z", f"refs/heads/{branch}", cwd=dest, timeout=timeout)
     blobs: dict[str, str] = {}
     for entry in listing.split(b"\0"):
@@ -171,7 +185,7 @@ def branch_files(
     if filtered:
         git("-c", "fetch.negotiationAlgorithm=noop", "fetch", "-q", "origin", "--no-tags", "--no-write-fetch-head",
             "--recurse-submodules=no", "--filter=blob:none", "--stdin", cwd=dest,
-            stdin="".join(f"{o}\n" for o in oids).encode(), timeout=timeout)  # fmt: skip
+            stdin="".join(f"{o}\n" for o in oids).encode(), timeout=timeout, env=remote.env)  # fmt: skip
     store = RefStore.open(dest, timeout)
     sizes = store.sizes(oids)
     readable = [o for o in oids if (info := sizes.get(o)) and info[1] == "blob" and info[2] <= limit]
