@@ -4,6 +4,7 @@ directory (the clone's `.git/config` included) nor given to git on its command l
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 import shutil
@@ -33,6 +34,10 @@ def test_the_url_git_sees_has_no_password_and_the_helper_has_it():
     assert r.env["GIT_CONFIG_COUNT"] == "2" and r.env["GIT_CONFIG_VALUE_0"] == ""
     assert SECRET not in r.env["GIT_CONFIG_VALUE_1"] and QUOTED not in r.env["GIT_CONFIG_VALUE_1"]
     assert git_remote("https://:tok@h/x").url == "https://h/x"  # a token without a user name
+    with pytest.raises(dataclasses.FrozenInstanceError):  # handed around; nobody may swap the URL
+        r.url = "https://deploy:x@elsewhere/"  # type: ignore[misc]
+    assert git_remote("https://a:b:c@h/x").url == "https://a@h/x"  # ':' is allowed in a password
+    assert git_remote("https://a:b:c@h/x").env["TAKT_GIT_PASSWORD"] == "b:c"
     assert git_remote("HTTP://u:p@H/x").url == "http://u@H/x"  # the host as given
 
 

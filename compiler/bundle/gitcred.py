@@ -40,7 +40,7 @@ def git_remote(url: str) -> GitRemote:
     if parts.scheme.lower() not in ("http", "https") or password is None or host is None:
         return GitRemote(url)
     userinfo, _, hostport = parts.netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
+    user = userinfo.partition(":")[0]
     netloc = f"{user}@{hostport}" if user else hostport
     clean = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
     env = {
