@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import sys
+import threading
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 _EXTENSION = "onnx.onnx_cpp2py_export"
 _PROTO = "onnx.onnx_ml_pb2"
 MAXIMUM_PROTOBUF = 2**31 - 1  # onnx.checker.MAXIMUM_PROTOBUF
+_LOADING = threading.Lock()  # like the import lock: two threads never load the extension twice
 
 
 def _load(name: str, path: Path) -> ModuleType:
@@ -47,6 +49,11 @@ def _load(name: str, path: Path) -> ModuleType:
 @cache
 def _modules() -> tuple[Any, Any]:
     """(the C++ extension, the generated protobuf module): onnx's own if onnx is imported already."""
+    with _LOADING:
+        return _find_or_load()
+
+
+def _find_or_load() -> tuple[Any, Any]:
     if _EXTENSION in sys.modules and _PROTO in sys.modules:
         return sys.modules[_EXTENSION], sys.modules[_PROTO]
     found = importlib.machinery.PathFinder.find_spec("onnx")
