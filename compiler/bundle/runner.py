@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Final, Literal, Union
 
+from compiler.bundle import jsontext
+
 API_VERSION: Final = "takt/runner/v1"
 RUNNER_JSON = "runner.json"
 MAX_BYTES = 16 << 20  # the reference statistics of a few hundred features fit many times over
@@ -500,7 +502,8 @@ def _check_references(config: RunnerConfig) -> None:
 
 
 def dump_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    """json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\\n", byte for byte."""
+    return jsontext.dumps(obj)
 
 
 # --- the generic codec (dataclass ↔ JSON value), also the source of the JSON Schema ---------------------

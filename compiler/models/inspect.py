@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from compiler.bundle.tree import TooLarge, TreeError, read_regular
+from compiler.models import onnx_core
 
-if TYPE_CHECKING:  # onnx is imported where a model is parsed, never by `takt validate` on a warm cache
+if TYPE_CHECKING:  # onnx itself is never imported here: onnx_core loads only its compiled core and protobuf classes
     import onnx
 
 # TensorProto.DataType numbers (part of ONNX's protobuf wire format, fixed forever) → ONNX names;
@@ -186,14 +187,13 @@ def _initializer_bytes(t: onnx.TensorProto) -> int:
 
 def _graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
     """The graph and every subgraph of If/Loop/Scan bodies, depth first."""
-    import onnx
-
+    graph_type, graphs_type = onnx_core.attribute_graph_types()
     yield graph
     for node in graph.node:
         for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
+            if attr.type == graph_type:
                 yield from _graphs(attr.g)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
+            elif attr.type == graphs_type:
                 for g in attr.graphs:
                     yield from _graphs(g)
 
@@ -201,10 +201,13 @@ def _graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
 def parse_model(data: bytes) -> onnx.ModelProto | Unreadable:
     if not data:
         return Unreadable("the file is empty")
-    import onnx
+    from google.protobuf.message import DecodeError
 
     try:
-        model = onnx.load_model_from_string(data)
+        model = onnx_core.model_proto()()
+        decoded = model.ParseFromString(data)
+        if decoded is not None and decoded != len(data):  # what onnx.load_model_from_string refuses
+            raise DecodeError(f"Protobuf decoding consumed too few bytes: {decoded} out of {len(data)}")
     except Exception as exc:  # noqa: BLE001 - protobuf raises several types for garbage input
         return Unreadable(f"not an ONNX model ({type(exc).__name__}: {str(exc)[:200]})")
     if model.ir_version == 0 or not model.HasField("graph"):
@@ -249,12 +252,10 @@ def _first_line(exc: BaseException) -> str:
 
 def formal_types(op_type: str, domain: str, since_version: int | None, n_in: int, n_out: int) -> Formal | None:
     """The type parameter of each actual input and output, from the ONNX schema (None: none known)."""
-    import onnx
-
     if since_version is None:
         return None
     try:
-        schema = onnx.defs.get_schema(op_type, since_version, "" if domain == "ai.onnx" else domain)
+        schema = onnx_core.get_schema(op_type, since_version, "" if domain == "ai.onnx" else domain)
     except Exception:  # noqa: BLE001 - not an ONNX schema: no type check possible
         return None
 
@@ -263,7 +264,7 @@ def formal_types(op_type: str, domain: str, since_version: int | None, n_in: int
         for i in range(count):
             if i < len(params):
                 out.append(params[i].type_str)
-            elif params and params[-1].option == onnx.defs.OpSchema.FormalParameterOption.Variadic:
+            elif params and params[-1].option == onnx_core.variadic():
                 out.append(params[-1].type_str)
             else:
                 out.append("")
@@ -272,21 +273,27 @@ def formal_types(op_type: str, domain: str, since_version: int | None, n_in: int
     return expand(schema.inputs, n_in), expand(schema.outputs, n_out)
 
 
+def _inferred(serialised: bytes, check_type: bool, strict_mode: bool) -> onnx.ModelProto:
+    """onnx.shape_inference.infer_shapes: the model with inferred value_info (raises as onnx does)."""
+    inferred = onnx_core.model_proto()()
+    inferred.ParseFromString(onnx_core.infer_shapes(serialised, check_type, strict_mode))
+    return inferred
+
+
 # (domain, op type, opset, since version, input types, output types): the fields NodeUse starts with
 _UseKey = tuple[str, str, int | None, int | None, tuple[str | None, ...], tuple[str | None, ...]]
 
 
 def describe(model: onnx.ModelProto, path: str, file_bytes: int) -> ModelInfo:
-    import onnx
-
+    serialised = model.SerializeToString()  # what onnx's checker and inference wrappers pass to its C++ core
     checker_error = None
     try:
-        onnx.checker.check_model(model)
+        onnx_core.check_model(serialised)
     except Exception as exc:  # noqa: BLE001 - ValidationError and C++ errors alike: the model is invalid
         checker_error = _first_line(exc)
     warnings: list[str] = []
     try:
-        inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+        inferred = _inferred(serialised, check_type=True, strict_mode=True)
     except Exception as exc:  # noqa: BLE001 - a type error onnxruntime would refuse the model for
         standard = all(o.domain in STANDARD_DOMAINS for g in _graphs(model.graph) for o in g.node)
         if standard:
@@ -294,7 +301,7 @@ def describe(model: onnx.ModelProto, path: str, file_bytes: int) -> ModelInfo:
         else:  # onnx knows no schemas of contrib/custom domains; onnxruntime may well run them
             warnings.append(f"type inference incomplete: {_first_line(exc)}")
         try:
-            inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False)
+            inferred = _inferred(serialised, check_type=False, strict_mode=False)
         except Exception as exc2:  # noqa: BLE001 - inference is best effort; types stay unknown
             inferred = model
             warnings.append(f"shape inference failed: {_first_line(exc2)}")
@@ -320,7 +327,7 @@ def describe(model: onnx.ModelProto, path: str, file_bytes: int) -> ModelInfo:
             since = None
             if opset is not None:
                 try:
-                    since = onnx.defs.get_schema(node.op_type, opset, node.domain).since_version
+                    since = onnx_core.get_schema(node.op_type, opset, node.domain).since_version
                 except Exception:  # noqa: BLE001 - unknown to this onnx (custom or future op)
                     since = None
             key: _UseKey = (

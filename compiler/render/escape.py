@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import functools
 import io
-import json
 import re
 from typing import Any
 
 from ruamel.yaml import YAML
 
+from compiler.bundle import jsontext
+
 
 def to_json(obj: Any) -> str:
     """Canonical JSON text (sorted keys, stable), safe to embed anywhere JSON is expected."""
-    return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    return jsontext.dumps(obj)
 
 
 @functools.cache
