@@ -298,9 +298,13 @@ def build_cmd(path: Path, out_dir: Path, jobs: int | None, skip_gates: bool, pro
     with _failing(err), _spinner(err, "building", progress) as step:
         outcome = run_build(BuildRequest(path, Path.cwd(), out_dir, jobs, not skip_gates), step)
     res, result = outcome.result, outcome.validation
-    for b in res.bundles:
-        state = "[dim]unchanged[/dim]" if b.reused else "[green]rendered[/green]"
-        out.print(f"  {state}  {b.name:<40} {b.digest[:16]}  devices: {', '.join(b.devices) or '—'}")
+    lines = [  # one print: rich parses markup per call, which cost a fleet-sized build ~0.3 s
+        f"  {'[dim]unchanged[/dim]' if b.reused else '[green]rendered[/green]'}  {b.name:<40} {b.digest[:16]}"
+        f"  devices: {', '.join(b.devices) or '—'}\n"
+        for b in res.bundles
+    ]
+    if lines:
+        out.print("".join(lines), end="")
     for dep, why in res.blocked:
         out.print(f"  [red]blocked[/red]   {dep}: {why}")
     if res.diagnostics:

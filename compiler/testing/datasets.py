@@ -11,7 +11,8 @@ from compiler.bundle.tree import TreeError
 from compiler.models.digest import DigestCache
 from compiler.stores.locate import locate_path
 from compiler.stores.located import Refused
-from compiler.testing.formats import DatasetError, DatasetFile, infer_format
+from compiler.testing.dataset_types import DatasetError, infer_format
+from compiler.testing.formats import DatasetFile
 
 
 @dataclass(frozen=True)

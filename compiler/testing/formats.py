@@ -24,7 +24,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
@@ -34,48 +34,18 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from compiler.bundle.tree import TreeError, open_file
+from compiler.testing.dataset_types import FORMATS as FORMATS  # re-exported: readers import them from here
+from compiler.testing.dataset_types import SUFFIXES as SUFFIXES
+from compiler.testing.dataset_types import Column as Column
+from compiler.testing.dataset_types import DatasetError as DatasetError
+from compiler.testing.dataset_types import Probe as Probe
+from compiler.testing.dataset_types import infer_format as infer_format
 
-FORMATS = ("csv", "npz", "parquet", "arrow", "feather")
-SUFFIXES = {"csv": "csv", "npz": "npz", "parquet": "parquet", "pq": "parquet", "arrow": "arrow", "ipc": "arrow"}
-SUFFIXES["feather"] = "feather"
 CSV_NULLS = ["", "NA", "NaN", "nan"]  # what the CSV reader of takt ≤ 0.1 read as missing
 BATCH_ROWS = 65_536
 CSV_BLOCK = 1 << 20  # a CSV's column types are pyarrow's inference from its first block of this many bytes
 CSV_READ_BLOCK = 128 << 10  # then it is read in blocks of this many (pyarrow reads up to 32 blocks ahead)
 READ_BUFFER = 1 << 20  # bytes of a Parquet column chunk read at a time, per column (`Budget.read_buffer`)
-
-
-class DatasetError(Exception):
-    """A dataset file that cannot be used; `reason` says why, without the file name."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    kind: str  # number | bool | string | tensor | other
-    type: str  # the Arrow (or numpy) type, for messages
-    unit: str | None = None  # from the field's metadata (`unit`), where the file carries one
-
-
-@dataclass(frozen=True)
-class Probe:
-    format: str
-    columns: tuple[Column, ...]
-    rows: int | None  # known from metadata (Parquet, IPC file, NPZ); None for CSV until read
-
-
-def infer_format(rel: str, declared: str | None) -> str:
-    """The declared format, else the one the suffix names; DatasetError for neither."""
-    if declared:
-        return declared
-    suffix = PurePosixPath(rel).suffix.lstrip(".").lower()
-    if suffix in SUFFIXES:
-        return SUFFIXES[suffix]
-    raise DatasetError(f"unknown format {suffix!r} (set format: one of {', '.join(FORMATS)})")
 
 
 def _kind(t: pa.DataType) -> str:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from compiler.spec.datasource import FieldBase
-from compiler.testing.formats import Column
+from compiler.testing.dataset_types import Column
 
 NUMERIC_KINDS = {"number", "bool"}
 

@@ -3,12 +3,13 @@ resolved, digested, inspected and probed once, so that each check only reads wha
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compiler.bundle.tree import TreeError
+from compiler.bundle.tree import TreeError, open_file
 from compiler.loader.yamldoc import Path_
 from compiler.models.compat import Problem
 from compiler.models.digest import DigestCache
@@ -16,11 +17,13 @@ from compiler.models.inspect import ModelInfo, Unreadable
 from compiler.models.inspect_cache import InspectCache
 from compiler.spec.model import Model
 from compiler.spec.testsuite import GoldenTest, TestSuite
-from compiler.testing.datasets import open_dataset
-from compiler.testing.formats import DatasetError, Probe
+from compiler.stores.locate import locate_path
+from compiler.stores.located import Refused
+from compiler.testing.dataset_types import DatasetError, Probe, infer_format
 from compiler.validate import stored
 from compiler.validate.document import SpecDocument, Valid
 from compiler.validate.index import SpecIndex
+from compiler.validate.probe_cache import ProbeCache
 from compiler.validate.stored import CannotRead, DigestDiffers, Escapes, Found, Outcome
 
 
@@ -86,10 +89,17 @@ class ModelFiles:
 
 
 def resolve(
-    index: SpecIndex, root: Path, cache_dir: Path, cache: DigestCache, inspections: InspectCache, env: Mapping[str, str]
+    index: SpecIndex,
+    root: Path,
+    cache_dir: Path,
+    cache: DigestCache,
+    inspections: InspectCache,
+    env: Mapping[str, str],
+    probes: ProbeCache | None = None,
 ) -> ModelFiles:
     """Resolve every file once (the checks share the outcomes); fills the result later stages reuse."""
     files = ModelFiles(index, root)
+    probes = probes or ProbeCache(None)
     lineage = files.result.lineage
     for doc in index.valid("Model"):
         art = doc.model.spec.artifact
@@ -120,7 +130,7 @@ def resolve(
             ref = _pinned(suite, root, ds.path, ds.sha256, ("spec", "datasets", name), cache, "dataset", lineage)
             files.files.append(ref)
             if isinstance(ref.outcome, Found):
-                files.probed.append(Probed(suite, name, ds.path, _probe(root, ds.path, ds.format)))
+                files.probed.append(Probed(suite, name, ds.path, _probe(root, ds.path, ds.format, cache, probes)))
         for i, test in enumerate(suite.model.spec.tests):
             if isinstance(test, GoldenTest):
                 at = ("spec", "tests", i, "samples")
@@ -129,10 +139,43 @@ def resolve(
     return files
 
 
-def _probe(root: Path, rel: str, fmt: str | None) -> Probe | DatasetError:
-    """Only metadata (a Parquet footer, an IPC schema, the first CSV block), so validate stays fast."""
+def _probe(root: Path, rel: str, fmt: str | None, digests: DigestCache, probes: ProbeCache) -> Probe | DatasetError:
+    """Only metadata (a Parquet footer, an IPC schema, the first CSV block), so validate stays fast; from the
+    probe cache when a file of the same bytes was probed as the same format (numpy and pyarrow are then never
+    imported). A file that cannot be located, read or digested is probed uncached: its error is about the tree."""
     try:
-        return open_dataset(root, rel, fmt).probe()
+        fmt_used = infer_format(rel, fmt)
+        path = locate_path(root, rel)  # the file open_dataset reads (DVC's cached copy when DVC tracks it)
+        before = _identity(path)
+        sha = digests.sha256(path)
+        with open_file(path, rel):
+            pass  # readable as the probe opens it: an open failure is never cached as the bytes' verdict
+    except (DatasetError, TreeError, OSError, Refused):
+        return _probe_uncached(root, rel, fmt)
+
+    def unchanged() -> bool:  # a file rewritten while it was probed must not be cached under the old digest
+        try:
+            return _identity(path) == before
+        except OSError:
+            return False
+
+    return probes.probe(sha, fmt_used, lambda: _open_probe(root, rel, fmt), unchanged)
+
+
+def _identity(path: Path) -> tuple[int, int, int, int]:
+    st = os.stat(path)
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def _open_probe(root: Path, rel: str, fmt: str | None) -> Probe:
+    from compiler.testing.datasets import open_dataset  # numpy and pyarrow: only when a probe is not cached
+
+    return open_dataset(root, rel, fmt).probe()
+
+
+def _probe_uncached(root: Path, rel: str, fmt: str | None) -> Probe | DatasetError:
+    try:
+        return _open_probe(root, rel, fmt)
     except DatasetError as exc:
         return exc
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from compiler.diagnostics import Diagnostic
 from compiler.spec.datasource import DataSource
 from compiler.spec.testsuite import DataTest
-from compiler.testing.formats import DatasetError
+from compiler.testing.dataset_types import DatasetError
 from compiler.testing.schema import check_columns
 from compiler.validate.artifacts import ModelFiles
 from compiler.validate.checks import Check

@@ -23,6 +23,7 @@ from compiler.validate import artifacts, datasets, stored
 from compiler.validate.artifacts import ModelCheckResult, ModelFiles
 from compiler.validate.checks import Check, run_checks
 from compiler.validate.index import SpecIndex
+from compiler.validate.probe_cache import ProbeCache
 from compiler.validate.stored import CannotRead, DigestDiffers, Escapes, Missing, StoreRefused
 
 __all__ = ["CHECKS", "ModelCheckResult", "check_models"]
@@ -149,13 +150,18 @@ PLACERS: tuple[Callable[[ModelFiles], Iterator[Diagnostic]], ...] = (
 
 
 def check_models(
-    index: SpecIndex, root: Path, cache: DigestCache, inspections: InspectCache | None = None
+    index: SpecIndex,
+    root: Path,
+    cache: DigestCache,
+    inspections: InspectCache | None = None,
+    probes: ProbeCache | None = None,
 ) -> tuple[list[Diagnostic], ModelCheckResult]:
-    """`inspections` reuses what earlier runs found in the same model bytes (onnx is imported only on a miss)."""
+    """`inspections` and `probes` reuse what earlier runs found in the same model and dataset bytes (onnx,
+    numpy and pyarrow are imported only on a miss)."""
     from compiler.validate.pipeline import CACHE_DIR  # pipeline imports this module lazily
 
     files = artifacts.resolve(
-        index, root, root / CACHE_DIR, cache, inspections or InspectCache(None), stored.process_env()
+        index, root, root / CACHE_DIR, cache, inspections or InspectCache(None), stored.process_env(), probes
     )
     out = run_checks(CHECKS, files)
     for place in PLACERS:

@@ -34,6 +34,7 @@ from compiler.validate.suppress import Suppressions
 if TYPE_CHECKING:
     from compiler.models.inspect_cache import InspectCache
     from compiler.validate.models import ModelCheckResult
+    from compiler.validate.probe_cache import ProbeCache
 
 Progress = Callable[[int, int], None]
 CACHE_DIR = ".takt-cache"  # digests of unchanged artifacts are never recomputed
@@ -131,11 +132,14 @@ def _validate(
 
         cache = DigestCache.load(disc.root / CACHE_DIR / "digests.json")
         inspections = _open_inspections(cache_dir) if use_cache else None
-        mdiags, models = check_models(index, disc.root, cache, inspections)
+        probes = _open_probes(cache_dir) if use_cache else None
+        mdiags, models = check_models(index, disc.root, cache, inspections, probes)
         diags += mdiags
         cache.save()
         if inspections:
             inspections.save()
+        if probes:
+            probes.save()
     diags += check_policies(index)
 
     codes = {c.strip().upper() for c in ignore if c.strip()}
@@ -181,6 +185,14 @@ def _open_inspections(cache_dir: Path | None) -> InspectCache:
     return InspectCache.load(directory / FILE_NAME, load_secret(directory))
 
 
+def _open_probes(cache_dir: Path | None) -> ProbeCache:
+    from compiler.build_cache import load_secret, user_cache_dir
+    from compiler.validate.probe_cache import FILE_NAME, ProbeCache
+
+    directory = cache_dir or user_cache_dir()
+    return ProbeCache.load(directory / FILE_NAME, load_secret(directory))
+
+
 def _load_file(source: SourceText, file: Path) -> FileOutcome:
     """The per-file stages: YAML, envelope and model, secrets; nothing here looks at another file."""
     ydocs, ydiags = load_documents(source)
@@ -193,4 +205,3 @@ def _load_file(source: SourceText, file: Path) -> FileOutcome:
             documents.append(doc)
             diags.extend(find_secrets(doc))
     return FileOutcome(documents, diags, inline_ignores(source.text))
-

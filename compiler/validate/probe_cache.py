@@ -1,0 +1,104 @@
+"""Dataset probes keyed by the file's sha256, so validating unchanged datasets imports neither numpy nor pyarrow.
+
+A probe (format, columns with kinds and types, row count from metadata) or the reason a file cannot
+be probed depends only on the file's bytes, the format it is read as, and the code and pyarrow release
+that read them. An entry is keyed by the sha256 of the bytes (the digest cache gives it without reading
+an unchanged file) and the format; the file holds the entries of one code stamp. Failures to open or
+locate a file are about the tree, not the bytes: they are never cached.
+
+The cache lives in the per-user cache directory and is sealed like the document cache (the per-user
+secret; nothing is unpickled before the seal verifies). A cache that is missing, damaged, forged, or
+from another version is ignored and rebuilt: it makes a run faster, never changes its result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import pickle
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from compiler import __version__
+from compiler.build_cache import read_sealed_entries, write_sealed_entries
+from compiler.testing.dataset_types import DatasetError, Probe
+
+FORMAT = b"TAKTPRB1"
+FILE_NAME = "probes.bin"
+MAX_BYTES = 64 << 20
+MAX_ENTRIES = 4096  # shared by every repo of the user: the oldest entries go first
+_CODE = ("formats.py", "dataset_types.py", "datasets.py")  # in compiler/testing: what a probe runs
+
+
+@functools.cache
+def code_stamp() -> bytes:
+    """Versions and the probing code an entry depends on (pyarrow's version read without importing it)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        arrow = version("pyarrow")
+    except PackageNotFoundError:
+        arrow = "none"
+    h = hashlib.sha256(b"\0".join([FORMAT, __version__.encode(), sys.version.encode(), arrow.encode()]))
+    base = Path(__file__).resolve().parent.parent / "testing"
+    for name in _CODE:
+        h.update(name.encode() + b"\0" + (base / name).read_bytes() + b"\0")
+    return h.digest()
+
+
+@dataclass
+class ProbeCache:
+    path: Path | None  # None: in memory only (nothing is written)
+    secret: bytes = b""
+    entries: dict[str, bytes] = field(default_factory=dict)  # sha256 + format → pickled Probe | reason
+    hits: int = 0
+    misses: int = 0
+    dirty: bool = False
+
+    @classmethod
+    def load(cls, path: Path, secret: bytes) -> ProbeCache:
+        cache = cls(path, secret)
+        cache.entries = read_sealed_entries(path, secret, FORMAT, MAX_BYTES, code_stamp())
+        return cache
+
+    def probe(
+        self, sha256: str, fmt: str, run: Callable[[], Probe], unchanged: Callable[[], bool]
+    ) -> Probe | DatasetError:
+        """What `run()` gives for a file of these bytes read as `fmt`: the probe, or its DatasetError; kept
+        only when `unchanged()` says the file is still the one digested."""
+        key = f"{sha256}:{fmt}"
+        blob = self.entries.get(key)
+        if blob is not None:
+            try:
+                got = pickle.loads(blob)  # part of the authenticated body
+            except Exception:  # noqa: BLE001
+                got = None
+            if isinstance(got, Probe):
+                self.hits += 1
+                return got
+            if isinstance(got, str):
+                self.hits += 1
+                return DatasetError(got)
+        self.misses += 1
+        try:
+            result: Probe | DatasetError = run()
+        except DatasetError as exc:
+            result = exc
+        if not unchanged():
+            return result
+        with contextlib.suppress(Exception):  # something unpicklable: that probe is simply not cached
+            stored = result.reason if isinstance(result, DatasetError) else result
+            self.entries.pop(key, None)
+            self.entries[key] = pickle.dumps(stored, protocol=pickle.HIGHEST_PROTOCOL)
+            self.dirty = True
+        return result
+
+    def save(self) -> None:
+        if self.path is None or not self.dirty:
+            return
+        kept = dict(list(self.entries.items())[-MAX_ENTRIES:])
+        write_sealed_entries(self.path, self.secret, FORMAT, code_stamp(), kept)
+        self.dirty = False

@@ -1,0 +1,179 @@
+"""Incremental builds: after each kind of change, warm caches give the bytes and findings of a cold build."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from compiler.build import build
+from compiler.build_cache import load_secret, seal, user_cache_dir
+from compiler.diagnostics import Diagnostic
+from compiler.validate import probe_cache
+from compiler.validate.pipeline import validate
+from compiler.validate.probe_cache import FILE_NAME, ProbeCache
+from tests.conftest import copy_example, load_free_latency
+
+Tree = dict[str, bytes]
+
+
+def _tree(out: Path) -> Tree:
+    strip = {".takt-build.json"}  # sealed with each user's secret: the one file that may differ
+    return {
+        p.relative_to(out).as_posix(): p.read_bytes()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p.relative_to(out).as_posix() not in strip
+    }
+
+
+def _warm(root: Path, out: Path) -> tuple[list[Diagnostic], Tree]:
+    result = validate(root)
+    build(result, out, run_gates=False, jobs=1)
+    return result.diagnostics, _tree(out)
+
+
+def _cold(root: Path, out: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Diagnostic], Tree]:
+    with monkeypatch.context() as m:
+        m.setenv("XDG_CACHE_HOME", str(out.parent / f"{out.name}-fresh-user"))  # another secret: nothing reused
+        shutil.rmtree(root / ".takt-cache", ignore_errors=True)
+        result = validate(root, use_cache=False)
+        build(result, out, run_gates=False, jobs=1)
+        return result.diagnostics, _tree(out)
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, (path, old)
+    path.write_text(text.replace(old, new))
+
+
+def _model_change(root: Path) -> None:
+    _edit(root / "specs" / "model.yaml", 'version: "1.3.0"', 'version: "1.3.1"')
+
+
+def _target_change(root: Path) -> None:
+    _edit(root / "specs" / "targets.yaml", "unit: {user: takt, nice: -5}", "unit: {user: takt, nice: -3}")
+
+
+def _rename_referenced(root: Path) -> None:
+    _edit(root / "specs" / "model.yaml", "name: press-anomaly\n", "name: press-anomaly-v2\n")
+
+
+def _deleted_file(root: Path) -> None:
+    (root / "specs" / "policies.yaml").unlink()
+
+
+def _dataset_change(root: Path) -> None:
+    """New bytes (the header alone) under an updated pin: the probe of the old bytes must not answer."""
+    data = root / "data" / "reference.csv"
+    old_sha = hashlib.sha256(data.read_bytes()).hexdigest()
+    data.write_text(data.read_text().splitlines()[0] + "\n")
+    _edit(root / "specs" / "tests.yaml", old_sha, hashlib.sha256(data.read_bytes()).hexdigest())
+
+
+CHANGES: dict[str, Callable[[Path], None]] = {
+    "model": _model_change,
+    "target": _target_change,
+    "rename-referenced": _rename_referenced,
+    "deleted-file": _deleted_file,
+    "dataset": _dataset_change,
+}
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES))
+def test_a_warm_build_after_a_change_is_the_cold_build_byte_for_byte(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str
+):
+    root = load_free_latency(copy_example("press-line-anomaly", tmp_path / "spec"))
+    for _ in range(2):  # fill every cache: documents, digests, inspections, probes, bundles
+        _warm(root, tmp_path / "warm")
+    CHANGES[change](root)
+    warm = _warm(root, tmp_path / "warm")
+    cold = _cold(root, tmp_path / "cold", monkeypatch)
+    assert warm[0] == cold[0]
+    assert warm[1] == cold[1]
+    if change == "rename-referenced":  # the reference left behind still dangles, located, on the warm path
+        dangling = [d for d in warm[0] if d.code == "TAKT3001" and "'press-anomaly'" in d.message]
+        assert {d.location.file.rsplit("/", 1)[-1] for d in dangling} >= {"deployment.yaml", "tests.yaml"}
+        assert all(d.location.line > 0 for d in dangling)
+    if change == "dataset":
+        assert any(d.code == "TAKT5023" for d in warm[0]), "a dataset left without rows went unnoticed"
+
+
+def _probes_file() -> Path:
+    return user_cache_dir() / FILE_NAME
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "truncated", "foreign-secret", "other-version", "forged"])
+def test_a_damaged_foreign_or_stale_probe_cache_is_ignored_and_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+):
+    root = copy_example("press-line-anomaly", tmp_path / "spec")
+    cold = validate(root, use_cache=False).diagnostics
+    validate(root)
+    path = _probes_file()
+    raw = path.read_bytes()
+    secret = load_secret()
+    assert ProbeCache.load(path, secret).entries, "a validation with datasets keeps their probes"
+    if damage == "corrupt":
+        path.write_bytes(raw[:-40] + bytes(b ^ 0xFF for b in raw[-40:]))
+    elif damage == "truncated":
+        path.write_bytes(raw[: len(raw) // 2])
+    elif damage == "foreign-secret":
+        assert ProbeCache.load(path, b"x" * 32).entries == {}
+    elif damage == "other-version":
+        monkeypatch.setattr(probe_cache, "code_stamp", lambda: b"another takt")
+    elif damage == "forged":  # pickle under another secret: refused before the unpickler sees it
+        evil = b"cos\nsystem\n(S'touch PWNED'\ntR."
+        path.write_bytes(probe_cache.FORMAT + seal(b"y" * 32, probe_cache.FORMAT, evil) + evil)
+    if damage != "foreign-secret":
+        assert ProbeCache.load(path, secret).entries == {}
+    monkeypatch.chdir(tmp_path)
+    assert validate(root).diagnostics == cold
+    assert validate(root).diagnostics == cold
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_a_probe_is_cached_by_the_bytes_and_format_never_by_the_path(tmp_path: Path):
+    """Same bytes read as another format is another entry; the tree's errors (a missing file) are not cached."""
+    cache = ProbeCache(None)
+    calls: list[str] = []
+
+    def run(fmt: str) -> Callable[[], probe_cache.Probe]:
+        def go() -> probe_cache.Probe:
+            calls.append(fmt)
+            return probe_cache.Probe(fmt, (), 3)
+
+        return go
+
+    assert cache.probe("a" * 64, "csv", run("csv"), lambda: True) == probe_cache.Probe("csv", (), 3)
+    assert cache.probe("a" * 64, "csv", run("csv"), lambda: True) == probe_cache.Probe("csv", (), 3)
+    assert cache.probe("a" * 64, "parquet", run("parquet"), lambda: True).format == "parquet"
+    assert calls == ["csv", "parquet"]
+    changed = cache.probe("b" * 64, "csv", run("csv"), lambda: False)  # rewritten while probed: not kept
+    assert changed.format == "csv" and f"{'b' * 64}:csv" not in cache.entries
+
+
+def test_a_warm_validation_imports_neither_numpy_nor_pyarrow(tmp_path: Path):
+    """A real process: with every dataset's probe cached, validation of an unchanged repo never loads them."""
+    root = copy_example("press-line-anomaly", tmp_path / "spec")
+    env = {"PATH": os.defpath, "XDG_CACHE_HOME": str(tmp_path / "user-cache"), "HOME": str(tmp_path)}
+    script = (
+        "import sys; from pathlib import Path; from compiler.validate.pipeline import validate\n"
+        f"r = validate(Path({str(root)!r}))\n"
+        "print(len(r.diagnostics), 'numpy' in sys.modules, 'pyarrow' in sys.modules)\n"
+    )
+    runs = [
+        subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True).stdout
+        for _ in range(2)
+    ]
+    first, second = (r.split() for r in runs)
+    assert first[0] == second[0]
+    assert first[2] == "True", "the first validation probes the datasets (pyarrow)"
+    assert second[1:] == ["False", "False"], runs
