@@ -14,7 +14,8 @@ Run: `python bench/bench_test_data.py [N ...] [--memory 64MiB,1GiB] [--formats p
 `--data` keeps the generated files (10⁸ rows of Parquet are ~8 GB, made once in chunks) for later
 runs; without it they go to a temp dir. CSV runs only up to `--csv-max` rows. Several budgets show
 whether the peak RSS of the whole process follows `--memory`. The latency test is gating: on a loaded
-machine its p99 budget may fail (exit 1, said in `result`).
+machine its p99 budget may fail (exit 1, said in `result`). Every child runs with a bytecode cache in
+the run's temp dir, filled by unmeasured warm-up runs of takt and the plain script on 10⁴ rows.
 """
 
 from __future__ import annotations
