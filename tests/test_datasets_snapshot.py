@@ -93,7 +93,7 @@ def test_a_csv_read_by_several_tests_is_parsed_once_with_the_results_of_streamin
     assert parses["ref.csv"] == parses["cand.csv"] >= 1
     schema_reads = parses["cand.csv"] - 1
     parses.clear()
-    monkeypatch.setattr(DatasetFile, "take_snapshot", lambda self, rows=0, directory=None: False)
+    monkeypatch.setattr(DatasetFile, "take_snapshot", lambda self, rows=0, directory=None, names=None: False)
     code, direct = _results(cli_run, tmp_path)
     assert code == 0 and parses["ref.csv"] == schema_reads + 6  # five tests and latency's first rows parse it
     assert parses["cand.csv"] == schema_reads + 2
@@ -107,6 +107,35 @@ def test_a_csv_read_by_several_tests_is_parsed_once_with_the_results_of_streamin
         "method": "exact",
     }
     assert not list(csv_repo.iterdir()) and not _open_scratch_files(csv_repo)
+
+
+def test_a_snapshot_of_some_columns_converts_only_those_and_a_pass_wanting_another_reads_the_csv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    path = tmp_path / "d.csv"
+    path.write_text("a,b,c\n" + "".join(f"{i},{'' if i % 5 == 0 else i / 7},x{i}\n" for i in range(30_000)))
+    file = DatasetFile(path, "csv", "d.csv")
+    file.probe()
+    direct = {n: np.concatenate([b[n] for b in file.batches([n], 4096)]) for n in ("a", "b", "c")}
+    parses = _count_parses(monkeypatch)
+    assert file.take_snapshot(rows=10_000, directory=str(tmp_path), names=["b", "zz"])
+    assert parses == {"d.csv": 1}
+    snap = ipc_names(file)
+    assert snap == ["b"]  # neither a nor c was converted
+    b = np.concatenate([x["b"] for x in file.batches(["b", "zz"], 4096)])  # zz: no such column, as before
+    assert parses == {"d.csv": 1} and np.array_equal(b, direct["b"], equal_nan=True)
+    both = list(file.batches(["c", "b"], 4096))  # c is not in the snapshot: the CSV is read again
+    assert parses == {"d.csv": 2} and list(both[0]) == ["c", "b"]
+    assert np.array_equal(np.concatenate([x["c"] for x in both]), direct["c"])
+    assert sum(len(x["a"]) for x in file.batches(None, 4096)) == 30_000 and parses == {"d.csv": 3}
+    file.release()
+
+
+def ipc_names(file: DatasetFile) -> list[str]:
+    import pyarrow.ipc as ipc
+
+    assert file._snapshot is not None
+    return list(ipc.open_file(file._snapshot).schema.names)
 
 
 def test_the_snapshot_has_the_columns_of_a_direct_pass_in_batches_of_its_rows(tmp_path: Path):
@@ -137,8 +166,8 @@ def test_a_csv_that_changes_during_its_snapshot_is_read_directly_and_refused(
     file.probe()
     real = DatasetFile._write_snapshot
 
-    def growing(self, fh, scratch, rows):
-        real(self, fh, scratch, rows)
+    def growing(self, fh, scratch, rows, names=None):
+        real(self, fh, scratch, rows, names)
         with path.open("a") as out:
             out.write("1,1\n")
 
@@ -155,8 +184,8 @@ def test_a_csv_that_changes_after_its_snapshot_is_a_located_error(
 ):
     real = DatasetFile.take_snapshot
 
-    def then_replaced(self, rows=formats.BATCH_ROWS, directory=None):
-        taken = real(self, rows, directory)
+    def then_replaced(self, rows=formats.BATCH_ROWS, directory=None, names=None):
+        taken = real(self, rows, directory, names)
         text = self.path.read_text()
         other = self.path.with_name("other.csv")
         other.write_text(text.replace("\n1", "\n2", 1))  # same size, another inode
@@ -184,7 +213,7 @@ def test_a_disk_without_room_for_the_snapshot_gives_the_same_results_read_direct
         monkeypatch.setattr(formats.shutil, "disk_usage", lambda path: SimpleNamespace(free=1024, total=1 << 30))
     else:
 
-        def filling(self, fh, scratch, rows):
+        def filling(self, fh, scratch, rows, names=None):
             scratch.write(b"\0" * 4096)
             raise OSError(errno.ENOSPC, "No space left on device")
 

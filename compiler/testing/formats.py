@@ -97,6 +97,7 @@ class DatasetFile:
         self.path, self.format, self.display = path, fmt, display
         self._identity: tuple[int, int, int] | None = None
         self._snapshot: BinaryIO | None = None  # the CSV's rows as Arrow IPC (`take_snapshot`)
+        self._snapshot_names: frozenset[str] | None = None  # its columns; None: every column of the CSV
         self._head: _CsvHead | None = None  # the CSV's columns and types from its first block
 
     def _open(self) -> BinaryIO:
@@ -160,10 +161,14 @@ class DatasetFile:
     def snapshotted(self) -> bool:
         return self._snapshot is not None
 
-    def take_snapshot(self, rows: int = BATCH_ROWS, directory: str | None = None) -> bool:
+    def take_snapshot(
+        self, rows: int = BATCH_ROWS, directory: str | None = None, names: list[str] | None = None
+    ) -> bool:
         """CSV only: parse the file once into an anonymous Arrow IPC file (in `directory`, else the temp
-        dir) of batches of `rows` rows, which every later `batches` streams. False, and no snapshot, for
-        another format, a file that does not parse whole or changes meanwhile, or no room on the disk."""
+        dir) of batches of `rows` rows, which every later `batches` streams. Only the columns `names`
+        where given (a column no test reads is not converted); a later pass that wants another column
+        reads the CSV itself. False, and no snapshot, for another format, a file that does not parse
+        whole or changes meanwhile, or no room on the disk."""
         if self.format != "csv" or self._snapshot is not None:
             return self._snapshot is not None
         try:
@@ -178,16 +183,17 @@ class DatasetFile:
             except OSError:
                 return False
             try:
-                self._write_snapshot(fh, scratch, rows)
+                self._write_snapshot(fh, scratch, rows, names)
                 self._check_identity(fh)
             except (DatasetError, *_ARROW_ERRORS):  # OSError: e.g. the disk filled meanwhile
                 scratch.close()
                 return False
         self._snapshot = scratch
+        self._snapshot_names = None if names is None else frozenset(names)
         return True
 
-    def _write_snapshot(self, fh: BinaryIO, scratch: BinaryIO, rows: int) -> None:
-        reader = self._csv_reader(fh)
+    def _write_snapshot(self, fh: BinaryIO, scratch: BinaryIO, rows: int, names: list[str] | None) -> None:
+        reader = self._csv_reader(fh, names)
         with ipc.new_file(scratch, reader.schema) as writer:
             for batch in _joined(reader, rows):  # CSV blocks of 128 KiB, joined into batches of `rows`
                 writer.write_batch(batch)
@@ -197,6 +203,7 @@ class DatasetFile:
         if self._snapshot is not None:
             self._snapshot.close()
             self._snapshot = None
+            self._snapshot_names = None
 
     # --- the rows ----------------------------------------------------------------------------------
 
@@ -235,7 +242,8 @@ class DatasetFile:
             for group in range(pf.num_row_groups):  # one row group at a time: iter_batches over all reads ahead
                 yield from pf.iter_batches(batch_size=rows, row_groups=[group], columns=cols, use_threads=False)
             return
-        if self.format == "csv" and self._snapshot is not None:  # fh, the CSV, is open for its identity
+        if self.format == "csv" and self._snapshot is not None and self._in_snapshot(fh, names):
+            # fh, the CSV, is open for its identity
             snap = self._snapshot
             fields = ipc.open_file(snap).schema.names
             keep = [i for i, n in enumerate(fields) if names is None or n in names]
@@ -255,6 +263,16 @@ class DatasetFile:
                 batch = batch.select([n for n in names if n in batch.schema.names])
             for start in range(0, batch.num_rows, rows):
                 yield batch.slice(start, rows)
+
+    def _in_snapshot(self, fh: BinaryIO, names: list[str] | None) -> bool:
+        """Whether the snapshot holds every column of the CSV that `names` asks for (None: all)."""
+        if self._snapshot_names is None:
+            return True
+        if names is None:
+            return False
+        head = self._csv_head(fh)
+        have = set(head.names) if head is not None else None
+        return all(n in self._snapshot_names for n in names if have is None or n in have)
 
     def _csv_reader(self, fh: BinaryIO, names: list[str] | None = None) -> pacsv.CSVStreamingReader:
         """The CSV's rows with the column types pyarrow infers from its first 1 MiB block, read in blocks of

@@ -276,7 +276,9 @@ class SuiteRunner:
         data = self.source(name)
         if self._passes[name] > 1 and not data.file.snapshotted:  # a CSV read again and again: parsed once
             self._passes[name] = 0  # tried once: a CSV that gets no snapshot is streamed directly
-            data.file.take_snapshot(self.budget.batch_rows(len(data.probe.columns)))
+            wanted = self._snapshot_columns(name)
+            width = len(data.probe.columns) if wanted is None else len(wanted)
+            data.file.take_snapshot(self.budget.batch_rows(width), names=wanted)
         rows, buffer = self.budget.batch_rows(len(names)), self.budget.read_buffer(len(names))
         try:
             if model and self.runner.window is not None:
@@ -287,6 +289,27 @@ class SuiteRunner:
                 yield from data.batches(names, rows, buffer)
         except DataUnusable as exc:
             raise _Unjudgeable(str(exc)) from None
+
+    def _snapshot_columns(self, name: str) -> list[str] | None:
+        """The columns of dataset `name` that the suite's tests read (None: possibly any), so its snapshot
+        converts only those. A test that wants one more reads the CSV itself: same result, one more parse."""
+        inputs = self.runner.input_columns
+        wanted: list[str] = []
+        for test in self.suite.spec.tests:
+            if isinstance(test, MetricTest) and test.dataset == name:
+                wanted += [*inputs, self.suite.spec.datasets[name].label_column or "label"]
+            elif isinstance(test, DataTest) and test.dataset == name:
+                source = self.sources.get(test.source) if test.source else None
+                wanted += [*inputs, *(f.name for f in source.spec.fields)] if source else inputs
+            elif isinstance(test, DriftTest) and name in (test.reference, test.candidate):
+                if not test.features:
+                    return None  # every common numeric column
+                wanted += test.features
+            elif isinstance(test, InvarianceTest) and test.dataset == name:
+                wanted += [*inputs, *test.noise]
+            elif isinstance(test, LatencyTest) and next(iter(self.suite.spec.datasets), None) == name:
+                wanted += inputs
+        return list(dict.fromkeys(wanted))
 
     def run(self, progress: Callable[[str], None] | None = None) -> SuiteResult:
         try:
