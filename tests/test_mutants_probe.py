@@ -48,7 +48,11 @@ class Server:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Quiet(ThreadingHTTPServer):
+            def handle_error(self, request: object, client_address: object) -> None:
+                pass  # a client that stopped reading (a bound, a timeout) is what some tests make
+
+        self.httpd = Quiet(("127.0.0.1", 0), Handler)
         self.port = self.httpd.server_address[1]
 
 
@@ -282,6 +286,30 @@ def test_a_challengers_figures_come_with_it(srv: Server) -> None:
     c = counters("127.0.0.1", _spec(srv.port))
     assert c.shadow == ShadowHealth(challenger=CHALLENGER, frames=12, agreement=0.75, mean_abs_diff=0.5,
                                     p99_abs_diff=1.5, inference_p99_ms=3.25, error_rate=0.125)
+
+
+def test_with_two_challenger_series_the_figures_are_the_first_ones(srv: Server) -> None:
+    """One challenger per runner (`--shadow`); were there two series, name and figures stay one pair."""
+    other = "e" * 64
+    text = "".join(
+        f'{name}{{challenger="{who}"}} {v}\n'
+        for name, pairs in ((rd.SHADOW_FRAMES + "_total", (5, 7)), (rd.SHADOW_AGREEMENT, (0.75, 0.25)))
+        for who, v in zip((CHALLENGER, other), pairs, strict=True)
+    )
+    srv.answers[rd.METRICS_PATH] = (200, text.encode())
+    c = counters("127.0.0.1", _spec(srv.port))
+    assert c.shadow is not None and (c.shadow.challenger, c.shadow.agreement) == (CHALLENGER, 0.75)
+
+
+def test_the_first_challenger_series_decides_whether_there_is_one(srv: Server) -> None:
+    frames = rd.SHADOW_FRAMES + "_total"
+    srv.answers[rd.METRICS_PATH] = (200, f'{frames}{{challenger="{CHALLENGER}"}} 5\n{frames}{{challenger="x"}} 1\n'
+                                    .encode())
+    c = counters("127.0.0.1", _spec(srv.port))
+    assert c.shadow is not None and c.shadow.challenger == CHALLENGER
+    srv.answers[rd.METRICS_PATH] = (200, f'{frames}{{challenger="x"}} 1\n{frames}{{challenger="{CHALLENGER}"}} 5\n'
+                                    .encode())
+    assert counters("127.0.0.1", _spec(srv.port)).shadow is None
 
 
 def test_a_challenger_label_that_is_not_a_digest_is_no_challenger(srv: Server) -> None:

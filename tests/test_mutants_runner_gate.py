@@ -523,9 +523,13 @@ def test_without_an_earlier_release_the_runners_stop_and_the_release_is_rejected
 def test_restoring_without_runner_control_is_nothing_to_check(world: World) -> None:
     world.cycle.runners = None
     assert gate.restore_runners(world.cycle, _release(world, "r1")) == (True, "")
+    world.cycle.current = world.cycle.state / "releases" / "r1"
+    _staged(world)
+    world.specs["r2"] = [_spec("a", 9100), _spec("b", 9100)]  # would conflict, were there runners
     assert gate.gate_runners(world.cycle) is None
     assert gate.observe_runners(world.cycle) is None and gate.check_ports(world.cycle) is None
-    assert _events(world) == []
+    assert _events(world) == [] and world.probes == [] and world.cycle.degraded is None
+    assert world.cycle.mem.quarantine == {}
 
 
 def test_ports_taken_twice_reject_the_staged_release(world: World) -> None:
