@@ -2,6 +2,11 @@
 # Both install the exact versions and hashes of requirements.lock (`make lock` writes it from the
 # ranges in pyproject.toml); `make test-latest` runs the suite under the newest versions those
 # ranges allow, i.e. what `pip install takt` gets today.
+# Python keeps compiled bytecode (__pycache__) as it does by default: where the environment sets
+# PYTHONDONTWRITEBYTECODE (some CI images and sandboxes do) and the venv holds no .pyc (uv installs
+# none), every process of the suite, the demo and the benchmark would compile each module it imports
+# again, 1-2 s of CPU per process start.
+unexport PYTHONDONTWRITEBYTECODE
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
