@@ -72,6 +72,26 @@ def test_anything_but_an_mqtt_url_with_a_host_is_refused(url: str) -> None:
         _params(url)
 
 
+def test_a_refused_url_is_quoted_cut_to_80_characters() -> None:
+    url = "http://" + "h" * 200
+    with pytest.raises(ReportMqttError) as err:
+        _params(url)
+    assert str(err.value).endswith(f", got {url[:80]!r}")
+
+
+@pytest.mark.parametrize("password", ["s3cret", "s3cret" * 20])
+def test_a_refused_url_never_shows_its_password(password: str) -> None:
+    with pytest.raises(ReportMqttError) as err:  # the message goes into status.json
+        _params(f"http://alice:{password}@broker.plant:1883")
+    assert "s3cret" not in str(err.value) and str(err.value).endswith(", got 'http://***@broker.plant:1883'")
+    with pytest.raises(ReportMqttError) as err:
+        _params(f"mqtt//alice:{password}@broker.plant")
+    assert str(err.value).endswith(", got '***@broker.plant'")
+    with pytest.raises(ReportMqttError) as err:
+        _params(f"http://alice:{password}\n@x@broker:1883")  # a newline or a second `@` in the password
+    assert str(err.value).endswith(", got 'http://***@broker:1883'")
+
+
 def test_the_report_is_retained_on_its_topic_at_qos_1(broker: Mosquitto, monkeypatch: pytest.MonkeyPatch) -> None:
     made: list[dict[str, Any]] = []
     real = aiomqtt.Client
