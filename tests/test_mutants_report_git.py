@@ -149,3 +149,20 @@ def test_git_runs_without_prompting_and_in_the_c_locale(tmp_path: Path, monkeypa
     monkeypatch.setenv("PATH", f"{bin_dir}")
     got = _git(tmp_path, "status", env={"GIT_AUTHOR_NAME": "me"})
     assert got == f"0 C me -c gc.auto=0 -c protocol.version=2 --git-dir={tmp_path} status"
+
+
+def test_a_git_step_is_bounded_by_60_seconds_unless_told(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[float] = []
+    real = subprocess.run
+
+    def spy(*args: object, **kw: object) -> object:
+        seen.append(kw["timeout"])  # type: ignore[arg-type]
+        return real(*args, **kw)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(subprocess, "run", spy)
+    commit_report(tmp_path, "dev-1", b"x", 1, T0)
+    assert seen and set(seen) == {60.0}
+    seen.clear()
+    with pytest.raises(ReportPushError):
+        push_report(tmp_path, f"file://{tmp_path}/missing.git", "dev-1", 7.5)
+    assert seen == [7.5]
