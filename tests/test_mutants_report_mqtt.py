@@ -142,3 +142,12 @@ def test_a_timeout_from_the_client_is_a_report_error(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(report_mqtt.aiomqtt, "Client", slow)
     with pytest.raises(ReportMqttError, match=r"^cannot publish to h:1883: slow$"):
         publish_report("mqtt://h", "dev-1", b"x", 1.0)
+
+
+def test_an_mqtt_error_from_the_client_is_a_report_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(*a: Any, **kw: Any) -> Any:
+        raise aiomqtt.MqttError("not authorised")
+
+    monkeypatch.setattr(report_mqtt.aiomqtt, "Client", refused)
+    with pytest.raises(ReportMqttError, match=r"^cannot publish to h:1883: not authorised$"):
+        publish_report("mqtt://h", "dev-1", b"x", 1.0)
