@@ -7,6 +7,7 @@ broker keeps the newest one for whoever subscribes later.
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -20,10 +21,16 @@ class ReportMqttError(Exception):
     pass
 
 
+def _shown(url: str) -> str:
+    """The URL as a message quotes it (into status.json): all before its last `@`, user and password, hidden
+    whatever the URL's shape (a typo'd scheme too), and only then cut, so no part of a password survives."""
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)?.*@", r"\1***@", url, flags=re.DOTALL)[:80]
+
+
 def _params(url: str) -> tuple[str, int, dict[str, Any]]:
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ReportMqttError(f"report broker must be mqtt://host[:port] or mqtts://…, got {url[:80]!r}")
+        raise ReportMqttError(f"report broker must be mqtt://host[:port] or mqtts://…, got {_shown(url)!r}")
     kwargs: dict[str, Any] = {}
     if parts.username:
         kwargs["username"] = unquote(parts.username)
