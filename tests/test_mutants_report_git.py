@@ -109,20 +109,21 @@ def test_the_push_sends_this_device_s_ref_only_and_forces_a_re_chained_one(tmp_p
     assert len(chain(remote)) == 3
 
 
-def test_a_push_the_server_refuses_names_git_s_last_line(tmp_path: Path) -> None:
+def test_a_push_the_server_refuses_names_git_s_cause(tmp_path: Path) -> None:
     commits(tmp_path, 1)
     with pytest.raises(ReportPushError) as err:
         push_report(tmp_path, f"file://{tmp_path}/missing.git", "dev-1", 30.0)
     text = str(err.value)
     assert text.startswith("git push: ") and "\n" not in text
-    assert text.endswith("and the repository exists.")  # git's last stderr line, not its first
+    assert "missing.git' does not appear to be a git repository" in text  # the cause (compiler.bundle.gitmessage)
+    assert "repository exists" not in text  # not git's closing advice
 
 
 def test_a_long_git_error_is_cut_to_300_characters(tmp_path: Path) -> None:
     commits(tmp_path, 1)
     with pytest.raises(ReportPushError) as err:
         _git(tmp_path / STATUS_REPO, "cat-file", "-t", "x" * 500)
-    assert str(err.value) == "git cat-file: " + ("fatal: Not a valid object name " + "x" * 500)[:300]
+    assert str(err.value) == "git cat-file: " + ("Not a valid object name " + "x" * 500)[:299] + "…"
 
 
 def test_a_git_failure_without_words_says_git_failed(tmp_path: Path) -> None:
