@@ -144,15 +144,19 @@ def f1_score(pred: np.ndarray, truth: np.ndarray, positive: object) -> float:
     return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
 
 
+COUNTED = ("accuracy", "precision", "recall")  # proportions: streamed as counts, Wilson bounds
+METRICS = (*COUNTED, "f1", "mae", "rmse")
+
+
 def count_estimate(metric: str, correct: int, n: int, tp: int, fp: int, fn: int, confidence: float) -> Estimate | None:
-    """accuracy, precision or recall from streamed counts: the same Wilson bounds as `metric_estimate`."""
-    if n == 0:
-        return None
+    """accuracy, precision or recall from streamed counts: the same Wilson bounds as `metric_estimate`.
+    None when there is nothing to count (no rows, or no predicted or true positive); any other metric is a
+    ValueError, with data or without."""
+    if metric not in COUNTED:
+        raise ValueError(f"{metric} is not computed from counts")
     if metric == "accuracy":
         return wilson(correct, n, confidence)
-    if metric in ("precision", "recall"):
-        return wilson(tp, tp + fp if metric == "precision" else tp + fn, confidence)
-    raise ValueError(f"{metric} is not computed from counts")
+    return wilson(tp, tp + fp if metric == "precision" else tp + fn, confidence)
 
 
 def metric_estimate(
@@ -165,9 +169,10 @@ def metric_estimate(
     chunk_values: int = BOOTSTRAP_CHUNK_VALUES,
 ) -> Estimate | None:
     """The metric with its bounds: Wilson for proportions, bootstrap for F1 and errors (`chunk_values`
-    resample indices at a time)."""
-    if pred.size == 0:
-        return None
+    resample indices at a time). None without data (each estimator says so); an unknown metric is a
+    ValueError, with data or without."""
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric}")
     boot = {"seed": seed, "chunk_values": chunk_values}
     if metric == "accuracy":
         return wilson(int(np.sum(pred == truth)), int(pred.size), confidence)
@@ -179,6 +184,4 @@ def metric_estimate(
     err = pred.astype(float) - truth.astype(float)
     if metric == "mae":
         return bootstrap(lambda e: float(np.mean(np.abs(e))), (err,), confidence, **boot)
-    if metric == "rmse":
-        return bootstrap(lambda e: float(np.sqrt(np.mean(e * e))), (err,), confidence, **boot)
-    raise ValueError(f"unknown metric {metric}")
+    return bootstrap(lambda e: float(np.sqrt(np.mean(e * e))), (err,), confidence, **boot)
