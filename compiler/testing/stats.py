@@ -34,7 +34,10 @@ def _z(confidence: float) -> float:
 
 
 def wilson(successes: int, n: int, confidence: float) -> Estimate | None:
-    """Wilson score bounds of a proportion; each bound one-sided at `confidence`. None for n = 0."""
+    """Wilson score bounds of a proportion; each bound one-sided at `confidence`. None for n = 0.
+
+    The interval holds the point estimate and lies in [0, 1]; rounding alone would put the lower bound of
+    0 successes at ±1e-17 and the upper one of n at 1 ± 2e-16, so both are clamped to what they bound."""
     if n <= 0:
         return None
     p = successes / n
@@ -42,7 +45,8 @@ def wilson(successes: int, n: int, confidence: float) -> Estimate | None:
     denom = 1 + z * z / n
     center = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return Estimate(p, max(0.0, center - half), min(1.0, center + half), n, "wilson", confidence)
+    low, high = max(0.0, min(p, center - half)), min(1.0, max(p, center + half))
+    return Estimate(p, low, high, n, "wilson", confidence)
 
 
 def bootstrap(
