@@ -177,6 +177,11 @@ def test_the_kolmogorov_tail_is_one_below_0_2_and_the_series_from_there_on() -> 
     assert kolmogorov_sf(40.0) == 0.0  # every term underflows: a probability, never negative
 
 
+def test_the_kolmogorov_tail_is_a_probability_whatever_it_is_given() -> None:
+    assert kolmogorov_sf(math.inf) == 0.0 and kolmogorov_sf(-math.inf) == 1.0
+    assert kolmogorov_sf(math.nan) == 1.0  # a series of NaN terms, clamped into [0, 1]: no evidence of drift
+
+
 def test_ks_without_finite_data_on_either_side_is_none() -> None:
     x = np.arange(10.0)
     assert ks_2samp(x, np.array([])) is None
