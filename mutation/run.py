@@ -292,18 +292,34 @@ def results_path(module: Module, shard: tuple[int, int] | None = None) -> Path:
     return OUT / "results" / (f"{name}.{shard[0]}of{shard[1]}" if shard else name)
 
 
+def checks_path(module: Module) -> Path:
+    """Where `--check` records its kills: a file of its own, which no run of the module ever rewrites."""
+    return OUT / "results" / (module.path.replace("/", "_") + ".json.checks")
+
+
+def merge_verdicts(parts: list[dict]) -> dict[str, dict]:
+    """Every part's mutants, oldest part first: a later verdict wins, except over a kill that `--check` showed
+    (killed_by). A shard run that loaded a survivor before the check was made writes it back later, and must
+    not bring it back to life."""
+    merged: dict[str, dict] = {}
+    for part in parts:
+        for mutant_id, entry in part["mutants"].items():
+            prev = merged.get(mutant_id)
+            if prev is not None and "killed_by" in prev and "killed_by" not in entry:
+                continue
+            merged[mutant_id] = entry
+    return merged
+
+
 def load_results(module: Module) -> dict | None:
-    """The module's results, its shards' merged in; None when it was never run."""
+    """The module's results, its shards' and its checks' merged in; None when it was never run."""
     stores = sorted((OUT / "results").glob(module.path.replace("/", "_") + ".json*"), key=lambda p: p.stat().st_mtime)
     parts = [json.loads(p.read_text()) for p in stores]  # oldest first: a later run's verdict wins
     if not parts:
         return None
     current = (ROOT / module.path).read_text(encoding="utf-8")
     fresh = [r for r in parts if r["source"] == current] or parts
-    merged = {**fresh[0], "mutants": {}}
-    for r in fresh:
-        merged["mutants"].update(r["mutants"])
-    return merged
+    return {**fresh[0], "mutants": merge_verdicts(fresh)}
 
 
 def run_module(module: Module, *, survivors_only: bool, log, shard: tuple[int, int] | None = None) -> dict:
@@ -397,20 +413,25 @@ def report(modules: list[Module]) -> str:
 
 
 def record_check(module: Module, mutant_id: str, tests: tuple[str, ...], status: str) -> None:
-    """A survivor that mapped test files now kill is killed in the module's results (same source only)."""
-    stores = [p for p in sorted((OUT / "results").glob(module.path.replace("/", "_") + ".json*"))
-              if mutant_id in json.loads(p.read_text())["mutants"]]
-    if status != "killed" or not stores:
+    """A survivor that mapped test files now kill is killed in the module's results (same source only).
+
+    Written to the module's checks file, never into a shard's: a shard running meanwhile rewrites its own file
+    from what it loaded at its start, and the merge lets the check's kill win over its stale survivor."""
+    res = load_results(module)
+    if status != "killed" or res is None or res["source"] != (ROOT / module.path).read_text(encoding="utf-8"):
         return
-    store = stores[0]
-    res = json.loads(store.read_text())
     entry = res["mutants"].get(mutant_id)
     mapped = {t.split("::")[0] for t in module.tests}
-    if (entry is None or res["source"] != (ROOT / module.path).read_text(encoding="utf-8")
-            or not all(t.split("::")[0] in mapped for t in tests)):
+    if entry is None or not all(t.split("::")[0] in mapped for t in tests):
         return
-    entry.update(status="killed", killed_by=list(tests))
-    store.write_text(json.dumps(res, indent=1))
+    store = checks_path(module)
+    checks = json.loads(store.read_text()) if store.is_file() else None
+    if checks is None or checks["source"] != res["source"]:
+        checks = {**{k: v for k, v in res.items() if k != "mutants"}, "mutants": {}}
+    checks["mutants"][mutant_id] = {**entry, "status": "killed", "killed_by": list(tests)}
+    tmp = store.with_name(f".{store.name}.tmp")  # outside the results glob; replaced whole, never half-written
+    tmp.write_text(json.dumps(checks, indent=1))
+    os.replace(tmp, store)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,7 +34,10 @@ def _z(confidence: float) -> float:
 
 
 def wilson(successes: int, n: int, confidence: float) -> Estimate | None:
-    """Wilson score bounds of a proportion; each bound one-sided at `confidence`. None for n = 0."""
+    """Wilson score bounds of a proportion; each bound one-sided at `confidence`. None for n = 0.
+
+    The interval holds the point estimate and lies in [0, 1]; rounding alone would put the lower bound of
+    0 successes at ±1e-17 and the upper one of n at 1 ± 2e-16, so both are clamped to what they bound."""
     if n <= 0:
         return None
     p = successes / n
@@ -42,7 +45,8 @@ def wilson(successes: int, n: int, confidence: float) -> Estimate | None:
     denom = 1 + z * z / n
     center = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return Estimate(p, max(0.0, center - half), min(1.0, center + half), n, "wilson", confidence)
+    low, high = max(0.0, min(p, center - half)), min(1.0, max(p, center + half))
+    return Estimate(p, low, high, n, "wilson", confidence)
 
 
 def bootstrap(
@@ -55,8 +59,11 @@ def bootstrap(
     chunk_values: int = BOOTSTRAP_CHUNK_VALUES,
 ) -> Estimate | None:
     """Percentile bootstrap bounds (one-sided) of `statistic(*arrays)` over paired rows; `chunk_values`
-    resample indices at a time (the draws, and so the bounds, do not depend on it)."""
+    resample indices at a time (the draws, and so the bounds, do not depend on it). Arrays of different
+    lengths are not paired rows: a ValueError, never a resample that pairs rows by accident."""
     n = len(arrays[0])
+    if any(len(a) != n for a in arrays):
+        raise ValueError(f"bootstrap needs paired rows, got arrays of lengths {[len(a) for a in arrays]}")
     if n == 0:
         return None
     rng = np.random.default_rng(seed)
@@ -92,10 +99,8 @@ def psi(reference: np.ndarray, candidate: np.ndarray, bins: int = 10, eps: float
 
 def kolmogorov_sf(x: float) -> float:
     """P(K > x) for the Kolmogorov distribution (the asymptotic two-sample KS law)."""
-    if x <= 0:
-        return 1.0
     if x < 0.2:
-        return 1.0  # the series converges slowly here; the probability is 1 to double precision
+        return 1.0  # the series converges slowly here; 1 - P(K > x) is under 6e-13 (x <= 0 included)
     total = 0.0
     for k in range(1, 101):
         term = (-1) ** (k - 1) * math.exp(-2 * k * k * x * x)
@@ -143,15 +148,19 @@ def f1_score(pred: np.ndarray, truth: np.ndarray, positive: object) -> float:
     return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
 
 
+COUNTED = ("accuracy", "precision", "recall")  # proportions: streamed as counts, Wilson bounds
+METRICS = (*COUNTED, "f1", "mae", "rmse")
+
+
 def count_estimate(metric: str, correct: int, n: int, tp: int, fp: int, fn: int, confidence: float) -> Estimate | None:
-    """accuracy, precision or recall from streamed counts: the same Wilson bounds as `metric_estimate`."""
-    if n == 0:
-        return None
+    """accuracy, precision or recall from streamed counts: the same Wilson bounds as `metric_estimate`.
+    None when there is nothing to count (no rows, or no predicted or true positive); any other metric is a
+    ValueError, with data or without."""
+    if metric not in COUNTED:
+        raise ValueError(f"{metric} is not computed from counts")
     if metric == "accuracy":
         return wilson(correct, n, confidence)
-    if metric in ("precision", "recall"):
-        return wilson(tp, tp + fp if metric == "precision" else tp + fn, confidence)
-    raise ValueError(f"{metric} is not computed from counts")
+    return wilson(tp, tp + fp if metric == "precision" else tp + fn, confidence)
 
 
 def metric_estimate(
@@ -164,9 +173,10 @@ def metric_estimate(
     chunk_values: int = BOOTSTRAP_CHUNK_VALUES,
 ) -> Estimate | None:
     """The metric with its bounds: Wilson for proportions, bootstrap for F1 and errors (`chunk_values`
-    resample indices at a time)."""
-    if pred.size == 0:
-        return None
+    resample indices at a time). None without data (each estimator says so); an unknown metric is a
+    ValueError, with data or without."""
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric}")
     boot = {"seed": seed, "chunk_values": chunk_values}
     if metric == "accuracy":
         return wilson(int(np.sum(pred == truth)), int(pred.size), confidence)
@@ -178,6 +188,4 @@ def metric_estimate(
     err = pred.astype(float) - truth.astype(float)
     if metric == "mae":
         return bootstrap(lambda e: float(np.mean(np.abs(e))), (err,), confidence, **boot)
-    if metric == "rmse":
-        return bootstrap(lambda e: float(np.sqrt(np.mean(e * e))), (err,), confidence, **boot)
-    raise ValueError(f"unknown metric {metric}")
+    return bootstrap(lambda e: float(np.sqrt(np.mean(e * e))), (err,), confidence, **boot)

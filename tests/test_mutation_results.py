@@ -1,0 +1,87 @@
+"""mutation/run.py keeps a module's verdicts across its shards' files: a kill that `--check` showed must survive
+a shard run of the same module that goes on meanwhile and writes the survivor it loaded at its start."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE = "def f(x):\n    return x + 1\n"
+
+
+def _run_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("mutation_run", ROOT / "mutation" / "run.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["mutation_run"] = module  # its dataclasses look their module up while being made
+    spec.loader.exec_module(module)
+    return module
+
+
+def _entry(status: str) -> dict:
+    return {"status": status, "line": 2, "col": 13, "seconds": 1.0, "source_line": "return x + 1",
+            "diff": "--- m.py\n+++ m.py\n@@ -2 +2 @@\n-    return x + 1\n+    return x - 1\n"}
+
+
+def _write(path: Path, mutants: dict[str, dict], when: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"module": "m.py", "tests": ["tests/test_m.py"], "baseline_s": 1.0,
+                                "source": SOURCE, "mutants": mutants}))
+    os.utime(path, (when, when))
+
+
+@pytest.fixture()
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    module = _run_module()
+    (tmp_path / "m.py").write_text(SOURCE)
+    monkeypatch.setattr(module, "ROOT", tmp_path)
+    monkeypatch.setattr(module, "OUT", tmp_path / "build")
+    return module
+
+
+@pytest.mark.parametrize("rewritten", ["the same shard file", "another shard file"])
+def test_a_check_s_kill_outlives_a_concurrent_shard_s_survivor(run: ModuleType, rewritten: str) -> None:
+    module = run.Module("m.py", ("tests/test_m.py",))
+    mid = "core/ReplaceBinaryOperator_Add_Sub#0"
+    first = run.results_path(module, (0, 2))
+    second = first if rewritten == "the same shard file" else run.results_path(module)
+    _write(first, {mid: _entry("survived")}, 1_000)
+    if second != first:
+        _write(second, {mid: _entry("survived")}, 1_001)
+
+    run.record_check(module, mid, ("tests/test_m.py",), "killed")
+    assert run.load_results(module)["mutants"][mid]["killed_by"] == ["tests/test_m.py"]
+
+    # the shard went on meanwhile: it writes the survivor it loaded at its start, after the check
+    _write(second, {mid: _entry("survived")}, 2_000_000_000)
+    merged = run.load_results(module)["mutants"][mid]
+    assert merged["status"] == "killed" and merged["killed_by"] == ["tests/test_m.py"]
+
+
+def test_a_later_run_s_verdict_still_wins_over_an_earlier_run_s() -> None:
+    run = _run_module()
+    a, b = "core/AddNot#0", "core/AddNot#1"
+    older = {"mutants": {a: _entry("survived"), b: _entry("killed")}}
+    newer = {"mutants": {a: _entry("killed"), b: _entry("timeout")}}
+    assert {k: v["status"] for k, v in run.merge_verdicts([older, newer]).items()} == {a: "killed", b: "timeout"}
+    checked = {"mutants": {a: {**_entry("killed"), "killed_by": ["t.py"]}}}
+    rechecked = {"mutants": {a: {**_entry("killed"), "killed_by": ["u.py"]}}}
+    assert run.merge_verdicts([checked, rechecked])[a]["killed_by"] == ["u.py"]  # a later check replaces a check
+
+
+def test_a_check_that_did_not_kill_or_used_unmapped_tests_records_nothing(run: ModuleType) -> None:
+    module = run.Module("m.py", ("tests/test_m.py",))
+    mid = "core/ReplaceBinaryOperator_Add_Sub#0"
+    _write(run.results_path(module), {mid: _entry("survived")}, 1_000)
+    run.record_check(module, mid, ("tests/test_m.py",), "survived")
+    run.record_check(module, mid, ("tests/test_other.py",), "killed")
+    run.record_check(module, "core/AddNot#9", ("tests/test_m.py",), "killed")  # never generated
+    assert not run.checks_path(module).exists()
+    assert run.load_results(module)["mutants"] == {mid: _entry("survived")}
