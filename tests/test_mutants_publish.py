@@ -5,6 +5,7 @@ that a refused publish leaves the branch where it was (`make mutation`: every mu
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -21,8 +22,8 @@ from compiler.bundle.desired import verify_signature
 from compiler.deployrepo import Blob
 from compiler.oci import PushedModel, RegistryAccess, RegistryError, RegistryRef
 from compiler.publish import CommitSigning, PublishError, PublishResult, _is_repair, publish
-from compiler.rollout.state import RolloutState
-from compiler.signing import keygen
+from compiler.rollout.state import Phase, RolloutState, sealed
+from compiler.signing import keygen, load_private_key
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 SOURCE = "0123456789abcdef0123"
@@ -60,7 +61,7 @@ class Deploy:
 
     def publish(self, **kw: Any) -> PublishResult:
         kw.setdefault("now", NOW)
-        return publish(self.out, self.url, BRANCH, str(self.private), **kw)
+        return publish(build_dir=self.out, url=self.url, branch=BRANCH, key_ref=str(self.private), **kw)
 
     def head(self) -> str:
         return _git("--git-dir", str(self.remote), "rev-parse", BRANCH).strip()
@@ -79,6 +80,9 @@ class Deploy:
         data = self.show(f"devices/{device}/{DESIRED}")
         assert verify_signature(data, self.show(f"devices/{device}/{SIGNATURE}"), [self.trusted()])
         return DesiredState.parse(data)
+
+    def key(self):  # type: ignore[no-untyped-def]
+        return load_private_key(str(self.private))
 
     def trusted(self):  # type: ignore[no-untyped-def]
         return load_public_key(self.public.read_bytes())
@@ -99,6 +103,42 @@ class Deploy:
 @pytest.fixture
 def d(tmp_path: Path, keys: tuple[Path, Path]) -> Deploy:
     return Deploy(tmp_path, keys)
+
+
+def test_the_options_crossing_into_publish_are_frozen_values() -> None:
+    signing = CommitSigning(Path("/k"))
+    assert signing == CommitSigning(Path("/k")) and hash(signing) == hash(CommitSigning(Path("/k")))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        signing.ssh_key = None  # type: ignore[misc]
+    options = publish_module._Options(timedelta(days=1), False, NOW, "u", None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.now = NOW  # type: ignore[misc]
+
+
+def test_is_repair_separates_publishes_own_changes_from_a_writers() -> None:
+    a, b = Blob("100644", "1" * 40), Blob("100644", "2" * 40)
+    link = Blob("120000", "3" * 40)
+    res = PublishResult(None, changed=["dev-a"], removed_bundles=["gone"])
+    kept = {"keep", "dev-a", "dev-b"}
+
+    def rep(path: str, old: Blob | None, new: Blob | None, records: frozenset[str] = frozenset({"dep"})) -> bool:
+        return _is_repair(path, old, new, res, kept, set(records))
+
+    assert not rep("bundles/keep/f", a, a)
+    assert rep("bundles/keep/f", link, None) and rep("x", link, a)
+    assert rep("rollouts/other.json", a, b) and rep("rollouts/other.json.sig", a, None)
+    assert not rep("rollouts/dep.json", a, b) and not rep("rollouts/dep.json.sig", a, b)
+    assert not rep("rollouts/dep.json", None, b) and not rep("rollouts/new.json", None, b)
+    assert rep("bundles/keep/f", None, a) and rep(f"devices/dev-b/{DESIRED}", None, a)
+    assert not rep(f"devices/dev-a/{DESIRED}", None, a)  # a changed device
+    assert not rep("bundles/new/f", None, a) and not rep("clusters/keep/f", None, a) and not rep("keep", None, a)
+    assert not rep(f"devices/dev-a/{DESIRED}", a, b) and not rep(f"devices/dev-a/{SIGNATURE}", a, b)
+    assert rep("devices/dev-a/other", a, b) and rep(f"devices/dev-b/{SIGNATURE}", a, b)
+    assert not rep("bundles/gone/f", a, None) and rep("bundles/keep/f", a, None)
+    assert not rep("clusters/dev-a/k.yaml", a, b) and rep("clusters/dev-b/k.yaml", a, b)
+    assert rep("devices", a, None) and rep("clusters", a, None)
+    assert not rep("devices/keep", None, a) and not rep("bundles/keep", None, a)  # a top-level name: never kept
+    assert rep("rollouts/dep/x.json", a, None)  # a record is a file of rollouts/, named for its deployment
 
 
 def _two_devices(d: Deploy) -> tuple[str, str]:
@@ -154,6 +194,32 @@ def test_the_same_build_again_makes_no_commit_until_states_near_their_expiry(d: 
     assert d.message() == "takt publish 0123456789ab: 2 device(s), +0 -0 bundle(s)"
 
 
+def test_times_are_whole_seconds_before_they_are_compared(d: Deploy) -> None:
+    _two_devices(d)
+    validity = timedelta(seconds=2) - timedelta(microseconds=2)  # half of it: 999,999 µs
+    first = d.publish(create_branch=True, now=NOW.replace(microsecond=999_999), validity=validity)
+    assert d.state("dev-a").expires == NOW + timedelta(seconds=1)  # NOW + 1.999998 s, whole seconds
+    # 1 s left is more than half: kept (had `now` kept its microseconds, 0.999999 s would not be)
+    assert d.publish(now=NOW.replace(microsecond=1), validity=validity).commit is None
+    assert d.head() == first.commit
+
+
+def test_a_file_where_publish_keeps_a_bundle_folder_is_repaired(d: Deploy) -> None:
+    x, y = _two_devices(d)
+    d.publish(create_branch=True)
+
+    def flatten(co: Path) -> None:
+        for p in sorted((co / "bundles" / y).rglob("*"), reverse=True):
+            p.unlink()
+        (co / "bundles" / y).rmdir()
+        (co / "bundles" / y).write_text("not a folder")
+
+    d.attack(flatten)
+    res = d.publish()
+    assert res.repaired == [f"bundles/{y}"] and res.added_bundles == [y] and res.removed_bundles == []
+    assert d.show(f"bundles/{y}/model.onnx") == b"model-y"
+
+
 def test_a_changed_device_gets_the_next_generation_and_its_old_bundle_is_pruned(d: Deploy) -> None:
     x, y = _two_devices(d)
     d.publish(create_branch=True)
@@ -165,6 +231,7 @@ def test_a_changed_device_gets_the_next_generation_and_its_old_bundle_is_pruned(
     assert not any(p.startswith(f"bundles/{x}/") for p in d.tree()) and f"bundles/{z}/model.onnx" in d.tree()
     assert d.state("dev-a").generation == 2 and d.state("dev-b").generation == 1
     assert d.state("dev-a").source_commit is None
+    assert d.state("dev-a").expires == NOW + timedelta(days=7, hours=1)  # the default validity: 7 days
     assert d.message() == "takt publish unknown: 1 device(s), +1 -1 bundle(s)"
 
 
@@ -198,17 +265,24 @@ def test_a_device_leaving_the_fleet_gets_a_signed_empty_state_and_planted_folder
         (None, "no usable build in .*out \\(run takt build\\): "),
         ("{not json", "no usable build"),
         ('{"devices": []}', "no usable build in .*: devices is not a mapping"),
+        ("[]", "no usable build in .*list indices"),
+        ("dir", "no usable build in .*is not a regular file"),
         ('{"nodevices": {}}', "no usable build in .*'devices'"),
         ('{"devices": {"Bad Id": []}}', "build index names an invalid device or digest \\('Bad Id'\\)"),
         ('{"devices": {"dev-a": [{"name": "a/b", "digest": "ABC"}]}}', "invalid device or digest \\('dev-a'\\)"),
         ('{"devices": {}, "rollouts": {"dep": {"strategy": "blue"}}}', "invalid rollouts section \\(unknown strat"),
         ('{"devices": {}, "rollouts": {"dep": 1}}', "build index has an invalid rollouts section .*; run takt build"),
+        ('{"devices": {}, "rollouts": {"dep": {}}}', "invalid rollouts section \\('strategy'\\)"),
+        ('{"devices": {}, "rollouts": ["dep"]}', "invalid rollouts section \\(.*has no attribute 'items'"),
     ],
 )
 def test_an_unusable_build_index_is_refused_and_nothing_is_pushed(d: Deploy, content: str | None, reason: str) -> None:
     _two_devices(d)
     if content is None:
         (d.out / "index.json").unlink()
+    elif content == "dir":
+        (d.out / "index.json").unlink()
+        (d.out / "index.json").mkdir()
     else:
         (d.out / "index.json").write_text(content)
     with pytest.raises(PublishError, match=reason):
@@ -242,7 +316,8 @@ def test_a_build_bundle_that_does_not_verify_publishes_nothing(d: Deploy) -> Non
     x, _ = _two_devices(d)
     first = d.publish(create_branch=True)
     (d.out / "bundles" / x / "model.onnx").write_bytes(b"tampered")
-    with pytest.raises(PublishError, match=f"bundle {x[:16]} in {d.out} does not verify: .*model.onnx"):
+    (d.out / "bundles" / x / "zz-stray.txt").write_bytes(b"a second problem")
+    with pytest.raises(PublishError, match=f"^bundle {x[:16]} in {d.out} does not verify: model.onnx: 8 bytes, manifest says 7$"):
         d.publish(now=NOW + timedelta(days=6))  # states would be refreshed: still nothing is pushed
     assert d.head() == first.commit
     (d.out / "bundles" / x / MANIFEST).write_text("{}")
@@ -284,6 +359,23 @@ def test_a_writers_changes_are_repaired_and_listed_in_the_commit(d: Deploy) -> N
         "takt publish 0123456789ab: 0 device(s), +0 -0 bundle(s)\n\n"
         f"Repaired 7 path(s) that differed from the build:{listed}"
     )
+
+
+def test_a_deleted_device_folder_is_restored_and_only_a_writers_own_paths_are_repairs(d: Deploy) -> None:
+    _two_devices(d)
+    d.publish(create_branch=True)
+    before = d.tree()
+
+    def delete(co: Path) -> None:
+        for name in (DESIRED, SIGNATURE):
+            (co / "devices" / "dev-b" / name).unlink()
+        (co / "stray" / "dev-b").mkdir(parents=True)
+        (co / "stray" / "dev-b" / "file").write_text("x")
+
+    d.attack(delete)
+    res = d.publish()
+    assert res.repaired == ["stray/dev-b/file"] and res.changed == [] and d.tree() == before
+    assert d.state("dev-b").generation == 1
 
 
 def test_at_most_50_repaired_paths_are_listed(d: Deploy) -> None:
@@ -356,11 +448,12 @@ def _rollout(d: Deploy, first: str, *, devices: tuple[str, ...] = ("dev-a",)) ->
 
 
 def test_a_changed_deployment_starts_a_rollout_and_keeps_the_old_bundle_from_the_branch(d: Deploy) -> None:
-    old = d.bundle("dep/edge", {"model.onnx": b"v1"})
+    new = d.bundle("dep/edge", {"model.onnx": b"v2"})
+    # the kept bundle sorts first, so the build's bundle is still copied after it
+    old = next(g for n in range(64) if (g := d.bundle("dep/edge", {"model.onnx": b"v1", "n": b"%d" % n})) < new)
     _rollout(d, old)
     first = d.publish(create_branch=True)  # a new deployment: out at once, no rollout
     assert first.rollouts_started == [] and first.rollouts == {} and not any(p.startswith("rollouts/") for p in d.tree())
-    new = d.bundle("dep/edge", {"model.onnx": b"v2"})
     _rollout(d, new)
     os.rename(d.out / "bundles" / old, d.tmp / "old-bundle")  # the build no longer has it; the branch does
     res = d.publish(now=NOW + timedelta(minutes=1))
@@ -369,7 +462,10 @@ def test_a_changed_deployment_starts_a_rollout_and_keeps_the_old_bundle_from_the
     assert [r.digest for r in d.state("dev-a").bundles] == [new]
     assert [r.digest for r in d.state("dev-b").bundles] == [old]
     assert d.show(f"bundles/{old}/model.onnx") == b"v1"
-    assert {p for p in d.tree() if p.startswith(f"bundles/{old}/")} == {f"bundles/{old}/{MANIFEST}", f"bundles/{old}/model.onnx"}
+    assert {p for p in d.tree() if p.startswith(f"bundles/{old}/")} == {
+        f"bundles/{old}/{MANIFEST}", f"bundles/{old}/model.onnx", f"bundles/{old}/n",
+    }  # fmt: skip
+    assert d.show(f"bundles/{new}/model.onnx") == b"v2"
     record = RolloutState.parse(d.show("rollouts/dep.json"))
     assert verify_signature(d.show("rollouts/dep.json"), d.show("rollouts/dep.json.sig"), [d.trusted()])
     assert record.phase.value == "canary" and record.generations == {"dev-a": 2}
@@ -385,14 +481,49 @@ def test_a_changed_deployment_starts_a_rollout_and_keeps_the_old_bundle_from_the
     assert res.repaired == ["rollouts/dep.json", "rollouts/dep.json.sig"] and res.rollouts_started == ["dep"]
 
 
-def test_a_rollout_step_without_devices_says_so(d: Deploy) -> None:
-    old = d.bundle("dep/edge", {"model.onnx": b"v1"})
-    _rollout(d, old, devices=())
+def test_a_step_of_more_than_20_devices_is_named_by_its_first_20(d: Deploy) -> None:
+    devices = [f"dev-{n:02}" for n in range(22)]
+    spec = {"strategy": "canary", "canary": {"devices": devices[:21], "window": 60, "maxErrorRate": 0.1}}
+
+    def index(digest: str) -> None:
+        d.index({dev: [("dep/edge", digest)] for dev in devices}, sourceCommit=SOURCE, rollouts={"dep": spec})
+
+    index(d.bundle("dep/edge", {"model.onnx": b"v1"}))
     d.publish(create_branch=True)
-    _rollout(d, d.bundle("dep/edge", {"model.onnx": b"v2"}), devices=())
+    index(d.bundle("dep/edge", {"model.onnx": b"v2"}))
     res = d.publish()
-    assert res.rollouts_started == ["dep"] and res.changed == []
-    assert d.message().endswith("\n\nRollout of dep started: canary step on no device")
+    assert res.rollouts_started == ["dep"] and res.changed == devices[:21]
+    assert d.message().endswith(f"\n\nRollout of dep started: canary step on {', '.join(devices[:20])}")
+
+
+def test_a_running_rollout_keeps_both_bundles_and_a_finished_one_only_the_new(d: Deploy) -> None:
+    both = ("dev-a", "dev-b")
+    v1 = d.bundle("dep/edge", {"model.onnx": b"v1"})
+    _rollout(d, v1, devices=both)
+    d.publish(create_branch=True)
+    v2 = d.bundle("dep/edge", {"model.onnx": b"v2"})
+    _rollout(d, v2, devices=both)
+    os.rename(d.out / "bundles" / v1, d.tmp / "v1")
+    res = d.publish()
+    assert res.changed == ["dev-a", "dev-b"] and res.removed_bundles == [] and res.added_bundles == [v2]
+    assert f"bundles/{v1}/model.onnx" in d.tree()  # no device runs it: an abort would give it back
+    # a new build while the canary runs: the rollout begins again from v2, its record replaced
+    v3 = d.bundle("dep/edge", {"model.onnx": b"v3"})
+    _rollout(d, v3, devices=both)
+    res = d.publish(now=NOW + timedelta(minutes=1))
+    assert res.rollouts_started == ["dep"] and res.removed_bundles == [v1] and res.added_bundles == [v3]
+    record = RolloutState.parse(d.show("rollouts/dep.json"))
+    assert {dev: (b.old.digest if b.old else None, b.new.digest) for dev, b in record.devices.items()} == {
+        "dev-a": (v2, v3), "dev-b": (v2, v3),
+    }  # fmt: skip
+    assert record.started == NOW + timedelta(minutes=1) and record.generations == {"dev-a": 3, "dev-b": 3}
+    # `takt rollout promote` (who holds the key) promotes it: the old side is pruned, not a repair
+    promoted = sealed(record.advanced(Phase.PROMOTED, NOW + timedelta(minutes=2), "judged"), d.key())
+    d.attack(lambda co: [(co / "rollouts" / "dep.json").write_bytes(promoted[0]),
+                         (co / "rollouts" / "dep.json.sig").write_bytes(promoted[1])])  # fmt: skip
+    res = d.publish(now=NOW + timedelta(minutes=3))
+    assert res.rollouts == {"dep": "promoted"} and res.removed_bundles == [v2] and res.repaired == []
+    assert res.rollouts_started == [] and d.show("rollouts/dep.json") == promoted[0]
 
 
 def test_a_kept_bundle_damaged_on_the_branch_publishes_nothing(d: Deploy) -> None:
@@ -490,27 +621,3 @@ def test_models_are_pushed_before_the_branch_moves(d: Deploy, monkeypatch: pytes
     with pytest.raises(PublishError, match=r"^reg.local:5000 refused the upload; nothing was published$"):
         d.publish(model_registry=ref, now=NOW + timedelta(days=6))
     assert len(_git("--git-dir", str(d.remote), "log", "--format=%H", BRANCH).split()) == 1
-
-
-def test_is_repair_separates_publishes_own_changes_from_a_writers() -> None:
-    a, b = Blob("100644", "1" * 40), Blob("100644", "2" * 40)
-    link = Blob("120000", "3" * 40)
-    res = PublishResult(None, changed=["dev-a"], removed_bundles=["gone"])
-    kept = {"keep", "dev-a", "dev-b"}
-
-    def rep(path: str, old: Blob | None, new: Blob | None, records: frozenset[str] = frozenset({"dep"})) -> bool:
-        return _is_repair(path, old, new, res, kept, set(records))
-
-    assert not rep("bundles/keep/f", a, a)
-    assert rep("bundles/keep/f", link, None) and rep("x", link, a)
-    assert rep("rollouts/other.json", a, b) and rep("rollouts/other.json.sig", a, None)
-    assert not rep("rollouts/dep.json", a, b) and not rep("rollouts/dep.json.sig", a, b)
-    assert not rep("rollouts/dep.json", None, b) and not rep("rollouts/new.json", None, b)
-    assert rep("bundles/keep/f", None, a) and rep(f"devices/dev-b/{DESIRED}", None, a)
-    assert not rep(f"devices/dev-a/{DESIRED}", None, a)  # a changed device
-    assert not rep("bundles/new/f", None, a) and not rep("clusters/keep/f", None, a) and not rep("keep", None, a)
-    assert not rep(f"devices/dev-a/{DESIRED}", a, b) and not rep(f"devices/dev-a/{SIGNATURE}", a, b)
-    assert rep("devices/dev-a/other", a, b) and rep(f"devices/dev-b/{SIGNATURE}", a, b)
-    assert not rep("bundles/gone/f", a, None) and rep("bundles/keep/f", a, None)
-    assert not rep("clusters/dev-a/k.yaml", a, b) and rep("clusters/dev-b/k.yaml", a, b)
-    assert rep("devices", a, None) and rep("clusters", a, None)
