@@ -52,7 +52,9 @@ class Deploy:
         self.url = str(self.remote)
 
     def bundle(self, name: str, files: dict[str, bytes], activation: Activation = Activation.RUN, **kw: Any) -> str:
-        return write_bundle(self.out / "bundles", name, "edge-pc", files, {"by": "test"}, activation=activation, **kw).digest
+        return write_bundle(
+            self.out / "bundles", name, "edge-pc", files, {"by": "test"}, activation=activation, **kw
+        ).digest
 
     def index(self, devices: dict[str, list[tuple[str, str]]], **extra: Any) -> None:
         doc = {"devices": {d: [{"name": n, "digest": g} for n, g in refs] for d, refs in devices.items()}, **extra}
@@ -205,7 +207,7 @@ def test_times_are_whole_seconds_before_they_are_compared(d: Deploy) -> None:
 
 
 def test_a_file_where_publish_keeps_a_bundle_folder_is_repaired(d: Deploy) -> None:
-    x, y = _two_devices(d)
+    _, y = _two_devices(d)
     d.publish(create_branch=True)
 
     def flatten(co: Path) -> None:
@@ -252,8 +254,8 @@ def test_a_device_leaving_the_fleet_gets_a_signed_empty_state_and_planted_folder
     gone = d.state("dev-b")
     assert gone.bundles == () and gone.generation == 2
     assert sorted(p for p in d.tree() if p.startswith("devices/")) == [
-        f"devices/dev-a/{DESIRED}", f"devices/dev-a/{SIGNATURE}", f"devices/dev-b/{DESIRED}", f"devices/dev-b/{SIGNATURE}",
-    ]  # fmt: skip
+        *(f"devices/{dev}/{name}" for dev in ("dev-a", "dev-b") for name in (DESIRED, SIGNATURE)),
+    ]
     assert res.repaired == [f"devices/Bad..id/{DESIRED}", f"devices/dev-planted/{DESIRED}", "devices/loose"]
     # once gone, it stays signed-empty; a later publish leaves it as it is
     assert d.publish(now=NOW + timedelta(hours=1)).commit is None
@@ -317,7 +319,9 @@ def test_a_build_bundle_that_does_not_verify_publishes_nothing(d: Deploy) -> Non
     first = d.publish(create_branch=True)
     (d.out / "bundles" / x / "model.onnx").write_bytes(b"tampered")
     (d.out / "bundles" / x / "zz-stray.txt").write_bytes(b"a second problem")
-    with pytest.raises(PublishError, match=f"^bundle {x[:16]} in {d.out} does not verify: model.onnx: 8 bytes, manifest says 7$"):
+    with pytest.raises(
+        PublishError, match=f"^bundle {x[:16]} in {d.out} does not verify: model.onnx: 8 bytes, manifest says 7$"
+    ):
         d.publish(now=NOW + timedelta(days=6))  # states would be refreshed: still nothing is pushed
     assert d.head() == first.commit
     (d.out / "bundles" / x / MANIFEST).write_text("{}")
@@ -341,15 +345,17 @@ def test_a_writers_changes_are_repaired_and_listed_in_the_commit(d: Deploy) -> N
 
     d.attack(tamper)
     res = d.publish()
-    repaired = sorted([
-        "README",
-        f"bundles/{x}/bin/run",
-        f"bundles/{x}/model.onnx",
-        f"bundles/{y}/link",
-        f"bundles/{y}/model.onnx",
-        f"bundles/{y}/stray.txt",
-        f"devices/dev-b/{SIGNATURE}",
-    ])
+    repaired = sorted(
+        [
+            "README",
+            f"bundles/{x}/bin/run",
+            f"bundles/{x}/model.onnx",
+            f"bundles/{y}/link",
+            f"bundles/{y}/model.onnx",
+            f"bundles/{y}/stray.txt",
+            f"devices/dev-b/{SIGNATURE}",
+        ]
+    )
     assert res.repaired == repaired and res.changed == [] and res.added_bundles == [] and res.removed_bundles == []
     assert d.tree() == before and d.show(f"bundles/{x}/model.onnx") == b"model-x"
     assert d.state("dev-b").generation == 1  # the same state, signed again: no new generation
@@ -443,7 +449,9 @@ def test_a_signed_commit_and_clusters_told_to_verify(d: Deploy) -> None:
 
 def _rollout(d: Deploy, first: str, *, devices: tuple[str, ...] = ("dev-a",)) -> dict[str, Any]:
     spec = {"strategy": "canary", "canary": {"devices": list(devices), "window": 60, "maxErrorRate": 0.1}}
-    d.index({"dev-a": [("dep/edge", first)], "dev-b": [("dep/edge", first)]}, sourceCommit=SOURCE, rollouts={"dep": spec})
+    d.index(
+        {"dev-a": [("dep/edge", first)], "dev-b": [("dep/edge", first)]}, sourceCommit=SOURCE, rollouts={"dep": spec}
+    )
     return spec
 
 
@@ -453,7 +461,9 @@ def test_a_changed_deployment_starts_a_rollout_and_keeps_the_old_bundle_from_the
     old = next(g for n in range(64) if (g := d.bundle("dep/edge", {"model.onnx": b"v1", "n": b"%d" % n})) < new)
     _rollout(d, old)
     first = d.publish(create_branch=True)  # a new deployment: out at once, no rollout
-    assert first.rollouts_started == [] and first.rollouts == {} and not any(p.startswith("rollouts/") for p in d.tree())
+    assert (
+        first.rollouts_started == [] and first.rollouts == {} and not any(p.startswith("rollouts/") for p in d.tree())
+    )
     _rollout(d, new)
     os.rename(d.out / "bundles" / old, d.tmp / "old-bundle")  # the build no longer has it; the branch does
     res = d.publish(now=NOW + timedelta(minutes=1))
@@ -536,7 +546,9 @@ def test_a_kept_bundle_damaged_on_the_branch_publishes_nothing(d: Deploy) -> Non
     with pytest.raises(PublishError, match=f"bundle {old[:16]} on the branch lacks 'extra.txt'; nothing was published"):
         d.publish()
     d.attack(lambda co: (co / "bundles" / old / MANIFEST).write_text("{}"))
-    with pytest.raises(PublishError, match=f"bundle {old[:16]} is not intact.*\\(devices outside a rollout step keep it\\)$"):
+    with pytest.raises(
+        PublishError, match=f"bundle {old[:16]} is not intact.*\\(devices outside a rollout step keep it\\)$"
+    ):
         d.publish()
     assert _git("--git-dir", str(d.remote), "rev-parse", f"{BRANCH}~2").strip() == first.commit
 
@@ -553,7 +565,7 @@ def test_a_kept_file_that_became_a_link_on_the_branch_publishes_nothing(d: Deplo
     d.attack(link)
     _rollout(d, d.bundle("dep/edge", {"model.onnx": b"v2"}))
     os.rename(d.out / "bundles" / old, d.tmp / "old-bundle")
-    with pytest.raises(PublishError, match="lacks 'extra.txt'"):
+    with pytest.raises(PublishError, match=r"lacks 'extra\.txt'"):
         d.publish()
 
 
@@ -563,7 +575,9 @@ def test_a_refused_push_publishes_nothing_and_says_why(d: Deploy) -> None:
     hook = d.remote / "hooks" / "pre-receive"
     hook.write_text("#!/bin/sh\necho protected branch >&2\nexit 1\n")
     hook.chmod(0o755)
-    with pytest.raises(PublishError, match=f"push to {d.url} deploy was refused \\(diverged or protected\\?\\): .*protected"):
+    with pytest.raises(
+        PublishError, match=f"push to {d.url} deploy was refused \\(diverged or protected\\?\\): .*protected"
+    ):
         d.publish(now=NOW + timedelta(days=6))
     assert d.head() == first.commit
 
@@ -575,7 +589,9 @@ def test_write_failures_become_publish_errors(d: Deploy, monkeypatch: pytest.Mon
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(publish_module, "write_tree", full)
-    with pytest.raises(PublishError, match=r"^cannot write the deploy tree \(No space left on device\); nothing was published$"):
+    with pytest.raises(
+        PublishError, match=r"^cannot write the deploy tree \(No space left on device\); nothing was published$"
+    ):
         d.publish(create_branch=True)
 
     def bare(*_a: object) -> object:
@@ -589,7 +605,9 @@ def test_write_failures_become_publish_errors(d: Deploy, monkeypatch: pytest.Mon
         raise git.GitCommandError(["git", "mktree"], 128, stderr="fatal: object store broken")
 
     monkeypatch.setattr(publish_module, "write_tree", broken)
-    with pytest.raises(PublishError, match=r"^cannot write the deploy tree \(.*object store broken.*\); nothing was published$"):
+    with pytest.raises(
+        PublishError, match=r"^cannot write the deploy tree \(.*object store broken.*\); nothing was published$"
+    ):
         d.publish(create_branch=True)
     assert _git("--git-dir", str(d.remote), "branch", "--list").strip() == ""
 
