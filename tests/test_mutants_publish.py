@@ -18,7 +18,7 @@ import pytest
 
 from compiler import publish as publish_module
 from compiler.bundle import DESIRED, MANIFEST, SIGNATURE, Activation, DesiredState, load_public_key, write_bundle
-from compiler.bundle.desired import verify_signature
+from compiler.bundle.desired import sign, verify_signature
 from compiler.deployrepo import Blob
 from compiler.oci import PushedModel, RegistryAccess, RegistryError, RegistryRef
 from compiler.publish import CommitSigning, PublishError, PublishResult, _is_repair, publish
@@ -485,6 +485,12 @@ def test_a_changed_deployment_starts_a_rollout_and_keeps_the_old_bundle_from_the
     # the same build again: the record's bytes and signature are kept, nothing to commit
     again = d.publish(now=NOW + timedelta(minutes=2))
     assert again.commit is None
+    # a signed record that equals what publish would write is kept byte for byte, even laid out otherwise
+    spaced = json.dumps(json.loads(d.show("rollouts/dep.json")), indent=2).encode()
+    signed = sign(spaced, d.key())
+    d.attack(lambda co: [(co / "rollouts" / "dep.json").write_bytes(spaced),
+                         (co / "rollouts" / "dep.json.sig").write_bytes(signed)])  # fmt: skip
+    assert d.publish(now=NOW + timedelta(minutes=2)).commit is None and d.show("rollouts/dep.json") == spaced
     # a record whose signature does not verify is not believed: the rollout begins again, both files repaired
     d.attack(lambda co: (co / "rollouts" / "dep.json.sig").write_bytes(b"forged"))
     res = d.publish(now=NOW + timedelta(minutes=3))
