@@ -150,16 +150,20 @@ def _push_models(build_dir: Path, ref: RegistryRef, access: RegistryAccess) -> l
         raise PublishError(f"{exc}; nothing was published") from exc
 
 
-def _wanted(index: dict[str, Any], old: dict[str, Blob]) -> dict[str, tuple[BundleRef, ...]]:
+def _wanted(index: dict[str, Any], highest: dict[str, DesiredState]) -> dict[str, tuple[BundleRef, ...]]:
+    """Each device's bundles: the build's, and an explicit, signed "run nothing" for a device that left it.
+
+    A device leaves only if publish once signed it a state (`highest`, from the branch's history):
+    a folder planted by a writer without the key is stray data, and one such a writer deleted does
+    not keep its device running its last bundle until that state expires."""
     wanted: dict[str, tuple[BundleRef, ...]] = {}
     for dev, entries in index["devices"].items():
         refs = tuple(BundleRef(str(e["name"]), str(e["digest"])) for e in entries)
         if not is_device_id(dev) or not all(_DIGEST.fullmatch(r.digest) for r in refs):
             raise PublishError(f"build index names an invalid device or digest ({dev!r})")
         wanted[dev] = refs
-    leaving = {p.split("/")[1] for p in old if p.startswith("devices/") and p.count("/") >= 2} - set(wanted)
-    for dev in sorted(d for d in leaving if is_device_id(d)):
-        wanted[dev] = ()  # a device left the fleet: an explicit, signed "run nothing"
+    for dev in sorted(set(highest) - set(wanted)):
+        wanted[dev] = ()
     return wanted
 
 
@@ -181,12 +185,10 @@ def _publish(
         old = tree_of(repo, head)
         result = PublishResult(None)
         new: Entries = {}  # path → (mode, content, a build file or a branch blob)
-        wanted = _wanted(index, old)
         # what devices last saw: the highest signed generation, not whatever the branch head holds now
         # (a writer without the key can replace it by an older signed state, damage or delete it)
         highest = signed_history(repo, head, branch, old, key) if head is not None else {}
-        # a device leaves the fleet only if publish itself had given it a state; a planted folder is stray data
-        wanted = {d: refs for d, refs in wanted.items() if d in index["devices"] or d in highest}
+        wanted = _wanted(index, highest)
         records = rollout_records(repo, old, key.public_key())
         planned = plan(
             wanted,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -259,6 +260,18 @@ def test_a_device_leaving_the_fleet_gets_a_signed_empty_state_and_planted_folder
     assert res.repaired == [f"devices/Bad..id/{DESIRED}", f"devices/dev-planted/{DESIRED}", "devices/loose"]
     # once gone, it stays signed-empty; a later publish leaves it as it is
     assert d.publish(now=NOW + timedelta(hours=1)).commit is None
+
+
+def test_threat_a_leaving_device_whose_folder_a_writer_deleted_still_gets_its_signed_empty_state(d: Deploy) -> None:
+    """Without it the device would run its last bundle until that state expired (the 7-day validity)."""
+    x, y = _two_devices(d)
+    d.publish(create_branch=True)
+    d.attack(lambda co: shutil.rmtree(co / "devices" / "dev-b"))  # a writer without the key
+    d.index({"dev-a": [("line/a", x), ("cell/b", y)]}, sourceCommit=SOURCE)  # dev-b leaves the build
+    res = d.publish()
+    gone = d.state("dev-b")
+    assert gone.bundles == () and gone.generation == 2 and "dev-b" in res.changed
+    assert d.publish(now=NOW + timedelta(hours=1)).commit is None  # and it stays signed-empty
 
 
 @pytest.mark.parametrize(
