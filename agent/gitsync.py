@@ -51,8 +51,7 @@ def _fresh_clone(url: str, branch: str, repo_dir: Path, timeout: float, filtered
             remote.url,
             repo_dir,
             branch=branch,
-            depth=1,
-            single_branch=True,
+            depth=1,  # implies --single-branch
             no_checkout=True,
             sparse=True,
             kill_after_timeout=timeout,

@@ -186,3 +186,32 @@ def test_messages_name_an_unusable_repository_or_git_s_cause(tmp_path: Path) -> 
     exc = git.GitCommandError(["git", "fetch"], 128, b"fatal: unable to access 'https://u:pw@h/r.git/': refused")
     assert _msg(exc) == "unable to access 'https://u:***@h/r.git/': refused"
     assert _msg(ValueError("plain words")) == "plain words"
+
+
+def test_an_existing_clone_gets_its_origin_url_back_and_is_kept(remote: Remote, tmp_path: Path) -> None:
+    """An older agent stored the URL as given (a password too): the clone's origin is rewritten to what
+    gitsync would clone from now, and the clone itself is reused, not made again."""
+    dest = tmp_path / "clone"
+    sync(remote.url, "deploy", dest, remote_head(remote.url, "deploy", 30.0), PATHS, 30.0)
+    run(dest, "config", "remote.origin.url", str(tmp_path / "elsewhere.git"))  # a stale URL git cannot use
+    (dest / ".git" / "kept-marker").write_text("the same clone")
+    head = remote.commit({"devices/dev-1/desired.json": "three"}, "third")
+    _, commit = sync(remote.url, "deploy", dest, head, PATHS, 30.0)
+    assert commit == head and (dest / ".git" / "kept-marker").is_file()  # fetched in place, not re-cloned
+    assert run(dest, "config", "--get", "remote.origin.url") == remote.url
+
+
+def test_a_server_that_cannot_serve_a_filtered_clones_blobs_gets_a_plain_clone(
+    remote: Remote, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Protocol v0 (SSH without GIT_PROTOCOL passed through) fetches a blob by id only where the server
+    allows any SHA-1 in want: the filtered clone's checkout fails, and the plain shallow clone serves."""
+    run(remote.bare, "config", "uploadpack.allowAnySHA1InWant", "false")
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", "protocol.version")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", "0")
+    dest = tmp_path / "clone"
+    head = remote_head(remote.url, "deploy", 30.0)
+    tree, commit = sync(remote.url, "deploy", dest, head, PATHS, 30.0)
+    assert commit == head and (tree / "devices/dev-1/desired.json").read_text() == "two"
+    assert not _partial(git.Repo(dest))  # the plain clone: every blob travelled
