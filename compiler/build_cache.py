@@ -17,6 +17,7 @@ import os
 import re
 import secrets
 import stat
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -137,6 +138,24 @@ class BuildCache:
             },
         }
         write_atomic(self.path, canonical_json(body))
+
+
+def code_stamp(fmt: bytes, dist: str, sources: tuple[Path, ...]) -> bytes:
+    """What a cache's entries depend on besides their input bytes: its format, Takt's and Python's
+    versions, the version of the distribution `dist` that computes them (read without importing it)
+    and the source of the code that does; any change makes every entry a miss."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from compiler import __version__
+
+    try:
+        dist_version = version(dist)
+    except PackageNotFoundError:
+        dist_version = "none"
+    h = hashlib.sha256(b"\0".join([fmt, __version__.encode(), sys.version.encode(), dist_version.encode()]))
+    for source in sources:
+        h.update(source.name.encode() + b"\0" + source.read_bytes() + b"\0")
+    return h.digest()
 
 
 def seal(secret: bytes, fmt: bytes, body: bytes) -> bytes:

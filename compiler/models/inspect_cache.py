@@ -19,11 +19,10 @@ import contextlib
 import functools
 import hashlib
 import pickle
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from compiler import __version__
+from compiler import build_cache
 from compiler.build_cache import read_sealed_entries, write_sealed_entries
 from compiler.bundle.tree import TreeError
 from compiler.models.digest import DigestCache
@@ -37,16 +36,9 @@ MAX_ENTRIES = 4096  # shared by every repo of the user: the oldest entries go fi
 
 @functools.cache
 def code_stamp() -> bytes:
-    """A digest of what an inspection depends on besides the bytes: versions and the inspecting code."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        onnx_version = version("onnx")
-    except PackageNotFoundError:
-        onnx_version = "none"
-    h = hashlib.sha256(b"\0".join([FORMAT, __version__.encode(), sys.version.encode(), onnx_version.encode()]))
-    h.update(Path(__file__).resolve().with_name("inspect.py").read_bytes())
-    return h.digest()
+    """onnx's version and the inspecting code (inspect.py, and onnx_core.py, which it calls) an entry depends on."""
+    here = Path(__file__).resolve().parent
+    return build_cache.code_stamp(FORMAT, "onnx", (here / "inspect.py", here / "onnx_core.py"))
 
 
 @dataclass

@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import pickle
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from compiler import __version__
+from compiler import build_cache
 from compiler.build_cache import read_sealed_entries, write_sealed_entries
 from compiler.testing.dataset_types import DatasetError, Probe
 
@@ -35,18 +33,9 @@ _CODE = ("formats.py", "dataset_types.py", "datasets.py")  # in compiler/testing
 
 @functools.cache
 def code_stamp() -> bytes:
-    """Versions and the probing code an entry depends on (pyarrow's version read without importing it)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        arrow = version("pyarrow")
-    except PackageNotFoundError:
-        arrow = "none"
-    h = hashlib.sha256(b"\0".join([FORMAT, __version__.encode(), sys.version.encode(), arrow.encode()]))
+    """pyarrow's version and the probing code an entry depends on."""
     base = Path(__file__).resolve().parent.parent / "testing"
-    for name in _CODE:
-        h.update(name.encode() + b"\0" + (base / name).read_bytes() + b"\0")
-    return h.digest()
+    return build_cache.code_stamp(FORMAT, "pyarrow", tuple(base / name for name in _CODE))
 
 
 @dataclass
