@@ -215,3 +215,24 @@ def test_a_server_that_cannot_serve_a_filtered_clones_blobs_gets_a_plain_clone(
     tree, commit = sync(remote.url, "deploy", dest, head, PATHS, 30.0)
     assert commit == head and (tree / "devices/dev-1/desired.json").read_text() == "two"
     assert not _partial(git.Repo(dest))  # the plain clone: every blob travelled
+
+
+def test_a_clone_that_vanishes_while_it_is_opened_is_cloned_afresh(
+    remote: Remote, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Removing a broken clone never fails on what is already gone (a disk cleaner, an operator's rm)."""
+    import shutil
+
+    from agent import gitsync
+
+    dest = tmp_path / "clone"
+    head = remote_head(remote.url, "deploy", 30.0)
+    sync(remote.url, "deploy", dest, head, PATHS, 30.0)
+
+    def vanished(url: str, repo_dir: Path) -> git.Repo:
+        shutil.rmtree(repo_dir)
+        raise git.NoSuchPathError(str(repo_dir))
+
+    monkeypatch.setattr(gitsync, "_reopen", vanished)
+    tree, commit = sync(remote.url, "deploy", dest, head, PATHS, 30.0)
+    assert commit == head and (tree / "devices/dev-1/desired.json").read_text() == "two"
