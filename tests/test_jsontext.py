@@ -95,3 +95,32 @@ def test_a_circular_or_very_deep_value_is_json_s_to_judge():
     for _ in range(300):
         deep = {"d": [deep]}
     assert dumps(deep) == _reference(deep)
+
+
+def test_a_circular_mapping_is_refused_like_a_circular_list():
+    loop: dict[str, object] = {}
+    loop["self"] = loop
+    with pytest.raises(ValueError, match="Circular reference"):
+        dumps(loop)
+
+
+def _nested(kind: str, levels: int) -> object:
+    scalars: list[object] = [False, True, None, 1, 1.5, "s", (), {}]
+    value: object = dict(zip("ftnixsem", scalars, strict=True)) if kind == "dict" else scalars  # innermost: same kind
+    for _ in range(levels):
+        value = {"k": value} if kind == "dict" else [value] if kind == "list" else (value,)
+    return value
+
+
+@pytest.mark.parametrize("kind", ["dict", "list", "tuple"])
+def test_plain_data_up_to_the_depth_bound_never_takes_json_s_slow_path(kind: str, monkeypatch: pytest.MonkeyPatch):
+    """The speed is the point (json's pure-Python indent encoder is ~5x slower): plain data of up to 200
+    levels, False and tuples included, is written by the one pass; one level more goes to json."""
+    import compiler.bundle.jsontext as jsontext
+
+    expected = {n: _reference(_nested(kind, n)) for n in (199, 200)}
+    calls: list[object] = []
+    real = json.dumps
+    monkeypatch.setattr(jsontext.json, "dumps", lambda obj, **kw: calls.append(obj) or real(obj, **kw))
+    assert dumps(_nested(kind, 199)) == expected[199] and calls == []
+    assert dumps(_nested(kind, 200)) == expected[200] and len(calls) == 1  # 201 containers deep
