@@ -20,6 +20,7 @@ import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar, Self
 
 from compiler.bundle import canonical_json
 from compiler.bundle.atomic import write_atomic
@@ -195,6 +196,64 @@ def write_sealed_entries(path: Path, secret: bytes, fmt: bytes, stamp: bytes, en
     import pickle
 
     write_sealed(path, secret, fmt, pickle.dumps((stamp, entries), protocol=pickle.HIGHEST_PROTOCOL))
+
+
+@dataclass
+class SealedValues:
+    """A per-user cache file of pickled values by key (model inspections, dataset probes): read through
+    `read_sealed_entries`, so nothing is unpickled before the seal verifies; the newest `MAX_ENTRIES`
+    are kept. A subclass names its file format, bounds and code stamp, and decides which values it takes."""
+
+    FORMAT: ClassVar[bytes]
+    MAX_BYTES: ClassVar[int]
+    MAX_ENTRIES: ClassVar[int]
+
+    path: Path | None  # None: in memory only (nothing is written)
+    secret: bytes = b""
+    entries: dict[str, bytes] = field(default_factory=dict)
+    hits: int = 0
+    misses: int = 0
+    dirty: bool = False
+
+    @staticmethod
+    def stamp() -> bytes:
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, path: Path, secret: bytes) -> Self:
+        cache = cls(path, secret)  # missing, damaged, forged, another user's or older code: only a slower run
+        cache.entries = read_sealed_entries(path, secret, cls.FORMAT, cls.MAX_BYTES, cls.stamp())
+        return cache
+
+    def cached(self, key: str) -> object | None:
+        """The value kept under `key` (None when there is none or it does not unpickle); not yet a hit."""
+        import pickle
+
+        blob = self.entries.get(key)
+        if blob is None:
+            return None
+        try:
+            value: object = pickle.loads(blob)  # part of the authenticated body
+        except Exception:  # noqa: BLE001
+            return None
+        return value
+
+    def keep(self, key: str, value: object, replaces: str | None = None) -> None:
+        """Keep `value` under `key` as the newest entry (dropping `replaces`, default `key`); a value that
+        cannot be pickled is simply not kept."""
+        import pickle
+
+        with contextlib.suppress(Exception):
+            self.entries.pop(key if replaces is None else replaces, None)
+            self.entries[key] = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+            self.dirty = True
+
+    def save(self) -> None:
+        if self.path is None or not self.dirty:
+            return
+        kept = dict(list(self.entries.items())[-self.MAX_ENTRIES :])
+        write_sealed_entries(self.path, self.secret, self.FORMAT, self.stamp(), kept)
+        self.dirty = False
 
 
 def write_sealed(path: Path, secret: bytes, fmt: bytes, body: bytes) -> None:

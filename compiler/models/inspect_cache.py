@@ -15,15 +15,12 @@ rebuilt: it makes a run faster, never changes its result.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
-import pickle
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 from compiler import build_cache
-from compiler.build_cache import read_sealed_entries, write_sealed_entries
 from compiler.bundle.tree import TreeError
 from compiler.models.digest import DigestCache
 from compiler.models.inspect import ModelInfo, Unreadable, inspect_bytes, inspect_model, read_model
@@ -41,20 +38,16 @@ def code_stamp() -> bytes:
     return build_cache.code_stamp(FORMAT, "onnx", (here / "inspect.py", here / "onnx_core.py"))
 
 
-@dataclass
-class InspectCache:
-    path: Path | None  # None: in memory only (nothing is written)
-    secret: bytes = b""
-    entries: dict[str, bytes] = field(default_factory=dict)  # sha256 → pickled ModelInfo | Unreadable
-    hits: int = 0
-    misses: int = 0
-    dirty: bool = False
+class InspectCache(build_cache.SealedValues):
+    """sha256 → the pickled ModelInfo or Unreadable of those bytes."""
 
-    @classmethod
-    def load(cls, path: Path, secret: bytes) -> InspectCache:
-        cache = cls(path, secret)  # missing, damaged, forged, another user's or older code: only a slower run
-        cache.entries = read_sealed_entries(path, secret, FORMAT, MAX_BYTES, code_stamp())
-        return cache
+    FORMAT = FORMAT
+    MAX_BYTES = MAX_BYTES
+    MAX_ENTRIES = MAX_ENTRIES
+
+    @staticmethod
+    def stamp() -> bytes:
+        return code_stamp()
 
     def inspect(self, path: Path, digests: DigestCache) -> ModelInfo | Unreadable:
         """What `inspect_model(path)` says, from the cache when a file of the same bytes was inspected."""
@@ -62,29 +55,14 @@ class InspectCache:
             sha = digests.sha256(path)
         except (TreeError, OSError):
             return inspect_model(path)  # it reports why the file cannot be read, as a value
-        blob = self.entries.get(sha)
-        if blob is not None:
-            try:
-                got = pickle.loads(blob)  # part of the authenticated body
-            except Exception:  # noqa: BLE001
-                got = None
-            if isinstance(got, ModelInfo | Unreadable):
-                self.hits += 1
-                return replace(got, path=str(path)) if isinstance(got, ModelInfo) else got
+        got = self.cached(sha)
+        if isinstance(got, ModelInfo | Unreadable):
+            self.hits += 1
+            return replace(got, path=str(path)) if isinstance(got, ModelInfo) else got
         self.misses += 1
         data = read_model(path)
         if isinstance(data, Unreadable):
             return data  # about the file, not its bytes: never cached
         info = inspect_bytes(data, str(path))
-        with contextlib.suppress(Exception):  # something unpicklable: that model is simply not cached
-            self.entries.pop(sha, None)
-            self.entries[hashlib.sha256(data).hexdigest()] = pickle.dumps(info, protocol=pickle.HIGHEST_PROTOCOL)
-            self.dirty = True
+        self.keep(hashlib.sha256(data).hexdigest(), info, replaces=sha)  # the bytes read, if they changed since
         return info
-
-    def save(self) -> None:
-        if self.path is None or not self.dirty:
-            return
-        kept = dict(list(self.entries.items())[-MAX_ENTRIES:])
-        write_sealed_entries(self.path, self.secret, FORMAT, code_stamp(), kept)
-        self.dirty = False

@@ -13,15 +13,11 @@ from another version is ignored and rebuilt: it makes a run faster, never change
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import pickle
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from compiler import build_cache
-from compiler.build_cache import read_sealed_entries, write_sealed_entries
 from compiler.testing.dataset_types import DatasetError, Probe
 
 FORMAT = b"TAKTPRB1"
@@ -38,20 +34,16 @@ def code_stamp() -> bytes:
     return build_cache.code_stamp(FORMAT, "pyarrow", tuple(base / name for name in _CODE))
 
 
-@dataclass
-class ProbeCache:
-    path: Path | None  # None: in memory only (nothing is written)
-    secret: bytes = b""
-    entries: dict[str, bytes] = field(default_factory=dict)  # sha256 + format → pickled Probe | reason
-    hits: int = 0
-    misses: int = 0
-    dirty: bool = False
+class ProbeCache(build_cache.SealedValues):
+    """sha256 + format → the pickled Probe, or the reason (str) the bytes cannot be probed."""
 
-    @classmethod
-    def load(cls, path: Path, secret: bytes) -> ProbeCache:
-        cache = cls(path, secret)
-        cache.entries = read_sealed_entries(path, secret, FORMAT, MAX_BYTES, code_stamp())
-        return cache
+    FORMAT = FORMAT
+    MAX_BYTES = MAX_BYTES
+    MAX_ENTRIES = MAX_ENTRIES
+
+    @staticmethod
+    def stamp() -> bytes:
+        return code_stamp()
 
     def probe(
         self, sha256: str, fmt: str, run: Callable[[], Probe], unchanged: Callable[[], bool]
@@ -59,35 +51,18 @@ class ProbeCache:
         """What `run()` gives for a file of these bytes read as `fmt`: the probe, or its DatasetError; kept
         only when `unchanged()` says the file is still the one digested."""
         key = f"{sha256}:{fmt}"
-        blob = self.entries.get(key)
-        if blob is not None:
-            try:
-                got = pickle.loads(blob)  # part of the authenticated body
-            except Exception:  # noqa: BLE001
-                got = None
-            if isinstance(got, Probe):
-                self.hits += 1
-                return got
-            if isinstance(got, str):
-                self.hits += 1
-                return DatasetError(got)
+        got = self.cached(key)
+        if isinstance(got, Probe):
+            self.hits += 1
+            return got
+        if isinstance(got, str):
+            self.hits += 1
+            return DatasetError(got)
         self.misses += 1
         try:
             result: Probe | DatasetError = run()
         except DatasetError as exc:
             result = exc
-        if not unchanged():
-            return result
-        with contextlib.suppress(Exception):  # something unpicklable: that probe is simply not cached
-            stored = result.reason if isinstance(result, DatasetError) else result
-            self.entries.pop(key, None)
-            self.entries[key] = pickle.dumps(stored, protocol=pickle.HIGHEST_PROTOCOL)
-            self.dirty = True
+        if unchanged():
+            self.keep(key, result.reason if isinstance(result, DatasetError) else result)
         return result
-
-    def save(self) -> None:
-        if self.path is None or not self.dirty:
-            return
-        kept = dict(list(self.entries.items())[-MAX_ENTRIES:])
-        write_sealed_entries(self.path, self.secret, FORMAT, code_stamp(), kept)
-        self.dirty = False
