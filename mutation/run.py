@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import ast
 import difflib
+import hashlib
 import json
 import os
 import shutil
@@ -37,6 +38,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 OUT = ROOT / "build" / "mutation"
+# The verdicts, committed: a fresh clone's report (`--report-only`) shows every module's last run and whether its
+# source changed since, where build/mutation/ (the tree copies, the shards' working files) is not kept.
+KEPT = HERE / "results"
 TREE = OUT / "tree"
 TOOL = ROOT / ".venv-mutation" / "bin" / "cosmic-ray"
 PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -311,15 +315,60 @@ def merge_verdicts(parts: list[dict]) -> dict[str, dict]:
     return merged
 
 
+def digest(source: str) -> str:
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()
+
+
+def source_digest(part: dict) -> str:
+    """The digest of the source a run saw: kept files carry only the digest, working files the whole source."""
+    return part["source_sha256"] if "source_sha256" in part else digest(part["source"])
+
+
+def kept_path(module: Module) -> Path:
+    return KEPT / (module.path.replace("/", "_") + ".json")
+
+
 def load_results(module: Module) -> dict | None:
-    """The module's results, its shards' and its checks' merged in; None when it was never run."""
+    """The module's results: the committed verdicts, then its runs', shards' and checks' merged in (a later
+    verdict wins); None when it was never run."""
     stores = sorted((OUT / "results").glob(module.path.replace("/", "_") + ".json*"), key=lambda p: p.stat().st_mtime)
-    parts = [json.loads(p.read_text()) for p in stores]  # oldest first: a later run's verdict wins
+    kept = kept_path(module)
+    parts = ([json.loads(kept.read_text())] if kept.is_file() else []) + [json.loads(p.read_text()) for p in stores]
     if not parts:
         return None
-    current = (ROOT / module.path).read_text(encoding="utf-8")
-    fresh = [r for r in parts if r["source"] == current] or parts
-    return {**fresh[0], "mutants": merge_verdicts(fresh)}
+    current = digest((ROOT / module.path).read_text(encoding="utf-8"))
+    fresh = [r for r in parts if source_digest(r) == current] or [
+        r for r in parts if source_digest(r) == source_digest(parts[-1])]
+    return {**fresh[-1], "source_sha256": source_digest(fresh[-1]), "mutants": merge_verdicts(fresh)}
+
+
+def compact(res: dict) -> dict:
+    """What the report needs of a module's results, for the repository: per mutant its verdict and place, and
+    the diff only where the report shows it or matches it against mutation/equivalent.txt (a survivor, one the
+    tool could not make)."""
+    mutants = {}
+    for mid, m in sorted(res["mutants"].items()):
+        entry = {k: m[k] for k in ("status", "line", "col", "source_line", "killed_by") if k in m}
+        if m["status"] in ("survived", "error"):
+            entry["diff"] = m["diff"]
+        mutants[mid] = entry
+    return {"module": res["module"], "tests": res["tests"], "source_sha256": source_digest(res), "mutants": mutants}
+
+
+def keep_results(modules: list[Module]) -> None:
+    """Write each module's merged verdicts to mutation/results/ (replaced whole, never half-written)."""
+    KEPT.mkdir(parents=True, exist_ok=True)
+    for module in modules:
+        res = load_results(module)
+        if res is None:
+            continue
+        store = kept_path(module)
+        text = json.dumps(compact(res), indent=1, sort_keys=True) + "\n"
+        if store.is_file() and store.read_text() == text:
+            continue
+        tmp = store.with_name(f".{store.name}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, store)
 
 
 def run_module(module: Module, *, survivors_only: bool, log, shard: tuple[int, int] | None = None) -> dict:
@@ -330,7 +379,7 @@ def run_module(module: Module, *, survivors_only: bool, log, shard: tuple[int, i
     store = results_path(module, shard)
     store.parent.mkdir(parents=True, exist_ok=True)
     old = load_results(module) or {}  # every shard's results: a mutant run once is never run again
-    same_source = old.get("source") == (ROOT / module.path).read_text(encoding="utf-8")
+    same_source = bool(old) and source_digest(old) == digest((ROOT / module.path).read_text(encoding="utf-8"))
     done: dict[str, dict] = old.get("mutants", {}) if same_source else {}
     premutate(module, [m for m in mutants if m.id not in done or done[m.id]["status"] == "error"
                        or (survivors_only and done[m.id]["status"] == "survived")])
@@ -376,9 +425,10 @@ def report(modules: list[Module]) -> str:
         if res is None:
             rows.append(f"| {module.path} | not run | | | | | |")
             continue
-        stale = res["source"] != (ROOT / module.path).read_text(encoding="utf-8")
+        current = (ROOT / module.path).read_text(encoding="utf-8")
+        stale = res["source_sha256"] != digest(current)
         count = {"killed": 0, "survived": 0, "timeout": 0, "equivalent": 0}
-        spans = annotation_spans(res["source"])
+        spans = annotation_spans(res.get("source", current)) if not stale or "source" in res else []
         for mid, m in sorted(res["mutants"].items(), key=lambda kv: kv[1]["line"]):
             if "col" in m and in_spans((m["line"], m["col"]), spans):
                 continue
@@ -418,7 +468,7 @@ def record_check(module: Module, mutant_id: str, tests: tuple[str, ...], status:
     Written to the module's checks file, never into a shard's: a shard running meanwhile rewrites its own file
     from what it loaded at its start, and the merge lets the check's kill win over its stale survivor."""
     res = load_results(module)
-    if status != "killed" or res is None or res["source"] != (ROOT / module.path).read_text(encoding="utf-8"):
+    if status != "killed" or res is None or res["source_sha256"] != digest((ROOT / module.path).read_text("utf-8")):
         return
     entry = res["mutants"].get(mutant_id)
     mapped = {t.split("::")[0] for t in module.tests}
@@ -426,12 +476,19 @@ def record_check(module: Module, mutant_id: str, tests: tuple[str, ...], status:
         return
     store = checks_path(module)
     checks = json.loads(store.read_text()) if store.is_file() else None
-    if checks is None or checks["source"] != res["source"]:
-        checks = {**{k: v for k, v in res.items() if k != "mutants"}, "mutants": {}}
+    if checks is None or source_digest(checks) != res["source_sha256"]:
+        checks = {**{k: v for k, v in res.items() if k not in ("mutants", "source")}, "mutants": {}}
     checks["mutants"][mutant_id] = {**entry, "status": "killed", "killed_by": list(tests)}
     tmp = store.with_name(f".{store.name}.tmp")  # outside the results glob; replaced whole, never half-written
     tmp.write_text(json.dumps(checks, indent=1))
     os.replace(tmp, store)
+
+
+def tree_name(chosen: list[Module]) -> str:
+    """A readable name for a run's tree copy; a long list of modules is named by its hash (a file name ends at
+    255 bytes)."""
+    name = "-".join(m.path.replace("/", "_") for m in chosen)
+    return name if len(name) <= 120 else "modules-" + hashlib.sha256(name.encode()).hexdigest()[:16]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -463,19 +520,22 @@ def main(argv: list[str] | None = None) -> int:
             restore(module)
         print(f"{tail}\n{args.check[1]} against {' '.join(tests)}: {status} ({took:.0f} s)")
         record_check(module, args.check[1], tests, status)
+        keep_results([module])
         return 0 if status == "killed" else 1
     if not args.report_only:
         chosen = [by_path[p] for p in args.modules] if args.modules else modules
         # One copy per set of modules: two runs over different modules can go side by side.
         shard = tuple(int(x) for x in args.shard.split("/")) if args.shard else None
-        TREE = OUT / "trees" / (("-".join(m.path.replace("/", "_") for m in chosen) if args.modules else "all")
-                                + (f"-{shard[0]}of{shard[1]}" if shard else ""))
+        name = tree_name(chosen) if args.modules else "all"
+        TREE = OUT / "trees" / (name + (f"-{shard[0]}of{shard[1]}" if shard else ""))
         copy_tree()
         for module in chosen:
             run_module(module, survivors_only=args.survivors, log=log, shard=shard)
+    keep_results(modules)
     text = report(modules)
     (OUT / "report.md").parent.mkdir(parents=True, exist_ok=True)
     (OUT / "report.md").write_text(text, encoding="utf-8")
+    (HERE / "report.md").write_text(text, encoding="utf-8")  # committed beside the verdicts it is made of
     log(f"report: {OUT / 'report.md'}")
     return 0
 

@@ -43,6 +43,8 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     (tmp_path / "m.py").write_text(SOURCE)
     monkeypatch.setattr(module, "ROOT", tmp_path)
     monkeypatch.setattr(module, "OUT", tmp_path / "build")
+    monkeypatch.setattr(module, "KEPT", tmp_path / "kept")
+    monkeypatch.setattr(module, "load_equivalent", lambda: {})  # the report of m.py alone, not the repo's list
     return module
 
 
@@ -85,3 +87,42 @@ def test_a_check_that_did_not_kill_or_used_unmapped_tests_records_nothing(run: M
     run.record_check(module, "core/AddNot#9", ("tests/test_m.py",), "killed")  # never generated
     assert not run.checks_path(module).exists()
     assert run.load_results(module)["mutants"] == {mid: _entry("survived")}
+
+
+def test_the_committed_verdicts_alone_make_the_report_and_say_when_the_source_changed(run: ModuleType) -> None:
+    module = run.Module("m.py", ("tests/test_m.py",))
+    killed, survived, checked = "core/AddNot#0", "core/ReplaceBinaryOperator_Add_Sub#0", "core/NumberReplacer#0"
+    _write(run.results_path(module, (0, 2)), {killed: _entry("killed"), survived: _entry("survived")}, 1_000)
+    _write(run.results_path(module, (1, 2)), {checked: _entry("survived")}, 1_001)
+    run.record_check(module, checked, ("tests/test_m.py",), "killed")
+    run.keep_results([module])
+    kept = json.loads(run.kept_path(module).read_text())
+    assert "source" not in kept and kept["source_sha256"] == run.digest(SOURCE)
+    assert "diff" in kept["mutants"][survived] and "diff" not in kept["mutants"][killed]  # only what is shown
+
+    for p in (run.OUT / "results").iterdir():  # a fresh clone: no working files
+        p.unlink()
+    merged = run.load_results(module)
+    assert {k: v["status"] for k, v in merged["mutants"].items()} == {
+        killed: "killed", survived: "survived", checked: "killed"}
+    assert merged["mutants"][checked]["killed_by"] == ["tests/test_m.py"]
+    row = next(line for line in run.report([module]).splitlines() if line.startswith("| m.py"))
+    assert row == "| m.py | 3 | 2 | 1 | 0 | 0 | 67% |"
+
+    (run.ROOT / "m.py").write_text(SOURCE + "\n# changed\n")
+    row = next(line for line in run.report([module]).splitlines() if line.startswith("| m.py"))
+    assert row.startswith("| m.py (source changed since) | 3 |")
+
+
+def test_a_new_run_on_the_changed_source_is_not_merged_with_the_old_verdicts(run: ModuleType) -> None:
+    module = run.Module("m.py", ("tests/test_m.py",))
+    old, new = "core/AddNot#0", "core/AddNot#1"
+    _write(run.results_path(module), {old: _entry("survived")}, 1_000)
+    run.keep_results([module])
+    changed = SOURCE + "\n# changed\n"
+    (run.ROOT / "m.py").write_text(changed)
+    shard = run.results_path(module, (0, 2))
+    shard.write_text(json.dumps({"module": "m.py", "tests": ["tests/test_m.py"], "baseline_s": 1.0,
+                                 "source": changed, "mutants": {new: _entry("killed")}}))
+    merged = run.load_results(module)
+    assert merged["source_sha256"] == run.digest(changed) and set(merged["mutants"]) == {new}
