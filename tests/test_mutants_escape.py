@@ -144,3 +144,68 @@ def test_to_yaml_writes_line_breaks_as_escapes_in_one_double_quoted_scalar():
     """The pure emitter (the one configured) writes a line break inside a value as `\\n` in one double-quoted
     scalar; the C emitter would write a folded single-quoted block, other bytes for the same data."""
     assert to_yaml({"k": "line1\nline2\n"}) == 'k: "line1\\nline2\\n"\n'
+
+
+# --- which emitter to_yaml takes (escape._c_safe): libyaml's only where it writes ruamel's pure bytes ---------
+
+
+def test_a_string_takes_the_c_emitter_up_to_its_exact_length_bound() -> None:
+    from compiler.render import escape
+
+    assert escape._c_safe("a" * escape._C_SAFE_LENGTH) and not escape._c_safe("a" * (escape._C_SAFE_LENGTH + 1))
+    assert escape._C_SAFE_LENGTH == 1000  # libyaml and ruamel agree on plain scalars this long (test_escape_yaml)
+
+
+@pytest.mark.parametrize("ch", ["'", "\n", "\r", "\x85", "\u2028", "\u2029", "\U00010000", "\U0010ffff"])
+def test_each_character_the_emitters_write_differently_takes_the_pure_one(ch: str) -> None:
+    from compiler.render import escape
+
+    assert not escape._c_safe(f"a{ch}b") and not escape._c_safe({"k": f"a{ch}"}) and not escape._c_safe([ch])
+    assert escape._c_safe("a\tb \ufffd\uffff") and escape._c_safe("")  # the BMP's last, a tab: the same bytes
+
+
+def _nested(depth: int, leaf: object, kind: str) -> object:
+    out = leaf
+    for _ in range(depth):
+        out = {"k": out} if kind == "dict" else [out] if kind == "list" else (out,)
+    return out
+
+
+@pytest.mark.parametrize("kind", ["dict", "list", "tuple"])
+def test_nesting_takes_the_c_emitter_to_its_exact_depth(kind: str) -> None:
+    from compiler.render import escape
+
+    assert escape._c_safe(_nested(64, 1, kind)) and not escape._c_safe(_nested(65, 1, kind))
+
+
+def test_every_key_and_value_of_a_mapping_and_every_item_is_looked_at() -> None:
+    from compiler.render import escape
+
+    assert escape._c_safe({"a": 1, "b": [True, None, 1.5, -2, "x"], "c": ()})
+    assert not escape._c_safe({"a": 1, "b\n": 2}) and not escape._c_safe({"a": 1, "b": "it's"})
+    assert not escape._c_safe({"it's": 1, "b": 2}) and not escape._c_safe({"a": "x", "b": "it's"})
+    assert not escape._c_safe([1, "ok", "it's"]) and not escape._c_safe(("ok", "x\ny"))
+
+
+@pytest.mark.parametrize("value", [b"bytes", {1, 2}, object(), 1j])
+def test_anything_but_plain_data_takes_the_pure_emitter(value: object) -> None:
+    from compiler.render import escape
+
+    assert not escape._c_safe(value) and not escape._c_safe({"k": value}) and not escape._c_safe([value])
+
+
+def test_to_yaml_takes_the_emitter_c_safe_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    from compiler.render import escape
+
+    taken: list[bool] = []
+    real = escape._dumper
+
+    def dumper(pure: bool):  # type: ignore[no-untyped-def]
+        taken.append(pure)
+        return real(pure)
+
+    monkeypatch.setattr(escape, "_dumper", dumper)
+    to_yaml({"k": "plain"})
+    to_yaml({"k": "it's"})
+    assert taken == [False, True]
+    assert real(True) is real(True) and real(True) is not real(False)  # one configured dumper per kind

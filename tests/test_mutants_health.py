@@ -1,0 +1,238 @@
+"""agent/health.py, fast: the health gate on a hand-made release (a two-input linear model, its runner.json and
+an NPZ of samples), the tolerance and latency budget at their exact bounds through a fake clock, and the
+subprocess driver against tiny stand-in interpreters (`make mutation`: every mutant of health.py)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from agent import health
+from tests.conftest import TINY
+from tests.test_runner_contract import _doc
+
+DIGEST = "d" * 64
+X = np.array([[1.0, 1.0], [2.0, 4.0], [0.0, 2.0], [6.0, 0.0]], dtype=np.float32)
+Y = (X.sum(axis=1, keepdims=True) * 0.5).astype(np.float32)  # what TINY computes: y = 0.5 x0 + 0.5 x1
+
+
+def _bundle(release: Path, digest: str, *, model: bool = True, config: dict[str, Any] | None = None,
+            expected: np.ndarray | None = None) -> None:  # fmt: skip
+    bundle = release / "bundles" / digest
+    bundle.mkdir(parents=True)
+    if model:
+        (bundle / "model").mkdir()
+        (bundle / "model" / "model.onnx").write_bytes(TINY)
+    if config is not None:
+        (bundle / "runner.json").write_bytes(json.dumps(config).encode())
+    if expected is not None:
+        (bundle / "health").mkdir()
+        np.savez(bundle / "health" / "samples.npz", x=X, **{"expected/y": expected})
+
+
+def _config(*, samples: dict[str, Any] | None, latency: float | None = None) -> dict[str, Any]:
+    doc = _doc()
+    doc["model"]["inputs"] = [{"name": "x", "dtype": "float32", "shape": ["batch", 2]}]
+    doc["model"]["outputs"] = [{"name": "y", "dtype": "float32", "shape": ["batch", 1]}]
+    doc["bindings"], doc["outputs"], doc["model"]["preprocessing"] = [], [], []
+    doc["health"].pop("samples")
+    doc["health"].pop("latencySeconds")
+    if samples is not None:
+        doc["health"]["samples"] = {"file": "health/samples.npz", **samples}
+    if latency is not None:
+        doc["health"]["latencySeconds"] = latency
+    return doc
+
+
+def _release(tmp: Path, bundles: list[tuple[str, str]]) -> Path:
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "release.json").write_text(json.dumps({"bundles": [{"name": n, "digest": d} for n, d in bundles]}))
+    return tmp
+
+
+class Clock:
+    """perf_counter for the gate: the warm-up is not timed, the timed run takes `took` seconds."""
+
+    def __init__(self, took: float) -> None:
+        self.times = iter([0.0, took])
+
+    def perf_counter(self) -> float:
+        return next(self.times)
+
+
+# --- check_release --------------------------------------------------------------------------------------------
+
+
+def test_a_bundle_without_a_model_is_healthy_and_says_why(tmp_path: Path) -> None:
+    release = _release(tmp_path, [("line/ipc", DIGEST)])
+    _bundle(release, DIGEST, model=False)
+    assert health.check_release(release) == {
+        "ok": True, "checks": [{"bundle": "line/ipc", "ok": True, "detail": "no model to load (not an edge bundle)"}]}
+
+
+@pytest.mark.parametrize("config", [None, "without samples"])
+def test_a_model_without_samples_only_has_to_load(tmp_path: Path, config: str | None) -> None:
+    release = _release(tmp_path, [("line/ipc", DIGEST)])
+    _bundle(release, DIGEST, config=_config(samples=None) if config else None)
+    assert health.check_release(release) == {
+        "ok": True, "checks": [{"bundle": "line/ipc", "ok": True, "detail": "model loads; no health samples"}]}
+
+
+def test_samples_the_model_reproduces_pass_with_their_count_and_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = _release(tmp_path, [("line/ipc", DIGEST)])
+    _bundle(release, DIGEST, config=_config(samples={"abs": 0.0, "rel": 0.0}), expected=Y)
+    monkeypatch.setattr(health, "time", Clock(0.00125))
+    assert health.check_release(release) == {
+        "ok": True, "checks": [{"bundle": "line/ipc", "ok": True, "detail": "4 samples in 1.25 ms"}]}
+
+
+@pytest.mark.parametrize(("abs_", "rel", "ok"), [
+    (0.25, 0.0, True), (0.2, 0.0, False),  # every output off by 0.25: within an absolute 0.25, not 0.2
+    (0.0, 0.2, True), (0.0, 0.19, False),  # relative to the expected 1.25: 0.2 of it covers 0.25, 0.19 not
+])  # fmt: skip
+def test_the_tolerance_is_the_bundle_s_absolute_and_relative_one(tmp_path: Path, abs_: float, rel: float,
+                                                                ok: bool) -> None:  # fmt: skip
+    release = _release(tmp_path, [("line/ipc", DIGEST)])
+    _bundle(release, DIGEST, config=_config(samples={"abs": abs_, "rel": rel}), expected=Y + np.float32(0.25))
+    report = health.check_release(release)
+    assert report["ok"] is ok and report["checks"][0]["ok"] is ok
+    if not ok:
+        assert report["checks"][0]["detail"] == "outputs y differ from the health samples"
+
+
+@pytest.mark.parametrize(("took", "budget", "ok"), [(0.004, 0.001, True), (0.004, 0.000999, False),
+                                                    (10.0, None, True)])  # fmt: skip
+def test_the_latency_budget_is_per_sample_and_inclusive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, took: float, budget: float | None, ok: bool
+) -> None:
+    release = _release(tmp_path, [("line/ipc", DIGEST)])
+    _bundle(release, DIGEST, config=_config(samples={}, latency=budget), expected=Y)
+    monkeypatch.setattr(health, "time", Clock(took))
+    check = health.check_release(release)["checks"][0]
+    assert check["ok"] is ok
+    if ok:
+        assert check["detail"] == f"4 samples in {took * 1e3:.2f} ms"
+    else:
+        assert check["detail"] == "1.00 ms per sample exceeds the budget of 1.00 ms"
+
+
+def test_wrong_outputs_are_named_before_a_blown_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    release = _release(tmp_path, [("line/ipc", DIGEST)])
+    _bundle(release, DIGEST, config=_config(samples={}, latency=1e-9), expected=Y + 1)
+    monkeypatch.setattr(health, "time", Clock(1.0))
+    assert health.check_release(release)["checks"][0] == {
+        "bundle": "line/ipc", "ok": False, "detail": "outputs y differ from the health samples"}
+
+
+def test_one_unhealthy_bundle_makes_the_release_unhealthy_and_every_bundle_is_checked(tmp_path: Path) -> None:
+    other = "e" * 64
+    release = _release(tmp_path, [("a/ipc", DIGEST), ("b/ipc", other), ("c/ipc", "f" * 64)])
+    _bundle(release, DIGEST, config=_config(samples={}), expected=Y)
+    _bundle(release, other, config=_config(samples={}), expected=Y + 1)
+    _bundle(release, "f" * 64, model=False)
+    report = health.check_release(release)
+    assert report["ok"] is False
+    assert [(c["bundle"], c["ok"]) for c in report["checks"]] == [("a/ipc", True), ("b/ipc", False), ("c/ipc", True)]
+
+
+# --- run_health: the subprocess ---------------------------------------------------------------------------------
+
+
+def _interpreter(tmp: Path, script: str) -> str:
+    path = tmp / f"python-{abs(hash(script))}"
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(0o755)
+    return str(path)
+
+
+def _report(*checks: tuple[str, bool, str]) -> str:
+    return json.dumps({"ok": all(c[1] for c in checks),
+                       "checks": [{"bundle": b, "ok": ok, "detail": d} for b, ok, d in checks]})  # fmt: skip
+
+
+def test_a_healthy_report_lists_every_check_and_only_its_last_line_counts(tmp_path: Path) -> None:
+    report = _report(("a", True, "fine"), ("b", True, "also"))
+    python = _interpreter(tmp_path, f"echo 'noise from a library'\necho '{report}'\n")
+    assert health.run_health(tmp_path, python, timeout=60) == (True, "a: fine; b: also")
+
+
+def test_an_unhealthy_report_names_only_the_failing_checks(tmp_path: Path) -> None:
+    report = _report(("a", True, "fine"), ("b", False, "bad"), ("c", False, "worse"))
+    python = _interpreter(tmp_path, f"echo '{report}'\nexit 1\n")
+    assert health.run_health(tmp_path, python, timeout=60) == (False, "b: bad; c: worse")
+
+
+def test_a_check_that_prints_no_report_crashed_with_its_last_error_line(tmp_path: Path) -> None:
+    python = _interpreter(tmp_path, "echo first >&2\necho 'Segmentation fault' >&2\nexit 139\n")
+    assert health.run_health(tmp_path, python, timeout=60) == (False, "health check crashed: Segmentation fault")
+    python = _interpreter(tmp_path, "exit 3\n")
+    assert health.run_health(tmp_path, python, timeout=60) == (False, "health check crashed: no output")
+    python = _interpreter(tmp_path, "echo 'not json'\nprintf '%0400d\\n' 7 >&2\n")
+    ok, why = health.run_health(tmp_path, python, timeout=60)
+    assert not ok and why == "health check crashed: " + "0" * 300  # the 400-character line cut at 300
+
+
+def test_a_check_past_its_timeout_is_killed(tmp_path: Path) -> None:
+    import time
+
+    marker = tmp_path / "finished"
+    python = _interpreter(tmp_path, f"sleep 1\ntouch {marker}\n")
+    assert health.run_health(tmp_path, python, timeout=0.3, poll=0.05) == (False, "health check timed out after 0 s")
+    time.sleep(1.2)
+    assert not marker.exists()  # killed, not left running
+    python = _interpreter(tmp_path, "sleep 3\n")
+    assert health.run_health(tmp_path, python, timeout=1.6, poll=0.05) == (False, "health check timed out after 2 s")
+
+
+def test_preemption_is_asked_every_interval_and_abandons_the_check(tmp_path: Path) -> None:
+    python = _interpreter(tmp_path, "sleep 3\n")
+    asked: list[float] = []
+
+    def preempt() -> bool:
+        asked.append(1)
+        return len(asked) == 3
+
+    ok, why = health.run_health(tmp_path, python, timeout=60, preempt=preempt, poll=0.01, preempt_every=0.1)
+    assert (ok, why) == (False, "preempted by a newer desired state") and len(asked) == 3
+    asked.clear()
+    ok, why = health.run_health(tmp_path, python, timeout=0.5, preempt=lambda: asked.append(1) or False,
+                                poll=0.01, preempt_every=5)  # fmt: skip
+    assert (ok, why) == (False, "health check timed out after 0 s") and asked == []  # not asked before its interval
+    ok, why = health.run_health(tmp_path, python, timeout=0.4, preempt=None, poll=0.01, preempt_every=0.01)
+    assert why == "health check timed out after 0 s"
+
+
+def test_the_real_gate_runs_as_a_module_of_this_interpreter(tmp_path: Path) -> None:
+    release = _release(tmp_path / "r", [("line/ipc", DIGEST)])
+    _bundle(release, DIGEST, config=_config(samples={}), expected=Y)
+    ok, why = health.run_health(release, None, timeout=120)
+    assert ok is True and why.startswith("line/ipc: 4 samples in ")
+    broken = _release(tmp_path / "broken", [("line/ipc", DIGEST)])
+    _bundle(broken, DIGEST, config=_config(samples={}), expected=None)  # the samples file is missing
+    ok, why = health.run_health(broken, sys.executable, timeout=120)
+    assert ok is False and why.startswith("?: FileNotFoundError: ")
+
+
+def test_main_prints_one_report_and_exits_by_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    monkeypatch.setattr(health, "check_release", lambda release: {"ok": True, "checks": [str(release)]})
+    monkeypatch.setattr(sys, "argv", ["health", str(tmp_path)])
+    with pytest.raises(SystemExit) as info:
+        health.main()
+    assert info.value.code == 0 and json.loads(capsys.readouterr().out) == {"ok": True, "checks": [str(tmp_path)]}
+
+    def boom(release: Path) -> dict[str, Any]:
+        raise ValueError("no such model")
+
+    monkeypatch.setattr(health, "check_release", boom)
+    with pytest.raises(SystemExit) as info:
+        health.main()
+    assert info.value.code == 1 and json.loads(capsys.readouterr().out) == {
+        "ok": False, "checks": [{"bundle": "?", "ok": False, "detail": "ValueError: no such model"}]}
