@@ -264,15 +264,16 @@ def test_history_is_searched_as_far_as_its_bound(writer: Writer, tmp_path: Path,
 
 def test_a_device_s_candidates_stop_at_max_pairs(writer: Writer, tmp_path: Path, key: Ed25519PrivateKey,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    for gen in (1, 2, 3):
-        head = writer.commit(_signed("d1", gen, key))
+    """The newest MAX_PAIRS distinct states are tried: two newer unsigned ones push the signed one out at 2."""
+    writer.commit(_signed("d1", 5, key))
+    writer.commit({f"devices/d1/{DESIRED}": _state("d1", 6)})
+    head = writer.commit({f"devices/d1/{DESIRED}": _state("d1", 7)})
     repo, _ = _clone(writer, tmp_path)
+    old = dr.tree_of(repo, head)
     monkeypatch.setattr(dr, "MAX_PAIRS", 3)
-    assert dr.signed_history(repo, head, BRANCH, {}, key)["d1"].generation == 3
-    monkeypatch.setattr(dr, "MAX_PAIRS", 2)  # the newest two of each kind: 3 and 2
-    assert dr.signed_history(repo, head, BRANCH, {}, key)["d1"].generation == 3
-    monkeypatch.setattr(dr, "MAX_PAIRS", 1)
-    assert dr.signed_history(repo, head, BRANCH, {}, key)["d1"].generation == 3
+    assert dr.signed_history(repo, head, BRANCH, old, key)["d1"].generation == 5
+    monkeypatch.setattr(dr, "MAX_PAIRS", 2)
+    assert dr.signed_history(repo, head, BRANCH, old, key) == {}
 
 
 def test_a_verified_state_is_this_device_s_signed_one_and_nothing_else(key: Ed25519PrivateKey) -> None:
