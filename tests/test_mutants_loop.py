@@ -176,3 +176,10 @@ def test_no_runner_control_is_nothing_to_close(monkeypatch: pytest.MonkeyPatch) 
     made = _patch(monkeypatch, [Result.APPLIED], runners=False)
     assert loop.run(_cfg(), once=True, sleep=lambda s: None).result is Result.APPLIED
     assert made[0].runners is None
+
+
+def test_the_loop_options_are_keyword_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    made = _patch(monkeypatch, [Result.APPLIED])
+    with pytest.raises(TypeError):
+        loop.run(_cfg(), True)  # type: ignore[misc]
+    assert made == []

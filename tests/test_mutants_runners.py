@@ -6,6 +6,7 @@ exactly in about a second. The agent tests reach this module only through real r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -41,6 +42,12 @@ def _wait(cond: Callable[[], bool], limit: float = 5.0) -> None:
 
 
 # --- pure helpers ---------------------------------------------------------------------------------
+
+
+def test_a_spec_is_frozen_so_ensure_can_compare_it(tmp_path: Path) -> None:
+    spec = _spec(tmp_path)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.port = 1  # type: ignore[misc]
 
 
 def test_port_conflicts_name_both_deployments_once_per_clash(tmp_path: Path) -> None:
@@ -264,13 +271,14 @@ def test_a_big_log_is_cut_at_a_start_and_a_small_one_kept(sup: rn.Supervisor, tm
     logs.mkdir()
     sup.command = (sys.executable, "-c", "print('new', flush=True)", "--")
     sup.poll = 60.0
-    (logs / "a.log").write_bytes(b"o" * rn.LOG_LIMIT)
-    (logs / "b.log").write_bytes(b"o" * (rn.LOG_LIMIT + 1))
+    assert rn.LOG_LIMIT == 1 << 20
+    (logs / "a.log").write_bytes(b"o" * (1 << 20))
+    (logs / "b.log").write_bytes(b"o" * ((1 << 20) + 1))
     sup.restart([_spec(tmp_path, "a", 1), _spec(tmp_path, "b", 2)])
     for c in sup.children.values():
         assert c.proc is not None
         c.proc.wait(5)
-    assert (logs / "a.log").read_bytes() == b"o" * rn.LOG_LIMIT + b"new\n"
+    assert (logs / "a.log").read_bytes() == b"o" * (1 << 20) + b"new\n"
     assert (logs / "b.log").read_bytes() == b"new\n"
 
 
