@@ -433,3 +433,50 @@ def test_systemctl_failing_missing_or_hanging_is_a_runner_error(tmp_path: Path) 
     with pytest.raises(rn.RunnerError, match=r"timed out after 0\.3 seconds"):
         hang._ctl("a")
     assert hang.close() is None
+
+
+def test_runner_specs_one_per_runner_bundle_through_the_current_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runner contract's parser is replaced at the module boundary: each runner.json names its health."""
+    health = {
+        "b": contract.Health(http_port=9100, gate=contract.RunnerGate(window_seconds=7)),
+        "a": None,
+    }
+
+    class _Config:
+        @staticmethod
+        def parse(data: bytes) -> object:
+            return type("C", (), {"health": health[data.decode()]})()
+
+    monkeypatch.setattr(rn.contract, "RunnerConfig", _Config)
+    release, state = tmp_path / "rel", tmp_path / "state"
+    bundles = [
+        {"name": "b/t", "digest": "d1"},
+        {"name": "a/t", "digest": "d2"},
+        {"name": "c/t", "digest": "d3"},  # no runner.json: embedded
+        {"name": "b/t", "digest": "d4", "shadow": True},  # a challenger: runs inside b's runner
+    ]
+    for ref in bundles:
+        (release / "bundles" / ref["digest"]).mkdir(parents=True)
+    (release / "bundles" / "d1" / "runner.json").write_text("b")
+    (release / "bundles" / "d1" / "takt-runner.service").write_bytes(b"unit")
+    (release / "bundles" / "d2" / "runner.json").write_text("a")
+    (release / "bundles" / "d4" / "runner.json").write_text("b")
+    (release / "shadow").mkdir()
+    (release / "shadow" / "b.json").write_text("{}")
+    (release / "release.json").write_text(json.dumps({"bundles": bundles}))
+    a, b = rn.runner_specs(state, release)
+    live = state / "current" / "deployments"
+    assert a == rn.RunnerSpec(
+        deployment="a", bundle="d2", config=live / "a" / "runner.json", workdir=live / "a", port=8080,
+        gate=contract.RunnerGate(window_seconds=300.0), unit=None, shadow=None,
+    )  # fmt: skip
+    assert b == rn.RunnerSpec(
+        deployment="b", bundle="d1", config=live / "b" / "runner.json", workdir=live / "b", port=9100,
+        gate=contract.RunnerGate(window_seconds=7), unit=b"unit", shadow=state / "current" / "shadow" / "b.json",
+    )  # fmt: skip
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "release.json").write_text("{}")
+    assert rn.runner_specs(state, empty) == []
