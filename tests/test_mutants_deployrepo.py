@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from compiler import deployrepo as dr
 from compiler.bundle import DESIRED, MANIFEST, SIGNATURE, Activation, BundleRef, DesiredState, write_bundle
-from compiler.bundle.desired import sign
+from compiler.bundle.desired import MAX_DESIRED_BYTES, sign
 from compiler.clusters import ClusterSource
 from compiler.rollout.state import CanaryStep, DeviceBundles, Phase, RolloutSpec, RolloutState, sealed, signature_path
 
@@ -116,10 +116,25 @@ def test_the_tree_lists_every_entry_with_its_mode_and_a_prefix_narrows_it(writer
     repo, _ = _clone(writer, tmp_path)
     tree = dr.tree_of(repo, head)
     assert {p: b.mode for p, b in tree.items()} == {
-        "devices/d1/x": "100644", "bundles/b/y": "100644", "top": "100644", "run.sh": "100755", "link": "120000"}
+        "devices/d1/x": "100644",
+        "bundles/b/y": "100644",
+        "top": "100644",
+        "run.sh": "100755",
+        "link": "120000",
+    }
     assert tree["top"].sha == repo.git.rev_parse(f"{head}:top")
     assert set(dr.tree_of(repo, head, "devices/")) == {"devices/d1/x"}
     assert dr.tree_of(repo, None) == {}
+
+
+def test_the_read_bounds_are_the_documented_figures() -> None:
+    """The tests below set these bounds small to reach them, so the figures are pinned here: a state as large
+    as desired.py accepts, a rollout record of ~60,000 devices, and how far a search for a verified state goes."""
+    assert dr.MAX_STATE_BYTES == 1 << 20 == MAX_DESIRED_BYTES
+    assert dr.MAX_RECORD_BYTES == 16 << 20
+    assert dr.MAX_MANIFEST_BYTES == 64 << 20
+    assert dr.MAX_HISTORY == 500
+    assert dr.MAX_PAIRS == 64
 
 
 def test_a_blob_is_read_up_to_its_limit_and_a_link_never(writer: Writer, tmp_path: Path) -> None:
