@@ -6,9 +6,10 @@ import contextlib
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from types import MappingProxyType
+from typing import TYPE_CHECKING, ClassVar
 
 import click
 from rich.console import Console
@@ -98,9 +99,9 @@ def _spinner(console: Console, label: str, enabled: bool) -> Iterator[Callable[[
 
 
 class _LazyGroup(click.Group):
-    """Import `takt agent`'s module only when that command runs or help lists it (~0.3 s saved per build)."""
+    """Import `takt agent`'s module only when that command runs or help lists it (a build skips ~0.2 s of imports)."""
 
-    lazy: dict[str, tuple[str, str]] = {"agent": ("agent.cli", "agent_group")}  # noqa: RUF012 - read-only table
+    lazy: ClassVar[Mapping[str, tuple[str, str]]] = MappingProxyType({"agent": ("agent.cli", "agent_group")})
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.lazy])
@@ -117,9 +118,7 @@ class _LazyGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
 
-@click.group(
-    cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
-)
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="takt")
 def cli() -> None:
     """Takt: validate, test, build and publish ML deployments for the factory floor."""
