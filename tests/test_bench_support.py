@@ -55,6 +55,26 @@ def _modules_after(code: str) -> set[str]:
     return set(out.split())
 
 
+def test_only_the_agent_command_imports_the_agent_module():
+    example = str(EXAMPLES / "press-line-anomaly")
+    run = "from compiler.cli.main import cli\ntry:\n    cli({args!r})\nexcept SystemExit:\n    pass"
+    assert "agent.cli" not in _modules_after(run.format(args=["validate", example]))
+    assert "agent.cli" in _modules_after(run.format(args=["agent", "status", "--help"]))
+
+
+def test_the_lazy_agent_command_is_listed_and_runs(capsys: pytest.CaptureFixture[str]):
+    from compiler.cli.main import cli
+
+    with pytest.raises(SystemExit) as listed:
+        cli(["--help"])
+    assert listed.value.code == 0 and "  agent " in capsys.readouterr().out
+    with pytest.raises(SystemExit) as shown:
+        cli(["agent", "--help"])
+    out = capsys.readouterr().out
+    listed_commands = {w.split()[0] for w in out.splitlines() if w.startswith("  ")}
+    assert shown.value.code == 0 and {"run", "status", "keygen"} <= listed_commands
+
+
 def test_target_classes_load_without_their_renderers():
     """Validation needs a class's profile and rules; its renderer (and numpy, pyarrow, jinja2) only a render."""
     loaded = _modules_after("from compiler.render.plugins import target_classes\nprint(sorted(target_classes()))")
@@ -103,8 +123,13 @@ def test_every_row_of_a_merged_table_says_when_and_at_what_load_it_was_measured(
             "quick": False, "loadavg_start": [0.3, 1.0, 2.0], "loadavg_end": [1.4, 1.0, 2.0],
             "total_seconds": 10.0, "cpu_seconds": 12.0}  # fmt: skip
     rows = [
-        {"name": "new", "unit": "s", "takt": 1.5, "runs": [1.5],
-         "measured": {"date": "2026-12-02", "load": [0.3, 1.4]}},
+        {
+            "name": "new",
+            "unit": "s",
+            "takt": 1.5,
+            "runs": [1.5],
+            "measured": {"date": "2026-12-02", "load": [0.3, 1.4]},
+        },
         {"name": "old", "unit": "s", "takt": 2.0, "runs": [2.0, 2.1, 1.9]},
     ]
     text = bench.markdown(rows, info, merged=True)
