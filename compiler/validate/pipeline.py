@@ -96,8 +96,8 @@ def _validate(
     unparsed: dict[str, str] = {}
     total = len(disc.files)
     doc_cache = _open_cache(disc.root, cache_dir) if use_cache else None
-    for n, file in enumerate(disc.files, start=1):
-        display = display_path(file)
+    displays = [display_path(f) for f in disc.files]  # each resolves the file and the cwd: once per file
+    for n, (file, display) in enumerate(zip(disc.files, displays, strict=True), start=1):
         source = read_source(file, display, limit, disc.root)
         if isinstance(source, Diagnostic):
             diags.append(source)
@@ -154,7 +154,7 @@ def _validate(
     return ValidationResult(
         root=disc.root,
         project=disc.project,
-        files=[display_path(f) for f in disc.files],
+        files=displays,
         documents=documents,
         index=index,
         diagnostics=sort_diagnostics(kept),

@@ -173,6 +173,9 @@ def latency_budgets_name_targets(index: SpecIndex) -> Iterator[Diagnostic]:
 
 def _latency_budget_keys(index: SpecIndex, doc: Any, test: LatencyTest, i: int) -> list[Diagnostic]:
     """A `budgets` key names a Target or a target class; a typo would leave its target on the default."""
+    unknown = [key for key in test.budgets if index.get("Target", key) is None]
+    if not unknown:  # loading the target classes imports every renderer: only when a key could name one
+        return []
     from compiler.render.plugins import target_classes
 
     classes = set(target_classes())
@@ -182,8 +185,8 @@ def _latency_budget_keys(index: SpecIndex, doc: Any, test: LatencyTest, i: int) 
             f"latency budget {key!r} names no Target and no target class (classes: {', '.join(sorted(classes))})",
             ("spec", "tests", i, "budgets", key),
         )
-        for key in test.budgets
-        if key not in classes and index.get("Target", key) is None
+        for key in unknown
+        if key not in classes
     ]
 
 
