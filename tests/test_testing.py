@@ -202,3 +202,35 @@ def test_the_html_report_carries_provenance_ticks_and_keeps_labels_on_the_canvas
     x, anchor = float(label.group(1)), label.group(2)
     assert anchor == "end" and x <= width  # a label near the right edge is drawn leftwards, on the canvas
     assert "Measured on the build machine" in page
+
+
+def test_invariance_flips_equal_a_plain_recomputation(cli_run, press: Path):
+    """The noise test's flip count is the one numpy and onnxruntime give on the same rows, seed and order of
+    draws (trial by trial, column by column in the spec's order): the noisy copies come from the clean
+    columns, which no trial alters."""
+    import onnxruntime as ort
+    import pyarrow.csv as pacsv
+
+    load_free_latency(press)
+    code, out = cli_run("test", str(press), "--format", "json", "--no-progress")
+    assert code == 0, out
+    suite = json.loads(out[: out.rindex("}") + 1])["suites"][0]
+    got = next(t for t in suite["tests"] if t["name"] == "sensor-noise")["details"]
+    table = pacsv.read_csv(press / "data/reference.csv")
+    cols = {c: table.column(c).to_numpy().astype(np.float64) for c in table.column_names}
+    assert got["computation"] == {"rows": table.num_rows, "method": "exact"}
+    sess = ort.InferenceSession(str(press / "models/press_anomaly.onnx"), providers=["CPUExecutionProvider"])
+
+    def predict(c: dict[str, np.ndarray]) -> np.ndarray:
+        vib = np.clip(np.stack([c["vib_x"], c["vib_y"], c["vib_z"]], axis=1), 0, 50).astype(np.float32)
+        proc = np.stack([c["pressure"], c["oil_temp"]], axis=1).astype(np.float32)
+        return np.asarray(sess.run(["is_anomaly"], {"vibration": vib, "process": proc})[0]).reshape(-1)
+
+    clean, rng, flips = predict(cols), np.random.default_rng(0), 0
+    for _ in range(5):
+        noisy = dict(cols)
+        for name in ("vib_x", "vib_y", "vib_z"):
+            noisy[name] = cols[name] + rng.normal(0, 0.05, cols[name].shape)
+        flips += int(np.sum(predict(noisy) != clean))
+    assert got["predictions"] == 5 * table.num_rows
+    assert got["flips"] == flips

@@ -734,10 +734,12 @@ class SuiteRunner:
         clean = _labels_from(self.runner.run(self.runner.feeds(columns))[out_name], None)
         rng = np.random.default_rng(test.seed)
         flips = 0
+        # each noisy column is a new array (col + noise): the clean one is only read, so cast it once, no copy
+        clean_cols = {name: columns[name].astype(np.float64, copy=False) for name in test.noise}
         for _ in range(test.trials):
             noisy = dict(columns)
             for name, std in test.noise.items():
-                col = columns[name].astype(np.float64)
+                col = clean_cols[name]
                 noisy[name] = col + rng.normal(0, std, col.shape)
             pred = _labels_from(self.runner.run(self.runner.feeds(noisy))[out_name], None)
             flips += int(np.sum(pred != clean))
