@@ -339,7 +339,9 @@ def load_results(module: Module) -> dict | None:
     current = digest((ROOT / module.path).read_text(encoding="utf-8"))
     fresh = [r for r in parts if source_digest(r) == current] or [
         r for r in parts if source_digest(r) == source_digest(parts[-1])]
-    return {**fresh[-1], "source_sha256": source_digest(fresh[-1]), "mutants": merge_verdicts(fresh)}
+    generated = [r["generated"] for r in fresh if "generated" in r]  # an older run's file does not say
+    return {**fresh[-1], "source_sha256": source_digest(fresh[-1]), "mutants": merge_verdicts(fresh),
+            **({"generated": generated[-1]} if generated else {})}
 
 
 def compact(res: dict) -> dict:
@@ -352,7 +354,8 @@ def compact(res: dict) -> dict:
         if m["status"] in ("survived", "error"):
             entry["diff"] = m["diff"]
         mutants[mid] = entry
-    return {"module": res["module"], "tests": res["tests"], "source_sha256": source_digest(res), "mutants": mutants}
+    kept = {"module": res["module"], "tests": res["tests"], "source_sha256": source_digest(res), "mutants": mutants}
+    return {**kept, "generated": res["generated"]} if "generated" in res else kept
 
 
 def keep_results(modules: list[Module]) -> None:
@@ -374,6 +377,7 @@ def keep_results(modules: list[Module]) -> None:
 def run_module(module: Module, *, survivors_only: bool, log, shard: tuple[int, int] | None = None) -> dict:
     """Every mutant of one module (or last run's survivors, or every N-th), resumable; the results as saved."""
     mutants = mutants_of(module)
+    generated = len(mutants)  # the whole module's, every shard's: the report tells a part run from the whole
     if shard:
         mutants = mutants[shard[0]::shard[1]]
     store = results_path(module, shard)
@@ -390,7 +394,7 @@ def run_module(module: Module, *, survivors_only: bool, log, shard: tuple[int, i
     timeout = max(120.0, 10 * base_s)  # a loaded machine: slow is not a hang
     log(f"{module.path}: {len(mutants)} mutants, baseline {base_s:.0f} s, timeout {timeout:.0f} s")
     result = {"module": module.path, "tests": list(module.tests), "baseline_s": round(base_s, 1),
-              "source": (ROOT / module.path).read_text(encoding="utf-8"), "mutants": {}}
+              "generated": generated, "source": (ROOT / module.path).read_text(encoding="utf-8"), "mutants": {}}
     lines = result["source"].splitlines()
     for i, mutant in enumerate(mutants, 1):
         prev = done.get(mutant.id)
@@ -447,11 +451,12 @@ def report(modules: list[Module]) -> str:
             totals[k] += count[k]
         n = sum(count.values())
         score = (count["killed"] + count["timeout"]) / max(1, n - count["equivalent"])
-        rows.append(f"| {module.path}{' (source changed since)' if stale else ''} | {n} | {count['killed']} | "
+        run = f"{n} / {res['generated']}" if "generated" in res else str(n)  # shards stopped early: a part run
+        rows.append(f"| {module.path}{' (source changed since)' if stale else ''} | {run} | {count['killed']} | "
                     f"{count['survived']} | {count['equivalent']} | {count['timeout']} | {score:.0%} |")
     n = sum(totals.values())
     score = (totals["killed"] + totals["timeout"]) / max(1, n - totals["equivalent"])
-    head = ("| module | mutants | killed | survived | equivalent | timeout | score |\n"
+    head = ("| module | mutants run / generated | killed | survived | equivalent | timeout | score |\n"
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     total = (f"| **all run** | {n} | {totals['killed']} | {totals['survived']} | {totals['equivalent']} | "
              f"{totals['timeout']} | {score:.0%} |")

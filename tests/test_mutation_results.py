@@ -126,3 +126,20 @@ def test_a_new_run_on_the_changed_source_is_not_merged_with_the_old_verdicts(run
                                  "source": changed, "mutants": {new: _entry("killed")}}))
     merged = run.load_results(module)
     assert merged["source_sha256"] == run.digest(changed) and set(merged["mutants"]) == {new}
+
+
+def test_a_part_run_shows_how_many_of_the_module_s_mutants_it_ran(run: ModuleType) -> None:
+    """Shards stopped at a deadline leave some mutants unrun: the report must not read as the whole module."""
+    module = run.Module("m.py", ("tests/test_m.py",))
+    _write(run.results_path(module, (0, 2)), {"core/AddNot#0": _entry("killed")}, 1_000)
+    row = next(line for line in run.report([module]).splitlines() if line.startswith("| m.py"))
+    assert row.startswith("| m.py | 1 |")  # a file from before runs said how many there were
+    path = run.results_path(module, (1, 2))
+    _write(path, {"core/AddNot#1": _entry("killed")}, 1_001)
+    path.write_text(json.dumps({**json.loads(path.read_text()), "generated": 5}))
+    run.keep_results([module])
+    assert json.loads(run.kept_path(module).read_text())["generated"] == 5
+    for p in (run.OUT / "results").iterdir():  # a fresh clone: the committed verdicts alone
+        p.unlink()
+    row = next(line for line in run.report([module]).splitlines() if line.startswith("| m.py"))
+    assert row == "| m.py | 2 / 5 | 2 | 0 | 0 | 0 | 100% |"
