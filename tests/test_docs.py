@@ -149,13 +149,16 @@ TAKT_LINES = _takt_lines() + _inline_lines() + _demo_lines()
 
 
 def _resolve(words: list[str]) -> tuple[list[str], click.Command]:
-    path, cmd = [], cli
+    """Walk the words through click's public lookup, so lazily loaded groups (``takt agent``) resolve too."""
+    path: list[str] = []
+    cmd: click.Command = cli
+    ctx = click.Context(cli)
     for w in words[1:]:
-        if isinstance(cmd, click.Group) and w in cmd.commands:
-            path.append(w)
-            cmd = cmd.commands[w]
-        else:
+        sub = cmd.get_command(ctx, w) if isinstance(cmd, click.Group) else None
+        if sub is None:
             break
+        path.append(w)
+        cmd = sub
     return path, cmd
 
 
