@@ -420,7 +420,14 @@ def run_module(module: Module, *, survivors_only: bool, log, shard: tuple[int, i
     return result
 
 
-def report(modules: list[Module]) -> str:
+@dataclass(frozen=True)
+class Summary:
+    table: str  # the markdown table, one row per module and the total
+    survivors: list[str]  # each survivor's heading and diff
+    errors: list[str]  # mutants the tool could not apply
+
+
+def summarise(modules: list[Module]) -> Summary:
     equivalent = load_equivalent()
     rows, details, errors = [], [], []
     totals = {"killed": 0, "survived": 0, "timeout": 0, "equivalent": 0}
@@ -460,11 +467,29 @@ def report(modules: list[Module]) -> str:
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     total = (f"| **all run** | {n} | {totals['killed']} | {totals['survived']} | {totals['equivalent']} | "
              f"{totals['timeout']} | {score:.0%} |")
+    return Summary(f"{head}\n" + "\n".join(rows) + f"\n{total}\n", details, errors)
+
+
+def report(modules: list[Module]) -> str:
+    s = summarise(modules)
     return ("# Mutation report (cosmic-ray, mutation/run.py)\n\nScore = (killed + timeout) / (mutants − equivalent)."
-            f"\n\n{head}\n" + "\n".join(rows) + f"\n{total}\n\n"
-            + ("Not generated (cosmic-ray could not apply them):\n\n" + "".join(f"- {e}\n" for e in errors) + "\n"
-               if errors else "")
-            + "## Survivors\n\n" + ("\n".join(details) or "none\n"))
+            f"\n\n{s.table}\n"
+            + ("Not generated (cosmic-ray could not apply them):\n\n" + "".join(f"- {e}\n" for e in s.errors) + "\n"
+               if s.errors else "")
+            + "## Survivors\n\n" + ("\n".join(s.survivors) or "none\n"))
+
+
+TABLE_BEGIN, TABLE_END = "<!-- mutation-table: made by mutation/run.py -->", "<!-- mutation-table end -->"
+
+
+def with_table(readme: str, table: str) -> str:
+    """The README with its mutation table replaced by `table`: the score it shows is the committed verdicts',
+    never typed by hand (tests/test_mutation_results.py fails when they differ)."""
+    before, sep, rest = readme.partition(TABLE_BEGIN)
+    _, sep2, after = rest.partition(TABLE_END)
+    if not sep or not sep2:
+        raise ValueError(f"README.md has no {TABLE_BEGIN} ... {TABLE_END} section")
+    return f"{before}{TABLE_BEGIN}\n{table}{TABLE_END}{after}"
 
 
 def record_check(module: Module, mutant_id: str, tests: tuple[str, ...], status: str) -> None:
@@ -541,6 +566,8 @@ def main(argv: list[str] | None = None) -> int:
     (OUT / "report.md").parent.mkdir(parents=True, exist_ok=True)
     (OUT / "report.md").write_text(text, encoding="utf-8")
     (HERE / "report.md").write_text(text, encoding="utf-8")  # committed beside the verdicts it is made of
+    readme = ROOT / "README.md"
+    readme.write_text(with_table(readme.read_text(encoding="utf-8"), summarise(modules).table), encoding="utf-8")
     log(f"report: {OUT / 'report.md'}")
     return 0
 

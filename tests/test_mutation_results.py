@@ -143,3 +143,20 @@ def test_a_part_run_shows_how_many_of_the_module_s_mutants_it_ran(run: ModuleTyp
         p.unlink()
     row = next(line for line in run.report([module]).splitlines() if line.startswith("| m.py"))
     assert row == "| m.py | 2 / 5 | 2 | 0 | 0 | 0 | 100% |"
+
+
+def test_the_readme_shows_the_committed_verdicts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The score in the README is the one mutation/results/ holds, made by run.py, never typed by hand: a module
+    edited after its last run shows as such there until it is run again."""
+    module = _run_module()
+    monkeypatch.setattr(module, "OUT", tmp_path / "build")  # a fresh clone: no working files of a local run
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert module.with_table(readme, module.summarise(module.load_modules()).table) == readme
+
+
+def test_the_readme_table_is_replaced_whole_and_a_missing_section_is_an_error(run: ModuleType) -> None:
+    begin, end = run.TABLE_BEGIN, run.TABLE_END
+    text = f"intro\n{begin}\n| old |\n| rows |\n{end}\nafter\n"
+    assert run.with_table(text, "| new |\n") == f"intro\n{begin}\n| new |\n{end}\nafter\n"
+    with pytest.raises(ValueError, match="mutation-table"):
+        run.with_table("intro\nno table here\n", "| new |\n")
