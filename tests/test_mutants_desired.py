@@ -243,8 +243,9 @@ def test_a_shadow_window_of_any_finite_positive_number_of_seconds_is_taken_as_a_
     assert shadow_of({"tolerance": 0.1}) == ShadowOf(0.1, None)  # no window: the runner's default
 
 
-@pytest.mark.parametrize("window", [0, 0.0, -0.0, -1e-9, -1, float("inf"), float("-inf"), float("nan"), True, False,
-                                    "30", [30], {}])
+@pytest.mark.parametrize(
+    "window", [0, 0.0, -0.0, -1e-9, -1, float("inf"), float("-inf"), float("nan"), True, False, "30", [30], {}]
+)
 def test_threat_a_shadow_window_that_is_no_finite_positive_number_is_refused(window: object):
     with pytest.raises(ValueError, match="a shadow window must be a finite positive number of seconds"):
         shadow_of({"tolerance": 0.1, "window": window})
