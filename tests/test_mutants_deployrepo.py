@@ -469,3 +469,17 @@ def test_a_record_that_is_unsigned_or_does_not_verify_does_not_hide_the_records_
     repo, _ = _clone(writer, tmp_path)
     records = dr.rollout_records(repo, dr.tree_of(repo, head), key.public_key())
     assert records == {"line": (good, data, sig)}
+
+
+def test_a_signed_record_outside_the_rollouts_folder_or_below_it_is_not_read(
+    writer: Writer, tmp_path: Path, key: Ed25519PrivateKey
+) -> None:
+    """Only rollouts/<deployment>.json is a record, even when a valid signature for one sits where it belongs."""
+    press, press_sig = sealed(_record("press"), key)
+    deep, deep_sig = sealed(_record("deep"), key)
+    head = writer.commit({
+        "other/press.json": press, signature_path("press"): press_sig,
+        "rollouts/deep/oven.json": deep, signature_path("deep"): deep_sig,
+    })  # fmt: skip
+    repo, _ = _clone(writer, tmp_path)
+    assert dr.rollout_records(repo, dr.tree_of(repo, head), key.public_key()) == {}
