@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -37,6 +38,9 @@ MAX_MANIFEST_BYTES = 64 << 20
 MAX_HISTORY = 500  # commits searched for a device's last verified state when the branch's copy is bad
 MAX_PAIRS = 64  # distinct state and signature blobs of one device tried from the history
 CLUSTERS = "clusters"
+# One change of `git log --raw -z --no-renames`: ":old-mode new-mode old-sha new-sha status\0path\0"; the new sha
+# and the path are taken.
+_RAW_CHANGE = re.compile(rb":[0-7]+ [0-7]+ [0-9a-f]+ ([0-9a-f]+) [A-Z][0-9]*\0([^\0]*)\0")
 FILE_MODES = {0o644: "100644", 0o755: "100755"}
 AUTHOR = {
     "GIT_AUTHOR_NAME": "takt",
@@ -69,8 +73,9 @@ def clone(url: str, branch: str, work: Path, create: bool) -> tuple[git.Repo, st
         raise PublishError(f"deploy repo {redact_url(url)} is unreachable: {git_error(exc)}") from exc
     if str(heads).strip():
         try:
-            repo = git.Repo.clone_from(remote.url, work, bare=True, branch=branch, depth=1, single_branch=True,
-                                       no_tags=True, env=dict(remote.env))  # fmt: skip
+            # --depth implies --single-branch: the branch's head commit alone, and no tags
+            repo = git.Repo.clone_from(remote.url, work, bare=True, branch=branch, depth=1, no_tags=True,
+                                       env=dict(remote.env))  # fmt: skip
         except git.GitCommandError as exc:
             raise PublishError(f"cannot clone {redact_url(url)}: {git_error(exc)}") from exc
         repo.git.update_environment(**remote.env)  # the fetches and the push that follow
@@ -156,8 +161,8 @@ def write_tree(repo: git.Repo, entries: Entries, scratch: Path) -> tuple[str, di
             stream += b"blob\nmark :%d\ndata %d\n%s\n" % (n, len(data), data)
         marks = scratch / "marks"
         plumb(repo, ["fast-import", "--quiet", f"--export-marks={marks}"], bytes(stream))
-        by_mark = dict(line.split(" ", 1) for line in marks.read_text("ascii").split("\n") if line)
-        shas.update((p, by_mark[f":{n}"].strip()) for n, (p, _) in enumerate(inline, 1))
+        by_mark = dict(line.split() for line in marks.read_text("ascii").splitlines())  # ":<mark> <sha>"
+        shas.update((p, by_mark[f":{n}"]) for n, (p, _) in enumerate(inline, 1))
     if files:
         listed = "".join(f"{source}\n" for source in on_disk.values()).encode()
         out = plumb(repo, ["hash-object", "-w", "--no-filters", "--stdin-paths"], listed)
@@ -211,11 +216,8 @@ def signed_history(
 
     for path, blob in old.items():
         note(path, blob.sha)
-    tokens = raw.split(b"\0")
-    for n, token in enumerate(tokens[:-1]):
-        meta = token.strip(b"\n")
-        if meta.startswith(b":") and meta.count(b" ") >= 4:  # ":old-mode new-mode old-sha new-sha status"
-            note(tokens[n + 1].decode("utf-8", "surrogateescape"), meta.decode("ascii", "replace").split(" ")[3])
+    for sha, path in _RAW_CHANGE.findall(raw):
+        note(path.decode("utf-8", "surrogateescape"), sha.decode("ascii"))
     contents = read_blobs(repo, (s for states, sigs in seen.values() for s in (*states, *sigs)), MAX_STATE_BYTES)
     public = key.public_key()
     best: dict[str, DesiredState] = {}

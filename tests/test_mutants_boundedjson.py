@@ -5,9 +5,11 @@ Written against the mutants `make mutation` found that tests/test_boundedjson.py
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from compiler.bundle.boundedjson import UntrustedJSONError, clip, loads_bounded, nesting_depth
+from compiler.bundle.boundedjson import UntrustedJSONError, clip, load_bounded, loads_bounded, nesting_depth
 
 OTHER_BYTES = bytes(c for c in range(256) if c not in b"[]{}")
 
@@ -51,6 +53,12 @@ def test_the_scan_stops_early_only_past_the_limit_and_never_underestimates():
         loads_bounded(data, max_bytes=len(data), max_depth=65_536)
 
 
-def test_limits_are_keyword_only():
+def test_limits_are_keyword_only(tmp_path: Path):
+    """Two int bounds side by side: named, they cannot be swapped unnoticed (the file reader's too)."""
     with pytest.raises(TypeError):
         loads_bounded(b"[]", 10, 2)  # type: ignore[misc]
+    doc = tmp_path / "doc.json"
+    doc.write_bytes(b"[[1]]")
+    assert load_bounded(doc, max_bytes=5, max_depth=2) == [[1]]
+    with pytest.raises(TypeError):
+        load_bounded(doc, 5, 2)  # type: ignore[misc]

@@ -358,3 +358,128 @@ def test_a_device_without_a_cluster_bundle_has_no_cluster_files() -> None:
     assert dr.cluster_entries("d1", refs, {DIGEST: Activation.RUN}, source) == {}
     files = dr.cluster_entries("d1", refs, {DIGEST: Activation.CLUSTER}, source)
     assert files and all(p.startswith(dr.cluster_paths("d1")) for p in files)
+
+
+# --- survivors of the 2026-12-02 run ------------------------------------------------------------------------------
+
+
+def test_a_clone_holds_the_branch_head_alone_without_tags_or_history(writer: Writer, tmp_path: Path) -> None:
+    """Nothing but the one commit publish builds on: no older commits (depth 1), no tags, no other branch."""
+    writer.commit({"a.txt": b"1"})
+    head = writer.commit({"a.txt": b"2"})
+    _git("tag", "v1", cwd=writer.work)
+    _git("push", "-q", "origin", "v1", "HEAD:refs/heads/other", cwd=writer.work)
+    # file://: git's transport, as for a remote (a plain path is a local clone, which ignores --depth)
+    repo, got = dr.clone(f"file://{writer.remote}", BRANCH, tmp_path / "clone", create=False)
+    assert got == head
+    assert repo.git.rev_list("--all").split() == [head]
+    assert repo.git.for_each_ref("--format=%(refname)").split() == [f"refs/heads/{BRANCH}"]
+
+
+def test_a_branch_listed_but_not_clonable_is_refused_as_such(tmp_path: Path) -> None:
+    """The listing names a head whose commit the repository does not hold: the clone fails after it."""
+    remote = tmp_path / "broken.git"
+    _git("init", "-q", "--bare", str(remote), cwd=tmp_path)
+    (remote / "refs" / "heads" / BRANCH).write_text("1" * 40 + "\n")
+    with pytest.raises(dr.PublishError) as info:
+        dr.clone(f"file://{remote}", BRANCH, tmp_path / "c", create=False)
+    assert str(info.value).startswith(f"cannot clone file://{remote}: ")
+
+
+def test_a_blob_store_that_cannot_be_read_fails_as_git_does(writer: Writer, tmp_path: Path) -> None:
+    """A broken clone raises the GitCommandError publish reports (status 128, git's fatal exit), with git's words."""
+    head = writer.commit({"f": b"1"})
+    repo, _ = _clone(writer, tmp_path)
+    sha = dr.tree_of(repo, head)["f"].sha
+    (Path(repo.git_dir) / "HEAD").write_text("not a ref\n")
+    (Path(repo.git_dir) / "objects").rename(Path(repo.git_dir) / "gone")
+    with pytest.raises(git.GitCommandError) as info:
+        dr.read_blobs(repo, [sha], 10)
+    assert info.value.status == 128 and "cat-file" in str(info.value) and "git" in str(info.value.stderr)
+
+
+def test_a_blob_is_a_frozen_hashable_value() -> None:
+    import dataclasses
+
+    blob = dr.Blob("100644", "a" * 40)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        blob.sha = "b" * 40  # type: ignore[misc]
+    assert len({blob, dr.Blob("100644", "a" * 40), dr.Blob("100755", "a" * 40)}) == 2
+
+
+def test_a_file_name_git_would_read_as_two_paths_never_gets_another_file_s_blob(
+    writer: Writer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`hash-object --stdin-paths` reads a line per path: a name with a line break is two paths to git. The
+    tree is then refused, never written with the blob of the file the first line names."""
+    writer.commit({"f": b"1"})
+    repo, _ = _clone(writer, tmp_path)
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "x").write_bytes(b"another file")
+    (files / "y").write_bytes(b"and another")
+    odd = files / "x\ny"
+    odd.write_bytes(b"the file itself")
+    monkeypatch.chdir(files)  # git resolves the second line, "y", here
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    try:
+        _, blobs = dr.write_tree(repo, {"odd": ("100644", odd)}, scratch)
+    except (ValueError, git.GitCommandError):
+        return
+    assert repo.git.cat_file("blob", blobs["odd"].sha, stdout_as_string=False) == b"the file itself"
+
+
+def test_the_branch_s_current_files_count_beyond_the_history_searched(
+    writer: Writer, tmp_path: Path, key: Ed25519PrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """d1's state was committed before the last MAX_HISTORY commits: the branch's own copy still counts."""
+    writer.commit(_signed("d1", 4, key))
+    head = writer.commit(_signed("d2", 1, key))
+    repo, _ = _clone(writer, tmp_path)
+    monkeypatch.setattr(dr, "MAX_HISTORY", 1)
+    best = dr.signed_history(repo, head, BRANCH, dr.tree_of(repo, head), key)
+    assert {d: s.generation for d, s in best.items()} == {"d1": 4, "d2": 1}
+    assert {d: s.generation for d, s in dr.signed_history(repo, head, BRANCH, {}, key).items()} == {"d2": 1}
+
+
+def test_of_two_signed_states_of_one_generation_the_newest_is_kept(
+    writer: Writer, tmp_path: Path, key: Ed25519PrivateKey
+) -> None:
+    """The branch's copy is looked at first, then the history newest first: a tie keeps the first seen."""
+    older = DesiredState("d1", 5, EXPIRES, (BundleRef("line", "b" * 64),)).to_bytes()
+    writer.commit({f"devices/d1/{DESIRED}": older, f"devices/d1/{SIGNATURE}": sign(older, key)})
+    head = writer.commit(_signed("d1", 5, key))
+    repo, _ = _clone(writer, tmp_path)
+    for old in (dr.tree_of(repo, head), {}):
+        assert dr.signed_history(repo, head, BRANCH, old, key)["d1"] == DesiredState.parse(_state("d1", 5))
+
+
+def test_a_record_that_is_unsigned_or_does_not_verify_does_not_hide_the_records_after_it(
+    writer: Writer, tmp_path: Path, key: Ed25519PrivateKey
+) -> None:
+    good = _record("line")
+    data, sig = sealed(good, key)
+    press, press_sig = sealed(_record("press"), key)
+    head = writer.commit({
+        "rollouts/a-unsigned.json": data,  # no signature file: read as absent
+        "rollouts/b-other.json": press, signature_path("b-other"): press_sig,  # press's record, signed, misplaced
+        "rollouts/line.json": data, signature_path("line"): sig,
+    })  # fmt: skip
+    repo, _ = _clone(writer, tmp_path)
+    records = dr.rollout_records(repo, dr.tree_of(repo, head), key.public_key())
+    assert records == {"line": (good, data, sig)}
+
+
+def test_a_signed_record_outside_the_rollouts_folder_or_below_it_is_not_read(
+    writer: Writer, tmp_path: Path, key: Ed25519PrivateKey
+) -> None:
+    """Only rollouts/<deployment>.json is a record, even when a valid signature for one sits where it belongs."""
+    press, press_sig = sealed(_record("press"), key)
+    deep, deep_sig = sealed(_record("deep"), key)
+    head = writer.commit({
+        "other/press.json": press, signature_path("press"): press_sig,
+        "rollouts/deep/oven.json": deep, signature_path("deep"): deep_sig,
+    })  # fmt: skip
+    repo, _ = _clone(writer, tmp_path)
+    assert dr.rollout_records(repo, dr.tree_of(repo, head), key.public_key()) == {}

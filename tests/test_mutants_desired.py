@@ -228,3 +228,30 @@ def test_every_trusted_key_with_the_signing_key_id_is_tried(key: Ed25519PrivateK
     sig = sign(data, key)
     other = Ed25519PrivateKey.generate().public_key()
     assert verify_signature(data, sig, [other, key.public_key()]) == "0" * 16
+
+
+def shadow_of(shadow: dict[str, object]) -> object:
+    return parse(bundles=[{"name": "d/t", "digest": D, "shadow": shadow}]).bundles[0].shadow
+
+
+@pytest.mark.parametrize("window", [1e-9, 0.5, 1, 1.5, 30, 1e300])
+def test_a_shadow_window_of_any_finite_positive_number_of_seconds_is_taken_as_a_float(window: float):
+    from compiler.bundle.desired import ShadowOf
+
+    taken = shadow_of({"tolerance": 0.1, "window": window})
+    assert taken == ShadowOf(0.1, float(window)) and isinstance(taken.window, float)  # type: ignore[attr-defined]
+    assert shadow_of({"tolerance": 0.1}) == ShadowOf(0.1, None)  # no window: the runner's default
+
+
+@pytest.mark.parametrize(
+    "window", [0, 0.0, -0.0, -1e-9, -1, float("inf"), float("-inf"), float("nan"), True, False, "30", [30], {}]
+)
+def test_threat_a_shadow_window_that_is_no_finite_positive_number_is_refused(window: object):
+    with pytest.raises(ValueError, match="a shadow window must be a finite positive number of seconds"):
+        shadow_of({"tolerance": 0.1, "window": window})
+
+
+def test_a_shadow_window_round_trips_through_the_state_bytes():
+    state = parse(bundles=[{"name": "d/t", "digest": D, "shadow": {"tolerance": 0.25, "window": 600}}])
+    assert b'"shadow":{"tolerance":0.25,"window":600.0}' in state.to_bytes()
+    assert DesiredState.parse(state.to_bytes()) == state

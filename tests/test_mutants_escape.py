@@ -209,3 +209,12 @@ def test_to_yaml_takes_the_emitter_c_safe_names(monkeypatch: pytest.MonkeyPatch)
     to_yaml({"k": "it's"})
     assert taken == [False, True]
     assert real(True) is real(True) and real(True) is not real(False)  # one configured dumper per kind
+
+
+def test_a_mapping_key_counts_one_level_deeper_like_its_value() -> None:
+    """A key is one level below its mapping, as its value is: a tuple key nested to the bound from there is
+    still c-safe, one level more is not (the key's depth is counted, not skipped or doubled)."""
+    from compiler.render import escape
+
+    assert escape._c_safe({_nested(63, 1, "tuple"): 1}) and not escape._c_safe({_nested(64, 1, "tuple"): 1})
+    assert escape._c_safe({"k": _nested(63, 1, "tuple")}) and not escape._c_safe({"k": _nested(64, 1, "tuple")})
