@@ -49,6 +49,39 @@ def test_validate_never_imports_onnxruntime_or_jinja2():
     assert not _imported_by(code) & {"onnxruntime", "jinja2"}
 
 
+def test_validate_reads_no_field_docstrings_and_the_schema_has_them():
+    """Field docstrings are descriptions only in schemas: the validate path builds the models without
+    reading their source (pydantic's `use_attribute_docstrings`); `documented()` adds them afterwards,
+    and the rebuilt models validate the same documents the same way."""
+    example = str(EXAMPLES / "press-line-anomaly")
+    code = (
+        "import inspect\n"
+        "from pathlib import Path\n"
+        "read = []\n"
+        "_find = inspect.findsource\n"
+        "inspect.findsource = lambda obj: read.append(obj) or _find(obj)\n"
+        "from compiler.validate.pipeline import validate\n"
+        "from compiler.spec.deployment import DeploymentSpec\n"
+        f"before = validate(Path({example!r}), use_cache=False)\n"
+        "field = DeploymentSpec.model_fields['model']\n"
+        "print(len(read), field.description)\n"
+        "from compiler.spec.docs import documented\n"
+        "documented()\n"
+        "print(field.description)\n"
+        f"after = validate(Path({example!r}), use_cache=False)\n"
+        "print(before.diagnostics == after.diagnostics, len(after.documents))\n"
+        "schema = DeploymentSpec.model_json_schema(by_alias=True)\n"
+        "print(schema['properties']['selector']['description'])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == [
+        "0 None",
+        "A Model name, `name@version`, or {name, version}.",
+        "True 13",
+        "Devices of the listed targets that run this deployment; omitted: all of them.",
+    ]
+
+
 def _modules_after(code: str) -> set[str]:
     probe = f"import sys\n{code}\nprint(' '.join(sorted(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout

@@ -27,7 +27,8 @@ class SpecModel(BaseModel):
         validate_by_name=False,
         serialize_by_alias=True,
         frozen=True,
-        use_attribute_docstrings=True,
+        # the docstrings under fields are their descriptions, put in only for schemas (compiler/spec/docs.py)
+        use_attribute_docstrings=False,
         allow_inf_nan=False,  # .inf or .nan in a spec is always a mistake, and breaks every renderer
     )
 
