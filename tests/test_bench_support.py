@@ -95,6 +95,23 @@ def test_only_the_agent_command_imports_the_agent_module():
     assert "agent.cli" in _modules_after(run.format(args=["agent", "status", "--help"]))
 
 
+def _cli_modules(args: list[str]) -> set[str]:
+    run = "from compiler.cli.main import cli\ntry:\n    cli({args!r})\nexcept SystemExit as e:\n    assert e.code == 0"
+    return _modules_after(run.format(args=args))
+
+
+def test_validate_and_test_load_no_signature_code(tmp_path: Path):
+    """`cryptography` and the bundle's signature code are loaded by the commands that sign or verify
+    (build, publish, rollout, fleet) and by validating a Device with a publicKey, not by validate or test
+    of a repo without one; `compiler.bundle`'s names still load on first use."""
+    example = str(EXAMPLES / "press-line-anomaly")
+    signing = {"cryptography", "compiler.bundle.desired", "compiler.bundle.report"}
+    assert not _cli_modules(["validate", example]) & signing
+    assert not _cli_modules(["test", example, "-f", "json", "-o", str(tmp_path / "r.json")]) & signing
+    loaded = _modules_after("from compiler.bundle import DESIRED, canonical_json\nprint(DESIRED, canonical_json({}))")
+    assert {"compiler.bundle.desired", "compiler.bundle.manifest"} <= loaded
+
+
 def test_the_lazy_agent_command_is_listed_and_runs(capsys: pytest.CaptureFixture[str]):
     from compiler.cli.main import cli
 
@@ -171,3 +188,29 @@ def test_every_row_of_a_merged_table_says_when_and_at_what_load_it_was_measured(
     assert head.endswith("| measured (date, 1-min load at its run's start and end) |")
     assert new == "| new (one run) | 1.5 s |  |  | 2026-12-02, 0.3–1.4 |"
     assert old.endswith("| before figures were stamped |")
+
+
+def test_takt_test_of_numeric_data_does_not_load_pyarrow_compute(tmp_path: Path):
+    """Arrow's cast (the only use of pyarrow.compute on this path) is skipped where numpy makes the same
+    float64 column: the example's float and int64 CSV columns."""
+    example = str(EXAMPLES / "press-line-anomaly")
+    loaded = _cli_modules(["test", example, "-f", "json", "-o", str(tmp_path / "r.json")])
+    assert "pyarrow.parquet" in loaded or "pyarrow.csv" in loaded  # the probe sees the datasets read
+    assert "pyarrow.compute" not in loaded
+
+
+def test_the_progress_bar_loads_rich_progress_only_when_it_appears():
+    example = str(EXAMPLES / "press-line-anomaly")
+    assert "rich.progress" not in _cli_modules(["validate", example])
+    code = (
+        "import io\n"
+        "from rich.console import Console\n"
+        "from compiler.cli.progress import DelayedProgress\n"
+        "out = io.StringIO()\n"
+        "console = Console(file=out, force_terminal=True, width=60)\n"
+        "with DelayedProgress(console, 'validating', enabled=True, delay=0) as bar:\n"
+        "    bar(1, 4)\n"
+        "    bar(4, 4)\n"
+        "assert 'validating' in out.getvalue() and '4/4' in out.getvalue(), out.getvalue()\n"
+    )
+    assert "rich.progress" in _modules_after(code)
