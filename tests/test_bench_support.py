@@ -103,9 +103,9 @@ def _cli_modules(args: list[str]) -> set[str]:
 def test_validate_and_test_load_no_signature_code(tmp_path: Path):
     """`cryptography` and the bundle's signature code are loaded by the commands that sign or verify
     (build, publish, rollout, fleet) and by validating a Device with a publicKey, not by validate or test
-    of a repo without one; `compiler.bundle`'s names still load on first use."""
+    of a repo without one, nor the runner.json contract; `compiler.bundle`'s names still load on first use."""
     example = str(EXAMPLES / "press-line-anomaly")
-    signing = {"cryptography", "compiler.bundle.desired", "compiler.bundle.report"}
+    signing = {"cryptography", "compiler.bundle.desired", "compiler.bundle.report", "compiler.bundle.runner"}
     assert not _cli_modules(["validate", example]) & signing
     assert not _cli_modules(["test", example, "-f", "json", "-o", str(tmp_path / "r.json")]) & signing
     loaded = _modules_after("from compiler.bundle import DESIRED, canonical_json\nprint(DESIRED, canonical_json({}))")
