@@ -214,3 +214,28 @@ def test_the_progress_bar_loads_rich_progress_only_when_it_appears():
         "assert 'validating' in out.getvalue() and '4/4' in out.getvalue(), out.getvalue()\n"
     )
     assert "rich.progress" in _modules_after(code)
+
+
+def test_a_validation_from_the_document_cache_builds_few_spec_models():
+    """The spec models are built on first use (pydantic `defer_build`): a warm validation unpickles the
+    kinds' documents without building their validators; validating without the cache builds them, with
+    the same result."""
+    example = str(EXAMPLES / "press-line-anomaly")
+    warm = (
+        f"from pathlib import Path\nfrom compiler.validate.pipeline import validate\nrepo = Path({example!r})\n"
+        "validate(repo)"
+    )
+    subprocess.run([sys.executable, "-c", warm], check=True)
+    code = (
+        f"{warm}\n"
+        "from compiler.spec.kinds import KINDS\n"
+        "cached = validate(repo)\n"
+        "print(sorted(k for k, cls in KINDS.items() if cls.__pydantic_complete__))\n"
+        "fresh = validate(repo, use_cache=False)\n"
+        "print(fresh.diagnostics == cached.diagnostics, len(fresh.documents), len(cached.documents))\n"
+        "print(sorted(k for k, cls in KINDS.items() if cls.__pydantic_complete__))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    built_warm, same, built_fresh = out.splitlines()
+    assert built_warm == "[]" and same == "True 13 13"
+    assert built_fresh == str(sorted(["DataSource", "Deployment", "Device", "Model", "Policy", "Target", "TestSuite"]))

@@ -27,6 +27,9 @@ class SpecModel(BaseModel):
         frozen=True,
         # the docstrings under fields are their descriptions, put in only for schemas (compiler/spec/docs.py)
         use_attribute_docstrings=False,
+        # a model's validator and serializer are built when it is first used, not at import: a validation
+        # from the document cache unpickles the kinds' models and validates only a few (the project file)
+        defer_build=True,
         allow_inf_nan=False,  # .inf or .nan in a spec is always a mistake, and breaks every renderer
     )
 
