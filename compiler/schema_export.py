@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from compiler.bundle import runner as runner_contract
 from compiler.project import Project
+from compiler.spec.docs import documented
 from compiler.spec.kinds import KINDS
 
 BASE_ID = "https://takt.dev/schemas/v1/"
@@ -20,6 +21,7 @@ def _dump(schema: dict[str, Any]) -> str:
 
 def schema_files() -> dict[str, str]:
     """File name → content: one schema per kind, the project file, `takt.json` for any kind, and `runner.json`."""
+    documented()
     files: dict[str, str] = {}
     branches = []
     kinds: dict[str, type[BaseModel]] = {**KINDS, "Project": Project}

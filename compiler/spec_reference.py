@@ -11,6 +11,7 @@ from typing import Any
 
 from compiler.project import Project
 from compiler.spec import types
+from compiler.spec.docs import documented
 from compiler.spec.kinds import KINDS
 
 _PATTERNS = {  # what a pattern of the value types means, in words
@@ -35,6 +36,7 @@ required. Every document has `apiVersion: takt/v1`, `kind`, `metadata` and `spec
 
 
 def reference_markdown() -> str:
+    documented()
     parts = [_HEADER, "Kinds: " + ", ".join(f"[{k}](#{k.lower()})" for k in {**KINDS, "Project": Project}) + "\n"]
     schemas = {kind: cls.model_json_schema(by_alias=True, mode="validation") for kind, cls in KINDS.items()}
     metadata = next(iter(schemas.values()))["$defs"]["Metadata"]

@@ -49,6 +49,39 @@ def test_validate_never_imports_onnxruntime_or_jinja2():
     assert not _imported_by(code) & {"onnxruntime", "jinja2"}
 
 
+def test_validate_reads_no_field_docstrings_and_the_schema_has_them():
+    """Field docstrings are descriptions only in schemas: the validate path builds the models without
+    reading their source (pydantic's `use_attribute_docstrings`); `documented()` adds them afterwards,
+    and the rebuilt models validate the same documents the same way."""
+    example = str(EXAMPLES / "press-line-anomaly")
+    code = (
+        "import inspect\n"
+        "from pathlib import Path\n"
+        "read = []\n"
+        "_find = inspect.findsource\n"
+        "inspect.findsource = lambda obj: read.append(obj) or _find(obj)\n"
+        "from compiler.validate.pipeline import validate\n"
+        "from compiler.spec.deployment import DeploymentSpec\n"
+        f"before = validate(Path({example!r}), use_cache=False)\n"
+        "field = DeploymentSpec.model_fields['model']\n"
+        "print(len(read), field.description)\n"
+        "from compiler.spec.docs import documented\n"
+        "documented()\n"
+        "print(field.description)\n"
+        f"after = validate(Path({example!r}), use_cache=False)\n"
+        "print(before.diagnostics == after.diagnostics, len(after.documents))\n"
+        "schema = DeploymentSpec.model_json_schema(by_alias=True)\n"
+        "print(schema['properties']['selector']['description'])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == [
+        "0 None",
+        "A Model name, `name@version`, or {name, version}.",
+        "True 13",
+        "Devices of the listed targets that run this deployment; omitted: all of them.",
+    ]
+
+
 def _modules_after(code: str) -> set[str]:
     probe = f"import sys\n{code}\nprint(' '.join(sorted(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
@@ -60,6 +93,23 @@ def test_only_the_agent_command_imports_the_agent_module():
     run = "from compiler.cli.main import cli\ntry:\n    cli({args!r})\nexcept SystemExit:\n    pass"
     assert "agent.cli" not in _modules_after(run.format(args=["validate", example]))
     assert "agent.cli" in _modules_after(run.format(args=["agent", "status", "--help"]))
+
+
+def _cli_modules(args: list[str]) -> set[str]:
+    run = "from compiler.cli.main import cli\ntry:\n    cli({args!r})\nexcept SystemExit as e:\n    assert e.code == 0"
+    return _modules_after(run.format(args=args))
+
+
+def test_validate_and_test_load_no_signature_code(tmp_path: Path):
+    """`cryptography` and the bundle's signature code are loaded by the commands that sign or verify
+    (build, publish, rollout, fleet) and by validating a Device with a publicKey, not by validate or test
+    of a repo without one, nor the runner.json contract; `compiler.bundle`'s names still load on first use."""
+    example = str(EXAMPLES / "press-line-anomaly")
+    signing = {"cryptography", "compiler.bundle.desired", "compiler.bundle.report", "compiler.bundle.runner"}
+    assert not _cli_modules(["validate", example]) & signing
+    assert not _cli_modules(["test", example, "-f", "json", "-o", str(tmp_path / "r.json")]) & signing
+    loaded = _modules_after("from compiler.bundle import DESIRED, canonical_json\nprint(DESIRED, canonical_json({}))")
+    assert {"compiler.bundle.desired", "compiler.bundle.manifest"} <= loaded
 
 
 def test_the_lazy_agent_command_is_listed_and_runs(capsys: pytest.CaptureFixture[str]):
@@ -138,3 +188,54 @@ def test_every_row_of_a_merged_table_says_when_and_at_what_load_it_was_measured(
     assert head.endswith("| measured (date, 1-min load at its run's start and end) |")
     assert new == "| new (one run) | 1.5 s |  |  | 2026-12-02, 0.3–1.4 |"
     assert old.endswith("| before figures were stamped |")
+
+
+def test_takt_test_of_csv_data_loads_neither_pyarrow_compute_nor_parquet(tmp_path: Path):
+    """Arrow's cast (the only use of pyarrow.compute on this path) is skipped where numpy makes the same
+    float64 column: the example's float and int64 CSV columns; pyarrow.parquet is for Parquet datasets."""
+    example = str(EXAMPLES / "press-line-anomaly")
+    loaded = _cli_modules(["test", example, "-f", "json", "-o", str(tmp_path / "r.json")])
+    assert "pyarrow.csv" in loaded and "onnxruntime" in loaded  # the probe sees the datasets read, the model run
+    assert not loaded & {"pyarrow.compute", "pyarrow.parquet"}
+
+
+def test_the_progress_bar_loads_rich_progress_only_when_it_appears():
+    example = str(EXAMPLES / "press-line-anomaly")
+    assert "rich.progress" not in _cli_modules(["validate", example])
+    code = (
+        "import io\n"
+        "from rich.console import Console\n"
+        "from compiler.cli.progress import DelayedProgress\n"
+        "out = io.StringIO()\n"
+        "console = Console(file=out, force_terminal=True, width=60)\n"
+        "with DelayedProgress(console, 'validating', enabled=True, delay=0) as bar:\n"
+        "    bar(1, 4)\n"
+        "    bar(4, 4)\n"
+        "assert 'validating' in out.getvalue() and '4/4' in out.getvalue(), out.getvalue()\n"
+    )
+    assert "rich.progress" in _modules_after(code)
+
+
+def test_a_validation_from_the_document_cache_builds_few_spec_models():
+    """The spec models are built on first use (pydantic `defer_build`): a warm validation unpickles the
+    kinds' documents without building their validators; validating without the cache builds them, with
+    the same result."""
+    example = str(EXAMPLES / "press-line-anomaly")
+    warm = (
+        f"from pathlib import Path\nfrom compiler.validate.pipeline import validate\nrepo = Path({example!r})\n"
+        "validate(repo)"
+    )
+    subprocess.run([sys.executable, "-c", warm], check=True)
+    code = (
+        f"{warm}\n"
+        "from compiler.spec.kinds import KINDS\n"
+        "cached = validate(repo)\n"
+        "print(sorted(k for k, cls in KINDS.items() if cls.__pydantic_complete__))\n"
+        "fresh = validate(repo, use_cache=False)\n"
+        "print(fresh.diagnostics == cached.diagnostics, len(fresh.documents), len(cached.documents))\n"
+        "print(sorted(k for k, cls in KINDS.items() if cls.__pydantic_complete__))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    built_warm, same, built_fresh = out.splitlines()
+    assert built_warm == "[]" and same == "True 13 13"
+    assert built_fresh == str(sorted(["DataSource", "Deployment", "Device", "Model", "Policy", "Target", "TestSuite"]))

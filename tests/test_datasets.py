@@ -225,3 +225,54 @@ def test_a_csv_is_read_a_few_blocks_ahead_of_its_rows_not_32_mib(tmp_path: Path,
     ahead = opened[-1].tell()  # what the reader has taken from the file for its first 4,096 rows
     assert len(first["a"]) == 4096 and ahead <= 32 * formats.CSV_READ_BLOCK + (1 << 20) < path.stat().st_size // 4
     assert sum(len(b["a"]) for b in batches) == 1_500_000 - 4096
+
+
+_BIG = 2**53
+
+
+@pytest.mark.parametrize(
+    ("values", "type_"),
+    [
+        ([1.5, None, -0.0, float("inf"), float("nan")], pa.float64()),
+        ([1.5, None, 3.25, float("nan")], pa.float32()),
+        ([1.5, None, 2.0], pa.float16()),
+        ([-128, None, 127], pa.int8()),
+        ([-(2**31), 2**31 - 1], pa.int32()),
+        ([0, None, 2**32 - 1], pa.uint32()),
+        ([-_BIG, 0, _BIG], pa.int64()),
+        ([-_BIG - 1, 0], pa.int64()),  # Arrow's safe cast refuses it, so must the column
+        ([_BIG + 1], pa.uint64()),
+        ([2**63 - 1, None], pa.int64()),
+        ([1, None, 3], pa.int64()),
+        ([0, _BIG], pa.uint64()),
+        ([True, False, True], pa.bool_()),
+        ([True, None, False], pa.bool_()),
+        ([], pa.int64()),
+        ([], pa.float32()),
+        (["1.25", "2"], pa.decimal128(5, 2)),
+    ],
+)
+def test_numeric_columns_are_the_float64_of_arrows_cast(values: list[object], type_: pa.DataType):
+    """`to_numpy` makes numbers float64 without Arrow's cast where numpy gives the same values (the cast
+    would load pyarrow.compute): the same array, NaN where null, and the cast's error where it refuses."""
+    from decimal import Decimal
+
+    from compiler.testing.formats import to_numpy
+
+    if pa.types.is_decimal(type_):
+        values = [Decimal(str(v)) for v in values]
+    arr = pa.array(values, type=type_)
+    for col in (arr, pa.chunked_array([arr[:1], arr[1:]], type=type_), pa.chunked_array([], type=type_)):
+        try:
+            want = np.asarray(col.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+        except pa.ArrowInvalid as refused:
+            with pytest.raises(pa.ArrowInvalid, match="not in range") as got:
+                to_numpy(col)
+            assert str(got.value) == str(refused)
+            continue
+        got_arr = to_numpy(col)
+        assert got_arr.dtype == np.float64 and got_arr.shape == want.shape
+        np.testing.assert_array_equal(got_arr, want)
+        assert np.array_equal(np.signbit(got_arr), np.signbit(want))
+    tensor = pa.FixedSizeListArray.from_arrays(pa.array([0, 1, 2, 3], type=pa.int32()), 2)
+    np.testing.assert_array_equal(to_numpy(tensor), [[0.0, 1.0], [2.0, 3.0]])

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+if TYPE_CHECKING:  # rich.progress (live display, tables, spinners) is imported only when a bar appears
+    from rich.progress import Progress, TaskID
 
 
 class DelayedProgress:
@@ -23,6 +26,8 @@ class DelayedProgress:
         if self.bar is None or self.task is None:
             if time.monotonic() - self.started < self.delay:
                 return
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
             self.bar = Progress(
                 TextColumn(self.label),
                 BarColumn(),

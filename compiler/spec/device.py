@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, JsonValue
 
 from compiler.bundle.deviceid import DEVICE_ID_MAX, DEVICE_ID_PATTERN, device_id_problem
-from compiler.bundle.report import load_device_public_key
 from compiler.spec.types import Metadata, Name, SpecModel, _err, _not_allowed
 
 MAX_PUBLIC_KEY_CHARS = 4096  # a PEM ed25519 key is 113 characters, the OpenSSH line ~100
@@ -28,6 +27,9 @@ def _public_key(value: str) -> str:
     """The device's report key must load now, in the pull request, not when its first report is refused."""
     if len(value) > MAX_PUBLIC_KEY_CHARS:
         raise _err("TAKT1013", "publicKey is {n:,} characters; an ed25519 public key is about 100", n=len(value))
+    # here, not at import: only a Device with a key loads cryptography (a validation from the cache, none)
+    from compiler.bundle.report import load_device_public_key
+
     try:
         load_device_public_key(value)
     except ValueError as exc:

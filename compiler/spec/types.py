@@ -14,8 +14,6 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from compiler.bundle.runner import DType as RunnerDType
-
 
 class SpecModel(BaseModel):
     """Base of every spec object: camelCase keys, unknown keys refused, immutable."""
@@ -27,7 +25,11 @@ class SpecModel(BaseModel):
         validate_by_name=False,
         serialize_by_alias=True,
         frozen=True,
-        use_attribute_docstrings=True,
+        # the docstrings under fields are their descriptions, put in only for schemas (compiler/spec/docs.py)
+        use_attribute_docstrings=False,
+        # a model's validator and serializer are built when it is first used, not at import: a validation
+        # from the document cache unpickles the kinds' models and validates only a few (the project file)
+        defer_build=True,
         allow_inf_nan=False,  # .inf or .nan in a spec is always a mistake, and breaks every renderer
     )
 
@@ -317,8 +319,25 @@ SecretRef = Annotated[
 ]
 """Where a secret lives (`vault:plant/press3#password`, `env:OPCUA_PASSWORD`), never the secret."""
 
-# one list of tensor and field dtypes: the device contract's (compiler.bundle.runner)
-DType = RunnerDType
+DType = Literal[
+    "float16",
+    "bfloat16",
+    "float32",
+    "float64",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "bool",
+    "string",
+]
+"""The tensor and field dtypes: the device contract's `compiler.bundle.runner.DType`, the same names in the
+same order (a test holds them equal). Spelled here so the spec models do not import the contract's forty
+dataclasses at every validate and test; the renderers, which write runner.json, load them."""
 
 
 def relative_path_check(value: str) -> str:

@@ -31,7 +31,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
-import pyarrow.parquet as pq
 
 from compiler.bundle.tree import TreeError, open_file
 from compiler.testing.dataset_types import FORMATS as FORMATS  # re-exported: readers import them from here
@@ -129,6 +128,8 @@ class DatasetFile:
         with self._open() as fh:
             try:
                 if self.format == "parquet":
+                    import pyarrow.parquet as pq  # here: a CSV or Arrow dataset never loads it (0.01-0.03 s)
+
                     meta = pq.ParquetFile(fh)
                     return Probe(self.format, _columns_of(meta.schema_arrow), meta.metadata.num_rows)
                 if self.format in ("arrow", "feather"):
@@ -236,6 +237,8 @@ class DatasetFile:
         if self.format == "parquet":
             # pages are read through a buffer, not a whole row group's column chunks at once (pre_buffer): a
             # row group is as large as its writer chose (1 Mi rows by default), the buffer is ours
+            import pyarrow.parquet as pq
+
             pf = pq.ParquetFile(fh, page_checksum_verification=True, pre_buffer=False, buffer_size=buffer)
             have = set(pf.schema_arrow.names)
             cols = [n for n in names if n in have] if names is not None else None
@@ -355,6 +358,32 @@ def _joined(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordB
         yield from pa.Table.from_batches(pending).combine_chunks().to_batches()
 
 
+_SMALL_INTEGERS = frozenset((pa.int8(), pa.int16(), pa.int32(), pa.uint8(), pa.uint16(), pa.uint32()))
+
+
+_FLOAT64_INTEGERS = 2**53  # every integer of at most this size is exact in float64, as Arrow's safe cast checks
+
+
+def _exact_in_float64(t: pa.DataType, nulls: int) -> bool:
+    """Whether numpy makes the same float64 column as Arrow's cast, without the cast: floats, integers of
+    at most 32 bits (exact in float64; with nulls Arrow's to_numpy gives float64 with NaN already) and
+    booleans without nulls. The cast would load `pyarrow.compute` (0.03-0.1 s of CPU at every `takt test`).
+    64-bit integers go without it when every value is within ±2**53; otherwise the cast refuses them."""
+    return pa.types.is_floating(t) or t in _SMALL_INTEGERS or (pa.types.is_boolean(t) and nulls == 0)
+
+
+def _float64(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """`col` cast to float64 as numpy, the values and errors of Arrow's safe cast."""
+    t = col.type
+    if _exact_in_float64(t, col.null_count):
+        return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
+    if t in (pa.int64(), pa.uint64()) and col.null_count == 0:
+        ints = col.to_numpy(zero_copy_only=False)
+        if ints.size == 0 or (int(ints.min()) >= -_FLOAT64_INTEGERS and int(ints.max()) <= _FLOAT64_INTEGERS):
+            return np.asarray(ints, dtype=np.float64)
+    return np.asarray(col.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
 def to_numpy(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """One Arrow column as numpy: numbers and booleans float64 (null → NaN), strings object, fixed-size
     lists of numbers 2-D float64."""
@@ -363,7 +392,7 @@ def to_numpy(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if kind in ("number", "bool"):
         if pa.types.is_null(t):
             return np.full(len(col), np.nan)
-        return np.asarray(col.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+        return _float64(col)
     if kind == "string":
         if pa.types.is_dictionary(t):
             col = col.cast(pa.string())
@@ -376,6 +405,5 @@ def to_numpy(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
             if col.num_chunks
             else pa.array([], t.value_type)
         )
-        values = np.asarray(flat.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
-        return values.reshape(len(col), t.list_size)
+        return _float64(flat).reshape(len(col), t.list_size)
     return np.array(col.to_pylist(), dtype=object)
