@@ -20,6 +20,7 @@ from functools import cache
 from typing import Any, Final, Literal, Union
 
 from compiler.bundle import jsontext
+from compiler.bundle.dtypes import DType
 
 API_VERSION: Final = "takt/runner/v1"
 RUNNER_JSON = "runner.json"
@@ -27,22 +28,6 @@ MAX_BYTES = 16 << 20  # the reference statistics of a few hundred features fit m
 MAX_DEPTH = 24  # the deepest v1 path is 6 levels; anything far deeper is not a runner config
 SCHEMA_ID = "https://takt.dev/schemas/runner/v1/runner.json"
 
-DType = Literal[
-    "float16",
-    "bfloat16",
-    "float32",
-    "float64",
-    "int8",
-    "int16",
-    "int32",
-    "int64",
-    "uint8",
-    "uint16",
-    "uint32",
-    "uint64",
-    "bool",
-    "string",
-]
 Number = int | float  # kept as written: an integer stays an integer in the JSON bytes
 
 

@@ -14,6 +14,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+from compiler.bundle.dtypes import DType as DType  # the spec models name it from here
+
 
 class SpecModel(BaseModel):
     """Base of every spec object: camelCase keys, unknown keys refused, immutable."""
@@ -319,25 +321,7 @@ SecretRef = Annotated[
 ]
 """Where a secret lives (`vault:plant/press3#password`, `env:OPCUA_PASSWORD`), never the secret."""
 
-DType = Literal[
-    "float16",
-    "bfloat16",
-    "float32",
-    "float64",
-    "int8",
-    "int16",
-    "int32",
-    "int64",
-    "uint8",
-    "uint16",
-    "uint32",
-    "uint64",
-    "bool",
-    "string",
-]
-"""The tensor and field dtypes: the device contract's `compiler.bundle.runner.DType`, the same names in the
-same order (a test holds them equal). Spelled here so the spec models do not import the contract's forty
-dataclasses at every validate and test; the renderers, which write runner.json, load them."""
+# DType, the tensor and field dtypes, is the device contract's list (compiler/bundle/dtypes.py).
 
 
 def relative_path_check(value: str) -> str:
