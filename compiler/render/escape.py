@@ -53,6 +53,21 @@ def to_yaml(obj: Any) -> str:
     return buf.getvalue()
 
 
+_MAX_ONE_LINE = 1000  # far below the dumper's width (4096), wherever the scalar starts: never folded
+_YAML_BREAK = re.compile("[\n\r\x85\u2028\u2029]")  # YAML's line breaks: what follows one is indented
+
+
+@functools.lru_cache(maxsize=4096, typed=True)  # typed: True, 1 and 1.0 are written differently
+def yaml_scalar(value: str | int | float | bool) -> str | None:
+    """The text `to_yaml` writes for `value` as a block value or sequence item (its quoting and style
+    are ruamel's, decided by the scalar alone), or None when that takes more than one line. Names,
+    paths and flags repeat across a fleet's bundles, so each is asked of ruamel once per process."""
+    text = to_yaml([value])
+    if len(text) > _MAX_ONE_LINE or not text.startswith("- ") or _YAML_BREAK.search(text, 0, len(text) - 1):
+        return None
+    return text[2:-1]
+
+
 def _control(ch: str) -> bool:
     """C0 controls and DEL: never literal in a unit file (both systemd escapers share this one rule)."""
     return ord(ch) < 0x20 or ord(ch) == 0x7F
