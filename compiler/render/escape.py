@@ -73,9 +73,17 @@ def _control(ch: str) -> bool:
     return ord(ch) < 0x20 or ord(ch) == 0x7F
 
 
+# The characters either systemd escaper rewrites (`_control`'s C0 and DEL, and the specials of each):
+# text without any is written as it is, without the per-character loop (a unit takes 5 such values).
+_TEXT_SPECIAL = re.compile("[%\\\\\x00-\x1f\x7f]")
+_QUOTE_SPECIAL = re.compile('[%$"\\\\\x00-\x1f\x7f]')
+
+
 def systemd_text(value: Any) -> str:
     """A free-text unit setting (Description=): no line breaks, specifiers and escapes neutralised."""
     text = str(value)
+    if not _TEXT_SPECIAL.search(text):
+        return text.strip()
     out = []
     for ch in text:
         if ch == "%":
@@ -92,6 +100,8 @@ def systemd_text(value: Any) -> str:
 def systemd_quote(value: Any) -> str:
     """One ExecStart= argument, double-quoted: systemd's C-style escapes, `$` and `%` doubled."""
     text = str(value)
+    if not _QUOTE_SPECIAL.search(text):
+        return f'"{text}"'
     out = ['"']
     for ch in text:
         if ch in '"\\':
