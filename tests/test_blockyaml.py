@@ -52,23 +52,23 @@ def _shapes() -> list[Any]:
     return out
 
 
-def test_dumps_writes_to_yaml_bytes():
+def test_dumps_writes_to_yaml_bytes() -> None:
     shapes = _shapes()
     assert [blockyaml.dumps(o) for o in shapes] == [to_yaml(o) for o in shapes]
 
 
-def test_a_container_met_twice_is_left_to_ruamel():
+def test_a_container_met_twice_is_left_to_ruamel() -> None:
     shared = ["a"]
     doc = {"x": shared, "y": shared}
     assert blockyaml.dumps(doc) == to_yaml(doc)
     assert "&" in to_yaml(doc)
 
 
-def test_yaml_scalar_keeps_bool_int_and_float_apart():
+def test_yaml_scalar_keeps_bool_int_and_float_apart() -> None:
     assert (yaml_scalar(1), yaml_scalar(True), yaml_scalar(1.0)) == ("1", "true", "1.0")
     assert (yaml_scalar("1"), yaml_scalar("true"), yaml_scalar("b " * 3000)) == ("'1'", "'true'", None)
 
 
 @pytest.mark.parametrize("value", ["it's", "emoji 🎉", "a" * 999, "a" * 5000, "b " * 3000])
-def test_compose_of_tricky_values(value: str):
+def test_compose_of_tricky_values(value: str) -> None:
     assert blockyaml.dumps(_compose(value)) == to_yaml(_compose(value))

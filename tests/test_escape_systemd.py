@@ -41,12 +41,12 @@ _texts = st.text() | st.text(alphabet=st.sampled_from('ab %$"\\\n\t\x00\x1f\x7f\
 
 @settings(max_examples=500, deadline=None)
 @given(_texts)
-def test_fast_and_per_character_paths_agree(text: str):
+def test_fast_and_per_character_paths_agree(text: str) -> None:
     assert systemd_text(text) == _text_reference(text)
     assert systemd_quote(text) == _quote_reference(text)
 
 
-def test_every_character_up_to_the_astral_planes():
+def test_every_character_up_to_the_astral_planes() -> None:
     for code in range(0x3000):
         ch = chr(code)
         assert systemd_text(f" a{ch}b ") == _text_reference(f" a{ch}b ")
