@@ -655,17 +655,31 @@ def _decode_dataclass(cls: type, value: Any, path: str) -> Any:
     return cls(**kwargs)
 
 
+_PLAIN: Final = frozenset({str, int, float, bool, type(None)})  # exact types: encoded as themselves
+
+
+@cache
+def _is_dataclass_type(tp: Any) -> bool:
+    return dataclasses.is_dataclass(tp)
+
+
 def encode(obj: Any) -> Any:
-    """A dataclass tree as JSON data: None values omitted, tuples as lists."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+    """A dataclass tree as JSON data: None values omitted, tuples as lists.
+
+    Exact scalars are tried first, and inline in fields and lists: most values of a runner.json are
+    strings and numbers, and each `is_dataclass` test costs more than returning one."""
+    tp: Any = type(obj)  # a class (hashable), typed Any for the cache
+    if tp in _PLAIN:
+        return obj
+    if _is_dataclass_type(tp):
         out = {}
-        for name, key in _encoded_fields(type(obj)):
+        for name, key in _encoded_fields(tp):
             value = getattr(obj, name)
             if value is not None:
-                out[key] = encode(value)
+                out[key] = value if type(value) in _PLAIN else encode(value)
         return out
     if isinstance(obj, tuple | list):
-        return [encode(v) for v in obj]
+        return [v if type(v) in _PLAIN else encode(v) for v in obj]
     if isinstance(obj, dict):
         return {k: encode(v) for k, v in obj.items()}
     return obj

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,21 @@ def spec_json(m: BaseModel) -> dict[str, Any]:
     return m.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+@functools.lru_cache(maxsize=1024)
+def _section(tp: Any, text: str, path: str) -> Any:
+    """One spec section (its JSON text) read through the runner contract. A fleet's deployments
+    share their models and sources, so each distinct section is decoded once per process; what
+    `decode` returns is frozen (dataclasses of tuples), so every bundle may share it, and a refusal
+    (ContractError) is raised again each time, never memoised."""
+    return contract.decode(tp, json.loads(text), path)
+
+
+def _decode(tp: Any, data: dict[str, Any], path: str = "") -> Any:
+    """`contract.decode(tp, data, path)` for the JSON data of a spec section (`spec_json`: string keys,
+    finite numbers, so its JSON text stands for it exactly)."""
+    return _section(tp, json.dumps(data, ensure_ascii=False), path)
+
+
 def runner_config(inp: RenderInput, model_file: str) -> contract.RunnerConfig:
     """The runner's configuration, shared by target classes that run the takt runner.
 
@@ -67,23 +84,23 @@ def runner_config(inp: RenderInput, model_file: str) -> contract.RunnerConfig:
             version=inp.model.spec.version,
             file=model_file,
             sha256=inp.model_sha256,
-            inputs=tuple(contract.decode(contract.Tensor, spec_json(t)) for t in inp.model.spec.inputs),
-            outputs=tuple(contract.decode(contract.Tensor, spec_json(t)) for t in inp.model.spec.outputs),
-            preprocessing=tuple(contract.decode(contract.Step, spec_json(p)) for p in inp.model.spec.preprocessing),
+            inputs=tuple(_decode(contract.Tensor, spec_json(t)) for t in inp.model.spec.inputs),
+            outputs=tuple(_decode(contract.Tensor, spec_json(t)) for t in inp.model.spec.outputs),
+            preprocessing=tuple(_decode(contract.Step, spec_json(p)) for p in inp.model.spec.preprocessing),
         )
         return contract.RunnerConfig(
             deployment=inp.deployment.metadata.name,
             target=inp.target_name,
             model=model,
             sources={
-                name: contract.decode(contract.Source, spec_json(inp.sources[name].spec), f"sources.{name}")
+                name: _decode(contract.Source, spec_json(inp.sources[name].spec), f"sources.{name}")
                 for name in sorted(used)
                 if name in inp.sources
             },
-            bindings=tuple(contract.decode(contract.Binding, spec_json(b)) for b in spec.bindings),
-            outputs=tuple(contract.decode(contract.Output, spec_json(o)) for o in spec.outputs),
-            resources=contract.decode(contract.Resources, spec_json(spec.resources) if spec.resources else {}),
-            monitoring=contract.decode(contract.Monitoring, spec_json(spec.monitoring) if spec.monitoring else {}),
+            bindings=tuple(_decode(contract.Binding, spec_json(b)) for b in spec.bindings),
+            outputs=tuple(_decode(contract.Output, spec_json(o)) for o in spec.outputs),
+            resources=_decode(contract.Resources, spec_json(spec.resources) if spec.resources else {}),
+            monitoring=_decode(contract.Monitoring, spec_json(spec.monitoring) if spec.monitoring else {}),
         )
     except contract.ContractError as exc:
         raise RenderError(f"the runner contract {contract.API_VERSION} cannot carry this deployment: {exc}") from exc

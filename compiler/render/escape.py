@@ -53,14 +53,37 @@ def to_yaml(obj: Any) -> str:
     return buf.getvalue()
 
 
+_MAX_ONE_LINE = 1000  # far below the dumper's width (4096), wherever the scalar starts: never folded
+_YAML_BREAK = re.compile("[\n\r\x85\u2028\u2029]")  # YAML's line breaks: what follows one is indented
+
+
+@functools.lru_cache(maxsize=4096, typed=True)  # typed: True, 1 and 1.0 are written differently
+def yaml_scalar(value: str | int | float | bool) -> str | None:
+    """The text `to_yaml` writes for `value` as a block value or sequence item (its quoting and style
+    are ruamel's, decided by the scalar alone), or None when that takes more than one line. Names,
+    paths and flags repeat across a fleet's bundles, so each is asked of ruamel once per process."""
+    text = to_yaml([value])
+    if len(text) > _MAX_ONE_LINE or not text.startswith("- ") or _YAML_BREAK.search(text, 0, len(text) - 1):
+        return None
+    return text[2:-1]
+
+
 def _control(ch: str) -> bool:
     """C0 controls and DEL: never literal in a unit file (both systemd escapers share this one rule)."""
     return ord(ch) < 0x20 or ord(ch) == 0x7F
 
 
+# The characters either systemd escaper rewrites (`_control`'s C0 and DEL, and the specials of each):
+# text without any is written as it is, without the per-character loop (a unit takes 5 such values).
+_TEXT_SPECIAL = re.compile("[%\\\\\x00-\x1f\x7f]")
+_QUOTE_SPECIAL = re.compile('[%$"\\\\\x00-\x1f\x7f]')
+
+
 def systemd_text(value: Any) -> str:
     """A free-text unit setting (Description=): no line breaks, specifiers and escapes neutralised."""
     text = str(value)
+    if not _TEXT_SPECIAL.search(text):
+        return text.strip()
     out = []
     for ch in text:
         if ch == "%":
@@ -77,6 +100,8 @@ def systemd_text(value: Any) -> str:
 def systemd_quote(value: Any) -> str:
     """One ExecStart= argument, double-quoted: systemd's C-style escapes, `$` and `%` doubled."""
     text = str(value)
+    if not _QUOTE_SPECIAL.search(text):
+        return f'"{text}"'
     out = ['"']
     for ch in text:
         if ch in '"\\':

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 from compiler.bundle import runner as contract
 from compiler.bundle.tree import TreeError, read_inside, read_regular
 from compiler.models.inspect import PROTOBUF_LIMIT
+from compiler.render import blockyaml
 from compiler.render.context import RenderError, RenderInput, runner_config
-from compiler.render.escape import to_yaml
 from compiler.render.reference import reference_statistics
 from compiler.spec.testsuite import MAX_SAMPLE_BYTES, GoldenTest, LatencyTest
 from targets.edge_pc.profile import EdgePcProfile
@@ -151,5 +151,5 @@ def render(inp: RenderInput, templates: Environment) -> dict[str, bytes]:
     if res and res.cpu:
         service["cpus"] = res.cpu
     compose = {"name": f"takt-{inp.deployment.metadata.name}", "services": {"runner": service}}
-    files["compose.yaml"] = to_yaml(compose).encode()
+    files["compose.yaml"] = blockyaml.dumps(compose).encode()  # to_yaml's bytes
     return files

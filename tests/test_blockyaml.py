@@ -1,0 +1,74 @@
+"""blockyaml.dumps writes to_yaml's exact bytes: on the escape tests' corpus (tricky scalars as values,
+keys and items, at several depths), on compose-shaped documents, and where it hands over to to_yaml."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from compiler.render import blockyaml
+from compiler.render.escape import to_yaml, yaml_scalar
+from tests.test_escape_yaml import TRICKY, _samples
+
+
+def _compose(value: Any) -> dict[str, Any]:
+    service = {
+        "image": value,
+        "command": ["--config", value, "--http-port", "8080"],
+        "working_dir": "/bundle",
+        "volumes": [{"type": "bind", "source": value, "target": "/bundle", "read_only": True}],
+        "restart": "unless-stopped",
+        "read_only": True,
+        "network_mode": "host",
+        "mem_limit": 268435456,
+        "cpus": 0.5,
+    }
+    return {"name": value, "services": {"runner": service}}
+
+
+def _shapes() -> list[Any]:
+    out: list[Any] = list(_samples())
+    for s in TRICKY:
+        out += [
+            _compose(s),
+            {"a": {"b": {"c": s}}, "d": [s, s]},
+            {"l": [{"k": s, "m": {"n": s}, "o": [s, {"p": s}]}]},
+            {"k": s, s or "e": [s]},
+        ]
+    out += [
+        {"a": [[1]]},
+        {"a": ()},
+        {"a": (1, 2)},
+        {1: "x"},
+        {"a": None},
+        {"a": {}},
+        {"a": []},
+        {"a": [{}]},
+        {"x" * 127: 1},
+        {"x" * 128: 1},
+        {"a": 1.0, "b": 1, "c": True, "d": 1e300, "e": -0.0, "f": 2**64, "g": False, "h": 0},
+    ]
+    return out
+
+
+def test_dumps_writes_to_yaml_bytes() -> None:
+    shapes = _shapes()
+    assert [blockyaml.dumps(o) for o in shapes] == [to_yaml(o) for o in shapes]
+
+
+def test_a_container_met_twice_is_left_to_ruamel() -> None:
+    shared = ["a"]
+    doc = {"x": shared, "y": shared}
+    assert blockyaml.dumps(doc) == to_yaml(doc)
+    assert "&" in to_yaml(doc)
+
+
+def test_yaml_scalar_keeps_bool_int_and_float_apart() -> None:
+    assert (yaml_scalar(1), yaml_scalar(True), yaml_scalar(1.0)) == ("1", "true", "1.0")
+    assert (yaml_scalar("1"), yaml_scalar("true"), yaml_scalar("b " * 3000)) == ("'1'", "'true'", None)
+
+
+@pytest.mark.parametrize("value", ["it's", "emoji 🎉", "a" * 999, "a" * 5000, "b " * 3000])
+def test_compose_of_tricky_values(value: str) -> None:
+    assert blockyaml.dumps(_compose(value)) == to_yaml(_compose(value))
