@@ -25,7 +25,7 @@ from agent.verify import (
     verify_bundles,
     verify_state,
 )
-from compiler.bundle import MANIFEST, BundleRef, DesiredState, key_id, sign, write_bundle
+from compiler.bundle import MANIFEST, BundleRef, DesiredState, ShadowOf, key_id, sign, write_bundle
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 KEY = Ed25519PrivateKey.generate()
@@ -188,3 +188,22 @@ def test_a_bundle_with_several_problems_is_refused_naming_the_first(tmp_path: Pa
     with pytest.raises(Refused) as exc:
         verify_bundles(tmp_path, DesiredState("ipc-1", 1, NOW, (BundleRef("d1/t", m.digest),)))
     assert exc.value.message.startswith(f"bundle d1/t ({m.digest[:12]}): a.txt: ")
+
+
+def test_release_id_binds_a_challengers_terms_and_window_not_the_order():
+    current = BundleRef("d1/t", "a" * 64)
+
+    def rid(*challenger: BundleRef) -> str:
+        return release_id(DesiredState("x", 1, NOW, (current, *challenger)))
+
+    windowless = BundleRef("d1/t", "b" * 64, ShadowOf(0.5))
+    ids = {
+        rid(),
+        rid(windowless),
+        rid(BundleRef("d1/t", "b" * 64, ShadowOf(0.25))),
+        rid(BundleRef("d1/t", "b" * 64, ShadowOf(0.5, 60.0))),
+        rid(BundleRef("d1/t", "b" * 64, ShadowOf(0.5, 120.0))),
+    }
+    assert len(ids) == 5  # each term of the shadow rollout is part of what the device runs
+    # the challenger shares its current bundle's name: either order in desired.json is one release
+    assert release_id(DesiredState("x", 1, NOW, (windowless, current))) == rid(windowless)
