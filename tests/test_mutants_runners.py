@@ -627,7 +627,7 @@ def test_an_agent_that_exits_without_closing_is_not_held_by_the_watcher(tmp_path
         f"s.restart([rn.RunnerSpec(deployment='a', bundle='b', config=Path('c'), workdir=Path({str(tmp_path)!r}), "
         "port=1, gate=None)]); print('started', flush=True)"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
     assert (done.returncode, done.stdout) == (0, "started\n")
 
 
