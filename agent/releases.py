@@ -184,15 +184,20 @@ def _kind(entry: os.DirEntry[str]) -> str:
     return "dir" if entry.is_dir() else "file" if entry.is_file() else "other"
 
 
+def _shadow_of(entry: Any) -> ShadowOf | None:
+    """A challenger's terms as release.json holds them (BundleRef.to_json): its tolerance, and its window if signed."""
+    if not entry:
+        return None
+    window = entry.get("window")
+    return ShadowOf(float(entry["tolerance"]), None if window is None else float(window))
+
+
 def verify_release(release: Path) -> list[str]:
     """The whole release against what was staged (drift detection): every bundle byte and mode,
     the deployment links and nothing else (no other entry, no other link)."""
     try:
         meta = read_state_json(release / "release.json")
-        bundles = [
-            BundleRef(b["name"], b["digest"], ShadowOf(float(b["shadow"]["tolerance"])) if b.get("shadow") else None)
-            for b in meta.get("bundles", [])
-        ]
+        bundles = [BundleRef(b["name"], b["digest"], _shadow_of(b.get("shadow"))) for b in meta.get("bundles", [])]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         return [f"release.json unreadable: {exc}"]
     problems = []

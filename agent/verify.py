@@ -50,7 +50,11 @@ def _shadow_terms(shadow: ShadowOf) -> str:
 
 
 def release_id(state: DesiredState) -> str:
-    """A release is the set of bundles a device runs; its id binds every name and digest."""
+    """A release is the set of bundles a device runs; its id binds every name and digest.
+
+    The id is persisted (the quarantine in agent.json, releases/<id>.<n>), so its format is kept across
+    agent versions: sha256 of one line per bundle, sorted by name with a current bundle before its
+    challenger: `name\0digest\n`, and for a challenger `name\0digest\0shadow\0<tolerance>[\0window\0<window>]\n`."""
     # a challenger's line is marked (and its tolerance and window bound); states without one keep their old ids
     lines = "".join(
         f"{b.name}\0{b.digest}\n" if b.shadow is None else f"{b.name}\0{b.digest}\0shadow\0{_shadow_terms(b.shadow)}\n"

@@ -22,7 +22,7 @@ Y = (X.sum(axis=1, keepdims=True) * 0.5).astype(np.float32)  # what TINY compute
 
 
 def _bundle(release: Path, digest: str, *, model: bool = True, config: dict[str, Any] | None = None,
-            expected: np.ndarray | None = None) -> None:  # fmt: skip
+            expected: np.ndarray | None = None, x: np.ndarray = X) -> None:  # fmt: skip
     bundle = release / "bundles" / digest
     bundle.mkdir(parents=True)
     if model:
@@ -32,7 +32,7 @@ def _bundle(release: Path, digest: str, *, model: bool = True, config: dict[str,
         (bundle / "runner.json").write_bytes(json.dumps(config).encode())
     if expected is not None:
         (bundle / "health").mkdir()
-        np.savez(bundle / "health" / "samples.npz", x=X, **{"expected/y": expected})
+        np.savez(bundle / "health" / "samples.npz", x=x, **{"expected/y": expected})
 
 
 def _config(*, samples: dict[str, Any] | None, latency: float | None = None) -> dict[str, Any]:
@@ -58,8 +58,8 @@ def _release(tmp: Path, bundles: list[tuple[str, str]]) -> Path:
 class Clock:
     """perf_counter for the gate: the warm-up is not timed, the timed run takes `took` seconds."""
 
-    def __init__(self, took: float) -> None:
-        self.times = iter([0.0, took])
+    def __init__(self, took: float, start: float = 0.0) -> None:
+        self.times = iter([start, start + took])
 
     def perf_counter(self) -> float:
         return next(self.times)
@@ -236,3 +236,169 @@ def test_main_prints_one_report_and_exits_by_it(tmp_path: Path, monkeypatch: pyt
         health.main()
     assert info.value.code == 1 and json.loads(capsys.readouterr().out) == {
         "ok": False, "checks": [{"bundle": "?", "ok": False, "detail": "ValueError: no such model"}]}
+
+
+# --- check_release: more bundles, the clock, the latency bound and the samples file ------------------------------
+
+
+def test_bundles_without_a_model_or_samples_do_not_end_the_check(tmp_path: Path) -> None:
+    release = _release(tmp_path, [("a/ipc", DIGEST), ("b/ipc", "e" * 64), ("c/ipc", "f" * 64)])
+    _bundle(release, DIGEST, model=False)
+    _bundle(release, "e" * 64, config=_config(samples=None))
+    _bundle(release, "f" * 64, config=_config(samples={}), expected=Y + 1)
+    assert health.check_release(release) == {"ok": False, "checks": [
+        {"bundle": "a/ipc", "ok": True, "detail": "no model to load (not an edge bundle)"},
+        {"bundle": "b/ipc", "ok": True, "detail": "model loads; no health samples"},
+        {"bundle": "c/ipc", "ok": False, "detail": "outputs y differ from the health samples"},
+    ]}  # fmt: skip
+
+
+def test_the_time_is_the_timed_run_s_whatever_the_clock_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    release = _release(tmp_path, [("line/ipc", DIGEST)])
+    _bundle(release, DIGEST, config=_config(samples={}, latency=0.0625), expected=Y)
+    monkeypatch.setattr(health, "time", Clock(0.5, start=1024.0))  # 0.125 s a sample: twice the budget
+    assert health.check_release(release)["checks"][0] == {
+        "bundle": "line/ipc", "ok": False, "detail": "125.00 ms per sample exceeds the budget of 62.50 ms"}
+
+
+@pytest.mark.parametrize(("rows", "took", "ok"), [(1, 0.25, True), (1, 0.375, False), (0, 0.375, False)])
+def test_one_sample_or_none_takes_the_whole_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows: int,
+                                                took: float, ok: bool) -> None:  # fmt: skip
+    release = _release(tmp_path, [("line/ipc", DIGEST)])
+    _bundle(release, DIGEST, config=_config(samples={}, latency=0.25), expected=Y[:rows], x=X[:rows])
+    monkeypatch.setattr(health, "time", Clock(took))
+    check = health.check_release(release)["checks"][0]
+    assert check["ok"] is ok
+    if not ok:  # an empty samples file is not a division by zero: its one run is its sample
+        assert check["detail"] == "375.00 ms per sample exceeds the budget of 250.00 ms"
+
+
+class _Payload:
+    """Unpickling it opens (creates) the marker: what a pickled object in a samples file could do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        return open, (str(self.marker), "w")
+
+
+def test_threat_a_pickled_object_in_the_samples_is_never_loaded(tmp_path: Path) -> None:
+    release = _release(tmp_path / "r", [("line/ipc", DIGEST)])
+    _bundle(release, DIGEST, config=_config(samples={}), expected=Y)
+    marker = tmp_path / "unpickled"
+    payload = np.empty(1, dtype=object)
+    payload[0] = _Payload(marker)
+    np.savez(release / "bundles" / DIGEST / "health" / "samples.npz", x=X, **{"expected/y": payload})
+    with pytest.raises(ValueError, match="allow_pickle"):
+        health.check_release(release)
+    assert not marker.exists()
+
+
+# --- run_health against a simulated check and clock: the bounds exactly, without waiting ------------------------
+
+
+class _Simulated:
+    """Popen and the monotonic clock for run_health: the check runs `runs` seconds of simulated time, and each
+    wait for it moves the clock by the wait's timeout (or to the check's exit, if sooner)."""
+
+    def __init__(self, runs: float, report: str) -> None:
+        self.now = self.start = 4096.0
+        self.exits, self.report = self.start + runs, report
+        self.waits: list[float] = []
+        self.killed = False
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def __call__(self, argv: list[str], **kwargs: Any) -> _Simulated:
+        return self
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, str]:
+        if timeout is None:
+            return ("", "") if self.killed else (self.report, "")
+        self.waits.append(timeout)
+        if len(self.waits) > 1000:
+            raise RuntimeError("run_health spins without waiting")
+        if self.now + timeout >= self.exits:
+            self.now = self.exits
+            return self.report, ""
+        self.now += max(timeout, 0.0)
+        raise health.subprocess.TimeoutExpired("check", timeout)
+
+    def kill(self) -> None:
+        self.killed = True
+
+
+@pytest.fixture
+def simulate(monkeypatch: pytest.MonkeyPatch):
+    def make(runs: float) -> _Simulated:
+        sim = _Simulated(runs, _report(("a", True, "fine")))
+        monkeypatch.setattr(health.subprocess, "Popen", sim)
+        monkeypatch.setattr(health, "time", sim)
+        return sim
+
+    return make
+
+
+def test_the_timeout_is_exclusive(simulate) -> None:
+    sim = simulate(2.25)  # still running at exactly 2 s: not yet over its timeout, and it finishes
+    assert health.run_health(Path("r"), "python", timeout=2.0, poll=0.5) == (True, "a: fine")
+    sim = simulate(2.75)
+    assert health.run_health(Path("r"), "python", timeout=2.0, poll=0.5) == (False, "health check timed out after 2 s")
+    assert sim.killed and sim.now - sim.start == 2.5  # killed at the first look past the timeout
+
+
+def test_preemption_is_asked_every_two_seconds_by_default(simulate) -> None:
+    sim = simulate(60.0)
+    asked: list[float] = []
+
+    def preempt() -> bool:
+        asked.append(sim.now - sim.start)
+        return len(asked) == 3
+
+    assert health.run_health(Path("r"), "python", timeout=30, preempt=preempt, poll=0.5) == (
+        False, "preempted by a newer desired state")  # fmt: skip
+    assert asked == [2.0, 4.0, 6.0] and sim.killed
+
+
+def test_the_check_is_looked_at_every_tenth_of_a_second_by_default(simulate) -> None:
+    sim = simulate(0.25)
+    assert health.run_health(Path("r"), "python", timeout=30) == (True, "a: fine")
+    assert sim.waits == [0.1, 0.1, 0.1]
+
+
+def test_a_check_that_prints_more_than_a_pipe_holds_is_read_while_it_runs(tmp_path: Path) -> None:
+    report = _report(("a", True, "fine"))
+    noise = "head -c 300000 /dev/zero | tr '\\000' x"
+    python = _interpreter(tmp_path, f"{noise} >&2\n{noise}\necho\necho '{report}'\n")
+    assert health.run_health(tmp_path, python, timeout=20) == (True, "a: fine")
+
+
+def _model(nodes: list[Any], initializers: list[Any]) -> bytes:
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializers)  # fmt: skip
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8).SerializeToString()
+
+
+def test_the_runtime_s_errors_reach_stderr_not_its_warnings(tmp_path: Path,
+                                                          capfd: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    from onnx import helper, numpy_helper
+
+    release = _release(tmp_path / "warns", [("line/ipc", DIGEST)])
+    _bundle(release, DIGEST, config=_config(samples={}), expected=X)
+    unused = numpy_helper.from_array(np.ones(3, np.float32), "unused")  # the runtime warns it removes it
+    (release / "bundles" / DIGEST / "model" / "model.onnx").write_bytes(
+        _model([helper.make_node("Identity", ["x"], ["y"])], [unused]))
+    assert health.check_release(release)["ok"] is True
+    assert capfd.readouterr().err == ""
+    release = _release(tmp_path / "fails", [("line/ipc", DIGEST)])
+    _bundle(release, DIGEST, config=_config(samples={}), expected=X)
+    shape = numpy_helper.from_array(np.array([3, 5], np.int64), "shape")  # 4 samples × 2 cannot be 3 × 5
+    (release / "bundles" / DIGEST / "model" / "model.onnx").write_bytes(
+        _model([helper.make_node("Reshape", ["x", "shape"], ["y"])], [shape]))
+    with pytest.raises(Exception, match="Reshape"):
+        health.check_release(release)
+    assert "Non-zero status code returned while running Reshape node" in capfd.readouterr().err

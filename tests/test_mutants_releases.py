@@ -386,3 +386,14 @@ def test_a_file_named_like_a_release_never_stops_pruning(tmp_path: Path) -> None
     (state / RELEASES / f"{RID}.2").mkdir()
     prune(state, keep=[])
     assert [p.name for p in (state / RELEASES).iterdir()] == [f"{RID}.1"]
+
+
+def test_a_shadow_release_with_its_own_window_verifies(tmp_path: Path) -> None:
+    """The signed window is the staged entry's; the release's own check reads it back from release.json."""
+    desired, manifests = _bundles(tmp_path / "work")
+    a, b = desired.bundles
+    challenger = BundleRef("line/edge", b.digest, ShadowOf(0.5, 120.0))
+    shadowed = DesiredState(desired.device, 8, desired.expires, (a, challenger))
+    release = stage(tmp_path / "state", tmp_path / "work", shadowed, manifests, RID, reserve=0)  # it checks itself
+    assert verify_release(release) == []
+    assert release_meta(release)["bundles"][1]["shadow"] == {"tolerance": 0.5, "window": 120.0}

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 
 import agent.runners as rn
 from compiler.bundle import runner as contract
+from compiler.bundle.tree import TreeError
 
 GATE = contract.RunnerGate(window_seconds=5)
 
@@ -480,3 +482,224 @@ def test_runner_specs_one_per_runner_bundle_through_the_current_link(
     empty.mkdir()
     (empty / "release.json").write_text("{}")
     assert rn.runner_specs(state, empty) == []
+
+
+def _release_of(tmp: Path, bundles: list[dict[str, object]]) -> Path:
+    """A release whose runner bundles carry a real runner.json (the contract's golden one)."""
+    from tests.test_runner_contract import _doc
+
+    release = tmp / "rel"
+    for ref in bundles:
+        bundle = release / "bundles" / str(ref["digest"])
+        bundle.mkdir(parents=True)
+        if ref.get("runner", True):
+            (bundle / "runner.json").write_text(json.dumps(_doc()))
+    (release / "release.json").write_text(json.dumps({"bundles": bundles}))
+    return release
+
+
+def test_runner_specs_go_on_past_a_challenger_and_an_embedded_bundle(tmp_path: Path) -> None:
+    release = _release_of(tmp_path, [
+        {"name": "b/t", "digest": "d4", "shadow": {"tolerance": 0.0}},  # listed before its current bundle
+        {"name": "c/t", "digest": "d3", "runner": False},  # embedded: no runner.json
+        {"name": "b/t", "digest": "d1"},
+        {"name": "a/t", "digest": "d2"},
+    ])  # fmt: skip
+    assert [(s.deployment, s.bundle) for s in rn.runner_specs(tmp_path / "state", release)] == [
+        ("a", "d2"), ("b", "d1")]  # fmt: skip
+
+
+def test_release_json_is_read_up_to_one_mib_and_refused_past(tmp_path: Path) -> None:
+    release = _release_of(tmp_path, [{"name": "a/t", "digest": "d1"}])
+    text = (release / "release.json").read_bytes()
+    (release / "release.json").write_bytes(text[:-1] + b" " * ((1 << 20) - len(text)) + b"}")
+    assert [s.bundle for s in rn.runner_specs(tmp_path / "state", release)] == ["d1"]
+    (release / "release.json").write_bytes(text[:-1] + b" " * ((1 << 20) - len(text) + 1) + b"}")
+    with pytest.raises(TreeError, match="over the limit of 1,048,576 bytes"):
+        rn.runner_specs(tmp_path / "state", release)
+
+
+def test_a_unit_is_read_up_to_64_kib_and_refused_past(tmp_path: Path) -> None:
+    release = _release_of(tmp_path, [{"name": "a/t", "digest": "d1"}])
+    unit = b"[Service]\n" + b"#" * ((64 << 10) - 11) + b"\n"  # far beyond any rendered unit, still read whole
+    (release / "bundles" / "d1" / "takt-runner.service").write_bytes(unit)
+    (spec,) = rn.runner_specs(tmp_path / "state", release)
+    assert spec.unit == unit and len(unit) == 64 << 10
+    (release / "bundles" / "d1" / "takt-runner.service").write_bytes(unit + b"\n")
+    with pytest.raises(TreeError, match="over the limit of 65,536 bytes"):
+        rn.runner_specs(tmp_path / "state", release)
+
+
+def test_the_tail_reads_no_more_than_the_last_4096_bytes(tmp_path: Path) -> None:
+    log = tmp_path / "l"
+    log.write_bytes(b"h\n" + b"\n" * 4095)  # 4097 bytes: 'h' is one byte before the last 4096
+    assert rn._tail(log) == ""
+
+
+def test_the_default_backoff_starts_at_half_a_second_and_doubles_to_thirty(tmp_path: Path) -> None:
+    """A program that cannot start is tried again by the watcher at each backoff, on the supervisor's clock."""
+    now = [100.0]
+    sup = rn.Supervisor(command=(str(tmp_path / "missing"),), logs=tmp_path / "logs", clock=lambda: now[0])
+    try:
+        sup.restart([_spec(tmp_path)])
+        child = sup.children["line-a"]
+        delays = []
+        for attempt in range(1, 9):
+            # its next start is set just after the count: wait for both
+            _wait(lambda n=attempt: child.failures == n and child.next_start > now[0])
+            delays.append(child.next_start - now[0])
+            now[0] = child.next_start  # due: the watcher tries again
+        assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0] and child.proc is None
+    finally:
+        sup.close()
+
+
+class _Looks(threading.Event):
+    """The watcher's stop event, recording how long each of its waits was."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float | None] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout)
+        return super().wait(timeout)
+
+
+def test_the_watcher_looks_every_tenth_of_a_second_by_default(tmp_path: Path) -> None:
+    sup = rn.Supervisor(command=(sys.executable, "-c", SLEEP, "--"), logs=tmp_path / "logs")
+    sup._stop = looks = _Looks()
+    try:
+        sup.restart([_spec(tmp_path)])
+        _wait(lambda: len(looks.waits) >= 3)
+    finally:
+        sup.close()
+    assert set(looks.waits) == {0.1}
+
+
+def test_the_supervisor_drains_as_long_as_the_agent_s_default() -> None:
+    from agent.config import AgentConfig
+
+    assert rn.Supervisor(command=("r",), logs=Path("l")).drain_seconds == AgentConfig.drain_seconds
+
+
+def test_a_program_that_cannot_start_is_named_by_its_first_word_and_its_logs_get_their_parents(tmp_path: Path) -> None:
+    logs = tmp_path / "state" / "runners"  # <state>/runners/, the state directory not made yet
+    sup = rn.Supervisor(command=(str(tmp_path / "missing"), "-m", "runner"), logs=logs, poll=60.0)
+    try:
+        sup.restart([_spec(tmp_path)])
+        assert sup.exited("line-a") == f"cannot start {tmp_path / 'missing'}: No such file or directory"
+        assert logs.is_dir()
+    finally:
+        sup.close()
+
+
+def _watchers() -> int:
+    return sum(t.name == "takt-supervisor" and t.is_alive() for t in threading.enumerate())
+
+
+def test_one_watcher_however_often_it_restarts_and_a_new_one_after_close(sup: rn.Supervisor, tmp_path: Path) -> None:
+    sup.command = (sys.executable, "-c", SLEEP, "--")
+    before = _watchers()
+    sup.restart([_spec(tmp_path)])
+    sup.ensure([_spec(tmp_path)])
+    sup.restart([_spec(tmp_path)])
+    assert _watchers() == before + 1
+    sup.close()
+    assert _watchers() == before
+    sup.restart([_spec(tmp_path)])  # started again after a close: watched again
+    assert _watchers() == before + 1
+
+
+def test_a_supervisor_never_started_closes(tmp_path: Path) -> None:
+    sup = rn.Supervisor(command=("r",), logs=tmp_path / "logs")
+    sup.close()
+    assert sup.children == {}
+
+
+def test_an_agent_that_exits_without_closing_is_not_held_by_the_watcher(tmp_path: Path) -> None:
+    import subprocess
+
+    code = (
+        "import sys; from pathlib import Path; import agent.runners as rn; "
+        "s = rn.Supervisor(command=(sys.executable, '-c', 'raise SystemExit(2)', '--'), "
+        f"logs=Path({str(tmp_path)!r})); "
+        f"s.restart([rn.RunnerSpec(deployment='a', bundle='b', config=Path('c'), workdir=Path({str(tmp_path)!r}), "
+        "port=1, gate=None)]); print('started', flush=True)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
+    assert (done.returncode, done.stdout) == (0, "started\n")
+
+
+def test_a_drain_of_zero_kills_at_once(tmp_path: Path) -> None:
+    code = (
+        "import signal,sys,time; signal.signal(signal.SIGTERM, lambda *a: (time.sleep(0.5), sys.exit(7))); "
+        "print('ready', flush=True); time.sleep(60)"
+    )  # it would take half a second to obey SIGTERM
+    sup = rn.Supervisor(command=(sys.executable, "-c", code, "--"), logs=tmp_path / "logs", poll=60.0,
+                        drain_seconds=0.0)  # fmt: skip
+    sup.restart([_spec(tmp_path)])
+    log = tmp_path / "logs" / "line-a.log"
+    _wait(lambda: "ready" in log.read_text())
+    proc = sup.children["line-a"].proc
+    assert proc is not None
+    sup.close()
+    assert proc.returncode == -signal.SIGKILL
+
+
+def test_a_death_is_started_again_after_the_backoff_not_before(tmp_path: Path) -> None:
+    now = [100.0]
+    sup = rn.Supervisor(command=(sys.executable, "-c", "raise SystemExit(3)", "--"), logs=tmp_path / "logs",
+                        clock=lambda: now[0], poll=0.01)  # fmt: skip
+    try:
+        sup.restart([_spec(tmp_path)])
+        child = sup.children["line-a"]
+        _wait(lambda: child.failures == 1 and child.next_start > now[0])
+        assert child.next_start == 100.5 and child.died == "exit 3"
+    finally:
+        sup.close()
+
+
+def test_systemctl_is_given_a_minute_and_named_by_its_first_word(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    import subprocess
+
+    given: list[float] = []
+
+    def run(argv: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+        given.append(kw["timeout"])  # type: ignore[arg-type]
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    monkeypatch.setattr(rn.subprocess, "run", run)
+    rn.SystemdUnits(unit_dir=tmp_path / "u")._ctl("daemon-reload")
+    assert given == [60.0]
+    monkeypatch.undo()
+    gone = rn.SystemdUnits(unit_dir=tmp_path / "u", systemctl=(str(tmp_path / "nope"), "--user"))
+    with pytest.raises(rn.RunnerError, match=f"^{tmp_path / 'nope'} daemon-reload: "):
+        gone._ctl("daemon-reload")
+
+
+def test_systemctl_s_complaint_is_its_last_300_characters(tmp_path: Path) -> None:
+    talk = rn.SystemdUnits(unit_dir=tmp_path / "u", systemctl=(
+        sys.executable, "-c", "import sys; sys.stderr.write('a' * 100 + 'b' * 300 + '\\n'); sys.exit(1)"))  # fmt: skip
+    with pytest.raises(rn.RunnerError) as err:
+        talk._ctl("x")
+    assert str(err.value).endswith(": " + "b" * 300)
+
+
+def test_the_unit_directory_is_made_with_its_parents(tmp_path: Path) -> None:
+    units, _ = _units(tmp_path)
+    units.unit_dir = tmp_path / "etc" / "systemd" / "system"
+    units.restart([_unit_spec(tmp_path)])
+    assert (units.unit_dir / "takt-runner-line-a.service").is_file()
+
+
+def test_a_deployment_that_left_is_removed_and_the_rest_reloaded(tmp_path: Path) -> None:
+    units, d = _units(tmp_path)
+    a, b = _unit_spec(tmp_path, "a"), _unit_spec(tmp_path, "b")
+    units.ensure([a, b])
+    first = len(_calls(d))
+    units.ensure([a])  # a's unit is as installed: only b's removal changed anything
+    calls = _calls(d)[first:]
+    assert calls[0] == ["disable", "--now", "takt-runner-b.service"] and ["daemon-reload"] in calls
+    assert sorted(p.name for p in units.unit_dir.iterdir()) == ["takt-runner-a.service"]

@@ -25,7 +25,7 @@ from agent.verify import (
     verify_bundles,
     verify_state,
 )
-from compiler.bundle import MANIFEST, BundleRef, DesiredState, key_id, sign, write_bundle
+from compiler.bundle import MANIFEST, BundleRef, DesiredState, ShadowOf, key_id, sign, write_bundle
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 KEY = Ed25519PrivateKey.generate()
@@ -188,3 +188,37 @@ def test_a_bundle_with_several_problems_is_refused_naming_the_first(tmp_path: Pa
     with pytest.raises(Refused) as exc:
         verify_bundles(tmp_path, DesiredState("ipc-1", 1, NOW, (BundleRef("d1/t", m.digest),)))
     assert exc.value.message.startswith(f"bundle d1/t ({m.digest[:12]}): a.txt: ")
+
+
+def test_release_id_binds_a_challengers_terms_and_window_not_the_order():
+    current = BundleRef("d1/t", "a" * 64)
+
+    def rid(*challenger: BundleRef) -> str:
+        return release_id(DesiredState("x", 1, NOW, (current, *challenger)))
+
+    windowless = BundleRef("d1/t", "b" * 64, ShadowOf(0.5))
+    ids = {
+        rid(),
+        rid(windowless),
+        rid(BundleRef("d1/t", "b" * 64, ShadowOf(0.25))),
+        rid(BundleRef("d1/t", "b" * 64, ShadowOf(0.5, 60.0))),
+        rid(BundleRef("d1/t", "b" * 64, ShadowOf(0.5, 120.0))),
+    }
+    assert len(ids) == 5  # each term of the shadow rollout is part of what the device runs
+    # the challenger shares its current bundle's name: either order in desired.json is one release
+    assert release_id(DesiredState("x", 1, NOW, (windowless, current))) == rid(windowless)
+
+
+def test_a_release_id_is_its_documented_digest_so_a_quarantine_outlives_an_agent_upgrade():
+    """The quarantine (agent.json) and the release directories are keyed by release id: an agent that computed
+    another id for the same state after an upgrade would re-activate a release it had quarantined. So the id is
+    the format `release_id` documents — sorted by name, a current bundle before its challenger, one line each."""
+    import hashlib
+
+    current, other = BundleRef("d1/t", "a" * 64), BundleRef("d0/t", "c" * 64)
+    challenger = BundleRef("d1/t", "b" * 64, ShadowOf(0.5, 60.0))
+    lines = (f"d0/t\0{'c' * 64}\n" f"d1/t\0{'a' * 64}\n" f"d1/t\0{'b' * 64}\0shadow\0{0.5!r}\0window\0{60.0!r}\n")
+    expected = hashlib.sha256(lines.encode()).hexdigest()
+    assert release_id(DesiredState("x", 1, NOW, (challenger, current, other))) == expected
+    plain = hashlib.sha256(f"d0/t\0{'c' * 64}\nd1/t\0{'a' * 64}\n".encode()).hexdigest()
+    assert release_id(DesiredState("x", 1, NOW, (current, other))) == plain  # the format before challengers
