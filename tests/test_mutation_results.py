@@ -151,7 +151,10 @@ def test_the_readme_shows_the_committed_verdicts(tmp_path: Path, monkeypatch: py
     module = _run_module()
     monkeypatch.setattr(module, "OUT", tmp_path / "build")  # a fresh clone: no working files of a local run
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert module.with_table(readme, module.summarise(module.load_modules()).table) == readme
+    assert module.with_table(readme, module.summarise(module.load_modules()).table) == readme, (
+        "README.md's mutation table is not the committed verdicts': `make mutation MUTATION_ARGS=--report-only` "
+        "rewrites it (a module edited since its last run shows as 'source changed since': run it again)"
+    )
 
 
 def test_the_readme_table_is_replaced_whole_and_a_missing_section_is_an_error(run: ModuleType) -> None:
