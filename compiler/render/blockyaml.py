@@ -18,7 +18,8 @@ from typing import Any
 from compiler.render.escape import to_yaml, yaml_scalar
 
 _SCALARS = (str, int, float, bool)  # exact types: a subclass may be represented otherwise
-_MAX_KEY = 127  # ruamel writes longer keys as complex keys ("? key")
+_MAX_KEY = 122  # ruamel's pure emitter writes longer keys as complex keys ("? key"; escape._C_SAFE_KEY)
+_MAX_INDENT = 128  # 64 levels: deeper, to_yaml takes the pure emitter and, far deeper, raises RecursionError
 
 
 class _Fallback(Exception):
@@ -60,6 +61,8 @@ def _enter(container: Any, seen: set[int]) -> None:
 
 
 def _mapping(m: dict[Any, Any], indent: int, out: list[str], lead: str | None, seen: set[int]) -> None:
+    if indent > _MAX_INDENT:
+        raise _Fallback
     _enter(m, seen)
     pad = " " * indent
     for key, value in m.items():

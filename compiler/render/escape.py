@@ -31,25 +31,47 @@ def _dumper(pure: bool) -> YAML:
 
 # Where libyaml's emitter writes other bytes than ruamel's pure one (the reference): quotes, line
 # breaks, characters past the BMP, very long scalars. Data with none of them takes the C emitter,
-# about three times faster, for the same bytes (tests/test_escape_yaml.py compares both).
+# about three times faster, for the same bytes (tests/test_escape_yaml.py compares both). A lone
+# surrogate is written "\uD800" by the pure emitter; libyaml's cannot encode it and raises.
 _C_SAFE_LENGTH = 1000
-_NOT_C_SAFE = re.compile("['\n\r\x85\u2028\u2029\U00010000-\U0010ffff]")
+_NOT_C_SAFE = re.compile("['\n\r\x85\u2028\u2029\ud800-\udfff\U00010000-\U0010ffff]")
+# A mapping key is written as a simple key ("key: value") or a complex one ("? key"): the pure emitter
+# takes a simple key while the key's characters and its "!!str" tag's 5 are under 128, libyaml while
+# the key's UTF-8 bytes are at most 128; they agree on keys of at most this many bytes.
+_C_SAFE_KEY = 122
 
 
 def _c_safe(obj: Any, depth: int = 0) -> bool:
     if isinstance(obj, str):
         return len(obj) <= _C_SAFE_LENGTH and _NOT_C_SAFE.search(obj) is None
     if isinstance(obj, dict):
-        return depth < 64 and all(_c_safe(k, depth + 1) and _c_safe(v, depth + 1) for k, v in obj.items())
+        return depth < 64 and all(_c_safe_key(k, depth + 1) and _c_safe(v, depth + 1) for k, v in obj.items())
     if isinstance(obj, list | tuple):
         return depth < 64 and all(_c_safe(v, depth + 1) for v in obj)
     return isinstance(obj, bool | int | float) or obj is None
 
 
+def _c_safe_key(key: Any, depth: int) -> bool:
+    """`_c_safe`, and short enough that both emitters make the same choice of simple or complex key."""
+    if not _c_safe(key, depth):
+        return False
+    if isinstance(key, str):
+        return len(key.encode("utf-8")) <= _C_SAFE_KEY
+    if isinstance(key, int):  # its decimal text, a sign included
+        return bool(-(10 ** (_C_SAFE_KEY - 1)) < key < 10**_C_SAFE_KEY)
+    return True
+
+
 def to_yaml(obj: Any) -> str:
     """YAML from data: every string is emitted by the YAML library, quoted where needed."""
     buf = io.StringIO()
-    _dumper(not _c_safe(obj)).dump(obj, buf)
+    try:
+        _dumper(not _c_safe(obj)).dump(obj, buf)
+    except BaseException:
+        # ruamel keeps a failed dump's context (its output, the C emitter's state): the next dump of
+        # that dumper would write into this buffer and return "" (pure) or raise (libyaml). New ones.
+        _dumper.cache_clear()
+        raise
     return buf.getvalue()
 
 
@@ -57,11 +79,16 @@ _MAX_ONE_LINE = 1000  # far below the dumper's width (4096), wherever the scalar
 _YAML_BREAK = re.compile("[\n\r\x85\u2028\u2029]")  # YAML's line breaks: what follows one is indented
 
 
-@functools.lru_cache(maxsize=4096, typed=True)  # typed: True, 1 and 1.0 are written differently
 def yaml_scalar(value: str | int | float | bool) -> str | None:
     """The text `to_yaml` writes for `value` as a block value or sequence item (its quoting and style
     are ruamel's, decided by the scalar alone), or None when that takes more than one line. Names,
     paths and flags repeat across a fleet's bundles, so each is asked of ruamel once per process."""
+    # a float's repr in the key: 0.0 == -0.0 (one cache entry, "0.0" for both) but "-0.0" is written
+    return _yaml_scalar(value, repr(value) if type(value) is float else None)
+
+
+@functools.lru_cache(maxsize=4096, typed=True)  # typed: True, 1 and 1.0 are written differently
+def _yaml_scalar(value: str | int | float | bool, _float_repr: str | None) -> str | None:
     text = to_yaml([value])
     if len(text) > _MAX_ONE_LINE or not text.startswith("- ") or _YAML_BREAK.search(text, 0, len(text) - 1):
         return None
