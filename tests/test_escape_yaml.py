@@ -77,11 +77,16 @@ TRICKY = [
     "x\r",
     "/var/lib/takt",
     "256Mi",
+    "yes",
+    "off",
+    "1:20",
 ]
 
 
 def _reference(obj: Any) -> str:
+    """ruamel's pure emitter with to_yaml's representer (which quotes YAML 1.1's non-strings, tested apart)."""
     yaml = YAML(typ="safe", pure=True)
+    yaml.Representer = escape._Representer
     yaml.default_flow_style = False
     yaml.sort_base_mapping_type_on_output = False
     yaml.width = 4096
@@ -116,3 +121,18 @@ def test_plain_data_takes_the_c_emitter_and_tricky_data_the_pure_one():
 @pytest.mark.parametrize("value", ["it's", "x\ny", "emoji 🎉"])
 def test_to_yaml_round_trips_what_it_routes_to_the_pure_emitter(value: str):
     assert YAML(typ="safe").load(to_yaml({"k": value})) == {"k": value}
+
+
+@pytest.mark.parametrize("value", ["yes", "No", "ON", "off", "y", "N", "1:20", "190:20:30", "0b101", "017", "1_000"])
+def test_a_string_yaml_1_1_reads_as_another_type_is_quoted(value: str) -> None:
+    """Kubernetes reads manifests as YAML 1.1 (sigs.k8s.io/yaml): there `yes` is true and `1:20` is 80. Both
+    emitters quote such strings, as values and as keys, so a 1.1 reader and a 1.2 reader both get the string."""
+    from ruamel.yaml import YAML
+
+    for doc in ({"k": value}, {value: "v"}, {"k": [value, "it's"]}):
+        text = to_yaml(doc)
+        assert f"'{value}'" in text
+        for version in ("1.1", "1.2"):
+            loader = YAML(typ="safe", pure=True)
+            loaded = loader.load(f"%YAML {version}\n---\n{text}")
+            assert loaded == doc, (version, text)

@@ -9,6 +9,9 @@ import re
 from typing import Any
 
 from ruamel.yaml import YAML
+from ruamel.yaml.nodes import ScalarNode
+from ruamel.yaml.representer import SafeRepresenter
+from ruamel.yaml.resolver import VersionedResolver
 
 from compiler.bundle import jsontext
 
@@ -18,10 +21,36 @@ def to_json(obj: Any) -> str:
     return jsontext.dumps(obj)
 
 
+_STR = "tag:yaml.org,2002:str"
+
+
+@functools.cache
+def _yaml11() -> VersionedResolver:
+    return VersionedResolver(version=(1, 1))
+
+
+class _Representer(SafeRepresenter):
+    """ruamel's safe representer, quoting also the strings a YAML 1.1 reader takes for another type.
+
+    The output is YAML 1.2, where `yes`, `on`, `n` and `1:20` are plain strings; but Kubernetes reads
+    manifests with a YAML 1.1 parser (sigs.k8s.io/yaml, go-yaml v2), where they are a boolean and a
+    number: an annotation `on` would fail to apply, a label value `no` would become `false`. Quoted,
+    each reader takes them as the strings they are. Which strings is decided by ruamel's own 1.1 rules."""
+
+    def represent_str(self, data: str) -> Any:
+        if _yaml11().resolve(ScalarNode, data, (True, False)) != _STR:
+            return self.represent_scalar(_STR, data, style="'")
+        return super().represent_str(data)
+
+
+_Representer.add_representer(str, _Representer.represent_str)
+
+
 @functools.cache
 def _dumper(pure: bool) -> YAML:
     """One configured dumper per process and kind: setting one up costs as much as a small dump."""
     yaml = YAML(typ="safe", pure=pure)  # pure=False: libyaml's emitter when ruamel.yaml.clib is there
+    yaml.Representer = _Representer
     yaml.default_flow_style = False
     # keep the renderer's order; ruamel leaves the attribute untyped at its default None, so mypy infers None
     yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]
