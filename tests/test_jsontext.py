@@ -124,3 +124,11 @@ def test_plain_data_up_to_the_depth_bound_never_takes_json_s_slow_path(kind: str
     monkeypatch.setattr(jsontext.json, "dumps", lambda obj, **kw: calls.append(obj) or real(obj, **kw))
     assert dumps(_nested(kind, 199)) == expected[199] and calls == []
     assert dumps(_nested(kind, 200)) == expected[200] and len(calls) == 1  # 201 containers deep
+
+
+def test_json_s_own_path_keeps_non_ascii_text_as_it_is():
+    """Outside the plain subset (an enum) json writes the text, with é and 中 unescaped as on
+    the fast path: runner.json's bytes must not depend on which path wrote them."""
+    for obj in ({"name": "Pressé 中", "k": Colour.RED}, [Colour.RED, "é"], {"k": Level.HIGH, "é": "ü"}):
+        text = dumps(obj)
+        assert text == _reference(obj) and "\\u" not in text and "é" in text
