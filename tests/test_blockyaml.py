@@ -72,3 +72,29 @@ def test_yaml_scalar_keeps_bool_int_and_float_apart() -> None:
 @pytest.mark.parametrize("value", ["it's", "emoji 🎉", "a" * 999, "a" * 5000, "b " * 3000])
 def test_compose_of_tricky_values(value: str) -> None:
     assert blockyaml.dumps(_compose(value)) == to_yaml(_compose(value))
+
+
+@pytest.mark.parametrize("value", ["runner", "/var/lib/takt/current/d1", "it's", "8080", "yes", "a b: c", "-x"])
+def test_compose_shaped_documents_are_written_here_not_handed_to_to_yaml(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The module exists to skip ruamel's representer for the whole document: a compose file of ordinary and
+    quoted one-line scalars must be laid out here (only its scalars asked of ruamel), never handed back."""
+    doc = {**_compose(value), "x-takt": {"deployment": value, "ports": ["8080:8080", value], "count": 1, "ready": True}}
+    expected = to_yaml(doc)
+    for scalar in _scalars(doc):
+        yaml_scalar(scalar)  # warm the scalar cache before the whole-document path is forbidden
+
+    def whole_document(obj: Any) -> str:
+        raise AssertionError(f"handed to to_yaml: {obj!r}"[:200])
+
+    monkeypatch.setattr(blockyaml, "to_yaml", whole_document)
+    assert blockyaml.dumps(doc) == expected
+
+
+def _scalars(obj: Any) -> list[Any]:
+    if isinstance(obj, dict):
+        return [s for k, v in obj.items() for s in (k, *_scalars(v))]
+    if isinstance(obj, list):
+        return [s for v in obj for s in _scalars(v)]
+    return [obj]
