@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import stat
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +45,11 @@ def bounded(value: Any, items: int = MAX_ITEMS, depth: int = 6) -> Any:
     return value
 
 
+class MemoryUnreadable(ValueError):
+    """agent.json is there but is not a memory the agent saved: the agent accepts nothing until it
+    is restored (or removed, which forgets the accepted generation on purpose)."""
+
+
 @dataclass
 class Memory:
     """Persistent across restarts; written atomically after every decision."""
@@ -58,11 +64,26 @@ class Memory:
 
     @classmethod
     def load(cls, state: Path) -> Memory:
+        """The memory saved last; a fresh one only where there is none. Anything else at agent.json
+        (damaged, truncated, oversized, a link, no accepted generation) is MemoryUnreadable: taking
+        it for a fresh memory would forget the accepted generation and re-open replays."""
+        path = state / MEMORY
         try:
-            data = read_state_json(state / MEMORY)
-            return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
-        except (OSError, ValueError, TypeError):
+            mode = path.lstat().st_mode
+        except FileNotFoundError:
             return cls()
+        except OSError as exc:
+            raise MemoryUnreadable(f"{path}: {exc}") from exc
+        if not stat.S_ISREG(mode):
+            raise MemoryUnreadable(f"{path} is not a regular file")
+        try:
+            data = read_state_json(path)
+        except (OSError, ValueError) as exc:
+            raise MemoryUnreadable(f"{path}: {exc}") from exc
+        generation = data.get("accepted_generation") if isinstance(data, dict) else None
+        if type(generation) is not int or generation < 0:
+            raise MemoryUnreadable(f"{path} holds no accepted generation")
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
     def save(self, state: Path) -> None:
         write_atomic(state / MEMORY, canonical_json(asdict(self)))
