@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import stat
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -112,16 +113,10 @@ def _tail(path: Path) -> str:
     if not path.is_file():
         return GENESIS
     with path.open("rb+") as fh:
-        size = fh.seek(0, 2)
-        fh.seek(max(0, size - 1))
-        if size and fh.read(1) != b"\n":
-            size = _line_start(fh, size)
-            fh.truncate(size)
-        if size == 0:
-            return GENESIS
-        start = _line_start(fh, size - 1)
-        fh.seek(start)
-        last = fh.read(size - start)
+        size = _line_start(fh, fh.seek(0, os.SEEK_END))  # just after the last newline: a torn line is cut
+        fh.truncate(size)
+        fh.seek(_line_start(fh, size - 1))
+        last = fh.read()  # b"" in an empty journal
     try:
         digest = json.loads(last)["hash"]
     except (ValueError, KeyError, TypeError):
@@ -149,9 +144,7 @@ def verify_journal(path: Path) -> tuple[bool, int]:
     prev, n = GENESIS, 0
     if not path.is_file():
         return True, 0
-    for line in path.read_bytes().splitlines():
-        if not line.strip():
-            continue
+    for line in path.read_bytes().splitlines():  # a blank line is no entry: the next append restarts the chain
         try:
             entry = json.loads(line)
         except ValueError:

@@ -14,14 +14,7 @@ import pytest
 
 from agent.reasons import Event, Reason
 from agent.status import (
-    GENESIS,
     JOURNAL,
-    MAX_ENTRY,
-    MAX_ITEMS,
-    MAX_STATE_BYTES,
-    MAX_STATE_DEPTH,
-    MAX_STATUS_ITEMS,
-    MAX_TEXT,
     MEMORY,
     METRICS,
     STATUS,
@@ -38,6 +31,12 @@ from compiler.bundle import canonical_json
 from compiler.bundle.boundedjson import UntrustedJSONError
 
 NOW = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+# The bounds, written out rather than imported: a test that read agent.status's constants would move with a
+# mutated one. A string of status or journal, a list or object of the journal, a journal entry's details, a list
+# of status (the bundles a desired state names); a state file's bytes and nesting.
+MAX_TEXT, MAX_ITEMS, MAX_ENTRY, MAX_STATUS_ITEMS = 1024, 64, 16 * 1024, 5000
+MAX_STATE_BYTES, MAX_STATE_DEPTH = 32 * 1024 * 1024, 64
+GENESIS = "0" * 64  # the first entry's prev
 
 
 def _remembered() -> Memory:
@@ -288,11 +287,15 @@ def test_threat_a_dropped_or_reordered_or_unhashed_entry_breaks_the_chain(tmp_pa
     assert verify_journal(tmp_path / JOURNAL) == (False, 1)
 
 
-def test_threat_a_line_that_is_not_json_breaks_the_chain_and_blank_lines_do_not(tmp_path: Path) -> None:
+def test_threat_a_line_that_is_not_an_entry_breaks_the_chain_there_even_a_blank_one(tmp_path: Path) -> None:
     entries = _three(tmp_path)
     lines = [canonical_json(e) for e in entries]
-    (tmp_path / JOURNAL).write_bytes(lines[0] + b"\n  \n" + lines[1] + lines[2])
-    assert verify_journal(tmp_path / JOURNAL) == (True, 3)
+    (tmp_path / JOURNAL).write_bytes(lines[0] + lines[1] + b"  \n" + lines[2])
+    assert verify_journal(tmp_path / JOURNAL) == (False, 2)
+    (tmp_path / JOURNAL).write_bytes(lines[0] + lines[1] + lines[2] + b"\n")
+    assert verify_journal(tmp_path / JOURNAL) == (False, 3)
+    journal(tmp_path, NOW, Event.HEALTHY)  # what the agent appends after it does not hide it
+    assert verify_journal(tmp_path / JOURNAL) == (False, 3)
     (tmp_path / JOURNAL).write_bytes(lines[0] + b"{not json\n" + lines[1])
     assert verify_journal(tmp_path / JOURNAL) == (False, 1)
 
@@ -300,7 +303,9 @@ def test_threat_a_line_that_is_not_json_breaks_the_chain_and_blank_lines_do_not(
 def test_a_torn_last_line_is_cut_and_the_next_entry_chains_to_the_last_whole_one(tmp_path: Path) -> None:
     entries = _three(tmp_path)
     whole = (tmp_path / JOURNAL).read_bytes()
-    for torn in (b"{", b'{"time": "20', b"x" * 200_000):  # the last longer than a read-back block
+    # one byte; a few; one byte short of a read-back block (the newline before it is at the block's first byte);
+    # longer than a block
+    for torn in (b"{", b'{"time": "20', b"z" * 65535, b"x" * 200_000):
         (tmp_path / JOURNAL).write_bytes(whole + torn)
         journal(tmp_path, NOW, Event.HEALTHY)
         after = _entries(tmp_path)
@@ -314,6 +319,14 @@ def test_a_journal_that_is_only_a_torn_line_starts_from_genesis(tmp_path: Path) 
         journal(tmp_path, NOW, Event.HEALTHY)
         (entry,) = _entries(tmp_path)
         assert entry["prev"] == GENESIS and verify_journal(tmp_path / JOURNAL) == (True, 1)
+
+
+def test_cutting_a_torn_line_keeps_every_byte_before_it_up_to_the_first(tmp_path: Path) -> None:
+    for before in (b"\n", b"\n" * 3, b"q\n"):
+        for torn in (b"t", b"t" * 65536, b"t" * 65537):  # a read-back block ends at the file's first bytes
+            (tmp_path / JOURNAL).write_bytes(before + torn)
+            journal(tmp_path, NOW, Event.HEALTHY)
+            assert (tmp_path / JOURNAL).read_bytes().startswith(before + b"{")
 
 
 def test_an_empty_journal_starts_from_genesis(tmp_path: Path) -> None:
@@ -377,7 +390,7 @@ def test_details_are_bounded_before_they_are_recorded(tmp_path: Path) -> None:
 def _status(state: Path, now: datetime = NOW, **kw) -> dict:
     args = dict(ready=True, reconciling=False, stalled=False, degraded=False, reason=Reason.UP_TO_DATE,
                 message="running", fields={})
-    return write_status(state, now, **(args | kw))
+    return write_status(state=state, now=now, **(args | kw))  # every argument can be named
 
 
 def _conds(doc: dict) -> dict[str, tuple[str, str, str, str]]:
@@ -396,6 +409,14 @@ def test_a_ready_cycle_has_its_four_conditions_and_the_file_is_what_was_returned
     assert [c["type"] for c in doc["conditions"]] == ["Ready", "Reconciling", "Stalled", "Degraded"]
     assert (doc["apiVersion"], doc["observedAt"], doc["result"]) == ("takt/agent/v1", t, "unchanged")
     assert json.loads((tmp_path / STATUS).read_text()) == doc
+
+
+def test_status_json_is_for_people_too_sorted_keys_indented_by_two_newline_terminated(tmp_path: Path) -> None:
+    doc = _status(tmp_path, fields={"zeta": 1, "alpha": {"b": 1, "a": 2}})
+    text = (tmp_path / STATUS).read_text()
+    assert text == json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    assert text.index('"alpha"') < text.index('"apiVersion"') < text.index('"zeta"')
+    assert '\n  "alpha": {\n    "a": 2,' in text
 
 
 def test_a_refused_cycle_carries_its_reason_and_message_where_it_applies(tmp_path: Path) -> None:
@@ -480,13 +501,16 @@ def test_metrics_of_a_bare_status_are_zeros_and_no_unknown_reason(tmp_path: Path
     assert "takt_agent_desired_generation 0" in lines and "takt_agent_applied_generation 0" in lines
     assert "takt_agent_reconcile_seconds 0" in lines
     assert not any(x.startswith("takt_agent_reason") for x in lines)
-    assert _metrics(tmp_path, {"conditions": []})[:3] == [*lines[:2], "takt_agent_ready 0"]
+    bare = _metrics(tmp_path, {"conditions": []})  # no conditions at all: neither ready nor degraded
+    assert "takt_agent_ready 0" in bare and "takt_agent_degraded 0" in bare
 
 
 def test_metrics_go_to_the_extra_file_too_creating_its_directory(tmp_path: Path) -> None:
     extra = tmp_path / "textfile" / "deep" / "takt.prom"
     _metrics(tmp_path / "state", {"conditions": _conditions(True, False)}, extra=extra)
     assert extra.read_bytes() == (tmp_path / "state" / METRICS).read_bytes()
+    _metrics(tmp_path / "state", {"conditions": _conditions(False, False)}, extra=extra)  # its directory is there
+    assert "takt_agent_ready 0" in extra.read_text().splitlines()
 
 
 def test_runner_metrics_show_numbers_and_booleans_of_each_runner_and_skip_the_rest(tmp_path: Path) -> None:
