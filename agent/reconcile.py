@@ -12,11 +12,11 @@ import time
 
 from agent.config import AgentConfig
 from agent.cycle import Cycle, Outcome, Step, run_steps
-from agent.reasons import Reason, Result
+from agent.reasons import Event, Reason, Result
 from agent.releases import clean_staging, current_release, release_id_of, release_meta
 from agent.runner_gate import control_for
 from agent.runners import RunnerControl
-from agent.status import Memory, write_metrics, write_status
+from agent.status import Memory, MemoryUnreadable, write_metrics, write_status
 from agent.steps import STEPS
 from compiler.bundle.gitmessage import redact_url
 
@@ -45,14 +45,26 @@ class Reconciler:
         cfg, state = self.cfg, self.state
         t0 = time.perf_counter()
         clean_staging(state)
-        cycle = Cycle(cfg, state, cfg.clock(), Memory.load(state), current=current_release(state), runners=self.runners)
+        steps, unreadable = self.steps, None
+        try:
+            mem = Memory.load(state)
+        except MemoryUnreadable as exc:  # accept nothing, keep the live release, leave the file to an operator
+            mem, unreadable = Memory(), exc
+            steps = (Step("memory", lambda c: self._refuse_all(c, unreadable)), *steps)
+        cycle = Cycle(cfg, state, cfg.clock(), mem, current=current_release(state), runners=self.runners)
         cycle.fields.update(device=cfg.device, repo=redact_url(cfg.repo), branch=cfg.branch)
-        outcome = run_steps(cycle, self.steps)
-        self._finish(cycle, outcome, t0)
+        outcome = run_steps(cycle, steps)
+        self._finish(cycle, outcome, t0, save=unreadable is None)
         return outcome
 
-    def _finish(self, cycle: Cycle, outcome: Outcome, t0: float) -> None:
-        """Status, metrics and memory after every cycle, whatever it decided."""
+    @staticmethod
+    def _refuse_all(cycle: Cycle, exc: MemoryUnreadable) -> Outcome:
+        message = f"the agent's memory is unreadable; nothing is accepted until it is restored: {exc}"
+        cycle.record(Event.INTERNAL_ERROR, step="memory", error=message)
+        return Outcome(Result.FAILED, Reason.INTERNAL_ERROR, message)
+
+    def _finish(self, cycle: Cycle, outcome: Outcome, t0: float, *, save: bool = True) -> None:
+        """Status, metrics and memory after every cycle, whatever it decided (memory only if it was read)."""
         state, mem, result = self.state, cycle.mem, Result(outcome.result)
         current = current_release(state)
         cycle.timings["totalSeconds"] = round(time.perf_counter() - t0, 4)
@@ -77,10 +89,11 @@ class Reconciler:
                 "appliedRelease": release_id_of(current),
                 "appliedBundles": applied.get("bundles", []),
                 "lastKnownGood": mem.last_known_good,
-                "acceptedGeneration": mem.accepted_generation,
+                "acceptedGeneration": mem.accepted_generation if save else None,
                 "timings": cycle.timings,
                 **({"runners": [h.to_json() for _, h in sorted(cycle.runner_health.items())]} if self.runners else {}),
             },
         )
         write_metrics(state, mem, doc, self.cfg.metrics_file)
-        mem.save(state)
+        if save:
+            mem.save(state)

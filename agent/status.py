@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +46,11 @@ def bounded(value: Any, items: int = MAX_ITEMS, depth: int = 6) -> Any:
     return value
 
 
+class MemoryUnreadable(ValueError):
+    """agent.json is there but is not a memory the agent saved: the agent accepts nothing until it
+    is restored (or removed, which forgets the accepted generation on purpose)."""
+
+
 @dataclass
 class Memory:
     """Persistent across restarts; written atomically after every decision."""
@@ -58,11 +65,26 @@ class Memory:
 
     @classmethod
     def load(cls, state: Path) -> Memory:
+        """The memory saved last; a fresh one only where there is none. Anything else at agent.json
+        (damaged, truncated, oversized, a link, no accepted generation) is MemoryUnreadable: taking
+        it for a fresh memory would forget the accepted generation and re-open replays."""
+        path = state / MEMORY
         try:
-            data = read_state_json(state / MEMORY)
-            return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
-        except (OSError, ValueError, TypeError):
+            mode = path.lstat().st_mode
+        except FileNotFoundError:
             return cls()
+        except OSError as exc:
+            raise MemoryUnreadable(f"{path}: {exc}") from exc
+        if not stat.S_ISREG(mode):
+            raise MemoryUnreadable(f"{path} is not a regular file")
+        try:
+            data = read_state_json(path)
+        except (OSError, ValueError) as exc:
+            raise MemoryUnreadable(f"{path}: {exc}") from exc
+        generation = data.get("accepted_generation") if isinstance(data, dict) else None
+        if type(generation) is not int or generation < 0:
+            raise MemoryUnreadable(f"{path} holds no accepted generation")
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
     def save(self, state: Path) -> None:
         write_atomic(state / MEMORY, canonical_json(asdict(self)))
@@ -91,16 +113,10 @@ def _tail(path: Path) -> str:
     if not path.is_file():
         return GENESIS
     with path.open("rb+") as fh:
-        size = fh.seek(0, 2)
-        fh.seek(max(0, size - 1))
-        if size and fh.read(1) != b"\n":
-            size = _line_start(fh, size)
-            fh.truncate(size)
-        if size == 0:
-            return GENESIS
-        start = _line_start(fh, size - 1)
-        fh.seek(start)
-        last = fh.read(size - start)
+        size = _line_start(fh, fh.seek(0, os.SEEK_END))  # just after the last newline: a torn line is cut
+        fh.truncate(size)
+        fh.seek(_line_start(fh, size - 1))
+        last = fh.read()  # b"" in an empty journal
     try:
         digest = json.loads(last)["hash"]
     except (ValueError, KeyError, TypeError):
@@ -128,9 +144,7 @@ def verify_journal(path: Path) -> tuple[bool, int]:
     prev, n = GENESIS, 0
     if not path.is_file():
         return True, 0
-    for line in path.read_bytes().splitlines():
-        if not line.strip():
-            continue
+    for line in path.read_bytes().splitlines():  # a blank line is no entry: the next append restarts the chain
         try:
             entry = json.loads(line)
         except ValueError:

@@ -20,7 +20,7 @@ from agent.releases import RELEASES, activate
 from agent.runners import Supervisor
 from agent.status import Memory
 from compiler.bundle.report import RunnerHealth
-from tests.statekit import read_status
+from tests.statekit import journal_events, read_status
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 RID = "ab" * 32
@@ -176,3 +176,50 @@ def test_the_state_directory_is_created_with_its_parents(tmp_path: Path) -> None
     state = tmp_path / "var" / "lib" / "takt"
     Reconciler(_cfg(state), steps=_decide(Outcome(Result.UNCHANGED, Reason.UP_TO_DATE, "")), runners=None).run_once()
     assert read_status(state)["result"] == "unchanged"
+
+
+def _accepting_step(seen: list[int]) -> tuple[Step, ...]:
+    def accept(c: Cycle) -> Outcome:  # what the verify step does with a replayed generation 2 once memory says 0
+        seen.append(c.mem.accepted_generation)
+        c.mem.accepted_generation = 2
+        return Outcome(Result.APPLIED, Reason.APPLIED, "generation 2 applied")
+
+    return (Step("accept", accept),)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "not-an-object", "no-generation", "link"])
+def test_threat_a_damaged_memory_accepts_nothing_and_is_left_for_an_operator(tmp_path: Path, damage: str) -> None:
+    state = tmp_path / "state"
+    Memory(accepted_generation=9).save(state)
+    saved = (state / "agent.json").read_bytes()
+    if damage == "link":
+        Memory(accepted_generation=1).save(tmp_path / "old")
+        (state / "agent.json").unlink()
+        (state / "agent.json").symlink_to(tmp_path / "old" / "agent.json")
+    else:
+        damaged = {"truncated": saved[: len(saved) // 2], "empty": b"", "not-an-object": b"[9]",
+                   "no-generation": b'{"good": []}'}[damage]
+        (state / "agent.json").write_bytes(damaged)
+    before = (state / "agent.json").read_bytes()
+    seen: list[int] = []
+    out = Reconciler(_cfg(state), steps=_accepting_step(seen), runners=None).run_once()
+    assert seen == [] and (out.result, out.reason) == (Result.FAILED, Reason.INTERNAL_ERROR)
+    assert "memory is unreadable" in out.message and "agent.json" in out.message
+    assert (state / "agent.json").read_bytes() == before  # not overwritten with a fresh memory
+    assert (state / "agent.json").is_symlink() is (damage == "link")
+    status = read_status(state)
+    assert (status["result"], status["reason"], status["acceptedGeneration"]) == ("failed", "InternalError", None)
+    assert status["lastError"] == out.message
+    (entry,) = journal_events(state)
+    assert (entry["event"], entry["details"]["step"]) == ("internal-error", "memory")
+    # once an operator restores it, cycles go on from the remembered generation
+    (state / "agent.json").unlink()
+    (state / "agent.json").write_bytes(saved)
+    assert Reconciler(_cfg(state), steps=_accepting_step(seen), runners=None).run_once().result is Result.APPLIED
+    assert seen == [9]
+
+
+def test_a_state_directory_without_memory_starts_fresh_and_saves_it(tmp_path: Path) -> None:
+    state, seen = tmp_path / "state", []
+    assert Reconciler(_cfg(state), steps=_accepting_step(seen), runners=None).run_once().result is Result.APPLIED
+    assert seen == [0] and Memory.load(state).accepted_generation == 2
