@@ -192,7 +192,7 @@ def press_bench(root: Path) -> None:
     rows[:, 0] = [f"{v:.1f}" for v in t]
     _write_csv(root / "bench/data/recorded-shift.csv", ["timestamp", "vib_x", "vib_y", "vib_z", "pressure",
                                                          "oil_temp"], rows)  # fmt: skip
-    wide = _press_heavy_branch(onnx.load(root / "models/press_anomaly.onnx"), rows=64, width=1024, layers=3)
+    wide = _press_heavy_branch(onnx.load(root / "models/press_anomaly.onnx"), rows=64, width=1024, layers=8)
     update = root / "updates/bench-1.4.0"
     digest = _save(wide, update / "models/press_anomaly_wide.onnx")
     key = ("Model", "press-anomaly-bench", "spec", "artifact", "sha256")
