@@ -54,7 +54,7 @@ class Reconciler:
         cycle = Cycle(cfg, state, cfg.clock(), mem, current=current_release(state), runners=self.runners)
         cycle.fields.update(device=cfg.device, repo=redact_url(cfg.repo), branch=cfg.branch)
         outcome = run_steps(cycle, steps)
-        self._finish(cycle, outcome, t0, save=unreadable is None)
+        self._finish(cycle, outcome, t0, unreadable is None)
         return outcome
 
     @staticmethod
@@ -63,7 +63,7 @@ class Reconciler:
         cycle.record(Event.INTERNAL_ERROR, step="memory", error=message)
         return Outcome(Result.FAILED, Reason.INTERNAL_ERROR, message)
 
-    def _finish(self, cycle: Cycle, outcome: Outcome, t0: float, *, save: bool = True) -> None:
+    def _finish(self, cycle: Cycle, outcome: Outcome, t0: float, save: bool) -> None:
         """Status, metrics and memory after every cycle, whatever it decided (memory only if it was read)."""
         state, mem, result = self.state, cycle.mem, Result(outcome.result)
         current = current_release(state)
