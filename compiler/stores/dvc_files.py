@@ -9,6 +9,7 @@ link into the cache, and a link is never followed out of a spec tree.
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 from dataclasses import dataclass
@@ -35,6 +36,11 @@ class Pointer:
 
 
 def _yaml(root: Path, rel: str) -> Any:
+    if not os.path.lexists(root / rel):
+        # most paths have no pointer beside them: one lstat, not read_inside's realpath of the whole
+        # path (read_inside would say FileNotFoundError too: a name that does not exist resolves to
+        # nothing, and no '..' can reach past it; checked again below for every name that exists)
+        return None
     try:
         text = read_inside(root, rel, MAX_POINTER_BYTES)
     except FileNotFoundError:
