@@ -14,17 +14,13 @@ deploy branch's commit message.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import gc
 import hashlib
-import multiprocessing
 import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +32,7 @@ from compiler.bundle.atomic import write_atomic
 from compiler.bundle.tree import TreeError, first_link, read_regular, regular_inside
 from compiler.commands.errors import CommandError, ExitCode
 from compiler.diagnostics import Diagnostic, Severity
-from compiler.gcpause import collections_paused, frozen_for_fork
+from compiler.gcpause import collections_paused
 from compiler.models.digest import DigestCache
 from compiler.models.inspect import PROTOBUF_LIMIT
 from compiler.render.context import RenderError, RenderInput
@@ -48,6 +44,7 @@ from compiler.spec.deployment import Deployment
 from compiler.spec.testsuite import GoldenTest, TestSuite
 from compiler.validate.pipeline import CACHE_DIR, ValidationResult
 from compiler.validate.semantics import select_devices
+from compiler.workers import worker_map
 
 if TYPE_CHECKING:
     from compiler.testing.runner import SuiteResult
@@ -360,7 +357,7 @@ def _build(
         else:
             unverified.append((n, entry))
     work = len(unverified) + len(jobs_in) - len(cached)
-    with _worker_map(jobs, work) as pmap:
+    with worker_map(min(jobs, work), work >= MIN_PARALLEL_WORK) as pmap:
         checked = pmap(verified_stamp, [(bundles_dir / e.digest, e.digest) for _, e in unverified])
         for (n, _), stamp in zip(unverified, checked, strict=True):
             if stamp is not None:
@@ -478,29 +475,6 @@ def verified_stamp(task: tuple[Path, str]) -> str | None:
 # Bundles (rendered or verified) below which one process is faster: forking workers of a process that
 # holds the validated repo costs ~0.1 s, a bundle ~5 ms.
 MIN_PARALLEL_WORK = 32
-
-
-@contextlib.contextmanager
-def _worker_map(jobs: int, work: int) -> Iterator[Callable[[Callable[[Any], Any], list[Any]], list[Any]]]:
-    """A `map` over `jobs` processes (forked: they inherit the loaded target classes), in order;
-    the plain built-in when one process is asked for or the work is smaller than starting the pool."""
-    if jobs <= 1 or work < MIN_PARALLEL_WORK:
-        yield lambda fn, items: list(map(fn, items))
-        return
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    workers = min(jobs, work)
-    # forked from a heap of the whole validated repo: frozen, so the workers' collectors (enabled again
-    # in each) never walk it, and the parent's pause of the collector is not inherited
-    with frozen_for_fork(), ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=gc.enable) as pool:
-
-        def pmap(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
-            if len(items) <= 1:
-                return list(map(fn, items))
-            chunk = max(1, min(64, len(items) // (workers * 4)))  # shared inputs are pickled once per chunk
-            return list(pool.map(fn, items, chunksize=chunk))
-
-        yield pmap
 
 
 def _write_index(out: Path, res: BuildResult, provenance: dict[str, Any]) -> None:

@@ -392,6 +392,7 @@ def test_warm_caches_build_byte_for_byte_what_a_cold_build_does(tmp_path: Path, 
 def test_an_unchanged_bundle_tree_is_reused_without_reading_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The tree stamp in the build cache stands for the bytes: a no-change build verifies no bundle again."""
     import compiler.build as build_module
+    import compiler.workers as workers_module
 
     root = load_free_latency(copy_example("press-line-anomaly", tmp_path / "spec"))
     first = build(validate(root), tmp_path / "out", run_gates=False, jobs=1)
@@ -432,6 +433,7 @@ def test_bundles_rendered_in_worker_processes_are_the_bytes_of_a_serial_build(
     import concurrent.futures
 
     import compiler.build as build_module
+    import compiler.workers as workers_module
 
     root = load_free_latency(copy_example("press-line-anomaly", tmp_path / "spec"))
     serial = build(validate(root), tmp_path / "serial", run_gates=False, jobs=1)
@@ -442,7 +444,7 @@ def test_bundles_rendered_in_worker_processes_are_the_bytes_of_a_serial_build(
         started.append(kw["max_workers"])
         return real_pool(*args, **kw)
 
-    monkeypatch.setattr(build_module, "ProcessPoolExecutor", counting_pool)
+    monkeypatch.setattr(workers_module, "ProcessPoolExecutor", counting_pool)
     small = build(validate(root), tmp_path / "small", run_gates=False, jobs=2)
     assert started == []  # below MIN_PARALLEL_WORK: no pool
     monkeypatch.setattr(build_module, "MIN_PARALLEL_WORK", 1)

@@ -52,7 +52,7 @@ class _Spans(dict[Path_, Any]):  # holds (line, column, end_line, end_column) tu
         return Span(*dict.__getitem__(self, path))
 
 
-def _compact(outcome: FileOutcome) -> FileOutcome:
+def compact(outcome: FileOutcome) -> FileOutcome:
     """A copy whose span tables are tuples (the documents of this run are left as they are)."""
     docs = []
     for doc in outcome.documents:
@@ -124,7 +124,11 @@ class DocumentCache:
     def put(self, key: str, outcome: FileOutcome) -> None:
         """Record a file's outcome now, before later stages could touch its documents."""
         with contextlib.suppress(Exception):  # something unpicklable: that file is simply not cached
-            self.used[key] = pickle.dumps(_compact(outcome), protocol=pickle.HIGHEST_PROTOCOL)
+            self.used[key] = pickle.dumps(compact(outcome), protocol=pickle.HIGHEST_PROTOCOL)
+
+    def put_blob(self, key: str, blob: bytes) -> None:
+        """Record an outcome pickled (compacted) elsewhere, as `put` would have pickled it."""
+        self.used[key] = blob
 
     def save(self) -> None:
         """Keep what this run used (the cache never grows past one repo's files)."""

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING
 
 from compiler.diagnostics import Diagnostic, Severity, sort_diagnostics
 from compiler.gcpause import collections_paused
-from compiler.loader.source import DEFAULT_MAX_FILE_BYTES, SourceText, inline_ignores, read_source
-from compiler.loader.yamldoc import STOPS_FILE, load_documents
+from compiler.loader.source import DEFAULT_MAX_FILE_BYTES, SourceText
+from compiler.loader.yamldoc import STOPS_FILE
 from compiler.models.digest import DigestCache
 from compiler.project import Project
 from compiler.validate.discover import discover, display_path
-from compiler.validate.doc_cache import DocumentCache, FileOutcome, cache_path
+from compiler.validate.doc_cache import DocumentCache, cache_path
 from compiler.validate.document import SpecDocument
+from compiler.validate.files import load_files
 from compiler.validate.ignores import check_ignores
 from compiler.validate.index import SpecIndex, build_index, resolve_targets
 from compiler.validate.modbus_outputs import check_modbus_outputs
@@ -26,10 +27,9 @@ from compiler.validate.policies import check_policies
 from compiler.validate.protocols import check_protocols
 from compiler.validate.references import check_references
 from compiler.validate.rollouts import check_rollouts
-from compiler.validate.secrets import find_secrets
 from compiler.validate.semantics import check_semantics
-from compiler.validate.structure import load_spec_document
 from compiler.validate.suppress import Suppressions
+from compiler.workers import default_jobs
 
 if TYPE_CHECKING:
     from compiler.models.inspect_cache import InspectCache
@@ -65,15 +65,17 @@ def validate(
     check_artifacts: bool = True,
     cache_dir: Path | None = None,
     use_cache: bool = True,
+    jobs: int = 0,
 ) -> ValidationResult:
     """Validate the project containing `path`.
 
     `check_artifacts` reads models and datasets (digests, ONNX checks, runtime compatibility).
     `only` restricts reported findings to some files (the whole project is still loaded, so
-    references across files resolve), which is what pre-commit style callers pass.
+    references across files resolve), which is what pre-commit style callers pass. `jobs` is how many
+    processes may load uncached files (0: one per core; they fork only when there is enough to load).
     """
     with collections_paused():
-        return _validate(path, ignore, only, progress, check_artifacts, cache_dir, use_cache)
+        return _validate(path, ignore, only, progress, check_artifacts, cache_dir, use_cache, jobs)
 
 
 def _validate(
@@ -84,6 +86,7 @@ def _validate(
     check_artifacts: bool,
     cache_dir: Path | None,
     use_cache: bool,
+    jobs: int,
 ) -> ValidationResult:
     disc = discover(path)
     limit = disc.project.spec.limits.max_file_bytes if disc.project else DEFAULT_MAX_FILE_BYTES
@@ -94,30 +97,22 @@ def _validate(
     documents: list[SpecDocument] = []
     suppress = Suppressions()
     unparsed: dict[str, str] = {}
-    total = len(disc.files)
     doc_cache = _open_cache(disc.root, cache_dir) if use_cache else None
     displays = [display_path(f) for f in disc.files]  # each resolves the file and the cwd: once per file
-    for n, (file, display) in enumerate(zip(disc.files, displays, strict=True), start=1):
-        source = read_source(file, display, limit, disc.root)
-        if isinstance(source, Diagnostic):
-            diags.append(source)
-        else:
-            sources[display] = source
-            key = DocumentCache.key(file, display, source.text) if doc_cache else ""
-            outcome = doc_cache.get(key) if doc_cache else None
-            if outcome is None:
-                outcome = _load_file(source, file)
-                if doc_cache:
-                    doc_cache.put(key, outcome)
-            suppress.inline[display] = outcome.inline
-            diags.extend(outcome.diagnostics)
-            if any(d.code in STOPS_FILE for d in outcome.diagnostics):
-                unparsed[display] = source.text
-            for doc in outcome.documents:
-                documents.append(doc)
-                suppress.add_document(doc)
-        if progress:
-            progress(n, total)
+    loaded = load_files(disc.files, displays, limit, disc.root, doc_cache, jobs or default_jobs(), progress)
+    for got in loaded:
+        if isinstance(got, Diagnostic):
+            diags.append(got)
+            continue
+        sources[got.display] = got.source
+        outcome = got.outcome
+        suppress.inline[got.display] = outcome.inline
+        diags.extend(outcome.diagnostics)
+        if any(d.code in STOPS_FILE for d in outcome.diagnostics):
+            unparsed[got.display] = got.source.text
+        for doc in outcome.documents:
+            documents.append(doc)
+            suppress.add_document(doc)
     if doc_cache:
         doc_cache.save()
 
@@ -191,17 +186,3 @@ def _open_probes(cache_dir: Path | None) -> ProbeCache:
 
     directory = cache_dir or user_cache_dir()
     return ProbeCache.load(directory / FILE_NAME, load_secret(directory))
-
-
-def _load_file(source: SourceText, file: Path) -> FileOutcome:
-    """The per-file stages: YAML, envelope and model, secrets; nothing here looks at another file."""
-    ydocs, ydiags = load_documents(source)
-    diags = list(ydiags)
-    documents = []
-    for ydoc in ydocs:
-        doc, sdiags = load_spec_document(ydoc, file)
-        diags.extend(sdiags)
-        if doc is not None:
-            documents.append(doc)
-            diags.extend(find_secrets(doc))
-    return FileOutcome(documents, diags, inline_ignores(source.text))
