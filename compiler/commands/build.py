@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ from compiler.build import BuildResult
 from compiler.commands.errors import ExitCode
 from compiler.commands.validated import validated
 from compiler.validate.pipeline import ValidationResult
+from compiler.workers import default_jobs
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,8 @@ def run_build(request: BuildRequest, progress: Callable[[str], None] | None = No
     """BuildError (exit 2) when the output directory is unusable; SpecErrors (exit 1) on spec errors."""
     from compiler.build import build
 
-    result = validated(request.cwd / request.path, "build")
+    jobs = request.jobs or default_jobs()
+    result = validated(request.cwd / request.path, "build", jobs=jobs)
     out_dir = request.cwd / request.out_dir
-    jobs = request.jobs or os.cpu_count() or 2
     res = build(result, out_dir, jobs=jobs, run_gates=request.run_gates, progress=progress)
     return BuildOutcome(result, res, out_dir)
