@@ -42,6 +42,8 @@ from compiler.rollout.steps import rollout_spec
 from compiler.spec.datasource import FileSource
 from compiler.spec.deployment import Deployment
 from compiler.spec.testsuite import GoldenTest, TestSuite
+from compiler.stores.locate import locate_path
+from compiler.stores.located import Refused
 from compiler.validate.pipeline import CACHE_DIR, ValidationResult
 from compiler.validate.semantics import select_devices
 from compiler.workers import worker_map
@@ -210,20 +212,22 @@ def _build(
     sources = {d.name: d.model for d in result.index.valid("DataSource")}
     sources_digest = hashlib.sha256(canonical_json({k: _dump(v) for k, v in sources.items()})).hexdigest()
     digests: dict[int, tuple[Any, str]] = {}  # id → digest of models, targets, suites many bundles share
-    resolved: dict[str, Path | TreeError | OSError] = {}  # artifact path → its checked real path
+    resolved: dict[tuple[str, bool], Path | Exception] = {}  # (spec path, dataset?) → its checked real path
 
     def digest_of(model: Any) -> str:
         if id(model) not in digests:  # the model is kept with its digest so its id is never reused
             digests[id(model)] = (model, hashlib.sha256(canonical_json(_dump(model))).hexdigest())
         return digests[id(model)][1]
 
-    def inside(rel: str) -> Path:
-        if rel not in resolved:
+    def inside(rel: str, *, dataset: bool = False) -> Path:
+        """The real file a spec path names, resolved once per build: in the tree, or for a dataset the
+        file its readers open (DVC's cached copy when DVC tracks it)."""
+        if (rel, dataset) not in resolved:
             try:
-                resolved[rel] = regular_inside(result.root, rel)
-            except (TreeError, OSError) as exc:
-                resolved[rel] = exc
-        got = resolved[rel]
+                resolved[rel, dataset] = locate_path(result.root, rel) if dataset else regular_inside(result.root, rel)
+            except (TreeError, OSError, Refused) as exc:
+                resolved[rel, dataset] = exc
+        got = resolved[rel, dataset]
         if isinstance(got, Exception):
             raise got
         return got
@@ -266,13 +270,18 @@ def _build(
             sample_digests = {
                 t.samples: sha_of(inside(t.samples)) for s in suites for t in s.spec.tests if isinstance(t, GoldenTest)
             }
+            dataset_digests = {  # a bundle's reference bins come from these bytes, pinned or not
+                f"{s.metadata.name}/{n}": sha_of(inside(ds.path, dataset=True))
+                for s in suites
+                for n, ds in s.spec.datasets.items()
+            }
             bound = {b.source for b in dep.spec.bindings}
             recordings = {  # a file DataSource's recording travels in edge bundles: its bytes key the render
                 name: cache.sha256(inside(src.spec.path))
                 for name, src in sources.items()
                 if name in bound and isinstance(src.spec, FileSource)
             }
-        except (TreeError, OSError) as exc:
+        except (TreeError, OSError, Refused) as exc:
             build_result.blocked.append((dep.metadata.name, f"cannot read an input file: {exc}"))
             continue
         selected = select_devices(result.index, dep)
@@ -337,6 +346,7 @@ def _build(
                         "sources": sources_digest,
                         "gates": [digest_of(s) for s in suites],
                         "samples": sample_digests,
+                        "datasets": dataset_digests,
                         "recordings": recordings,
                         "provenance": inp.provenance,
                         "deploymentIndex": dep_index,

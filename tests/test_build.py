@@ -392,7 +392,6 @@ def test_warm_caches_build_byte_for_byte_what_a_cold_build_does(tmp_path: Path, 
 def test_an_unchanged_bundle_tree_is_reused_without_reading_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The tree stamp in the build cache stands for the bytes: a no-change build verifies no bundle again."""
     import compiler.build as build_module
-    import compiler.workers as workers_module
 
     root = load_free_latency(copy_example("press-line-anomaly", tmp_path / "spec"))
     first = build(validate(root), tmp_path / "out", run_gates=False, jobs=1)

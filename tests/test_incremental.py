@@ -77,12 +77,24 @@ def _dataset_change(root: Path) -> None:
     _edit(root / "specs" / "tests.yaml", old_sha, hashlib.sha256(data.read_bytes()).hexdigest())
 
 
+def _unpinned_dataset_change(root: Path) -> None:
+    """New values in a reference dataset the suite does not pin: the bins of edge bundles come from its bytes."""
+    tests = root / "specs" / "tests.yaml"
+    tests.write_text("".join(line for line in tests.read_text().splitlines(True) if "sha256:" not in line))
+    _warm(root, root.parent / "warm")  # the unpinned spec built once, so only the bytes change below
+    data = root / "data" / "reference.csv"
+    head, *rows = data.read_text().splitlines()
+    shifted = [",".join([c[0], str(float(c[1]) * 3 + 50), *c[2:]]) for c in (r.split(",") for r in rows)]
+    data.write_text("\n".join([head, *shifted]) + "\n")
+
+
 CHANGES: dict[str, Callable[[Path], None]] = {
     "model": _model_change,
     "target": _target_change,
     "rename-referenced": _rename_referenced,
     "deleted-file": _deleted_file,
     "dataset": _dataset_change,
+    "unpinned-dataset": _unpinned_dataset_change,
 }
 
 
