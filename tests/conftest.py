@@ -241,6 +241,24 @@ def _own_user_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
 
 
 @pytest.fixture
+def worker_pools(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The worker count of every process pool compiler.workers starts while the test runs."""
+    import concurrent.futures
+
+    import compiler.workers
+
+    started: list[int] = []
+    real = concurrent.futures.ProcessPoolExecutor
+
+    def counting(*args, **kw):
+        started.append(kw["max_workers"])
+        return real(*args, **kw)
+
+    monkeypatch.setattr(compiler.workers, "ProcessPoolExecutor", counting)
+    return started
+
+
+@pytest.fixture
 def cli_run(monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int, str]]:
     monkeypatch.setenv("NO_COLOR", "1")
 

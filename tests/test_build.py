@@ -425,25 +425,15 @@ def test_threat_a_bundle_changed_behind_its_stamp_is_verified_and_rendered_again
 
 @pytest.mark.slow
 def test_bundles_rendered_in_worker_processes_are_the_bytes_of_a_serial_build(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, worker_pools: list[int]
 ):
     """Small builds render in one process (a pool costs more than they do); a large one forks workers.
     Both give the same tree: the pool is forced here on an example and its workers are counted."""
-    import concurrent.futures
-
     import compiler.build as build_module
-    import compiler.workers as workers_module
 
     root = load_free_latency(copy_example("press-line-anomaly", tmp_path / "spec"))
     serial = build(validate(root), tmp_path / "serial", run_gates=False, jobs=1)
-    started: list[int] = []
-    real_pool = concurrent.futures.ProcessPoolExecutor
-
-    def counting_pool(*args, **kw):
-        started.append(kw["max_workers"])
-        return real_pool(*args, **kw)
-
-    monkeypatch.setattr(workers_module, "ProcessPoolExecutor", counting_pool)
+    started = worker_pools
     small = build(validate(root), tmp_path / "small", run_gates=False, jobs=2)
     assert started == []  # below MIN_PARALLEL_WORK: no pool
     monkeypatch.setattr(build_module, "MIN_PARALLEL_WORK", 1)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 from pathlib import Path
 
 import pytest
 
 import compiler.validate.files as files_module
-import compiler.workers as workers_module
 from compiler.validate.pipeline import ValidationResult, validate
 from tests.conftest import BASE, write_repo
 
@@ -65,18 +63,10 @@ def spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def pools(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+def pools(worker_pools: list[int], monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Every loading pool started (its worker count); any amount of text is enough to fork for."""
-    started: list[int] = []
-    real = concurrent.futures.ProcessPoolExecutor
-
-    def counting(*args, **kw):
-        started.append(kw["max_workers"])
-        return real(*args, **kw)
-
-    monkeypatch.setattr(workers_module, "ProcessPoolExecutor", counting)
     monkeypatch.setattr(files_module, "MIN_PARALLEL_BYTES", 0)
-    return started
+    return worker_pools
 
 
 def test_workers_report_what_one_process_reports(spec: Path, pools: list[int]):
@@ -111,9 +101,6 @@ def test_a_file_whose_outcome_cannot_travel_back_is_loaded_here(spec: Path, pool
     assert _seen(validate(spec, jobs=2)) == _seen(serial)  # those files were cached from here
 
 
-def test_a_small_repo_never_forks(spec: Path, monkeypatch: pytest.MonkeyPatch):
-    started: list[int] = []
-    real = concurrent.futures.ProcessPoolExecutor
-    monkeypatch.setattr(workers_module, "ProcessPoolExecutor", lambda *a, **kw: started.append(1) or real(*a, **kw))
+def test_a_small_repo_never_forks(spec: Path, worker_pools: list[int]):
     validate(spec, use_cache=False, jobs=2)
-    assert started == []  # a few KiB of YAML: loading them costs less than a pool
+    assert worker_pools == []  # a few KiB of YAML: loading them costs less than a pool
