@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,13 @@ _LOAD_BLOB = files_module._load_blob
 def _refuse_some(task):
     """As if these outcomes could not be pickled (module level: the pool pickles it by name)."""
     return None if task[1].name.startswith("dev-0") else _LOAD_BLOB(task)
+
+
+def _die_on_some(task):
+    """A worker killed while it loads (out of memory, say): the whole pool breaks."""
+    if task[1].name == "dev-07.yaml":
+        os._exit(137)
+    return _LOAD_BLOB(task)
 
 
 def _seen(r: ValidationResult) -> tuple:
@@ -99,6 +107,17 @@ def test_a_file_whose_outcome_cannot_travel_back_is_loaded_here(spec: Path, pool
     assert pools == [2]
     assert _seen(pooled) == _seen(serial)
     assert _seen(validate(spec, jobs=2)) == _seen(serial)  # those files were cached from here
+
+
+def test_a_worker_that_dies_leaves_its_files_to_this_process(spec: Path, pools: list[int], monkeypatch):
+    serial = validate(spec, use_cache=False, jobs=1)
+    monkeypatch.setattr(files_module, "_load_blob", _die_on_some)
+    pooled = validate(spec, jobs=2)
+    assert pools == [2]
+    assert _seen(pooled) == _seen(serial)
+    monkeypatch.setattr(files_module, "_load_blob", _LOAD_BLOB)
+    assert _seen(validate(spec, jobs=2)) == _seen(serial)  # and every file was cached, once
+    assert pools == [2]
 
 
 def test_a_small_repo_never_forks(spec: Path, worker_pools: list[int]):
