@@ -9,6 +9,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from compiler.gcpause import frozen_for_fork
@@ -40,6 +41,21 @@ def worker_map(jobs: int, enough: bool) -> Iterator[Map]:
             if len(items) <= 1:
                 return map(fn, items)
             chunk = max(1, min(64, len(items) // (jobs * 4)))  # shared inputs are pickled once per chunk
-            return pool.map(fn, items, chunksize=chunk)
+            try:
+                return _surviving(pool.map(fn, items, chunksize=chunk), fn, items)
+            except BrokenProcessPool:  # broken by an earlier map
+                return map(fn, items)
 
         yield pmap
+
+
+def _surviving(results: Iterator[Any], fn: Callable[[Any], Any], items: list[Any]) -> Iterator[Any]:
+    """The pool's results; when a worker dies (out of memory, killed), which breaks the pool, the items
+    it had not answered are run in this process: slower, never a different or a missing result."""
+    done = 0
+    try:
+        for result in results:
+            yield result
+            done += 1
+    except BrokenProcessPool:
+        yield from map(fn, items[done:])

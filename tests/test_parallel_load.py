@@ -45,9 +45,12 @@ def _refuse_some(task):
     return None if task[1].name.startswith("dev-0") else _LOAD_BLOB(task)
 
 
+_TEST_PROCESS = os.getpid()
+
+
 def _die_on_some(task):
     """A worker killed while it loads (out of memory, say): the whole pool breaks."""
-    if task[1].name == "dev-07.yaml":
+    if task[1].name == "dev-07.yaml" and os.getpid() != _TEST_PROCESS:
         os._exit(137)
     return _LOAD_BLOB(task)
 

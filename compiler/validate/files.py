@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,26 +72,18 @@ def load_files(
                 progress(done, len(files))
         return [r for r in out if r is not None]
     _build_spec_models()  # once here, not once in every worker
-    taken = 0
-    try:
-        with worker_map(min(jobs, len(misses)), True) as pmap:
-            blobs = pmap(_load_blob, [(source, file) for _, _, source, file in misses])
-            for (pos, key, source, file), blob in zip(misses, blobs, strict=True):
-                outcome = _unpickled(blob) if blob is not None else None
-                if outcome is None:  # could not be pickled: loaded (and left uncached) here
-                    outcome = _loaded(source, file, key, cache)
-                elif cache:
-                    cache.put_blob(key, blob)
-                out[pos] = LoadedFile(source.display, source, outcome)
-                taken += 1
-                if progress:
-                    progress(done + taken, len(files))
-    except BrokenProcessPool:  # a worker died (out of memory, killed): what it had not sent loads here
-        for pos, key, source, file in misses[taken:]:
-            out[pos] = LoadedFile(source.display, source, _loaded(source, file, key, cache))
-            taken += 1
+    with worker_map(min(jobs, len(misses)), True) as pmap:  # a worker that dies leaves its files to this process
+        blobs = pmap(_load_blob, [(source, file) for _, _, source, file in misses])
+        for (pos, key, source, file), blob in zip(misses, blobs, strict=True):
+            outcome = _unpickled(blob) if blob is not None else None
+            if outcome is None:  # could not be pickled: loaded (and left uncached) here
+                outcome = _loaded(source, file, key, cache)
+            elif cache:
+                cache.put_blob(key, blob)
+            out[pos] = LoadedFile(source.display, source, outcome)
+            done += 1
             if progress:
-                progress(done + taken, len(files))
+                progress(done, len(files))
     return [r for r in out if r is not None]
 
 
