@@ -19,8 +19,12 @@ Map = Callable[[Callable[[Any], Any], list[Any]], Iterator[Any]]
 
 
 def default_jobs() -> int:
-    """One worker per core: what `--jobs` means when it is not given."""
-    return os.cpu_count() or 2
+    """One worker per core this process may run on (a container's cpuset, not the host's count): what
+    `--jobs` means when it is not given."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 2
 
 
 @contextlib.contextmanager

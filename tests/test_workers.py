@@ -43,3 +43,13 @@ def test_items_a_dead_worker_did_not_answer_run_here_and_later_maps_too(tmp_path
         assert list(tmp_path.glob("died-*"))  # a worker really died
         assert list(pmap(_square, list(range(10)))) == [n * n for n in range(10)]  # the broken pool is not used
     assert worker_pools == [2]
+
+
+def test_the_default_is_the_cores_this_process_may_run_on():
+    import subprocess
+    import sys
+
+    code = "from compiler.workers import default_jobs; print(default_jobs())"
+    pinned = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", code], capture_output=True, text=True)
+    assert pinned.returncode == 0, pinned.stderr
+    assert pinned.stdout.strip() == "1"  # a container's cpuset of one core: no pool, whatever the host has
