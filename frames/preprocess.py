@@ -44,10 +44,28 @@ def _elementwise(step: Step) -> Callable[[np.ndarray], np.ndarray]:
         span = np.where(b - a == 0, 1, b - a)
         return lambda x: (x - a) / span
     if step.op == "clip":
-        return lambda x: np.minimum(np.maximum(x, a[0]), b[0])  # np.clip's definition; 3x faster than np.clip
+        return _clip(np.float64(a[0]), np.float64(b[0]))
     if step.op == "fill-missing":
         return lambda x: np.where(np.isnan(x), a[0], x)
     raise PreprocessError(f"preprocessing op {step.op!r} is not element-wise")
+
+
+def _clip(lo: np.float64, hi: np.float64) -> Callable[[np.ndarray], np.ndarray]:
+    """minimum(maximum(x, lo), hi), the step's definition, through np.clip (2-4x faster on numpy 2). The two
+    differ only in which zero a tie of ±0 gives (maximum and minimum return their second argument, clip
+    keeps x): with the usual bound 0 below, the definition's zeros are all +0, so adding +0 (which turns -0
+    into +0 and changes no other value) makes them equal; other bounds at zero, and NaN ones, keep the
+    definition itself."""
+    if np.isnan(lo) or np.isnan(hi) or hi == 0 or (lo == 0 and (np.signbit(lo) or hi < 0)):
+        return lambda x: np.minimum(np.maximum(x, lo), hi)
+    if lo != 0:
+        return lambda x: np.clip(x, lo, hi)
+
+    def clip(x: np.ndarray) -> np.ndarray:
+        y = np.clip(x, lo, hi)
+        return np.add(y, 0.0, out=y)
+
+    return clip
 
 
 def _step_from(obj: Any, default_input: str) -> Step:
@@ -116,8 +134,8 @@ class Pipeline:
     def apply(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Batch form: rows along axis 0; a window turns (n, …) into (m, size, …)."""
         out = {k: np.asarray(v) for k, v in feeds.items()}
-        for step in self.steps:
-            x = out[step.input].astype(np.float64)
+        for step in self.steps:  # no step writes into its input: a float64 input is used as it is, not copied
+            x = out[step.input].astype(np.float64, copy=False)
             if step.op == "window":
                 out[step.input] = _windows(x, step.size, step.stride)
             else:
