@@ -62,8 +62,9 @@ def _clip(lo: np.float64, hi: np.float64) -> Callable[[np.ndarray], np.ndarray]:
         return lambda x: np.clip(x, lo, hi)
 
     def clip(x: np.ndarray) -> np.ndarray:
-        y = np.clip(x, lo, hi)
-        return np.add(y, 0.0, out=y)
+        y: np.ndarray = np.clip(x, lo, hi)
+        np.add(y, 0.0, out=y)
+        return y
 
     return clip
 
