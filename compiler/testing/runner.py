@@ -141,7 +141,8 @@ class ModelRunner:
             pipeline = frames.Pipeline(pipeline.inputs, tuple(s for s in pipeline.steps if s.input not in reuse))
         try:
             feeds = frames.assemble(specs, columns)
-            feeds = pipeline.apply(feeds)
+            # a features input is a new array (its columns stacked); a tensor input is the dataset's column
+            feeds = pipeline.apply(feeds, owned=[s.name for s in specs if s.layout == "features"])
         except frames.FramesError as exc:
             raise _Unjudgeable(str(exc)) from exc
         made = frames.cast(feeds, {k: self.inputs[k].dtype for k in feeds})
