@@ -50,7 +50,8 @@ class MissingColumns(FramesError):
 
 
 def assemble(specs: Sequence[InputSpec], columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Each input's array over the same rows; raises MissingColumns naming what is absent."""
+    """Each input's array over the same rows; raises MissingColumns naming what is absent. A `features` input
+    is always a new array (callers may preprocess it in place); a `tensor` input is its column itself."""
     feeds: dict[str, np.ndarray] = {}
     for spec in specs:
         missing = [c for c in spec.columns if c not in columns]

@@ -62,6 +62,63 @@ def test_steps_apply_in_spec_order_to_the_named_input():
         frames.Pipeline.from_steps([contract.Standardize(mean=(0,), std=(0,))], ["x"])
 
 
+def _bits(a: np.ndarray) -> tuple[bytes, bytes, tuple[int, ...]]:
+    """Every bit of a float array but NaN payloads: the sign of each zero counts."""
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    return np.where(np.isnan(a), 0.0, a).tobytes(), np.isnan(a).tobytes(), a.shape
+
+
+ZEROS = np.array([[-0.0, 0.0, np.nan], [-1.0, 51.0, 50.0], [np.inf, -np.inf, 5e-324], [-5e-324, 0.0, 25.0]])
+
+
+CLIPS = [(0.0, 50.0), (-0.0, 50.0), (-5.0, 0.0), (-5.0, -0.0), (0.0, 0.0), (0.0, -1.0), (2.0, 1.0), (-3.0, 3.0)]
+
+
+@pytest.mark.parametrize(("low", "high"), [*CLIPS, (float("nan"), 3.0), (0.0, float("inf"))])
+def test_clip_is_its_definition_bit_for_bit_signed_zeros_included(low, high):
+    """np.clip keeps x on a tie of ±0 where maximum/minimum return the bound: the step must give the
+    definition's zero, or the model sees -0.0 where the runner on the line gives 0.0."""
+    want = np.minimum(np.maximum(ZEROS, np.float64(low)), np.float64(high))
+    pipe = frames.Pipeline.from_steps([contract.Clip(min=low, max=high)], ["x"])
+    x = ZEROS.copy()
+    assert _bits(pipe.apply({"x": x})["x"]) == _bits(want)
+    assert _bits(x) == _bits(ZEROS)  # not owned: only read
+    assert _bits(pipe.apply({"x": x}, owned=["x"])["x"]) == _bits(want)
+    state = pipe.stream()
+    assert _bits(np.concatenate([state.push({"x": row[None, :]})["x"] for row in ZEROS])) == _bits(want)
+
+
+def test_owned_inputs_are_preprocessed_in_place_and_others_never_written():
+    steps = [contract.FillMissing(value=-1.0), contract.Standardize(mean=(1.0, 0.0, 2.0), std=(2.0, 4.0, 8.0))]
+    steps += [contract.Clip(min=0.0, max=3.0), contract.MinMax(min=(0.0,), max=(3.0,))]
+    pipe = frames.Pipeline.from_steps(steps, ["x"])
+    want = np.where(np.isnan(ZEROS), -1.0, ZEROS)
+    want = np.minimum(np.maximum((want - [1.0, 0.0, 2.0]) / [2.0, 4.0, 8.0], 0.0), 3.0) / 3.0
+    mine = ZEROS.copy()
+    out = pipe.apply({"x": mine}, owned=["x"])["x"]
+    assert out is mine and _bits(out) == _bits(want)  # written into the caller's array: no new ones
+    theirs = ZEROS.copy()
+    out = pipe.apply({"x": theirs})["x"]
+    assert out is not theirs and _bits(out) == _bits(want) and _bits(theirs) == _bits(ZEROS)
+    single = ZEROS.astype(np.float32)  # cast to float64 first: that copy is the pipeline's own
+    assert _bits(pipe.apply({"x": single})["x"]) == _bits(
+        np.minimum(
+            np.maximum(
+                (np.where(np.isnan(single), -1.0, single.astype(np.float64)) - [1.0, 0.0, 2.0]) / [2.0, 4.0, 8.0], 0.0
+            ),
+            3.0,
+        )
+        / 3.0
+    )
+    frozen = ZEROS.copy()
+    frozen.flags.writeable = False  # e.g. a zero-copy view of an Arrow buffer: read, never written
+    assert _bits(pipe.apply({"x": frozen}, owned=["x"])["x"]) == _bits(want)
+    row = ZEROS[:, 0].copy()  # parameters of 3 features do not fit one: never written, numpy's own error
+    with pytest.raises(ValueError):
+        pipe.apply({"x": row}, owned=["x"])
+    assert _bits(row) == _bits(ZEROS[:, 0])
+
+
 def test_window_batch_shapes_rows_and_values():
     x = np.arange(20, dtype=np.float64).reshape(10, 2)
     pipe = frames.Pipeline.from_steps([contract.Window(size=4, stride=3)], ["x"])

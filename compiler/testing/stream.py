@@ -93,7 +93,7 @@ def batch_rows(memory: int, columns: int) -> int:
 def sample_capacity(memory: int, columns: int, share: float) -> int:
     """Rows a sample of `columns` float64 columns may keep in `share` of the budget: `RowSample` holds at
     most 3 rows for each it keeps (new rows up to 2k, then the kept k while they are cut down column by column)."""
-    per_row = 8 * max(columns, 1) + 16  # values, key and row index
+    per_row = 8 * max(columns, 1) + 16  # values, key, 8 B spare (a row index once: kept, k decides results)
     return max(MIN_BATCH, int(memory * share) // (3 * per_row))
 
 
@@ -125,7 +125,7 @@ class RowSample:
         self.k = k
         self.seen = 0
         self._rng = np.random.default_rng(seed)
-        self._parts: list[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]] = []
+        self._parts: list[tuple[np.ndarray, dict[str, np.ndarray]]] = []  # (keys, columns), in stream order
         self._held = 0
         self._cut: float | None = None  # the k-th smallest key once k rows are kept
 
@@ -134,13 +134,12 @@ class RowSample:
         if n == 0:
             return
         keys = self._rng.random(n)
-        index = np.arange(self.seen, self.seen + n)
         self.seen += n
         cols = {k: np.asarray(v) for k, v in batch.items()}
         if self._cut is not None:  # a row above the k-th smallest key so far can never be kept
             keep = keys < self._cut
-            keys, index, cols = keys[keep], index[keep], {k: v[keep] for k, v in cols.items()}
-        self._parts.append((keys, index, cols))
+            keys, cols = keys[keep], {k: v[keep] for k, v in cols.items()}
+        self._parts.append((keys, cols))
         self._held += keys.size
         if self._held > 2 * self.k:
             self._shrink()
@@ -157,15 +156,14 @@ class RowSample:
             column.clear()
             return whole if keep is None else whole[keep]
 
-        index = merged([p[1] for p in parts])
-        names = list(parts[0][2])
+        names = list(parts[0][1])
         cols = {}
         for name in names:
-            cols[name] = merged([p[2].pop(name) for p in parts])
+            cols[name] = merged([p[1].pop(name) for p in parts])
         keys = keys if keep is None else keys[keep]
         if keep is not None:
             self._cut = float(keys.max())
-        self._parts = [(keys, index, cols)]
+        self._parts = [(keys, cols)]
         self._held = keys.size
 
     @property
@@ -177,7 +175,7 @@ class RowSample:
         if not self._parts:
             return {}
         self._shrink()
-        return dict(self._parts[0][2])
+        return dict(self._parts[0][1])
 
     def computation(self) -> Computation:
         if self.exact:
