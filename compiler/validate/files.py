@@ -3,8 +3,9 @@ document cache where a file is unchanged, else loaded — in worker processes wh
 
 What one file yields depends on its path and text alone, so files load independently; the outcome of a
 file loaded in a worker comes back as the pickled, compacted outcome the document cache keeps, which is
-what a cache hit gives (tests/test_doc_cache.py holds a warm run to a cold one's diagnostics). Outcomes
-are taken in file order whichever process loaded them, so documents and diagnostics keep their order.
+what a cache hit gives (tests/test_doc_cache.py holds a warm run to a cold one's findings,
+tests/test_parallel_load.py a pooled run to a serial one's). Outcomes are taken in file order whichever
+process loaded them, so documents and diagnostics keep their order.
 """
 
 from __future__ import annotations
