@@ -143,23 +143,21 @@ def load_modules() -> list[Module]:
     return sorted(mods, key=lambda m: len((ROOT / m.path).read_text(encoding="utf-8").splitlines()))
 
 
-Equivalents = dict[tuple[str, str, str], list[tuple[str | None, str]]]
+Equivalents = dict[tuple[str, str], list[tuple[str, str]]]
 
 
 def load_equivalent(text: str | None = None) -> Equivalents:
-    """(module, operator, stripped source line) → [(mutated line or None for every variant, why)].
+    """(module, operator) → [(line field, why)]; `equivalent_because` matches the field against a mutant.
 
-    A line field `SOURCE -> MUTATED` names one variant of the operator on that line (NumberReplacer
-    makes `+ 0` and `+ 2` of `+ 1`: one may be equivalent where the other is a real hole); a plain
-    `SOURCE` covers every variant. See the header of mutation/equivalent.txt."""
+    The field is not split here: a source line may hold ` -> ` itself (a return annotation), so only the
+    mutant's own source line can tell where the source ends. See the header of mutation/equivalent.txt."""
     out: Equivalents = {}
     text = (HERE / "equivalent.txt").read_text(encoding="utf-8") if text is None else text
     for raw in text.splitlines():
         if not raw.strip() or raw.startswith("#"):
             continue
         module, operator, line, why = (p.strip() for p in raw.split(" | ", 3))
-        source, arrow, mutated = line.partition(" -> ")
-        out.setdefault((module, operator, source.strip()), []).append((mutated.strip() if arrow else None, why))
+        out.setdefault((module, operator), []).append((line, why))
     return out
 
 
@@ -171,11 +169,21 @@ def mutated_line(diff: str) -> str | None:
     return None
 
 
+def names_mutant(field: str, source: str, mutated: str | None) -> bool:
+    """Whether a line field names this mutant: the whole field is its source line (every variant of the
+    operator there), or the source line, ` -> ` and its mutated line (that variant only). The full line is
+    matched first, so a source line holding ` -> ` is listed like any other."""
+    if field == source:
+        return True
+    rest = field[len(source) :].lstrip() if field.startswith(source) else ""
+    return rest.startswith("->") and mutated is not None and rest[2:].strip() == mutated
+
+
 def equivalent_because(equivalent: Equivalents, module: str, mutant_id: str, mutant: dict[str, Any]) -> str | None:
     """Why a surviving mutant is equivalent, or None when the list does not name it (variant included)."""
-    entries = equivalent.get((module, mutant_id.split("#")[0], mutant["source_line"]), [])
+    entries = equivalent.get((module, mutant_id.split("#")[0]), [])
     got = mutated_line(mutant.get("diff", ""))
-    return next((why for want, why in entries if want is None or want == got), None)
+    return next((why for field, why in entries if names_mutant(field, mutant["source_line"], got)), None)
 
 
 def copy_tree() -> None:

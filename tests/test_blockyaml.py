@@ -98,3 +98,44 @@ def _scalars(obj: Any) -> list[Any]:
     if isinstance(obj, list):
         return [s for v in obj for s in _scalars(v)]
     return [obj]
+
+
+def _written_here(doc: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Whether dumps lays `doc` out itself (its scalars asked of ruamel) rather than handing it to to_yaml; its
+    bytes are to_yaml's either way."""
+    expected = to_yaml(doc)
+    for scalar in _scalars(doc):
+        yaml_scalar(scalar)
+    handed: list[Any] = []
+
+    def whole_document(obj: Any) -> str:
+        handed.append(obj)
+        return to_yaml(obj)
+
+    with monkeypatch.context() as m:
+        m.setattr(blockyaml, "to_yaml", whole_document)
+        assert blockyaml.dumps(doc) == expected
+    return not handed
+
+
+def test_a_key_of_up_to_122_characters_is_written_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ruamel's pure emitter writes a key of 123 characters as a complex key ("? key"), which is not written
+    here; up to 122, in any UTF-8 length, the key is a simple key and the document is laid out here."""
+    assert _written_here({"x" * 122: 1}, monkeypatch) and not _written_here({"x" * 123: 1}, monkeypatch)
+    assert _written_here({"é" * 122: 1}, monkeypatch) and not _written_here({"é" * 123: 1}, monkeypatch)
+    assert blockyaml.dumps({"x" * 123: 1}).startswith("? ")
+
+
+def _levels(n: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"k": "v"}
+    for _ in range(n - 1):
+        out = {"k": out}
+    return out
+
+
+def test_a_document_of_up_to_65_mapping_levels_is_written_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    """64 levels below the top mapping are laid out here, the innermost 128 columns in; one more is handed to
+    to_yaml, as a mapping in a sequence's item one level deeper is."""
+    assert _written_here(_levels(65), monkeypatch) and not _written_here(_levels(66), monkeypatch)
+    item = {"k": [_levels(64)]}  # the item's mapping is one level below the key's, 2 columns in
+    assert _written_here(item, monkeypatch) and not _written_here({"k": [_levels(65)]}, monkeypatch)

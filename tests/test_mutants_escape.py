@@ -218,3 +218,73 @@ def test_a_mapping_key_counts_one_level_deeper_like_its_value() -> None:
 
     assert escape._c_safe({_nested(63, 1, "tuple"): 1}) and not escape._c_safe({_nested(64, 1, "tuple"): 1})
     assert escape._c_safe({"k": _nested(63, 1, "tuple")}) and not escape._c_safe({"k": _nested(64, 1, "tuple")})
+
+
+def test_a_key_takes_the_c_emitter_up_to_122_characters_of_its_text() -> None:
+    """Both emitters write a key of at most 122 bytes as a simple key (test_keys_near_the_simple_key_limit
+    compares them there): a string's UTF-8 bytes count, and an integer's decimal digits with its sign."""
+    from compiler.render import escape
+
+    assert escape._c_safe({"k" * 122: 1}) and not escape._c_safe({"k" * 123: 1})
+    assert escape._c_safe({"é" * 61: 1}) and not escape._c_safe({"é" * 61 + "k": 1})  # bytes, not characters
+    assert escape._c_safe({10**122 - 1: 1}) and not escape._c_safe({10**122: 1})  # 122 nines; a 1 and 122 zeros
+    assert escape._c_safe({1 - 10**121: 1}) and not escape._c_safe({-(10**121): 1})  # "-" and 121 nines; 122 digits
+    assert escape._c_safe({-1: 1, 0: 2, True: 3}) and escape._C_SAFE_KEY == 122
+
+
+def test_yaml_scalar_answers_for_a_one_line_item_of_up_to_1000_characters() -> None:
+    """An item "- " + scalar + "\\n" of at most _MAX_ONE_LINE characters: the scalar then fits on one line at any
+    column a block mapping can put it (far below the width of 4096); a longer one is left to to_yaml."""
+    from compiler.render import escape
+
+    assert escape.yaml_scalar("a" * 997) == "a" * 997 and escape.yaml_scalar("a" * 998) is None
+    assert to_yaml(["a" * 998]) == f"- {'a' * 998}\n"  # one line still: the bound is the answer's, not a fold
+    assert escape.yaml_scalar("x\ny") == '"x\\ny"'  # a break in the value is written as an escape: one line
+    assert escape._MAX_ONE_LINE == 1000
+
+
+@pytest.mark.parametrize("brk", ["\n", "\r", "\x85", "\u2028", "\u2029"])
+def test_yaml_scalar_refuses_a_line_break_anywhere_in_the_scalar(brk: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What follows a YAML line break is indented for the item's column, not a block value's: a scalar with one
+    at its first or last character is not one line either (to_yaml's own items never end so; these are made)."""
+    from compiler.render import escape
+
+    for text in (f"- {brk}ab\n", f"- ab{brk}\n", f"- a{brk}b\n"):
+        monkeypatch.setattr(escape, "to_yaml", lambda obj, text=text: text)
+        escape._yaml_scalar.cache_clear()
+        try:
+            assert escape.yaml_scalar(f"probe{text!r}") is None
+        finally:
+            escape._yaml_scalar.cache_clear()
+    monkeypatch.setattr(escape, "to_yaml", lambda obj: "- ab\n")
+    try:
+        assert escape.yaml_scalar("ab") == "ab"
+    finally:
+        escape._yaml_scalar.cache_clear()
+
+
+def test_yaml_scalar_remembers_exactly_the_last_4096_scalars(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cache is what makes yaml_scalar cheap, and its bound keeps a long-lived process's memory flat: a
+    scalar asked again within the last 4096 distinct ones is not asked of ruamel, one asked before them is."""
+    from compiler.render import escape
+
+    asked: list[object] = []
+
+    def counted(obj: list[object]) -> str:
+        asked.append(obj[0])
+        return f"- {obj[0]}\n"
+
+    monkeypatch.setattr(escape, "to_yaml", counted)
+    escape._yaml_scalar.cache_clear()
+    try:
+        assert [escape.yaml_scalar("v"), escape.yaml_scalar("v")] == ["v", "v"] and asked == ["v"]
+        for i in range(4095):
+            escape.yaml_scalar(f"a{i}")
+        escape.yaml_scalar("v")  # the 4096th most recent: still cached
+        assert asked.count("v") == 1
+        for i in range(4096):
+            escape.yaml_scalar(f"b{i}")
+        escape.yaml_scalar("v")  # the 4097th: gone
+        assert asked.count("v") == 2 and escape._CACHED == 4096
+    finally:
+        escape._yaml_scalar.cache_clear()

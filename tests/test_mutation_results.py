@@ -163,3 +163,26 @@ def test_the_readme_table_is_replaced_whole_and_a_missing_section_is_an_error(ru
     assert run.with_table(text, "| new |\n") == f"intro\n{begin}\n| new |\n{end}\nafter\n"
     with pytest.raises(ValueError, match="mutation-table"):
         run.with_table("intro\nno table here\n", "| new |\n")
+
+
+def test_a_source_line_holding_the_arrow_can_be_listed_whole_or_by_variant() -> None:
+    """equivalent.txt's `SOURCE -> MUTATED` separator occurs in Python source (a return annotation): such a
+    line, listed whole, was split at its annotation and never matched its survivors."""
+    run = _run_module()
+    source = "def f(fh: BinaryIO, block: int = 65536) -> int:"
+
+    def mutant(mutated: str) -> dict:
+        return {"source_line": source, "diff": f"--- x.py\n+++ x.py\n@@ -1 +1 @@\n-{source}\n+{mutated}\n"}
+
+    up, down = (mutant(source.replace("65536", n)) for n in ("65537", "65535"))
+    whole = run.load_equivalent(f"x.py | core/NumberReplacer | {source} | any block size\n")
+    assert run.equivalent_because(whole, "x.py", "core/NumberReplacer#0", up) == "any block size"
+    assert run.equivalent_because(whole, "x.py", "core/NumberReplacer#1", down) == "any block size"
+    one = run.load_equivalent(
+        f"x.py | core/NumberReplacer | {source} -> {source.replace('65536', '65537')} | a larger block\n"
+    )
+    assert run.equivalent_because(one, "x.py", "core/NumberReplacer#0", up) == "a larger block"
+    assert run.equivalent_because(one, "x.py", "core/NumberReplacer#1", down) is None
+    assert run.equivalent_because(whole, "x.py", "core/AddNot#0", up) is None  # another operator
+    shorter = run.load_equivalent("x.py | core/NumberReplacer | def f(fh: BinaryIO, block: int = 65536) | ?\n")
+    assert run.equivalent_because(shorter, "x.py", "core/NumberReplacer#0", up) is None  # a prefix is no match

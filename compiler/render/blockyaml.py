@@ -19,7 +19,9 @@ from compiler.render.escape import to_yaml, yaml_scalar
 
 _SCALARS = (str, int, float, bool)  # exact types: a subclass may be represented otherwise
 _MAX_KEY = 122  # ruamel's pure emitter writes longer keys as complex keys ("? key"; escape._C_SAFE_KEY)
-_MAX_INDENT = 128  # 64 levels: deeper, to_yaml takes the pure emitter and, far deeper, raises RecursionError
+_MAX_NESTING = 64  # mappings below the top one: deeper, to_yaml takes the pure emitter and, far deeper, raises
+# RecursionError. Counted in levels (two columns each), not columns: an indent is always even, so a bound in
+# columns would have a neighbour that no document can tell from it.
 
 
 class _Fallback(Exception):
@@ -61,7 +63,7 @@ def _enter(container: Any, seen: set[int]) -> None:
 
 
 def _mapping(m: dict[Any, Any], indent: int, out: list[str], lead: str | None, seen: set[int]) -> None:
-    if indent > _MAX_INDENT:
+    if indent > 2 * _MAX_NESTING:
         raise _Fallback
     _enter(m, seen)
     pad = " " * indent

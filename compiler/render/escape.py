@@ -22,11 +22,7 @@ def to_json(obj: Any) -> str:
 
 
 _STR = "tag:yaml.org,2002:str"
-
-
-@functools.cache
-def _yaml11() -> VersionedResolver:
-    return VersionedResolver(version=(1, 1))
+_YAML11 = VersionedResolver(version=(1, 1))  # ruamel's YAML 1.1 rules, the ones Kubernetes' readers follow
 
 
 class _Representer(SafeRepresenter):
@@ -38,7 +34,7 @@ class _Representer(SafeRepresenter):
     each reader takes them as the strings they are. Which strings is decided by ruamel's own 1.1 rules."""
 
     def represent_str(self, data: str) -> Any:
-        if _yaml11().resolve(ScalarNode, data, (True, False)) != _STR:
+        if _YAML11.resolve(ScalarNode, data, (True, False)) != _STR:
             return self.represent_scalar(_STR, data, style="'")
         return super().represent_str(data)
 
@@ -110,18 +106,23 @@ _YAML_BREAK = re.compile("[\n\r\x85\u2028\u2029]")  # YAML's line breaks: what f
 
 def yaml_scalar(value: str | int | float | bool) -> str | None:
     """The text `to_yaml` writes for `value` as a block value or sequence item (its quoting and style
-    are ruamel's, decided by the scalar alone), or None when that takes more than one line. Names,
-    paths and flags repeat across a fleet's bundles, so each is asked of ruamel once per process."""
+    are ruamel's, decided by the scalar alone), or None when that takes more than one line or more than
+    _MAX_ONE_LINE characters as an item (a longer one might be folded where a deeper key puts it). Names,
+    paths and flags repeat across a fleet's bundles, so the last _CACHED are asked of ruamel once each."""
     # a float's repr in the key: 0.0 == -0.0 (one cache entry, "0.0" for both) but "-0.0" is written
     return _yaml_scalar(value, repr(value) if type(value) is float else None)
 
 
-@functools.lru_cache(maxsize=4096, typed=True)  # typed: True, 1 and 1.0 are written differently
+_CACHED = 4096  # distinct scalars: bounded, as a long-lived process renders many fleets' values
+
+
+@functools.lru_cache(maxsize=_CACHED, typed=True)  # typed: True, 1 and 1.0 are written differently
 def _yaml_scalar(value: str | int | float | bool, _float_repr: str | None) -> str | None:
     text = to_yaml([value])
-    if len(text) > _MAX_ONE_LINE or not text.startswith("- ") or _YAML_BREAK.search(text, 0, len(text) - 1):
+    if len(text) > _MAX_ONE_LINE or not text.startswith("- "):
         return None
-    return text[2:-1]
+    scalar = text[2:-1]  # after the item's "- ", before the document's closing line break
+    return None if _YAML_BREAK.search(scalar) else scalar
 
 
 def _control(ch: str) -> bool:
