@@ -192,3 +192,49 @@ def test_pin_rewrites_only_stale_digests_and_check_reports_them(cli_run, tmp_pat
     assert len(changed) == 1 and "sha256:" in changed[0][1]  # one line, comments and quoting kept
     code, out = cli_run("validate", str(spec))
     assert code == 0, out
+
+
+def _pydantic_plugin(site: Path, marker: Path) -> None:
+    """A pydantic plugin installed beside takt (entry point group `pydantic`) that refuses every spec document."""
+    (site / "spy_plugin.py").write_text(
+        "from pathlib import Path\n"
+        f"Path({str(marker)!r}).write_text('loaded')\n"
+        "class _Refuse:\n"
+        "    def on_enter(self, *a, **k):\n"
+        "        raise ValueError('refused by an installed plugin')\n"
+        "class Plugin:\n"
+        "    def new_schema_validator(self, *a, **k):\n"
+        "        return _Refuse(), None, None\n"
+        "plugin = Plugin()\n"
+    )
+    dist = site / "spy_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: spy-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[pydantic]\nspy = spy_plugin:plugin\n")
+
+
+def test_an_installed_pydantic_plugin_never_takes_part_in_validation(tmp_path: Path):
+    site, marker = tmp_path / "site", tmp_path / "plugin-loaded"
+    site.mkdir()
+    _pydantic_plugin(site, marker)
+    root = write_repo(tmp_path / "spec", dict(BASE))
+    env = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(site)}
+    env.pop("PYDANTIC_DISABLE_PLUGINS", None)
+    probe = subprocess.run(  # the plugin is real: a plain process that builds a model loads it
+        [sys.executable, "-c", "import pydantic\nclass M(pydantic.BaseModel):\n    x: int = 0\n"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert probe.returncode == 0 and marker.read_text() == "loaded", probe.stderr
+    marker.unlink()
+    run = subprocess.run(
+        [sys.executable, "-m", "compiler.cli.main", "validate", str(root), "--no-progress"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert not marker.exists()
