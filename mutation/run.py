@@ -518,6 +518,7 @@ def record_check(module: Module, mutant_id: str, tests: tuple[str, ...], status:
         checks = {**{k: v for k, v in res.items() if k not in ("mutants", "source")}, "mutants": {}}
     checks["mutants"][mutant_id] = {**entry, "status": "killed", "killed_by": list(tests)}
     tmp = store.with_name(f".{store.name}.tmp")  # outside the results glob; replaced whole, never half-written
+    tmp.parent.mkdir(parents=True, exist_ok=True)  # a fresh clone has the committed verdicts, no working files
     tmp.write_text(json.dumps(checks, indent=1))
     os.replace(tmp, store)
 

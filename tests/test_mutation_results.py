@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -65,6 +66,16 @@ def test_a_check_s_kill_outlives_a_concurrent_shard_s_survivor(run: ModuleType, 
     _write(second, {mid: _entry("survived")}, 2_000_000_000)
     merged = run.load_results(module)["mutants"][mid]
     assert merged["status"] == "killed" and merged["killed_by"] == ["tests/test_m.py"]
+
+
+def test_a_check_on_a_fresh_clone_records_its_kill_beside_the_committed_verdicts(run: ModuleType) -> None:
+    module = run.Module("m.py", ("tests/test_m.py",))
+    mid = "core/ReplaceBinaryOperator_Add_Sub#0"
+    _write(run.results_path(module), {mid: _entry("survived")}, 1_000)
+    run.keep_results([module])
+    shutil.rmtree(run.OUT)  # a fresh clone: mutation/results/ alone, no build/ directory
+    run.record_check(module, mid, ("tests/test_m.py",), "killed")
+    assert run.load_results(module)["mutants"][mid]["killed_by"] == ["tests/test_m.py"]
 
 
 def test_a_later_run_s_verdict_still_wins_over_an_earlier_run_s() -> None:
