@@ -1,7 +1,8 @@
 """`takt build`: one bundle per (deployment, target), in parallel, incrementally.
 
-A bundle is rendered again only when the hash of everything it depends on changes (specs,
-model and sample bytes, the target class's own files, compiler version); otherwise the bundle
+A bundle is rendered again only when the hash of everything it depends on changes (specs;
+model, sample, recording and dataset bytes; the target class's own files; the compiler's source,
+version and libraries); otherwise the bundle
 already in the output directory is verified and reused. Output is byte-for-byte reproducible:
 no absolute paths, no timestamps.
 
@@ -101,6 +102,35 @@ def source_provenance(root: Path) -> dict[str, Any]:
     if proc.returncode != 0 or len(lines) != 2 or not re.fullmatch(r"[0-9a-f]{40,64}", lines[0]):
         return {"sourceCommit": None}  # not a Git checkout (or no commit yet): provenance says so
     return {"sourceCommit": lines[0], "sourceDate": lines[1]}
+
+
+# What renders a bundle besides its target class's folder: the compiler (contract, render helpers,
+# the build's own keys and provenance) and frames (reference bins), and the libraries whose output
+# lands in bundle bytes. An edit between two releases of the same version (a git install, a checkout)
+# must not leave the bundles of the old code in place.
+_RENDER_CODE = ("compiler", "frames")
+_RENDER_DISTS = ("ruamel.yaml", "jinja2", "numpy", "pyarrow", "onnx", "onnxruntime", "pydantic")
+
+
+def render_code_stamp(base: Path, packages: tuple[str, ...], dists: tuple[str, ...]) -> str:
+    """sha256 of every Python source under `base/<package>` and the installed version of each dist."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    h = hashlib.sha256()
+    for package in packages:
+        for path in sorted((base / package).rglob("*.py")):
+            h.update(path.relative_to(base).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    for dist in dists:
+        try:
+            h.update(f"{dist}=={version(dist)}\0".encode())
+        except PackageNotFoundError:
+            h.update(f"{dist} absent\0".encode())
+    return h.hexdigest()
+
+
+@functools.cache
+def _render_code() -> str:
+    return render_code_stamp(Path(__file__).resolve().parent.parent, _RENDER_CODE, _RENDER_DISTS)
 
 
 def _fingerprint(tc: TargetClass) -> str:
@@ -338,6 +368,7 @@ def _build(
                         "compiler": __version__,
                         "class": tc.name,
                         "fingerprint": fingerprints[tc.name],
+                        "code": _render_code(),
                         "deployment": dep_digest,  # specs by the digests of their canonical dumps
                         "model": digest_of(model),
                         "modelSha": inp.model_sha256,

@@ -189,3 +189,35 @@ def test_a_warm_validation_imports_neither_numpy_nor_pyarrow(tmp_path: Path):
     assert first[0] == second[0]
     assert first[2] == "True", "the first validation probes the datasets (pyarrow)"
     assert second[1:] == ["False", "False"], runs
+
+
+def test_a_build_by_other_compiler_code_of_the_same_version_renders_every_bundle_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import compiler.build as build_module
+
+    root = load_free_latency(copy_example("press-line-anomaly", tmp_path / "spec"))
+    first = build(validate(root), tmp_path / "out", run_gates=False, jobs=1)
+    again = build(validate(root), tmp_path / "out", run_gates=False, jobs=1)
+    assert first.bundles and all(b.reused for b in again.bundles)
+    monkeypatch.setattr(build_module, "_render_code", lambda: "0" * 64)  # an edited renderer, same version
+    edited = build(validate(root), tmp_path / "out", run_gates=False, jobs=1)
+    assert not any(b.reused for b in edited.bundles)
+
+
+def test_the_render_code_stamp_follows_every_source_file_and_library_version(tmp_path: Path):
+    from compiler.build import render_code_stamp
+
+    (tmp_path / "pkg" / "sub").mkdir(parents=True)
+    (tmp_path / "pkg" / "a.py").write_text("A = 1\n")
+    (tmp_path / "pkg" / "sub" / "b.py").write_text("B = 1\n")
+    (tmp_path / "pkg" / "notes.txt").write_text("not code\n")
+    stamp = render_code_stamp(tmp_path, ("pkg",), ("pytest",))
+    assert render_code_stamp(tmp_path, ("pkg",), ("pytest",)) == stamp
+    (tmp_path / "pkg" / "notes.txt").write_text("still not code\n")
+    assert render_code_stamp(tmp_path, ("pkg",), ("pytest",)) == stamp
+    (tmp_path / "pkg" / "sub" / "b.py").write_text("B = 2\n")
+    edited = render_code_stamp(tmp_path, ("pkg",), ("pytest",))
+    assert edited != stamp
+    assert render_code_stamp(tmp_path, ("pkg",), ("pytest", "no-such-dist-takt")) != edited
+    assert render_code_stamp(tmp_path, ("pkg",), ()) != edited  # the library's version counts
