@@ -30,8 +30,7 @@ MIN_PARALLEL_BYTES = 128 << 10
 
 @dataclass(frozen=True)
 class LoadedFile:
-    display: str
-    source: SourceText
+    source: SourceText  # its display path names the file in diagnostics
     outcome: FileOutcome
 
 
@@ -60,28 +59,24 @@ def load_files(
             misses.append((len(out), key, source, file))
             out.append(None)
         else:
-            out.append(LoadedFile(display, source, outcome))
+            out.append(LoadedFile(source, outcome))
             done += 1
     if progress:
         progress(done, len(files))
     enough = sum(len(source.text) for _, _, source, _ in misses) >= MIN_PARALLEL_BYTES
-    if not enough or jobs <= 1 or len(misses) <= 1:
-        for pos, key, source, file in misses:
-            out[pos] = LoadedFile(source.display, source, _loaded(source, file, key, cache))
-            done += 1
-            if progress:
-                progress(done, len(files))
-        return [r for r in out if r is not None]
-    _build_spec_models()  # once here, not once in every worker
-    with worker_map(min(jobs, len(misses)), True) as pmap:  # a worker that dies leaves its files to this process
-        blobs = pmap(_load_blob, [(source, file) for _, _, source, file in misses])
+    pooled = enough and jobs > 1 and len(misses) > 1
+    if pooled:
+        _build_spec_models()  # once here, not once in every worker
+    with worker_map(min(jobs, len(misses)), pooled) as pmap:  # a worker that dies leaves its files to this process
+        tasks = [(source, file) for _, _, source, file in misses]
+        blobs = pmap(_load_blob, tasks) if pooled else iter([None] * len(tasks))
         for (pos, key, source, file), blob in zip(misses, blobs, strict=True):
             outcome = _unpickled(blob) if blob is not None else None
-            if outcome is None:  # could not be pickled: loaded (and left uncached) here
+            if outcome is None:  # loaded here: too little to fork for, or its outcome could not be pickled
                 outcome = _loaded(source, file, key, cache)
             elif cache:
                 cache.put_blob(key, blob)
-            out[pos] = LoadedFile(source.display, source, outcome)
+            out[pos] = LoadedFile(source, outcome)
             done += 1
             if progress:
                 progress(done, len(files))

@@ -104,12 +104,12 @@ def _validate(
         if isinstance(got, Diagnostic):
             diags.append(got)
             continue
-        sources[got.display] = got.source
-        outcome = got.outcome
-        suppress.inline[got.display] = outcome.inline
+        display, outcome = got.source.display, got.outcome
+        sources[display] = got.source
+        suppress.inline[display] = outcome.inline
         diags.extend(outcome.diagnostics)
         if any(d.code in STOPS_FILE for d in outcome.diagnostics):
-            unparsed[got.display] = got.source.text
+            unparsed[display] = got.source.text
         for doc in outcome.documents:
             documents.append(doc)
             suppress.add_document(doc)
