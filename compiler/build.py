@@ -118,8 +118,7 @@ def render_code_stamp(base: Path, packages: tuple[str, ...], dists: tuple[str, .
 
     h = hashlib.sha256()
     for package in packages:
-        for path in sorted((base / package).rglob("*.py")):
-            h.update(path.relative_to(base).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+        _hash_files(h, base, sorted((base / package).rglob("*.py")))
     for dist in dists:
         try:
             h.update(f"{dist}=={version(dist)}\0".encode())
@@ -135,10 +134,14 @@ def _render_code() -> str:
 
 def _fingerprint(tc: TargetClass) -> str:
     h = hashlib.sha256()
-    for path in sorted(tc.folder.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
-            h.update(path.relative_to(tc.folder).as_posix().encode() + b"\0" + path.read_bytes())
+    _hash_files(h, tc.folder, [p for p in sorted(tc.folder.rglob("*")) if p.is_file() and "__pycache__" not in p.parts])
     return h.hexdigest()
+
+
+def _hash_files(h: Any, base: Path, paths: list[Path]) -> None:
+    """Each file's path below `base` and its bytes, in the order given (installed code, never a spec tree)."""
+    for path in paths:
+        h.update(path.relative_to(base).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
 
 
 def _dump(model: Any) -> Any:
