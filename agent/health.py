@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -87,6 +89,7 @@ def run_health(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # its own process group: a kill reaches whatever the check started too
     )
     started = last_check = time.monotonic()
     while True:
@@ -97,14 +100,12 @@ def run_health(
             break
         now = time.monotonic()
         if now - started > timeout:
-            proc.kill()
-            proc.communicate()
+            _kill(proc)
             return False, f"health check timed out after {timeout:.0f} s"
         if preempt is not None and now - last_check >= preempt_every:
             last_check = now
             if preempt():
-                proc.kill()
-                proc.communicate()
+                _kill(proc)
                 return False, "preempted by a newer desired state"
     try:
         report = json.loads(out.strip().splitlines()[-1])
@@ -113,6 +114,18 @@ def run_health(
         return False, f"health check crashed: {tail[:300]}"
     failing = [f"{c['bundle']}: {c['detail']}" for c in report["checks"] if not c["ok"]]
     return report["ok"], "; ".join(failing) or "; ".join(f"{c['bundle']}: {c['detail']}" for c in report["checks"])
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    """Kill the check and every process of its group: a child left alive (a shell's `sleep`, a worker) would
+    hold the output pipes open, and the agent would wait for it. A process that left the group and holds
+    them still is waited for two seconds, then its pipes are dropped."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.communicate(timeout=2)
+    proc.wait()
 
 
 def main() -> None:

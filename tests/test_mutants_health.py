@@ -191,6 +191,31 @@ def test_a_check_past_its_timeout_is_killed(tmp_path: Path) -> None:
     assert health.run_health(tmp_path, python, timeout=1.6, poll=0.05) == (False, "health check timed out after 2 s")
 
 
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a container's init may never reap the orphan)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+@pytest.mark.parametrize("end", ["timeout", "preempt"])
+def test_what_the_check_started_is_killed_with_it(tmp_path: Path, end: str) -> None:
+    """A check's children are in its process group and die with it: before, only the check was killed, so a
+    child with its own output went on running, and a child holding the check's pipes kept the agent waiting
+    for as long as it lived."""
+    pids = tmp_path / "pids"
+    detached, holding_the_pipes = "sleep 300 >/dev/null 2>&1 &", "sleep 20 &"
+    python = _interpreter(tmp_path, f"{detached}\necho $! > {pids}\n{holding_the_pipes}\necho $! >> {pids}\nwait\n")
+    preempt = (lambda: pids.exists() and len(pids.read_text().split()) == 2) if end == "preempt" else None
+    ok, why = health.run_health(tmp_path, python, timeout=2 if end == "timeout" else 60, preempt=preempt,
+                                poll=0.05, preempt_every=0.05)  # fmt: skip
+    expected = "health check timed out after 2 s" if end == "timeout" else "preempted by a newer desired state"
+    assert not ok and why == expected
+    started = [int(p) for p in pids.read_text().split()]
+    assert len(started) == 2 and not any(_running(p) for p in started)
+
+
 def test_preemption_is_asked_every_interval_and_abandons_the_check(tmp_path: Path) -> None:
     python = _interpreter(tmp_path, "sleep 3\n")
     asked: list[float] = []
@@ -314,9 +339,13 @@ class _Simulated:
     def __call__(self, argv: list[str], **kwargs: Any) -> _Simulated:
         return self
 
+    pid = 0  # never a real process group: os.killpg is the fixture's
+
     def communicate(self, timeout: float | None = None) -> tuple[str, str]:
+        if self.killed:
+            return "", ""
         if timeout is None:
-            return ("", "") if self.killed else (self.report, "")
+            return self.report, ""
         self.waits.append(timeout)
         if len(self.waits) > 1000:
             raise RuntimeError("run_health spins without waiting")
@@ -329,6 +358,14 @@ class _Simulated:
     def kill(self) -> None:
         self.killed = True
 
+    def wait(self) -> int:
+        assert self.killed, "waited for a check that was never killed"
+        return -9
+
+    def killpg(self, pgid: int, sig: int) -> None:
+        assert (pgid, sig) == (self.pid, health.signal.SIGKILL)
+        self.killed = True
+
 
 @pytest.fixture
 def simulate(monkeypatch: pytest.MonkeyPatch):
@@ -336,6 +373,7 @@ def simulate(monkeypatch: pytest.MonkeyPatch):
         sim = _Simulated(runs, _report(("a", True, "fine")))
         monkeypatch.setattr(health.subprocess, "Popen", sim)
         monkeypatch.setattr(health, "time", sim)
+        monkeypatch.setattr(health.os, "killpg", sim.killpg)
         return sim
 
     return make
