@@ -7,7 +7,8 @@ flips), streaming as takt does. The first row is the fixed baseline: the same su
 no budget is reached. On CSV up to 2·10⁶ rows it also times the hand-written CSV reader takt had
 before pyarrow (`bench/baseline_csv_reader.py`, read only: each dataset whole, once), and with `--old
 DIR` or `--old git:REV` (extracted by `git archive`, e.g. `git:92b0b6f^`, the last takt with that
-reader) the whole `takt test` of that checkout, for before/after figures.
+reader) the whole `takt test` of that checkout, for before/after figures. Beside the old reader it
+times takt's own reader doing the same (`takt reader`: each file whole, once, into numpy columns).
 
 Run: `python bench/bench_test_data.py [N ...] [--memory 64MiB,1GiB] [--formats parquet,csv]
 [--csv-max 1e7] [--plain-max N] [--data DIR] [--old DIR|git:REV]` (default N: 1000000 10000000).
@@ -37,6 +38,20 @@ EXAMPLE = ROOT / "examples" / "press-line-anomaly"
 FEATURES = ["vib_x", "vib_y", "vib_z", "pressure", "oil_temp"]
 OLD_MAX_ROWS = 2_000_000  # the whole-in-memory reader needs ~0.7 kB a row: 10⁷ rows would take ~7 GB
 BASELINE_READER = Path(__file__).resolve().parent / "baseline_csv_reader.py"
+
+
+def takt_reader(files: list[Path]) -> None:
+    """What the old reader did, through takt's own dataset reader (`load_dataset`: pyarrow, streamed in
+    record batches, every column decoded to numpy and joined, the file's sha256 taken): each file whole,
+    once. The CSV path alone, beside the old reader's, apart from the statistics and takt's start."""
+    from compiler.models.digest import DigestCache
+    from compiler.testing.datasets import load_dataset
+
+    for file in files:
+        got = load_dataset(file.parent, file.stem, file.name, None, DigestCache.load(None))
+        if isinstance(got, str):
+            raise SystemExit(got)
+        print(f"{file.name}: {got.rows} rows, {len(got.columns)} columns", file=sys.stderr)
 
 
 CHUNK = 1_000_000  # rows generated and written at a time: 10⁸ rows never sit in this process's memory
@@ -255,6 +270,9 @@ def main() -> None:
     if args and args[0] == "--plain":
         plain(Path(args[1]), args[2])
         return
+    if args and args[0] == "--takt-reader":
+        takt_reader([Path(a) for a in args[1:]])
+        return
     if args and args[0] == "--make":
         _make(Path(args[1]), int(args[2]), tuple(args[3].split(",")))
         return
@@ -296,6 +314,7 @@ def main() -> None:
                 if fmt == "csv" and 10_000 < n <= OLD_MAX_ROWS:
                     files = [str(project / f"data/{name}.csv") for name in ("reference", "candidate")]
                     runs.append(("old reader", _measure([sys.executable, str(BASELINE_READER), *files])))
+                    runs.append(("takt reader", _measure([sys.executable, __file__, "--takt-reader", *files])))
                 if old is not None and fmt == "csv" and 10_000 < n <= OLD_MAX_ROWS:
                     runs.append(("takt (old)", _takt(project, Path(old))))
                 for label, (wall, cpu, rss, code, last) in runs:

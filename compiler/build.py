@@ -15,8 +15,10 @@ deploy branch's commit message.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -29,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 from compiler import __version__
 from compiler.build_cache import BuildCache, CacheEntry, load_secret, tree_stamp
 from compiler.bundle import canonical_json, verify_bundle, write_bundle
+from compiler.bundle import runner as contract
+from compiler.bundle.activation import Activation
 from compiler.bundle.atomic import write_atomic
 from compiler.bundle.tree import TreeError, first_link, read_regular, regular_inside
 from compiler.commands.errors import CommandError, ExitCode
@@ -36,7 +40,7 @@ from compiler.diagnostics import Diagnostic, Severity
 from compiler.gcpause import collections_paused
 from compiler.models.digest import DigestCache
 from compiler.models.inspect import PROTOBUF_LIMIT
-from compiler.render.context import RenderError, RenderInput
+from compiler.render.context import KnownReference, RenderError, RenderInput
 from compiler.render.plugins import TargetClass, target_classes
 from compiler.render.profile import ProfileError
 from compiler.rollout.steps import rollout_spec
@@ -45,6 +49,7 @@ from compiler.spec.deployment import Deployment
 from compiler.spec.testsuite import GoldenTest, TestSuite
 from compiler.stores.locate import locate_path
 from compiler.stores.located import Refused
+from compiler.testing.dataset_types import DEFAULT_MEMORY
 from compiler.validate.pipeline import CACHE_DIR, ValidationResult
 from compiler.validate.semantics import select_devices
 from compiler.workers import worker_map
@@ -413,7 +418,13 @@ def _build(
                     inp.deployment.metadata.name, inp.target_name, inp.bundle_name, entry.digest, inp.devices, True
                 )
         to_render = [n for n, outcome in enumerate(outcomes) if outcome is None]
-        tasks = [(jobs_in[n][2].name, jobs_in[n][1], bundles_dir) for n in to_render]
+        known, references = _known_references(  # a flashed class runs no runner: its bundles have none
+            [inp if tc.plugin.activation is not Activation.FLASH else None for _, inp, tc, _ in jobs_in],
+            set(to_render),
+            previous,
+            lambda rel: sha_of(inside(rel, dataset=True)),
+        )
+        tasks = [(jobs_in[n][2].name, known.get(n, jobs_in[n][1]), bundles_dir) for n in to_render]
         # the first bundle of each class renders here, before any worker is forked: the workers then
         # inherit its renderer, jinja2 and the compiled templates instead of each importing them again
         first = {task[0]: k for k, task in reversed(list(enumerate(tasks)))}
@@ -449,8 +460,73 @@ def _build(
     _store_models(out, [(inp, tc) for _, inp, tc, _ in jobs_in], cache)
     cache.save()
     _write_index(out, build_result, provenance)
-    previous.save(keys)
+    previous.save(keys, references)
     return build_result
+
+
+def _known_references(
+    inputs: list[RenderInput | None], rendered: set[int], previous: BuildCache, dataset_sha: Callable[[str], str]
+) -> tuple[dict[int, RenderInput], dict[str, str]]:
+    """The inputs to render (by job number) with their drift reference statistics filled in, and the
+    statistics this build's jobs use, by key, for the build cache (None: a job whose bundle has none).
+
+    Many bundles share one reference dataset, and the statistics depend only on its bytes and the request
+    (`ReferenceRequest`), keyed here with the render code: kept from an earlier build they are decoded, else
+    computed once here, before any worker forks. An input whose statistics cannot be computed is left to its
+    renderer, which refuses it with the reason (TAKT6002)."""
+    from compiler.render.reference import ReferenceRequest, compute_reference, reference_request
+
+    keys: dict[tuple[ReferenceRequest, str], str] = {}
+    values: dict[str, KnownReference] = {}
+    kept: dict[str, str] = {}
+    failed: set[str] = set()
+    known: dict[int, RenderInput] = {}
+    for n, inp in enumerate(inputs):
+        if inp is None:
+            continue
+        try:
+            request = reference_request(inp)
+            if request is None:
+                if n in rendered:
+                    known[n] = dataclasses.replace(inp, reference=KnownReference(None))
+                continue
+            sha = dataset_sha(request.rel)
+        except (RenderError, TreeError, OSError, Refused):
+            continue
+        if (request, sha) not in keys:
+            keys[request, sha] = hashlib.sha256(
+                canonical_json(
+                    {
+                        "code": _render_code(),
+                        "dataset": sha,
+                        "format": request.fmt,
+                        "suite": request.suite,
+                        "name": request.name,
+                        "bins": request.bins,
+                        "inputs": request.inputs,
+                        "memory": DEFAULT_MEMORY,
+                    }
+                )
+            ).hexdigest()
+        key = keys[request, sha]
+        if key in previous.references and key not in kept and key not in failed:
+            kept[key] = previous.references[key]
+        if n not in rendered or key in failed:
+            continue
+        if key not in values:
+            try:
+                values[key] = KnownReference(contract.decode(contract.Reference | None, json.loads(kept[key])))
+            except (KeyError, ValueError, RecursionError):  # not kept, or kept but undecodable (ContractError)
+                try:
+                    value = compute_reference(request)
+                except RenderError:
+                    failed.add(key)  # the renderer refuses the input with the reason
+                    kept.pop(key, None)
+                    continue
+                kept[key] = contract.dump_json(contract.encode(value))
+                values[key] = KnownReference(value)
+        known[n] = dataclasses.replace(inp, reference=values[key])
+    return known, kept
 
 
 MODELS = "models"  # out/models/<sha256>: models that bundles name by digest only, for publish to push

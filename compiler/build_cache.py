@@ -94,6 +94,9 @@ class BuildCache:
     path: Path
     secret: bytes
     entries: dict[str, CacheEntry] = field(default_factory=dict)  # render key → bundle (authenticated)
+    # reference key → the drift reference statistics it gave, as the runner contract's JSON text
+    # (authenticated): an incremental render of an edge bundle then reads no dataset and imports no numpy
+    references: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path, secret: bytes) -> BuildCache:
@@ -116,10 +119,23 @@ class BuildCache:
                 continue
             if hmac.compare_digest(mac, cache._mac(key, digest, stamp)):
                 cache.entries[key] = CacheEntry(digest, stamp)
+        references = doc.get("references")
+        for key, entry in (references if isinstance(references, dict) else {}).items():
+            if not isinstance(entry, dict):
+                continue
+            text, mac = entry.get("json"), entry.get("mac")
+            if not isinstance(key, str) or not isinstance(text, str) or not isinstance(mac, str):
+                continue
+            sealed = _HEX.fullmatch(key) and _HEX.fullmatch(mac)
+            if sealed and hmac.compare_digest(mac, cache._reference_mac(key, text)):
+                cache.references[key] = text
         return cache
 
     def _mac(self, key: str, digest: str, stamp: str) -> str:
         return hmac.new(self.secret, f"{key}\0{digest}\0{stamp}".encode(), hashlib.sha256).hexdigest()
+
+    def _reference_mac(self, key: str, text: str) -> str:
+        return hmac.new(self.secret, f"reference\0{key}\0{text}".encode(), hashlib.sha256).hexdigest()
 
     def get(self, key: str) -> str | None:
         entry = self.entries.get(key)
@@ -128,15 +144,17 @@ class BuildCache:
     def entry(self, key: str) -> CacheEntry | None:
         return self.entries.get(key)
 
-    def save(self, entries: dict[str, CacheEntry]) -> None:
-        """Replace the cache with `entries` (what this build produced), each sealed."""
-        self.entries = dict(entries)
+    def save(self, entries: dict[str, CacheEntry], references: dict[str, str] | None = None) -> None:
+        """Replace the cache with `entries` and `references` (what this build produced or still uses),
+        each sealed."""
+        self.entries, self.references = dict(entries), dict(references or {})
         body = {
             "version": VERSION,
             "entries": {
                 k: {"digest": e.digest, "stamp": e.stamp, "mac": self._mac(k, e.digest, e.stamp)}
                 for k, e in entries.items()
             },
+            "references": {k: {"json": t, "mac": self._reference_mac(k, t)} for k, t in self.references.items()},
         }
         write_atomic(self.path, canonical_json(body))
 

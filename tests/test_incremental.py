@@ -221,3 +221,96 @@ def test_the_render_code_stamp_follows_every_source_file_and_library_version(tmp
     assert edited != stamp
     assert render_code_stamp(tmp_path, ("pkg",), ("pytest", "no-such-dist-takt")) != edited
     assert render_code_stamp(tmp_path, ("pkg",), ()) != edited  # the library's version counts
+
+
+def _references(out: Path) -> dict[str, dict[str, str]]:
+    import json
+
+    return json.loads((out / ".takt-build.json").read_text())["references"]
+
+
+def _edge_runner_json(tree: Tree) -> list[bytes]:
+    return [data for name, data in sorted(tree.items()) if name.endswith("/runner.json")]
+
+
+def test_an_incremental_edge_render_reads_no_dataset_and_imports_neither_numpy_nor_pyarrow(tmp_path: Path):
+    """A real process: the drift reference statistics of the re-rendered bundles come from the build cache,
+    and the bundles are those of a cold build."""
+    root = load_free_latency(copy_example("press-line-anomaly", tmp_path / "spec"))
+    env = {"PATH": os.defpath, "XDG_CACHE_HOME": str(tmp_path / "user-cache"), "HOME": str(tmp_path)}
+    script = (
+        "import sys; from pathlib import Path; from compiler.validate.pipeline import validate\n"
+        "from compiler.build import build\n"
+        f"r = build(validate(Path({str(root)!r})), Path({str(tmp_path / 'out')!r}), run_gates=False, jobs=1)\n"
+        "print(sum(not b.reused for b in r.bundles), 'numpy' in sys.modules, 'pyarrow' in sys.modules)\n"
+    )
+
+    def run() -> list[str]:
+        return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                              check=True).stdout.split()  # fmt: skip
+
+    first = run()
+    assert int(first[0]) >= 2 and first[1] == "True", "the first build bins the reference dataset"
+    _model_change(root)
+    again = run()
+    assert int(again[0]) >= 2 and again[1:] == ["False", "False"], again
+    warm = _tree(tmp_path / "out")
+    assert any(b'"fractions"' in data for data in _edge_runner_json(warm)), "the edge bundles carry bins"
+    assert warm == _cold(root, tmp_path / "cold", pytest.MonkeyPatch())[1]
+
+
+@pytest.mark.parametrize("damage", ["forged", "sealed-garbage"])
+def test_a_forged_or_undecodable_reference_entry_is_computed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+):
+    """A repository that ships its build directory may plant other bins under a real key: without the
+    user's seal they miss. An entry that is sealed but does not decode is computed again and replaced."""
+    import json
+
+    from compiler.build_cache import BuildCache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    root = load_free_latency(copy_example("press-line-anomaly", tmp_path / "spec"))
+    out = tmp_path / "out"
+    build(validate(root), out, run_gates=False, jobs=1)
+    cache_file = out / ".takt-build.json"
+    doc = json.loads(cache_file.read_text())
+    assert doc["references"], "the edge bundles' statistics are kept"
+    secret = load_secret()
+    for key, entry in doc["references"].items():
+        if damage == "forged":
+            planted = json.loads(entry["json"])
+            planted["features"][0]["fractions"] = [1.0] + [0.0] * (len(planted["features"][0]["fractions"]) - 1)
+            entry["json"] = json.dumps(planted)  # the old seal no longer matches; a forger has no secret
+        else:
+            entry["json"] = '{"not": "a reference"}'
+            entry["mac"] = BuildCache(cache_file, secret)._reference_mac(key, entry["json"])
+    cache_file.write_text(json.dumps(doc))
+    _model_change(root)
+    result = build(validate(root), out, run_gates=False, jobs=1)
+    assert any(not b.reused for b in result.bundles)
+    assert _tree(out) == _cold(root, tmp_path / "cold", monkeypatch)[1]
+    assert _references(out).keys() == doc["references"].keys()
+    assert all(e["json"] != doc["references"][k]["json"] for k, e in _references(out).items())
+
+
+def test_the_statistics_of_bundles_not_rendered_again_stay_in_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The next change may be to another deployment: the statistics of those not rendered must still be there."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    root = load_free_latency(copy_example("press-line-anomaly", tmp_path / "spec"))
+    specs = root / "specs"
+    suite = (specs / "tests.yaml").read_text()  # a second deployment, gated on a copy of the suite: its own key
+    (specs / "tests-two.yaml").write_text(suite.replace("name: press-anomaly-acceptance", "name: acceptance-two"))
+    two = (specs / "deployment.yaml").read_text().replace("name: press-anomaly-muc", "name: press-anomaly-two")
+    (specs / "deployment-two.yaml").write_text(two.replace("press-anomaly-acceptance", "acceptance-two"))
+    out = tmp_path / "out"
+    first = build(validate(root), out, run_gates=False, jobs=1)
+    assert {b.deployment for b in first.bundles} == {"press-anomaly-muc", "press-anomaly-two"}
+    kept = _references(out)
+    assert len(kept) == 2
+    _edit(specs / "deployment.yaml", "cpu: 500m", "cpu: 750m")
+    again = build(validate(root), out, run_gates=False, jobs=1)
+    assert {b.deployment for b in again.bundles if not b.reused} == {"press-anomaly-muc"}
+    assert _references(out) == kept

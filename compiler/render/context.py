@@ -20,6 +20,14 @@ from compiler.spec.testsuite import TestSuite
 
 
 @dataclass(frozen=True)
+class KnownReference:
+    """An input's drift reference statistics, computed before its render (the build keeps them by their
+    dataset's bytes, `compiler/build.py`); `value` None: the input has none."""
+
+    value: contract.Reference | None
+
+
+@dataclass(frozen=True)
 class RenderInput:
     deployment: Deployment
     model: Model
@@ -36,6 +44,7 @@ class RenderInput:
     # this deployment's place among the project's deployments (sorted by name): target classes that
     # run several runners on one device give each its own port from it (profile.httpPort + index)
     deployment_index: int = 0
+    reference: KnownReference | None = None  # None: `reference_statistics` computes them from the dataset
 
     @property
     def bundle_name(self) -> str:

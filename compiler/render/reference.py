@@ -16,22 +16,29 @@ from __future__ import annotations
 
 import functools
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-import frames
 from compiler.bundle import runner as contract
-from compiler.bundle.tree import TreeError
-from compiler.models.digest import DigestCache
 from compiler.render.context import RenderError, RenderInput
 from compiler.spec.testsuite import DriftTest, TestSuite
-from compiler.testing.datasets import open_dataset
-from compiler.testing.formats import DatasetError
-from compiler.testing.source import NUMERIC
-from compiler.testing.stream import DEFAULT_MEMORY, Budget, RowSample
+from compiler.testing.dataset_types import DEFAULT_MEMORY
 
 DEFAULT_BINS = 10
+
+
+@dataclass(frozen=True)
+class ReferenceRequest:
+    """Everything the reference statistics of an input depend on but the dataset's bytes: the build keys
+    its cache of them by this and the bytes' sha256. Reading it imports neither numpy nor pyarrow."""
+
+    root: Path
+    rel: str
+    fmt: str | None
+    suite: str
+    name: str
+    bins: int
+    inputs: tuple[tuple[str, tuple[str, ...]], ...]
 
 
 def _choose(inp: RenderInput) -> tuple[TestSuite, str] | None:
@@ -50,7 +57,9 @@ def _choose(inp: RenderInput) -> tuple[TestSuite, str] | None:
     return None
 
 
-def reference_statistics(inp: RenderInput) -> contract.Reference | None:
+def reference_request(inp: RenderInput) -> ReferenceRequest | None:
+    """What the input's reference statistics are computed from; None: it has none (no suite names a
+    dataset). RenderError when `monitoring.drift` names a suite or dataset the deployment does not gate on."""
     chosen = _choose(inp)
     if chosen is None:
         return None
@@ -58,14 +67,25 @@ def reference_statistics(inp: RenderInput) -> contract.Reference | None:
     spec = suite.spec.datasets[name]
     bins = next((t.bins for t in suite.spec.tests if isinstance(t, DriftTest) and t.reference == name), DEFAULT_BINS)
     inputs = tuple((t.name, tuple(f.name for f in t.features or [])) for t in inp.model.spec.inputs)
+    return ReferenceRequest(inp.root, spec.path, spec.format, suite.metadata.name, name, bins, inputs)
+
+
+def reference_statistics(inp: RenderInput) -> contract.Reference | None:
+    if inp.reference is not None:  # computed before the render, or kept by the build from an earlier one
+        return inp.reference.value
+    request = reference_request(inp)
+    return None if request is None else compute_reference(request)
+
+
+def compute_reference(req: ReferenceRequest) -> contract.Reference | None:
+    """The statistics `req` names, from the dataset's bytes; RenderError when they cannot be computed."""
     try:  # many bundles share one reference dataset: read and binned once per process while unchanged
-        st = os.stat(inp.root / spec.path)
+        st = os.stat(req.root / req.rel)
         stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
     except OSError:
         stamp = None  # load_dataset says why
-    if stamp is None:
-        return _reference(inp.root, spec.path, spec.format, None, suite.metadata.name, name, bins, inputs)
-    return _shared_reference(inp.root, spec.path, spec.format, stamp, suite.metadata.name, name, bins, inputs)
+    args = (req.root, req.rel, req.fmt, stamp, req.suite, req.name, req.bins, req.inputs)
+    return _reference(*args) if stamp is None else _shared_reference(*args)
 
 
 def _reference(
@@ -82,6 +102,16 @@ def _reference(
     """The bins of every feature of `inputs` in the dataset, streamed within `memory` bytes; depends on
     nothing but its arguments and the file's bytes (`stamp`, its size, times and inode, stands for them in
     the memo)."""
+    import numpy as np  # here, not at import: a render whose statistics the build kept never loads numpy
+
+    import frames
+    from compiler.bundle.tree import TreeError
+    from compiler.models.digest import DigestCache
+    from compiler.testing.datasets import open_dataset
+    from compiler.testing.formats import DatasetError
+    from compiler.testing.source import NUMERIC
+    from compiler.testing.stream import Budget, RowSample
+
     features = [(tensor, feature) for tensor, feature_names in inputs for feature in feature_names]
     if not features:
         return None  # no scalar features (e.g. one image input): nothing to score per feature

@@ -8,6 +8,7 @@ from pathlib import PurePosixPath
 FORMATS = ("csv", "npz", "parquet", "arrow", "feather")
 SUFFIXES = {"csv": "csv", "npz": "npz", "parquet": "parquet", "pq": "parquet", "arrow": "arrow", "ipc": "arrow"}
 SUFFIXES["feather"] = "feather"
+DEFAULT_MEMORY = 1 << 30  # `takt test --memory`'s default, and the build's for reference statistics
 
 
 class DatasetError(Exception):
