@@ -230,6 +230,12 @@ _RULES = [
         "Reports, gates and `takt test --suite` name a suite's tests: each name once per suite.",
         split_from="TAKT3002",
     ),
+    Rule(
+        "TAKT3009",
+        "Drift monitoring names a suite the deployment is not gated on",
+        E,
+        "The bins of `monitoring.drift` come from a gating suite's dataset: add the suite to `spec.gates`.",
+    ),
     # 4xxx: semantics across documents
     Rule("TAKT4001", "Model input not bound", E, "Every model input must be fed by a data-source binding."),
     Rule("TAKT4002", "Binding field count does not match the model input", E),

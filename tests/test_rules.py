@@ -347,6 +347,16 @@ CASES: dict[str, Case] = {
         "name: lat",
         nth=2,
     ),
+    "TAKT3009": Case(
+        {
+            "tests-2.yaml": BASE["tests.yaml"].replace("{name: suite}", "{name: suite-2}"),
+            "deploy.yaml": Edit(
+                "  gates: [suite]", "  gates: [suite]\n  monitoring: {drift: {testSuite: suite-2, dataset: ref}}"
+            ),
+        },
+        "deploy.yaml",
+        "testSuite: suite-2",
+    ),
     "TAKT3006": Case(
         {"tests.yaml": Edit("budget: {p99: 5ms}}", "budget: {p99: 5ms}, budgets: {ipc-x68: {p99: 5ms}}}")},
         "tests.yaml",

@@ -74,6 +74,15 @@ def references_resolve(index: SpecIndex) -> Iterator[Diagnostic]:
             suite_doc = _ref(
                 index, doc, "TestSuite", drift.test_suite, ("spec", "monitoring", "drift", "testSuite"), out
             )
+            if suite_doc is not None and drift.test_suite not in spec.gates:
+                out.append(  # else every bundle of the deployment fails to render (TAKT6002), found only at build
+                    doc.diag(
+                        "TAKT3009",
+                        f"monitoring.drift.testSuite {drift.test_suite!r} is not one of the deployment's gates "
+                        f"({', '.join(spec.gates) or 'none'})",
+                        ("spec", "monitoring", "drift", "testSuite"),
+                    )
+                )
             if suite_doc is not None and isinstance(suite_doc.model, TestSuite):
                 datasets = suite_doc.model.spec.datasets
                 if drift.dataset not in datasets:
