@@ -5,6 +5,7 @@ subprocess driver against tiny stand-in interpreters (`make mutation`: every mut
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -216,6 +217,21 @@ def test_what_the_check_started_is_killed_with_it(tmp_path: Path, end: str) -> N
     assert len(started) == 2 and not any(_running(p) for p in started)
 
 
+def test_a_process_that_left_the_group_and_holds_the_pipes_is_not_waited_for(tmp_path: Path) -> None:
+    """A child in a session of its own survives the group's kill: the check's end is not its end."""
+    import signal
+
+    pids = tmp_path / "pids"
+    python = _interpreter(tmp_path, f"setsid sleep 60 &\necho $! > {pids}\nwait\n")
+    ok, why = health.run_health(tmp_path, python, timeout=0.5, poll=0.05)
+    escaped = int(pids.read_text())
+    try:
+        assert (ok, why) == (False, "health check timed out after 0 s")
+        assert _running(escaped), "returned only once the process that held the pipes had ended"
+    finally:
+        os.kill(escaped, signal.SIGKILL)
+
+
 def test_preemption_is_asked_every_interval_and_abandons_the_check(tmp_path: Path) -> None:
     python = _interpreter(tmp_path, "sleep 3\n")
     asked: list[float] = []
@@ -331,6 +347,7 @@ class _Simulated:
         self.now = self.start = 4096.0
         self.exits, self.report = self.start + runs, report
         self.waits: list[float] = []
+        self.drains: list[float | None] = []  # the waits for the output after the kill
         self.killed = False
 
     def monotonic(self) -> float:
@@ -343,6 +360,7 @@ class _Simulated:
 
     def communicate(self, timeout: float | None = None) -> tuple[str, str]:
         if self.killed:
+            self.drains.append(timeout)
             return "", ""
         if timeout is None:
             return self.report, ""
@@ -385,6 +403,7 @@ def test_the_timeout_is_exclusive(simulate) -> None:
     sim = simulate(2.75)
     assert health.run_health(Path("r"), "python", timeout=2.0, poll=0.5) == (False, "health check timed out after 2 s")
     assert sim.killed and sim.now - sim.start == 2.5  # killed at the first look past the timeout
+    assert sim.drains == [2]  # its output is waited for two seconds at most, once
 
 
 def test_preemption_is_asked_every_two_seconds_by_default(simulate) -> None:
