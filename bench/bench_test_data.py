@@ -8,7 +8,8 @@ no budget is reached. On CSV up to 2·10⁶ rows it also times the hand-written 
 before pyarrow (`bench/baseline_csv_reader.py`, read only: each dataset whole, once), and with `--old
 DIR` or `--old git:REV` (extracted by `git archive`, e.g. `git:92b0b6f^`, the last takt with that
 reader) the whole `takt test` of that checkout, for before/after figures. Beside the old reader it
-times takt's own reader doing the same (`takt reader`: each file whole, once, into numpy columns).
+times takt's own reader on the same files (`takt reader`: each file once, in numpy batches, as takt test
+reads it).
 
 Run: `python bench/bench_test_data.py [N ...] [--memory 64MiB,1GiB] [--formats parquet,csv]
 [--csv-max 1e7] [--plain-max N] [--data DIR] [--old DIR|git:REV]` (default N: 1000000 10000000).
@@ -41,17 +42,17 @@ BASELINE_READER = Path(__file__).resolve().parent / "baseline_csv_reader.py"
 
 
 def takt_reader(files: list[Path]) -> None:
-    """What the old reader did, through takt's own dataset reader (`load_dataset`: pyarrow, streamed in
-    record batches, every column decoded to numpy and joined, the file's sha256 taken): each file whole,
-    once. The CSV path alone, beside the old reader's, apart from the statistics and takt's start."""
-    from compiler.models.digest import DigestCache
-    from compiler.testing.datasets import load_dataset
+    """Each file read once through takt's own dataset reader (`compiler.testing.formats`: pyarrow, in record
+    batches, every column decoded to numpy), as `takt test` reads it: streamed, never whole. The CSV path
+    alone, beside the old reader's, apart from the statistics, the file's digest and takt's start."""
+    from compiler.testing.datasets import open_dataset
 
     for file in files:
-        got = load_dataset(file.parent, file.stem, file.name, None, DigestCache.load(None))
-        if isinstance(got, str):
-            raise SystemExit(got)
-        print(f"{file.name}: {got.rows} rows, {len(got.columns)} columns", file=sys.stderr)
+        rows, columns = 0, 0
+        for batch in open_dataset(file.parent, file.name, None).batches():
+            rows += len(next(iter(batch.values())))
+            columns = len(batch)
+        print(f"{file.name}: {rows} rows, {columns} columns", file=sys.stderr)
 
 
 CHUNK = 1_000_000  # rows generated and written at a time: 10⁸ rows never sit in this process's memory

@@ -239,3 +239,14 @@ def test_a_validation_from_the_document_cache_builds_few_spec_models():
     built_warm, same, built_fresh = out.splitlines()
     assert built_warm == "[]" and same == "True 13 13"
     assert built_fresh == str(sorted(["DataSource", "Deployment", "Device", "Model", "Policy", "Target", "TestSuite"]))
+
+
+def test_the_bench_times_both_csv_readers_on_the_same_file_and_they_read_the_same_rows(tmp_path: Path):
+    """`old reader` and `takt reader` rows compare the same work: every row of every file, read once."""
+    bench = Path(__file__).resolve().parent.parent / "bench"
+    data = tmp_path / "d.csv"
+    data.write_text("a,b\n" + "".join(f"{i},{i * 0.5}\n" for i in range(3000)))
+    subprocess.run([sys.executable, str(bench / "baseline_csv_reader.py"), str(data)], check=True)
+    new = subprocess.run([sys.executable, str(bench / "bench_test_data.py"), "--takt-reader", str(data)],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    assert new.stderr.strip() == "d.csv: 3000 rows, 2 columns"
