@@ -523,7 +523,8 @@ def _known_references(
                     failed.add(key)  # the renderer refuses the input with the reason
                     kept.pop(key, None)
                     continue
-                kept[key] = contract.dump_json(contract.encode(value))
+                if value is None or value.sha256 == sha:  # else the file changed since it was keyed: not kept
+                    kept[key] = contract.dump_json(contract.encode(value))
                 values[key] = KnownReference(value)
         known[n] = dataclasses.replace(inp, reference=values[key])
     return known, kept

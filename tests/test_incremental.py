@@ -314,3 +314,29 @@ def test_the_statistics_of_bundles_not_rendered_again_stay_in_the_cache(
     again = build(validate(root), out, run_gates=False, jobs=1)
     assert {b.deployment for b in again.bundles if not b.reused} == {"press-anomaly-muc"}
     assert _references(out) == kept
+
+
+def test_statistics_of_a_file_that_changed_after_it_was_keyed_are_never_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The key holds the sha256 taken before the dataset was read; bins read from other bytes (the file
+    changed in between) must not be kept under it, or the old bytes back would get the new bytes' bins."""
+    import dataclasses
+
+    from compiler.render import reference
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    real = reference.compute_reference
+
+    def read_other_bytes(request: reference.ReferenceRequest):
+        value = real(request)
+        return dataclasses.replace(value, sha256="0" * 64) if value is not None else None
+
+    root = load_free_latency(copy_example("press-line-anomaly", tmp_path / "spec"))
+    monkeypatch.setattr(reference, "compute_reference", read_other_bytes)
+    assert build(validate(root), tmp_path / "out", run_gates=False, jobs=1).bundles
+    assert _references(tmp_path / "out") == {}
+    monkeypatch.setattr(reference, "compute_reference", real)
+    _model_change(root)
+    build(validate(root), tmp_path / "out", run_gates=False, jobs=1)
+    assert len(_references(tmp_path / "out")) == 1
