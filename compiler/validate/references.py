@@ -74,15 +74,6 @@ def references_resolve(index: SpecIndex) -> Iterator[Diagnostic]:
             suite_doc = _ref(
                 index, doc, "TestSuite", drift.test_suite, ("spec", "monitoring", "drift", "testSuite"), out
             )
-            if suite_doc is not None and drift.test_suite not in spec.gates:
-                out.append(  # else every bundle of the deployment fails to render (TAKT6002), found only at build
-                    doc.diag(
-                        "TAKT3009",
-                        f"monitoring.drift.testSuite {drift.test_suite!r} is not one of the deployment's gates "
-                        f"({', '.join(spec.gates) or 'none'})",
-                        ("spec", "monitoring", "drift", "testSuite"),
-                    )
-                )
             if suite_doc is not None and isinstance(suite_doc.model, TestSuite):
                 datasets = suite_doc.model.spec.datasets
                 if drift.dataset not in datasets:
@@ -96,6 +87,21 @@ def references_resolve(index: SpecIndex) -> Iterator[Diagnostic]:
                     )
     yield from out
     yield from binding_parts_resolve(index)
+
+
+def drift_suites_are_gates(index: SpecIndex) -> Iterator[Diagnostic]:
+    """TAKT3009: the suite `monitoring.drift` names is one of the deployment's gates (the bins come from a
+    gating suite's dataset). Else every bundle of the deployment failed to render, found only at build."""
+    for doc in index.valid("Deployment"):
+        spec = doc.model.spec
+        drift = spec.monitoring.drift if spec.monitoring else None
+        if drift is not None and drift.test_suite not in spec.gates and index.get("TestSuite", drift.test_suite):
+            yield doc.diag(
+                "TAKT3009",
+                f"monitoring.drift.testSuite {drift.test_suite!r} is not one of the deployment's gates "
+                f"({', '.join(spec.gates) or 'none'})",
+                ("spec", "monitoring", "drift", "testSuite"),
+            )
 
 
 def device_ids_unique(index: SpecIndex) -> Iterator[Diagnostic]:
@@ -206,4 +212,5 @@ CHECKS: tuple[Check[SpecIndex, Diagnostic], ...] = (
     Check("TAKT3004", pinned_version_exists),
     Check("TAKT3005", device_ids_unique),
     Check("TAKT3006", latency_budgets_name_targets),
+    Check("TAKT3009", drift_suites_are_gates),
 )
