@@ -92,21 +92,25 @@ def run_health(
         start_new_session=True,  # its own process group: a kill reaches whatever the check started too
     )
     started = last_check = time.monotonic()
-    while True:
-        # reading both pipes while waiting: a check that prints more than a pipe holds would block on it, never
-        # exit and be reported as timed out; back as soon as the check exits, not a poll later
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            out, err = proc.communicate(timeout=poll)
-            break
-        now = time.monotonic()
-        if now - started > timeout:
-            _kill(proc)
-            return False, f"health check timed out after {timeout:.0f} s"
-        if preempt is not None and now - last_check >= preempt_every:
-            last_check = now
-            if preempt():
+    try:
+        while True:
+            # reading both pipes while waiting: a check that prints more than a pipe holds would block on it,
+            # never exit and be reported as timed out; back as soon as the check exits, not a poll later
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                out, err = proc.communicate(timeout=poll)
+                break
+            now = time.monotonic()
+            if now - started > timeout:
                 _kill(proc)
-                return False, "preempted by a newer desired state"
+                return False, f"health check timed out after {timeout:.0f} s"
+            if preempt is not None and now - last_check >= preempt_every:
+                last_check = now
+                if preempt():
+                    _kill(proc)
+                    return False, "preempted by a newer desired state"
+    except BaseException:  # the agent is stopped (SIGTERM, Ctrl-C) or preempt() failed: the check dies with the wait
+        _kill(proc)
+        raise
     try:
         report = json.loads(out.strip().splitlines()[-1])
     except (ValueError, IndexError):

@@ -217,6 +217,22 @@ def test_what_the_check_started_is_killed_with_it(tmp_path: Path, end: str) -> N
     assert len(started) == 2 and not any(_running(p) for p in started)
 
 
+def test_a_wait_that_ends_in_an_exception_kills_the_check(tmp_path: Path) -> None:
+    """The agent stopped by a signal while it waits (KeyboardInterrupt, SystemExit from its SIGTERM handler)
+    or a preempt() that raises: the check and its children never outlive the wait."""
+    pids = tmp_path / "pids"
+    python = _interpreter(tmp_path, f"sleep 60 &\necho $! > {pids}\nwait\n")
+
+    def stopped() -> bool:
+        if pids.exists() and pids.read_text().strip():
+            raise KeyboardInterrupt
+        return False
+
+    with pytest.raises(KeyboardInterrupt):
+        health.run_health(tmp_path, python, timeout=60, preempt=stopped, poll=0.05, preempt_every=0.05)
+    assert not _running(int(pids.read_text()))
+
+
 def test_a_process_that_left_the_group_and_holds_the_pipes_is_not_waited_for(tmp_path: Path) -> None:
     """A child in a session of its own survives the group's kill: the check's end is not its end."""
     import signal
