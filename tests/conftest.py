@@ -312,7 +312,7 @@ def pytest_configure(config):
 # listed: moving a test away from its module's other tests sets such a fixture up once more.
 LONG_TESTS = {
     "tests/test_demo.py::test_the_demo_": 55,  # the demo fixture's run, for both its tests
-    "tests/test_agent_faults.py::test_kill_minus_nine_at_random_points": 9,
+    "tests/test_agent_faults.py::test_kill_minus_nine_at_random_points": 11,
     "tests/test_demo.py::test_a_fresh_clone_installs_from_the_lock_with_make": 30,
     "tests/test_agent_runners.py::test_a_plc_down_during_an_update": 17,
     "tests/test_runner_opcua.py::test_outage_and_a_moved_namespace_index_after_restart": 12,
