@@ -26,6 +26,7 @@ from agent.reconcile import Reconciler
 from agent.releases import current_release, release_id_of, verify_release
 from agent.status import verify_journal
 from tests.agentkit import make_world
+from tests.procs import running_in_group
 
 pytestmark = pytest.mark.slow  # fault injection: minutes of kill -9
 
@@ -33,30 +34,14 @@ CHUNKS = 4  # test cases (xdist spreads them over workers)
 TRIALS = 20  # per chunk
 
 
-def _live_members(pgid: int) -> list[int]:
-    """The processes of group `pgid` that still run. A killed child of the killed agent is a zombie until
-    this machine's init reaps it (here, about a second later): it holds no file and writes nothing, so it
-    counts as gone, as the kernel's own accounting of a cgroup would have it."""
-    live = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-            if int(fields[2]) == pgid and fields[0] not in "ZX":
-                live.append(int(entry.name))
-    return live
-
-
 def _wait_group_gone(pgid: int, timeout: float = 10.0) -> None:
     """Like systemd before a restart: wait until no process of the killed group runs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _live_members(pgid):
+        if not running_in_group(pgid):
             return
         time.sleep(0.01)
-    raise AssertionError(f"processes of group {pgid} survive SIGKILL: {_live_members(pgid)}")
+    raise AssertionError(f"processes of group {pgid} survive SIGKILL: {running_in_group(pgid)}")
 
 
 @pytest.fixture(scope="module")

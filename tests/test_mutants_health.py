@@ -15,6 +15,7 @@ import pytest
 
 from agent import health
 from tests.conftest import TINY
+from tests.procs import running
 from tests.test_runner_contract import _doc
 
 DIGEST = "d" * 64
@@ -192,22 +193,14 @@ def test_a_check_past_its_timeout_is_killed(tmp_path: Path) -> None:
     assert health.run_health(tmp_path, python, timeout=1.6, poll=0.05) == (False, "health check timed out after 2 s")
 
 
-def _running(pid: int) -> bool:
-    """Alive and not a zombie (a container's init may never reap the orphan)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-
-
 def _ends(pid: int) -> bool:
     """A killed process stops running once the kernel has delivered the signal: within seconds, not at once."""
     import time
 
     deadline = time.monotonic() + 10
-    while _running(pid) and time.monotonic() < deadline:
+    while running(pid) and time.monotonic() < deadline:
         time.sleep(0.01)
-    return not _running(pid)
+    return not running(pid)
 
 
 @pytest.mark.parametrize("end", ["timeout", "preempt"])
@@ -253,7 +246,7 @@ def test_a_process_that_left_the_group_and_holds_the_pipes_is_not_waited_for(tmp
     escaped = int(pids.read_text())
     try:
         assert (ok, why) == (False, "health check timed out after 0 s")
-        assert _running(escaped), "returned only once the process that held the pipes had ended"
+        assert running(escaped), "returned only once the process that held the pipes had ended"
     finally:
         os.kill(escaped, signal.SIGKILL)
 
