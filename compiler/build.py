@@ -509,9 +509,11 @@ def _known_references(
                 )
             ).hexdigest()
         key = keys[request, sha]
-        if key in previous.references and key not in kept and key not in failed:
-            kept[key] = previous.references[key]
-        if n not in rendered or key in failed:
+        if key in failed:
+            continue
+        if key not in kept and key in previous.references:
+            kept[key] = previous.references[key]  # still asked for: kept for the next build
+        if n not in rendered:
             continue
         if key not in values:
             try:

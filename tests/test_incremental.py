@@ -172,20 +172,22 @@ def test_a_probe_is_cached_by_the_bytes_and_format_never_by_the_path(tmp_path: P
     assert changed.format == "csv" and f"{'b' * 64}:csv" not in cache.entries
 
 
+def _fresh_process(script: str, tmp_path: Path) -> list[str]:
+    """The words `script` prints, run by a new interpreter with its own per-user cache under `tmp_path`."""
+    env = {"PATH": os.defpath, "XDG_CACHE_HOME": str(tmp_path / "user-cache"), "HOME": str(tmp_path)}
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    return run.stdout.split()
+
+
 def test_a_warm_validation_imports_neither_numpy_nor_pyarrow(tmp_path: Path):
     """A real process: with every dataset's probe cached, validation of an unchanged repo never loads them."""
     root = copy_example("press-line-anomaly", tmp_path / "spec")
-    env = {"PATH": os.defpath, "XDG_CACHE_HOME": str(tmp_path / "user-cache"), "HOME": str(tmp_path)}
     script = (
         "import sys; from pathlib import Path; from compiler.validate.pipeline import validate\n"
         f"r = validate(Path({str(root)!r}))\n"
         "print(len(r.diagnostics), 'numpy' in sys.modules, 'pyarrow' in sys.modules)\n"
     )
-    runs = [
-        subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True).stdout
-        for _ in range(2)
-    ]
-    first, second = (r.split() for r in runs)
+    first, second = runs = [_fresh_process(script, tmp_path) for _ in range(2)]
     assert first[0] == second[0]
     assert first[2] == "True", "the first validation probes the datasets (pyarrow)"
     assert second[1:] == ["False", "False"], runs
@@ -233,30 +235,26 @@ def _edge_runner_json(tree: Tree) -> list[bytes]:
     return [data for name, data in sorted(tree.items()) if name.endswith("/runner.json")]
 
 
-def test_an_incremental_edge_render_reads_no_dataset_and_imports_neither_numpy_nor_pyarrow(tmp_path: Path):
+def test_an_incremental_edge_render_reads_no_dataset_and_imports_neither_numpy_nor_pyarrow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     """A real process: the drift reference statistics of the re-rendered bundles come from the build cache,
     and the bundles are those of a cold build."""
     root = load_free_latency(copy_example("press-line-anomaly", tmp_path / "spec"))
-    env = {"PATH": os.defpath, "XDG_CACHE_HOME": str(tmp_path / "user-cache"), "HOME": str(tmp_path)}
     script = (
         "import sys; from pathlib import Path; from compiler.validate.pipeline import validate\n"
         "from compiler.build import build\n"
         f"r = build(validate(Path({str(root)!r})), Path({str(tmp_path / 'out')!r}), run_gates=False, jobs=1)\n"
         "print(sum(not b.reused for b in r.bundles), 'numpy' in sys.modules, 'pyarrow' in sys.modules)\n"
     )
-
-    def run() -> list[str]:
-        return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                              check=True).stdout.split()  # fmt: skip
-
-    first = run()
+    first = _fresh_process(script, tmp_path)
     assert int(first[0]) >= 2 and first[1] == "True", "the first build bins the reference dataset"
     _model_change(root)
-    again = run()
+    again = _fresh_process(script, tmp_path)
     assert int(again[0]) >= 2 and again[1:] == ["False", "False"], again
     warm = _tree(tmp_path / "out")
     assert any(b'"fractions"' in data for data in _edge_runner_json(warm)), "the edge bundles carry bins"
-    assert warm == _cold(root, tmp_path / "cold", pytest.MonkeyPatch())[1]
+    assert warm == _cold(root, tmp_path / "cold", monkeypatch)[1]
 
 
 @pytest.mark.parametrize("damage", ["forged", "sealed-garbage"])
